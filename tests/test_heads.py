@@ -1,0 +1,233 @@
+"""Heads: geometry checked against independent computations, properties with hypothesis, bad input, export."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import torus_plugins
+from torus_plugins import Clifford, L2p, ProjectionHead, Sphere, TorusMLPHead, to_clifford, to_turns
+
+finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False, width=64)
+
+
+def float_batches(width, min_value=-1e3, max_value=1e3):
+    elems = st.floats(min_value, max_value, allow_nan=False, allow_infinity=False, width=64)
+    return st.integers(1, 6).flatmap(lambda b: arrays(np.float64, (b, width), elements=elems))
+
+
+def numpy_l2p(x):
+    """Reference: loop over pairs, angle by atan2, back to (cos, sin) / sqrt(k)."""
+    b, d = x.shape
+    k = d // 2
+    out = np.zeros_like(x)
+    for i in range(b):
+        for j in range(k):
+            a, c = x[i, 2 * j], x[i, 2 * j + 1]
+            if a == 0 and c == 0:
+                continue
+            t = math.atan2(c, a)
+            out[i, 2 * j], out[i, 2 * j + 1] = math.cos(t) / math.sqrt(k), math.sin(t) / math.sqrt(k)
+    return out
+
+
+@settings(max_examples=50, deadline=None)
+@given(float_batches(8).filter(lambda a: (np.abs(a.reshape(len(a), 4, 2)).sum(-1) > 1e-6).all()))
+def test_l2p_matches_per_pair_reference_and_has_unit_norm(x):
+    z = L2p(8)(torch.from_numpy(x))
+    np.testing.assert_allclose(z.numpy(), numpy_l2p(x), atol=1e-9)
+    np.testing.assert_allclose(torch.linalg.vector_norm(z, dim=-1).numpy(), 1.0, atol=1e-9)
+    circles = z.reshape(len(x), 4, 2).norm(dim=-1)
+    np.testing.assert_allclose(circles.numpy(), 1 / math.sqrt(4), atol=1e-9)
+
+
+@settings(max_examples=50, deadline=None)
+@given(float_batches(6, 0.1, 10), arrays(np.float64, 3, elements=st.floats(0.01, 100)))
+def test_l2p_is_invariant_to_positive_per_pair_rescaling(x, scales):
+    head = L2p(6)
+    scaled = x * np.repeat(scales, 2)
+    torch.testing.assert_close(head(torch.from_numpy(scaled)), head(torch.from_numpy(x)))
+
+
+def test_l2p_dot_product_is_mean_cosine_of_angle_differences():
+    x, y = torch.randn(5, 16, dtype=torch.float64), torch.randn(7, 16, dtype=torch.float64)
+    head = L2p(16)
+    dot = head(x) @ head(y).T
+    tx, ty = 2 * math.pi * to_turns(head(x)), 2 * math.pi * to_turns(head(y))
+    expected = torch.cos(tx[:, None, :] - ty[None, :, :]).mean(-1)
+    torch.testing.assert_close(dot, expected)
+
+
+@settings(max_examples=50, deadline=None)
+@given(float_batches(5, -20, 20))
+def test_clifford_round_trip_and_period(x):
+    t = torch.from_numpy(x)
+    head = Clifford(5)
+    z = head(t)
+    assert z.shape == (len(x), 10)
+    np.testing.assert_allclose(torch.linalg.vector_norm(z, dim=-1).numpy(), 1.0, atol=1e-9)
+    turns = to_turns(z).numpy()
+    circ = np.abs(turns - np.mod(x, 1.0))
+    np.testing.assert_allclose(np.minimum(circ, 1 - circ), 0.0, atol=1e-9)
+    torch.testing.assert_close(head(t + 1.0), z, atol=1e-9, rtol=0)
+    torch.testing.assert_close(head(t - 3.0), z, atol=1e-9, rtol=0)
+
+
+def test_clifford_layout_is_interleaved_cos_sin():
+    x = torch.tensor([[0.0, 0.25, 0.125]], dtype=torch.float64)
+    s = 1 / math.sqrt(3)
+    r = math.sqrt(0.5)
+    expected = torch.tensor([[1, 0, 0, 1, r, r]], dtype=torch.float64) * s
+    torch.testing.assert_close(Clifford(3)(x), expected)
+
+
+def test_sphere_equals_f_normalize():
+    x = torch.randn(9, 12)
+    torch.testing.assert_close(Sphere(12)(x), F.normalize(x, dim=-1))
+
+
+@settings(max_examples=50, deadline=None)
+@given(arrays(np.float64, (4, 6), elements=st.floats(0, 0.999999)), st.booleans())
+def test_to_clifford_to_turns_round_trip_any_scale(turns, unit):
+    z = to_clifford(torch.from_numpy(turns), unit_norm=unit)
+    expected_norm = 1.0 if unit else math.sqrt(6)
+    np.testing.assert_allclose(torch.linalg.vector_norm(z, dim=-1).numpy(), expected_norm, atol=1e-9)
+    back = to_turns(z * 3.7).numpy()
+    diff = np.abs(back - turns)
+    np.testing.assert_allclose(np.minimum(diff, 1 - diff), 0, atol=1e-9)
+    assert (back >= 0).all() and (back < 1).all()
+
+
+def test_to_turns_never_returns_one():
+    z = torch.tensor([[1.0, -1e-9]], dtype=torch.float32)
+    t = to_turns(z)
+    assert 0 <= float(t) < 1
+
+
+@pytest.mark.parametrize("angle_map", ["sigmoid", "turns"])
+def test_torus_mlp_head_lands_on_torus(angle_map):
+    torch.manual_seed(0)
+    head = TorusMLPHead(32, n_circles=2, hidden_dim=16, angle_map=angle_map)
+    x = torch.randn(10, 32)
+    z = head(x)
+    assert z.shape == (10, 4) and head.out_dim == 4 and head.intrinsic_dim == 2
+    torch.testing.assert_close(torch.linalg.vector_norm(z, dim=-1), torch.ones(10))
+    turns = head.turns(x)
+    torch.testing.assert_close(z, to_clifford(turns))
+    if angle_map == "sigmoid":
+        assert ((turns > 0) & (turns < 1)).all()
+
+
+def test_sigmoid_map_squashes_the_seam_and_turns_map_does_not():
+    """Gradient of the angle w.r.t. the raw value near the seam: vanishing for sigmoid, constant for turns."""
+    v = torch.tensor([12.0], requires_grad=True)  # sigmoid(12) ~ 1 - 6e-6: next to the seam
+    torch.sigmoid(v).backward()
+    assert v.grad.item() < 1e-4
+    w = torch.tensor([0.99999], requires_grad=True)
+    (w * 1.0).backward()
+    assert w.grad.item() == 1.0
+
+
+@pytest.mark.parametrize("projection,out", [("sphere", 16), ("l2p", 16), ("torusN", 16), ("clifford", 32),
+                                            ("torusC", 32)])
+def test_projection_head_widths_and_norm(projection, out):
+    head = ProjectionHead(40, 16, projection=projection, hidden_dim=24)
+    z = head(torch.randn(6, 40))
+    assert z.shape == (6, out) and head.out_dim == out
+    torch.testing.assert_close(torch.linalg.vector_norm(z, dim=-1), torch.ones(6))
+
+
+def test_head_attributes():
+    assert (L2p(64).out_dim, L2p(64).n_circles, L2p(64).intrinsic_dim) == (64, 32, 32)
+    assert (Clifford(32).out_dim, Clifford(32).n_circles, Clifford(32).intrinsic_dim) == (64, 32, 32)
+    assert (Sphere(64).out_dim, Sphere(64).n_circles, Sphere(64).intrinsic_dim) == (64, None, 63)
+    assert torus_plugins.TorusN is L2p and torus_plugins.TorusC is Clifford
+
+
+# ---- bad input ------------------------------------------------------------------------------------------------
+
+def test_l2p_odd_dim_is_rejected_with_the_number():
+    with pytest.raises(ValueError, match=r"even.*got 63"):
+        L2p(dim=63)
+
+
+@pytest.mark.parametrize("head", [L2p(8), Clifford(8), Sphere(8)])
+def test_wrong_width_names_expected_and_actual(head):
+    with pytest.raises(ValueError, match=r"last dimension 8, got shape \(3, 7\)"):
+        head(torch.randn(3, 7))
+
+
+@pytest.mark.parametrize("head", [L2p(8), Clifford(8), Sphere(8)])
+def test_integer_input_is_a_type_error(head):
+    with pytest.raises(TypeError, match="floating-point.*int64"):
+        head(torch.ones(3, 8, dtype=torch.int64))
+
+
+def test_non_tensor_input_is_a_type_error():
+    with pytest.raises(TypeError, match="torch.Tensor.*list"):
+        L2p(2)([[1.0, 2.0]])
+
+
+@pytest.mark.parametrize("bad", [0, -2, 2.0, True, "8"])
+def test_bad_dims_are_rejected(bad):
+    with pytest.raises(ValueError):
+        L2p(bad)
+    with pytest.raises(ValueError):
+        Clifford(bad)
+
+
+def test_unknown_projection_and_angle_map():
+    with pytest.raises(ValueError, match="known"):
+        ProjectionHead(8, 4, projection="hyperbolic")
+    with pytest.raises(ValueError, match="angle_map"):
+        TorusMLPHead(8, angle_map="tanh")
+
+
+# ---- numerics: zero pairs, gradients, dtypes, autocast, export -------------------------------------------------
+
+def test_zero_pair_gives_finite_output_and_gradients():
+    x = torch.tensor([[0.0, 0.0, 3.0, 4.0]], requires_grad=True)
+    z = L2p(4)(x)
+    assert torch.isfinite(z).all()
+    torch.testing.assert_close(z[0, :2], torch.zeros(2))
+    z.sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("head", [L2p(8), Clifford(8), Sphere(8)])
+def test_gradients_match_finite_differences(head):
+    x = torch.randn(3, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(head, (x,))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("head", [L2p(8), Clifford(8), Sphere(8)])
+def test_dtypes_are_preserved(head, dtype):
+    z = head(torch.randn(4, 8, dtype=dtype))
+    assert z.dtype == dtype
+    torch.testing.assert_close(torch.linalg.vector_norm(z, dim=-1), torch.ones(4, dtype=dtype))
+
+
+@pytest.mark.parametrize("head", [L2p(8), Clifford(8), Sphere(8)])
+def test_autocast_on_cpu(head):
+    lin = torch.nn.Linear(8, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z = head(lin(torch.randn(4, 8)))
+    assert torch.isfinite(z).all()
+    torch.testing.assert_close(torch.linalg.vector_norm(z.float(), dim=-1), torch.ones(4), atol=2e-2, rtol=0)
+
+
+@pytest.mark.parametrize("make", [lambda: L2p(8), lambda: Clifford(4), lambda: Sphere(8),
+                                  lambda: ProjectionHead(8, 8).eval(), lambda: TorusMLPHead(8).eval()])
+def test_torch_export_with_dynamic_batch(make):
+    head = make()
+    width = head.in_features if hasattr(head, "in_features") else head.dim
+    batch = torch.export.Dim("batch", min=2)
+    program = torch.export.export(head, (torch.randn(4, width),), dynamic_shapes={"x": {0: batch}})
+    x = torch.randn(7, width)
+    torch.testing.assert_close(program.module()(x), head(x))

@@ -1,0 +1,22 @@
+"""torus-plugins: torus embeddings for self-supervised and few-shot pipelines.
+
+Usage::
+
+    import torus_plugins
+    head = torus_plugins.L2p(dim=64)          # drop-in for F.normalize, 32 circles
+    turns = torus_plugins.to_turns(head(x))   # angles in [0, 1)
+"""
+
+from .geometry import to_clifford, to_turns
+from .heads import Clifford, L2p, ProjectionHead, Sphere, TorusC, TorusMLPHead, TorusN, make_projection
+from .registry import (PluginError, available, available_heads, available_losses, broken_plugins, create_head,
+                       create_loss)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Sphere", "L2p", "TorusN", "Clifford", "TorusC", "TorusMLPHead", "ProjectionHead", "make_projection",
+    "to_turns", "to_clifford",
+    "available", "available_heads", "available_losses", "create_head", "create_loss", "broken_plugins",
+    "PluginError",
+]

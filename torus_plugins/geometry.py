@@ -1,0 +1,46 @@
+"""Conversions between the package's two torus representations.
+
+* turns: k angles in [0, 1); theta = 2*pi*turn.
+* Clifford layout: (cos t0, sin t0, cos t1, sin t1, ...), width 2k, unit norm (each circle scaled by 1/sqrt(k)).
+
+Usage::
+
+    turns = to_turns(torus_plugins.L2p(64)(x))     # [B, 32] in [0, 1)
+    z = to_clifford(turns)                          # back to the unit-norm interleaved layout
+"""
+
+import math
+
+import torch
+
+from ._checks import check_even, check_float_tensor
+
+TWO_PI = 2.0 * math.pi
+
+
+def to_turns(z: torch.Tensor) -> torch.Tensor:
+    """Angles, in turns in [0, 1), of an interleaved torus output of any scale.
+
+    turn_i = atan2(z[2i+1], z[2i]) / (2*pi) mod 1.  [..., 2k] -> [..., k].
+    """
+    check_float_tensor(z, "z")
+    check_even(int(z.shape[-1]), "the last dimension of z")
+    pairs = z.unflatten(-1, (-1, 2))
+    turns = torch.atan2(pairs[..., 1], pairs[..., 0]) / TWO_PI
+    turns = torch.remainder(turns, 1.0)
+    # remainder can return exactly 1.0 for tiny negative inputs in float32; fold it back onto 0.
+    return torch.where(turns >= 1.0, torch.zeros_like(turns), turns)
+
+
+def to_clifford(turns: torch.Tensor, unit_norm: bool = True) -> torch.Tensor:
+    """Interleaved (cos, sin) layout of angles given in turns.  [..., k] -> [..., 2k].
+
+    With ``unit_norm`` (the package convention) each circle is scaled by 1/sqrt(k) so the vector has norm 1;
+    otherwise every pair has norm 1 (total norm sqrt(k)), as in the paper's code.
+    """
+    check_float_tensor(turns, "turns")
+    theta = TWO_PI * turns
+    z = torch.stack((torch.cos(theta), torch.sin(theta)), dim=-1).flatten(-2)
+    if unit_norm:
+        z = z * (1.0 / math.sqrt(turns.shape[-1]))
+    return z

@@ -1,0 +1,41 @@
+"""torusC: read the input as turns and project onto the Clifford torus."""
+
+import math
+
+import torch
+from torch import nn
+
+from .._checks import check_float_tensor, check_positive_int, check_width
+from ..geometry import TWO_PI
+
+
+class Clifford(nn.Module):
+    """z_2i, z_2i+1 = (cos 2*pi*x_i, sin 2*pi*x_i) / sqrt(dim).  [..., dim] turns -> [..., 2*dim], unit norm.
+
+    The input is periodic with period 1 (x and x + 1 give the same point), so intrinsic dimension is ``dim``.
+    Large updates can wrap a coordinate around its circle: train with element-wise gradient clipping (the paper
+    clamps at 100) and KoLeo. Prefer :class:`L2p` unless you need the full intrinsic dimension.
+
+    Usage: ``z = Clifford(dim=32)(features)``  # [B, 32] -> [B, 64]
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        check_positive_int(dim, "Clifford dim")
+        self.dim = dim
+        self.out_dim = 2 * dim
+        self.n_circles = dim
+        self.intrinsic_dim = dim
+        self.scale = 1.0 / math.sqrt(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_float_tensor(x)
+        check_width(x, self.dim)
+        theta = TWO_PI * x
+        return torch.stack((torch.cos(theta), torch.sin(theta)), dim=-1).flatten(-2) * self.scale
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, out_dim={self.out_dim}"
+
+
+TorusC = Clifford

@@ -1,0 +1,54 @@
+"""S1 x ... x S1 head (jepa-torus V2): an MLP predicts k angles, placed on the torus in the Clifford layout."""
+
+import torch
+from torch import nn
+
+from .._checks import check_float_tensor, check_positive_int, check_width
+from .clifford import Clifford
+
+ANGLE_MAPS = ("sigmoid", "turns")
+
+
+class TorusMLPHead(nn.Module):
+    """x -> Linear(in, hidden) -> BatchNorm -> ReLU -> Linear(hidden, k) -> angle map -> Clifford layout [.., 2k].
+
+    angle_map:
+      * ``"sigmoid"``: turn = sigmoid(v) (jepa-torus: theta = 2*pi*sigmoid(v)). Reaching the seam at turn 0 == 1
+        needs v -> +-inf, so the head squashes the circle's seam and points avoid it.
+      * ``"turns"``: turn = v, read with period 1. Seam-free: every angle is reached at finite v with a
+        non-vanishing gradient.
+
+    jepa-torus V2 is ``TorusMLPHead(512, n_circles=2, hidden_dim=128, angle_map="sigmoid")``.
+
+    Usage: ``z = TorusMLPHead(512, n_circles=2)(features)``  # [B, 512] -> [B, 4] on S1 x S1
+    """
+
+    def __init__(self, in_features: int, n_circles: int = 2, hidden_dim: int = 128, angle_map: str = "turns"):
+        super().__init__()
+        check_positive_int(in_features, "in_features")
+        check_positive_int(n_circles, "n_circles")
+        check_positive_int(hidden_dim, "hidden_dim")
+        if angle_map not in ANGLE_MAPS:
+            raise ValueError(f"angle_map must be one of {ANGLE_MAPS}, got {angle_map!r}")
+        self.in_features = in_features
+        self.angle_map = angle_map
+        self.out_dim = 2 * n_circles
+        self.n_circles = n_circles
+        self.intrinsic_dim = n_circles
+        self.mlp = nn.Sequential(
+            nn.Linear(in_features, hidden_dim),
+            nn.BatchNorm1d(hidden_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden_dim, n_circles),
+        )
+        self.torus = Clifford(n_circles)
+
+    def turns(self, x: torch.Tensor) -> torch.Tensor:
+        """The k predicted angles in turns (not reduced mod 1 for ``"turns"``; the torus does that)."""
+        check_float_tensor(x)
+        check_width(x, self.in_features)
+        v = self.mlp(x)
+        return torch.sigmoid(v) if self.angle_map == "sigmoid" else v
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.torus(self.turns(x))

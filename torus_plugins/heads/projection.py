@@ -1,0 +1,52 @@
+"""Projection head: the usual "backbone -> MLP -> normalise", with the normalisation chosen by name."""
+
+import torch
+from torch import nn
+
+from .._checks import check_float_tensor, check_positive_int, check_width
+from .clifford import Clifford
+from .l2p import L2p
+from .sphere import Sphere
+
+PROJECTIONS = {"sphere": Sphere, "l2p": L2p, "torusn": L2p, "clifford": Clifford, "torusc": Clifford}
+
+
+def make_projection(name: str, dim: int) -> nn.Module:
+    """The normalising layer called ``name`` (sphere, l2p/torusN, clifford/torusC; case-insensitive)."""
+    key = str(name).lower()
+    if key not in PROJECTIONS:
+        raise ValueError(f"unknown projection {name!r}; known: {sorted(set(PROJECTIONS))}")
+    return PROJECTIONS[key](dim)
+
+
+class ProjectionHead(nn.Module):
+    """x -> [Linear -> BatchNorm -> ReLU] * (n_layers - 1) -> Linear(., dim) -> projection.
+
+    ``dim`` is the width fed to the projection, so the output width is ``dim`` (sphere, l2p) or ``2 * dim``
+    (clifford); read it from ``out_dim``.
+
+    Usage: ``head = ProjectionHead(512, 64, projection="l2p")``; ``z = head(backbone(x))``
+    """
+
+    def __init__(self, in_features: int, dim: int, projection: str = "l2p", hidden_dim: int = 512,
+                 n_layers: int = 2):
+        super().__init__()
+        check_positive_int(in_features, "in_features")
+        check_positive_int(n_layers, "n_layers")
+        self.in_features = in_features
+        self.projection = make_projection(projection, dim)
+        layers, width = [], in_features
+        for _ in range(n_layers - 1):
+            layers += [nn.Linear(width, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True)]
+            width = hidden_dim
+        layers.append(nn.Linear(width, dim))
+        self.mlp = nn.Sequential(*layers)
+        self.dim = dim
+        self.out_dim = self.projection.out_dim
+        self.n_circles = self.projection.n_circles
+        self.intrinsic_dim = self.projection.intrinsic_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_float_tensor(x)
+        check_width(x, self.in_features)
+        return self.projection(self.mlp(x))
