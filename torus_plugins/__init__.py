@@ -7,7 +7,7 @@ Usage::
     turns = torus_plugins.to_turns(head(x))   # angles in [0, 1)
 """
 
-from .geometry import to_clifford, to_turns
+from .geometry import to_clifford, to_turns, torus_spectral_gap
 from .heads import Clifford, L2p, ProjectionHead, Sphere, TorusC, TorusMLPHead, TorusN, make_projection
 from .registry import (PluginError, available, available_heads, available_losses, broken_plugins, create_head,
                        create_loss)
@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Sphere", "L2p", "TorusN", "Clifford", "TorusC", "TorusMLPHead", "ProjectionHead", "make_projection",
-    "to_turns", "to_clifford",
+    "to_turns", "to_clifford", "torus_spectral_gap",
     "available", "available_heads", "available_losses", "create_head", "create_loss", "broken_plugins",
     "PluginError",
 ]
