@@ -1,0 +1,115 @@
+"""Code file format (little-endian), version 1:
+
+    offset  size  field
+    0       4     magic b"TORC"
+    4       2     version (uint16) = 1
+    6       1     bits per angle (1..8)
+    7       1     reserved (0)
+    8       4     number of angles k (uint32)
+    12      8     count n (uint64)
+    20      2     geometry name length g (uint16), ASCII
+    22      4     metadata length m (uint32), UTF-8 JSON (may be 0)
+    26      g+m   geometry, metadata
+    ...     n*ceil(k*bits/8)  packed codes (see pack_codes)
+    end-4   4     CRC32 (zlib) of every preceding byte
+
+Anything truncated, extended, corrupt or unsupported raises :class:`CodeFileError` (a ValueError).
+
+Usage::
+
+    save_codes("emb.torc", codes, bits=8, geometry="torusN")
+    f = load_codes("emb.torc"); f.codes, f.bits, f.n_angles, f.geometry
+"""
+
+import json
+import os
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .pack import pack_codes, packed_row_bytes, unpack_codes
+from .quantize import check_bits, check_codes
+
+__all__ = ["CodeFileError", "CodeFile", "save_codes", "load_codes", "MAGIC", "VERSION"]
+
+MAGIC = b"TORC"
+VERSION = 1
+_HEAD = struct.Struct("<4sHBBIQHI")
+
+
+class CodeFileError(ValueError):
+    """A code file is truncated, corrupt, or not a supported code file."""
+
+
+@dataclass
+class CodeFile:
+    codes: np.ndarray
+    bits: int
+    n_angles: int
+    geometry: str
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self):
+        return int(self.codes.shape[0])
+
+
+def save_codes(path, codes, bits: int, geometry: str = "torusN", meta: dict | None = None) -> None:
+    """Write [n, k] uint8 codes packed at ``bits`` bits per angle, with header and CRC32.
+
+    Usage: ``save_codes("emb.torc", codes, bits=8)``
+    """
+    bits = check_bits(bits)
+    codes = check_codes(codes, bits)
+    if codes.ndim != 2 or codes.shape[1] == 0:
+        raise ValueError(f"codes must be 2-D [n, k] with k >= 1, got shape {codes.shape}")
+    if not isinstance(geometry, str) or not geometry.isascii() or len(geometry) > 255:
+        raise ValueError(f"geometry must be an ASCII string of at most 255 characters, got {geometry!r}")
+    g = geometry.encode("ascii")
+    m = json.dumps(meta, sort_keys=True).encode("utf-8") if meta else b""
+    body = _HEAD.pack(MAGIC, VERSION, bits, 0, codes.shape[1], codes.shape[0], len(g), len(m)) + g + m
+    body += pack_codes(codes, bits).tobytes()
+    tmp = f"{os.fspath(path)}.tmp"
+    with open(tmp, "wb") as fh:
+        fh.write(body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF))
+    os.replace(tmp, path)
+
+
+def load_codes(path) -> CodeFile:
+    """Read a code file written by :func:`save_codes`; raises CodeFileError on any inconsistency.
+
+    Usage: ``f = load_codes("emb.torc"); f.codes``  # [n, k] uint8
+    """
+    with open(path, "rb") as fh:
+        data = fh.read()
+    return parse_codes(data, name=os.fspath(path))
+
+
+def parse_codes(data: bytes, name: str = "<bytes>") -> CodeFile:
+    """Parse the bytes of a code file (see module docstring)."""
+    if len(data) < _HEAD.size + 4:
+        raise CodeFileError(f"{name}: truncated ({len(data)} bytes, the header alone needs {_HEAD.size + 4})")
+    magic, version, bits, reserved, k, n, glen, mlen = _HEAD.unpack_from(data)
+    if magic != MAGIC:
+        raise CodeFileError(f"{name}: bad magic {magic!r}, not a torus code file (expected {MAGIC!r})")
+    body, (crc,) = data[:-4], struct.unpack("<I", data[-4:])
+    if zlib.crc32(body) & 0xFFFFFFFF != crc:
+        raise CodeFileError(f"{name}: checksum mismatch (file truncated or corrupt)")
+    if version != VERSION:
+        raise CodeFileError(f"{name}: unsupported version {version} (this reader supports {VERSION})")
+    if not 1 <= bits <= 8 or reserved != 0 or k == 0:
+        raise CodeFileError(f"{name}: invalid header (bits={bits}, reserved={reserved}, n_angles={k})")
+    row = packed_row_bytes(k, bits)
+    expected = _HEAD.size + glen + mlen + n * row + 4
+    if len(data) != expected:
+        raise CodeFileError(f"{name}: size {len(data)} bytes does not match the header ({expected} expected)")
+    off = _HEAD.size
+    try:
+        geometry = data[off:off + glen].decode("ascii")
+        meta = json.loads(data[off + glen:off + glen + mlen].decode("utf-8")) if mlen else {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CodeFileError(f"{name}: unreadable geometry/metadata ({e})") from None
+    payload = np.frombuffer(data, np.uint8, count=n * row, offset=off + glen + mlen).reshape(n, row)
+    codes = unpack_codes(payload, bits, k)
+    return CodeFile(codes=codes, bits=int(bits), n_angles=int(k), geometry=geometry, meta=meta)

@@ -1,0 +1,59 @@
+"""Bit packing: b bits per angle cost b bits on disk (each row padded to a whole byte).
+
+Usage::
+
+    packed = pack_codes(codes, bits=4)           # [n, k] uint8 -> [n, ceil(k*4/8)] uint8
+    codes = unpack_codes(packed, bits=4, n_angles=k)
+"""
+
+import numpy as np
+
+from .quantize import check_bits, check_codes
+
+__all__ = ["pack_codes", "unpack_codes", "packed_row_bytes"]
+
+
+def packed_row_bytes(n_angles: int, bits: int) -> int:
+    """Bytes per packed vector: ceil(n_angles * bits / 8)."""
+    return (n_angles * bits + 7) // 8
+
+
+def pack_codes(codes, bits: int) -> np.ndarray:
+    """Pack the low ``bits`` bits of every code, little-endian bit order, row by row.
+
+    [..., k] uint8 -> [..., ceil(k*bits/8)] uint8.  Usage: ``pack_codes(codes, 4)``
+    """
+    bits = check_bits(bits)
+    codes = check_codes(codes, bits)
+    if codes.ndim == 0:
+        raise ValueError("codes must have at least one dimension (the angles)")
+    if bits == 8:
+        return np.ascontiguousarray(codes)
+    lead, k = codes.shape[:-1], codes.shape[-1]
+    flat = codes.reshape(-1, k)
+    b = np.unpackbits(flat[..., None], axis=-1, bitorder="little")[..., :bits]  # [n, k, bits]
+    packed = np.packbits(b.reshape(flat.shape[0], k * bits), axis=-1, bitorder="little")
+    return packed.reshape(*lead, packed_row_bytes(k, bits))
+
+
+def unpack_codes(packed, bits: int, n_angles: int) -> np.ndarray:
+    """Inverse of :func:`pack_codes`: [..., ceil(k*bits/8)] uint8 -> [..., k] uint8 codes.
+
+    Usage: ``unpack_codes(packed, 4, n_angles=64)``
+    """
+    bits = check_bits(bits)
+    if isinstance(n_angles, bool) or not isinstance(n_angles, (int, np.integer)) or n_angles <= 0:
+        raise ValueError(f"n_angles must be a positive integer, got {n_angles!r}")
+    packed = check_codes(packed, 8, "packed")
+    row = packed_row_bytes(int(n_angles), bits)
+    if packed.ndim == 0 or packed.shape[-1] != row:
+        raise ValueError(f"packed rows must have {row} bytes for {n_angles} angles of {bits} bits, "
+                         f"got shape {packed.shape}")
+    if bits == 8:
+        return np.ascontiguousarray(packed)
+    lead = packed.shape[:-1]
+    flat = packed.reshape(-1, row)
+    b = np.unpackbits(flat, axis=-1, count=n_angles * bits, bitorder="little")
+    b = b.reshape(flat.shape[0], n_angles, bits)
+    codes = np.packbits(b, axis=-1, bitorder="little")[..., 0]
+    return codes.reshape(*lead, n_angles)

@@ -1,0 +1,65 @@
+"""Hypersphere baseline: per-dimension min/max uniform grid fitted on reference data.
+
+code = round((x - lo) / (hi - lo) * (2**b - 1)), clipped to [0, 2**b - 1]; decode = lo + code / (2**b-1) * (hi-lo).
+(The flat torus needs no fitted parameters; the sphere does.)
+
+Usage::
+
+    sq = SphereGridQuantizer(bits=8).fit(ref)     # ref: [n, d] float
+    x_hat = sq.decode(sq.encode(x))
+"""
+
+import numpy as np
+
+from .quantize import check_bits, check_codes
+
+__all__ = ["SphereGridQuantizer"]
+
+
+class SphereGridQuantizer:
+    """Per-dimension min/max grid with 2**bits levels (uint8 codes). Usage: ``SphereGridQuantizer(8).fit(x)``"""
+
+    def __init__(self, bits: int = 8):
+        self.bits = check_bits(bits)
+        self.lo = self.hi = None
+
+    @staticmethod
+    def _as_2d_float(x, name="x"):
+        if hasattr(x, "detach"):
+            x = x.detach().cpu().numpy()
+        x = np.asarray(x)
+        if not np.issubdtype(x.dtype, np.floating):
+            raise TypeError(f"{name} must be floating point, got dtype {x.dtype}")
+        if x.ndim != 2:
+            raise ValueError(f"{name} must be 2-D [n, d], got shape {x.shape}")
+        if not np.isfinite(x).all():
+            raise ValueError(f"{name} contains NaN or inf values")
+        return x.astype(np.float64)
+
+    def fit(self, x):
+        x = self._as_2d_float(x)
+        if x.shape[0] == 0:
+            raise ValueError("cannot fit on an empty array")
+        self.lo, self.hi = x.min(0), x.max(0)
+        return self
+
+    def _check_fitted(self, d):
+        if self.lo is None:
+            raise RuntimeError("SphereGridQuantizer is not fitted: call fit(reference) first")
+        if d != self.lo.shape[0]:
+            raise ValueError(f"expected {self.lo.shape[0]} dimensions, got {d}")
+
+    def encode(self, x) -> np.ndarray:
+        x = self._as_2d_float(x)
+        self._check_fitted(x.shape[1])
+        top = (1 << self.bits) - 1
+        span = np.where(self.hi > self.lo, self.hi - self.lo, 1.0)
+        return np.clip(np.round((x - self.lo) / span * top), 0, top).astype(np.uint8)
+
+    def decode(self, codes) -> np.ndarray:
+        codes = check_codes(codes, self.bits)
+        if codes.ndim != 2:
+            raise ValueError(f"codes must be 2-D [n, d], got shape {codes.shape}")
+        self._check_fitted(codes.shape[1])
+        top = (1 << self.bits) - 1
+        return (self.lo + codes.astype(np.float64) / top * (self.hi - self.lo)).astype(np.float32)
