@@ -21,7 +21,7 @@ def test_builtin_heads_are_declared_and_create():
 def test_every_declared_builtin_plugin_loads():
     assert registry.broken_plugins() == {}
     for kind in registry.GROUPS:
-        assert all(row["distribution"] == "torus-plugins" or row["distribution"] is None
+        assert all(row["distribution"] in ("torus-plugins", "torus_plugins")
                    for row in registry.describe(kind) if row["target"].startswith("torus_plugins"))
 
 

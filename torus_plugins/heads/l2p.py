@@ -34,8 +34,10 @@ class L2p(nn.Module):
         check_float_tensor(x)
         check_width(x, self.dim)
         pairs = x.unflatten(-1, (self.n_circles, 2))
-        norm = torch.linalg.vector_norm(pairs, dim=-1, keepdim=True).clamp_min(self.eps)
-        return (pairs / (norm * self.scale)).flatten(-2)
+        # 1 / (sqrt(k) * max(||pair||, eps)) as one rsqrt of the clamped squared norm: fewer kernels than
+        # vector_norm + divide, and the clamp keeps a zero pair's gradient finite (as in F.normalize).
+        inv = torch.rsqrt((pairs * pairs).sum(-1, keepdim=True).clamp_min(self.eps * self.eps)) / self.scale
+        return (pairs * inv).flatten(-2)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, n_circles={self.n_circles}"

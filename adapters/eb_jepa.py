@@ -1,0 +1,177 @@
+"""EB-JEPA: torus drop-ins for eb_jepa.losses.VICRegLoss and VCLoss (torus projection + uniformity/toroidal cov).
+
+Two lines at the top of ``examples/image_jepa/main.py`` (or ``video_jepa/main.py``), before its
+``from eb_jepa.losses import ...``::
+
+    import eb_jepa.losses
+    from torus_plugins.adapters.eb_jepa import patch; patch(eb_jepa.losses, projection="torusN")
+
+After the patch, ``VICRegLoss(std_coeff, cov_coeff)`` and ``VCLoss(std_coeff, cov_coeff, proj)`` built by the
+script are the drop-ins below: same constructor arguments, same outputs, plus keyword options that ``patch``
+binds (``projection``, ``cov``, ``uniformity_coeff``, ``grid_size``, ``std_margin``).
+
+What changes inside (everything else follows upstream: invariance = MSE between views, variance = hinge on each
+coordinate's std with eps 1e-4, covariance = mean squared off-diagonal covariance, summed over the two views):
+
+* the embeddings are first put on the torus: ``projection`` = torusN (pairs -> circles), torusC (read as turns),
+  sphere, or None (upstream exactly). The terms are computed on the circle coordinates (cos t_i, sin t_i), i.e.
+  the unit-norm projection times sqrt(k), so every circle has radius 1;
+* ``std_margin`` defaults to 1 without a torus and to sqrt(1/2) on it (the std of cos t for uniform t: the hinge
+  is met by evenly spread angles instead of pushing them to two antipodes);
+* ``cov="toroidal"`` replaces the isotropic covariance term with :class:`torus_plugins.losses.ToroidalCovarianceLoss`;
+* ``uniformity_coeff`` (default 1) adds ``torus_plugins.losses.UniformityLoss`` (t=2) on the unit-norm embeddings
+  of each view (VCLoss: on its samples, N x N memory).
+
+``VICRegLoss.forward(z1, z2)`` -> dict with ``loss``, ``invariance_loss``, ``var_loss``, ``cov_loss`` (uniformity
+is part of ``loss``; every term is in ``loss_fn.last_terms``). ``VCLoss.forward(x[B, C, T, H, W], actions=None)``
+-> ``(loss, unweighted_loss, {"std_loss": float, "cov_loss": float})``, as upstream.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as _F
+from torch import nn
+
+from .normalize import Patch, canonical_mode, check_patchable, torus_normalize, unpatch, with_defaults
+
+__all__ = ["VICRegLoss", "VCLoss", "TorusVCTerms", "patch", "unpatch"]
+
+COVARIANCES = ("isotropic", "toroidal")
+
+
+def hinge_std(x: torch.Tensor, margin: float) -> torch.Tensor:
+    """mean_d relu(margin - sqrt(var_d + 1e-4)) over the feature dimensions of [N, D]."""
+    std = torch.sqrt(x.var(dim=0) + 1e-4)
+    return torch.relu(margin - std).mean()
+
+
+def offdiag_cov(x: torch.Tensor) -> torch.Tensor:
+    """Mean over the D(D-1) off-diagonal entries of the squared covariance matrix of [N, D]."""
+    n, d = x.shape
+    xc = x - x.mean(dim=0, keepdim=True)
+    cov = xc.T @ xc / (n - 1)
+    off = cov - torch.diag_embed(torch.diagonal(cov))
+    return off.pow(2).sum() / (d * (d - 1))
+
+
+class TorusVCTerms(nn.Module):
+    """The shared part: projection onto the torus, then variance, covariance and uniformity terms of [N, D]."""
+
+    def __init__(self, projection="torusN", cov="isotropic", uniformity_coeff=1.0, grid_size=12, std_margin=None,
+                 penalty="distance"):
+        super().__init__()
+        self.projection = None if projection is None else canonical_mode(projection)
+        if cov not in COVARIANCES:
+            raise ValueError(f"unknown cov {cov!r}; use one of {COVARIANCES}")
+        if cov == "toroidal" and self.projection is None:
+            raise ValueError("cov='toroidal' needs a projection (sphere, torusN or torusC)")
+        self.cov = cov
+        self.uniformity_coeff = float(uniformity_coeff)
+        self.grid_size = grid_size
+        self.penalty = penalty
+        torus = self.projection in ("torusN", "torusC")
+        self.std_margin = float(std_margin) if std_margin is not None else (math.sqrt(0.5) if torus else 1.0)
+        self._toroidal = {}
+        self._uniformity = None
+        if self.uniformity_coeff:
+            from torus_plugins.losses import UniformityLoss
+            self._uniformity = UniformityLoss(t=2.0)
+
+    def project(self, z: torch.Tensor):
+        """(unit-norm embedding, circle coordinates) of [N, D]; both equal ``z`` with projection=None."""
+        if self.projection is None:
+            return z, z
+        unit = torus_normalize(z, mode=self.projection, dim=1)
+        scale = math.sqrt(unit.shape[1] / 2) if self.projection != "sphere" else 1.0
+        return unit, unit * scale
+
+    def cov_term(self, q: torch.Tensor) -> torch.Tensor:
+        if self.cov == "isotropic":
+            return offdiag_cov(q)
+        dim = q.shape[1]
+        if dim not in self._toroidal:
+            from torus_plugins.losses import ToroidalCovarianceLoss
+            self._toroidal[dim] = ToroidalCovarianceLoss(grid_size=self.grid_size, dim=dim, penalty=self.penalty)
+        return self._toroidal[dim](q)
+
+    def uniformity_term(self, unit: torch.Tensor) -> torch.Tensor:
+        if self._uniformity is None:
+            return unit.new_zeros(())
+        return self._uniformity(unit)
+
+
+class VICRegLoss(nn.Module):
+    """Drop-in for ``eb_jepa.losses.VICRegLoss(std_coeff, cov_coeff)`` with a torus projection."""
+
+    def __init__(self, std_coeff=1.0, cov_coeff=1.0, projection="torusN", cov="isotropic", uniformity_coeff=1.0,
+                 grid_size=12, std_margin=None, penalty="distance"):
+        super().__init__()
+        self.std_coeff = std_coeff
+        self.cov_coeff = cov_coeff
+        self.terms = TorusVCTerms(projection, cov, uniformity_coeff, grid_size, std_margin, penalty)
+        self.last_terms = {}
+
+    def forward(self, z1, z2):
+        for name, z in (("z1", z1), ("z2", z2)):
+            if not isinstance(z, torch.Tensor) or z.dim() != 2:
+                raise ValueError(f"{name} must be a [batch, dim] tensor, got {getattr(z, 'shape', type(z))}")
+        u1, q1 = self.terms.project(z1)
+        u2, q2 = self.terms.project(z2)
+        invariance = _F.mse_loss(q1, q2)
+        var = hinge_std(q1, self.terms.std_margin) + hinge_std(q2, self.terms.std_margin)
+        cov = self.terms.cov_term(q1) + self.terms.cov_term(q2)
+        unif = self.terms.uniformity_term(u1) + self.terms.uniformity_term(u2)
+        loss = invariance + self.std_coeff * var + self.cov_coeff * cov + self.terms.uniformity_coeff * unif
+        self.last_terms = {"invariance_loss": invariance.detach(), "var_loss": var.detach(),
+                           "cov_loss": cov.detach(), "uniformity_loss": unif.detach()}
+        return {"loss": loss, "invariance_loss": invariance, "var_loss": var, "cov_loss": cov}
+
+
+class VCLoss(nn.Module):
+    """Drop-in for ``eb_jepa.losses.VCLoss(std_coeff, cov_coeff, proj=None)`` with a torus projection after
+    ``proj``. ``forward(x[B, C, T, H, W])`` reads every (b, t, h, w) position as a sample of C features."""
+
+    def __init__(self, std_coeff, cov_coeff, proj=None, projection="torusN", cov="isotropic", uniformity_coeff=1.0,
+                 grid_size=12, std_margin=None, penalty="distance"):
+        super().__init__()
+        self.std_coeff = std_coeff
+        self.cov_coeff = cov_coeff
+        self.proj = nn.Identity() if proj is None else proj
+        self.terms = TorusVCTerms(projection, cov, uniformity_coeff, grid_size, std_margin, penalty)
+        self.last_terms = {}
+
+    def forward(self, x, actions=None):
+        if not isinstance(x, torch.Tensor) or x.dim() < 2:
+            raise ValueError(f"x must be a [B, C, ...] tensor, got {getattr(x, 'shape', type(x))}")
+        samples = x.transpose(0, 1).flatten(1).transpose(0, 1)  # [B*T*H*W, C]
+        unit, q = self.terms.project(self.proj(samples))
+        std_loss = hinge_std(q, self.terms.std_margin)
+        cov_loss = self.terms.cov_term(q)
+        unif = self.terms.uniformity_term(unit)
+        loss = self.std_coeff * std_loss + self.cov_coeff * cov_loss + self.terms.uniformity_coeff * unif
+        unweighted = std_loss + cov_loss + unif
+        self.last_terms = {"std_loss": std_loss.detach(), "cov_loss": cov_loss.detach(),
+                           "uniformity_loss": unif.detach()}
+        return loss, unweighted, {"std_loss": std_loss.item(), "cov_loss": cov_loss.item()}
+
+
+def patch(module, projection="torusN", **options) -> Patch:
+    """Replace ``VICRegLoss`` and ``VCLoss`` in ``module`` (``eb_jepa.losses``) with the drop-ins, binding
+    ``projection`` and any ``options`` (cov, uniformity_coeff, grid_size, std_margin, penalty) as defaults."""
+    if projection is not None:
+        projection = canonical_mode(projection)
+    check_patchable(module)
+    missing = [name for name in ("VICRegLoss", "VCLoss") if not hasattr(module, name)]
+    if missing:
+        raise ValueError(f"{module.__name__!r} has no {', '.join(missing)}; pass eb_jepa.losses")
+    unknown = set(options) - {"cov", "uniformity_coeff", "grid_size", "std_margin", "penalty"}
+    if unknown:
+        raise TypeError(f"unknown option(s) {sorted(unknown)}; known: cov, uniformity_coeff, grid_size, "
+                        f"std_margin, penalty")
+    # validate the options now rather than when the pipeline first builds a loss
+    TorusVCTerms(projection, **{k: v for k, v in options.items() if k != "uniformity_coeff"}, uniformity_coeff=0.0)
+    defaults = dict(options, projection=projection)
+    replacements = {"VICRegLoss": with_defaults(VICRegLoss, **defaults),
+                    "VCLoss": with_defaults(VCLoss, **defaults)}
+    return Patch()._apply(module, replacements, {"adapter": "eb_jepa", "projection": projection})

@@ -1,0 +1,221 @@
+"""Redirect a module's ``F.normalize`` to a torus projection, reversibly: the mechanism behind every adapter.
+
+A training script usually does ``import torch.nn.functional as F`` and normalises with ``F.normalize(x, dim=1)``.
+:func:`patch_normalize` replaces that module's ``F`` with a proxy whose ``normalize`` projects onto the torus and
+whose every other attribute is ``torch.nn.functional``'s own; ``torch.nn.functional`` itself is never changed, so
+other modules are unaffected. Undo with :func:`unpatch` or use the returned handle as a context manager::
+
+    from torus_plugins.adapters.normalize import patch_normalize, unpatch
+    import my_pipeline.losses as losses
+    patch_normalize(losses, mode="torusN")      # losses.F.normalize(x, dim=1) -> torus, unit norm
+    unpatch(losses)
+    with patch_normalize(losses, mode="torusC"):
+        ...
+
+What a patched ``normalize(x, dim=d)`` returns, along axis ``d`` (the package conventions, unit L2 norm):
+
+* ``sphere`` (legacy ``hyprs``): ``torch.nn.functional.normalize`` unchanged (a control).
+* ``torusN`` (legacy ``torul``, alias ``l2p``): same width; adjacent pairs normalised to circles, scaled by
+  1/sqrt(k) (k = width/2). The width must be even. Same shape in, same shape out: a true drop-in.
+* ``torusC`` (legacy ``torus``, alias ``clifford``): the input is read as *turns* (period 1) and the output is the
+  interleaved (cos, sin) Clifford layout, so the width along ``d`` doubles. Anything downstream that assumed the
+  width must accept ``2 * width``.
+
+Unknown modes, patching a module twice, and unpatching a module that is not patched raise clear errors.
+"""
+
+import math
+import types
+
+import torch
+import torch.nn.functional as _torch_F
+
+from torus_plugins.geometry import TWO_PI
+
+__all__ = ["MODES", "canonical_mode", "torus_normalize", "patch_normalize", "unpatch", "is_patched", "Patch",
+           "TorusFunctional", "check_patchable", "with_defaults"]
+
+#: Accepted mode names (case-insensitive) -> canonical name.
+MODES = {
+    "sphere": "sphere", "hyprs": "sphere",
+    "torusn": "torusN", "torul": "torusN", "l2p": "torusN",
+    "torusc": "torusC", "torus": "torusC", "clifford": "torusC",
+}
+
+_MARK = "_torus_plugins_patch"
+
+
+def canonical_mode(mode) -> str:
+    """``'sphere'``, ``'torusN'`` or ``'torusC'`` for any accepted name (incl. legacy hyprs/torul/torus)."""
+    key = str(mode).lower() if isinstance(mode, str) else None
+    if key not in MODES:
+        raise ValueError(f"unknown projection mode {mode!r}; use sphere, torusN or torusC "
+                         f"(legacy names: hyprs, torul, torus; aliases: l2p, clifford)")
+    return MODES[key]
+
+
+def torus_normalize(x: torch.Tensor, mode: str = "torusN", dim: int = 1, p: float = 2.0, eps: float = 1e-12,
+                    out=None) -> torch.Tensor:
+    """``F.normalize``'s signature, projecting along ``dim`` with ``mode`` (see the module docstring)."""
+    mode = canonical_mode(mode)
+    if mode == "sphere":
+        return _torch_F.normalize(x, p=p, dim=dim, eps=eps, out=out)
+    if out is not None:
+        raise ValueError(f"{mode} normalize does not support out=")
+    if p != 2 and p != 2.0:
+        raise ValueError(f"{mode} normalize is an L2 projection; got p={p!r}")
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError(f"normalize input must be a floating-point tensor, got {type(x).__name__}")
+    if x.dim() == 0:
+        raise ValueError("normalize input must have at least one dimension")
+    moved = x.movedim(dim, -1)
+    width = moved.shape[-1]
+    if mode == "torusN":
+        if width % 2:
+            raise ValueError(f"torusN normalize needs an even width along dim {dim} (coordinates are read in "
+                             f"pairs), got shape {tuple(x.shape)}")
+        k = width // 2
+        pairs = moved.unflatten(-1, (k, 2))
+        norm = torch.linalg.vector_norm(pairs, dim=-1, keepdim=True).clamp_min(eps)
+        z = (pairs / (norm * math.sqrt(k))).flatten(-2)
+    else:  # torusC: turns -> interleaved (cos, sin) / sqrt(k), width doubles
+        theta = TWO_PI * moved
+        z = torch.stack((torch.cos(theta), torch.sin(theta)), dim=-1).flatten(-2) / math.sqrt(width)
+    return z.movedim(-1, dim)
+
+
+class TorusFunctional(types.ModuleType):
+    """Stand-in for ``torch.nn.functional`` whose ``normalize`` is :func:`torus_normalize` in one mode."""
+
+    def __init__(self, mode: str):
+        super().__init__("torch.nn.functional", "torch.nn.functional with a torus normalize (torus-plugins)")
+        self.torus_mode = canonical_mode(mode)
+
+    def normalize(self, input, p=2.0, dim=1, eps=1e-12, out=None):
+        return torus_normalize(input, mode=self.torus_mode, dim=dim, p=p, eps=eps, out=out)
+
+    def __getattr__(self, name):
+        return getattr(_torch_F, name)
+
+    def __repr__(self):
+        return f"<torch.nn.functional with torus normalize, mode={self.torus_mode}>"
+
+
+class Patch:
+    """Handle of one or more patched modules. ``undo()`` (or leaving a ``with`` block) restores them all."""
+
+    def __init__(self):
+        self._modules = []
+
+    def _apply(self, module, replacements: dict, info: dict, items=()):
+        """Set ``module.<name> = value`` for each of ``replacements`` and ``d[key] = value`` for each
+        ``(d, key, value)`` of ``items`` (e.g. a registry dict other modules imported), remembering the originals."""
+        check_patchable(module)
+        missing = object()
+        originals = {name: getattr(module, name, missing) for name in replacements}
+        item_originals = [(d, key, d.get(key, missing)) for d, key, _ in items]
+        record = {"originals": originals, "items": item_originals, "info": info, "missing": missing,
+                  "handle": self}
+        for name, value in replacements.items():
+            setattr(module, name, value)
+        for d, key, value in items:
+            d[key] = value
+        setattr(module, _MARK, record)
+        self._modules.append(module)
+        return self
+
+    @property
+    def modules(self) -> list:
+        return list(self._modules)
+
+    def undo(self) -> None:
+        for module in reversed(self._modules):
+            if is_patched(module) and getattr(module, _MARK)["handle"] is self:
+                unpatch(module)
+        self._modules = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.undo()
+        return False
+
+
+def check_patchable(module) -> None:
+    """Raise unless ``module`` is a module that torus-plugins has not patched yet."""
+    if not isinstance(module, types.ModuleType):
+        raise TypeError(f"expected a module, got {type(module).__name__}")
+    if is_patched(module):
+        raise RuntimeError(f"module {module.__name__!r} is already patched by torus-plugins "
+                           f"({getattr(module, _MARK)['info']}); call unpatch() first")
+
+
+def is_patched(module) -> bool:
+    """True if torus-plugins has patched ``module`` (and not yet unpatched it)."""
+    return _MARK in getattr(module, "__dict__", {})
+
+
+def unpatch(module) -> None:
+    """Restore everything torus-plugins replaced in ``module``. Raises if the module is not patched."""
+    if not is_patched(module):
+        raise RuntimeError(f"module {getattr(module, '__name__', module)!r} is not patched by torus-plugins")
+    record = module.__dict__.pop(_MARK)
+    for name, value in record["originals"].items():
+        if value is record["missing"]:
+            if name in module.__dict__:
+                delattr(module, name)
+        else:
+            setattr(module, name, value)
+    for d, key, value in reversed(record["items"]):
+        if value is record["missing"]:
+            d.pop(key, None)
+        else:
+            d[key] = value
+
+
+def functional_names(module) -> list:
+    """Names under which ``module`` holds ``torch.nn.functional`` (usually ``['F']``)."""
+    return sorted(name for name, value in vars(module).items() if value is _torch_F)
+
+
+def normalize_replacements(module, mode: str) -> dict:
+    """``{name: proxy}`` for every alias of ``torch.nn.functional`` in ``module``; raises if there is none."""
+    names = functional_names(module)
+    if not names:
+        raise ValueError(f"module {module.__name__!r} holds no reference to torch.nn.functional (expected "
+                         f"`import torch.nn.functional as F`); nothing to patch")
+    proxy = TorusFunctional(mode)
+    return {name: proxy for name in names}
+
+
+def patch_normalize(module, mode: str = "torusN") -> Patch:
+    """Make ``module``'s ``F.normalize`` project onto the torus (``mode``: sphere, torusN or torusC).
+
+    Returns a :class:`Patch`; use it as a context manager, or undo later with :func:`unpatch`.
+    """
+    mode = canonical_mode(mode)
+    check_patchable(module)
+    replacements = normalize_replacements(module, mode)
+    return Patch()._apply(module, replacements, {"adapter": "normalize", "mode": mode})
+
+
+def with_defaults(cls, **defaults):
+    """A subclass of ``cls`` whose constructor fills ``defaults`` for arguments the caller did not pass.
+
+    Lets a patch bind e.g. ``mode="torusC"`` into a drop-in class that a pipeline constructs with its own
+    arguments (positional or keyword).
+    """
+    import inspect
+
+    signature = inspect.signature(cls.__init__)
+
+    def __init__(self, *args, **kwargs):
+        bound = signature.bind_partial(self, *args, **kwargs)
+        for key, value in defaults.items():
+            if key not in bound.arguments:
+                kwargs[key] = value
+        cls.__init__(self, *args, **kwargs)
+
+    return type(cls.__name__, (cls,), {"__init__": __init__, "__module__": cls.__module__,
+                                      "__qualname__": cls.__qualname__, "__doc__": cls.__doc__})

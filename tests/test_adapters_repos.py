@@ -1,0 +1,279 @@
+"""Repository adapters (SupCon-Framework, ProtoCLR, EB-JEPA) against small fixture modules that follow upstream's
+module layout and signatures (tests/fixtures, written for these tests). Each patched pipeline is checked
+numerically against an independent computation of the torus version of its loss."""
+
+import importlib
+import math
+import pathlib
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from torus_plugins.adapters import eb_jepa as teb
+from torus_plugins.adapters import normalize as tn
+from torus_plugins.adapters import protoclr as tpc
+from torus_plugins.adapters import supcon_framework as tsf
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def fx():
+    """Fresh fixture modules for each test (patches are module state)."""
+    sys.path.insert(0, str(FIXTURES))
+    names = [n for n in sys.modules if n.split(".")[0] in ("fx_supcon_framework", "fx_protoclr", "fx_eb_jepa")]
+    for n in names:
+        del sys.modules[n]
+    try:
+        yield importlib.import_module
+    finally:
+        sys.path.remove(str(FIXTURES))
+
+
+def pairs_on_circles(z):
+    """The paper's torusN features: every (x_2i, x_2i+1) scaled to norm 1 (total norm sqrt(k))."""
+    b, d = z.shape[:-1], z.shape[-1]
+    p = z.reshape(*b, d // 2, 2)
+    return (p / p.norm(dim=-1, keepdim=True)).reshape(*b, d)
+
+
+def reference_supcon(feats, labels, scale, temperature, base_temperature):
+    """SupCon (all anchors) written from the formula: feats [B, V, D], logits = <f_a, f_p> / scale."""
+    b, v, _ = feats.shape
+    f = feats.transpose(0, 1).reshape(b * v, -1)
+    lab = labels.repeat(v)
+    sim = f @ f.T / scale
+    total = 0.0
+    for a in range(b * v):
+        others = [j for j in range(b * v) if j != a]
+        log_den = torch.logsumexp(sim[a, others], dim=0)
+        pos = [j for j in others if lab[j] == lab[a]]
+        total = total + torch.stack([sim[a, p] - log_den for p in pos]).mean()
+    return -(temperature / base_temperature) * total / (b * v)
+
+
+# ---------------------------------------------------------------- SupCon-Framework
+
+def test_supcon_framework_patch_gives_the_torusN_pipeline(fx):
+    models, losses, utils = fx("fx_supcon_framework.models"), fx("fx_supcon_framework.losses"), \
+        fx("fx_supcon_framework.utils")
+    torch.manual_seed(0)
+    x, labels = torch.randn(6, 3, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2])
+    handle = tsf.patch(models, losses, projmode="torusN")
+    model = utils.build_model("resnet18", projection_dim=8, projmode="sphere")   # config left at sphere
+    (criterion, _), = utils.build_criteria([{"name": "SupCon", "params": {"temperature": 0.1}}], "sphere")
+    assert isinstance(criterion, tsf.SupConLoss)
+    z = torch.stack((model(x), model(x.flip(-1))), dim=1)
+    raw = torch.stack([model.head(model.encoder(v).flatten(1)) for v in (x, x.flip(-1))], dim=1)
+    assert torch.allclose(z, pairs_on_circles(raw) / 2.0, atol=1e-6)               # unit norm, k = 4 circles
+    expected = reference_supcon(pairs_on_circles(raw), labels, scale=0.1 * 4, temperature=0.1,
+                                base_temperature=0.07)
+    assert torch.allclose(criterion(z, labels), expected, atol=1e-5)
+    handle.undo()
+    assert models.F is F and losses.SupConLoss is not tsf.SupConLoss
+    assert utils.LOSSES["SupCon"] is losses.SupConLoss
+
+
+def test_supcon_framework_patch_torusC_doubles_width_and_matches_reference(fx):
+    models, losses = fx("fx_supcon_framework.models"), fx("fx_supcon_framework.losses")
+    torch.manual_seed(1)
+    x, labels = torch.randn(4, 3, 8, 8), torch.tensor([0, 0, 1, 1])
+    with tsf.patch(models, losses, projmode="torus"):                                 # legacy name
+        model = models.SupConModel("resnet18", projection_dim=6, projmode="hyprs")
+        z = torch.stack((model(x), model(x + 0.1)), dim=1)
+        assert z.shape == (4, 2, 12)
+        turns = torch.stack([model.head(model.encoder(v).flatten(1)) for v in (x, x + 0.1)], dim=1)
+        angle = 2 * math.pi * turns
+        cos_sin = torch.cat((angle.cos(), angle.sin()), dim=-1)                      # the paper's layout
+        expected = reference_supcon(cos_sin, labels, scale=0.07 * 6, temperature=0.07, base_temperature=0.07)
+        loss = losses.SupConLoss(temperature=0.07, projmode="sphere")(z, labels)
+        assert torch.allclose(loss, expected, atol=1e-5)
+    assert not tn.is_patched(models) and not tn.is_patched(losses)
+
+
+@pytest.mark.parametrize("projmode", ["sphere", "torusN", "torusC", "hyprs", "torul", "torus"])
+@pytest.mark.parametrize("contrast_mode", ["all", "one"])
+def test_supcon_framework_dropin_loss_equals_upstream_for_each_projmode(fx, projmode, contrast_mode):
+    losses = fx("fx_supcon_framework.losses")
+    torch.manual_seed(2)
+    raw = torch.randn(8, 2, 6)
+    if projmode in ("sphere", "hyprs"):
+        raw = F.normalize(raw, dim=-1)
+    elif projmode in ("torusN", "torul"):
+        raw = pairs_on_circles(raw)          # what upstream's model emits in torusN
+    labels = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    ours = tsf.SupConLoss(0.1, contrast_mode, 0.07, projmode)
+    theirs = losses.SupConLoss(0.1, contrast_mode, 0.07, projmode)
+    assert torch.allclose(ours(raw, labels), theirs(raw, labels), atol=1e-5)
+    assert torch.allclose(ours(raw), theirs(raw), atol=1e-5)
+    mask = (labels.view(-1, 1) == labels.view(1, -1)).float()
+    assert torch.allclose(ours(raw, mask=mask), theirs(raw, mask=mask), atol=1e-5)
+    if projmode in ("torusC", "sphere"):
+        k_ours = tsf.KoLeoLoss(projmode)(raw, labels)
+        k_theirs = losses.KoLeoLoss(projmode)(raw, labels)
+        assert torch.allclose(k_ours, k_theirs, atol=1e-4)
+
+
+def test_supcon_framework_dropin_model():
+    backbone = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.AdaptiveAvgPool2d(1))
+    x = torch.randn(3, 3, 8, 8)
+    for projmode, width in (("sphere", 6), ("torusN", 6), ("torusC", 6)):
+        model = tsf.SupConModel(backbone, projection_dim=6, projmode=projmode, features_dim=8, grad_clip=None)
+        out = model(x)
+        assert out.shape == (3, width)
+        emb = model.embed(x)
+        assert emb.shape == (3, 12 if projmode == "torusC" else 6)
+        assert torch.allclose(emb.norm(dim=1), torch.ones(3), atol=1e-5)
+        assert model(x, donormalise=False).shape == (3, 6)
+    torusC = tsf.SupConModel(backbone, 6, projmode="torus", features_dim=8, grad_clip=None)
+    assert torch.equal(torusC(x), torusC(x, donormalise=False))       # raw turns; the loss applies cos/sin
+    second = tsf.SupConModel(backbone, 6, second_stage=True, num_classes=5, projmode="torusN", features_dim=8,
+                             grad_clip=None)
+    assert second(x).shape == (3, 5)
+    with pytest.raises(ValueError, match="features_dim"):
+        tsf.SupConModel(backbone, 6, projmode="torusN")
+    with pytest.raises(ValueError, match="unknown projection mode"):
+        tsf.SupConModel(backbone, 6, projmode="poincare", features_dim=8)
+    with pytest.raises(ValueError, match="unknown projection mode"):
+        tsf.SupConLoss(projmode="unspecified")
+    with pytest.raises(ValueError, match="n_views"):
+        tsf.SupConLoss()(torch.randn(4, 6))
+    asymmetric = torch.eye(4, dtype=torch.bool)
+    asymmetric[0, 1] = True
+    with pytest.raises(NotImplementedError, match="same-class masks"):
+        tsf.SupConLoss()(torch.randn(4, 2, 6), mask=asymmetric)
+    with pytest.raises(ValueError, match="Cannot define both"):
+        tsf.SupConLoss()(torch.randn(4, 2, 6), labels=torch.arange(4), mask=torch.eye(4))
+
+
+def test_supcon_framework_dropin_model_clips_gradients():
+    backbone = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 8))
+    model = tsf.SupConModel(backbone, 4, projmode="torusC", features_dim=8, grad_clip=100.0)
+    (model(torch.randn(2, 3, 2, 2)) * 1e6).sum().backward()
+    assert float(backbone[1].weight.grad.abs().max()) <= 100.0
+
+
+def test_supcon_framework_patch_errors(fx):
+    models, losses = fx("fx_supcon_framework.models"), fx("fx_supcon_framework.losses")
+    with pytest.raises(ValueError, match="unknown projection mode"):
+        tsf.patch(models, losses, projmode="torusX")
+    tsf.patch(models, losses)
+    with pytest.raises(RuntimeError, match="already patched"):
+        tsf.patch(models, losses)
+    tsf.unpatch(models)
+    tsf.unpatch(losses)
+    with pytest.raises(RuntimeError, match="not patched"):
+        tsf.unpatch(models)
+    with pytest.raises(ValueError, match="no SupConLoss"):
+        tsf.patch(models, __import__("types").ModuleType("not_losses"))
+    assert not tn.is_patched(models)
+
+
+# ---------------------------------------------------------------- ProtoCLR
+
+@pytest.mark.parametrize("mode", ["torusN", "torusC"])
+def test_protoclr_patch_computes_the_torus_losses(fx, mode):
+    losses = fx("fx_protoclr.losses")
+    original_supcon, original_proto = losses.SupConLoss, losses.ProtoCLRLoss
+    torch.manual_seed(3)
+    z1, z2 = torch.randn(8, 6), torch.randn(8, 6)
+    y = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    proj = (lambda z: pairs_on_circles(z) / math.sqrt(3)) if mode == "torusN" else (
+        lambda z: torch.stack((torch.cos(2 * math.pi * z), torch.sin(2 * math.pi * z)), -1).flatten(1) / math.sqrt(6))
+    # independent: upstream's own (unpatched) classes on embeddings already on the torus, where F.normalize is
+    # a no-op
+    expected = (original_supcon(0.2)(proj(z1), proj(z2), y), original_supcon(0.2)(proj(z1), proj(z2)),
+                original_proto(0.2)(proj(z1), proj(z2), y))
+    with tpc.patch(losses, mode=mode):
+        assert torch.allclose(losses.F.normalize(z1), proj(z1), atol=1e-6)
+        supcon, proto = losses.SupConLoss(tau=0.2), losses.ProtoCLRLoss(0.2)        # as train_encoder.py builds them
+        assert isinstance(supcon, tpc.SupConLoss) and supcon.mode == mode
+        got = (supcon(z1, z2, y), supcon(z1, z2), proto(z1, z2, y))
+        for g, e in zip(got, expected):
+            assert torch.allclose(g, e, atol=1e-5)
+    assert losses.SupConLoss is original_supcon and losses.F is F
+
+
+def test_protoclr_dropins_and_errors(fx):
+    losses = fx("fx_protoclr.losses")
+    z1, z2, y = torch.randn(6, 4, requires_grad=True), torch.randn(6, 4), torch.tensor([0, 0, 1, 1, 2, 2])
+    loss = tpc.ProtoCLRLoss(0.1, mode="sphere")(z1, z2, y)
+    assert torch.allclose(loss, losses.ProtoCLRLoss(0.1)(z1, z2, y), atol=1e-5)
+    loss.backward()
+    assert z1.grad is not None
+    with pytest.raises(ValueError, match="same shape"):
+        tpc.SupConLoss(0.1)(torch.randn(4, 6), torch.randn(5, 6))
+    with pytest.raises(ValueError, match="unknown projection mode"):
+        tpc.patch(losses, mode="hyperbolic")
+    tpc.patch(losses)
+    with pytest.raises(RuntimeError, match="already patched"):
+        tpc.patch(losses)
+    tpc.unpatch(losses)
+    with pytest.raises(RuntimeError, match="not patched"):
+        tpc.unpatch(losses)
+
+
+# ---------------------------------------------------------------- EB-JEPA
+
+def test_eb_jepa_without_projection_is_upstream(fx):
+    losses = fx("fx_eb_jepa.losses")
+    Orig_VICReg, Orig_VC = losses.VICRegLoss, losses.VCLoss
+    torch.manual_seed(4)
+    z1, z2 = torch.randn(16, 8), torch.randn(16, 8)
+    x = torch.randn(2, 6, 3, 2, 2)
+    proj = torch.nn.Linear(6, 8)
+    with teb.patch(losses, projection=None, uniformity_coeff=0.0):
+        ours, theirs = losses.VICRegLoss(2.0, 3.0)(z1, z2), Orig_VICReg(2.0, 3.0)(z1, z2)
+        assert set(ours) == set(theirs) == {"loss", "invariance_loss", "var_loss", "cov_loss"}
+        for key in ours:
+            assert torch.allclose(ours[key], theirs[key], atol=1e-5), key
+        (l1, u1, d1), (l2, u2, d2) = losses.VCLoss(2.0, 3.0, proj=proj)(x), Orig_VC(2.0, 3.0, proj=proj)(x)
+        assert torch.allclose(l1, l2, atol=1e-5) and torch.allclose(u1, u2, atol=1e-5)
+        assert d1.keys() == d2.keys() and d1["cov_loss"] == pytest.approx(d2["cov_loss"], rel=1e-4)
+    assert losses.VICRegLoss is Orig_VICReg
+
+
+def uniformity(u, t=2.0):
+    d2 = torch.cdist(u, u).pow(2)
+    off = ~torch.eye(len(u), dtype=torch.bool)
+    return torch.log(torch.exp(-t * d2[off]).mean())
+
+
+def test_eb_jepa_patch_torusN_vicreg_is_upstream_on_circles_plus_uniformity(fx):
+    losses = fx("fx_eb_jepa.losses")
+    Orig = losses.VICRegLoss
+    torch.manual_seed(5)
+    z1, z2 = torch.randn(16, 8), torch.randn(16, 8)
+    with teb.patch(losses, projection="torusN", std_margin=1.0, uniformity_coeff=0.5):
+        out = losses.VICRegLoss(std_coeff=2.0, cov_coeff=3.0)(z1, z2)
+    on_circles = Orig(2.0, 3.0)(pairs_on_circles(z1), pairs_on_circles(z2))   # same terms, computed upstream-style
+    for key in ("invariance_loss", "var_loss", "cov_loss"):
+        assert torch.allclose(out[key], on_circles[key], atol=1e-5), key
+    unif = uniformity(pairs_on_circles(z1) / 2) + uniformity(pairs_on_circles(z2) / 2)
+    assert torch.allclose(out["loss"], on_circles["loss"] + 0.5 * unif, atol=1e-5)
+
+
+def test_eb_jepa_vcloss_torus_and_toroidal_cov(fx):
+    losses = fx("fx_eb_jepa.losses")
+    torch.manual_seed(6)
+    x = torch.randn(2, 6, 2, 2, 2, requires_grad=True)
+    proj = torch.nn.Linear(6, 8)
+    with teb.patch(losses, projection="torusC", cov="toroidal", grid_size=4, uniformity_coeff=0.1):
+        loss, unweighted, logs = losses.VCLoss(1.0, 1.0, proj=proj)(x)
+        assert set(logs) == {"std_loss", "cov_loss"} and torch.isfinite(loss)
+        loss.backward()
+        assert x.grad is not None
+        out = losses.VICRegLoss(1.0, 1.0)(torch.randn(8, 4), torch.randn(8, 4))
+        assert torch.isfinite(out["loss"])
+    with pytest.raises(ValueError, match="unknown cov"):
+        teb.VICRegLoss(cov="spherical")
+    with pytest.raises(TypeError, match="unknown option"):
+        teb.patch(losses, sim_coeff=1.0)
+    with pytest.raises(ValueError, match="unknown projection mode"):
+        teb.patch(losses, projection="torusQ")
+    teb.patch(losses)
+    with pytest.raises(RuntimeError, match="already patched"):
+        teb.patch(losses)
+    teb.unpatch(losses)

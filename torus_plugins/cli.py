@@ -1,0 +1,193 @@
+"""Command line: ``torus-plugins list | eval | export``.
+
+Usage::
+
+    torus-plugins list
+    torus-plugins eval emb.npy --labels y.npy --geometry torusN [--query q.npy --query-labels qy.npy] [--json]
+    torus-plugins export emb.npy --bits 8 --out emb.torc [--geometry torusN]
+
+Inputs: .npy, .npz (first array, or ``--key``), .pt (a tensor, or ``--key`` of a dict). Torus embeddings
+(torusN and torusC alike) are head outputs in the interleaved Clifford layout (cos t0, sin t0, ...).  Bad input: message on stderr, exit 2.
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+
+import numpy as np
+
+
+class InputError(Exception):
+    """A user-facing input problem (exit code 2)."""
+
+
+def load_array(path: str, key: str | None = None, what: str = "file") -> np.ndarray:
+    """numpy array from .npy / .npz / .pt; InputError with a clear message otherwise."""
+    if not os.path.exists(path):
+        raise InputError(f"{what} {path!r} does not exist")
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        elif ext == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                names = list(z.files)
+                if not names:
+                    raise InputError(f"{what} {path!r} holds no arrays")
+                if key is not None and key not in names:
+                    raise InputError(f"{what} {path!r} has no array {key!r}; it has {names}")
+                arr = z[key if key is not None else names[0]]
+        elif ext == ".pt":
+            import torch
+
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+            if isinstance(obj, dict) and key is not None:
+                obj = obj.get(key)
+            if not hasattr(obj, "detach"):
+                raise InputError(f"{what} {path!r} does not hold a tensor (got {type(obj).__name__})")
+            arr = obj.detach().cpu().numpy()
+        else:
+            raise InputError(f"{what} {path!r}: unsupported extension {ext!r} (use .npy, .npz or .pt)")
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"cannot read {what} {path!r}: {type(exc).__name__}: {exc}") from exc
+    return np.asarray(arr)
+
+
+def _embeddings(path, key=None, what="embeddings") -> np.ndarray:
+    x = load_array(path, key, what)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise InputError(f"{what} {path!r} must be a 2-D array [n, d], got shape {x.shape}")
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise InputError(f"{what} {path!r} must be numeric, got dtype {x.dtype}")
+    x = x.astype(np.float64)
+    if not np.isfinite(x).all():
+        raise InputError(f"{what} {path!r} contains {int((~np.isfinite(x)).sum())} NaN or inf value(s)")
+    return x
+
+
+def _labels(path, n, what="labels") -> np.ndarray:
+    y = load_array(path, None, what).reshape(-1)
+    if y.shape[0] != n:
+        raise InputError(f"{what} {path!r} has {y.shape[0]} entries but there are {n} embeddings")
+    if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
+        raise InputError(f"{what} {path!r} contains NaN or inf")
+    return y
+
+
+def _check_geometry(x, geometry, path):
+    if geometry in ("torusN", "torusC") and x.shape[1] % 2:
+        raise InputError(f"{geometry} embeddings need an even width (cos, sin pairs); {path!r} has {x.shape[1]}")
+
+
+def cmd_list(args) -> int:
+    from . import registry
+
+    for kind in registry.GROUPS:
+        rows = registry.describe(kind)
+        print(f"{kind}:")
+        if not rows:
+            print("  (none)")
+        for r in rows:
+            mark = f"  BROKEN: {r['error']}" if r["error"] else ""
+            print(f"  {r['name']:<24} {r['target']}{mark}")
+    return 0
+
+
+def _jsonable(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    return v
+
+
+def cmd_eval(args) -> int:
+    from .metrics import format_table, quantisation_table
+
+    x = _embeddings(args.embeddings, args.key)
+    _check_geometry(x, args.geometry, args.embeddings)
+    y = _labels(args.labels, len(x))
+    q = qy = None
+    if args.query is not None:
+        if args.query_labels is None:
+            raise InputError("--query needs --query-labels")
+        q = _embeddings(args.query, args.key, "query")
+        if q.shape[1] != x.shape[1]:
+            raise InputError(f"query width {q.shape[1]} differs from embeddings width {x.shape[1]}")
+        qy = _labels(args.query_labels, len(q), "query labels")
+    rows = quantisation_table(x, q, y, None if q is None else qy, geometry=args.geometry, seed=args.seed)
+    if args.json:
+        print(json.dumps({"geometry": args.geometry, "n_reference": len(x),
+                          "n_query": len(x) if q is None else len(q),
+                          "rows": [{k: _jsonable(v) for k, v in r.items()} for r in rows]}, indent=2))
+    else:
+        print(f"{args.embeddings}: {len(x)} x {x.shape[1]}, geometry {args.geometry}, "
+              f"{'self-retrieval (own row excluded)' if q is None else f'{len(q)} queries'}")
+        print(format_table(rows))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .codes import quantize, save_codes
+    from .metrics._inputs import turns_of
+
+    if args.geometry == "sphere":
+        raise InputError("export writes torus codes; use --geometry torusN or torusC")
+    if not 1 <= args.bits <= 8:
+        raise InputError(f"--bits must be in [1, 8], got {args.bits}")
+    x = _embeddings(args.embeddings, args.key)
+    _check_geometry(x, args.geometry, args.embeddings)
+    codes = quantize(turns_of(x, args.geometry), args.bits)
+    try:
+        save_codes(args.out, codes, args.bits, geometry=args.geometry)
+    except OSError as exc:
+        raise InputError(f"cannot write {args.out!r}: {exc}") from exc
+    print(f"wrote {len(codes)} x {codes.shape[1]} {args.bits}-bit codes to {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="torus-plugins", description="Torus embedding heads, codes and evaluation.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="installed heads, losses and adapters (broken ones marked)")
+    e = sub.add_parser("eval", help="retrieval/spread quantisation table of embeddings")
+    e.add_argument("embeddings")
+    e.add_argument("--labels", required=True)
+    e.add_argument("--geometry", required=True, choices=("sphere", "torusN", "torusC"))
+    e.add_argument("--query")
+    e.add_argument("--query-labels")
+    e.add_argument("--key", help="array name inside .npz / dict key inside .pt")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", action="store_true", help="machine-readable output")
+    x = sub.add_parser("export", help="write b-bit torus codes with save_codes")
+    x.add_argument("embeddings")
+    x.add_argument("--bits", type=int, required=True)
+    x.add_argument("--out", required=True)
+    x.add_argument("--geometry", default="torusN", choices=("sphere", "torusN", "torusC"))
+    x.add_argument("--key")
+    return p
+
+
+def main(argv=None) -> int:
+    """Entry point; returns the exit code (0 ok, 2 bad input or usage)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    cmds = {"list": cmd_list, "eval": cmd_eval, "export": cmd_export}
+    try:
+        return cmds[args.command](args)
+    except (InputError, ValueError, TypeError) as exc:
+        print(f"torus-plugins {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Input checks and small helpers shared by the losses."""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .._checks import check_finite, check_float_tensor
+
+
+def check_embeddings(x, name: str, min_batch: int = 2, dims=(2,)) -> None:
+    """Floating, finite, ``x.dim()`` in ``dims``, batch size >= ``min_batch``."""
+    check_float_tensor(x, name)
+    if x.dim() not in dims:
+        want = " or ".join(f"{d}-D" for d in dims)
+        raise ValueError(f"{name} must be {want}, got shape {tuple(x.shape)}")
+    if x.shape[0] < min_batch:
+        raise ValueError(f"{name} needs a batch of at least {min_batch} samples, got batch size {x.shape[0]}")
+    if x.shape[-1] == 0:
+        raise ValueError(f"{name} has an empty feature dimension, shape {tuple(x.shape)}")
+    check_finite(x, name)
+
+
+def check_labels(labels, n: int, name: str = "labels") -> torch.Tensor:
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(labels).__name__}")
+    labels = labels.reshape(-1) if labels.dim() > 1 and labels.numel() == labels.shape[0] else labels
+    if labels.dim() != 1 or labels.shape[0] != n:
+        raise ValueError(f"{name} must have shape [{n}] (one per sample), got shape {tuple(labels.shape)}")
+    return labels
+
+
+def per_circle_unit(z: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Renormalise every (cos, sin) pair of an interleaved vector to norm 1/sqrt(k): unit-norm Clifford layout."""
+    if z.shape[-1] % 2:
+        raise ValueError(f"an interleaved torus vector needs an even last dimension, got {z.shape[-1]}")
+    k = z.shape[-1] // 2
+    pairs = z.unflatten(-1, (k, 2))
+    norm = torch.linalg.vector_norm(pairs, dim=-1, keepdim=True).clamp_min(eps)
+    return (pairs / (norm * math.sqrt(k))).flatten(-2)
+
+
+def unit(z: torch.Tensor) -> torch.Tensor:
+    return F.normalize(z, dim=-1)

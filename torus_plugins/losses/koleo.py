@@ -1,0 +1,49 @@
+"""KoLeo (Kozachenko-Leonenko) spreading regulariser, Sablayrolles et al. 2019."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._common import check_embeddings
+from .distributed import maybe_gather
+
+
+def koleo_terms(x: torch.Tensor, eps: float = 1e-8, p: float = 2.0, normalize: bool = True) -> torch.Tensor:
+    """Per-sample terms -log(||x_i - x_nn(i) + eps||_p + eps) of a [B, D] batch (the definition lightly uses)."""
+    if normalize:
+        x = F.normalize(x, p=2, dim=-1, eps=eps)
+    with torch.no_grad():
+        sim = x @ x.t()
+        sim.fill_diagonal_(-float("inf"))
+        nn_idx = sim.argmax(dim=1)
+    d = F.pairwise_distance(x, x[nn_idx], p=p, eps=eps)
+    return -torch.log(d + eps)
+
+
+class KoLeoLoss(nn.Module):
+    """L = -mean_i log(||x_i - x_nn(i)|| + eps), nearest neighbour by cosine, on unit vectors.
+
+    Any head output of the package is unit norm (for torusC: the unit-norm Clifford vector), so pass it as is;
+    ``normalize=True`` applies ``F.normalize`` first, which is a no-op on those and matches ``lightly.loss.KoLeoLoss``
+    exactly (same ``p`` and ``eps`` placement: ``PairwiseDistance(p, eps)`` then ``log(d + eps)``). Duplicate points
+    give a finite loss (distance eps*D**(1/p)) but a huge gradient: use :func:`clip_gradients`.
+    Accepts [B, D] or [B, n_views, D] (computed per view, then averaged).
+    With ``gather_distributed`` the nearest neighbour is searched over the batch of all ranks.
+
+    Usage: ``loss = KoLeoLoss()(L2p(128)(features))``
+    """
+
+    def __init__(self, eps: float = 1e-8, gather_distributed: bool = False, p: float = 2.0, normalize: bool = True):
+        super().__init__()
+        self.eps = eps
+        self.p = p
+        self.normalize = normalize
+        self.gather_distributed = gather_distributed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_embeddings(x, "KoLeoLoss input", dims=(2, 3))
+        (x,) = maybe_gather(self.gather_distributed, x)
+        if x.dim() == 2:
+            return koleo_terms(x, self.eps, self.p, self.normalize).mean()
+        views = [koleo_terms(x[:, v], self.eps, self.p, self.normalize).mean() for v in range(x.shape[1])]
+        return torch.stack(views).mean()

@@ -1,0 +1,100 @@
+"""Supervised contrastive loss (Khosla et al. 2020), with the paper's torus projection modes."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..geometry import to_clifford
+from ._common import check_embeddings, check_labels, per_circle_unit
+from .distributed import maybe_gather
+
+_PROJMODES = {"sphere": "sphere", "hyprs": "sphere", "torusn": "torusN", "torul": "torusN",
+              "torusc": "torusC", "torus": "torusC"}
+
+
+def canonical_projmode(projmode):
+    """'sphere' | 'torusN' | 'torusC' | None from any accepted (case-insensitive, legacy) spelling."""
+    if projmode is None or (isinstance(projmode, str) and projmode.lower() == "none"):
+        return None
+    if not isinstance(projmode, str) or projmode.lower() not in _PROJMODES:
+        raise ValueError(f"projmode must be one of sphere|torusN|torusC (legacy hyprs|torul|torus) or None, "
+                         f"got {projmode!r}")
+    return _PROJMODES[projmode.lower()]
+
+
+def project(features: torch.Tensor, projmode) -> torch.Tensor:
+    """Raw head features -> unit-norm vectors as the paper's pipeline reads them (None: already unit norm)."""
+    if projmode == "sphere":
+        return F.normalize(features, dim=-1)
+    if projmode == "torusN":
+        return per_circle_unit(features)
+    if projmode == "torusC":
+        return to_clifford(features, unit_norm=True)
+    return features
+
+
+class SupConLoss(nn.Module):
+    """L = -(tau/tau_b) mean_a 1/|P(a)| sum_{p in P(a)} log( exp(z_a.z_p/tau) / sum_{c != a} exp(z_a.z_c/tau) ).
+
+    ``features`` [B, n_views, D], ``labels`` [B] or None (SimCLR: the positives are the other views).
+    ``contrast_mode`` 'all' (every view is an anchor) or 'one' (view 0 only).
+    ``projmode`` says how the inputs are read, as in the paper's SupCon-Framework torus branch, but always yielding
+    unit vectors so tau keeps its usual meaning:
+      * 'sphere' (legacy 'hyprs'): ``F.normalize``. The default; a no-op on any unit-norm head output of this
+        package (Sphere, L2p, Clifford), so it is safe for all of them.
+      * 'torusN' ('torul'): pairwise L2 normalisation (the L2p head). Same loss as the paper's pair-unit vectors
+        with logits divided by tau*D/2.
+      * 'torusC' ('torus'): inputs are raw turns [B, n_views, k], mapped to the unit-norm Clifford layout. Same
+        loss as the paper's [cos..., sin...] features with logits divided by tau*k.
+      * None: the features are already unit norm (package heads); used as is.
+    Anchors with no positive (a singleton class with one view) are left out of the mean; if no anchor has one, a
+    ValueError is raised. With ``gather_distributed`` the contrast set is the batch of all ranks.
+
+    Usage: ``loss = SupConLoss(0.07)(torch.stack([L2p(128)(f1), L2p(128)(f2)], 1), labels)``
+    """
+
+    def __init__(self, temperature: float = 0.07, contrast_mode: str = "all", base_temperature: float = 0.07,
+                 projmode="sphere", gather_distributed: bool = False):
+        super().__init__()
+        if contrast_mode not in ("all", "one"):
+            raise ValueError(f"contrast_mode must be 'all' or 'one', got {contrast_mode!r}")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        self.temperature = temperature
+        self.base_temperature = base_temperature
+        self.contrast_mode = contrast_mode
+        self.projmode = canonical_projmode(projmode)
+        self.gather_distributed = gather_distributed
+
+    def forward(self, features: torch.Tensor, labels=None) -> torch.Tensor:
+        check_embeddings(features, "SupConLoss features [B, n_views, D]", dims=(3,))
+        b, n_views = features.shape[0], features.shape[1]
+        if labels is not None:
+            labels = check_labels(labels, b)
+        elif n_views < 2:
+            raise ValueError(f"SupConLoss without labels needs n_views >= 2 (positives are the other views), "
+                             f"got n_views={n_views}")
+        features, labels = maybe_gather(self.gather_distributed, features, labels)
+        b = features.shape[0]
+        z = project(features, self.projmode)
+        contrast = z.transpose(0, 1).reshape(n_views * b, -1)  # view-major, as upstream
+        anchor = z[:, 0] if self.contrast_mode == "one" else contrast
+        n_anchor = anchor.shape[0]
+        if labels is None:
+            same = torch.eye(b, dtype=torch.bool, device=z.device)
+        else:
+            same = labels[:, None] == labels[None, :]
+        pos = same.repeat(n_anchor // b, n_views)
+        not_self = torch.ones_like(pos)
+        not_self[torch.arange(n_anchor), torch.arange(n_anchor)] = False
+        pos = pos & not_self
+        logits = anchor @ contrast.t() / self.temperature
+        logits = logits - logits.max(dim=1, keepdim=True).values.detach()
+        logits_others = logits.masked_fill(~not_self, -float("inf"))
+        log_prob = logits - torch.logsumexp(logits_others, dim=1, keepdim=True)
+        n_pos = pos.sum(1)
+        has_pos = n_pos > 0
+        if not bool(has_pos.any()):
+            raise ValueError("SupConLoss: no anchor has a positive (every label is unique and n_views == 1)")
+        mean_log_prob_pos = (log_prob * pos).sum(1)[has_pos] / n_pos[has_pos]
+        return -(self.temperature / self.base_temperature) * mean_log_prob_pos.mean()

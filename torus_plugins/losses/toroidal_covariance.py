@@ -1,0 +1,71 @@
+"""Toroidal covariance regulariser (jepa-torus V1): off-diagonal covariance weighted by an N x N torus grid."""
+
+import torch
+from torch import nn
+
+from .._checks import check_positive_int
+from ..geometry import torus_spectral_gap  # noqa: F401  (re-exported; lambda_1 of the grid used here)
+from ._common import check_embeddings
+from .distributed import maybe_gather
+
+
+def torus_grid_penalty(grid_size: int, penalty: str = "distance") -> torch.Tensor:
+    """[N^2, N^2] weights between grid cells; cell i sits at (i mod N, i // N).
+
+    'distance': torus Manhattan distance min(|dx|, N-|dx|) + min(|dy|, N-|dy|), divided by its maximum.
+    'laplacian': |L| of the 4-neighbour torus-grid Laplacian, off-diagonal part rescaled to mean 1 (diagonal 4).
+    """
+    n = grid_size
+    idx = torch.arange(n * n)
+    x, y = idx % n, idx // n
+    dx = (x[:, None] - x[None, :]).abs()
+    dy = (y[:, None] - y[None, :]).abs()
+    dist = torch.minimum(dx, n - dx) + torch.minimum(dy, n - dy)
+    if penalty == "distance":
+        return dist.double() / dist.max()
+    if penalty == "laplacian":
+        adj = (dist == 1).double()
+        lap = torch.diag(adj.sum(1)) - adj
+        w = lap.abs()
+        off = ~torch.eye(n * n, dtype=torch.bool)
+        w[off] *= (n * n * (n * n - 1)) / w[off].sum()
+        return w
+    raise ValueError(f"penalty must be 'distance' or 'laplacian', got {penalty!r}")
+
+
+class ToroidalCovarianceLoss(nn.Module):
+    """L = sum_{i != j} W[pos(i), pos(j)] C_ij^2 / (D (D-1)),  pos(d) = d mod N^2,  C the batch covariance.
+
+    Replaces VICReg's isotropic off-diagonal penalty with one weighted by an N x N torus grid (jepa-torus V1,
+    same weights and normalisation as its ``ToroidalCovarianceLoss``). The grid's spectral gap is
+    ``torus_spectral_gap(N)`` = 2 - 2 cos(2 pi / N). Input [B, dim].
+    Usage: ``loss = ToroidalCovarianceLoss(grid_size=12, dim=256)(z)``
+    """
+
+    def __init__(self, grid_size: int = 12, dim: int = 2048, penalty: str = "distance",
+                 gather_distributed: bool = False):
+        super().__init__()
+        check_positive_int(grid_size, "grid_size")
+        if grid_size < 2:
+            raise ValueError(f"grid_size must be >= 2, got {grid_size}")
+        check_positive_int(dim, "dim")
+        if dim < 2:
+            raise ValueError(f"dim must be >= 2 (there is no off-diagonal covariance), got {dim}")
+        w = torus_grid_penalty(grid_size, penalty)
+        pos = torch.arange(dim) % (grid_size * grid_size)
+        full = w[pos[:, None], pos[None, :]]
+        full.fill_diagonal_(0.0)
+        self.register_buffer("weight", full.float(), persistent=False)
+        self.grid_size, self.dim, self.penalty = grid_size, dim, penalty
+        self.gather_distributed = gather_distributed
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        check_embeddings(z, "ToroidalCovarianceLoss input")
+        if z.shape[1] != self.dim:
+            raise ValueError(f"ToroidalCovarianceLoss input must have last dimension {self.dim}, "
+                             f"got shape {tuple(z.shape)}")
+        (z,) = maybe_gather(self.gather_distributed, z)
+        zc = z - z.mean(0, keepdim=True)
+        cov = zc.t() @ zc / (z.shape[0] - 1)
+        w = self.weight.to(dtype=z.dtype, device=z.device)
+        return (w * cov.pow(2)).sum() / (self.dim * (self.dim - 1))

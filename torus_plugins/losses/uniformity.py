@@ -1,0 +1,37 @@
+"""Uniformity loss of Wang & Isola 2020."""
+
+import math
+
+import torch
+from torch import nn
+
+from ._common import check_embeddings
+from .distributed import maybe_gather
+
+
+def uniformity(z: torch.Tensor, t: float) -> torch.Tensor:
+    sq = z.pow(2).sum(-1)
+    d2 = (sq[:, None] + sq[None, :] - 2.0 * (z @ z.t())).clamp_min(0.0)
+    b = z.shape[0]
+    off = ~torch.eye(b, dtype=torch.bool, device=z.device)
+    return torch.logsumexp(-t * d2[off], dim=0) - math.log(b * (b - 1))
+
+
+class UniformityLoss(nn.Module):
+    """L = log mean_{i != j} exp(-t ||z_i - z_j||^2)  (Wang & Isola 2020), t = 2 by default.
+
+    Computed with a log-sum-exp (stable). Input [B, D] or [B, n_views, D] (per view, averaged).
+    Usage: ``loss = UniformityLoss()(Clifford(32)(turns))``
+    """
+
+    def __init__(self, t: float = 2.0, gather_distributed: bool = False):
+        super().__init__()
+        self.t = t
+        self.gather_distributed = gather_distributed
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        check_embeddings(z, "UniformityLoss input", dims=(2, 3))
+        (z,) = maybe_gather(self.gather_distributed, z)
+        if z.dim() == 2:
+            return uniformity(z, self.t)
+        return torch.stack([uniformity(z[:, v], self.t) for v in range(z.shape[1])]).mean()

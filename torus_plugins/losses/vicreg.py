@@ -1,0 +1,62 @@
+"""VICReg (Bardes et al. 2022) with an isotropic or toroidal covariance term."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._common import check_embeddings
+from .distributed import maybe_gather
+from .toroidal_covariance import ToroidalCovarianceLoss
+
+
+class VICRegLoss(nn.Module):
+    """L = lambda * MSE(z_a, z_b) + mu * (V(z_a) + V(z_b)) / 2 + nu * (Cov(z_a) + Cov(z_b)),
+
+    V(z) = mean_d relu(1 - sqrt(Var z_d + eps)); isotropic Cov(z) = sum_{i != j} C_ij^2 / D (as
+    ``lightly.loss.VICRegLoss``, numerically equal); ``covariance='toroidal'`` uses
+    :class:`ToroidalCovarianceLoss` (grid ``grid_size``, 'distance' penalty) instead.
+    ``components(z_a, z_b)`` returns {loss, invariance_loss, var_loss, cov_loss} (eb_jepa's dict; the parts are
+    unweighted). With ``gather_distributed`` all three terms use the batch of all ranks (lightly computes the
+    invariance term on the local batch only).
+    Usage: ``loss = VICRegLoss(covariance='toroidal', grid_size=12)(z_a, z_b)``
+    """
+
+    def __init__(self, lambda_param: float = 25.0, mu_param: float = 25.0, nu_param: float = 1.0,
+                 covariance: str = "isotropic", grid_size: int = 12, eps: float = 1e-4,
+                 gather_distributed: bool = False, penalty: str = "distance"):
+        super().__init__()
+        if covariance not in ("isotropic", "toroidal"):
+            raise ValueError(f"covariance must be 'isotropic' or 'toroidal', got {covariance!r}")
+        self.lambda_param, self.mu_param, self.nu_param = lambda_param, mu_param, nu_param
+        self.covariance, self.grid_size, self.eps, self.penalty = covariance, grid_size, eps, penalty
+        self.gather_distributed = gather_distributed
+        self._toroidal = {}
+
+    def _cov(self, z: torch.Tensor) -> torch.Tensor:
+        d = z.shape[1]
+        if self.covariance == "toroidal":
+            if d not in self._toroidal:
+                self._toroidal[d] = ToroidalCovarianceLoss(self.grid_size, d, self.penalty)
+            return self._toroidal[d](z)
+        zc = z - z.mean(0)
+        cov = zc.t() @ zc / (z.shape[0] - 1)
+        return (cov.pow(2).sum() - cov.diagonal().pow(2).sum()) / d
+
+    def _var(self, z: torch.Tensor) -> torch.Tensor:
+        return F.relu(1.0 - torch.sqrt(z.var(dim=0) + self.eps)).mean()
+
+    def components(self, z_a: torch.Tensor, z_b: torch.Tensor) -> dict:
+        check_embeddings(z_a, "VICRegLoss z_a")
+        check_embeddings(z_b, "VICRegLoss z_b")
+        if z_a.shape != z_b.shape:
+            raise ValueError(f"VICRegLoss z_a and z_b must have the same shape, got {tuple(z_a.shape)} "
+                             f"and {tuple(z_b.shape)}")
+        z_a, z_b = maybe_gather(self.gather_distributed, z_a, z_b)
+        inv = F.mse_loss(z_a, z_b)
+        var = 0.5 * (self._var(z_a) + self._var(z_b))
+        cov = self._cov(z_a) + self._cov(z_b)
+        loss = self.lambda_param * inv + self.mu_param * var + self.nu_param * cov
+        return {"loss": loss, "invariance_loss": inv, "var_loss": var, "cov_loss": cov}
+
+    def forward(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
+        return self.components(z_a, z_b)["loss"]
