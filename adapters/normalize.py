@@ -24,13 +24,12 @@ What a patched ``normalize(x, dim=d)`` returns, along axis ``d`` (the package co
 Unknown modes, patching a module twice, and unpatching a module that is not patched raise clear errors.
 """
 
-import math
 import types
 
 import torch
 import torch.nn.functional as _torch_F
 
-from torus_plugins.geometry import TWO_PI
+from torus_plugins.heads import Clifford, L2p
 
 __all__ = ["MODES", "canonical_mode", "torus_normalize", "patch_normalize", "unpatch", "is_patched", "Patch",
            "TorusFunctional", "check_patchable", "with_defaults"]
@@ -74,13 +73,9 @@ def torus_normalize(x: torch.Tensor, mode: str = "torusN", dim: int = 1, p: floa
         if width % 2:
             raise ValueError(f"torusN normalize needs an even width along dim {dim} (coordinates are read in "
                              f"pairs), got shape {tuple(x.shape)}")
-        k = width // 2
-        pairs = moved.unflatten(-1, (k, 2))
-        norm = torch.linalg.vector_norm(pairs, dim=-1, keepdim=True).clamp_min(eps)
-        z = (pairs / (norm * math.sqrt(k))).flatten(-2)
+        z = L2p(width, eps=eps)(moved)
     else:  # torusC: turns -> interleaved (cos, sin) / sqrt(k), width doubles
-        theta = TWO_PI * moved
-        z = torch.stack((torch.cos(theta), torch.sin(theta)), dim=-1).flatten(-2) / math.sqrt(width)
+        z = Clifford(width)(moved)
     return z.movedim(-1, dim)
 
 

@@ -36,20 +36,13 @@ def ip_knn(query: np.ndarray, reference: np.ndarray, k: int):
     return index.search(np.ascontiguousarray(query, dtype=np.float32), int(k))
 
 
-def circular_l1_knn(query: np.ndarray, reference: np.ndarray, k: int, bits: int, chunk: int = 256):
-    """(distances, ids) of the k nearest codes by circular L1 (brute force, ties by smaller id)."""
-    q = query.astype(np.int16)
-    r = reference.astype(np.int16)
-    m = 1 << bits
-    out_d = np.empty((len(q), k), np.int64)
-    out_i = np.empty((len(q), k), np.int64)
-    for s in range(0, len(q), chunk):
-        d = np.mod(q[s:s + chunk, None, :] - r[None, :, :], m)
-        d = np.minimum(d, m - d).sum(-1, dtype=np.int64)
-        order = np.argsort(d, axis=1, kind="stable")[:, :k]
-        out_i[s:s + chunk] = order
-        out_d[s:s + chunk] = np.take_along_axis(d, order, 1)
-    return out_d, out_i
+def circular_l1_knn(query: np.ndarray, reference: np.ndarray, k: int, bits: int):
+    """(distances, ids) of the k nearest codes by circular L1: exact :class:`TorusIndex` (ties by smaller id)."""
+    from ..search import TorusIndex
+
+    index = TorusIndex(reference.shape[1], bits=bits)
+    index.add(np.ascontiguousarray(reference, dtype=np.uint8))
+    return index.search(np.ascontiguousarray(query, dtype=np.uint8), int(k))
 
 
 class GeometryKNN:
