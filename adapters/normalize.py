@@ -29,28 +29,20 @@ import types
 import torch
 import torch.nn.functional as _torch_F
 
-from torus_plugins.heads import Clifford, L2p
+from torus_plugins.heads import PROJECTION_NAMES, Clifford, L2p, canonical_projection
 
 __all__ = ["MODES", "canonical_mode", "torus_normalize", "patch_normalize", "unpatch", "is_patched", "Patch",
            "TorusFunctional", "check_patchable", "with_defaults"]
 
-#: Accepted mode names (case-insensitive) -> canonical name.
-MODES = {
-    "sphere": "sphere", "hyprs": "sphere",
-    "torusn": "torusN", "torul": "torusN", "l2p": "torusN",
-    "torusc": "torusC", "torus": "torusC", "clifford": "torusC",
-}
+#: Accepted mode names (case-insensitive) -> canonical name: the heads' one table.
+MODES = PROJECTION_NAMES
 
 _MARK = "_torus_plugins_patch"
 
 
 def canonical_mode(mode) -> str:
     """``'sphere'``, ``'torusN'`` or ``'torusC'`` for any accepted name (incl. legacy hyprs/torul/torus)."""
-    key = str(mode).lower() if isinstance(mode, str) else None
-    if key not in MODES:
-        raise ValueError(f"unknown projection mode {mode!r}; use sphere, torusN or torusC "
-                         f"(legacy names: hyprs, torul, torus; aliases: l2p, clifford)")
-    return MODES[key]
+    return canonical_projection(mode)
 
 
 def torus_normalize(x: torch.Tensor, mode: str = "torusN", dim: int = 1, p: float = 2.0, eps: float = 1e-12,

@@ -8,15 +8,27 @@ from .clifford import Clifford
 from .l2p import L2p
 from .sphere import Sphere
 
-PROJECTIONS = {"sphere": Sphere, "l2p": L2p, "torusn": L2p, "clifford": Clifford, "torusc": Clifford}
+#: Every accepted spelling (case-insensitive), incl. the paper's legacy names -> canonical projection name.
+PROJECTION_NAMES = {
+    "sphere": "sphere", "hyprs": "sphere",
+    "torusn": "torusN", "torul": "torusN", "l2p": "torusN",
+    "torusc": "torusC", "torus": "torusC", "clifford": "torusC",
+}
+PROJECTIONS = {"sphere": Sphere, "torusN": L2p, "torusC": Clifford}
+
+
+def canonical_projection(name) -> str:
+    """'sphere', 'torusN' or 'torusC' for any accepted name (l2p, clifford; legacy hyprs, torul, torus)."""
+    key = name.lower() if isinstance(name, str) else None
+    if key not in PROJECTION_NAMES:
+        raise ValueError(f"unknown projection mode {name!r}; use sphere, torusN or torusC "
+                         f"(aliases l2p, clifford; legacy hyprs, torul, torus)")
+    return PROJECTION_NAMES[key]
 
 
 def make_projection(name: str, dim: int) -> nn.Module:
-    """The normalising layer called ``name`` (sphere, l2p/torusN, clifford/torusC; case-insensitive)."""
-    key = str(name).lower()
-    if key not in PROJECTIONS:
-        raise ValueError(f"unknown projection {name!r}; known: {sorted(set(PROJECTIONS))}")
-    return PROJECTIONS[key](dim)
+    """The normalising layer called ``name`` (any spelling :func:`canonical_projection` accepts)."""
+    return PROJECTIONS[canonical_projection(name)](dim)
 
 
 class ProjectionHead(nn.Module):

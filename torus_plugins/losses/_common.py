@@ -1,11 +1,10 @@
 """Input checks and small helpers shared by the losses."""
 
-import math
-
 import torch
 import torch.nn.functional as F
 
 from .._checks import check_finite, check_float_tensor
+from ..heads import L2p
 
 
 def check_embeddings(x, name: str, min_batch: int = 2, dims=(2,)) -> None:
@@ -31,13 +30,8 @@ def check_labels(labels, n: int, name: str = "labels") -> torch.Tensor:
 
 
 def per_circle_unit(z: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """Renormalise every (cos, sin) pair of an interleaved vector to norm 1/sqrt(k): unit-norm Clifford layout."""
-    if z.shape[-1] % 2:
-        raise ValueError(f"an interleaved torus vector needs an even last dimension, got {z.shape[-1]}")
-    k = z.shape[-1] // 2
-    pairs = z.unflatten(-1, (k, 2))
-    norm = torch.linalg.vector_norm(pairs, dim=-1, keepdim=True).clamp_min(eps)
-    return (pairs / (norm * math.sqrt(k))).flatten(-2)
+    """Renormalise every (cos, sin) pair of an interleaved vector to norm 1/sqrt(k): the :class:`L2p` head."""
+    return L2p(int(z.shape[-1]), eps=eps)(z)
 
 
 def unit(z: torch.Tensor) -> torch.Tensor:

@@ -5,21 +5,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..geometry import to_clifford
+from ..heads import canonical_projection
 from ._common import check_embeddings, check_labels, per_circle_unit
 from .distributed import maybe_gather
-
-_PROJMODES = {"sphere": "sphere", "hyprs": "sphere", "torusn": "torusN", "torul": "torusN",
-              "torusc": "torusC", "torus": "torusC"}
-
 
 def canonical_projmode(projmode):
     """'sphere' | 'torusN' | 'torusC' | None from any accepted (case-insensitive, legacy) spelling."""
     if projmode is None or (isinstance(projmode, str) and projmode.lower() == "none"):
         return None
-    if not isinstance(projmode, str) or projmode.lower() not in _PROJMODES:
+    try:
+        return canonical_projection(projmode)
+    except ValueError:
         raise ValueError(f"projmode must be one of sphere|torusN|torusC (legacy hyprs|torul|torus) or None, "
-                         f"got {projmode!r}")
-    return _PROJMODES[projmode.lower()]
+                         f"got {projmode!r}") from None
 
 
 def project(features: torch.Tensor, projmode) -> torch.Tensor:
