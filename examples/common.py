@@ -14,6 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from torus_plugins import to_turns
+from torus_plugins.codes import quantize, save_codes
+
 
 # ----------------------------------------------------------------------------------------------------------- basics
 
@@ -67,36 +70,10 @@ class Timer:
 
 # ------------------------------------------------------------------------------------------ package API (isolated)
 
-def turns_of(z: torch.Tensor) -> torch.Tensor:
-    """Angles in turns of a torus embedding in the Clifford layout."""
-    from torus_plugins import to_turns
-    return to_turns(z)
 
 
-def clifford_of(turns: torch.Tensor) -> torch.Tensor:
-    from torus_plugins import to_clifford
-    return to_clifford(turns)
 
 
-def quantize_turns(turns: torch.Tensor, bits: int) -> torch.Tensor:
-    """b-bit flat-torus codes of angles in turns (the package's code convention)."""
-    from torus_plugins.codes import quantize
-    return quantize(turns, bits)
-
-
-def dequantize_turns(codes: torch.Tensor, bits: int) -> torch.Tensor:
-    from torus_plugins.codes import dequantize
-    return dequantize(codes, bits)
-
-
-def save_code_file(path: str, codes: torch.Tensor, bits: int, geometry: str, meta=None) -> None:
-    from torus_plugins.codes import save_codes
-    save_codes(path, codes, bits, geometry, meta=meta or None)
-
-
-def load_code_file(path: str):
-    from torus_plugins.codes import load_codes
-    return load_codes(path)
 
 
 def torus_search_p1(ref_codes, ref_y, query_codes, query_y, bits: int, exclude_self: bool = False) -> float:
@@ -110,10 +87,6 @@ def torus_search_p1(ref_codes, ref_y, query_codes, query_y, bits: int, exclude_s
     nn_idx = idx[:, 1] if exclude_self else idx[:, 0]
     return float((torch.as_tensor(ref_y)[nn_idx] == torch.as_tensor(query_y)).float().mean())
 
-
-def effective_rank(x: torch.Tensor) -> float:
-    from torus_plugins.metrics import effective_rank as er
-    return float(er(x.numpy()))
 
 
 def shape(x: torch.Tensor, n_points: int, seed: int) -> dict:
@@ -175,8 +148,8 @@ def quantised_p1(head: str, ref_z, ref_y, query_z, query_y, bits_list) -> dict:
     out = {}
     for bits in bits_list:
         if is_torus(head):
-            rc = quantize_turns(turns_of(ref_z), bits)
-            qc = quantize_turns(turns_of(query_z), bits)
+            rc = quantize(to_turns(ref_z), bits)
+            qc = quantize(to_turns(query_z), bits)
             out[bits] = torus_search_p1(rc, ref_y, qc, query_y, bits)
         else:
             q = sphere_quantizer(bits, ref_z)
@@ -192,12 +165,12 @@ def export_codes(path: str, head: str, z: torch.Tensor, bits: int = 8, reference
     """
     meta = dict(meta or {})
     if is_torus(head):
-        codes = quantize_turns(turns_of(z), bits)
+        codes = quantize(to_turns(z), bits)
     else:
         q = sphere_quantizer(bits, z if reference is None else reference)
         codes = sphere_codes(q, z)
         meta.update(grid_lo=np.asarray(q.lo).tolist(), grid_hi=np.asarray(q.hi).tolist())
-    save_code_file(path, codes, bits, head, meta)
+    save_codes(path, codes, bits, head, meta=meta or None)
     return codes
 
 

@@ -36,6 +36,9 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+from torus_plugins import to_clifford, to_turns  # noqa: E402
+from torus_plugins.codes import dequantize, quantize  # noqa: E402
+from torus_plugins.metrics import effective_rank  # noqa: E402
 
 SR = 16000
 N_FFT, HOP, N_MELS, FMIN, FMAX = 1024, 320, 128, 50.0, 8000.0
@@ -454,8 +457,7 @@ def decode_uint8(head, z, z_train):
     """What the uint8 codes decode to: torus -> 8-bit angle codes back to the Clifford layout; sphere -> the
     8-bit min/max grid (fitted on the training-set embeddings) back to floats."""
     if common.is_torus(head):
-        codes = common.quantize_turns(common.turns_of(z), 8)
-        return common.clifford_of(common.dequantize_turns(codes, 8))
+        return to_clifford(dequantize(quantize(to_turns(z), 8), 8))
     q = common.sphere_quantizer(8, z_train)
     return common.sphere_decode(q, common.sphere_codes(q, z))
 
@@ -479,7 +481,7 @@ def run_head(head, front, data, args, device, out) -> dict:
             common.export_codes(code_path, head, z, 8, reference=z_train,
                                 meta={"dataset": data["name"], "split": "pow", "labels": y.tolist()})
             res["codes_file"] = os.path.basename(code_path)
-            res["effective_rank_pow"] = common.effective_rank(z)
+            res["effective_rank_pow"] = float(effective_rank(z.numpy()))
             if common.is_torus(head):
                 common.plot_angles(os.path.join(out, f"angles_{head}.png"), z, y, head,
                                    f"{head}: first two angles (held-out species)")

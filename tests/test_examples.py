@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from torus_plugins.codes import load_codes
+
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 sys.path.insert(0, EXAMPLES)
 
@@ -30,7 +32,7 @@ def all_finite(obj) -> bool:
 
 
 def check_code_file(path, n_rows, n_cols):
-    loaded = common.load_code_file(path)
+    loaded = load_codes(path)
     assert loaded.codes.shape == (n_rows, n_cols) and loaded.codes.dtype == np.uint8 and loaded.bits == 8
     return loaded
 
