@@ -124,13 +124,16 @@ def test_torus_mlp_head_lands_on_torus(angle_map):
 
 
 def test_sigmoid_map_squashes_the_seam_and_turns_map_does_not():
-    """Gradient of the angle w.r.t. the raw value near the seam: vanishing for sigmoid, constant for turns."""
-    v = torch.tensor([12.0], requires_grad=True)  # sigmoid(12) ~ 1 - 6e-6: next to the seam
-    torch.sigmoid(v).backward()
-    assert v.grad.item() < 1e-4
-    w = torch.tensor([0.99999], requires_grad=True)
-    (w * 1.0).backward()
-    assert w.grad.item() == 1.0
+    """d turn / d raw value near the seam, through the head's own angle map: vanishing for sigmoid, 1 for turns."""
+    grads = {}
+    for angle_map, raw in (("sigmoid", 12.0), ("turns", 0.99999)):  # both next to the seam at 0 == 1 turn
+        head = TorusMLPHead(1, n_circles=1, angle_map=angle_map)
+        head.mlp = torch.nn.Identity()  # feed the raw value straight to the angle map
+        v = torch.tensor([[raw]], requires_grad=True)
+        head.turns(v).sum().backward()
+        grads[angle_map] = v.grad.item()
+    assert grads["sigmoid"] < 1e-4
+    assert grads["turns"] == 1.0
 
 
 @pytest.mark.parametrize("projection,out", [("sphere", 16), ("l2p", 16), ("torusN", 16), ("clifford", 32),

@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from .codes.distance import coordinate_distance
 from .codes.file_format import load_codes, save_codes
 from .codes.johnson import johnson_encode
 from .codes.kernel import block_layout, topk_l1
@@ -175,9 +176,7 @@ class TorusIndex:
         if self.bits > 4:
             # exact distance on the shortlist
             cand = self.codes[np.where(missing, 0, I)]                        # [nq, kk, n_angles]
-            m = 1 << self.bits
-            diff = np.mod(q[:, None, :].astype(np.int16) - cand.astype(np.int16), m)
-            D = np.minimum(diff, m - diff).sum(-1, dtype=np.int64)
+            D = coordinate_distance(q[:, None, :], cand, self.bits).sum(-1, dtype=np.int64)
         big = np.iinfo(np.int64).max
         D = np.where(missing, big, D)
         I = np.where(missing, n, I)      # sorts after every real id

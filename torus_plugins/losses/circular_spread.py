@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from .._checks import check_even
-from ._common import check_embeddings
+from ._common import check_embeddings, per_circle_unit
 from .distributed import maybe_gather
 
 
@@ -15,8 +15,7 @@ def fisher_lee_matrix(z: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     evaluated in O(B k^2) with sum_{i,j} sin(a_i-a_j) sin(b_i-b_j) = 2 [Sa.Sb * Ca.Cb - Sa.Cb * Ca.Sb]
     (S, C: sin and cos of the angles; "." a sum over the batch).
     """
-    pairs = z.unflatten(-1, (-1, 2))
-    pairs = pairs / torch.linalg.vector_norm(pairs, dim=-1, keepdim=True).clamp_min(eps)
+    pairs = per_circle_unit(z, eps).unflatten(-1, (-1, 2))  # rho is invariant to each circle's scale
     c, s = pairs[..., 0], pairs[..., 1]  # [B, k]: cos and sin of each circle's angle
     ss, cc, sc = s.t() @ s, c.t() @ c, s.t() @ c
     num = ss * cc - sc * sc.t()

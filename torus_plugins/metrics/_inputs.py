@@ -1,8 +1,9 @@
 """Reading embeddings in one of the package geometries (sphere | torusN | torusC | codes) as numpy."""
 
-import math
-
 import numpy as np
+import torch
+
+from ..geometry import to_clifford, to_turns
 
 GEOMETRIES = ("sphere", "torusN", "torusC", "codes")
 
@@ -50,16 +51,12 @@ def turns_of(x, geometry: str, bits: int = 8) -> np.ndarray:
         raise ValueError(f"turns need a torus geometry or codes, got {geometry!r}")
     if x.shape[1] % 2:
         raise ValueError(f"torus embeddings need an even width (cos, sin pairs), got {x.shape[1]}")
-    x = x.astype(np.float64)
-    t = np.arctan2(x[:, 1::2], x[:, 0::2]) / (2 * math.pi)
-    return np.mod(t, 1.0) % 1.0
+    return to_turns(torch.from_numpy(x.astype(np.float64))).numpy()
 
 
 def clifford_of_turns(turns: np.ndarray) -> np.ndarray:
     """Unit-norm interleaved (cos, sin) layout, each circle scaled by 1/sqrt(k)."""
-    th = 2 * math.pi * turns
-    z = np.stack([np.cos(th), np.sin(th)], -1).reshape(turns.shape[0], -1)
-    return z / math.sqrt(turns.shape[1])
+    return to_clifford(torch.from_numpy(np.asarray(turns, dtype=np.float64))).numpy()
 
 
 def unit_vectors(x, geometry: str, bits: int = 8) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ._inputs import as_array, as_labels, check_geometry, clifford_of_turns, turns_of, unit_vectors
 from .retrieval import GeometryKNN, retrieval_from_knn
-from .spread import circular_variance, code_entropy, unique_codes
+from .spread import circular_variance, code_entropy, turns_circular_variance, unique_codes
 
 PQ_SETTINGS = ((8, 16), (8, 4), (8, 2), (8, 1), (4, 4), (4, 2))
 COLUMNS = ("setting", "bits_per_vector", "precision_at_1", "mean_average_precision_at_r",
@@ -133,7 +133,7 @@ def quantisation_table(ref, query=None, ref_labels=None, query_labels=None, geom
             ret = run(pq_query, pq_train, knn)
             rec = np.asarray(pq.index.sa_decode(pq.index.sa_encode(pq_train)), dtype=np.float64)
             if torus:
-                cv = _cv_turns(rec / 256.0)
+                cv = turns_circular_variance(rec / 256.0)
             else:
                 cv = circular_variance(sq.lo + rec / 255.0 * (sq.hi - sq.lo), "sphere")
             sub = _pq_subcodes(pq.index, pq_train, M, nbits)
@@ -143,9 +143,6 @@ def quantisation_table(ref, query=None, ref_labels=None, query_labels=None, geom
     return rows
 
 
-def _cv_turns(turns: np.ndarray) -> float:
-    th = 2 * np.pi * turns
-    return float(np.mean(1.0 - np.hypot(np.cos(th).mean(0), np.sin(th).mean(0))))
 
 
 def format_table(rows) -> str:

@@ -20,9 +20,13 @@ def circular_variance(x, geometry: str = "sphere", bits: int = 8) -> float:
         x = as_array(x).astype(np.float64)
         u = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
         return float(1.0 - np.linalg.norm(u.mean(0)))
-    th = 2 * np.pi * turns_of(x, geometry, bits)
-    r = np.hypot(np.cos(th).mean(0), np.sin(th).mean(0))
-    return float(np.mean(1.0 - r))
+    return turns_circular_variance(turns_of(x, geometry, bits))
+
+
+def turns_circular_variance(turns: np.ndarray) -> float:
+    """mean over circles c of 1 - |mean_i exp(2*pi*j*turn_ic)| for angles in turns [n, k]."""
+    th = 2 * np.pi * np.asarray(turns, dtype=np.float64)
+    return float(np.mean(1.0 - np.hypot(np.cos(th).mean(0), np.sin(th).mean(0))))
 
 
 def code_entropy(codes) -> float:
