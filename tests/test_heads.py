@@ -209,6 +209,46 @@ def test_gradients_match_finite_differences(head):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(5, 16), (3, 2, 16), (16,)])
+def test_l2p_fused_backward_equals_autograd_of_the_plain_formula(dtype, shape):
+    from torus_plugins.heads.l2p import l2p_reference
+
+    torch.manual_seed(0)
+    x = torch.randn(*shape, dtype=dtype)
+    x[..., 2:4] = 0.0  # a zero pair
+    g = torch.randn(*shape, dtype=dtype)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    za, zb = L2p(16)(xa), l2p_reference(xb)
+    torch.testing.assert_close(za, zb)
+    (ga,), (gb,) = torch.autograd.grad(za, xa, g), torch.autograd.grad(zb, xb, g)
+    torch.testing.assert_close(ga, gb)
+    assert za.grad_fn is not None and "PairNormalize" in type(za.grad_fn).__name__
+
+
+def test_l2p_fused_backward_takes_non_contiguous_input_and_gradient():
+    from torus_plugins.heads.l2p import l2p_reference
+
+    x = torch.randn(6, 8, dtype=torch.float64).T.requires_grad_()
+    g = torch.randn(8, 1, dtype=torch.float64).expand(8, 6)
+    (ga,) = torch.autograd.grad(L2p(6)(x), x, g)
+    (gb,) = torch.autograd.grad(l2p_reference(x), x, g)
+    torch.testing.assert_close(ga, gb)
+
+
+def test_l2p_second_derivatives_match_finite_differences():
+    x = torch.randn(3, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(L2p(8), (x,))
+
+
+def test_l2p_zero_pair_gradient_is_scaled_gradient_like_f_normalize():
+    x = torch.tensor([[0.0, 0.0, 3.0, 4.0]], dtype=torch.float64, requires_grad=True)
+    g = torch.tensor([[1.0, -2.0, 0.5, 0.25]], dtype=torch.float64)
+    (grad,) = torch.autograd.grad(L2p(4, eps=1e-6)(x), x, g)
+    # F.normalize on the zero pair alone: clamped norm eps, so d/dx = g / eps; here also divided by sqrt(k) = sqrt(2)
+    torch.testing.assert_close(grad[0, :2], g[0, :2] / (1e-6 * math.sqrt(2)))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("head", [L2p(8), Clifford(8), Sphere(8)])
 def test_dtypes_are_preserved(head, dtype):
     z = head(torch.randn(4, 8, dtype=dtype))
@@ -234,3 +274,17 @@ def test_torch_export_with_dynamic_batch(make):
     program = torch.export.export(head, (torch.randn(4, width),), dynamic_shapes={"x": {0: batch}})
     x = torch.randn(7, width)
     torch.testing.assert_close(program.module()(x), head(x))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+def test_interleave_equals_stack_for_every_dtype_and_keeps_gradients(dtype):
+    from torus_plugins.geometry import interleave
+
+    a = torch.randn(3, 2, 5).to(dtype).requires_grad_()
+    b = torch.randn(3, 2, 5).to(dtype).requires_grad_()
+    z = interleave(a, b)
+    assert z.dtype == dtype and z.shape == (3, 2, 10)
+    torch.testing.assert_close(z, torch.stack((a, b), -1).flatten(-2))
+    z.backward(torch.arange(30.0).reshape(3, 2, 5).repeat_interleave(2, -1).to(dtype) * torch.tensor([1.0, -1.0]).repeat(5).to(dtype))
+    torch.testing.assert_close(a.grad, torch.arange(30.0).reshape(3, 2, 5).to(dtype))
+    torch.testing.assert_close(b.grad, -torch.arange(30.0).reshape(3, 2, 5).to(dtype))

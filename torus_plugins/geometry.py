@@ -18,6 +18,17 @@ from ._checks import check_even, check_float_tensor
 TWO_PI = 2.0 * math.pi
 
 
+def interleave(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """[..., k], [..., k] -> [..., 2k] = (a_0, b_0, a_1, b_1, ...), the package's (cos, sin) pair layout.
+
+    float32/float64 go through ``view_as_real(complex(a, b))``: one contiguous copy, where ``stack(..., -1)``
+    runs a slow kernel over the size-2 axis on CPU (and so does its backward). Other dtypes use ``stack``.
+    """
+    if a.dtype in (torch.float32, torch.float64) and b.dtype == a.dtype:
+        return torch.view_as_real(torch.complex(a, b)).flatten(-2)
+    return torch.stack((a, b), dim=-1).flatten(-2)
+
+
 def to_turns(z: torch.Tensor) -> torch.Tensor:
     """Angles, in turns in [0, 1), of an interleaved torus output of any scale.
 
@@ -40,10 +51,11 @@ def to_clifford(turns: torch.Tensor, unit_norm: bool = True) -> torch.Tensor:
     """
     check_float_tensor(turns, "turns")
     theta = TWO_PI * turns
-    z = torch.stack((torch.cos(theta), torch.sin(theta)), dim=-1).flatten(-2)
+    cos, sin = torch.cos(theta), torch.sin(theta)
     if unit_norm:
-        z = z * (1.0 / math.sqrt(turns.shape[-1]))
-    return z
+        scale = 1.0 / math.sqrt(turns.shape[-1])
+        cos, sin = cos * scale, sin * scale
+    return interleave(cos, sin)
 
 
 def torus_spectral_gap(grid_size: int) -> float:

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .._checks import check_float_tensor, check_positive_int, check_width
-from ..geometry import TWO_PI
+from ..geometry import TWO_PI, interleave
 
 
 class Clifford(nn.Module):
@@ -32,7 +32,7 @@ class Clifford(nn.Module):
         check_float_tensor(x)
         check_width(x, self.dim)
         theta = TWO_PI * x
-        return torch.stack((torch.cos(theta), torch.sin(theta)), dim=-1).flatten(-2) * self.scale
+        return interleave(torch.cos(theta) * self.scale, torch.sin(theta) * self.scale)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, out_dim={self.out_dim}"
