@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from torus_plugins.codes import CodeFileError
-from torus_plugins.codes.kernel import HAVE_NUMBA, block_layout, topk_l1, topk_l1_numpy
+from torus_plugins.codes.kernel import BLOCK, HAVE_NUMBA, prepare_references, topk_l1, topk_l1_numpy
 from torus_plugins.search import TorusIndex
 
 
@@ -23,13 +23,13 @@ def brute_knn(q, x, bits, k):
     return np.array(D, np.int64), np.array(I, np.int64)
 
 
-@pytest.mark.parametrize("bits", range(1, 9))
-def test_exact_matches_brute_force_with_ties(bits):
+@pytest.mark.parametrize("bits, backend", [(b, "kernel") for b in range(1, 9)] + [(b, "johnson") for b in range(1, 5)])
+def test_exact_matches_brute_force_with_ties(bits, backend):
     rng = np.random.default_rng(bits)
     n_angles = 6 if bits <= 2 else 12  # few angles and low bits: many equal distances
     x = rng.integers(0, 1 << bits, (403, n_angles), dtype=np.uint8)
     q = np.concatenate([x[:5], rng.integers(0, 1 << bits, (20, n_angles), dtype=np.uint8)])
-    index = TorusIndex(n_angles, bits).add(x)
+    index = TorusIndex(n_angles, bits, backend=backend).add(x)
     for k in (1, 10, 57):
         D, I = index.search(q, k)
         Dr, Ir = brute_knn(q, x, bits, k)
@@ -61,24 +61,45 @@ def test_exact_property(bits, n, n_angles, seed, data):
     assert np.array_equal(D, Dr) and np.array_equal(I, Ir)
 
 
-def test_kernel_equals_numpy_fallback_large_dim():
+@pytest.mark.parametrize("portable", [False, True])
+@pytest.mark.parametrize("n_angles", [600, 481])
+def test_kernel_wide_codes_use_32_bit_fields(portable, n_angles):
     rng = np.random.default_rng(9)
-    x = rng.integers(0, 256, (150, 600), dtype=np.uint8)  # 600 * 128 > 65535: the uint32 accumulator
-    q = rng.integers(0, 256, (9, 600), dtype=np.uint8)
-    a = topk_l1(q, block_layout(x, 8), x, 8, 7)
-    b = topk_l1_numpy(q, x, 8, 7)
+    x = rng.integers(0, 256, (150, n_angles), dtype=np.uint8)  # > 480 angles: 128 * 512 overflows 16-bit fields
+    x[7] = x[3] ^ 0x80  # the largest possible distance, 128 per angle
+    q = np.concatenate([x[3:4], rng.integers(0, 256, (8, n_angles), dtype=np.uint8)])
+    a = topk_l1(q, prepare_references(x), 8, 150, portable=portable)
+    b = topk_l1_numpy(q, x, 8, 150)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
-    assert np.array_equal(a[0], brute_knn(q, x, 8, 7)[0])
+    assert a[0][0, -1] == 128 * n_angles and a[1][0, -1] == 7
+    assert np.array_equal(a[0][:, :7], brute_knn(q, x, 8, 7)[0])
+
+
+@pytest.mark.parametrize("portable", [False, True])
+@pytest.mark.parametrize("bits", [1, 3, 4, 5, 8])
+@pytest.mark.parametrize("n_angles", [1, 31, 32, 33, 64, 480])
+def test_kernel_paths_equal_brute_force_across_blocks_and_query_groups(portable, bits, n_angles):
+    """Both code paths (psadbw where the CPU has it, and the portable vector code), padded widths, reference
+    blocks of BLOCK rows with a ragged tail, and query counts that are not a multiple of the query group."""
+    rng = np.random.default_rng(bits * 1000 + n_angles)
+    n = 2 * BLOCK + 37
+    x = rng.integers(0, 1 << bits, (n, n_angles), dtype=np.uint8)
+    x[BLOCK + 5] = x[0]  # an exact duplicate across a block boundary: tie at distance 0, smaller id first
+    q = np.concatenate([x[:1], rng.integers(0, 1 << bits, (6, n_angles), dtype=np.uint8)])
+    D, I = topk_l1(q, prepare_references(x), bits, 12, portable=portable)
+    Dr, Ir = brute_knn(q, x, bits, 12)
+    assert np.array_equal(D, Dr) and np.array_equal(I, Ir)
+    assert I[0, 0] == 0 and D[0, 0] == 0
 
 
 def test_incremental_add_equals_single_add():
     rng = np.random.default_rng(5)
     x = rng.integers(0, 16, (300, 8), dtype=np.uint8)
-    for bits in (4, 8):
-        inc = TorusIndex(8, bits).add(x[:100])
+    for bits, backend in ((4, "kernel"), (4, "johnson"), (8, "kernel")):
+        inc = TorusIndex(8, bits, backend=backend).add(x[:100])
         inc.search(x[:2], 3)  # builds the internal structures, which add() must then extend
         inc.add(x[100:])
-        one = TorusIndex(8, bits).add(x)
+        one = TorusIndex(8, bits, backend=backend).add(x)
         assert len(inc) == 300
         for a, b in zip(inc.search(x[:20], 9), one.search(x[:20], 9)):
             assert np.array_equal(a, b)
@@ -132,6 +153,10 @@ def test_bad_input():
             index.search(np.zeros((1, 8), np.uint8), k)
     with pytest.raises(ValueError, match="mode"):
         TorusIndex(8, 4, mode="fast")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        TorusIndex(8, 4, backend="faiss")
+    with pytest.raises(ValueError, match="bits <= 4"):
+        TorusIndex(8, 8, backend="johnson")
     with pytest.raises(ValueError, match="bits"):
         TorusIndex(8, 9)
     with pytest.raises(ValueError, match="n_angles"):
@@ -149,6 +174,8 @@ def test_save_load_round_trip(tmp_path):
         assert np.array_equal(back.codes, x)
         for a, b in zip(index.search(x[:7], 5), back.search(x[:7], 5)):
             assert np.array_equal(a, b)
+    TorusIndex(10, 4, backend="johnson").add(x >> 4).save(tmp_path / "johnson.torc")
+    assert TorusIndex.load(tmp_path / "johnson.torc").backend == "johnson"
     data = (tmp_path / "exact.torc").read_bytes()
     (tmp_path / "cut.torc").write_bytes(data[:-9])
     with pytest.raises(CodeFileError):
@@ -179,9 +206,25 @@ def test_johnson_tie_order_does_not_depend_on_faiss(bits):
     rng = np.random.default_rng(10 + bits)
     x = rng.integers(0, 1 << bits, (300, 5), dtype=np.uint8)
     q = rng.integers(0, 1 << bits, (15, 5), dtype=np.uint8)
-    index = TorusIndex(5, bits).add(x)
+    index = TorusIndex(5, bits, backend="johnson").add(x)
     index._flat = _AdversarialFlat(index._johnson(index.codes))
     for k in (1, 10, 40):
         D, I = index.search(q, k)
         Dr, Ir = brute_knn(q, x, bits, k)
         assert np.array_equal(D, Dr) and np.array_equal(I, Ir), (bits, k)
+
+
+def test_nbytes_counts_what_the_index_holds():
+    x = np.random.default_rng(11).integers(0, 16, (500, 64), dtype=np.uint8)
+    ix8 = TorusIndex(64, 8).add(x)
+    ix8.search(x[:2], 3)
+    assert ix8.nbytes == 500 * 64  # 8-bit codes of a multiple of 32 angles are searched in place: 1/8 of float32 Clifford
+    ix4 = TorusIndex(64, 4).add(x)
+    ix4.search(x[:2], 3)
+    assert ix4.nbytes == 500 * 64  # 4-bit codes too: shifted in registers, not in memory
+    ix6 = TorusIndex(40, 6).add(x[:, :40])
+    ix6.search(x[:2, :40], 3)
+    assert ix6.nbytes == 500 * 40 + 500 * 64  # 40 angles: the search layout is a copy padded to 64
+    j4 = TorusIndex(64, 4, backend="johnson").add(x)
+    j4.search(x[:2], 3)
+    assert j4.nbytes == 500 * 64 + 500 * 64  # codes plus 8 Johnson bits per 4-bit angle in faiss

@@ -1,8 +1,10 @@
 """Exact and approximate k-NN search over b-bit torus codes by circular L1 distance.
 
-* exact, bits <= 4: Johnson codes (Hamming == circular L1) in a faiss ``IndexBinaryFlat``; the ties faiss leaves
-  in arbitrary order are settled by re-querying until the k-th distance is strictly inside the result list.
-* exact, bits > 4: a compiled uint8 kernel (numba; numpy fallback), see :mod:`torus_plugins.codes.kernel`.
+* exact (default ``backend="kernel"``, any bits): a compiled sum-of-absolute-differences kernel over the codes
+  (numba + x86 ``psadbw``; portable vector code elsewhere), see :mod:`torus_plugins.codes.kernel`.
+* exact, ``backend="johnson"`` (bits <= 4): Johnson codes (Hamming == circular L1) in a faiss
+  ``IndexBinaryFlat``; the ties faiss leaves in arbitrary order are settled by re-querying until the k-th
+  distance is strictly inside the result list. Same results; about half the kernel's speed on AVX2 machines.
 * approx: faiss ``IndexBinaryIVF`` over Johnson codes (of the top 4 bits when bits > 4), shortlist re-ranked by
   the exact distance.
 
@@ -23,38 +25,46 @@ import numpy as np
 from .codes.distance import coordinate_distance
 from .codes.file_format import load_codes, save_codes
 from .codes.johnson import johnson_encode
-from .codes.kernel import block_layout, topk_l1
+from .codes.kernel import prepare_references, topk_l1
 from .codes.quantize import check_bits, check_codes
 
 __all__ = ["TorusIndex"]
 
 _MODES = ("exact", "approx")
+_BACKENDS = ("kernel", "johnson")
 
 
 class TorusIndex:
     """k-NN index of b-bit codes under circular L1. Usage: ``TorusIndex(64, bits=8).add(codes).search(q, 10)``
 
     ``nlist`` / ``nprobe`` / ``rerank`` tune the approximate mode (defaults: sqrt(n) lists, 16 probed, a
-    shortlist of ``rerank * k`` candidates re-ranked exactly when bits > 4).
+    shortlist of ``rerank * k`` candidates re-ranked exactly when bits > 4). ``backend`` picks the exact search:
+    "kernel" (default) or "johnson" (faiss binary index, bits <= 4).
     """
 
     def __init__(self, n_angles: int, bits: int = 8, mode: str = "exact", nlist: int | None = None,
-                 nprobe: int = 16, rerank: int = 8, geometry: str = "torusN"):
+                 nprobe: int = 16, rerank: int = 8, geometry: str = "torusN", backend: str = "kernel"):
         if isinstance(n_angles, bool) or not isinstance(n_angles, (int, np.integer)) or n_angles <= 0:
             raise ValueError(f"n_angles must be a positive integer, got {n_angles!r}")
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+        if backend not in _BACKENDS:
+            raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
         for v, what in ((nprobe, "nprobe"), (rerank, "rerank")):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
                 raise ValueError(f"{what} must be a positive integer, got {v!r}")
         if nlist is not None and (isinstance(nlist, bool) or not isinstance(nlist, (int, np.integer)) or nlist <= 0):
             raise ValueError(f"nlist must be a positive integer or None, got {nlist!r}")
         self.n_angles, self.bits, self.mode = int(n_angles), check_bits(bits), mode
+        if backend == "johnson" and self.bits > 4:
+            raise ValueError(f"backend='johnson' needs bits <= 4 (Johnson codes of {self.bits} bits would take "
+                             f"{2 ** (self.bits - 1)} bits per angle); use backend='kernel'")
         self.nlist, self.nprobe, self.rerank, self.geometry = nlist, int(nprobe), int(rerank), geometry
+        self.backend = backend
         self._chunks: list[np.ndarray] = []
         self._codes = np.zeros((0, self.n_angles), np.uint8)
-        self._layout = None      # kernel layout (exact, bits > 4)
-        self._flat = None        # faiss IndexBinaryFlat (exact, bits <= 4)
+        self._refs = None        # kernel layout (exact, backend="kernel")
+        self._flat = None        # faiss IndexBinaryFlat (exact, backend="johnson")
         self._ivf = None         # faiss IndexBinaryIVF (approx)
 
     # ------------------------------------------------------------------ input
@@ -80,6 +90,19 @@ class TorusIndex:
             self._chunks = []
         return self._codes
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held for the collection: the codes, the search layout if it is a separate copy, faiss codes
+        (and the 8-byte ids an IVF list keeps per vector)."""
+        total = self.codes.nbytes
+        if self._refs is not None and not np.shares_memory(self._refs, self._codes):
+            total += self._refs.nbytes
+        if self._flat is not None:
+            total += self._flat.ntotal * self._flat.code_size
+        if self._ivf is not None:
+            total += self._ivf.ntotal * (self._ivf.code_size + 8)
+        return int(total)
+
     def __len__(self) -> int:
         return int(self._codes.shape[0] + sum(c.shape[0] for c in self._chunks))
 
@@ -90,7 +113,7 @@ class TorusIndex:
         if codes.shape[0] == 0:
             return self
         self._chunks.append(codes.copy())
-        self._layout = None
+        self._refs = None
         if self._flat is not None:
             self._flat.add(self._johnson(codes))
         if self._ivf is not None:
@@ -136,11 +159,11 @@ class TorusIndex:
         k = int(k)
         if self.mode == "approx":
             return self._search_approx(q, k)
-        if self.bits <= 4:
+        if self.backend == "johnson":
             return self._search_johnson(q, k)
-        if self._layout is None:
-            self._layout = block_layout(self.codes, self.bits)
-        return topk_l1(q, self._layout, self.codes, self.bits, k)
+        if self._refs is None:
+            self._refs = prepare_references(self.codes)
+        return topk_l1(q, self._refs, self.bits, k)
 
     @staticmethod
     def _sorted(D: np.ndarray, I: np.ndarray, k: int):
@@ -192,7 +215,7 @@ class TorusIndex:
     def save(self, path) -> None:
         """Write the codes and the index settings to one code file (see :mod:`torus_plugins.codes.file_format`)."""
         meta = {"torus_index": {"mode": self.mode, "nlist": self.nlist, "nprobe": self.nprobe,
-                                "rerank": self.rerank}}
+                                "rerank": self.rerank, "backend": self.backend}}
         save_codes(path, self.codes, self.bits, geometry=self.geometry, meta=meta)
 
     @classmethod
@@ -205,4 +228,5 @@ class TorusIndex:
         return index
 
     def __repr__(self) -> str:
-        return f"TorusIndex(n_angles={self.n_angles}, bits={self.bits}, mode={self.mode!r}, n={len(self)})"
+        return (f"TorusIndex(n_angles={self.n_angles}, bits={self.bits}, mode={self.mode!r}, "
+                f"backend={self.backend!r}, n={len(self)})")
