@@ -2,10 +2,11 @@
 
 100k reference and 1k query vectors of 64 angles (uniform random turns, or real embeddings with
 ``--embeddings file.npy``: an [n, 2k] interleaved Clifford array or an [n, k] array of turns; the last 1k rows
-are the queries). Each contender: a warm-up query, then the best of ``--repeat`` timed searches. All contenders use the same thread
+are the queries; or ``--codes`` a code file such as the demo's). Each contender: a warm-up query, then the best of ``--repeat`` timed searches. All contenders use the same thread
 count (``--threads``, default 1) via faiss.omp_set_num_threads and numba.set_num_threads.
 
-Usage: python bench/search.py [--n 100000] [--nq 1000] [--angles 64] [--threads 1] [--repeat 3] [--embeddings x.npy]
+Usage: python bench/search.py [--n 100000] [--nq 1000] [--angles 64] [--threads 1] [--repeat 3]
+       [--embeddings x.npy | --codes runs/demo/codes_torusN_uint8.torc]
 """
 
 import argparse
@@ -15,7 +16,7 @@ import faiss
 import numpy as np
 import torch
 
-from torus_plugins.codes import ProductQuantizer, quantize
+from torus_plugins.codes import ProductQuantizer, dequantize, load_codes, quantize
 from torus_plugins.codes.kernel import HAVE_NUMBA, USES_PSADBW, topk_l1_numpy
 from torus_plugins.geometry import to_clifford, to_turns
 from torus_plugins.search import TorusIndex
@@ -25,6 +26,13 @@ K = 10
 
 def load_data(args):
     rng = np.random.default_rng(0)
+    if args.codes:
+        f = load_codes(args.codes)
+        turns = dequantize(f.codes, f.bits)
+        if len(turns) <= args.nq:
+            raise SystemExit(f"{args.codes} holds {len(turns)} codes; need more than --nq {args.nq}")
+        turns = turns[: args.n + args.nq]
+        return turns[: -args.nq], turns[-args.nq:], f"codes {args.codes} ({f.geometry}, {f.bits}-bit)"
     if args.embeddings:
         arr = np.load(args.embeddings).astype(np.float32)
         if arr.min() >= 0 and arr.max() < 1:
@@ -59,6 +67,7 @@ def main():
     ap.add_argument("--angles", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--embeddings", default=None)
+    ap.add_argument("--codes", default=None, help="a code file (e.g. runs/demo/codes_torusN_uint8.torc): real angles")
     ap.add_argument("--repeat", type=int, default=3, help="timed searches per contender; the best is reported")
     args = ap.parse_args()
 
@@ -107,11 +116,12 @@ def main():
         rows.append((f"TorusIndex approx {bits}-bit (BinaryIVF nlist={nlist} nprobe={ap_ix.nprobe}, "
                      f"build {tb:.1f}s)", nq / dt, ap_ix.nbytes / n, -(-k_ang * bits // 8), Ia))
 
-    pq = ProductQuantizer(k_ang, 16, 8)
+    pq_bits = 8 if n >= 39 * 256 else 4  # faiss wants ~39 training points per centroid
+    pq = ProductQuantizer(k_ang, 16, pq_bits)
     _, tb = timed(lambda: pq.train(c8[:50_000]).add(c8))
     (_, Ipq), dt = timed(lambda: pq.search(q8, K), args.repeat)
-    rows.append((f"faiss IndexPQ M=16 nbits=8 on 8-bit values (train {tb:.1f}s)", nq / dt, pq.bits_per_vector // 8,
-                 pq.bits_per_vector // 8, Ipq))
+    rows.append((f"faiss IndexPQ M=16 nbits={pq_bits} on 8-bit values (train {tb:.1f}s)", nq / dt,
+                 pq.bits_per_vector // 8, pq.bits_per_vector // 8, Ipq))
 
     base_qps, base_mem = rows[0][1], rows[0][2]
     w = max(len(r[0]) for r in rows)
