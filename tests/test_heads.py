@@ -288,3 +288,19 @@ def test_interleave_equals_stack_for_every_dtype_and_keeps_gradients(dtype):
     z.backward(torch.arange(30.0).reshape(3, 2, 5).repeat_interleave(2, -1).to(dtype) * torch.tensor([1.0, -1.0]).repeat(5).to(dtype))
     torch.testing.assert_close(a.grad, torch.arange(30.0).reshape(3, 2, 5).to(dtype))
     torch.testing.assert_close(b.grad, -torch.arange(30.0).reshape(3, 2, 5).to(dtype))
+
+
+def test_l2p_works_under_torch_func_grad_and_vmap():
+    from torus_plugins.heads.l2p import l2p_reference
+
+    x = torch.randn(5, 8, dtype=torch.float64)
+    w = torch.randn(8, dtype=torch.float64)
+    head = L2p(8)
+
+    def loss(fn, row):
+        return (fn(row) * w).sum()
+
+    per_sample = torch.func.vmap(torch.func.grad(lambda r: loss(head, r)))(x)
+    reference = torch.func.vmap(torch.func.grad(lambda r: loss(l2p_reference, r)))(x)
+    torch.testing.assert_close(per_sample, reference)
+    torch.testing.assert_close(torch.func.vmap(head)(x), l2p_reference(x))

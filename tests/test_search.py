@@ -232,3 +232,17 @@ def test_nbytes_counts_what_the_index_holds():
     j4 = TorusIndex(64, 4, backend="johnson").add(x)
     j4.search(x[:2], 3)
     assert j4.nbytes == 500 * 64 + 500 * 64  # codes plus 8 Johnson bits per 4-bit angle in faiss
+
+
+def test_concurrent_searches_from_threads_equal_serial_results():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(12)
+    x = rng.integers(0, 256, (2000, 64), dtype=np.uint8)
+    queries = [rng.integers(0, 256, (9, 64), dtype=np.uint8) for _ in range(8)]
+    index = TorusIndex(64, 8).add(x)
+    serial = [index.search(q, 5) for q in queries]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda q: index.search(q, 5), queries))
+    for (a, b), (c, d) in zip(serial, threaded):
+        assert np.array_equal(a, c) and np.array_equal(b, d)

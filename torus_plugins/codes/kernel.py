@@ -27,6 +27,8 @@ Usage::
     D, I = topk_l1(queries, refs, bits=8, k=10)        # int64 [nq, k], ids ascending within equal distance
 """
 
+import threading
+
 import numpy as np
 
 from .distance import coordinate_distance
@@ -35,6 +37,7 @@ __all__ = ["HAVE_NUMBA", "USES_PSADBW", "prepare_references", "topk_l1", "topk_l
 
 BLOCK = 256          # reference rows per block
 CHUNK = 32           # angles per vector instruction (bytes in a 256-bit register)
+_LAUNCH = threading.Lock()  # numba's workqueue threading layer aborts on concurrent parallel launches
 MAX_NARROW = 224     # padded angles whose largest scaled distance (128 per angle) stays below 2**15
 
 try:
@@ -278,6 +281,7 @@ def topk_l1(queries: np.ndarray, refs: np.ndarray, bits: int, k: int, portable: 
     out_i = np.empty((nq, k), np.int64)
     if nq:
         ntask = max(1, min(numba.get_num_threads(), qs.shape[0] // (2 if wide else 4)))
-        _topk_kernel(qs, nq, refs, 8 - bits, k, wide, portable or not USES_PSADBW, ntask, out_d, out_i)
+        with _LAUNCH:
+            _topk_kernel(qs, nq, refs, 8 - bits, k, wide, portable or not USES_PSADBW, ntask, out_d, out_i)
         out_d >>= 8 - bits
     return out_d, out_i
