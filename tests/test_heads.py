@@ -285,7 +285,8 @@ def test_interleave_equals_stack_for_every_dtype_and_keeps_gradients(dtype):
     z = interleave(a, b)
     assert z.dtype == dtype and z.shape == (3, 2, 10)
     torch.testing.assert_close(z, torch.stack((a, b), -1).flatten(-2))
-    z.backward(torch.arange(30.0).reshape(3, 2, 5).repeat_interleave(2, -1).to(dtype) * torch.tensor([1.0, -1.0]).repeat(5).to(dtype))
+    signs = torch.tensor([1.0, -1.0]).repeat(5)
+    z.backward((torch.arange(30.0).reshape(3, 2, 5).repeat_interleave(2, -1) * signs).to(dtype))
     torch.testing.assert_close(a.grad, torch.arange(30.0).reshape(3, 2, 5).to(dtype))
     torch.testing.assert_close(b.grad, -torch.arange(30.0).reshape(3, 2, 5).to(dtype))
 
@@ -304,3 +305,51 @@ def test_l2p_works_under_torch_func_grad_and_vmap():
     reference = torch.func.vmap(torch.func.grad(lambda r: loss(l2p_reference, r)))(x)
     torch.testing.assert_close(per_sample, reference)
     torch.testing.assert_close(torch.func.vmap(head)(x), l2p_reference(x))
+
+
+def test_l2p_output_can_be_modified_in_place_before_backward():
+    from torus_plugins.heads.l2p import l2p_reference
+
+    x = torch.randn(4, 8, dtype=torch.float64)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    za = L2p(8)(xa)
+    za.mul_(2.0)
+    torch.nn.functional.relu(za, inplace=True).sum().backward()
+    torch.nn.functional.relu(l2p_reference(xb) * 2.0).sum().backward()
+    torch.testing.assert_close(xa.grad, xb.grad)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")  # torch's own make_dual
+def test_l2p_forward_mode_ad_equals_jvp_of_the_plain_formula():
+    import torch.autograd.forward_ad as fwAD
+    from torus_plugins.heads.l2p import l2p_reference
+
+    x = torch.randn(3, 8, dtype=torch.float64, requires_grad=True)
+    x_t = torch.randn(3, 8, dtype=torch.float64)
+    with fwAD.dual_level():
+        tangent = fwAD.unpack_dual(L2p(8)(fwAD.make_dual(x, x_t))).tangent
+    _, expected = torch.func.jvp(l2p_reference, (x.detach(),), (x_t,))
+    torch.testing.assert_close(tangent, expected)
+
+
+def test_l2p_pairs_clamped_at_a_large_eps_get_the_gradient_of_the_linear_forward():
+    from torus_plugins.heads.l2p import l2p_reference
+
+    eps = 1e-3
+    x = torch.randn(3, 8, dtype=torch.float64)
+    x[0, 2:4] = torch.tensor([3e-4, 4e-4], dtype=torch.float64)  # norm 5e-4 < eps: y = x / (sqrt(k) * eps)
+    g = torch.randn(3, 8, dtype=torch.float64)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    (ga,) = torch.autograd.grad(L2p(8, eps=eps)(xa), xa, g)
+    (gb,) = torch.autograd.grad(l2p_reference(xb, eps), xb, g)
+    torch.testing.assert_close(ga, gb)
+    torch.testing.assert_close(ga[0, 2:4], g[0, 2:4] / (2.0 * eps))  # sqrt(k) = 2
+    assert torch.autograd.gradcheck(L2p(8, eps=eps), (x.clone().requires_grad_(),))
+
+
+def test_export_of_a_trainable_module_ending_in_l2p():
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), L2p(8))
+    batch = torch.export.Dim("batch", min=2)
+    program = torch.export.export(model, (torch.randn(4, 6),), dynamic_shapes=({0: batch},))
+    x = torch.randn(5, 6)
+    torch.testing.assert_close(program.module()(x), model(x))

@@ -222,7 +222,7 @@ def test_nbytes_counts_what_the_index_holds():
     x = np.random.default_rng(11).integers(0, 16, (500, 64), dtype=np.uint8)
     ix8 = TorusIndex(64, 8).add(x)
     ix8.search(x[:2], 3)
-    assert ix8.nbytes == 500 * 64  # 8-bit codes of a multiple of 32 angles are searched in place: 1/8 of float32 Clifford
+    assert ix8.nbytes == 500 * 64  # searched in place (a multiple of 32 angles): 1/8 of float32 Clifford
     ix4 = TorusIndex(64, 4).add(x)
     ix4.search(x[:2], 3)
     assert ix4.nbytes == 500 * 64  # 4-bit codes too: shifted in registers, not in memory
@@ -246,3 +246,16 @@ def test_concurrent_searches_from_threads_equal_serial_results():
         threaded = list(pool.map(lambda q: index.search(q, 5), queries))
     for (a, b), (c, d) in zip(serial, threaded):
         assert np.array_equal(a, c) and np.array_equal(b, d)
+
+
+def test_topk_l1_rejects_references_it_cannot_read_row_by_row():
+    x = np.random.default_rng(13).integers(0, 256, (40, 32), dtype=np.uint8)
+    q = x[:2]
+    with pytest.raises(ValueError, match="C-contiguous"):
+        topk_l1(q, np.asfortranarray(x), 8, 3)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        topk_l1(q, np.broadcast_to(x[:1], (40, 32)), 8, 3)
+    with pytest.raises(TypeError, match="uint8"):
+        topk_l1(q, x.astype(np.int64), 8, 3)
+    with pytest.raises(ValueError, match="width"):
+        topk_l1(np.zeros((2, 40), np.uint8), prepare_references(x), 8, 3)  # 40 angles need width 64

@@ -8,8 +8,8 @@ q' = (q << (8 - b)) - 128 (mod 256). Then u = uint8(x - q') = 2^(8-b) * ((c - q)
 so a distance over 32 angles is one byte subtract plus one sum of absolute differences against 128 (x86
 ``psadbw``; a portable zext/abs/reduce elsewhere). Four queries share every loaded reference row and their four
 sums are packed into the 16-bit fields of one int64, so one horizontal add serves four queries (two 32-bit fields
-past 224 angles, where 128 per angle no longer stays below 2**15). References stream in blocks of 256 rows (they
-stay in L1) against every query of a thread, so the collection is read once per thread.
+past 224 angles, where 128 per angle no longer stays below 2**15). References stream in blocks of 256 rows (16 KB
+at 64 angles, in L1) against every query of a thread, so the collection is read once per thread.
 
 Selection: a sorted top-k per query. Per block, one pass tests every row against all packed thresholds at once
 ((v | top bits) - thresholds keeps a field's top bit iff v >= its threshold), so blocks with no candidate cost one
@@ -23,7 +23,7 @@ results, only slower.
 
 Usage::
 
-    refs = prepare_references(codes)                    # once per reference set (no copy if k % 32 == 0)
+    refs = prepare_references(codes)                    # once per reference set (no copy: uint8, C order, k % 32 == 0)
     D, I = topk_l1(queries, refs, bits=8, k=10)        # int64 [nq, k], ids ascending within equal distance
 """
 
@@ -37,7 +37,7 @@ __all__ = ["HAVE_NUMBA", "USES_PSADBW", "prepare_references", "topk_l1", "topk_l
 
 BLOCK = 256          # reference rows per block
 CHUNK = 32           # angles per vector instruction (bytes in a 256-bit register)
-_LAUNCH = threading.Lock()  # numba's workqueue threading layer aborts on concurrent parallel launches
+_LAUNCH = threading.Lock()  # one search at a time (each uses every numba thread); the workqueue layer would abort
 MAX_NARROW = 224     # padded angles whose largest scaled distance (128 per angle) stays below 2**15
 
 try:
@@ -71,7 +71,7 @@ def padded_width(n_angles: int) -> int:
     return -(-n_angles // CHUNK) * CHUNK
 
 
-def prepare_references(codes: np.ndarray, bits: int = 8) -> np.ndarray:
+def prepare_references(codes: np.ndarray) -> np.ndarray:
     """[n, k] codes -> [n, W] uint8 zero-padded to W = 32 * ceil(k / 32) angles (pads add distance 0).
 
     Codes whose width is already a multiple of 32 are returned as they are: no second copy in memory.
@@ -109,8 +109,9 @@ def topk_l1_numpy(queries: np.ndarray, codes: np.ndarray, bits: int, k: int, chu
 if HAVE_NUMBA:
 
     def _make_block_distances(group: int, field: int, psadbw: bool):
-        """An intrinsic ``f(refs, i0, m, qs, q0, out)``: for rows i0..i0+m-1 of ``refs``, out[i] packs the
-        scaled distances to queries q0..q0+group-1 of ``qs`` into ``group`` fields of ``field`` bits."""
+        """An intrinsic ``f(refs, shift, i0, m, qs, q0, out)``: for rows i0..i0+m-1 of ``refs`` (each code shifted
+        left by ``shift``), out[i - i0] packs the scaled distances to queries q0..q0+group-1 of ``qs`` into
+        ``group`` fields of ``field`` bits. Reads rows as row * width bytes: C-contiguous uint8 arrays only."""
 
         @intrinsic
         def block_distances(typingctx, refs, shift, i0, m, qs, q0, out):
@@ -269,6 +270,13 @@ def topk_l1(queries: np.ndarray, refs: np.ndarray, bits: int, k: int, portable: 
     ``refs`` is ``prepare_references(codes)``. ``portable=True`` forces the generic vector code instead of
     ``psadbw`` (the tests run both). Inputs are assumed validated (uint8 values < 2**bits, 1 <= k <= n).
     """
+    for arr, name in ((queries, "queries"), (refs, "refs")):
+        if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8 or arr.ndim != 2:
+            raise TypeError(f"{name} must be a 2-D uint8 numpy array, got "
+                            f"{getattr(arr, 'dtype', type(arr).__name__)} with shape {getattr(arr, 'shape', None)}")
+    if not refs.flags.c_contiguous:
+        raise ValueError("refs must be C-contiguous: build them with prepare_references(codes)")
+    queries = np.ascontiguousarray(queries)
     nq, n_angles = queries.shape
     if not HAVE_NUMBA:
         return topk_l1_numpy(queries, refs[:, :n_angles], bits, k)

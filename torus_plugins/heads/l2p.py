@@ -3,10 +3,10 @@
 import math
 
 import torch
+import torch.autograd.forward_ad as fwAD
 from torch import nn
 
 from .._checks import check_even, check_float_tensor, check_width
-from ..geometry import interleave
 
 _FAST_DTYPES = (torch.float32, torch.float64)
 
@@ -17,14 +17,26 @@ def _pair_sum(t: torch.Tensor) -> torch.Tensor:
 
 
 def _repeat_pairs(h: torch.Tensor) -> torch.Tensor:
-    """[..., k] -> [..., 2k]: (h_0, h_0, h_1, h_1, ...), one contiguous copy."""
-    return interleave(h, h)
+    """[..., k] -> [..., 2k]: (h_0, h_0, h_1, h_1, ...), one contiguous copy (float32/float64; not differentiable:
+    used inside the fused Function and the no-grad path only)."""
+    return torch.complex(h, h).contiguous().view(h.dtype)
 
 
-def _inverse_norms(x: torch.Tensor, eps: float) -> torch.Tensor:
-    """1 / (sqrt(k) * max(||(x_2i, x_2i+1)||, eps)), repeated for both coordinates of each pair."""
+def _inverse_norms(x: torch.Tensor, eps: float, with_mask: bool = False):
+    """1 / (sqrt(k) * max(||(x_2i, x_2i+1)||, eps)), repeated for both coordinates of each pair.
+
+    With ``with_mask`` also returns the factor k of the backward: the number k, or, only if some pair is clamped
+    (norm < eps), a [..., k] tensor holding k on free pairs and 0 on clamped ones (one reduction to find out is
+    cheaper than building the mask every time).
+    """
     k = x.shape[-1] // 2
-    return _repeat_pairs(_pair_sum(x * x).mul_(k).clamp_min_(k * eps * eps).rsqrt_())
+    limit = k * eps * eps
+    r2k = _pair_sum(x * x).mul_(k)
+    k_mask = k
+    if with_mask and r2k.numel() and bool(r2k.amin() < limit):
+        k_mask = torch.where(r2k >= limit, float(k), 0.0).to(x.dtype)
+    inv = _repeat_pairs(r2k.clamp_min_(limit).rsqrt_())
+    return (inv, k_mask) if with_mask else inv
 
 
 def l2p_reference(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -35,37 +47,64 @@ def l2p_reference(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     return (pairs * inv).flatten(-2)
 
 
-def _functorch_active() -> bool:
-    """True inside torch.func transforms. The fused Function keeps the classic ctx-in-forward form, which those
-    transforms reject; the setup_context form they need costs ~25% more per call (measured in bench/losses.py)."""
-    peek = getattr(getattr(torch._C, "_functorch", None), "peek_interpreter_stack", None)
-    return peek is not None and peek() is not None
+def _tracing_checks():
+    compiler = getattr(torch, "compiler", None)
+    checks = [getattr(compiler, "is_compiling", None), getattr(compiler, "is_exporting", None),
+              torch.jit.is_tracing, torch.jit.is_scripting,
+              getattr(getattr(torch._C, "_functorch", None), "peek_interpreter_stack", None)]
+    return tuple(c for c in checks if c is not None)
+
+
+_TRACING_CHECKS = _tracing_checks()
+
+
+def _use_plain_formula() -> bool:
+    """True under torch.compile / torch.export / TorchScript tracing, torch.func transforms, and forward-mode AD.
+
+    The fused Function reads data (is any pair clamped?), which tracers cannot, and keeps the classic ctx-in-forward
+    form without a jvp, which torch.func and forward AD need (the setup_context form and saving for jvp cost 5-25%
+    more per call in bench/losses.py's setting). Those callers get the plain formula, which they handle natively.
+    """
+    if getattr(fwAD, "_current_level", -1) >= 0:
+        return True
+    for check in _TRACING_CHECKS:
+        result = check()
+        if result is not None and result is not False:
+            return True
+    return False
+
+
+def _project(x: torch.Tensor, inv: torch.Tensor, k_mask: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """J t for the L2p Jacobian J (symmetric, so J^T g = J g is the backward): (t - y * c) * inv with y = x * inv,
+    c = k_mask * pair_sum(t * y), ``k_mask`` being k, or 0 on pairs clamped at eps (where the forward is linear)."""
+    y = x * inv
+    c = _repeat_pairs(_pair_sum(t * y).mul_(k_mask))
+    return torch.addcmul(t, y, c, value=-1).mul_(inv)
 
 
 class _PairNormalize(torch.autograd.Function):
     """L2p with a hand-written backward on contiguous full-width tensors.
 
     Autograd of the plain formula broadcasts over the size-2 pair axis, which CPU kernels run slowly (about 3x
-    ``F.normalize``). Here every full-width op is contiguous:  y = x * inv  and, with c = k * pair_sum(g * y),
-    dL/dx = (g - y * c) * inv  (the tangential projection of g, scaled). For pairs with 0 < norm < eps the
-    projection is kept where ``F.normalize`` would drop it; a zero pair gets gradient g * inv, as there.
+    ``F.normalize``). Here every full-width op is contiguous: y = x * inv and dL/dx = (g - y * c) * inv with
+    c = k * pair_sum(g * y) (the tangential projection of g, scaled), c = 0 on pairs with norm < eps (as in
+    ``F.normalize``, where the clamped forward is linear). Saves x and inv, not the output, so the output may be
+    modified in place.
     """
 
     @staticmethod
     def forward(ctx, x, eps):
-        inv = _inverse_norms(x, eps)
-        y = x * inv
-        ctx.save_for_backward(x, y, inv)
-        ctx.eps = eps
-        return y
+        inv, k_mask = _inverse_norms(x, eps, with_mask=True)
+        ctx.save_for_backward(x, inv)
+        ctx.eps, ctx.k_mask = eps, k_mask
+        return x * inv
 
     @staticmethod
     def backward(ctx, g):
-        x, y, inv = ctx.saved_tensors
-        if torch.is_grad_enabled():  # create_graph=True: differentiate the plain formula so that higher orders are exact
+        x, inv = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the plain formula so higher orders are exact
             return torch.autograd.grad(l2p_reference(x, ctx.eps), x, g, create_graph=True)[0], None
-        c = _repeat_pairs(_pair_sum(g * y).mul_(y.shape[-1] // 2))
-        return torch.addcmul(g, y, c, value=-1).mul_(inv), None
+        return _project(x, inv, ctx.k_mask, g), None
 
 
 class L2p(nn.Module):
@@ -75,8 +114,9 @@ class L2p(nn.Module):
 
     The output is already in the Clifford layout (cos t_i, sin t_i) / sqrt(k) with t_i = atan2(x_2i+1, x_2i), so
     the dot product of two outputs is (1/k) sum_i cos(t_i - t'_i): a drop-in for ``F.normalize``. A zero pair
-    gives zeros (finite, finite gradient), as ``F.normalize`` does. float32/float64 use a fused backward (about as
-    fast as ``F.normalize``, see bench/losses.py); other dtypes use the plain formula ``l2p_reference``.
+    gives zeros and gradient g / (sqrt(k) * eps), as ``F.normalize`` gives g / eps. float32/float64 use a fused
+    backward (about as fast as ``F.normalize``, see bench/losses.py); other dtypes, double backward, torch.func,
+    forward-mode AD and tracers (compile, export) use the plain formula ``l2p_reference``.
 
     Usage: ``z = L2p(dim=64)(features)``  # [B, 64] -> [B, 64], 32 circles
     """
@@ -96,7 +136,7 @@ class L2p(nn.Module):
         check_width(x, self.dim)
         if x.dtype not in _FAST_DTYPES:
             return l2p_reference(x, self.eps)
-        if _functorch_active():  # torch.func (vmap, grad, ...): the plain formula, which every transform supports
+        if _use_plain_formula():
             return l2p_reference(x, self.eps)
         if x.requires_grad and torch.is_grad_enabled():
             return _PairNormalize.apply(x, self.eps)
