@@ -4,7 +4,7 @@
   (numba + x86 ``psadbw``; portable vector code elsewhere), see :mod:`torus_plugins.codes.kernel`.
 * exact, ``backend="johnson"`` (bits <= 4): Johnson codes (Hamming == circular L1) in a faiss
   ``IndexBinaryFlat``; the ties faiss leaves in arbitrary order are settled by re-querying until the k-th
-  distance is strictly inside the result list. Same results; about half the kernel's speed on AVX2 machines.
+  distance is strictly inside the result list. Same results; about a third of the kernel's speed on AVX2.
 * approx: faiss ``IndexBinaryIVF`` over Johnson codes (of the top 4 bits when bits > 4), shortlist re-ranked by
   the exact distance.
 

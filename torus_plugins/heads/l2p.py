@@ -129,7 +129,6 @@ class L2p(nn.Module):
         self.n_circles = dim // 2
         self.intrinsic_dim = dim // 2
         self.eps = eps
-        self.scale = math.sqrt(self.n_circles)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_float_tensor(x)
