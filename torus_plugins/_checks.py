@@ -1,6 +1,97 @@
-"""Input checks shared by heads, losses and codes: every message names what was expected and what came."""
+"""Argument checks shared by heads, losses, codes and the registry.
 
+Every check raises a TypeError (wrong kind of value) or ValueError (right kind, bad value) whose message names the
+argument, what was expected and what came. Numbers given as strings, bools given as numbers and floats given as
+integers are refused rather than silently converted.
+
+Usage: ``eps = check_positive_float(eps, "eps")``; ``check_float_tensor(x, "input")``
+"""
+
+import math
+import numbers
+
+import numpy as np
 import torch
+
+#: C99 and C++ keywords plus the macros/typedefs a generated header relies on (not valid as identifiers there).
+C_RESERVED = frozenset("""
+    auto break case char const continue default do double else enum extern float for goto if inline int long
+    register restrict return short signed sizeof static struct switch typedef union unsigned void volatile while
+    _Bool _Complex _Imaginary _Alignas _Alignof _Atomic _Generic _Noreturn _Static_assert _Thread_local
+    bool true false alignas alignof asm catch class const_cast constexpr decltype delete dynamic_cast explicit
+    export friend mutable namespace new noexcept nullptr operator private protected public reinterpret_cast
+    static_assert static_cast template this thread_local throw try typeid typename using virtual wchar_t
+    size_t uint8_t uint16_t uint32_t uint64_t int8_t int16_t int32_t int64_t NULL
+""".split())
+
+
+def _describe(value) -> str:
+    """``repr`` of a value with its type, for messages: 1.5 (float), '2' (str)."""
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def check_int(value, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An integer (Python or numpy, not bool, not float) in [minimum, maximum]; returned as int."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {_describe(value)}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be an integer <= {maximum}, got {value}")
+    return value
+
+
+def check_positive_int(value, what: str) -> int:
+    """A positive integer (bools, floats and strings refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise ValueError(f"{what} must be a positive integer, got {_describe(value)}")
+    if int(value) <= 0:
+        raise ValueError(f"{what} must be a positive integer, got {int(value)}")
+    return int(value)
+
+
+def check_real(value, name: str) -> float:
+    """A finite real number (int or float, not bool, not a string, not a tensor); returned as float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a real number, got {_describe(value)}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def check_positive_float(value, name: str) -> float:
+    """A finite real number > 0; returned as float."""
+    value = check_real(value, name)
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return value
+
+
+def check_non_negative_float(value, name: str) -> float:
+    """A finite real number >= 0; returned as float."""
+    value = check_real(value, name)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def check_bool(value, name: str) -> bool:
+    """A bool (or numpy bool); 0/1, strings and None refused."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {_describe(value)}")
+    return bool(value)
+
+
+def check_choice(value, name: str, choices) -> str:
+    """One of ``choices`` (exact match)."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {_describe(value)}")
+    return value
 
 
 def check_float_tensor(x, name: str = "input") -> None:
@@ -11,6 +102,13 @@ def check_float_tensor(x, name: str = "input") -> None:
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
 
 
+def check_min_dims(x: torch.Tensor, dims: int, name: str = "input", layout: str = "") -> None:
+    """Raise ValueError unless ``x`` has at least ``dims`` dimensions (``layout`` e.g. "[B, D]" for the message)."""
+    if x.dim() < dims:
+        want = f" {layout}" if layout else ""
+        raise ValueError(f"{name} must have at least {dims} dimension(s){want}, got shape {tuple(x.shape)}")
+
+
 def check_width(x: torch.Tensor, expected: int, name: str = "input") -> None:
     """Raise ValueError unless the last dimension of ``x`` is ``expected``."""
     if x.dim() == 0 or x.shape[-1] != expected:
@@ -18,22 +116,40 @@ def check_width(x: torch.Tensor, expected: int, name: str = "input") -> None:
         raise ValueError(f"{name} must have last dimension {expected}, got shape {shape}")
 
 
-def check_even(dim: int, what: str) -> None:
+def check_even(dim, what: str) -> int:
     """Raise ValueError unless ``dim`` is a positive even integer (torus layouts pair coordinates)."""
-    if not isinstance(dim, int) or isinstance(dim, bool) or dim <= 0:
-        raise ValueError(f"{what} must be a positive integer, got {dim!r}")
+    dim = check_positive_int(dim, what)
     if dim % 2:
         raise ValueError(f"{what} must be even (coordinates are read in (cos, sin) pairs), got {dim}")
+    return dim
 
 
-def check_positive_int(value: int, what: str) -> None:
-    """Raise ValueError unless ``value`` is a positive integer."""
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+def check_finite(x, name: str = "input") -> None:
+    """Raise ValueError if ``x`` (torch tensor or numpy array) holds NaN or inf (nothing downstream can repair it)."""
+    if isinstance(x, torch.Tensor):
+        bad = int(x.numel() - torch.isfinite(x).sum()) if x.numel() else 0
+    else:
+        bad = int(x.size - np.isfinite(x).sum()) if x.size else 0
+    if bad:
+        raise ValueError(f"{name} contains {bad} NaN or inf value(s); expected finite values")
 
 
-def check_finite(x: torch.Tensor, name: str = "input") -> None:
-    """Raise ValueError if ``x`` holds NaN or inf (a diverged step; nothing downstream can repair it)."""
-    if not bool(torch.isfinite(x).all()):
-        bad = int((~torch.isfinite(x)).sum())
-        raise ValueError(f"{name} contains {bad} NaN or inf value(s)")
+def check_labels_finite(labels: torch.Tensor, name: str = "labels") -> None:
+    """Class labels: floating labels must be finite and integral (NaN would silently become its own class)."""
+    if labels.is_floating_point() or labels.is_complex():
+        check_finite(labels, name)
+        if not bool((labels == labels.round()).all()):
+            raise ValueError(f"{name} must hold integer class ids, got non-integer values of dtype {labels.dtype}")
+
+
+def check_c_identifier(name, what: str = "name") -> str:
+    """A C identifier ([A-Za-z_][A-Za-z0-9_]*) that is not a C/C++ keyword or a stdint/stddef name."""
+    if not isinstance(name, str):
+        raise TypeError(f"{what} must be a string (a C identifier), got {_describe(name)}")
+    if not name.isascii() or not (name[:1].isalpha() or name[:1] == "_") or not name.replace("_", "a").isalnum():
+        raise ValueError(f"{what} must be a C identifier ([A-Za-z_][A-Za-z0-9_]*), got {name!r}")
+    if name in C_RESERVED:
+        raise ValueError(f"{what} must not be a C/C++ keyword or standard type name, got {name!r}")
+    if name.startswith("__") or (name[0] == "_" and name[1:2].isupper()):
+        raise ValueError(f"{what} must not be a reserved C identifier (leading '__' or '_' + capital), got {name!r}")
+    return name

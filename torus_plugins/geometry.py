@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from ._checks import check_even, check_float_tensor
+from ._checks import check_bool, check_even, check_float_tensor, check_int, check_min_dims
 
 TWO_PI = 2.0 * math.pi
 
@@ -35,6 +35,7 @@ def to_turns(z: torch.Tensor) -> torch.Tensor:
     turn_i = atan2(z[2i+1], z[2i]) / (2*pi) mod 1.  [..., 2k] -> [..., k].
     """
     check_float_tensor(z, "z")
+    check_min_dims(z, 1, "z", "[..., 2k]")
     check_even(int(z.shape[-1]), "the last dimension of z")
     pairs = z.unflatten(-1, (-1, 2))
     turns = torch.atan2(pairs[..., 1], pairs[..., 0]) / TWO_PI
@@ -50,6 +51,12 @@ def to_clifford(turns: torch.Tensor, unit_norm: bool = True) -> torch.Tensor:
     otherwise every pair has norm 1 (total norm sqrt(k)), as in the paper's code.
     """
     check_float_tensor(turns, "turns")
+    check_min_dims(turns, 1, "turns", "[..., k]")
+    if turns.shape[-1] == 0:
+        raise ValueError(f"turns must have at least one angle (last dimension >= 1), got shape {tuple(turns.shape)}")
+    check_bool(unit_norm, "unit_norm")
+    if turns.dtype in (torch.float16, torch.bfloat16):  # 2*pi*turn in half precision loses the angle
+        return to_clifford(turns.float(), unit_norm).to(turns.dtype)
     theta = TWO_PI * turns
     cos, sin = torch.cos(theta), torch.sin(theta)
     if unit_norm:
@@ -66,6 +73,5 @@ def torus_spectral_gap(grid_size: int) -> float:
 
     Usage: ``torus_spectral_gap(12)``  # 0.268
     """
-    if not isinstance(grid_size, int) or isinstance(grid_size, bool) or grid_size < 3:
-        raise ValueError(f"grid_size must be an integer >= 3, got {grid_size!r}")
+    grid_size = check_int(grid_size, "grid_size", minimum=3)
     return 2.0 - 2.0 * math.cos(TWO_PI / grid_size)

@@ -16,12 +16,14 @@ class Clifford(nn.Module):
     Large updates can wrap a coordinate around its circle: train with element-wise gradient clipping (the paper
     clamps at 100) and KoLeo. Prefer :class:`L2p` unless you need the full intrinsic dimension.
 
+    float16/bfloat16 inputs are computed in float32 and cast back.
+
     Usage: ``z = Clifford(dim=32)(features)``  # [B, 32] -> [B, 64]
     """
 
     def __init__(self, dim: int):
         super().__init__()
-        check_positive_int(dim, "Clifford dim")
+        dim = check_positive_int(dim, "Clifford dim")
         self.dim = dim
         self.out_dim = 2 * dim
         self.n_circles = dim
@@ -31,6 +33,8 @@ class Clifford(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_float_tensor(x)
         check_width(x, self.dim)
+        if x.dtype in (torch.float16, torch.bfloat16):  # 2*pi*x in half precision loses the angle: use float32
+            return self.forward(x.float()).to(x.dtype)
         theta = TWO_PI * x
         return interleave(torch.cos(theta) * self.scale, torch.sin(theta) * self.scale)
 

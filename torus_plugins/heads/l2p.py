@@ -6,7 +6,7 @@ import torch
 import torch.autograd.forward_ad as fwAD
 from torch import nn
 
-from .._checks import check_even, check_float_tensor, check_width
+from .._checks import check_even, check_float_tensor, check_positive_float, check_width
 
 _FAST_DTYPES = (torch.float32, torch.float64)
 
@@ -40,7 +40,13 @@ def _inverse_norms(x: torch.Tensor, eps: float, with_mask: bool = False):
 
 
 def l2p_reference(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """The L2p formula in plain differentiable torch ops (any dtype; used for double backward and bf16/fp16)."""
+    """The L2p formula in plain differentiable torch ops (used for double backward, tracers and half precision).
+
+    float16/bfloat16 are computed in float32 and cast back: squares of fp16 values under/overflow (|x| < 6e-3 or
+    > 256) and eps**2 = 1e-24 rounds to 0 in fp16 (a zero pair would give 0/0 = NaN).
+    """
+    if x.dtype not in _FAST_DTYPES:
+        return l2p_reference(x.float(), eps).to(x.dtype)
     k = x.shape[-1] // 2
     pairs = x.unflatten(-1, (k, 2))
     inv = torch.rsqrt((pairs * pairs).sum(-1, keepdim=True).clamp_min(eps * eps)) / math.sqrt(k)
@@ -115,27 +121,26 @@ class L2p(nn.Module):
     The output is already in the Clifford layout (cos t_i, sin t_i) / sqrt(k) with t_i = atan2(x_2i+1, x_2i), so
     the dot product of two outputs is (1/k) sum_i cos(t_i - t'_i): a drop-in for ``F.normalize``. A zero pair
     gives zeros and gradient g / (sqrt(k) * eps), as ``F.normalize`` gives g / eps. float32/float64 use a fused
-    backward (about as fast as ``F.normalize``, see bench/losses.py); other dtypes, double backward, torch.func,
-    forward-mode AD and tracers (compile, export) use the plain formula ``l2p_reference``.
+    backward (about as fast as ``F.normalize``, see bench/losses.py); double backward, torch.func, forward-mode AD
+    and tracers (compile, export) use the plain formula ``l2p_reference``; float16/bfloat16 are computed in float32
+    and cast back (no inf, 0 or NaN where the half-precision squares would under/overflow).
 
     Usage: ``z = L2p(dim=64)(features)``  # [B, 64] -> [B, 64], 32 circles
     """
 
     def __init__(self, dim: int, eps: float = 1e-12):
         super().__init__()
-        check_even(dim, "L2p dim")
+        dim = check_even(dim, "L2p dim")
         self.dim = dim
         self.out_dim = dim
         self.n_circles = dim // 2
         self.intrinsic_dim = dim // 2
-        self.eps = eps
+        self.eps = check_positive_float(eps, "L2p eps")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_float_tensor(x)
         check_width(x, self.dim)
-        if x.dtype not in _FAST_DTYPES:
-            return l2p_reference(x, self.eps)
-        if _use_plain_formula():
+        if x.dtype not in _FAST_DTYPES or _use_plain_formula():
             return l2p_reference(x, self.eps)
         if x.requires_grad and torch.is_grad_enabled():
             return _PairNormalize.apply(x, self.eps)

@@ -3,7 +3,8 @@
 import torch
 from torch import nn
 
-from .._checks import check_float_tensor, check_positive_int, check_width
+from .._checks import check_choice, check_positive_int
+from ._mlp_input import run_mlp
 from .clifford import Clifford
 
 ANGLE_MAPS = ("sigmoid", "turns")
@@ -20,16 +21,17 @@ class TorusMLPHead(nn.Module):
 
     jepa-torus V2 is ``TorusMLPHead(512, n_circles=2, hidden_dim=128, angle_map="sigmoid")``.
 
+    Input [..., in_features] (a 1-D input is one sample); training mode needs >= 2 samples (BatchNorm).
+
     Usage: ``z = TorusMLPHead(512, n_circles=2)(features)``  # [B, 512] -> [B, 4] on S1 x S1
     """
 
     def __init__(self, in_features: int, n_circles: int = 2, hidden_dim: int = 128, angle_map: str = "turns"):
         super().__init__()
-        check_positive_int(in_features, "in_features")
-        check_positive_int(n_circles, "n_circles")
-        check_positive_int(hidden_dim, "hidden_dim")
-        if angle_map not in ANGLE_MAPS:
-            raise ValueError(f"angle_map must be one of {ANGLE_MAPS}, got {angle_map!r}")
+        in_features = check_positive_int(in_features, "TorusMLPHead in_features")
+        n_circles = check_positive_int(n_circles, "TorusMLPHead n_circles")
+        hidden_dim = check_positive_int(hidden_dim, "TorusMLPHead hidden_dim")
+        check_choice(angle_map, "TorusMLPHead angle_map", ANGLE_MAPS)
         self.in_features = in_features
         self.angle_map = angle_map
         self.out_dim = 2 * n_circles
@@ -45,9 +47,7 @@ class TorusMLPHead(nn.Module):
 
     def turns(self, x: torch.Tensor) -> torch.Tensor:
         """The k predicted angles in turns (not reduced mod 1 for ``"turns"``; the torus does that)."""
-        check_float_tensor(x)
-        check_width(x, self.in_features)
-        v = self.mlp(x)
+        v = run_mlp(self.mlp, x, self.in_features, "TorusMLPHead")
         return torch.sigmoid(v) if self.angle_map == "sigmoid" else v
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

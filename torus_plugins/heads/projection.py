@@ -3,7 +3,8 @@
 import torch
 from torch import nn
 
-from .._checks import check_float_tensor, check_positive_int, check_width
+from .._checks import check_positive_int
+from ._mlp_input import run_mlp
 from .clifford import Clifford
 from .l2p import L2p
 from .sphere import Sphere
@@ -35,7 +36,8 @@ class ProjectionHead(nn.Module):
     """x -> [Linear -> BatchNorm -> ReLU] * (n_layers - 1) -> Linear(., dim) -> projection.
 
     ``dim`` is the width fed to the projection, so the output width is ``dim`` (sphere, l2p) or ``2 * dim``
-    (clifford); read it from ``out_dim``.
+    (clifford); read it from ``out_dim``. Input [..., in_features] (a 1-D input is one sample); training mode
+    with n_layers >= 2 needs >= 2 samples (BatchNorm).
 
     Usage: ``head = ProjectionHead(512, 64, projection="l2p")``; ``z = head(backbone(x))``
     """
@@ -43,8 +45,10 @@ class ProjectionHead(nn.Module):
     def __init__(self, in_features: int, dim: int, projection: str = "l2p", hidden_dim: int = 512,
                  n_layers: int = 2):
         super().__init__()
-        check_positive_int(in_features, "in_features")
-        check_positive_int(n_layers, "n_layers")
+        in_features = check_positive_int(in_features, "ProjectionHead in_features")
+        dim = check_positive_int(dim, "ProjectionHead dim")
+        hidden_dim = check_positive_int(hidden_dim, "ProjectionHead hidden_dim")
+        n_layers = check_positive_int(n_layers, "ProjectionHead n_layers")
         self.in_features = in_features
         self.projection = make_projection(projection, dim)
         layers, width = [], in_features
@@ -59,6 +63,4 @@ class ProjectionHead(nn.Module):
         self.intrinsic_dim = self.projection.intrinsic_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_float_tensor(x)
-        check_width(x, self.in_features)
-        return self.projection(self.mlp(x))
+        return self.projection(run_mlp(self.mlp, x, self.in_features, "ProjectionHead"))

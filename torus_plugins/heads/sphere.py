@@ -3,11 +3,15 @@
 import torch
 from torch import nn
 
-from .._checks import check_float_tensor, check_positive_int, check_width
+from .._checks import check_float_tensor, check_positive_float, check_positive_int, check_width
+
+_HALF = (torch.float16, torch.bfloat16)
 
 
 class Sphere(nn.Module):
     """z = x / max(||x||_2, eps).  Output on S^(dim-1): width ``dim``, intrinsic dimension dim-1.
+
+    float16/bfloat16 inputs are computed in float32 and cast back.
 
     Usage: ``z = Sphere(dim=128)(features)``
     """
@@ -16,15 +20,17 @@ class Sphere(nn.Module):
 
     def __init__(self, dim: int, eps: float = 1e-12):
         super().__init__()
-        check_positive_int(dim, "dim")
+        dim = check_positive_int(dim, "Sphere dim")
         self.dim = dim
         self.out_dim = dim
         self.intrinsic_dim = dim - 1
-        self.eps = eps
+        self.eps = check_positive_float(eps, "Sphere eps")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_float_tensor(x)
         check_width(x, self.dim)
+        if x.dtype in _HALF:  # eps = 1e-12 rounds to 0 in fp16 (zero input -> NaN); compute in float32
+            return self.forward(x.float()).to(x.dtype)
         norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(self.eps)
         return x / norm
 

@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_finite, check_float_tensor
+from .._checks import check_finite, check_float_tensor, check_labels_finite
 from ..heads import L2p
 
 
@@ -26,7 +26,20 @@ def check_labels(labels, n: int, name: str = "labels") -> torch.Tensor:
     labels = labels.reshape(-1) if labels.dim() > 1 and labels.numel() == labels.shape[0] else labels
     if labels.dim() != 1 or labels.shape[0] != n:
         raise ValueError(f"{name} must have shape [{n}] (one per sample), got shape {tuple(labels.shape)}")
+    check_labels_finite(labels, name)
     return labels
+
+
+HALF = (torch.float16, torch.bfloat16)
+
+
+def compute_dtype(*xs):
+    """float16/bfloat16 inputs are computed in float32 (their squares, exps and eps under/overflow); returns the
+    (possibly upcast) tensors and the dtype to cast the loss back to."""
+    out_dtype = xs[0].dtype
+    if out_dtype in HALF:
+        xs = tuple(x.float() for x in xs)
+    return xs, out_dtype
 
 
 def per_circle_unit(z: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:

@@ -3,37 +3,54 @@
 import torch
 from torch import nn
 
-from .._checks import check_even
-from ._common import check_embeddings, per_circle_unit
+from .._checks import check_bool, check_even, check_non_negative_float
+from ._common import check_embeddings, compute_dtype, per_circle_unit
 from .distributed import maybe_gather
 
 
-def fisher_lee_matrix(z: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+def fisher_lee_matrix(z: torch.Tensor, eps: float = 1e-12, min_spread: float = 0.0) -> torch.Tensor:
     """[k, k] Fisher-Lee circular correlations between the k circles of an interleaved [B, 2k] batch (any scale).
 
     rho(a, b) = sum_{i<j} sin(a_i - a_j) sin(b_i - b_j) / sqrt(sum_{i<j} sin^2(a_i - a_j) sum_{i<j} sin^2(b_i - b_j)),
     evaluated in O(B k^2) with sum_{i,j} sin(a_i-a_j) sin(b_i-b_j) = 2 [Sa.Sb * Ca.Cb - Sa.Cb * Ca.Sb]
-    (S, C: sin and cos of the angles; "." a sum over the batch).
+    (S, C: sin and cos of the angles; "." a sum over the batch). rho is invariant to rotating a circle, so each
+    circle is first rotated to put its circular mean at angle 0: a (nearly) collapsed circle then has small S and
+    the formula does not cancel catastrophically. ``min_spread`` > 0 floors each circle's spread term
+    sum_{i<j} sin^2 at ``min_spread * B**2`` (a circle concentrated within about sqrt(2 * min_spread) radians counts
+    as collapsed: its correlations shrink towards 0 and the gradient stays bounded). The result is clamped to
+    [-1, 1] against rounding.
     """
     pairs = per_circle_unit(z, eps).unflatten(-1, (-1, 2))  # rho is invariant to each circle's scale
-    c, s = pairs[..., 0], pairs[..., 1]  # [B, k]: cos and sin of each circle's angle
+    c, s = pairs[..., 0], pairs[..., 1]  # [B, k]: cos and sin of each circle's angle (times 1/sqrt(k))
+    with torch.no_grad():  # rotation by the circular mean: rho does not depend on it
+        mc, ms = c.mean(0), s.mean(0)
+        r = torch.sqrt(mc * mc + ms * ms)
+        ok = r > 0
+        cos_mu = torch.where(ok, mc / torch.where(ok, r, 1.0), 1.0)
+        sin_mu = torch.where(ok, ms / torch.where(ok, r, 1.0), 0.0)
+    c, s = c * cos_mu + s * sin_mu, s * cos_mu - c * sin_mu
     ss, cc, sc = s.t() @ s, c.t() @ c, s.t() @ c
     num = ss * cc - sc * sc.t()
-    d = num.diagonal().clamp_min(eps)
-    return num / torch.sqrt(d[:, None] * d[None, :])
+    k = pairs.shape[-2]
+    floor = max(eps, min_spread * (z.shape[0] / k) ** 2)  # c, s carry 1/sqrt(k): num scales as (B/k)^2
+    d = num.diagonal().clamp_min(floor)
+    return (num / torch.sqrt(d[:, None] * d[None, :])).clamp(-1.0, 1.0)
 
 
 class CircularSpreadLoss(nn.Module):
-    """L = mean_{a<b} rho_FL(theta_a, theta_b)^2 over all pairs of circles (Fisher & Lee 1983).
+    """L = mean_{a<b} rho_FL(theta_a, theta_b)^2 over all pairs of circles (Fisher & Lee 1983), in [0, 1].
 
     Angles are those of ``to_turns`` on the interleaved output (each (cos, sin) pair, any scale). Driving the
     circular correlation between circles to zero stops the embedding from collapsing onto a 1-D curve wound round
-    the torus. Needs >= 2 circles and a batch of >= 3. Usage: ``loss = CircularSpreadLoss()(L2p(64)(features))``
+    the torus. A circle whose points lie within about sqrt(2 * min_spread) radians of each other (collapsed) is
+    treated as uncorrelated, so the loss stays in [0, 1] with bounded gradients (see :func:`fisher_lee_matrix`).
+    Needs >= 2 circles and a batch of >= 3. Usage: ``loss = CircularSpreadLoss()(L2p(64)(features))``
     """
 
-    def __init__(self, gather_distributed: bool = False):
+    def __init__(self, gather_distributed: bool = False, min_spread: float = 1e-4):
         super().__init__()
-        self.gather_distributed = gather_distributed
+        self.gather_distributed = check_bool(gather_distributed, "CircularSpreadLoss gather_distributed")
+        self.min_spread = check_non_negative_float(min_spread, "CircularSpreadLoss min_spread")
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         check_embeddings(z, "CircularSpreadLoss input", min_batch=3)
@@ -41,6 +58,7 @@ class CircularSpreadLoss(nn.Module):
         if z.shape[-1] < 4:
             raise ValueError(f"CircularSpreadLoss needs at least 2 circles (last dimension >= 4), got {z.shape[-1]}")
         (z,) = maybe_gather(self.gather_distributed, z)
-        rho = fisher_lee_matrix(z)
+        (z,), out_dtype = compute_dtype(z)
+        rho = fisher_lee_matrix(z, min_spread=self.min_spread)
         iu = torch.triu_indices(rho.shape[0], rho.shape[0], offset=1, device=z.device)
-        return rho[iu[0], iu[1]].pow(2).mean()
+        return rho[iu[0], iu[1]].pow(2).mean().to(out_dtype)

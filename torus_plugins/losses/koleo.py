@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import check_embeddings
+from .._checks import check_bool, check_positive_float
+from ._common import check_embeddings, compute_dtype
 from .distributed import maybe_gather
 
 
@@ -35,15 +36,16 @@ class KoLeoLoss(nn.Module):
 
     def __init__(self, eps: float = 1e-8, gather_distributed: bool = False, p: float = 2.0, normalize: bool = True):
         super().__init__()
-        self.eps = eps
-        self.p = p
-        self.normalize = normalize
-        self.gather_distributed = gather_distributed
+        self.eps = check_positive_float(eps, "KoLeoLoss eps")  # eps = 0 gives log(0) = -inf on duplicates
+        self.p = check_positive_float(p, "KoLeoLoss p")
+        self.normalize = check_bool(normalize, "KoLeoLoss normalize")
+        self.gather_distributed = check_bool(gather_distributed, "KoLeoLoss gather_distributed")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_embeddings(x, "KoLeoLoss input", dims=(2, 3))
         (x,) = maybe_gather(self.gather_distributed, x)
+        (x,), out_dtype = compute_dtype(x)
         if x.dim() == 2:
-            return koleo_terms(x, self.eps, self.p, self.normalize).mean()
+            return koleo_terms(x, self.eps, self.p, self.normalize).mean().to(out_dtype)
         views = [koleo_terms(x[:, v], self.eps, self.p, self.normalize).mean() for v in range(x.shape[1])]
-        return torch.stack(views).mean()
+        return torch.stack(views).mean().to(out_dtype)

@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import check_embeddings, check_labels, per_circle_unit
+from .._checks import check_bool, check_positive_float
+from ._common import check_embeddings, check_labels, compute_dtype, per_circle_unit
 from .distributed import maybe_gather
 
 
@@ -23,11 +24,9 @@ class ProtoCLRLoss(nn.Module):
 
     def __init__(self, tau: float = 0.1, circular_prototypes: bool = False, gather_distributed: bool = False):
         super().__init__()
-        if not tau > 0:
-            raise ValueError(f"tau must be > 0, got {tau!r}")
-        self.tau = tau
-        self.circular_prototypes = circular_prototypes
-        self.gather_distributed = gather_distributed
+        self.tau = check_positive_float(tau, "ProtoCLRLoss tau")
+        self.circular_prototypes = check_bool(circular_prototypes, "ProtoCLRLoss circular_prototypes")
+        self.gather_distributed = check_bool(gather_distributed, "ProtoCLRLoss gather_distributed")
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         check_embeddings(z1, "ProtoCLRLoss z1")
@@ -37,6 +36,7 @@ class ProtoCLRLoss(nn.Module):
                              f"and {tuple(z2.shape)}")
         y = check_labels(y, z1.shape[0], "y")
         z1, z2, y = maybe_gather(self.gather_distributed, z1, z2, y)
+        (z1, z2), out_dtype = compute_dtype(z1, z2)
         z = torch.cat([F.normalize(z1), F.normalize(z2)], dim=0)
         _, target = torch.unique(torch.cat([y, y]), return_inverse=True)
         n_classes = int(target.max()) + 1
@@ -44,4 +44,4 @@ class ProtoCLRLoss(nn.Module):
         protos = one_hot.t() @ z / one_hot.sum(0)[:, None]
         if self.circular_prototypes:
             protos = per_circle_unit(protos)
-        return F.cross_entropy(z @ protos.t() / self.tau, target)
+        return F.cross_entropy(z @ protos.t() / self.tau, target).to(out_dtype)

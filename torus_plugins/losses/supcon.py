@@ -6,7 +6,8 @@ from torch import nn
 
 from ..geometry import to_clifford
 from ..heads import canonical_projection
-from ._common import check_embeddings, check_labels, per_circle_unit
+from .._checks import check_bool, check_choice, check_positive_float
+from ._common import check_embeddings, check_labels, compute_dtype, per_circle_unit
 from .distributed import maybe_gather
 
 def canonical_projmode(projmode):
@@ -54,15 +55,11 @@ class SupConLoss(nn.Module):
     def __init__(self, temperature: float = 0.07, contrast_mode: str = "all", base_temperature: float = 0.07,
                  projmode="sphere", gather_distributed: bool = False):
         super().__init__()
-        if contrast_mode not in ("all", "one"):
-            raise ValueError(f"contrast_mode must be 'all' or 'one', got {contrast_mode!r}")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature!r}")
-        self.temperature = temperature
-        self.base_temperature = base_temperature
-        self.contrast_mode = contrast_mode
+        self.contrast_mode = check_choice(contrast_mode, "SupConLoss contrast_mode", ("all", "one"))
+        self.temperature = check_positive_float(temperature, "SupConLoss temperature")
+        self.base_temperature = check_positive_float(base_temperature, "SupConLoss base_temperature")
         self.projmode = canonical_projmode(projmode)
-        self.gather_distributed = gather_distributed
+        self.gather_distributed = check_bool(gather_distributed, "SupConLoss gather_distributed")
 
     def forward(self, features: torch.Tensor, labels=None) -> torch.Tensor:
         check_embeddings(features, "SupConLoss features [B, n_views, D]", dims=(3,))
@@ -74,6 +71,7 @@ class SupConLoss(nn.Module):
                              f"got n_views={n_views}")
         features, labels = maybe_gather(self.gather_distributed, features, labels)
         b = features.shape[0]
+        (features,), out_dtype = compute_dtype(features)
         z = project(features, self.projmode)
         contrast = z.transpose(0, 1).reshape(n_views * b, -1)  # view-major, as upstream
         anchor = z[:, 0] if self.contrast_mode == "one" else contrast
@@ -95,4 +93,4 @@ class SupConLoss(nn.Module):
         if not bool(has_pos.any()):
             raise ValueError("SupConLoss: no anchor has a positive (every label is unique and n_views == 1)")
         mean_log_prob_pos = (log_prob * pos).sum(1)[has_pos] / n_pos[has_pos]
-        return -(self.temperature / self.base_temperature) * mean_log_prob_pos.mean()
+        return (-(self.temperature / self.base_temperature) * mean_log_prob_pos.mean()).to(out_dtype)

@@ -3,9 +3,9 @@
 import torch
 from torch import nn
 
-from .._checks import check_positive_int
+from .._checks import check_bool, check_choice, check_int
 from ..geometry import torus_spectral_gap  # noqa: F401  (re-exported; lambda_1 of the grid used here)
-from ._common import check_embeddings
+from ._common import check_embeddings, compute_dtype
 from .distributed import maybe_gather
 
 
@@ -15,7 +15,8 @@ def torus_grid_penalty(grid_size: int, penalty: str = "distance") -> torch.Tenso
     'distance': torus Manhattan distance min(|dx|, N-|dx|) + min(|dy|, N-|dy|), divided by its maximum.
     'laplacian': |L| of the 4-neighbour torus-grid Laplacian, off-diagonal part rescaled to mean 1 (diagonal 4).
     """
-    n = grid_size
+    n = check_int(grid_size, "grid_size", minimum=2)
+    check_choice(penalty, "penalty", ("distance", "laplacian"))
     idx = torch.arange(n * n)
     x, y = idx % n, idx // n
     dx = (x[:, None] - x[None, :]).abs()
@@ -45,12 +46,10 @@ class ToroidalCovarianceLoss(nn.Module):
     def __init__(self, grid_size: int = 12, dim: int = 2048, penalty: str = "distance",
                  gather_distributed: bool = False):
         super().__init__()
-        check_positive_int(grid_size, "grid_size")
-        if grid_size < 2:
-            raise ValueError(f"grid_size must be >= 2, got {grid_size}")
-        check_positive_int(dim, "dim")
-        if dim < 2:
-            raise ValueError(f"dim must be >= 2 (there is no off-diagonal covariance), got {dim}")
+        grid_size = check_int(grid_size, "ToroidalCovarianceLoss grid_size", minimum=2)
+        dim = check_int(dim, "ToroidalCovarianceLoss dim (>= 2: no off-diagonal covariance below)", minimum=2)
+        check_choice(penalty, "ToroidalCovarianceLoss penalty", ("distance", "laplacian"))
+        gather_distributed = check_bool(gather_distributed, "ToroidalCovarianceLoss gather_distributed")
         w = torus_grid_penalty(grid_size, penalty)
         pos = torch.arange(dim) % (grid_size * grid_size)
         full = w[pos[:, None], pos[None, :]]
@@ -65,7 +64,8 @@ class ToroidalCovarianceLoss(nn.Module):
             raise ValueError(f"ToroidalCovarianceLoss input must have last dimension {self.dim}, "
                              f"got shape {tuple(z.shape)}")
         (z,) = maybe_gather(self.gather_distributed, z)
+        (z,), out_dtype = compute_dtype(z)
         zc = z - z.mean(0, keepdim=True)
         cov = zc.t() @ zc / (z.shape[0] - 1)
         w = self.weight.to(dtype=z.dtype, device=z.device)
-        return (w * cov.pow(2)).sum() / (self.dim * (self.dim - 1))
+        return ((w * cov.pow(2)).sum() / (self.dim * (self.dim - 1))).to(out_dtype)

@@ -5,7 +5,8 @@ import math
 import torch
 from torch import nn
 
-from ._common import check_embeddings
+from .._checks import check_bool, check_positive_float
+from ._common import check_embeddings, compute_dtype
 from .distributed import maybe_gather
 
 
@@ -26,12 +27,13 @@ class UniformityLoss(nn.Module):
 
     def __init__(self, t: float = 2.0, gather_distributed: bool = False):
         super().__init__()
-        self.t = t
-        self.gather_distributed = gather_distributed
+        self.t = check_positive_float(t, "UniformityLoss t")  # t <= 0 would reward collapse
+        self.gather_distributed = check_bool(gather_distributed, "UniformityLoss gather_distributed")
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         check_embeddings(z, "UniformityLoss input", dims=(2, 3))
         (z,) = maybe_gather(self.gather_distributed, z)
+        (z,), out_dtype = compute_dtype(z)
         if z.dim() == 2:
-            return uniformity(z, self.t)
-        return torch.stack([uniformity(z[:, v], self.t) for v in range(z.shape[1])]).mean()
+            return uniformity(z, self.t).to(out_dtype)
+        return torch.stack([uniformity(z[:, v], self.t) for v in range(z.shape[1])]).mean().to(out_dtype)

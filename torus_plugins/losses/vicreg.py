@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import check_embeddings
+from .._checks import check_bool, check_choice, check_int, check_non_negative_float, check_positive_float
+from ._common import check_embeddings, compute_dtype
 from .distributed import maybe_gather
 from .toroidal_covariance import ToroidalCovarianceLoss
 
@@ -25,11 +26,15 @@ class VICRegLoss(nn.Module):
                  covariance: str = "isotropic", grid_size: int = 12, eps: float = 1e-4,
                  gather_distributed: bool = False, penalty: str = "distance"):
         super().__init__()
-        if covariance not in ("isotropic", "toroidal"):
-            raise ValueError(f"covariance must be 'isotropic' or 'toroidal', got {covariance!r}")
-        self.lambda_param, self.mu_param, self.nu_param = lambda_param, mu_param, nu_param
+        check_choice(covariance, "VICRegLoss covariance", ("isotropic", "toroidal"))
+        check_choice(penalty, "VICRegLoss penalty", ("distance", "laplacian"))
+        self.lambda_param = check_non_negative_float(lambda_param, "VICRegLoss lambda_param")
+        self.mu_param = check_non_negative_float(mu_param, "VICRegLoss mu_param")
+        self.nu_param = check_non_negative_float(nu_param, "VICRegLoss nu_param")
+        grid_size = check_int(grid_size, "VICRegLoss grid_size", minimum=2)
+        eps = check_positive_float(eps, "VICRegLoss eps")  # eps < 0 gives sqrt of a negative variance: NaN
         self.covariance, self.grid_size, self.eps, self.penalty = covariance, grid_size, eps, penalty
-        self.gather_distributed = gather_distributed
+        self.gather_distributed = check_bool(gather_distributed, "VICRegLoss gather_distributed")
         self._toroidal = {}
 
     def _cov(self, z: torch.Tensor) -> torch.Tensor:
@@ -52,11 +57,13 @@ class VICRegLoss(nn.Module):
             raise ValueError(f"VICRegLoss z_a and z_b must have the same shape, got {tuple(z_a.shape)} "
                              f"and {tuple(z_b.shape)}")
         z_a, z_b = maybe_gather(self.gather_distributed, z_a, z_b)
+        (z_a, z_b), out_dtype = compute_dtype(z_a, z_b)
         inv = F.mse_loss(z_a, z_b)
         var = 0.5 * (self._var(z_a) + self._var(z_b))
         cov = self._cov(z_a) + self._cov(z_b)
         loss = self.lambda_param * inv + self.mu_param * var + self.nu_param * cov
-        return {"loss": loss, "invariance_loss": inv, "var_loss": var, "cov_loss": cov}
+        parts = {"loss": loss, "invariance_loss": inv, "var_loss": var, "cov_loss": cov}
+        return {key: value.to(out_dtype) for key, value in parts.items()}
 
     def forward(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
         return self.components(z_a, z_b)["loss"]
