@@ -63,7 +63,7 @@ def test_third_party_plugin_is_discovered(third_party):
     head = torus_plugins.create_head("double_sphere", dim=3)
     torch.testing.assert_close(head(torch.tensor([[3.0, 0.0, 4.0]])), torch.tensor([[1.2, 0.0, 1.6]]))
     row = next(r for r in registry.describe("heads") if r["name"] == "double_sphere")
-    assert row["distribution"] == "my_torus_plugin" and row["error"] is None
+    assert row["distribution"] == "my-torus-plugin" and row["error"] is None
 
 
 def test_broken_plugin_is_reported_and_does_not_break_the_others(third_party):

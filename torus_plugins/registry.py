@@ -1,9 +1,19 @@
-"""Plugin registry: heads, losses and adapters declared as entry points, found with the ``entrypoints`` package.
+"""Plugin registry: heads, losses and adapters declared as entry points, read with ``importlib.metadata``.
 
 Any installed distribution can add a head by declaring, in its own ``pyproject.toml``::
 
     [project.entry-points."torus_plugins.heads"]
     my_head = "my_package.heads:MyHead"
+
+Rules (names are case-insensitive):
+
+* the built-ins (entry points of the ``torus-plugins`` distribution itself) always win: a third-party entry point
+  with a built-in's name is ignored and reported as broken, naming both distributions;
+* one name declared by two third-party distributions is ambiguous: loading it raises :class:`PluginError` naming
+  both, and both are reported as broken;
+* a distribution whose metadata or ``entry_points.txt`` cannot be read is reported and skipped; the others work;
+* a plugin that fails at import in any way (including ``SystemExit`` / ``KeyboardInterrupt`` raised by its
+  module) is reported as broken and never stops the listing.
 
 Usage::
 
@@ -12,15 +22,36 @@ Usage::
     torus_plugins.broken_plugins()              # {'torus_plugins.heads:bad': 'ModuleNotFoundError: ...'}
 """
 
+import importlib.metadata
+import re
 import warnings
-
-import entrypoints
+from dataclasses import dataclass, field
 
 GROUPS = {"heads": "torus_plugins.heads", "losses": "torus_plugins.losses", "adapters": "torus_plugins.adapters"}
+BUILTIN_DISTRIBUTION = "torus-plugins"
+#: What a plugin may raise at import and still only count as broken (a plugin calling sys.exit() must not end
+#: ``torus-plugins list``).
+_LOAD_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
 
 
 class PluginError(LookupError):
-    """A plugin name that is unknown, or whose entry point fails to load."""
+    """A plugin name that is unknown, ambiguous, or whose entry point fails to load."""
+
+
+@dataclass
+class _Entry:
+    name: str              # as declared
+    target: str            # module:attr
+    distribution: str
+    entry_point: object    # importlib.metadata.EntryPoint
+    problem: str | None = None
+
+
+@dataclass
+class _Scan:
+    entries: dict = field(default_factory=dict)    # lower-case name -> _Entry (the one that is used)
+    rejected: list = field(default_factory=list)   # _Entry objects that are ignored, with .problem set
+    unreadable: list = field(default_factory=list)  # (distribution, message)
 
 
 def _group(kind: str) -> str:
@@ -29,51 +60,128 @@ def _group(kind: str) -> str:
     return GROUPS[kind]
 
 
-def _entry_points(kind: str) -> dict:
-    """name -> EntryPoint for one kind; names are case-insensitive, the first distribution on sys.path wins."""
-    found = {}
-    for ep in entrypoints.get_group_all(_group(kind)):
-        found.setdefault(ep.name.lower(), ep)
-    return found
+def _normalise(dist_name: str) -> str:
+    return re.sub(r"[-_.]+", "-", dist_name).lower()
+
+
+def _distributions():
+    """(name, distribution) for every installed distribution, the first on sys.path winning a duplicate name;
+    a distribution with unreadable metadata is yielded with name None and its location."""
+    seen = set()
+    for dist in importlib.metadata.distributions():
+        try:
+            name = dist.metadata["Name"]
+        except _LOAD_ERRORS:
+            name = None
+        if not name:
+            yield None, dist
+            continue
+        key = _normalise(name)
+        if key not in seen:
+            seen.add(key)
+            yield name, dist
+
+
+def _scan(kind: str) -> _Scan:
+    group, scan = _group(kind), _Scan()
+    builtin, third_party = {}, {}
+    for dist_name, dist in _distributions():
+        if dist_name is None:
+            where = getattr(dist, "_path", "?")
+            scan.unreadable.append((f"(distribution at {where})", "unreadable METADATA (no Name)"))
+            continue
+        try:
+            eps = [ep for ep in dist.entry_points if ep.group == group]
+        except _LOAD_ERRORS as exc:
+            scan.unreadable.append((dist_name, f"malformed entry_points.txt ({type(exc).__name__}: {exc}); "
+                                               f"none of its plugins are loaded"))
+            continue
+        is_builtin = _normalise(dist_name) == BUILTIN_DISTRIBUTION
+        for ep in eps:
+            entry = _Entry(ep.name, ep.value, dist_name, ep)
+            (builtin if is_builtin else third_party).setdefault(ep.name.lower(), []).append(entry)
+    for key, entries in builtin.items():
+        scan.entries[key] = entries[0]
+    for key, entries in third_party.items():
+        if key in scan.entries:
+            owner = scan.entries[key]
+            for e in entries:
+                e.problem = (f"ignored: {e.name!r} from distribution {e.distribution!r} collides with the built-in "
+                             f"{owner.name!r} of {owner.distribution!r}; rename the entry point")
+                scan.rejected.append(e)
+        elif len({e.distribution for e in entries}) > 1:
+            who = " and ".join(f"{e.distribution!r} ({e.target})" for e in entries)
+            for e in entries:
+                e.problem = f"ambiguous: {key!r} is declared by {who}; uninstall or rename one of them"
+            scan.entries[key] = entries[0]
+            scan.rejected.extend(entries[1:])
+        else:
+            scan.entries[key] = entries[0]
+    return scan
 
 
 def available(kind: str) -> list:
     """Sorted names of the declared plugins of one kind ("heads", "losses" or "adapters")."""
-    return sorted(_entry_points(kind))
+    return sorted(_scan(kind).entries)
+
+
+def _try_load(entry: _Entry):
+    """(object, None) or (None, "ErrorType: message")."""
+    try:
+        return entry.entry_point.load(), None
+    except _LOAD_ERRORS as exc:
+        return None, f"{type(exc).__name__}: {exc}"
 
 
 def describe(kind: str) -> list:
-    """One dict per plugin of ``kind``: name, target (``module:attr``), distribution, and load error or None."""
+    """One dict per plugin of ``kind``: name, target (``module:attr``), distribution, and error (None if it loads).
+
+    Ignored entry points (collisions, ambiguities) and unreadable distributions get their own rows with the reason.
+    """
+    scan = _scan(kind)
     rows = []
-    for name, ep in sorted(_entry_points(kind).items()):
-        try:
-            ep.load()
-            error = None
-        except Exception as exc:  # a third-party plugin may fail in any way; report it, keep the others
-            error = f"{type(exc).__name__}: {exc}"
-        target = ep.module_name + (f":{ep.object_name}" if ep.object_name else "")
-        dist = ep.distro.name if ep.distro is not None else None
-        rows.append({"name": name, "target": target, "distribution": dist, "error": error})
+    for key, entry in sorted(scan.entries.items()):
+        error = entry.problem or _try_load(entry)[1]
+        rows.append({"name": key, "target": entry.target, "distribution": entry.distribution, "error": error})
+    for entry in scan.rejected:
+        rows.append({"name": entry.name, "target": entry.target, "distribution": entry.distribution,
+                     "error": entry.problem})
+    for dist_name, message in scan.unreadable:
+        rows.append({"name": dist_name, "target": "entry_points.txt", "distribution": dist_name, "error": message})
     return rows
 
 
 def broken_plugins() -> dict:
-    """``group:name`` -> load error, for every declared plugin that fails to import."""
-    return {f"{GROUPS[kind]}:{row['name']}": row["error"]
-            for kind in GROUPS for row in describe(kind) if row["error"]}
+    """``group:name`` -> reason, for every plugin that fails to import, is ignored, or whose distribution is
+    unreadable (keys of ignored entries add ``@distribution``)."""
+    out = {}
+    for kind, group in GROUPS.items():
+        for row in describe(kind):
+            if row["error"]:
+                key = f"{group}:{row['name']}"
+                if key in out or row["error"].startswith(("ignored", "ambiguous")):
+                    key = f"{key}@{row['distribution']}"
+                out[key] = row["error"]
+    return out
 
 
 def load(kind: str, name: str):
-    """The object an entry point names; unknown or broken names raise :class:`PluginError` with the reason."""
-    eps = _entry_points(kind)
-    key = str(name).lower()
-    if key not in eps:
-        raise PluginError(f"unknown {kind[:-1]} {name!r}; known {kind}: {', '.join(sorted(eps)) or '(none)'}")
-    try:
-        return eps[key].load()
-    except Exception as exc:
-        raise PluginError(f"{kind[:-1]} plugin {name!r} ({eps[key].module_name}) failed to load: "
-                          f"{type(exc).__name__}: {exc}") from exc
+    """The object an entry point names; unknown, ambiguous or broken names raise :class:`PluginError`."""
+    if not isinstance(name, str):
+        raise TypeError(f"{kind[:-1]} name must be a string, got {name!r} ({type(name).__name__})")
+    scan = _scan(kind)
+    key = name.lower()
+    if key not in scan.entries:
+        known = ", ".join(sorted(scan.entries)) or "(none)"
+        raise PluginError(f"unknown {kind[:-1]} {name!r}; known {kind}: {known}")
+    entry = scan.entries[key]
+    if entry.problem:
+        raise PluginError(f"{kind[:-1]} plugin {name!r}: {entry.problem}")
+    obj, error = _try_load(entry)
+    if error:
+        raise PluginError(f"{kind[:-1]} plugin {name!r} ({entry.target}, distribution {entry.distribution!r}) "
+                          f"failed to load: {error}")
+    return obj
 
 
 def create(kind: str, name: str, **kwargs):
@@ -102,6 +210,6 @@ def create_loss(name: str, **kwargs):
 
 
 def warn_broken() -> None:
-    """Emit one warning per broken plugin (name and import error)."""
+    """Emit one warning per broken plugin (name and reason)."""
     for name, error in broken_plugins().items():
         warnings.warn(f"torus-plugins: plugin {name} failed to load: {error}", RuntimeWarning, stacklevel=2)
