@@ -12,6 +12,7 @@ Usage::
 from pytorch_metric_learning.regularizers import BaseRegularizer
 from pytorch_metric_learning.utils import common_functions as c_f
 
+from ._checks import check_bool, check_positive_float
 from .losses._common import check_embeddings
 from .losses.koleo import koleo_terms
 
@@ -23,7 +24,9 @@ class KoLeoRegularizer(BaseRegularizer):
 
     def __init__(self, eps: float = 1e-8, p: float = 2.0, normalize: bool = True, **kwargs):
         super().__init__(**kwargs)
-        self.eps, self.p, self.normalize = eps, p, normalize
+        self.eps = check_positive_float(eps, "KoLeoRegularizer eps")
+        self.p = check_positive_float(p, "KoLeoRegularizer p")
+        self.normalize = check_bool(normalize, "KoLeoRegularizer normalize")
 
     def compute_loss(self, embeddings):
         check_embeddings(embeddings, "KoLeoRegularizer embeddings")

@@ -7,25 +7,26 @@ sum_i min(d, (uint8_t)-d) with d = (uint8_t)(a_i - b_i) (masked to ``bits`` bits
 Usage: ``export_c_header("codes.h", codes, bits=8, name="codes")``
 """
 
-import re
-
-import numpy as np
-
+from .._checks import check_c_identifier
+from .file_format import atomic_write
 from .quantize import check_bits, check_codes
 
 __all__ = ["export_c_header"]
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
 
 def export_c_header(path, codes, bits: int = 8, name: str = "codes") -> None:
-    """Write a self-contained C99 header with the codes and ``<name>_l1``. Usage: see module docstring."""
+    """Write a self-contained C99 header with the codes and ``<name>_l1``. Usage: see module docstring.
+
+    ``name`` must be a C identifier that is not a C/C++ keyword or standard type name (``int``, ``size_t``...);
+    the header is written atomically (``<path>.tmp`` renamed into place, removed on failure).
+    """
     bits = check_bits(bits)
     codes = check_codes(codes, bits)
     if codes.ndim != 2 or codes.shape[0] == 0 or codes.shape[1] == 0:
         raise ValueError(f"codes must be 2-D [n, k] and non-empty, got shape {codes.shape}")
-    if not isinstance(name, str) or not _IDENT.match(name):
-        raise ValueError(f"name must be a C identifier, got {name!r}")
+    check_c_identifier(name, "name")
+    for derived in (f"{name}_l1", f"{name.upper()}_N", f"TORUS_{name.upper()}_H"):
+        check_c_identifier(derived, f"name (giving {derived!r})")
     n, k = codes.shape
     up = name.upper()
     mask = (1 << bits) - 1
@@ -62,5 +63,4 @@ static inline uint32_t {name}_l1(const uint8_t *a, const uint8_t *b, size_t n)
 
 #endif /* TORUS_{up}_H */
 """
-    with open(path, "w", encoding="ascii") as fh:
-        fh.write(text)
+    atomic_write(path, text)

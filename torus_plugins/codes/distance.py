@@ -11,18 +11,21 @@ Usage::
 
 import numpy as np
 
+from .._checks import check_int
 from .quantize import check_bits, check_codes
 
 __all__ = ["circular_distance", "pairwise_circular_distance", "coordinate_distance"]
 
 
 def _check_p(p):
-    if p not in (1, 2) or isinstance(p, bool):
-        raise ValueError(f"p must be 1 (L1) or 2 (squared L2), got {p!r}")
+    if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p not in (1, 2):
+        raise ValueError(f"p must be the integer 1 (L1) or 2 (squared L2), got {p!r} ({type(p).__name__})")
 
 
 def coordinate_distance(a: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:
     """Per-coordinate circular distance min(d, 2**b - d), d = (a - b) mod 2**b (int64, broadcast)."""
+    bits = check_bits(bits)
+    a, b = check_codes(a, bits, "a"), check_codes(b, bits, "b")
     m = 1 << bits
     d = np.mod(a.astype(np.int64) - b.astype(np.int64), m)
     return np.minimum(d, m - d)
@@ -49,6 +52,7 @@ def pairwise_circular_distance(a, b, bits: int = 8, p: int = 1, chunk: int = 256
     """
     bits = check_bits(bits)
     _check_p(p)
+    chunk = check_int(chunk, "chunk", minimum=1)
     a, b = check_codes(a, bits, "a"), check_codes(b, bits, "b")
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"expected [n, k] and [m, k] codes, got shapes {a.shape} and {b.shape}")

@@ -13,7 +13,10 @@
     ...     n*ceil(k*bits/8)  packed codes (see pack_codes)
     end-4   4     CRC32 (zlib) of every preceding byte
 
-Anything truncated, extended, corrupt or unsupported raises :class:`CodeFileError` (a ValueError).
+Anything truncated, extended, corrupt or unsupported raises :class:`CodeFileError` (a ValueError). Only regular files
+are read (not devices, FIFOs or directories), and never more bytes than the header declares: a code file from an
+untrusted source is safe to load (no pickle; every byte is checked). Writes go to ``<path>.tmp`` and are renamed
+into place; the temporary file is removed on any failure.
 
 Usage::
 
@@ -23,6 +26,7 @@ Usage::
 
 import json
 import os
+import stat
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -32,7 +36,7 @@ import numpy as np
 from .pack import pack_codes, packed_row_bytes, unpack_codes
 from .quantize import check_bits, check_codes
 
-__all__ = ["CodeFileError", "CodeFile", "save_codes", "load_codes", "MAGIC", "VERSION"]
+__all__ = ["CodeFileError", "CodeFile", "save_codes", "load_codes", "atomic_write", "MAGIC", "VERSION"]
 
 MAGIC = b"TORC"
 VERSION = 1
@@ -70,10 +74,24 @@ def save_codes(path, codes, bits: int, geometry: str = "torusN", meta: dict | No
     m = json.dumps(meta, sort_keys=True).encode("utf-8") if meta else b""
     body = _HEAD.pack(MAGIC, VERSION, bits, 0, codes.shape[1], codes.shape[0], len(g), len(m)) + g + m
     body += pack_codes(codes, bits).tobytes()
-    tmp = f"{os.fspath(path)}.tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF))
-    os.replace(tmp, path)
+    atomic_write(path, body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF))
+
+
+def atomic_write(path, data) -> None:
+    """Write ``data`` (bytes or str) to ``<path>.tmp`` then rename it onto ``path``; on any failure (including
+    KeyboardInterrupt) the temporary file is removed and ``path`` is left as it was."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data.encode("ascii") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def load_codes(path) -> CodeFile:
@@ -81,9 +99,21 @@ def load_codes(path) -> CodeFile:
 
     Usage: ``f = load_codes("emb.torc"); f.codes``  # [n, k] uint8
     """
-    with open(path, "rb") as fh:
-        data = fh.read()
-    return parse_codes(data, name=os.fspath(path))
+    name = os.fspath(path)
+    fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise CodeFileError(f"{name}: not a regular file (mode {stat.filemode(info.st_mode)}); refusing to read")
+    with os.fdopen(fd, "rb") as fh:
+        head = fh.read(_HEAD.size)
+        limit = info.st_size + 1  # never more than the file holds...
+        if len(head) == _HEAD.size:
+            _, _, bits, _, k, n, glen, mlen = _HEAD.unpack(head)
+            declared = _HEAD.size + glen + mlen + n * packed_row_bytes(k, max(1, min(bits, 8))) + 4
+            limit = min(limit, declared + 1)  # ...nor more than the header declares (+1 detects extra bytes)
+        data = head + fh.read(max(0, limit - len(head)))
+    return parse_codes(data, name=name)
 
 
 def parse_codes(data: bytes, name: str = "<bytes>") -> CodeFile:

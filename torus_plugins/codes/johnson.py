@@ -10,7 +10,7 @@ Usage::
 
 import numpy as np
 
-from .quantize import check_bits, check_codes
+from .quantize import CHUNK, check_bits, check_codes
 
 __all__ = ["johnson_encode", "johnson_bytes"]
 
@@ -23,14 +23,21 @@ def johnson_bytes(n_angles: int, bits: int) -> int:
 def johnson_encode(codes, bits: int) -> np.ndarray:
     """Johnson code of every angle (bits <= 4), packed per row: [..., k] uint8 -> [..., ceil(k*2**(b-1)/8)].
 
+    Computed with a [2**b, L] bit table in row chunks: no temporary larger than a few MB besides the output.
+
     Usage: ``faiss.IndexBinaryFlat(8 * jc.shape[1]).add(jc)`` with ``jc = johnson_encode(codes, 4)``
     """
     bits = check_bits(bits, 1, 4)
     codes = check_codes(codes, bits)
-    if codes.ndim == 0:
-        raise ValueError("codes must have at least one dimension (the angles)")
+    if codes.ndim == 0 or codes.shape[-1] == 0:
+        raise ValueError(f"codes must be [..., k] with k >= 1 angles, got shape {codes.shape}")
     m, half = 1 << bits, 1 << (bits - 1)
-    j = np.arange(half, dtype=np.int16)
-    b = (np.mod(codes[..., None].astype(np.int16) - j, m) < half).astype(np.uint8)  # [..., k, L]
-    b = b.reshape(*codes.shape[:-1], codes.shape[-1] * half)
-    return np.packbits(b, axis=-1, bitorder="little")
+    table = (np.mod(np.arange(m)[:, None] - np.arange(half)[None, :], m) < half).astype(np.uint8)  # [2**b, L]
+    k = codes.shape[-1]
+    flat = codes.reshape(-1, k)
+    out = np.empty((flat.shape[0], johnson_bytes(k, bits)), np.uint8)
+    rows = max(1, CHUNK // max(1, k * half))  # rows per step: the [rows, k*L] bit matrix stays ~CHUNK bytes
+    for s in range(0, flat.shape[0], rows):
+        chunk = table[flat[s:s + rows]].reshape(-1, k * half)
+        out[s:s + rows] = np.packbits(chunk, axis=-1, bitorder="little")
+    return out.reshape(*codes.shape[:-1], out.shape[-1])

@@ -9,7 +9,7 @@ Usage::
 import numpy as np
 import torch
 
-__all__ = ["quantize", "dequantize", "check_bits", "check_codes"]
+__all__ = ["quantize", "dequantize", "check_bits", "check_codes", "check_finite_turns"]
 
 
 def check_bits(bits, lo: int = 1, hi: int = 8) -> int:
@@ -34,18 +34,58 @@ def check_codes(codes, bits: int, name: str = "codes") -> np.ndarray:
     return codes
 
 
+#: Elements quantised per step: temporaries stay a few MB whatever the input size (issue 15 section 6).
+CHUNK = 1 << 18
+
+
 def _quantize_torch(turns: torch.Tensor, bits: int) -> torch.Tensor:
-    """Unchecked torch core (traceable by torch.export): round(turn * 2**b) mod 2**b as uint8."""
+    """Unchecked torch core (traceable by torch.export): round(frac(turn) * 2**b) mod 2**b as uint8.
+
+    Works in the input's dtype without overflow: frac(t) = t - floor(t) is exact in floating point and lies in
+    [0, 1), so frac(t) * 2**b <= 256 even in float16 (turns * 256 overflows fp16 for |turn| > 255). Equal to
+    round(turn * 2**b) mod 2**b because 2**b * floor(t) is an integer.
+    """
     levels = 1 << bits
-    q = torch.round(turns * levels).to(torch.int64)
-    return torch.remainder(q, levels).to(torch.uint8)
+    q = torch.round((turns - torch.floor(turns)) * levels)
+    q = torch.where(q >= levels, q - levels, q)
+    return q.to(torch.uint8)
+
+
+def _nonfinite_error(index: int, name: str = "turns") -> ValueError:
+    return ValueError(f"{name} contains NaN or inf (first at flat index {index}); expected finite values")
+
+
+def check_finite_turns(turns: torch.Tensor, name: str = "turns") -> None:
+    """Raise ValueError if a torch tensor holds NaN or inf (skipped while compiling or exporting)."""
+    if torch.compiler.is_compiling() or getattr(torch.compiler, "is_exporting", lambda: False)():
+        return
+    if turns.numel() and not bool(torch.isfinite(turns).all()):
+        raise _nonfinite_error(int((~torch.isfinite(turns)).reshape(-1).nonzero()[0]), name)
+
+
+def _quantize_numpy(turns: np.ndarray, bits: int) -> np.ndarray:
+    levels = 1 << bits
+    out = np.empty(turns.shape, np.uint8)
+    flat_in, flat_out = turns.reshape(-1), out.reshape(-1)
+    for s in range(0, flat_in.size, CHUNK):
+        t = flat_in[s:s + CHUNK]
+        finite = np.isfinite(t)
+        if not finite.all():
+            raise _nonfinite_error(s + int(np.argmin(finite)))
+        frac = t - np.floor(t)  # exact, in [0, 1); no float64 copy of a float32 input
+        q = np.rint(frac * levels)  # half to even, as torch.round
+        q[q >= levels] -= levels
+        flat_out[s:s + CHUNK] = q
+    return out
 
 
 def quantize(turns, bits: int = 8):
     """b-bit codes of angles in turns: ``round(turn * 2**b) mod 2**b`` (uint8, same shape, same kind).
 
     numpy in -> numpy out; torch in -> torch out (traceable by ``torch.export``; the finite check is skipped
-    while compiling). Rounding is half-to-even in both. Any finite real turn is accepted (taken mod 1).
+    while compiling). Rounding is half-to-even in both. Any finite real turn is accepted (taken mod 1), in any
+    floating dtype (float16/bfloat16 included: computed as round(frac(turn) * 2**b), which cannot overflow).
+    Works in chunks of ``CHUNK`` elements: no full-size temporaries besides the uint8 output.
 
     Usage: ``codes = quantize(to_turns(z), bits=8)``
     """
@@ -53,20 +93,21 @@ def quantize(turns, bits: int = 8):
     if isinstance(turns, torch.Tensor):
         if not turns.is_floating_point():
             raise TypeError(f"turns must be a floating-point tensor, got dtype {turns.dtype}")
-        if not torch.compiler.is_compiling() and not bool(torch.isfinite(turns).all()):
-            raise ValueError("turns contains NaN or inf values")
-        return _quantize_torch(turns, bits)
-    if isinstance(turns, (list, tuple, float, int)):
+        check_finite_turns(turns)
+        if torch.compiler.is_compiling() or turns.numel() <= CHUNK or turns.requires_grad:
+            return _quantize_torch(turns, bits)
+        out = torch.empty(turns.shape, dtype=torch.uint8, device=turns.device)
+        flat_in, flat_out = turns.reshape(-1), out.view(-1)
+        for s in range(0, flat_in.numel(), CHUNK):
+            flat_out[s:s + CHUNK] = _quantize_torch(flat_in[s:s + CHUNK], bits)
+        return out
+    if isinstance(turns, (list, tuple, float, int)) and not isinstance(turns, bool):
         turns = np.asarray(turns, dtype=np.float64)
     if not isinstance(turns, np.ndarray):
         raise TypeError(f"turns must be a numpy array or torch tensor, got {type(turns).__name__}")
     if not np.issubdtype(turns.dtype, np.floating):
         raise TypeError(f"turns must be floating point, got dtype {turns.dtype}")
-    if not np.isfinite(turns).all():
-        raise ValueError("turns contains NaN or inf values")
-    levels = 1 << bits
-    q = np.round(turns.astype(np.float64) * levels).astype(np.int64)
-    return np.mod(q, levels).astype(np.uint8)
+    return _quantize_numpy(turns, bits)
 
 
 def dequantize(codes, bits: int = 8):

@@ -26,7 +26,8 @@ class SphereGridQuantizer:
     @staticmethod
     def _as_2d_float(x, name="x"):
         if hasattr(x, "detach"):
-            x = x.detach().cpu().numpy()
+            x = x.detach().cpu()
+            x = x.double().numpy() if x.is_floating_point() else x.numpy()  # numpy has no bfloat16
         x = np.asarray(x)
         if not np.issubdtype(x.dtype, np.floating):
             raise TypeError(f"{name} must be floating point, got dtype {x.dtype}")
