@@ -1,5 +1,7 @@
 """Input checks and small helpers shared by the losses."""
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -35,11 +37,27 @@ HALF = (torch.float16, torch.bfloat16)
 
 def compute_dtype(*xs):
     """float16/bfloat16 inputs are computed in float32 (their squares, exps and eps under/overflow); returns the
-    (possibly upcast) tensors and the dtype to cast the loss back to."""
+    (possibly upcast) tensors and the loss dtype: float32 for half inputs (as autocast does for losses), else
+    the input dtype."""
     out_dtype = xs[0].dtype
     if out_dtype in HALF:
         xs = tuple(x.float() for x in xs)
+        out_dtype = torch.float32
     return xs, out_dtype
+
+
+def full_precision(forward):
+    """Run a loss's forward with autocast disabled on its inputs' device: logits / tau, exp and log of a loss in
+    bfloat16 lose 2-3 significant digits (the inputs are upcast by :func:`compute_dtype` instead)."""
+    @functools.wraps(forward)
+    def wrapper(self, *args, **kwargs):
+        first = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        device = first.device.type if first is not None else "cpu"
+        if device in ("cpu", "cuda") and torch.is_autocast_enabled(device):
+            with torch.autocast(device, enabled=False):
+                return forward(self, *args, **kwargs)
+        return forward(self, *args, **kwargs)
+    return wrapper
 
 
 def per_circle_unit(z: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from .._checks import check_bool, check_even, check_non_negative_float
-from ._common import check_embeddings, compute_dtype, per_circle_unit
+from ._common import check_embeddings, compute_dtype, full_precision, per_circle_unit
 from .distributed import maybe_gather
 
 
@@ -52,6 +52,7 @@ class CircularSpreadLoss(nn.Module):
         self.gather_distributed = check_bool(gather_distributed, "CircularSpreadLoss gather_distributed")
         self.min_spread = check_non_negative_float(min_spread, "CircularSpreadLoss min_spread")
 
+    @full_precision
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         check_embeddings(z, "CircularSpreadLoss input", min_batch=3)
         check_even(int(z.shape[-1]), "the last dimension of the CircularSpreadLoss input")

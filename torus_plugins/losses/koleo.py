@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_bool, check_positive_float
-from ._common import check_embeddings, compute_dtype
+from ._common import check_embeddings, compute_dtype, full_precision
 from .distributed import maybe_gather
 
 
@@ -41,6 +41,7 @@ class KoLeoLoss(nn.Module):
         self.normalize = check_bool(normalize, "KoLeoLoss normalize")
         self.gather_distributed = check_bool(gather_distributed, "KoLeoLoss gather_distributed")
 
+    @full_precision
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_embeddings(x, "KoLeoLoss input", dims=(2, 3))
         (x,) = maybe_gather(self.gather_distributed, x)

@@ -5,7 +5,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_bool, check_positive_float
-from ._common import check_embeddings, check_labels, compute_dtype, per_circle_unit
+from ._common import (check_embeddings, check_labels, compute_dtype, full_precision,
+                      per_circle_unit)
 from .distributed import maybe_gather
 
 
@@ -28,6 +29,7 @@ class ProtoCLRLoss(nn.Module):
         self.circular_prototypes = check_bool(circular_prototypes, "ProtoCLRLoss circular_prototypes")
         self.gather_distributed = check_bool(gather_distributed, "ProtoCLRLoss gather_distributed")
 
+    @full_precision
     def forward(self, z1: torch.Tensor, z2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         check_embeddings(z1, "ProtoCLRLoss z1")
         check_embeddings(z2, "ProtoCLRLoss z2")

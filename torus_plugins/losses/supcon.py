@@ -7,7 +7,8 @@ from torch import nn
 from ..geometry import to_clifford
 from ..heads import canonical_projection
 from .._checks import check_bool, check_choice, check_positive_float
-from ._common import check_embeddings, check_labels, compute_dtype, per_circle_unit
+from ._common import (check_embeddings, check_labels, compute_dtype, full_precision,
+                      per_circle_unit)
 from .distributed import maybe_gather
 
 def canonical_projmode(projmode):
@@ -61,6 +62,7 @@ class SupConLoss(nn.Module):
         self.projmode = canonical_projmode(projmode)
         self.gather_distributed = check_bool(gather_distributed, "SupConLoss gather_distributed")
 
+    @full_precision
     def forward(self, features: torch.Tensor, labels=None) -> torch.Tensor:
         check_embeddings(features, "SupConLoss features [B, n_views, D]", dims=(3,))
         b, n_views = features.shape[0], features.shape[1]

@@ -5,7 +5,7 @@ from torch import nn
 
 from .._checks import check_bool, check_choice, check_int
 from ..geometry import torus_spectral_gap  # noqa: F401  (re-exported; lambda_1 of the grid used here)
-from ._common import check_embeddings, compute_dtype
+from ._common import check_embeddings, compute_dtype, full_precision
 from .distributed import maybe_gather
 
 
@@ -58,6 +58,7 @@ class ToroidalCovarianceLoss(nn.Module):
         self.grid_size, self.dim, self.penalty = grid_size, dim, penalty
         self.gather_distributed = gather_distributed
 
+    @full_precision
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         check_embeddings(z, "ToroidalCovarianceLoss input")
         if z.shape[1] != self.dim:

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .._checks import check_bool, check_positive_float
-from ._common import check_embeddings, compute_dtype
+from ._common import check_embeddings, compute_dtype, full_precision
 from .distributed import maybe_gather
 
 
@@ -30,6 +30,7 @@ class UniformityLoss(nn.Module):
         self.t = check_positive_float(t, "UniformityLoss t")  # t <= 0 would reward collapse
         self.gather_distributed = check_bool(gather_distributed, "UniformityLoss gather_distributed")
 
+    @full_precision
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         check_embeddings(z, "UniformityLoss input", dims=(2, 3))
         (z,) = maybe_gather(self.gather_distributed, z)

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_bool, check_choice, check_int, check_non_negative_float, check_positive_float
-from ._common import check_embeddings, compute_dtype
+from ._common import check_embeddings, compute_dtype, full_precision
 from .distributed import maybe_gather
 from .toroidal_covariance import ToroidalCovarianceLoss
 
@@ -50,6 +50,7 @@ class VICRegLoss(nn.Module):
     def _var(self, z: torch.Tensor) -> torch.Tensor:
         return F.relu(1.0 - torch.sqrt(z.var(dim=0) + self.eps)).mean()
 
+    @full_precision
     def components(self, z_a: torch.Tensor, z_b: torch.Tensor) -> dict:
         check_embeddings(z_a, "VICRegLoss z_a")
         check_embeddings(z_b, "VICRegLoss z_b")
