@@ -25,6 +25,8 @@ def check_codes(codes, bits: int, name: str = "codes") -> np.ndarray:
         if codes.dtype != torch.uint8:
             raise TypeError(f"{name} must have dtype uint8, got {codes.dtype}")
         codes = codes.detach().cpu().numpy()
+    if isinstance(codes, np.generic):
+        codes = np.asarray(codes)
     if not isinstance(codes, np.ndarray):
         raise TypeError(f"{name} must be a numpy array or torch tensor of uint8, got {type(codes).__name__}")
     if codes.dtype != np.uint8:
