@@ -150,6 +150,7 @@ def check_c_identifier(name, what: str = "name") -> str:
         raise ValueError(f"{what} must be a C identifier ([A-Za-z_][A-Za-z0-9_]*), got {name!r}")
     if name in C_RESERVED:
         raise ValueError(f"{what} must not be a C/C++ keyword or standard type name, got {name!r}")
-    if name.startswith("__") or (name[0] == "_" and name[1:2].isupper()):
-        raise ValueError(f"{what} must not be a reserved C identifier (leading '__' or '_' + capital), got {name!r}")
+    if name.startswith("_"):
+        raise ValueError(f"{what} must not start with '_' (reserved for the C implementation at file scope), "
+                         f"got {name!r}")
     return name

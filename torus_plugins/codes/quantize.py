@@ -74,8 +74,10 @@ def _quantize_numpy(turns: np.ndarray, bits: int) -> np.ndarray:
         finite = np.isfinite(t)
         if not finite.all():
             raise _nonfinite_error(s + int(np.argmin(finite)))
-        frac = t - np.floor(t)  # exact, in [0, 1); no float64 copy of a float32 input
-        q = np.rint(frac * levels)  # half to even, as torch.round
+        q = np.floor(t)  # one chunk-sized temporary, in the input's dtype, updated in place:
+        np.subtract(t, q, out=q)  # frac(t), exact, in [0, 1)
+        q *= levels
+        np.rint(q, out=q)  # half to even, as torch.round
         q[q >= levels] -= levels
         flat_out[s:s + CHUNK] = q
     return out
