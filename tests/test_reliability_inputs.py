@@ -8,7 +8,7 @@ import traceback
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from torus_plugins.codes import (SphereGridQuantizer, UInt8Encoder, circular_distance, coordinate_distance,
@@ -338,3 +338,55 @@ def test_sphere_grid_accepts_bfloat16_and_half():
     np.testing.assert_array_equal(got.encode(x.bfloat16()), ref.encode(x.bfloat16().double()))
     assert math.isfinite(float(SphereGridQuantizer(4).fit(x.half()).decode(
         SphereGridQuantizer(4).fit(x.half()).encode(x.half())).sum()))
+
+
+LOSS_CALLS = {  # name -> (loss, how many float tensors, needs labels, expected rank of each tensor)
+    "supcon": (SupConLoss(), 1, True, 3), "supcon_unlabelled": (SupConLoss(), 1, False, 3),
+    "protoclr": (ProtoCLRLoss(), 2, True, 2), "koleo": (KoLeoLoss(), 1, False, 2),
+    "uniformity": (UniformityLoss(), 1, False, 2), "spread": (CircularSpreadLoss(), 1, False, 2),
+    "tcov": (ToroidalCovarianceLoss(2, 4), 1, False, 2), "vicreg": (VICRegLoss(), 2, False, 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOSS_CALLS))
+@FAST
+@given(data=st.data())
+def test_losses_on_any_shape_dtype_and_value_give_a_finite_loss_or_a_clear_error(name, data):
+    """Never NaN, never a raw torch error: either a finite loss (and finite gradient) or a ValueError/TypeError
+    raised by the package."""
+    loss, n_tensors, labelled, rank = LOSS_CALLS[name]
+    if data.draw(st.booleans()):  # a well-formed shape half of the time: [B, 4] or [B, 2, 4]
+        shape = (data.draw(st.integers(3, 6)), 2, 4)[3 - rank:] if rank == 3 else (data.draw(st.integers(3, 6)), 4)
+    else:
+        shape = tuple(data.draw(st.lists(st.integers(0, 4), min_size=0, max_size=4)))
+    dtype = data.draw(st.sampled_from(FLOAT_DTYPES + [torch.int64, torch.bool]))
+    special = data.draw(st.sampled_from([None, float("nan"), float("inf"), 0.0, 1e30, 1e-30]))
+    g = torch.Generator().manual_seed(data.draw(st.integers(0, 100)))
+    tensors = []
+    for _ in range(n_tensors):
+        t = torch.randn(shape, generator=g)
+        if special is not None and t.numel():
+            t.view(-1)[0] = special
+        tensors.append(t.to(dtype).requires_grad_(dtype.is_floating_point))
+    args = list(tensors)
+    if labelled:
+        n_labels = data.draw(st.sampled_from([shape[0] if shape else 0, 1, 0]))
+        args.append(torch.randint(0, 2, (n_labels,), generator=g))
+    try:
+        out = loss(*args)
+    except (TypeError, ValueError) as exc:
+        assert raised_here(exc), f"raw error: {exc!r}"
+        return
+    finally:
+        event(f"{'finite' if 'out' in locals() else 'error'}")
+    assert out.dim() == 0 and math.isfinite(float(out.detach())), (shape, dtype, special, float(out.detach()))
+    out.backward()
+    for t in tensors:
+        assert t.grad is None or bool(torch.isfinite(t.grad).all()), (shape, dtype, special)
+
+
+def test_loss_overflow_on_finite_inputs_is_a_clear_error():
+    z = torch.randn(6, 8)
+    z[0, 0] = 1e30  # finite in float32, its square is not
+    assert_clear_error(lambda: VICRegLoss()(z, torch.randn(6, 8)), "VICRegLoss", "overflowed", "1e+30", "float32")
+    assert math.isfinite(float(VICRegLoss()(z.double(), torch.randn(6, 8).double())))

@@ -48,7 +48,7 @@ class ToroidalDistance(BaseDistance):
 
     def __init__(self, p: int = 1, normalize_embeddings: bool = False, **kwargs):
         if isinstance(p, bool) or not isinstance(p, int) or p not in (1, 2):
-            raise ValueError(f"ToroidalDistance p must be the integer 1 or 2, got {p!r} ({type(p).__name__})")
+            raise ValueError(f"ToroidalDistance p must be 1 or 2 (an integer), got {p!r} ({type(p).__name__})")
         super().__init__(p=p, normalize_embeddings=normalize_embeddings, **kwargs)
 
     def _reduce(self, d: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,7 @@ import functools
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .._checks import check_finite, check_float_tensor, check_labels_finite
 from ..heads import L2p
@@ -55,9 +56,25 @@ def full_precision(forward):
         device = first.device.type if first is not None else "cpu"
         if device in ("cpu", "cuda") and torch.is_autocast_enabled(device):
             with torch.autocast(device, enabled=False):
-                return forward(self, *args, **kwargs)
-        return forward(self, *args, **kwargs)
+                out = forward(self, *args, **kwargs)
+        else:
+            out = forward(self, *args, **kwargs)
+        _check_result(self, out, args)
+        return out
     return wrapper
+
+
+def _check_result(loss: nn.Module, out, inputs) -> None:
+    """The inputs were checked finite, so a non-finite loss means an intermediate overflowed: say so."""
+    values = out.values() if isinstance(out, dict) else (out,)
+    if all(bool(torch.isfinite(v.detach()).all()) for v in values):
+        return
+    floats = [t for t in inputs if isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel()]
+    biggest = max(float(t.detach().abs().max()) for t in floats) if floats else float("nan")
+    dtype = floats[0].dtype if floats else None
+    raise ValueError(f"{type(loss).__name__}: the loss overflowed on finite inputs (largest |input| = {biggest:.3g}, "
+                     f"dtype {dtype}); expected embeddings of moderate scale (the package's heads give unit norm): "
+                     f"normalise or rescale them, or compute in float64")
 
 
 def per_circle_unit(z: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
