@@ -193,13 +193,31 @@ def test_unknown_projection_and_angle_map():
 
 # ---- numerics: zero pairs, gradients, dtypes, autocast, export -------------------------------------------------
 
-def test_zero_pair_gives_finite_output_and_gradients():
-    x = torch.tensor([[0.0, 0.0, 3.0, 4.0]], requires_grad=True)
-    z = L2p(4)(x)
-    assert torch.isfinite(z).all()
-    torch.testing.assert_close(z[0, :2], torch.zeros(2))
-    z.sum().backward()
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("autocast", [False, True])
+def test_zero_pair_gives_finite_output_and_gradients(dtype, autocast):
+    """A zero pair next to a (3, 4) pair, in every dtype: zeros and (3, 4)/(5 sqrt 2) out, never NaN/inf; the
+    gradient is finite where the dtype can hold it (g / (sqrt(k) eps) = 7e11 g saturates to inf in float16, which
+    F.normalize does too) and never NaN."""
+    x = torch.tensor([[0.0, 0.0, 3.0, 4.0]], dtype=dtype, requires_grad=True)
+    with torch.autocast("cpu", enabled=autocast):
+        z = L2p(4)(x)
+    assert z.dtype == dtype and torch.isfinite(z).all()
+    expected = torch.tensor([[0.0, 0.0, 0.6, 0.8]], dtype=torch.float64) / math.sqrt(2)
+    torch.testing.assert_close(z.double(), expected, atol={torch.float16: 1e-3, torch.bfloat16: 4e-3}.get(dtype, 1e-7),
+                               rtol=0)
+    z.backward(torch.tensor([[0.0, 0.0, 1.0, 1.0]], dtype=dtype))  # no gradient into the zero pair itself
     assert torch.isfinite(x.grad).all()
+    # free pair: d/dx of (x / (sqrt(2) |x|)) . (1, 1) = ((1, 1) - y (y . (1, 1))) / (sqrt(2) |x|), y = (0.6, 0.8)
+    y = torch.tensor([0.6, 0.8], dtype=torch.float64)
+    want = (torch.ones(2, dtype=torch.float64) - y * y.sum()) / (math.sqrt(2) * 5.0)
+    torch.testing.assert_close(x.grad[0, 2:].double(), want, atol={torch.float16: 1e-3, torch.bfloat16: 4e-3}.get(
+        dtype, 1e-7), rtol=0)
+    x.grad = None
+    L2p(4)(x).sum().backward()
+    assert not torch.isnan(x.grad).any()
+    if dtype in (torch.float32, torch.float64):
+        assert torch.isfinite(x.grad).all()
 
 
 @pytest.mark.parametrize("head", [L2p(8), Clifford(8), Sphere(8)])
