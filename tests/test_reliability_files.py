@@ -157,7 +157,9 @@ def test_interrupted_write_leaves_the_old_file_and_no_tmp(tmp_path, monkeypatch,
 
 def test_invalid_arguments_create_no_file(tmp_path):
     for bad in (lambda p: save_codes(p, CODES.astype(np.int16), 8), lambda p: save_codes(p, CODES, 4),
-                lambda p: export_c_header(p, CODES, 8, name="int"), lambda p: save_codes(p, CODES, 8, geometry="é")):
+                lambda p: export_c_header(p, CODES, 8, name="int"), lambda p: save_codes(p, CODES, 8, geometry="é"),
+                lambda p: save_codes(p, CODES, 8, meta={"x": object()}), lambda p: save_codes(p, CODES, 8, meta=[1]),
+                lambda p: save_codes(p, CODES, 8, meta={"x": float("nan")})):
         with pytest.raises((TypeError, ValueError)):
             bad(tmp_path / "x")
     assert list(tmp_path.iterdir()) == []

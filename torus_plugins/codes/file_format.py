@@ -71,7 +71,13 @@ def save_codes(path, codes, bits: int, geometry: str = "torusN", meta: dict | No
     if not isinstance(geometry, str) or not geometry.isascii() or len(geometry) > 255:
         raise ValueError(f"geometry must be an ASCII string of at most 255 characters, got {geometry!r}")
     g = geometry.encode("ascii")
-    m = json.dumps(meta, sort_keys=True).encode("utf-8") if meta else b""
+    if meta is not None and not isinstance(meta, dict):
+        raise TypeError(f"meta must be a dict (stored as JSON) or None, got {type(meta).__name__}")
+    try:
+        m = json.dumps(meta, sort_keys=True, allow_nan=False).encode("utf-8") if meta else b""
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"meta must hold only JSON values (str, finite numbers, bools, None, lists, dicts): "
+                         f"{exc}") from None
     body = _HEAD.pack(MAGIC, VERSION, bits, 0, codes.shape[1], codes.shape[0], len(g), len(m)) + g + m
     body += pack_codes(codes, bits).tobytes()
     atomic_write(path, body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF))

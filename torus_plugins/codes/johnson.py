@@ -10,6 +10,7 @@ Usage::
 
 import numpy as np
 
+from .._checks import check_int
 from .quantize import CHUNK, check_bits, check_codes
 
 __all__ = ["johnson_encode", "johnson_bytes"]
@@ -17,6 +18,7 @@ __all__ = ["johnson_encode", "johnson_bytes"]
 
 def johnson_bytes(n_angles: int, bits: int) -> int:
     """Bytes per Johnson-coded vector: ceil(n_angles * 2**(bits-1) / 8)."""
+    n_angles, bits = check_int(n_angles, "n_angles", minimum=0), check_bits(bits, 1, 4)
     return (n_angles * (1 << (bits - 1)) + 7) // 8
 
 

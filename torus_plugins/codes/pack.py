@@ -8,6 +8,7 @@ Usage::
 
 import numpy as np
 
+from .._checks import check_int
 from .quantize import check_bits, check_codes
 
 __all__ = ["pack_codes", "unpack_codes", "packed_row_bytes"]
@@ -15,6 +16,7 @@ __all__ = ["pack_codes", "unpack_codes", "packed_row_bytes"]
 
 def packed_row_bytes(n_angles: int, bits: int) -> int:
     """Bytes per packed vector: ceil(n_angles * bits / 8)."""
+    n_angles, bits = check_int(n_angles, "n_angles", minimum=0), check_bits(bits)
     return (n_angles * bits + 7) // 8
 
 
