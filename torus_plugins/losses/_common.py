@@ -54,7 +54,7 @@ def full_precision(forward):
     def wrapper(self, *args, **kwargs):
         first = next((a for a in args if isinstance(a, torch.Tensor)), None)
         device = first.device.type if first is not None else "cpu"
-        if device in ("cpu", "cuda") and torch.is_autocast_enabled(device):
+        if device in ("cpu", "cuda") and _autocast_enabled(device):
             with torch.autocast(device, enabled=False):
                 out = forward(self, *args, **kwargs)
         else:
@@ -62,6 +62,13 @@ def full_precision(forward):
         _check_result(self, out, args)
         return out
     return wrapper
+
+
+def _autocast_enabled(device: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device)
+    except TypeError:  # torch < 2.4: no device argument
+        return torch.is_autocast_cpu_enabled() if device == "cpu" else torch.is_autocast_enabled()
 
 
 def _check_result(loss: nn.Module, out, inputs) -> None:
