@@ -19,7 +19,7 @@ from torus_plugins.heads import Clifford, L2p, ProjectionHead, Sphere, TorusMLPH
 from torus_plugins.losses import (CircularSpreadLoss, KoLeoLoss, ProtoCLRLoss, SupConLoss, ToroidalCovarianceLoss,
                                   UniformityLoss, VICRegLoss, torus_grid_penalty)
 
-FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def raised_here(exc: BaseException) -> bool:
@@ -99,6 +99,13 @@ def test_constructors_accept_their_defaults_and_numpy_numbers(factory, params):
 ])
 def test_choice_parameters(factory, kw, word):
     assert_clear_error(lambda: factory(**kw), word)
+
+
+@pytest.mark.parametrize("head", [L2p, Sphere])
+def test_head_eps_too_small_to_square_in_float32_is_refused(head):
+    assert_clear_error(lambda: head(8, eps=1e-30), "eps must be >= 1e-18", "underflow", "1e-30")
+    z = head(8, eps=1e-18)(torch.zeros(2, 8))
+    assert bool((z == 0).all())
 
 
 def test_sign_flipping_parameters_are_refused_with_their_meaning():

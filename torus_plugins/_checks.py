@@ -64,11 +64,18 @@ def check_real(value, name: str) -> float:
     return value
 
 
-def check_positive_float(value, name: str) -> float:
-    """A finite real number > 0; returned as float."""
+#: Smallest normalisation eps accepted by the heads: eps**2 (and k * eps**2) must not underflow to 0 in float32,
+#: or a zero input would give 0 / 0 = NaN.
+MIN_EPS = 1e-18
+
+
+def check_positive_float(value, name: str, minimum: float | None = None, why: str = "") -> float:
+    """A finite real number > 0 (and >= ``minimum`` if given, ``why`` saying why); returned as float."""
     value = check_real(value, name)
     if not value > 0:
         raise ValueError(f"{name} must be > 0, got {value}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum:g}{f' ({why})' if why else ''}, got {value:g}")
     return value
 
 

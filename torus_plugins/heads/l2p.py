@@ -6,7 +6,7 @@ import torch
 import torch.autograd.forward_ad as fwAD
 from torch import nn
 
-from .._checks import check_even, check_float_tensor, check_positive_float, check_width
+from .._checks import MIN_EPS, check_even, check_float_tensor, check_positive_float, check_width
 
 _FAST_DTYPES = (torch.float32, torch.float64)
 
@@ -135,7 +135,7 @@ class L2p(nn.Module):
         self.out_dim = dim
         self.n_circles = dim // 2
         self.intrinsic_dim = dim // 2
-        self.eps = check_positive_float(eps, "L2p eps")
+        self.eps = check_positive_float(eps, "L2p eps", MIN_EPS, "eps**2 must not underflow to 0 in float32")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_float_tensor(x)

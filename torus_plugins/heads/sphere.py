@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from .._checks import check_float_tensor, check_positive_float, check_positive_int, check_width
+from .._checks import MIN_EPS, check_float_tensor, check_positive_float, check_positive_int, check_width
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -24,7 +24,7 @@ class Sphere(nn.Module):
         self.dim = dim
         self.out_dim = dim
         self.intrinsic_dim = dim - 1
-        self.eps = check_positive_float(eps, "Sphere eps")
+        self.eps = check_positive_float(eps, "Sphere eps", MIN_EPS, "eps must not underflow to 0")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_float_tensor(x)
