@@ -261,6 +261,8 @@ def test_encode_on_a_model_without_parameters_and_bad_loaders():
         encode(L2p(4), [], progress=False)
     with pytest.raises(TypeError, match="batches must be tensors"):
         encode(L2p(4), [["a"]], progress=False)
+    with pytest.raises(ValueError, match="device must be a torch device.*'gpu'"):
+        encode(L2p(4), [torch.randn(3, 4)], progress=False, device="gpu")
     with pytest.raises(TypeError, match="progress"):
         encode(L2p(4), [torch.randn(3, 4)], progress="yes")
 

@@ -61,7 +61,11 @@ def encode(model: nn.Module, loader, bits: int = 8, progress: bool = True, devic
     enc = UInt8Encoder(model, bits)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    device = _model_device(model) if device is None else torch.device(device)
+    try:
+        device = _model_device(model) if device is None else torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be a torch device or its name ('cpu', 'cuda:0'), got {device!r}: "
+                         f"{exc}") from None
     was_training = model.training
     model.eval()
     out = []
