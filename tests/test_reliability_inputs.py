@@ -396,3 +396,22 @@ def test_loss_overflow_on_finite_inputs_is_a_clear_error():
     z[0, 0] = 1e30  # finite in float32, its square is not
     assert_clear_error(lambda: VICRegLoss()(z, torch.randn(6, 8)), "VICRegLoss", "overflowed", "1e+30", "float32")
     assert math.isfinite(float(VICRegLoss()(z.double(), torch.randn(6, 8).double())))
+
+
+@FAST
+@given(values=st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=1, max_size=20),
+       width=st.sampled_from([16, 32, 64]), bits=st.integers(1, 8))
+def test_quantize_is_exact_for_any_finite_turn_in_any_width(values, width, bits):
+    """round(turn * 2**b) mod 2**b in exact rational arithmetic (half to even), for every finite float incl. huge,
+    tiny and subnormal values, in float16 / float32 / float64, numpy and torch."""
+    from fractions import Fraction
+    np_dtype = {16: np.float16, 32: np.float32, 64: np.float64}[width]
+    with np.errstate(over="ignore"):
+        t = np.array(values, dtype=np.float64).astype(np_dtype)
+    t = t[np.isfinite(t)]
+    if not t.size:
+        return
+    levels = 1 << bits
+    expected = np.array([round(Fraction(float(v)) * levels) % levels for v in t], dtype=np.uint8)  # round(): even
+    np.testing.assert_array_equal(quantize(t, bits), expected)
+    np.testing.assert_array_equal(quantize(torch.from_numpy(t), bits).numpy(), expected)
