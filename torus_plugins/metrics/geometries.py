@@ -127,10 +127,10 @@ class TorusGeometry(Geometry):
         return x
 
     def pair_norm_spread(self, x, name: str = "embeddings") -> float:
-        """max over rows of (max - min) / max of the row's (cos, sin) pair norms: 0 on the torus."""
+        """max over rows of max / min - 1 of the row's (cos, sin) pair norms: 0 on the torus."""
         x = self.check(x, name)
         pair = np.hypot(x[:, 0::2], x[:, 1::2])
-        return float(((pair.max(1) - pair.min(1)) / pair.max(1)).max())
+        return float((pair.max(1) / pair.min(1)).max() - 1.0)
 
     def turns(self, x, name: str = "embeddings") -> np.ndarray:
         return to_turns(torch.from_numpy(self.check(x, name))).numpy()

@@ -27,7 +27,7 @@ import numpy as np
 
 from ._inputs import as_labels
 from .geometries import get_geometry, turns_circular_variance
-from .retrieval import GeometryKNN, _check_defined, _split_labels, retrieval_from_knn
+from .retrieval import GeometryKNN, _check_defined, _split_labels, faiss_threads, retrieval_from_knn
 from .settings import PQ_SETTINGS, Setting, table_settings
 from .spread import code_entropy, unique_codes
 
@@ -175,7 +175,8 @@ def quantisation_table(ref, query=None, ref_labels=None, query_labels=None, geom
                "mean_average_precision_at_r": None, "circular_variance": None, "entropy": None,
                "unique_codes": None, "reason": None}
         try:
-            out = getattr(table, "eval_" + s.kind)(s)
+            with faiss_threads(1):  # small training sets: one thread is fastest (see faiss_threads)
+                out = getattr(table, "eval_" + s.kind)(s)
         except (RuntimeError, ImportError) as exc:  # report, do not drop, a failing setting
             out = f"{type(exc).__name__}: {exc}"
         if isinstance(out, str):

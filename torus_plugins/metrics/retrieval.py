@@ -8,6 +8,8 @@ With ``ref_includes_query`` (or no separate reference) each query's own row is r
 Usage: ``retrieval(emb, labels, geometry="torusN")  # {'precision_at_1': ..., 'mean_average_precision_at_r': ...}``
 """
 
+import contextlib
+
 import numpy as np
 import torch
 
@@ -15,6 +17,23 @@ from ._inputs import as_labels
 from .geometries import CodesGeometry, get_geometry
 
 METRICS = ("precision_at_1", "mean_average_precision_at_r")
+
+
+@contextlib.contextmanager
+def faiss_threads(n: int = 1):
+    """Run faiss with ``n`` OpenMP threads inside the block, then restore the previous count.
+
+    Why: after torch is imported, faiss' multi-threaded k-means / search on small sets can be ~50x slower than one
+    thread (two OpenMP pools spinning on a shared core); evaluation sets are small, one thread is fastest.
+    """
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def _drop_self(dist: np.ndarray, idx: np.ndarray, k: int):
@@ -74,15 +93,21 @@ class GeometryKNN:
 
 
 def retrieval_from_knn(query, query_labels, reference=None, reference_labels=None, knn=None,
-                       ref_includes_query=False) -> dict:
+                       ref_includes_query=False, threads: int = 1) -> dict:
     """P@1 and mAP@R for prepared arrays and a :class:`GeometryKNN`. Returns floats; ValueError if undefined.
 
     Queries whose class has no other member in the reference are skipped (pytorch-metric-learning's rule); if
     that leaves none, or there are fewer than 2 points / a single class, the metric is undefined: ValueError.
+    faiss runs with ``threads`` threads (see :func:`faiss_threads`).
     """
+    _check_defined(query_labels, reference_labels, reference is None or ref_includes_query)
+    with faiss_threads(threads):
+        return _accuracy(query, query_labels, reference, reference_labels, knn, ref_includes_query)
+
+
+def _accuracy(query, query_labels, reference, reference_labels, knn, ref_includes_query) -> dict:
     from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 
-    _check_defined(query_labels, reference_labels, reference is None or ref_includes_query)
     calc = AccuracyCalculator(include=METRICS, knn_func=knn, k="max_bin_count")
     q = torch.from_numpy(np.ascontiguousarray(query, dtype=np.float32))
     ql = torch.from_numpy(query_labels)
