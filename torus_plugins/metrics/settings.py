@@ -26,9 +26,8 @@ Usage::
 
 from dataclasses import dataclass
 
+from ..codes.pq import PAPER_PQ_SETTINGS as PQ_SETTINGS  # (nbits, M): (8,16) (8,4) (8,2) (8,1) (4,4) (4,2)
 from .geometries import Geometry, get_geometry
-
-PQ_SETTINGS = ((8, 16), (8, 4), (8, 2), (8, 1), (4, 4), (4, 2))
 KINDS = ("float", "grid", "sign", "pq", "raw_pq")
 _ALL = ("sphere", "torusN", "torusC")
 _TORI = ("torusN", "torusC")
