@@ -158,3 +158,127 @@ def test_torus_score_definition_and_shape_metrics():
     m = shape_metrics(torus_grid(10), grid_size=8, threshold=0.5)
     assert m["spectral_gap_ratio"] == pytest.approx(m["spectral_gap"] / torus_spectral_gap(8))
     assert m["torus_score"] == pytest.approx(torus_score(m["betti"], m["spectral_gap_ratio"]))
+
+
+# ---------------------------------------------------------------- degenerate and invalid input (issue 14 classes 2, 7, 8)
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st  # noqa: E402
+
+from torus_plugins.metrics import NONE, SIGN, grid, quantisation_table  # noqa: E402
+
+FLOAT_GEOMETRIES = ("sphere", "torusN", "torusC")
+FAST = [NONE, grid(4), SIGN]  # the table without PQ training: property tests stay quick
+
+
+def _entry_points(x, y, geometry):
+    """Every metric entry point on (x, y), by name."""
+    return {
+        "retrieval": lambda: retrieval(x, y, geometry=geometry),
+        "quantisation_table": lambda: quantisation_table(x, None, y, None, geometry=geometry, settings=FAST),
+        "circular_variance": lambda: circular_variance(x, geometry),
+    }
+
+
+def test_codes_geometry_rejects_float_embeddings():
+    z = clifford(clustered_turns(n=40, k=3)[0])
+    y = clustered_turns(n=40, k=3)[1]
+    for bad in (z, z.astype(np.float32) * 100, np.rint(z * 100)):  # even integer-valued floats are not codes
+        with pytest.raises(ValueError, match="integer codes"):
+            retrieval(bad, y, geometry="codes")
+    with pytest.raises(ValueError, match=r"codes must be in \[0, 15\]"):
+        retrieval(np.full((40, 3), 16, np.uint8), y, geometry="codes", bits=4)
+    with pytest.raises(ValueError, match="integer codes"):
+        circular_variance(z, "codes")
+
+
+@pytest.mark.parametrize("geometry", FLOAT_GEOMETRIES)
+def test_degenerate_statistics_raise(geometry):
+    t, y = clustered_turns(n=40, k=3)
+    z = clifford(t)
+    one = _entry_points(z[:1], y[:1], geometry)
+    for name, call in one.items():
+        with pytest.raises(ValueError, match="at least 2"):
+            call()
+    for name, call in _entry_points(z[:2], np.array([0, 1]), geometry).items():
+        if name == "circular_variance":
+            assert 0 <= call() <= 1
+            continue
+        with pytest.raises(ValueError, match="no query has another embedding of its class"):
+            call()
+    for name, call in _entry_points(z, np.zeros(40), geometry).items():
+        if name != "circular_variance":
+            with pytest.raises(ValueError, match="single class"):
+                call()
+    # two points of one class + one of another: defined (P@1 over the queries that have a same-class reference)
+    three = clifford(np.array([[0.0, 0.0], [0.01, 0.0], [0.5, 0.5]]))  # the class-1 point has no same-class ref
+    assert retrieval(three, [0, 0, 1], geometry=geometry) == {"precision_at_1": 1.0,
+                                                              "mean_average_precision_at_r": 1.0}
+
+
+@pytest.mark.parametrize("geometry", FLOAT_GEOMETRIES)
+def test_mismatched_widths_name_both(geometry):
+    t, y = clustered_turns(n=30, k=4)
+    z = clifford(t)
+    for call in (lambda: retrieval(z[:10, :6], y[:10], z, y, geometry=geometry),
+                 lambda: quantisation_table(z, z[:10, :6], y, y[:10], geometry=geometry, settings=FAST)):
+        with pytest.raises(ValueError, match="query has width 6 but reference has width 8"):
+            call()
+    with pytest.raises(ValueError, match="reference_labels"):
+        retrieval(z, y, z, None, geometry=geometry)
+
+
+def test_torus_zero_pair_and_sphere_zero_row_raise():
+    t, y = clustered_turns(n=20, k=2)
+    z = clifford(t)
+    z[3, 2:4] = 0
+    with pytest.raises(ValueError, match="row 3 has a \\(cos, sin\\) pair 1 that is exactly zero"):
+        retrieval(z, y, geometry="torusN")
+    x = np.random.default_rng(0).normal(size=(20, 4))
+    x[5] = 0
+    with pytest.raises(ValueError, match="row 5 is all zeros"):
+        retrieval(x, y, geometry="sphere")
+
+
+SPECIAL = st.sampled_from([np.nan, np.inf, -np.inf])
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(3, 30), k=st.integers(1, 4), geometry=st.sampled_from(FLOAT_GEOMETRIES),
+       dtype=st.sampled_from([np.float16, np.float32, np.float64]), special=st.none() | SPECIAL,
+       where=st.integers(0, 10 ** 6), seed=st.integers(0, 10 ** 6))
+def test_metrics_finite_or_clear_error(n, k, geometry, dtype, special, where, seed):
+    """Over shapes, dtypes and special values: every entry point returns finite numbers in range or raises a
+    ValueError that names the problem; never NaN, never a raw numpy/faiss/torch error."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    z = clifford((rng.random((3, k))[y] + 0.05 * rng.normal(size=(n, k))) % 1.0).astype(dtype)
+    if special is not None:
+        z.flat[where % z.size] = special
+    for name, call in _entry_points(z, y, geometry).items():
+        try:
+            out = call()
+        except ValueError as exc:
+            msg = str(exc)
+            assert special is not None or "class" in msg, (name, msg)
+            if special is not None:
+                assert "NaN or inf" in msg, (name, msg)
+            continue
+        assert special is None, (name, "accepted a NaN/inf input")
+        values = ([out] if name == "circular_variance" else
+                  list(out.values()) if name == "retrieval" else
+                  [r["precision_at_1"] for r in out] + [r["circular_variance"] for r in out])
+        assert all(np.isfinite(v) and -1e-9 <= v <= 1 + 1e-9 for v in values), (name, values)
+
+
+@hsettings(max_examples=30, deadline=None)
+@given(shape=st.sampled_from([(0, 4), (4, 0), (4,), (2, 3, 4), ()]),
+       geometry=st.sampled_from(FLOAT_GEOMETRIES + ("codes",)),
+       dtype=st.sampled_from([np.float64, np.complex64, object, np.uint8]))
+def test_bad_shapes_and_dtypes_raise_value_error(shape, geometry, dtype):
+    x = np.zeros(shape, dtype=dtype) if dtype is not object else np.empty(shape, dtype=object)
+    y = np.zeros(shape[0] if shape else 1)
+    with pytest.raises(ValueError):
+        retrieval(x, y, geometry=geometry)
+    with pytest.raises(ValueError):
+        circular_variance(x, geometry)
+    with pytest.raises(ValueError):
+        code_entropy(x)

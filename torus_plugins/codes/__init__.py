@@ -16,10 +16,11 @@ from .pack import pack_codes, packed_row_bytes, unpack_codes
 from .pq import PAPER_PQ_SETTINGS, ProductQuantizer
 from .quantize import dequantize, quantize
 from .sphere_grid import SphereGridQuantizer
+from .torus_pq import TorusProductQuantizer
 
 __all__ = [
     "quantize", "dequantize", "pack_codes", "unpack_codes", "packed_row_bytes",
     "circular_distance", "pairwise_circular_distance", "coordinate_distance",
-    "johnson_encode", "johnson_bytes", "SphereGridQuantizer", "ProductQuantizer", "PAPER_PQ_SETTINGS",
+    "johnson_encode", "johnson_bytes", "SphereGridQuantizer", "ProductQuantizer", "TorusProductQuantizer", "PAPER_PQ_SETTINGS",
     "UInt8Encoder", "encode", "save_codes", "load_codes", "CodeFile", "CodeFileError", "export_c_header",
 ]

@@ -1,4 +1,7 @@
-"""Product quantisation baseline: faiss ``IndexPQ(d, M, nbits)`` trained on 8-bit flat-torus values.
+"""Product quantisation: faiss ``IndexPQ(d, M, nbits)``; the paper's raw-value baseline on 8-bit torus values.
+
+On torus angles this ignores the wrap-around (code 255 and code 0 are far apart): use
+:class:`~torus_plugins.codes.TorusProductQuantizer` for tori; this class stays for the sphere and as the baseline.
 
 Paper settings as (nbits, M): (8,16), (8,4), (8,2), (8,1), (4,4), (4,2); cost ``bits_per_vector = M * nbits``.
 

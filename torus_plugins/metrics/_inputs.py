@@ -1,69 +1,40 @@
-"""Reading embeddings in one of the package geometries (sphere | torusN | torusC | codes) as numpy."""
+"""Reading embeddings and labels as numpy; geometry dispatch lives in :mod:`.geometries` (kept here for imports)."""
 
 import numpy as np
-import torch
 
-from ..geometry import to_clifford, to_turns
-
-GEOMETRIES = ("sphere", "torusN", "torusC", "codes")
+from .geometries import GEOMETRIES, as_array, clifford_of_turns, get_geometry  # noqa: F401
 
 
-def check_geometry(geometry: str) -> str:
-    if geometry not in GEOMETRIES:
-        raise ValueError(f"geometry must be one of {GEOMETRIES}, got {geometry!r}")
-    return geometry
-
-
-def as_array(x, name: str = "embeddings") -> np.ndarray:
-    """numpy 2-D array of a numpy array / torch tensor / list; ValueError on NaN/inf or wrong rank."""
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    x = np.asarray(x)
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be 2-D [n, d], got shape {x.shape}")
-    if x.shape[0] == 0:
-        raise ValueError(f"{name} is empty")
-    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
-        raise ValueError(f"{name} contains {int((~np.isfinite(x)).sum())} NaN or inf value(s)")
-    return x
+def check_geometry(geometry) -> str:
+    """Name of a geometry given as a string or object; ValueError naming the choices otherwise."""
+    return get_geometry(geometry).name
 
 
 def as_labels(y, n: int, name: str = "labels") -> np.ndarray:
+    """Labels of n points as int64 class indices 0..C-1; ValueError on wrong length, NaN or a non-1-D shape."""
+    if y is None:
+        raise ValueError(f"{name} are required (one label per embedding), got None")
     if hasattr(y, "detach"):
         y = y.detach().cpu().numpy()
-    y = np.asarray(y).reshape(-1) if np.ndim(y) else np.asarray([y])
+    y = np.asarray(y)
+    if y.ndim > 1 and sum(s > 1 for s in y.shape) > 1:
+        raise ValueError(f"{name} must be 1-D (one label per embedding), got shape {y.shape}")
+    y = y.reshape(-1)
     if y.shape[0] != n:
         raise ValueError(f"{name} has length {y.shape[0]} but there are {n} embeddings")
+    if y.dtype == object:
+        raise ValueError(f"{name} must be numbers or strings, got dtype object")
     if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
-        raise ValueError(f"{name} contains NaN or inf")
+        raise ValueError(f"{name} contains NaN or inf; expected finite class labels")
     _, inv = np.unique(y, return_inverse=True)
-    return inv.astype(np.int64)
+    return inv.reshape(-1).astype(np.int64)
 
 
-def turns_of(x, geometry: str, bits: int = 8) -> np.ndarray:
+def turns_of(x, geometry, bits: int = 8) -> np.ndarray:
     """Angles in turns [n, k] of torus embeddings (interleaved Clifford layout) or of b-bit codes."""
-    x = as_array(x)
-    if geometry == "codes":
-        if x.dtype != np.uint8:
-            raise TypeError(f"codes must be uint8, got {x.dtype}")
-        return x.astype(np.float64) / float(1 << bits)
-    if geometry not in ("torusN", "torusC"):
-        raise ValueError(f"turns need a torus geometry or codes, got {geometry!r}")
-    if x.shape[1] % 2:
-        raise ValueError(f"torus embeddings need an even width (cos, sin pairs), got {x.shape[1]}")
-    return to_turns(torch.from_numpy(x.astype(np.float64))).numpy()
+    return get_geometry(geometry, bits).turns(x)
 
 
-def clifford_of_turns(turns: np.ndarray) -> np.ndarray:
-    """Unit-norm interleaved (cos, sin) layout, each circle scaled by 1/sqrt(k)."""
-    return to_clifford(torch.from_numpy(np.asarray(turns, dtype=np.float64))).numpy()
-
-
-def unit_vectors(x, geometry: str, bits: int = 8) -> np.ndarray:
+def unit_vectors(x, geometry, bits: int = 8) -> np.ndarray:
     """Unit vectors for inner-product search: L2-normalised (sphere) or unit Clifford (tori, codes)."""
-    check_geometry(geometry)
-    if geometry == "sphere":
-        x = as_array(x).astype(np.float64)
-        n = np.linalg.norm(x, axis=1, keepdims=True)
-        return x / np.maximum(n, 1e-12)
-    return clifford_of_turns(turns_of(x, geometry, bits))
+    return get_geometry(geometry, bits).unit_vectors(x)

@@ -1,15 +1,21 @@
 """The paper's quantisation table: retrieval and spread of embeddings stored at several bit budgets.
 
-Rows: none (float32), 8-bit grid, 1-bit, PQ(nbits, M) for (8,16) (8,4) (8,2) (8,1) (4,4) (4,2).
-Torus (torusN / torusC, interleaved Clifford input): angles quantised in the flat torus, no fitted parameters:
-8-bit = ``quantize(turns, 8)`` searched by circular L1; 1-bit = signs of (cos, sin) per circle, i.e. the quadrant
-floor(4 * turn) = ``quantize(turn - 1/8, 2)`` (its Johnson code is the sign pair), searched by circular L1
-(== Hamming on the signs). Sphere: 8-bit = per-dimension min/max grid
-fitted on the reference (``SphereGridQuantizer``), searched by inner product on the decoded vectors; 1-bit = sign(x).
-PQ: faiss ``IndexPQ(d, M, nbits)`` trained on the 8-bit values (torus codes or sphere grid codes), searched by
-its asymmetric L2 distance. Spread columns are computed on the (reconstructed) reference set; entropy is the mean
-per-column code entropy (bits) and unique the number of distinct code rows (PQ: of the M sub-codes).
-A setting that cannot run gets a row with ``reason`` set and the metric columns None.
+Rows are :mod:`.settings` objects (one definition of "n-bit": bits per angle on a torus, per coordinate on the
+sphere; bits per vector always reported): none, 8-bit grid, sign (the paper's "1-bit"), PQ(nbits, M) for (8,16)
+(8,4) (8,2) (8,1) (4,4) (4,2) and, for tori, the paper's raw-value PQ as labelled baseline rows ``raw PQ(...)``.
+
+* torus grid: ``quantize(turns, b)`` searched by circular L1 (no fitted parameters).
+* sphere grid: per-dimension min/max grid fitted on the reference (``SphereGridQuantizer``), inner product on the
+  decoded, re-normalised vectors.
+* sign: sphere sign(x_i); torus signs of (cos, sin) = the quadrant floor(4 * turn) = ``quantize(turn - 1/8, 2)``,
+  searched by circular L1 (== Hamming on the sign bits).
+* PQ: faiss ``IndexPQ``; tori: :class:`~torus_plugins.codes.TorusProductQuantizer` (Clifford coordinates, whole
+  circles per sub-space); sphere: on the unit vectors. raw PQ: ``ProductQuantizer`` on the 8-bit angle values.
+
+Spread columns are computed on the (reconstructed) reference set; entropy is the mean per-column entropy (bits) of
+the stored code columns and unique the number of distinct stored code rows. A setting that cannot run gets a row
+with ``reason`` set and the metric columns None. Undefined input (1 point, one class, no query with a same-class
+reference, NaN, mismatched widths) raises ValueError.
 
 Usage::
 
@@ -19,142 +25,195 @@ Usage::
 
 import numpy as np
 
-from ._inputs import as_array, as_labels, check_geometry, clifford_of_turns, turns_of, unit_vectors
-from .retrieval import GeometryKNN, retrieval_from_knn
-from .spread import circular_variance, code_entropy, turns_circular_variance, unique_codes
+from ._inputs import as_labels
+from .geometries import get_geometry, turns_circular_variance
+from .retrieval import GeometryKNN, _check_defined, _split_labels, faiss_threads, retrieval_from_knn
+from .settings import PQ_SETTINGS, Setting, table_settings
+from .spread import code_entropy, unique_codes
 
-PQ_SETTINGS = ((8, 16), (8, 4), (8, 2), (8, 1), (4, 4), (4, 2))
-COLUMNS = ("setting", "bits_per_vector", "precision_at_1", "mean_average_precision_at_r",
-           "circular_variance", "entropy", "unique_codes", "reason")
-
-
-def _row(setting, bits=None, ret=None, cv=None, ent=None, uniq=None, reason=None) -> dict:
-    ret = ret or {}
-    return {"setting": setting, "bits_per_vector": bits, "precision_at_1": ret.get("precision_at_1"),
-            "mean_average_precision_at_r": ret.get("mean_average_precision_at_r"), "circular_variance": cv,
-            "entropy": ent, "unique_codes": uniq, "reason": reason}
+COLUMNS = ("setting", "bits_per_vector", "bits_per_value", "distance", "precision_at_1",
+           "mean_average_precision_at_r", "circular_variance", "entropy", "unique_codes", "reason")
 
 
-def _pq_subcodes(index, x: np.ndarray, M: int, nbits: int) -> np.ndarray:
-    """[n, M] sub-quantiser indices of faiss IndexPQ codes (bit-packed LSB first)."""
-    packed = index.sa_encode(np.ascontiguousarray(x, dtype=np.float32))
-    if nbits == 8:
-        return packed[:, :M].astype(np.int64)
-    bits = np.unpackbits(packed, axis=1, bitorder="little")[:, :M * nbits].reshape(len(x), M, nbits)
-    return (bits.astype(np.int64) << np.arange(nbits)).sum(-1)
+def _unit(x: np.ndarray) -> np.ndarray:
+    """Row-normalised copy; an all-zero reconstructed row stays zero (it matches nothing)."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-30)
 
 
-def quantisation_table(ref, query=None, ref_labels=None, query_labels=None, geometry: str = "torusN",
-                       pq_settings=PQ_SETTINGS, seed: int = 0) -> list:
+def _sphere_cv(x: np.ndarray) -> float:
+    return float(1.0 - np.linalg.norm(_unit(np.asarray(x, np.float64)).mean(0)))
+
+
+class _Table:
+    """Prepared inputs of one table: geometry, arrays, labels, and the search runner."""
+
+    def __init__(self, g, ref, query, rl, ql, self_query, seed):
+        self.g, self.ref, self.query, self.rl, self.ql = g, ref, query, rl, ql
+        self.self_query, self.seed = self_query, seed
+        self.torus = g.stores == "angle"
+        if self.torus:
+            self.tr, self.tq = g.turns(ref, "reference"), g.turns(query, "query")
+
+    def run(self, q, r, knn) -> dict:
+        if self.self_query:
+            return retrieval_from_knn(r, self.rl, None, None, knn)
+        return retrieval_from_knn(q, self.ql, r, self.rl, knn)
+
+    # one method per setting kind: returns (retrieval dict, circular variance, stored codes or None)
+    def eval_float(self, s):
+        g = self.g
+        return self.run(g.unit_vectors(self.query), g.unit_vectors(self.ref), GeometryKNN("ip")), \
+            g.circular_variance(self.ref), None
+
+    def eval_grid(self, s):
+        from ..codes import SphereGridQuantizer, quantize
+
+        if self.torus:
+            r, q = quantize(self.tr, s.bits), quantize(self.tq, s.bits)
+            ret = self.run(q.astype(np.float32), r.astype(np.float32), GeometryKNN("circular", s.bits))
+            return ret, turns_circular_variance(r / float(1 << s.bits)), r
+        sq = SphereGridQuantizer(s.bits).fit(self.ref)
+        r, q = sq.encode(self.ref), sq.encode(self.query)
+        rdec = sq.decode(r)
+        return self.run(_unit(sq.decode(q)), _unit(rdec), GeometryKNN("ip")), _sphere_cv(rdec), r
+
+    def eval_sign(self, s):
+        from ..codes import quantize
+
+        if self.torus:  # quadrant = floor(4 * turn); quantize() rounds, so shift by half a cell (1/8 turn)
+            r, q = quantize(np.mod(self.tr - 0.125, 1.0), 2), quantize(np.mod(self.tq - 0.125, 1.0), 2)
+            ret = self.run(q.astype(np.float32), r.astype(np.float32), GeometryKNN("circular", 2))
+            signs = (self.g.unit_vectors(self.ref) > 0).astype(np.uint8)
+            return ret, turns_circular_variance((r + 0.5) / 4.0), signs
+        rs, qs = np.where(self.ref >= 0, 1.0, -1.0), np.where(self.query >= 0, 1.0, -1.0)
+        ret = self.run(_unit(qs), _unit(rs), GeometryKNN("ip"))
+        return ret, _sphere_cv(rs), (rs > 0).astype(np.uint8)
+
+    def _need(self, s, dims, what):
+        if dims % s.M:
+            return f"M={s.M} does not divide the {dims} {what}"
+        if len(self.ref) < (1 << s.bits):
+            return f"training needs >= {1 << s.bits} vectors, have {len(self.ref)}"
+        return None
+
+    def eval_pq(self, s):
+        from ..codes import ProductQuantizer, TorusProductQuantizer
+        from ..codes.torus_pq import unpack_pq_codes
+
+        if self.torus:
+            k = self.tr.shape[1]
+            reason = self._need(s, k, "angles (whole circles per sub-space)")
+            if reason:
+                return reason
+            tpq = TorusProductQuantizer(k, s.M, s.bits, seed=self.seed).train(self.tr).add(self.tr)
+            knn = GeometryKNN(lambda qq, rr, kk: tpq.search(qq, kk))
+            codes = tpq.encode(self.tr)
+            return self.run(self.tq, self.tr, knn), turns_circular_variance(tpq.decode(codes)), \
+                unpack_pq_codes(codes, s.M, s.bits)
+        u_r, u_q = self.g.unit_vectors(self.ref), self.g.unit_vectors(self.query)
+        reason = self._need(s, u_r.shape[1], "dimensions")
+        if reason:
+            return reason
+        pq = _seeded(ProductQuantizer(u_r.shape[1], s.M, s.bits), self.seed).train(u_r).add(u_r)
+        codes = pq.index.sa_encode(np.ascontiguousarray(u_r, dtype=np.float32))
+        rec = pq.index.sa_decode(codes)
+        knn = GeometryKNN(lambda qq, rr, kk: pq.search(qq, kk))
+        return self.run(u_q, u_r, knn), _sphere_cv(rec), unpack_pq_codes(codes, s.M, s.bits)
+
+    def eval_raw_pq(self, s):
+        from ..codes import ProductQuantizer, quantize
+        from ..codes.torus_pq import unpack_pq_codes
+
+        r8, q8 = quantize(self.tr, 8).astype(np.float32), quantize(self.tq, 8).astype(np.float32)
+        reason = self._need(s, r8.shape[1], "quantised angles")
+        if reason:
+            return reason
+        pq = _seeded(ProductQuantizer(r8.shape[1], s.M, s.bits), self.seed).train(r8).add(r8)
+        codes = pq.index.sa_encode(r8)
+        knn = GeometryKNN(lambda qq, rr, kk: pq.search(qq, kk))
+        return self.run(q8, r8, knn), turns_circular_variance(pq.index.sa_decode(codes) / 256.0), \
+            unpack_pq_codes(codes, s.M, s.bits)
+
+
+def _seeded(pq, seed):
+    pq.index.pq.cp.seed = int(seed)
+    pq.index.pq.cp.min_points_per_centroid = 1  # small sets: no faiss warning spam
+    return pq
+
+
+def quantisation_table(ref, query=None, ref_labels=None, query_labels=None, geometry="torusN",
+                       pq_settings=PQ_SETTINGS, seed: int = 0, settings=None, raw_baseline: bool = True) -> list:
     """One dict per setting with the columns in ``COLUMNS``. ``query=None``: the reference queries itself,
-    each point's own row excluded.  Usage: ``quantisation_table(z, None, y, None, "torusN")``
+    each point's own row excluded. ``settings``: a list of :class:`Setting` (default ``table_settings``).
+
+    Usage: ``quantisation_table(z, None, y, None, "torusN")``
     """
-    check_geometry(geometry)
-    if geometry == "codes":
-        raise ValueError("quantisation_table needs float embeddings (sphere, torusN or torusC), not codes")
-    ref = as_array(ref, "reference").astype(np.float64)
+    g = get_geometry(geometry)
+    if g.name == "codes":
+        raise ValueError("quantisation_table needs float embeddings (geometry sphere, torusN or torusC), "
+                         "got geometry 'codes'")
+    ref = g.check(ref, "reference")
     self_query = query is None
     if self_query:
-        query, query_labels = ref, ref_labels
-        labels = as_labels(ref_labels, len(ref), "labels")
-        rl, ql = labels, labels
+        rl = ql = as_labels(ref_labels, len(ref), "ref_labels")
+        query = ref
     else:
-        query = as_array(query, "query").astype(np.float64)
+        query = g.check(query, "query")
         if query.shape[1] != ref.shape[1]:
-            raise ValueError(f"query width {query.shape[1]} != reference width {ref.shape[1]}")
-        ql_raw = np.asarray(query_labels).reshape(-1)
-        if len(ql_raw) != len(query):
-            raise ValueError(f"query labels have length {len(ql_raw)} but there are {len(query)} queries")
-        rl_raw = np.asarray(ref_labels).reshape(-1)
-        if len(rl_raw) != len(ref):
-            raise ValueError(f"labels have length {len(rl_raw)} but there are {len(ref)} embeddings")
-        both = as_labels(np.concatenate([rl_raw, ql_raw]), len(ref) + len(query))
-        rl, ql = both[:len(ref)], both[len(ref):]
-
-    def run(q, r, knn):
-        if self_query:
-            return retrieval_from_knn(r, rl, None, None, knn)
-        return retrieval_from_knn(q, ql, r, rl, knn)
-
-    torus = geometry != "sphere"
-    d_in = ref.shape[1]
+            raise ValueError(f"query has width {query.shape[1]} but reference has width {ref.shape[1]}; "
+                             f"expected equal widths")
+        ql, rl = _split_labels(query_labels, len(query), ref_labels, len(ref))
+    _check_defined(ql, None if self_query else rl, self_query)
+    table = _Table(g, ref, query, rl, ql, self_query, seed)
+    width = ref.shape[1]
     rows = []
-    ip = GeometryKNN("ip")
-    # none
-    rows.append(_row("none", 32 * d_in, run(unit_vectors(query, geometry), unit_vectors(ref, geometry), ip),
-                     circular_variance(ref, geometry)))
-    # 8-bit grid and 1-bit
-    from ..codes import SphereGridQuantizer, quantize
-
-    if torus:
-        tr, tq = turns_of(ref, geometry), turns_of(query, geometry)
-        k = tr.shape[1]
-        r8, q8 = quantize(tr, 8), quantize(tq, 8)
-        rows.append(_row("8-bit grid", 8 * k, run(q8.astype(np.float32), r8.astype(np.float32),
-                                                  GeometryKNN("circular", 8)),
-                         circular_variance(r8, "codes", 8), code_entropy(r8), unique_codes(r8)))
-        # signs of (cos, sin) = quadrant = floor(4 * turn); quantize() rounds, so shift by half a cell (1/8 turn)
-        r1, q1 = quantize(np.mod(tr - 0.125, 1.0), 2), quantize(np.mod(tq - 0.125, 1.0), 2)
-        rows.append(_row("1-bit", 2 * k, run(q1.astype(np.float32), r1.astype(np.float32),
-                                             GeometryKNN("circular", 2)),
-                         circular_variance(r1, "codes", 2), code_entropy(r1), unique_codes(r1)))
-        pq_train, pq_query = r8.astype(np.float32), q8.astype(np.float32)
-    else:
-        sq = SphereGridQuantizer(8).fit(ref)
-        r8, q8 = sq.encode(ref), sq.encode(query)
-        rdec = sq.decode(r8)
-        rows.append(_row("8-bit grid", 8 * d_in, run(unit_vectors(sq.decode(q8), "sphere"),
-                                                     unit_vectors(rdec, "sphere"), ip),
-                         circular_variance(rdec, "sphere"), code_entropy(r8), unique_codes(r8)))
-        rs, qs = np.where(ref >= 0, 1.0, -1.0), np.where(query >= 0, 1.0, -1.0)
-        rows.append(_row("1-bit", d_in, run(unit_vectors(qs, "sphere"), unit_vectors(rs, "sphere"), ip),
-                         circular_variance(rs, "sphere"), code_entropy((rs > 0).astype(np.uint8)),
-                         unique_codes((rs > 0).astype(np.uint8))))
-        pq_train, pq_query = r8.astype(np.float32), q8.astype(np.float32)
-    # product quantisation
-    d = pq_train.shape[1]
-    for nbits, M in pq_settings:
-        name = f"PQ({nbits},{M})"
-        if d % M:
-            rows.append(_row(name, M * nbits, reason=f"M={M} does not divide the {d} quantised dimensions"))
-            continue
-        if len(pq_train) < (1 << nbits):
-            rows.append(_row(name, M * nbits, reason=f"training needs >= {1 << nbits} vectors, have {len(pq_train)}"))
-            continue
+    for s in (table_settings(g, pq_settings, raw_baseline) if settings is None else settings):
+        if not isinstance(s, Setting):
+            raise ValueError(f"settings must hold Setting objects, got {type(s).__name__}")
+        row = {"setting": s.name, "bits_per_vector": s.bits_per_vector(g, width),
+               "bits_per_value": s.bits_per_value(g), "distance": s.distance(g), "precision_at_1": None,
+               "mean_average_precision_at_r": None, "circular_variance": None, "entropy": None,
+               "unique_codes": None, "reason": None}
         try:
-            from ..codes import ProductQuantizer
-
-            pq = ProductQuantizer(d, M, nbits)
-            pq.index.pq.cp.seed = seed
-            pq.index.pq.cp.min_points_per_centroid = 1  # small sets: no faiss warning spam
-            pq.train(pq_train)
-            pq.add(pq_train)
-            knn = GeometryKNN(lambda qq, rr, kk: pq.search(qq, kk))
-            ret = run(pq_query, pq_train, knn)
-            rec = np.asarray(pq.index.sa_decode(pq.index.sa_encode(pq_train)), dtype=np.float64)
-            if torus:
-                cv = turns_circular_variance(rec / 256.0)
-            else:
-                cv = circular_variance(sq.lo + rec / 255.0 * (sq.hi - sq.lo), "sphere")
-            sub = _pq_subcodes(pq.index, pq_train, M, nbits)
-            rows.append(_row(name, pq.bits_per_vector, ret, cv, code_entropy(sub), unique_codes(sub)))
-        except (ValueError, RuntimeError, ImportError) as exc:  # report, do not drop, a failing setting
-            rows.append(_row(name, M * nbits, reason=f"{type(exc).__name__}: {exc}"))
+            with faiss_threads(1):  # small training sets: one thread is fastest (see faiss_threads)
+                out = getattr(table, "eval_" + s.kind)(s)
+        except (RuntimeError, ImportError) as exc:  # report, do not drop, a failing setting
+            out = f"{type(exc).__name__}: {exc}"
+        if isinstance(out, str):
+            row["reason"] = out
+        else:
+            ret, cv, codes = out
+            row.update(precision_at_1=ret["precision_at_1"],
+                       mean_average_precision_at_r=ret["mean_average_precision_at_r"], circular_variance=cv)
+            if codes is not None:
+                row.update(entropy=code_entropy(codes), unique_codes=unique_codes(codes))
+        rows.append(row)
     return rows
 
 
+def format_table(rows, width: int = None, geometry=None) -> str:
+    """Fixed-width text of ``quantisation_table`` rows (bits per vector always shown).
 
-
-def format_table(rows) -> str:
-    """Fixed-width text of ``quantisation_table`` rows."""
-    head = f"{'setting':<11} {'bits':>6} {'P@1':>6} {'mAP@R':>6} {'circvar':>7} {'entropy':>7} {'unique':>7}"
-    lines = [head, "-" * len(head)]
+    With ``width`` and ``geometry`` a header line states the embedding width the rows share.
+    """
+    rows = list(rows)
+    for r in rows:
+        if not isinstance(r, dict) or "setting" not in r:
+            raise ValueError(f"rows must be quantisation_table() dicts, got {type(r).__name__}")
+    name_w = max([11] + [len(str(r["setting"])) for r in rows])
+    head = (f"{'setting':<{name_w}} {'bits/vec':>8} {'bits per value':<28} {'P@1':>6} {'mAP@R':>6} "
+            f"{'circvar':>7} {'entropy':>7} {'unique':>7}")
+    lines = []
+    if width is not None and geometry is not None:
+        lines.append(f"{get_geometry(geometry).name}, width {width}: rows at this width; compare heads at equal "
+                     f"bits/vec")
+    lines += [head, "-" * len(head)]
     f = lambda v, w, p: (f"{v:>{w}.{p}f}" if isinstance(v, float) else f"{'-' if v is None else v:>{w}}")  # noqa
     for r in rows:
-        line = (f"{r['setting']:<11} {f(r['bits_per_vector'], 6, 0)} {f(r['precision_at_1'], 6, 3)} "
-                f"{f(r['mean_average_precision_at_r'], 6, 3)} {f(r['circular_variance'], 7, 3)} "
-                f"{f(r['entropy'], 7, 2)} {f(r['unique_codes'], 7, 0)}")
-        if r["reason"]:
+        line = (f"{r['setting']:<{name_w}} {f(r['bits_per_vector'], 8, 0)} {str(r.get('bits_per_value') or '-'):<28} "
+                f"{f(r['precision_at_1'], 6, 3)} {f(r['mean_average_precision_at_r'], 6, 3)} "
+                f"{f(r['circular_variance'], 7, 3)} {f(r['entropy'], 7, 2)} {f(r['unique_codes'], 7, 0)}")
+        if r.get("reason"):
             line += f"  n/a: {r['reason']}"
         lines.append(line)
     return "\n".join(lines)

@@ -8,12 +8,32 @@ With ``ref_includes_query`` (or no separate reference) each query's own row is r
 Usage: ``retrieval(emb, labels, geometry="torusN")  # {'precision_at_1': ..., 'mean_average_precision_at_r': ...}``
 """
 
+import contextlib
+
 import numpy as np
 import torch
 
-from ._inputs import as_array, as_labels, check_geometry, unit_vectors
+from ._inputs import as_labels
+from .geometries import CodesGeometry, get_geometry
 
 METRICS = ("precision_at_1", "mean_average_precision_at_r")
+
+
+@contextlib.contextmanager
+def faiss_threads(n: int = 1):
+    """Run faiss with ``n`` OpenMP threads inside the block, then restore the previous count.
+
+    Why: after torch is imported, faiss' multi-threaded k-means / search on small sets can be ~50x slower than one
+    thread (two OpenMP pools spinning on a shared core); evaluation sets are small, one thread is fastest.
+    """
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def _drop_self(dist: np.ndarray, idx: np.ndarray, k: int):
@@ -73,8 +93,19 @@ class GeometryKNN:
 
 
 def retrieval_from_knn(query, query_labels, reference=None, reference_labels=None, knn=None,
-                       ref_includes_query=False) -> dict:
-    """P@1 and mAP@R for prepared arrays and a :class:`GeometryKNN`. Returns floats."""
+                       ref_includes_query=False, threads: int = 1) -> dict:
+    """P@1 and mAP@R for prepared arrays and a :class:`GeometryKNN`. Returns floats; ValueError if undefined.
+
+    Queries whose class has no other member in the reference are skipped (pytorch-metric-learning's rule); if
+    that leaves none, or there are fewer than 2 points / a single class, the metric is undefined: ValueError.
+    faiss runs with ``threads`` threads (see :func:`faiss_threads`).
+    """
+    _check_defined(query_labels, reference_labels, reference is None or ref_includes_query)
+    with faiss_threads(threads):
+        return _accuracy(query, query_labels, reference, reference_labels, knn, ref_includes_query)
+
+
+def _accuracy(query, query_labels, reference, reference_labels, knn, ref_includes_query) -> dict:
     from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 
     calc = AccuracyCalculator(include=METRICS, knn_func=knn, k="max_bin_count")
@@ -85,34 +116,72 @@ def retrieval_from_knn(query, query_labels, reference=None, reference_labels=Non
     else:
         r = torch.from_numpy(np.ascontiguousarray(reference, dtype=np.float32))
         res = calc.get_accuracy(q, ql, r, torch.from_numpy(reference_labels), ref_includes_query=ref_includes_query)
-    return {m: float(res[m]) for m in METRICS}
+    out = {m: float(res[m]) for m in METRICS}
+    if not all(np.isfinite(v) for v in out.values()):  # pragma: no cover - _check_defined catches these first
+        raise ValueError(f"retrieval is undefined for these labels (got {out})")
+    return out
 
 
-def retrieval(query, query_labels, reference=None, reference_labels=None, geometry: str = "sphere",
+def _check_defined(query_labels, reference_labels, self_excluded: bool):
+    """ValueError unless some query has a same-class reference other than itself, and labels have >= 2 classes."""
+    ql = np.asarray(query_labels)
+    rl = ql if reference_labels is None else np.asarray(reference_labels)
+    n_ref = len(rl)
+    if n_ref < (2 if self_excluded else 1):
+        raise ValueError(f"retrieval needs at least 2 embeddings when each query is excluded from its own "
+                         f"neighbours, got {n_ref}")
+    classes = np.unique(np.concatenate([ql, rl]))
+    if len(classes) < 2:
+        raise ValueError(f"labels hold a single class ({len(classes)} distinct value): every neighbour matches, so "
+                         f"P@1 and mAP@R are 1 by construction; expected at least 2 classes")
+    counts = np.bincount(rl, minlength=int(classes.max()) + 1)
+    have = counts[ql] - (1 if self_excluded else 0)
+    if not (have > 0).any():
+        raise ValueError("no query has another embedding of its class in the reference set, so P@1 and mAP@R "
+                         "are undefined; expected at least one class with 2 or more members")
+
+
+def _split_labels(query_labels, nq, reference_labels, nr):
+    if reference_labels is None:
+        raise ValueError("reference_labels are required with a reference set, got None")
+    if query_labels is None:
+        raise ValueError("query_labels are required (one label per query), got None")
+    ql = np.asarray(query_labels.detach().cpu() if hasattr(query_labels, "detach") else query_labels).reshape(-1)
+    rl = np.asarray(reference_labels.detach().cpu() if hasattr(reference_labels, "detach")
+                    else reference_labels).reshape(-1)
+    if len(ql) != nq:
+        raise ValueError(f"query_labels has length {len(ql)} but there are {nq} queries")
+    if len(rl) != nr:
+        raise ValueError(f"reference_labels has length {len(rl)} but there are {nr} reference embeddings")
+    both = as_labels(np.concatenate([ql, rl]), nq + nr, "labels")
+    return both[:nq], both[nq:]
+
+
+def retrieval(query, query_labels, reference=None, reference_labels=None, geometry="sphere",
               bits: int = 8, ref_includes_query: bool = False) -> dict:
     """P@1 and mAP@R of ``query`` against ``reference`` (default: the query set itself, self excluded).
 
-    geometry: sphere | torusN | torusC (float embeddings, inner product on unit vectors) | codes (uint8, ``bits``,
-    circular L1).  Usage: ``retrieval(z, y, geometry="torusN")["precision_at_1"]``
+    geometry: sphere | torusN | torusC (float embeddings, inner product on unit vectors) | codes (integer b-bit
+    codes, ``bits``, circular L1), or a :class:`~torus_plugins.metrics.geometries.Geometry`.
+    Undefined cases (fewer than 2 points, one class, no query with a same-class reference) raise ValueError.
+    Usage: ``retrieval(z, y, geometry="torusN")["precision_at_1"]``
     """
-    check_geometry(geometry)
-    query = as_array(query, "query")
-    ql = query_labels
+    g = get_geometry(geometry, bits)
+    query = g.check(query, "query")
     if reference is None:
-        labels = as_labels(ql, len(query), "query labels")
-        rl = None
+        labels, rl = as_labels(query_labels, len(query), "query_labels"), None
     else:
-        reference = as_array(reference, "reference")
-        both = np.concatenate([np.asarray(ql).reshape(-1), np.asarray(reference_labels).reshape(-1)])
-        if len(np.asarray(ql).reshape(-1)) != len(query):
-            raise ValueError(f"query labels have length {len(np.asarray(ql).reshape(-1))}, query has {len(query)}")
-        all_l = as_labels(both, len(query) + len(reference), "labels")
-        labels, rl = all_l[:len(query)], all_l[len(query):]
-    if geometry == "codes":
-        knn = GeometryKNN("circular", bits)
-        prep = lambda a: a.astype(np.float32)  # noqa: E731
+        reference = g.check(reference, "reference")
+        if reference.shape[1] != query.shape[1]:
+            raise ValueError(f"query has width {query.shape[1]} but reference has width {reference.shape[1]}; "
+                             f"expected equal widths")
+        labels, rl = _split_labels(query_labels, len(query), reference_labels, len(reference))
+    if isinstance(g, CodesGeometry):
+        knn = GeometryKNN("circular", g.bits)
+        prep = lambda a, name: g.check(a, name).astype(np.float32)  # noqa: E731
     else:
         knn = GeometryKNN("ip")
-        prep = lambda a: unit_vectors(a, geometry)  # noqa: E731
-    return retrieval_from_knn(prep(query), labels, None if reference is None else prep(reference), rl, knn,
+        prep = g.unit_vectors
+    return retrieval_from_knn(prep(query, "query"), labels,
+                              None if reference is None else prep(reference, "reference"), rl, knn,
                               ref_includes_query)

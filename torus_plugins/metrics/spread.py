@@ -10,28 +10,31 @@ Usage: ``circular_variance(z, "torusN"); code_entropy(codes); unique_codes(codes
 
 import numpy as np
 
-from ._inputs import as_array, check_geometry, turns_of
+from .geometries import as_array, get_geometry, turns_circular_variance  # noqa: F401
 
 
-def circular_variance(x, geometry: str = "sphere", bits: int = 8) -> float:
-    """1 - ||mean of unit vectors|| (sphere), or its per-circle mean (torusN, torusC, codes)."""
-    check_geometry(geometry)
-    if geometry == "sphere":
-        x = as_array(x).astype(np.float64)
-        u = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        return float(1.0 - np.linalg.norm(u.mean(0)))
-    return turns_circular_variance(turns_of(x, geometry, bits))
+def circular_variance(x, geometry="sphere", bits: int = 8) -> float:
+    """1 - ||mean of unit vectors|| (sphere), or its per-circle mean (torusN, torusC, codes).
+
+    ``geometry``: a name or a :class:`~torus_plugins.metrics.geometries.Geometry`. Needs >= 2 points.
+    """
+    g = get_geometry(geometry, bits)
+    x = as_array(x)
+    if len(x) < 2:
+        raise ValueError(f"circular variance needs at least 2 embeddings, got {len(x)}")
+    return g.circular_variance(x)
 
 
-def turns_circular_variance(turns: np.ndarray) -> float:
-    """mean over circles c of 1 - |mean_i exp(2*pi*j*turn_ic)| for angles in turns [n, k]."""
-    th = 2 * np.pi * np.asarray(turns, dtype=np.float64)
-    return float(np.mean(1.0 - np.hypot(np.cos(th).mean(0), np.sin(th).mean(0))))
+def _codes(codes) -> np.ndarray:
+    codes = as_array(codes, "codes")
+    if not (np.issubdtype(codes.dtype, np.integer) or codes.dtype == np.bool_):
+        raise ValueError(f"codes must be integers (discrete values), got dtype {codes.dtype}")
+    return codes
 
 
 def code_entropy(codes) -> float:
     """Mean over columns of the Shannon entropy (bits) of each column's code histogram."""
-    codes = as_array(codes, "codes")
+    codes = _codes(codes)
     hs = []
     for col in codes.T:
         _, counts = np.unique(col, return_counts=True)
@@ -42,5 +45,5 @@ def code_entropy(codes) -> float:
 
 def unique_codes(codes) -> int:
     """Number of distinct code rows."""
-    codes = np.ascontiguousarray(as_array(codes, "codes"))
+    codes = np.ascontiguousarray(_codes(codes))
     return int(len(np.unique(codes, axis=0)))
