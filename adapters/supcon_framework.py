@@ -122,7 +122,8 @@ class KoLeoLoss(nn.Module):
 
 def _build_backbone(backbone, pretrained, features_dim):
     if isinstance(backbone, str):
-        import timm
+        from torus_plugins._optional import require
+        timm = require("timm", "timm")
 
         name = backbone[len("timm_"):] if backbone.startswith("timm_") else backbone
         encoder = timm.create_model(name, pretrained=pretrained, num_classes=0)

@@ -29,7 +29,8 @@ def _drop_self(dist: np.ndarray, idx: np.ndarray, k: int):
 
 def ip_knn(query: np.ndarray, reference: np.ndarray, k: int):
     """(similarities, ids) of the k largest inner products (faiss IndexFlatIP), float32."""
-    import faiss
+    from .._optional import require
+    faiss = require("faiss", "search")
 
     index = faiss.IndexFlatIP(reference.shape[1])
     index.add(np.ascontiguousarray(reference, dtype=np.float32))
@@ -75,7 +76,8 @@ class GeometryKNN:
 def retrieval_from_knn(query, query_labels, reference=None, reference_labels=None, knn=None,
                        ref_includes_query=False) -> dict:
     """P@1 and mAP@R for prepared arrays and a :class:`GeometryKNN`. Returns floats."""
-    from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
+    from .._optional import require
+    AccuracyCalculator = require("pytorch_metric_learning.utils.accuracy_calculator", "pml").AccuracyCalculator
 
     calc = AccuracyCalculator(include=METRICS, knn_func=knn, k="max_bin_count")
     q = torch.from_numpy(np.ascontiguousarray(query, dtype=np.float32))
