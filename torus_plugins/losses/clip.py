@@ -53,7 +53,7 @@ def clip_gradients(model, value: float = 100.0) -> _Handles:
     Usage: ``h = clip_gradients(model, 100.0)``  ...  ``h.remove()``
     """
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"clip_gradients value must be a finite number > 0, got {value!r}")
+        raise ValueError(f"clip value must be a finite number > 0, got value={value!r}")
     params = _parameters(model)
     v = float(value)
 
