@@ -45,5 +45,5 @@ def require(module: str, extra: str):
         if not isinstance(exc, ModuleNotFoundError):
             raise
         raise ModuleNotFoundError(
-            f"{module} needs the optional package {exc.name!r}, which is not installed; it comes with the "
-            f"[{extra}] extra ({EXTRAS[extra]}): {hint}", name=exc.name) from exc
+            f"No module named {exc.name!r} (needed to import {module!r}); it comes with the [{extra}] extra "
+            f"({EXTRAS[extra]}): {hint}", name=exc.name) from exc
