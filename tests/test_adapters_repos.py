@@ -333,7 +333,10 @@ def test_eb_jepa_patch_torusN_vicreg_is_upstream_on_circles_plus_uniformity(fx):
     for key in ("invariance_loss", "var_loss", "cov_loss"):
         assert torch.allclose(out[key], on_circles[key], atol=1e-5), key
     unif = uniformity(pairs_on_circles(z1) / 2) + uniformity(pairs_on_circles(z2) / 2)
-    assert torch.allclose(out["loss"], on_circles["loss"] + 0.5 * unif, atol=1e-5)
+    assert torch.allclose(out["uniformity_loss"], unif, atol=1e-5)                 # its own key
+    assert torch.allclose(out["loss"], on_circles["loss"] + 0.5 * unif, atol=1e-5)  # and part of loss
+    total = out["invariance_loss"] + 2.0 * out["var_loss"] + 3.0 * out["cov_loss"] + 0.5 * out["uniformity_loss"]
+    assert torch.allclose(out["loss"], total, atol=1e-6)                            # the documented sum
 
 
 def test_eb_jepa_vcloss_torus_and_toroidal_cov(fx):
@@ -343,9 +346,23 @@ def test_eb_jepa_vcloss_torus_and_toroidal_cov(fx):
     proj = torch.nn.Linear(6, 8)
     with teb.patch(losses, projection="torusC", cov="toroidal", grid_size=4, uniformity_coeff=0.1):
         loss, unweighted, logs = losses.VCLoss(1.0, 1.0, proj=proj)(x)
-        assert set(logs) == {"std_loss", "cov_loss"} and torch.isfinite(loss)
+        assert set(logs) == {"std_loss", "cov_loss", "uniformity_loss"} and torch.isfinite(loss)
+        assert loss.item() == pytest.approx(logs["std_loss"] + logs["cov_loss"] + 0.1 * logs["uniformity_loss"],
+                                            abs=1e-5)
+        assert unweighted.item() == pytest.approx(sum(logs.values()), abs=1e-5)
         loss.backward()
-        assert x.grad is not None
+        # independent: the same loss through torch.func.grad of the documented formula on the projected samples
+        samples = x.detach().transpose(0, 1).flatten(1).transpose(0, 1)
+
+        def by_hand(xs):
+            q = teb.torus_normalize(proj(xs), mode="torusC", dim=1)
+            circles = q * math.sqrt(q.shape[1] / 2)
+            terms = teb.TorusVCTerms("torusC", "toroidal", 0.1, 4)
+            return (teb.hinge_std(circles, math.sqrt(0.5)) + terms.cov_term(circles)
+                    + 0.1 * uniformity(q))
+        expected = torch.func.grad(by_hand)(samples)
+        expected = expected.reshape(x.shape[0], *x.shape[2:], x.shape[1]).movedim(-1, 1)
+        assert torch.allclose(x.grad, expected, atol=1e-5)
         out = losses.VICRegLoss(1.0, 1.0)(torch.randn(8, 4), torch.randn(8, 4))
         assert torch.isfinite(out["loss"])
     with pytest.raises(ValueError, match="unknown cov"):
