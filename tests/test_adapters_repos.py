@@ -281,9 +281,12 @@ def test_protoclr_dropins_and_errors(fx):
     losses = fx("fx_protoclr.losses")
     z1, z2, y = torch.randn(6, 4, requires_grad=True), torch.randn(6, 4), torch.tensor([0, 0, 1, 1, 2, 2])
     loss = tpc.ProtoCLRLoss(0.1, mode="sphere")(z1, z2, y)
-    assert torch.allclose(loss, losses.ProtoCLRLoss(0.1)(z1, z2, y), atol=1e-5)
+    theirs_z1 = z1.detach().clone().requires_grad_(True)
+    theirs = losses.ProtoCLRLoss(0.1)(theirs_z1, z2, y)                 # upstream's own (fixture) implementation
+    assert torch.allclose(loss, theirs, atol=1e-5)
     loss.backward()
-    assert z1.grad is not None
+    theirs.backward()
+    assert torch.allclose(z1.grad, theirs_z1.grad, atol=1e-5) and z1.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="same shape"):
         tpc.SupConLoss(0.1)(torch.randn(4, 6), torch.randn(5, 6))
     with pytest.raises(ValueError, match="unknown projection mode"):
