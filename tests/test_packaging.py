@@ -207,3 +207,11 @@ def test_require_returns_the_module_and_passes_other_import_errors_through(monke
         require("broken_pkg_for_test", "search")
     with pytest.raises(ValueError, match="unknown extra"):
         require("numpy", "numpy")
+
+
+def test_version_falls_back_when_the_distribution_is_not_installed():
+    code = ("import importlib.metadata as m\n"
+            "def missing(name):\n    raise m.PackageNotFoundError(name)\n"
+            "m.version = missing\nimport torus_plugins\nprint(torus_plugins.__version__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "0+unknown"
