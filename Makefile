@@ -1,24 +1,32 @@
-# Two commands a newcomer needs: `make demo` and `make test`. Both create .venv with the package on first use.
+# Two commands a newcomer needs: `make demo` and `make test`. Each creates .venv on first use and installs the
+# extras it needs: `test` the [dev] extra (everything the suite imports), `demo` the [examples] extra.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+EXAMPLES_STAMP := $(VENV)/.installed-examples
 
 .PHONY: demo test bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+$(PY):
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e '.[dev]'
-	touch $(STAMP)
 
-demo: $(STAMP)
+$(DEV_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -e '.[dev]'
+	touch $(DEV_STAMP) $(EXAMPLES_STAMP)
+
+$(EXAMPLES_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -e '.[examples]'
+	touch $(EXAMPLES_STAMP)
+
+demo: $(EXAMPLES_STAMP)
 	$(PY) examples/ebjepa_cifar.py --out runs/demo
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(PY) -m pytest -n 2 -q
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(PY) bench/losses.py
 	$(PY) bench/search.py
 

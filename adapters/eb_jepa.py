@@ -22,9 +22,16 @@ coordinate's std with eps 1e-4, covariance = mean squared off-diagonal covarianc
 * ``uniformity_coeff`` (default 1) adds ``torus_plugins.losses.UniformityLoss`` (t=2) on the unit-norm embeddings
   of each view (VCLoss: on its samples, N x N memory).
 
-``VICRegLoss.forward(z1, z2)`` -> dict with ``loss``, ``invariance_loss``, ``var_loss``, ``cov_loss`` (uniformity
-is part of ``loss``; every term is in ``loss_fn.last_terms``). ``VCLoss.forward(x[B, C, T, H, W], actions=None)``
--> ``(loss, unweighted_loss, {"std_loss": float, "cov_loss": float})``, as upstream.
+``VICRegLoss.forward(z1, z2)`` -> dict with ``loss``, ``invariance_loss``, ``var_loss``, ``cov_loss`` and, when
+``uniformity_coeff`` != 0, ``uniformity_loss``. ``loss`` *includes* the uniformity term:
+``loss = invariance_loss + std_coeff * var_loss + cov_coeff * cov_loss + uniformity_coeff * uniformity_loss``.
+Uniformity is a log-mean-exp of negative squared distances (<= 0, about -3.5 when spread out on a 32-circle torus),
+so ``loss`` goes negative in training; log ``loss - uniformity_coeff * uniformity_loss`` to compare with an
+upstream run. ``VCLoss.forward(x[B, C, T, H, W], actions=None)`` -> ``(loss, unweighted_loss, dict)`` as upstream;
+the dict holds ``std_loss``, ``cov_loss`` and, when enabled, ``uniformity_loss`` (floats); both losses include it.
+
+Not covered: ``VC_IDM_Sim_Regularizer`` (the ``ac_video_jepa`` example's variance/covariance + temporal
+similarity + inverse-dynamics regulariser) and ``BCS`` (SIGReg) are left as upstream's, on Euclidean features.
 """
 
 import math
@@ -125,7 +132,10 @@ class VICRegLoss(nn.Module):
         loss = invariance + self.std_coeff * var + self.cov_coeff * cov + self.terms.uniformity_coeff * unif
         self.last_terms = {"invariance_loss": invariance.detach(), "var_loss": var.detach(),
                            "cov_loss": cov.detach(), "uniformity_loss": unif.detach()}
-        return {"loss": loss, "invariance_loss": invariance, "var_loss": var, "cov_loss": cov}
+        out = {"loss": loss, "invariance_loss": invariance, "var_loss": var, "cov_loss": cov}
+        if self.terms.uniformity_coeff:
+            out["uniformity_loss"] = unif
+        return out
 
 
 class VCLoss(nn.Module):
@@ -153,7 +163,10 @@ class VCLoss(nn.Module):
         unweighted = std_loss + cov_loss + unif
         self.last_terms = {"std_loss": std_loss.detach(), "cov_loss": cov_loss.detach(),
                            "uniformity_loss": unif.detach()}
-        return loss, unweighted, {"std_loss": std_loss.item(), "cov_loss": cov_loss.item()}
+        logs = {"std_loss": std_loss.item(), "cov_loss": cov_loss.item()}
+        if self.terms.uniformity_coeff:
+            logs["uniformity_loss"] = unif.item()
+        return loss, unweighted, logs
 
 
 def patch(module, projection="torusN", **options) -> Patch:

@@ -16,12 +16,14 @@ For torusC the last block's output is read as turns and the head's output width 
 """
 
 import torch
-from lightly.models.modules import heads as _lightly_heads
 from torch import nn
 
+from torus_plugins._optional import require
 from torus_plugins.heads import make_projection
 
 from .normalize import canonical_mode
+
+_lightly_heads = require("lightly.models.modules.heads", "lightly")
 
 __all__ = ["TorusProjectionHead", "TorusSimCLRProjectionHead", "TorusVICRegProjectionHead", "TorusHead",
            "torus_head", "VICRegLoss", "KoLeoLoss"]

@@ -15,7 +15,9 @@ or pass the pieces to any pml loss::
 (``torus_plugins.regularizers``) are re-exported from here.
 """
 
-from pytorch_metric_learning import losses as _pml_losses
+from torus_plugins._optional import require
+
+_pml_losses = require("pytorch_metric_learning.losses", "pml")
 
 __all__ = ["CliffordCosine", "ToroidalDistance", "KoLeoRegularizer", "torus_supcon_loss"]
 

@@ -8,7 +8,11 @@ Two lines at the top of ``train_encoder.py``, before its ``from losses import Su
 After the patch, ``losses.SupConLoss(tau)`` and ``losses.ProtoCLRLoss(tau)`` are the drop-ins below (bound to
 ``mode``) and ``losses.F.normalize`` projects onto the torus (see ``torus_plugins.adapters.normalize``). The
 encoder is unchanged; the embeddings it feeds the loss are placed on the torus inside the loss, as upstream places
-them on the sphere with ``F.normalize``. For few-shot evaluation, embed with ``torus_normalize(z, mode)``.
+them on the sphere with ``F.normalize``.
+
+Few-shot evaluation is not patched: upstream evaluates the *encoder features* with its own normalisation, so its
+accuracies are those of the encoder on the sphere. To evaluate the torus embeddings, embed with
+``torus_normalize(encoder(x), mode, dim=1)`` and classify by nearest prototype (README, "Adapters").
 
 Drop-ins (same constructor and forward as upstream, plus ``mode``: sphere, torusN or torusC, legacy
 hyprs/torul/torus):

@@ -1,24 +1,36 @@
-"""SupCon-Framework: torus geometry for its SupConModel and SupConLoss, by patching tools.models/tools.losses or drop-in.
+"""SupCon-Framework (``torus`` branch): torus geometry for its SupConModel and SupConLoss, by patch or drop-in.
 
-Two lines at the top of ``train.py`` (before ``from tools import utils``), with the config's projmode left at
-``sphere`` (or on the upstream ``main`` branch, which has no projmode)::
+The one supported recipe: set the torus mode in the config (``projmode: torusN`` or ``torusC``; legacy
+``torul``/``torus`` work too) and add two lines at the top of ``train.py``, before ``from tools import utils``::
 
     import tools.models, tools.losses
     from torus_plugins.adapters.supcon_framework import patch; patch(tools.models, tools.losses, projmode="torusN")
 
-* ``tools.models``: its ``F.normalize(feat, dim=1)`` becomes the torus projection (unit norm, Clifford layout;
-  torusC reads the head output as turns and doubles the width), so ``SupConModel`` emits torus embeddings.
-* ``tools.losses``: ``SupConLoss`` and ``KoLeoLoss`` (also in the ``LOSSES`` dict the training utilities use)
-  become the drop-ins below, which accept every projmode name, incl. legacy hyprs/torul/torus.
+train.py names the run after the config (``..._D128_torusN_koleo0``) and *removes* that run's ``weights/``,
+``runs/`` and ``logs/`` before training, so the config's projmode must name the geometry the run really uses.
+``patch`` therefore follows the config: a model or loss built with a config projmode other than the patch's
+raises a ``ValueError`` saying what to set, when ``utils.build_model``/``build_optim`` run -- before train.py
+touches any folder. (``projmode=None``: follow whatever the config says.) The upstream ``main`` branch has no
+projmode and its run names would not mark a torus run: patching it is refused at patch time.
+
+What the patch changes, per config projmode:
+
+* ``torusN``: ``SupConModel`` emits unit-norm embeddings (each circle scaled by 1/sqrt(k), the package
+  convention; upstream keeps each pair at norm 1, total norm sqrt(D/2)); width, ``model.embed_dim`` and upstream's
+  validation (inner-product kNN) unchanged; the cosine ranking is the same.
+* ``torusC``: the model is upstream's (raw head output read as turns; the loss and validation apply cos/sin).
+* ``sphere``: nothing in the model.
+* ``tools.losses``: ``SupConLoss`` and ``KoLeoLoss`` (also in the ``LOSSES`` dict train.py uses) become the
+  drop-ins below: identical logits for every projmode, package-tested numerics.
 
 Drop-ins with upstream's constructor and forward signatures:
 
 * ``SupConModel(backbone, projection_dim, second_stage, num_classes, projmode)``, ``forward(x, donormalise=True)``:
-  as on the ``torus`` branch, sphere -> unit vectors, torusN -> pairs on circles (here at unit total norm, the
-  package convention; upstream keeps each pair at norm 1), torusC -> the head's raw output, read as turns (the
-  loss applies cos/sin). ``embed(x)`` always returns the unit-norm Clifford-layout torus vector (for kNN/codes).
-  ``backbone`` is a timm model name (built with ``pretrained=False`` unless asked) or an ``nn.Module`` with
-  ``num_features`` (or pass ``features_dim``).
+  as on the ``torus`` branch, sphere -> unit vectors, torusN -> pairs on circles (here at unit total norm),
+  torusC -> the head's raw output, read as turns (the loss applies cos/sin). ``embed(x)`` always returns the
+  unit-norm Clifford-layout torus vector (for kNN/codes). ``backbone`` is a timm model name (built with
+  ``pretrained=False`` unless asked; needs the ``[timm]`` extra) or an ``nn.Module`` with ``num_features`` (or pass
+  ``features_dim``).
 * ``SupConLoss(temperature, contrast_mode, base_temperature, projmode)``, ``forward(features[B, n_views, D],
   labels=None, mask=None)``: identical logits to the ``torus`` branch (it divides by tau*k on pair-normalised
   features, or tau*D on raw cos/sin; unit-norm features with tau are the same numbers). Its torusC concatenates
@@ -26,12 +38,15 @@ Drop-ins with upstream's constructor and forward signatures:
 * ``KoLeoLoss(projmode)``, ``forward(features[B, n_views, D], labels)``: KoLeo per view, summed over views.
 """
 
+import inspect
+import sys
+
 import torch
 from torch import nn
 
 from torus_plugins.heads import make_projection
 
-from .normalize import Patch, canonical_mode, check_patchable, normalize_replacements, torus_normalize
+from .normalize import Patch, canonical_mode, check_patchable, torus_normalize
 
 from .normalize import unpatch  # re-exported: unpatch(tools.models)
 
@@ -122,7 +137,8 @@ class KoLeoLoss(nn.Module):
 
 def _build_backbone(backbone, pretrained, features_dim):
     if isinstance(backbone, str):
-        import timm
+        from torus_plugins._optional import require
+        timm = require("timm", "timm")
 
         name = backbone[len("timm_"):] if backbone.startswith("timm_") else backbone
         encoder = timm.create_model(name, pretrained=pretrained, num_classes=0)
@@ -188,31 +204,117 @@ class SupConModel(nn.Module):
         return torus_normalize(self._features(x), mode=self.projmode, dim=1)
 
 
-def patch(models_module, losses_module=None, projmode="torusN") -> Patch:
+def _check_config(config_projmode, mode, what):
+    """Raise unless the config's projmode names the patch's torus ``mode`` (``mode`` None: anything valid)."""
+    try:
+        config = canonical_mode(config_projmode)
+    except ValueError:
+        raise ValueError(f"SupCon-Framework {what} built with projmode={config_projmode!r}; set `projmode:` in the "
+                         f"config to sphere, torusN or torusC") from None
+    if mode is not None and config != mode:
+        raise ValueError(
+            f"SupCon-Framework {what} built with the config's projmode={config_projmode!r}, but patch(..., "
+            f"projmode={mode!r}): set `projmode: {mode}` in the config (train.py names the run and its weights/, "
+            f"runs/, logs/ after the config's projmode, and removes them first, so a patched run left at "
+            f"{config_projmode!r} would overwrite that run's files), or patch with projmode={config!r}")
+    return config
+
+
+def _torus_model_class(upstream, mode):
+    """Subclass of upstream's ``SupConModel`` that checks the config's projmode and puts torusN at unit norm."""
+    signature = inspect.signature(upstream.__init__)
+
+    class TorusSupConModel(upstream):
+        __doc__ = f"upstream SupConModel patched by torus-plugins ({mode or 'following the config'})"
+
+        def __init__(self, *args, **kwargs):
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            self_mode = _check_config(bound.arguments["projmode"], mode, "model")
+            if self_mode == "torusN" and not bound.arguments["second_stage"] and bound.arguments["projection_dim"] % 2:
+                raise ValueError(f"torusN needs an even projection_dim, got {bound.arguments['projection_dim']}")
+            super().__init__(*args, **kwargs)
+            self.torus_mode = self_mode
+
+        def forward(self, x, donormalise=True):
+            if self.second_stage or not donormalise or self.torus_mode != "torusN":
+                return super().forward(x, donormalise)
+            return torus_normalize(super().forward(x, donormalise=False), mode="torusN", dim=1)
+
+        def embed(self, x):
+            """Unit-norm torus (or sphere) embedding in the Clifford layout, whatever the projmode."""
+            return torus_normalize(super().forward(x, donormalise=False), mode=self.torus_mode, dim=1)
+
+    TorusSupConModel.__name__ = TorusSupConModel.__qualname__ = "SupConModel"
+    TorusSupConModel.__module__ = upstream.__module__
+    return TorusSupConModel
+
+
+def _checked_loss(cls, mode):
+    """``cls`` whose ``projmode`` defaults to ``mode`` and must name it (``mode`` None: ``cls`` itself)."""
+    if mode is None:
+        return cls
+    signature = inspect.signature(cls.__init__)
+
+    def __init__(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        if "projmode" in bound.arguments:
+            _check_config(bound.arguments["projmode"], mode, cls.__name__)
+        else:
+            kwargs["projmode"] = mode
+        cls.__init__(self, *args, **kwargs)
+
+    return type(cls.__name__, (cls,), {"__init__": __init__, "__module__": cls.__module__,
+                                      "__qualname__": cls.__qualname__, "__doc__": cls.__doc__})
+
+
+def _siblings_holding(module, name, value):
+    """Other loaded modules of ``module``'s package that imported ``value`` as ``name`` (e.g. tools.utils)."""
+    package = module.__name__.rpartition(".")[0]
+    return [m for key, m in list(sys.modules.items())
+            if m is not None and m is not module and package and key.startswith(package + ".")
+            and getattr(m, "__dict__", {}).get(name) is value]
+
+
+def patch(models_module, losses_module=None, projmode=None) -> Patch:
     """Make SupCon-Framework's ``tools.models`` (and ``tools.losses``) use torus geometry; see the module docs.
 
+    ``projmode``: the torus mode of the run (sphere, torusN, torusC, or a legacy name); the config must name the
+    same mode, else building the model or loss raises. None follows the config.
     Returns a :class:`~torus_plugins.adapters.normalize.Patch` (a context manager); ``unpatch(module)`` undoes
     one module.
     """
-    mode = canonical_mode(projmode)
+    mode = None if projmode is None else canonical_mode(projmode)
     check_patchable(models_module)
+    upstream = getattr(models_module, "SupConModel", None)
+    if not isinstance(upstream, type):
+        raise ValueError(f"{models_module.__name__!r} has no SupConModel class; pass SupCon-Framework's tools.models")
+    if "projmode" not in inspect.signature(upstream.__init__).parameters:
+        raise ValueError(
+            "this SupConModel has no projmode argument (SupCon-Framework's main branch): its run names would not "
+            "mark a torus run, so a patched run would overwrite the sphere run's weights/, runs/ and logs/. Use "
+            "the torus branch with `projmode: torusN` (or torusC) in the config, or the drop-in "
+            "torus_plugins.adapters.supcon_framework.SupConModel")
     if losses_module is not None:
         check_patchable(losses_module)
         if not hasattr(losses_module, "SupConLoss"):
             raise ValueError(f"{losses_module.__name__!r} has no SupConLoss; pass SupCon-Framework's tools.losses")
+    info = {"adapter": "supcon_framework", "mode": mode or "config"}
     handle = Patch()
-    handle._apply(models_module, normalize_replacements(models_module, mode),
-                  {"adapter": "supcon_framework", "mode": mode})
+    model_cls = _torus_model_class(upstream, mode)
+    handle._apply(models_module, {"SupConModel": model_cls}, info)
+    for sibling in _siblings_holding(models_module, "SupConModel", upstream):   # imported before the patch
+        handle._apply(sibling, {"SupConModel": model_cls}, info)
     if losses_module is not None:
-        replacements = {"SupConLoss": SupConLoss}
+        supcon, koleo = _checked_loss(SupConLoss, mode), _checked_loss(KoLeoLoss, mode)
+        replacements = {"SupConLoss": supcon}
         if hasattr(losses_module, "KoLeoLoss"):
-            replacements["KoLeoLoss"] = KoLeoLoss
+            replacements["KoLeoLoss"] = koleo
         items = []
         registry = getattr(losses_module, "LOSSES", None)
         if isinstance(registry, dict):
-            items.append((registry, "SupCon", SupConLoss))
+            items.append((registry, "SupCon", supcon))
             if "koleo" in registry:
-                items.append((registry, "koleo", KoLeoLoss))
-        handle._apply(losses_module, replacements, {"adapter": "supcon_framework", "mode": mode}, items=items)
+                items.append((registry, "koleo", koleo))
+        handle._apply(losses_module, replacements, info, items=items)
     return handle
-

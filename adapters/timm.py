@@ -1,10 +1,17 @@
-"""timm: any timm backbone with a torus projection head (torusN/torusC/sphere), new or attached to an existing model.
+"""timm: any timm backbone with a torus projection head (torusN/torusC/sphere), found the timm way or attached.
 
-Usage::
+Importing this module registers torus variants in timm's own model registry, ``<arch>_torusn`` and
+``<arch>_torusc`` for the backbones in :data:`BACKBONES` (others with :func:`register_torus_model`)::
 
-    from torus_plugins.adapters import timm as ttimm
-    model = ttimm.create_model("resnet18", head="l2p", dim=64, pretrained=False)   # [B, 3, H, W] -> [B, 64]
-    model = ttimm.attach_head(timm.create_model("vit_small_patch16_224"), head="torusC", dim=32)  # -> [B, 64]
+    import timm
+    import torus_plugins.adapters.timm                       # registers the variants
+    timm.list_models("*torus*")                              # ['convnext_tiny_torusc', ..., 'resnet18_torusn', ...]
+    model = timm.create_model("resnet18_torusn", dim=64)     # [B, 3, H, W] -> [B, 64] on 32 circles, unit norm
+    model = torus_plugins.adapters.timm.attach_head(timm.create_model("vit_small_patch16_224"), head="torusC",
+                                                    dim=32)  # -> [B, 64]
+
+A registered variant has no pretrained weights of its own: ``pretrained=True`` loads the *backbone's* timm
+weights (a download), the head starts fresh. ``create_torus_model(arch, head, dim)`` does the same for any arch.
 
 The backbone is built (or reset) with ``num_classes=0``, so it returns pooled features of width
 ``model.num_features``; the head is :class:`torus_plugins.heads.ProjectionHead` (MLP -> torus projection), or with
@@ -12,15 +19,26 @@ The backbone is built (or reset) with ``num_classes=0``, so it returns pooled fe
 for ``F.normalize`` embeddings, ready for ``torus_plugins.to_turns`` and uint8 codes.
 """
 
-import timm
+import warnings
+
 import torch
 from torch import nn
 
+from torus_plugins._optional import require
 from torus_plugins.heads import ProjectionHead, TorusMLPHead, make_projection
 
 from .normalize import canonical_mode
 
-__all__ = ["TorusTimmModel", "create_model", "attach_head", "make_head"]
+timm = require("timm", "timm")
+
+__all__ = ["TorusTimmModel", "create_torus_model", "create_model", "attach_head", "make_head",
+           "register_torus_model", "BACKBONES", "VARIANTS"]
+
+#: backbones whose torus variants are registered on import (any other: ``register_torus_model(arch)``)
+BACKBONES = ("resnet10t", "resnet18", "resnet50", "convnext_tiny", "efficientnet_b0", "vit_tiny_patch16_224",
+             "vit_small_patch16_224")
+#: registered name suffix -> head
+VARIANTS = {"torusn": "torusN", "torusc": "torusC"}
 
 HEADS = ("sphere", "torusN", "torusC", "l2p", "clifford", "hyprs", "torul", "torus", "s1xs1")
 
@@ -79,11 +97,11 @@ class TorusTimmModel(nn.Module):
         return self.head(feats)
 
 
-def create_model(model_name: str, head: str = "l2p", dim: int = 64, pretrained: bool = False,
-                 hidden_dim: int = 512, n_layers: int = 2, **timm_kwargs) -> TorusTimmModel:
+def create_torus_model(model_name: str, head: str = "l2p", dim: int = 64, pretrained: bool = False,
+                       hidden_dim: int = 512, n_layers: int = 2, **timm_kwargs) -> TorusTimmModel:
     """``timm.create_model(model_name, num_classes=0, **timm_kwargs)`` followed by a torus head.
 
-    Usage: ``create_model("resnet18", head="l2p", dim=64)``  # [B, 3, H, W] -> [B, 64] on 32 circles
+    Usage: ``create_torus_model("resnet18", head="l2p", dim=64)``  # [B, 3, H, W] -> [B, 64] on 32 circles
     """
     if timm_kwargs.get("num_classes", 0) != 0:
         raise ValueError(f"the torus head replaces the classifier: num_classes must be 0, got "
@@ -110,3 +128,50 @@ def attach_head(model: nn.Module, head: str = "l2p", dim: int = 64, in_features:
                          f"(model.num_features)")
     model.reset_classifier(0)
     return TorusTimmModel(model, make_head(width, head, dim, hidden_dim, n_layers))
+
+
+def create_model(*args, **kwargs) -> TorusTimmModel:
+    """Deprecated name of :func:`create_torus_model` (it shadowed ``timm.create_model``)."""
+    warnings.warn("torus_plugins.adapters.timm.create_model is deprecated: use create_torus_model, or "
+                  "timm.create_model('<arch>_torusn', dim=...)", DeprecationWarning, stacklevel=2)
+    return create_torus_model(*args, **kwargs)
+
+
+def register_torus_model(arch: str, head: str = "torusN") -> str:
+    """Register ``<arch>_<torusn|torusc>`` in timm's model registry; returns the name.
+
+    ``timm.create_model(name, dim=64, hidden_dim=512, n_layers=2, pretrained=False, **backbone_kwargs)`` then
+    builds :func:`create_torus_model` ``(arch, head, ...)``. Usage: ``register_torus_model("resnet34", "torusC")``
+    """
+    mode = canonical_mode(head)
+    if mode == "sphere":
+        raise ValueError("only torus variants are registered (head torusN or torusC); for a sphere head use "
+                         "create_torus_model(arch, head='sphere')")
+    if not timm.is_model(arch):
+        raise ValueError(f"timm has no model {arch!r} (see timm.list_models())")
+    name = f"{arch}_{mode.lower()}"
+    registered = timm.models._registry._model_entrypoints.get(name)
+    if registered is not None:
+        if getattr(registered, "_torus_plugins", None) == (arch, mode):
+            return name                                   # already ours
+        raise ValueError(f"timm already has a model named {name!r}; not overwriting it")
+
+    def entrypoint(pretrained=False, pretrained_cfg=None, pretrained_cfg_overlay=None, cache_dir=None, dim=64,
+                   hidden_dim=512, n_layers=2, **kwargs):
+        if cache_dir is not None:
+            kwargs["cache_dir"] = cache_dir
+        return create_torus_model(arch, head=mode, dim=dim, pretrained=pretrained, hidden_dim=hidden_dim,
+                                  n_layers=n_layers, **kwargs)
+
+    entrypoint.__name__ = entrypoint.__qualname__ = name
+    entrypoint.__module__ = __name__
+    entrypoint.__doc__ = f"timm {arch} (num_classes=0) + torus head {mode} (torus-plugins)."
+    entrypoint._torus_plugins = (arch, mode)
+    timm.models.register_model(entrypoint)
+    return name
+
+
+for _arch in BACKBONES:
+    if timm.is_model(_arch):          # skip names an older timm does not know
+        for _head in VARIANTS.values():
+            register_torus_model(_arch, _head)

@@ -58,39 +58,120 @@ def reference_supcon(feats, labels, scale, temperature, base_temperature):
 
 def test_supcon_framework_patch_gives_the_torusN_pipeline(fx):
     models, losses, utils = fx("fx_supcon_framework.models"), fx("fx_supcon_framework.losses"), \
-        fx("fx_supcon_framework.utils")
+        fx("fx_supcon_framework.utils")                      # utils imported SupConModel before the patch
     torch.manual_seed(0)
     x, labels = torch.randn(6, 3, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2])
+    upstream_model = models.SupConModel
     handle = tsf.patch(models, losses, projmode="torusN")
-    model = utils.build_model("resnet18", projection_dim=8, projmode="sphere")   # config left at sphere
-    (criterion, _), = utils.build_criteria([{"name": "SupCon", "params": {"temperature": 0.1}}], "sphere")
-    assert isinstance(criterion, tsf.SupConLoss)
+    model = utils.build_model("resnet18", projection_dim=8, projmode="torusN")   # config at torusN
+    (criterion, _), = utils.build_criteria([{"name": "SupCon", "params": {"temperature": 0.1}}], "torusN")
+    assert isinstance(criterion, tsf.SupConLoss) and isinstance(model, upstream_model)
     z = torch.stack((model(x), model(x.flip(-1))), dim=1)
     raw = torch.stack([model.head(model.encoder(v).flatten(1)) for v in (x, x.flip(-1))], dim=1)
     assert torch.allclose(z, pairs_on_circles(raw) / 2.0, atol=1e-6)               # unit norm, k = 4 circles
+    assert model.embed_dim == z.shape[-1] == 8
     expected = reference_supcon(pairs_on_circles(raw), labels, scale=0.1 * 4, temperature=0.1,
                                 base_temperature=0.07)
     assert torch.allclose(criterion(z, labels), expected, atol=1e-5)
+    assert torch.allclose(model.embed(x), z[:, 0], atol=1e-6)
     handle.undo()
-    assert models.F is F and losses.SupConLoss is not tsf.SupConLoss
-    assert utils.LOSSES["SupCon"] is losses.SupConLoss
+    assert models.SupConModel is upstream_model and utils.SupConModel is upstream_model
+    assert losses.SupConLoss is not tsf.SupConLoss and utils.LOSSES["SupCon"] is losses.SupConLoss
 
 
-def test_supcon_framework_patch_torusC_doubles_width_and_matches_reference(fx):
+def test_supcon_framework_patch_torusC_keeps_turns_and_matches_reference(fx):
     models, losses = fx("fx_supcon_framework.models"), fx("fx_supcon_framework.losses")
     torch.manual_seed(1)
     x, labels = torch.randn(4, 3, 8, 8), torch.tensor([0, 0, 1, 1])
     with tsf.patch(models, losses, projmode="torus"):                                 # legacy name
-        model = models.SupConModel("resnet18", projection_dim=6, projmode="hyprs")
+        model = models.SupConModel("resnet18", projection_dim=6, projmode="torusC")
         z = torch.stack((model(x), model(x + 0.1)), dim=1)
-        assert z.shape == (4, 2, 12)
         turns = torch.stack([model.head(model.encoder(v).flatten(1)) for v in (x, x + 0.1)], dim=1)
+        assert z.shape == (4, 2, 6) and model.embed_dim == 6 and torch.equal(z, turns)   # raw turns, as upstream
         angle = 2 * math.pi * turns
         cos_sin = torch.cat((angle.cos(), angle.sin()), dim=-1)                      # the paper's layout
         expected = reference_supcon(cos_sin, labels, scale=0.07 * 6, temperature=0.07, base_temperature=0.07)
-        loss = losses.SupConLoss(temperature=0.07, projmode="sphere")(z, labels)
+        loss = losses.SupConLoss(temperature=0.07, projmode="torus")(z, labels)
         assert torch.allclose(loss, expected, atol=1e-5)
+        emb = model.embed(x)
+        assert emb.shape == (4, 12) and torch.allclose(emb.norm(dim=1), torch.ones(4), atol=1e-5)
+        with pytest.raises(ValueError, match="set `projmode: torusC` in the config"):
+            losses.SupConLoss(temperature=0.07, projmode="sphere")
     assert not tn.is_patched(models) and not tn.is_patched(losses)
+
+
+def _tree(root):
+    """{relative path: bytes} of every file under root."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(pathlib.Path(root).rglob("*")) if p.is_file()}
+
+
+CONFIGS = ["sphere", "torusN", "torusC", "hyprs", "torul", "torus"]
+CANONICAL = {"sphere": "sphere", "hyprs": "sphere", "torusN": "torusN", "torul": "torusN", "torusC": "torusC",
+             "torus": "torusC"}
+
+
+def _hyperparams(projmode):
+    return {"model": {"backbone": "resnet18", "projection_dim": 8}, "projmode": projmode,
+            "dataset": "data/cifar10", "train": {"n_epochs": 1},
+            "criteria": [{"name": "SupCon", "params": {"temperature": 0.1}, "weight": 1},
+                         {"name": "koleo", "weight": 0.1}]}
+
+
+@pytest.mark.parametrize("patch_mode", ["sphere", "torusN", "torusC", None])
+def test_supcon_framework_every_config_and_patch_pair_runs_an_epoch_or_refuses_before_touching_files(
+        fx, tmp_path, patch_mode):
+    """Upstream-style train.py (fixture): each (config projmode, patch mode) pair either trains one epoch and
+    validates (projection head and encoder features, through `model.embed_dim`-wide buffers), or raises a
+    ValueError saying what to set before any folder is touched; a sphere baseline's files are never changed."""
+    sphere_name, _ = fx("fx_supcon_framework.train").run(_hyperparams("sphere"), str(tmp_path))   # unpatched
+    baseline = _tree(tmp_path)
+    assert any(k.startswith(f"weights/{sphere_name}/epoch0") for k in baseline)
+    for config in CONFIGS:
+        for n in [n for n in sys.modules if n.startswith("fx_supcon_framework")]:
+            del sys.modules[n]
+        models, losses = fx("fx_supcon_framework.models"), fx("fx_supcon_framework.losses")
+        torch.manual_seed(0)
+        before = _tree(tmp_path)
+        with tsf.patch(models, losses, projmode=patch_mode):
+            train = fx("fx_supcon_framework.train")
+            if patch_mode is not None and CANONICAL[config] != patch_mode:
+                with pytest.raises(ValueError, match=rf"set `projmode: {patch_mode}` in the config"):
+                    train.run(_hyperparams(config), str(tmp_path))
+                assert _tree(tmp_path) == before, (config, patch_mode)             # nothing touched
+                continue
+            name, history = train.run(_hyperparams(config), str(tmp_path))
+        (epoch,) = history
+        assert f"_D8_{config}_" in name and math.isfinite(epoch["train"]["loss"])
+        for part in ("head", "encoder"):
+            assert 0.0 <= epoch[part]["precision_at_1"] <= 1.0
+        if CANONICAL[config] == "torusN" and patch_mode is not None:
+            assert epoch["head"]["embedding_norm"] == pytest.approx(1.0, abs=1e-5)       # unit norm, not sqrt(4)
+        if CANONICAL[config] != "sphere":
+            assert name != sphere_name
+            for path, data in baseline.items():                                  # the sphere run is intact
+                assert (tmp_path / path).read_bytes() == data, (config, patch_mode, path)
+            assert f"weights/{name}/epoch0" in _tree(tmp_path)
+        else:          # a sphere config with a sphere (or no) patch is a sphere run: it may rewrite its own files
+            baseline = _tree(tmp_path)
+
+
+def test_supcon_framework_patch_refuses_a_model_without_projmode(fx):
+    import types
+
+    models, losses = fx("fx_supcon_framework.models"), fx("fx_supcon_framework.losses")
+    main_branch = types.ModuleType("main_branch_models")
+    main_branch.F = F
+
+    class SupConModel(torch.nn.Module):                      # the main branch's signature: no projmode
+        def __init__(self, backbone="resnet50", projection_dim=128, second_stage=False, num_classes=None):
+            super().__init__()
+    main_branch.SupConModel = SupConModel
+    with pytest.raises(ValueError, match="no projmode argument .* would overwrite the sphere run's weights/"):
+        tsf.patch(main_branch, losses, projmode="torusN")
+    assert not tn.is_patched(main_branch) and not tn.is_patched(losses)
+    with pytest.raises(ValueError, match="even projection_dim"):
+        with tsf.patch(models, losses, projmode="torusN"):
+            models.SupConModel("resnet18", projection_dim=7, projmode="torusN")
 
 
 @pytest.mark.parametrize("projmode", ["sphere", "torusN", "torusC", "hyprs", "torul", "torus"])
@@ -200,9 +281,12 @@ def test_protoclr_dropins_and_errors(fx):
     losses = fx("fx_protoclr.losses")
     z1, z2, y = torch.randn(6, 4, requires_grad=True), torch.randn(6, 4), torch.tensor([0, 0, 1, 1, 2, 2])
     loss = tpc.ProtoCLRLoss(0.1, mode="sphere")(z1, z2, y)
-    assert torch.allclose(loss, losses.ProtoCLRLoss(0.1)(z1, z2, y), atol=1e-5)
+    theirs_z1 = z1.detach().clone().requires_grad_(True)
+    theirs = losses.ProtoCLRLoss(0.1)(theirs_z1, z2, y)                 # upstream's own (fixture) implementation
+    assert torch.allclose(loss, theirs, atol=1e-5)
     loss.backward()
-    assert z1.grad is not None
+    theirs.backward()
+    assert torch.allclose(z1.grad, theirs_z1.grad, atol=1e-5) and z1.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="same shape"):
         tpc.SupConLoss(0.1)(torch.randn(4, 6), torch.randn(5, 6))
     with pytest.raises(ValueError, match="unknown projection mode"):
@@ -252,7 +336,10 @@ def test_eb_jepa_patch_torusN_vicreg_is_upstream_on_circles_plus_uniformity(fx):
     for key in ("invariance_loss", "var_loss", "cov_loss"):
         assert torch.allclose(out[key], on_circles[key], atol=1e-5), key
     unif = uniformity(pairs_on_circles(z1) / 2) + uniformity(pairs_on_circles(z2) / 2)
-    assert torch.allclose(out["loss"], on_circles["loss"] + 0.5 * unif, atol=1e-5)
+    assert torch.allclose(out["uniformity_loss"], unif, atol=1e-5)                 # its own key
+    assert torch.allclose(out["loss"], on_circles["loss"] + 0.5 * unif, atol=1e-5)  # and part of loss
+    total = out["invariance_loss"] + 2.0 * out["var_loss"] + 3.0 * out["cov_loss"] + 0.5 * out["uniformity_loss"]
+    assert torch.allclose(out["loss"], total, atol=1e-6)                            # the documented sum
 
 
 def test_eb_jepa_vcloss_torus_and_toroidal_cov(fx):
@@ -262,9 +349,23 @@ def test_eb_jepa_vcloss_torus_and_toroidal_cov(fx):
     proj = torch.nn.Linear(6, 8)
     with teb.patch(losses, projection="torusC", cov="toroidal", grid_size=4, uniformity_coeff=0.1):
         loss, unweighted, logs = losses.VCLoss(1.0, 1.0, proj=proj)(x)
-        assert set(logs) == {"std_loss", "cov_loss"} and torch.isfinite(loss)
+        assert set(logs) == {"std_loss", "cov_loss", "uniformity_loss"} and torch.isfinite(loss)
+        assert loss.item() == pytest.approx(logs["std_loss"] + logs["cov_loss"] + 0.1 * logs["uniformity_loss"],
+                                            abs=1e-5)
+        assert unweighted.item() == pytest.approx(sum(logs.values()), abs=1e-5)
         loss.backward()
-        assert x.grad is not None
+        # independent: the same loss through torch.func.grad of the documented formula on the projected samples
+        samples = x.detach().transpose(0, 1).flatten(1).transpose(0, 1)
+
+        def by_hand(xs):
+            q = teb.torus_normalize(proj(xs), mode="torusC", dim=1)
+            circles = q * math.sqrt(q.shape[1] / 2)
+            terms = teb.TorusVCTerms("torusC", "toroidal", 0.1, 4)
+            return (teb.hinge_std(circles, math.sqrt(0.5)) + terms.cov_term(circles)
+                    + 0.1 * uniformity(q))
+        expected = torch.func.grad(by_hand)(samples)
+        expected = expected.reshape(x.shape[0], *x.shape[2:], x.shape[1]).movedim(-1, 1)
+        assert torch.allclose(x.grad, expected, atol=1e-5)
         out = losses.VICRegLoss(1.0, 1.0)(torch.randn(8, 4), torch.randn(8, 4))
         assert torch.isfinite(out["loss"])
     with pytest.raises(ValueError, match="unknown cov"):

@@ -12,11 +12,16 @@ from .heads import Clifford, L2p, ProjectionHead, Sphere, TorusC, TorusMLPHead, 
 from .registry import (PluginError, available, available_heads, available_losses, broken_plugins, create_head,
                        create_loss)
 
-__version__ = "0.1.0"
+try:  # one version source: pyproject.toml, read from the installed distribution's metadata
+    from importlib.metadata import PackageNotFoundError, version as _version
+
+    __version__ = _version("torus-plugins")
+except PackageNotFoundError:  # a source tree on sys.path without an install
+    __version__ = "0+unknown"
 
 __all__ = [
     "Sphere", "L2p", "TorusN", "Clifford", "TorusC", "TorusMLPHead", "ProjectionHead", "make_projection",
     "to_turns", "to_clifford", "torus_spectral_gap",
     "available", "available_heads", "available_losses", "create_head", "create_loss", "broken_plugins",
-    "PluginError",
+    "PluginError", "__version__",
 ]

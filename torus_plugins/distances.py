@@ -8,7 +8,9 @@ Usage::
 """
 
 import torch
-from pytorch_metric_learning.distances import BaseDistance
+from ._optional import require
+
+BaseDistance = require("pytorch_metric_learning.distances", "pml").BaseDistance
 
 from .losses._common import per_circle_unit
 

@@ -10,9 +10,11 @@ Usage: ``plot_angles(z, y, "angles.png", geometry="torusN")``
 
 import numpy as np
 
+from ._optional import require as _require
+
 
 def _plt():
-    import matplotlib
+    matplotlib = _require("matplotlib", "plot")
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt

@@ -9,8 +9,10 @@ Usage::
     loss = loss_fn(embeddings, labels)   # SupCon + KoLeo (regulariser weight 1 by default)
 """
 
-from pytorch_metric_learning.regularizers import BaseRegularizer
-from pytorch_metric_learning.utils import common_functions as c_f
+from ._optional import require
+
+BaseRegularizer = require("pytorch_metric_learning.regularizers", "pml").BaseRegularizer
+c_f = require("pytorch_metric_learning.utils.common_functions", "pml")
 
 from ._checks import check_bool, check_positive_float
 from .losses._common import check_embeddings

@@ -121,7 +121,8 @@ class TorusIndex:
         return self
 
     def _build_flat(self):
-        import faiss
+        from ._optional import require
+        faiss = require("faiss", "search")
 
         if self._flat is None:
             jc = self._johnson(self.codes)
@@ -130,7 +131,8 @@ class TorusIndex:
         return self._flat
 
     def _build_ivf(self):
-        import faiss
+        from ._optional import require
+        faiss = require("faiss", "search")
 
         if self._ivf is None:
             jc = self._johnson(self.codes)

@@ -23,7 +23,8 @@ class ProductQuantizer:
     """Thin wrapper around ``faiss.IndexPQ`` with input checks. Usage: ``ProductQuantizer(64, 16, 8)``"""
 
     def __init__(self, d: int, M: int, nbits: int = 8):
-        import faiss
+        from .._optional import require
+        faiss = require("faiss", "search")
 
         for v, what in ((d, "d"), (M, "M"), (nbits, "nbits")):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:

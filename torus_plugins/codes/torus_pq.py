@@ -33,7 +33,8 @@ class TorusProductQuantizer:
     """faiss ``IndexPQ(2k, M, nbits)`` on per-circle (cos, sin) vectors; M must divide the k angles."""
 
     def __init__(self, k: int, M: int, nbits: int = 8, seed: int = 0):
-        import faiss
+        from .._optional import require
+        faiss = require("faiss", "search")
 
         self.k = _positive_int(k, "k (number of angles)", 1 << 20)
         self.M = _positive_int(M, "M", self.k)

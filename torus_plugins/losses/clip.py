@@ -1,10 +1,22 @@
-"""Element-wise gradient clamping through tensor hooks (as the paper does for torusC)."""
+"""Element-wise gradient clamping *during* backward, as the paper does for torusC.
+
+``torch.nn.utils.clip_grad_value_`` clamps ``p.grad`` after backward; the paper (SupCon-Framework ``torus``
+branch) clamps each gradient as autograd computes it, with a tensor hook ``p.register_hook(lambda g:
+g.clamp(-v, v))``. This module installs exactly that hook, with ``clip_grad_value_``'s semantics per element.
+"""
+
+import math
+from numbers import Real
 
 import torch
 from torch import nn
 
+__all__ = ["clip_gradients"]
+
 
 class _Handles:
+    """The hooks' ``RemovableHandle`` s; ``remove()`` removes them all."""
+
     def __init__(self, handles):
         self.handles = list(handles)
 
@@ -17,19 +29,35 @@ class _Handles:
         return len(self.handles)
 
 
+def _parameters(model) -> list:
+    if isinstance(model, nn.Module):
+        return list(model.parameters())
+    if isinstance(model, torch.Tensor):
+        return [model]
+    try:
+        params = list(model)
+    except TypeError:
+        raise TypeError(f"model must be an nn.Module, a tensor or an iterable of tensors, got "
+                        f"{type(model).__name__}") from None
+    bad = [type(p).__name__ for p in params if not isinstance(p, torch.Tensor)]
+    if bad:
+        raise TypeError(f"model must be an nn.Module, a tensor or an iterable of tensors; the iterable holds {bad[0]}")
+    return params
+
+
 def clip_gradients(model, value: float = 100.0) -> _Handles:
     """Clamp every gradient element to [-value, value] as it is computed (a hook on each trainable parameter).
 
-    ``model`` is an ``nn.Module``, a tensor, or an iterable of tensors. Returns a handle; ``handle.remove()`` undoes it.
+    ``model`` is an ``nn.Module``, a tensor, or an iterable of tensors; ``value`` a finite number > 0.
+    Returns a handle; ``handle.remove()`` undoes it.
     Usage: ``h = clip_gradients(model, 100.0)``  ...  ``h.remove()``
     """
-    if not (value > 0):
-        raise ValueError(f"clip value must be > 0, got {value!r}")
-    if isinstance(model, nn.Module):
-        params = model.parameters()
-    elif isinstance(model, torch.Tensor):
-        params = [model]
-    else:
-        params = model
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"clip value must be a finite number > 0, got value={value!r}")
+    params = _parameters(model)
     v = float(value)
-    return _Handles(p.register_hook(lambda g: g.clamp(-v, v)) for p in params if p.requires_grad)
+
+    def clamp(grad: torch.Tensor) -> torch.Tensor:
+        return grad.clamp(-v, v)
+
+    return _Handles(p.register_hook(clamp) for p in params if p.requires_grad)

@@ -1,23 +1,51 @@
-"""Gather a per-rank batch across torch.distributed ranks, keeping gradients for the local part.
+"""Gather a per-rank batch across torch.distributed ranks with gradients, with the semantics of lightly's
+``lightly.utils.dist.gather`` (and of torch's ``torch.distributed.nn.functional.all_gather``).
 
-Every rank receives the concatenation [rank 0 | rank 1 | ...]; the slice for this rank is the local tensor itself
-(not a copy), so autograd flows into the local inputs. Each rank then computes the same full-batch loss, and the
-gradient w.r.t. its local inputs equals the gradient of the single-process loss on the concatenated batch.
-All ranks must hold the same batch size.  Without an initialised process group (or world size 1) it is a no-op.
+Every rank receives the concatenation [rank 0 | rank 1 | ...] and computes the same full-batch loss. In backward
+the gradient of each gathered slice is summed over ranks and sent to the rank that owns it, so a rank's local
+gradient is ``world_size`` times the gradient of the single-process loss on the whole batch; DDP then *averages*
+over ranks, and the model's gradients equal those of one process training on the whole batch.
+All ranks must hold the same batch size. Without an initialised process group (or world size 1) it is a no-op.
+
+Why not torch's ``torch.distributed.nn.functional.all_gather``: it is deprecated in torch 2.14 (its successor is
+in the private ``_functional_collectives``), and on gloo it scatters non-contiguous gradients (e.g. of SupCon's
+view-major reshape) into buffers with the wrong strides, giving wrong gradients (found by tests/test_distributed.py).
+lightly's ``gather`` is not a core dependency. So: all_gather forward, all_reduce(sum) backward, own slice.
+
+Usage: ``z_all = gather(z)``  (inside a loss built with ``gather_distributed=True``)
 """
 
 import torch
 import torch.distributed as dist
 
+__all__ = ["world_size", "gather", "maybe_gather"]
+
 
 def world_size() -> int:
+    """Number of ranks of the default process group; 1 without one."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size()
     return 1
 
 
+class _AllGather(torch.autograd.Function):
+    """all_gather whose backward sums each slice's gradient over ranks (all_reduce) and keeps this rank's."""
+
+    @staticmethod
+    def forward(ctx, x):
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x)
+        return tuple(parts)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        total = torch.stack([g.contiguous() for g in grads])
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total[dist.get_rank()]
+
+
 def gather(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``x`` from all ranks along dim 0; gradients flow into the local ``x``."""
+    """Concatenate ``x`` from all ranks along dim 0, differentiably (see the module docstring)."""
     n = world_size()
     if n == 1:
         return x
@@ -25,10 +53,7 @@ def gather(x: torch.Tensor) -> torch.Tensor:
     dist.all_gather(sizes, torch.tensor([x.shape[0]], dtype=torch.long, device=x.device))
     if any(int(s) != x.shape[0] for s in sizes):
         raise ValueError(f"gather_distributed needs the same batch size on every rank, got {[int(s) for s in sizes]}")
-    parts = [torch.empty_like(x) for _ in range(n)]
-    dist.all_gather(parts, x.detach().contiguous())
-    parts[dist.get_rank()] = x
-    return torch.cat(parts, dim=0)
+    return torch.cat(_AllGather.apply(x.contiguous()), dim=0)
 
 
 def maybe_gather(enabled: bool, *tensors):

@@ -26,7 +26,8 @@ def faiss_threads(n: int = 1):
     Why: after torch is imported, faiss' multi-threaded k-means / search on small sets can be ~50x slower than one
     thread (two OpenMP pools spinning on a shared core); evaluation sets are small, one thread is fastest.
     """
-    import faiss
+    from .._optional import require
+    faiss = require("faiss", "search")
 
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(int(n))
@@ -49,7 +50,8 @@ def _drop_self(dist: np.ndarray, idx: np.ndarray, k: int):
 
 def ip_knn(query: np.ndarray, reference: np.ndarray, k: int):
     """(similarities, ids) of the k largest inner products (faiss IndexFlatIP), float32."""
-    import faiss
+    from .._optional import require
+    faiss = require("faiss", "search")
 
     index = faiss.IndexFlatIP(reference.shape[1])
     index.add(np.ascontiguousarray(reference, dtype=np.float32))
@@ -106,7 +108,8 @@ def retrieval_from_knn(query, query_labels, reference=None, reference_labels=Non
 
 
 def _accuracy(query, query_labels, reference, reference_labels, knn, ref_includes_query) -> dict:
-    from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
+    from .._optional import require
+    AccuracyCalculator = require("pytorch_metric_learning.utils.accuracy_calculator", "pml").AccuracyCalculator
 
     calc = AccuracyCalculator(include=METRICS, knn_func=knn, k="max_bin_count")
     q = torch.from_numpy(np.ascontiguousarray(query, dtype=np.float32))

@@ -59,7 +59,8 @@ def intrinsic_dimension(x, k: int = 10, subsample: int | None = 2000, seed: int 
 
 def betti_numbers(x, threshold: float = 0.1, subsample: int | None = 200, seed: int = 0, maxdim: int = 2):
     """((b0, b1, ..., b_maxdim), diagrams) from ripser; a bar counts if death - birth > threshold."""
-    from ripser import ripser
+    from .._optional import require
+    ripser = require("ripser", "topology").ripser
 
     x = _subsample(as_array(x).astype(np.float64), subsample, seed)
     dgms = ripser(x, maxdim=maxdim)["dgms"]
