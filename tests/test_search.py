@@ -232,7 +232,7 @@ def test_numba_kernel_is_compiled_and_used():
         assert kernel.BEST_PATH == want
     x = np.random.default_rng(3).integers(0, 256, (300, 64), dtype=np.uint8)
     D, I = topk_l1(x[:9], x, 8, 5, threads=1)
-    assert kernel._scan.signatures, "the compiled kernel was not called"
+    assert kernel._search_serial.signatures, "the compiled kernel was not called"
     Dr, Ir = topk_l1_numpy(x[:9], x, 8, 5)
     assert np.array_equal(D, Dr) and np.array_equal(I, Ir)
 

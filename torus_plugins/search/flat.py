@@ -145,9 +145,13 @@ class TorusIndexFlat(IndexBase):
         q = self._check_codes(query_codes, "query_codes")
         k = self._check_k(k)
         threads = self._check_threads(threads)
-        with self._reading():
+        if self.backend == "kernel":  # lock-free: one snapshot
             st = self._state
             D, P = self._topk_positions(st, q, min(k, st.n), threads)
+        else:
+            with self._lock:
+                st = self._state
+                D, P = self._topk_positions(st, q, min(k, st.n), threads)
         if st.ids is not None:
             P = st.ids[P]
         return pad_results(D, P, k)
