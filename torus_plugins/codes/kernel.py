@@ -126,11 +126,13 @@ def topk_l1_numpy(queries: np.ndarray, codes: np.ndarray, bits: int, k: int, chu
 
 if HAVE_NUMBA:
 
-    def _make_block_distances(group: int, field: int, path: int):
+    def _make_block_distances(group: int, field: int, path: int, nchunks: int = 0):
         """An intrinsic ``f(refs, shift, i0, m, qs, q0, out)``: for rows i0..i0+m-1 of ``refs`` (each code shifted
         left by ``shift``), out[i - i0] packs the scaled distances to queries q0..q0+group-1 of ``qs`` into
         ``group`` fields of ``field`` bits. Reads rows as row * width bytes: C-contiguous uint8 arrays only.
-        ``path``: PORTABLE (generic vectors), AVX2 (256-bit psadbw), AVX512 (512-bit vpsadbw; width % 64 == 0)."""
+        ``path``: PORTABLE (generic vectors), AVX2 (256-bit psadbw), AVX512 (512-bit vpsadbw; width % 64 == 0).
+        ``nchunks`` > 0: a variant for rows of exactly that many vectors, the group's query vectors held in
+        registers across rows and every row unrolled (0: any width, a loop over the row's vectors)."""
         vec = 64 if path == AVX512 else CHUNK
 
         @intrinsic
@@ -181,15 +183,28 @@ if HAVE_NUMBA:
                 vector_acc = path != PORTABLE
                 accs = [cgutils.alloca_once(builder, acc_type) for _ in range(group)]
                 zero = ir.Constant(acc_type, [0] * lanes if vector_acc else 0)
+                if nchunks:  # the group's query vectors, loaded once for the whole block
+                    qvs = [[load(qa, builder.add(q0_arg, ir.Constant(i64, t)), ir.Constant(i64, c))
+                            for c in range(nchunks)] for t in range(group)]
                 with cgutils.for_range(builder, m_arg) as rows:
                     row = builder.add(i0_arg, rows.index)
-                    for a in accs:
-                        builder.store(zero, a)
-                    with cgutils.for_range(builder, chunks) as cl:
-                        xv = builder.shl(load(xa, row, cl.index), shift_v)  # codes to the top of the byte
+                    if nchunks:
+                        sums = [zero] * group
+                        for c in range(nchunks):
+                            xv = builder.shl(load(xa, row, ir.Constant(i64, c)), shift_v)
+                            for t in range(group):
+                                sums[t] = builder.add(sums[t], chunk_sum(builder.sub(xv, qvs[t][c])))
                         for t in range(group):
-                            qv = load(qa, builder.add(q0_arg, ir.Constant(i64, t)), cl.index)
-                            builder.store(builder.add(builder.load(accs[t]), chunk_sum(builder.sub(xv, qv))), accs[t])
+                            builder.store(sums[t], accs[t])
+                    else:
+                        for a in accs:
+                            builder.store(zero, a)
+                        with cgutils.for_range(builder, chunks) as cl:
+                            xv = builder.shl(load(xa, row, cl.index), shift_v)  # codes to the top of the byte
+                            for t in range(group):
+                                qv = load(qa, builder.add(q0_arg, ir.Constant(i64, t)), cl.index)
+                                builder.store(builder.add(builder.load(accs[t]), chunk_sum(builder.sub(xv, qv))),
+                                              accs[t])
                     packed = None
                     for t in range(group):
                         acc = builder.load(accs[t])
@@ -216,6 +231,11 @@ if HAVE_NUMBA:
         _narrow[_p] = _make_block_distances(4, 16, _p) if _ok else _narrow[_p - 1]
         _wide[_p] = _make_block_distances(2, 32, _p) if _ok else _wide[_p - 1]
     _n0, _n1, _n2 = _narrow[PORTABLE], _narrow[AVX2], _narrow[AVX512]
+    # unrolled variants for the common widths: 64 / 128 angles (AVX-512), 32 / 64 / 128 angles (AVX2)
+    _n1_1, _n1_2, _n1_4 = ((_make_block_distances(4, 16, AVX2, c) for c in (1, 2, 4)) if AVX2 in AVAILABLE_PATHS
+                           else (_n0, _n0, _n0))
+    _n2_1, _n2_2 = ((_make_block_distances(4, 16, AVX512, c) for c in (1, 2)) if AVX512 in AVAILABLE_PATHS
+                    else (_n1, _n1))
     _w0, _w1, _w2 = _wide[PORTABLE], _wide[AVX2], _wide[AVX512]
 
     def _jit(parallel):
@@ -239,6 +259,7 @@ if HAVE_NUMBA:
             high |= limit << (field * t)
         buf = np.empty(BLOCK, np.int64)
         cnt = np.zeros(group * max(1, g1 - g0), np.int64)
+        nch = refs.shape[1] // (64 if path == 2 else 32)   # vectors per row, for the unrolled variants
         for i0 in range(0, n, BLOCK):
             m = min(BLOCK, n - i0)
             for g in range(g0, g1):
@@ -249,13 +270,24 @@ if HAVE_NUMBA:
                         _w1(refs, shift, i0, m, qs, g * group, buf)
                     else:
                         _w0(refs, shift, i0, m, qs, g * group, buf)
-                else:
-                    if path == 2:
-                        _n2(refs, shift, i0, m, qs, g * group, buf)
-                    elif path == 1:
-                        _n1(refs, shift, i0, m, qs, g * group, buf)
+                elif path == 2:
+                    if nch == 1:
+                        _n2_1(refs, shift, i0, m, qs, g * group, buf)
+                    elif nch == 2:
+                        _n2_2(refs, shift, i0, m, qs, g * group, buf)
                     else:
-                        _n0(refs, shift, i0, m, qs, g * group, buf)
+                        _n2(refs, shift, i0, m, qs, g * group, buf)
+                elif path == 1:
+                    if nch == 1:
+                        _n1_1(refs, shift, i0, m, qs, g * group, buf)
+                    elif nch == 2:
+                        _n1_2(refs, shift, i0, m, qs, g * group, buf)
+                    elif nch == 4:
+                        _n1_4(refs, shift, i0, m, qs, g * group, buf)
+                    else:
+                        _n1(refs, shift, i0, m, qs, g * group, buf)
+                else:
+                    _n0(refs, shift, i0, m, qs, g * group, buf)
                 # packed thresholds: a row is a candidate for query t iff its field t is < threshold t,
                 # tested for all fields at once: (v | high) - thr keeps a field's top bit iff v >= thr.
                 thr = 0
