@@ -100,8 +100,8 @@ def table(title: str, head: list, rows: list) -> None:
 
 
 def bandwidth_probe(gb: float = 0.5, repeat: int = 3) -> float:
-    """Read bandwidth, GB/s: numpy's uint64 sum over a buffer far larger than the caches (best of repeats)."""
-    a = np.ones(int(gb * 2**30) // 8, np.uint64)
+    """Read bandwidth, GB/s: numpy's float64 sum over a buffer far larger than the caches (best of repeats)."""
+    a = np.ones(int(gb * 2**30) // 8, np.float64)
     _, dt = best_time(lambda: a.sum(), repeat)
     return a.nbytes / dt / 1e9
 
@@ -211,6 +211,7 @@ def sweep(name, build, search_at, settings, gt, nq, bytes_per_vector, rows, exac
                  "-" if chosen is None else f"{chosen[0]}", "-" if chosen is None else f"{chosen[2]:.3f}",
                  "-" if chosen is None else f"{chosen[1]:.0f}",
                  "-" if chosen is None else f"{chosen[1] / exact_qps:.1f}", " ".join(curve)))
+    print("  ..", " | ".join(map(str, rows[-1])), flush=True)  # progress (the table follows at the end)
     del index
     gc.collect()
 
@@ -278,7 +279,11 @@ def ann_table(rng, sizes, noise, hnsw_max):
                     ix.add(xf)
                     return ix
 
-                sweep("faiss IndexHNSWFlat M=32 float Clifford (efSearch)", build_hnsw, at_ef,
+                def at_ef_float(ix, s):
+                    ix.hnsw.efSearch = s
+                    return ix.search(qf, K)[1]
+
+                sweep("faiss IndexHNSWFlat M=32 float Clifford (efSearch)", build_hnsw, at_ef_float,
                       (16, 32, 64, 128, 256, 512), gt_f, nq, "512 + graph", rows, nq / t8, n, data)
     table(f"Approximate search, k={K}, nq={nq}, {ANGLES} angles, 1 thread; recall@10 against each contender's own "
           f"exact search; clustered = 1000 centres, noise {noise} turns per angle; 'x exact' = QPS over the "
