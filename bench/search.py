@@ -233,7 +233,7 @@ def ann_table(rng, sizes, noise, hnsw_max):
             del flat8, flat4
             nlist = 1024
             train_n = min(n, 64 * nlist)
-            probes = (1, 2, 4, 8, 16, 32, 64)
+            probes = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
             for bits, c, q, gt, t_ex in ((8, c8, q8, gt8, t8), (4, c4, q4, gt4, t4)):
                 sweep(f"TorusIndexIVF {bits}-bit nlist={nlist} (nprobe)",
                       lambda: TorusIndexIVF(ANGLES, bits, nlist=nlist).train(c[rng.permutation(n)[:train_n]]).add(c),

@@ -420,3 +420,131 @@ def topk_l1(queries: np.ndarray, refs: np.ndarray, bits: int, k: int, portable: 
         _scan_parallel(qs, nq, refs, 8 - bits, k, wide, path, ntask, out_d, out_i)
     out_d >>= 8 - bits
     return out_d, out_i
+
+
+if HAVE_NUMBA:
+
+    @_jit(False)
+    def _block(refs, shift, i0, m, qs, q0, buf, path, nch):  # pragma: no cover - compiled
+        """Narrow (4-query) block distances on the given path, unrolled variant when the width has one."""
+        if path == 2:
+            if nch == 1:
+                _n2_1(refs, shift, i0, m, qs, q0, buf)
+            elif nch == 2:
+                _n2_2(refs, shift, i0, m, qs, q0, buf)
+            else:
+                _n2(refs, shift, i0, m, qs, q0, buf)
+        elif path == 1:
+            if nch == 1:
+                _n1_1(refs, shift, i0, m, qs, q0, buf)
+            elif nch == 2:
+                _n1_2(refs, shift, i0, m, qs, q0, buf)
+            elif nch == 4:
+                _n1_4(refs, shift, i0, m, qs, q0, buf)
+            else:
+                _n1(refs, shift, i0, m, qs, q0, buf)
+        else:
+            _n0(refs, shift, i0, m, qs, q0, buf)
+
+    @_jit(False)
+    def _lists_scan(queries, probe, lists, seqs, shift, k, path, out_d, out_s):  # pragma: no cover - compiled
+        """Inverted-list scan: query i scans lists probe[i, :]; out_d / out_s [nq, k] get the k smallest
+        (distance, insertion number) pairs over them (out_s = -1 where fewer). Queries probing one list go
+        through it four at a time."""
+        nq, nprobe = probe.shape
+        nlist = len(lists)
+        width = lists[0].shape[1]
+        nch = width // (64 if path == 2 else 32)
+        qs = np.full((4, width), 0x80, np.uint8)
+        counts = np.zeros(nlist + 1, np.int64)
+        for i in range(nq):
+            for j in range(nprobe):
+                counts[probe[i, j] + 1] += 1
+        for li in range(nlist):
+            counts[li + 1] += counts[li]
+        fill = counts[:-1].copy()
+        who = np.empty(nq * nprobe, np.int64)
+        for i in range(nq):
+            for j in range(nprobe):
+                li = probe[i, j]
+                who[fill[li]] = i
+                fill[li] += 1
+        cnt = np.zeros(nq, np.int64)
+        big = np.int64(1) << 62
+        for i in range(nq):
+            for j in range(k):
+                out_d[i, j] = big
+                out_s[i, j] = -1
+        buf = np.empty(BLOCK, np.int64)
+        limit = 1 << 15
+        high = 0
+        for t in range(4):
+            high |= limit << (16 * t)
+        for li in range(nlist):
+            a, b = counts[li], counts[li + 1]
+            refs = lists[li]
+            seq = seqs[li]
+            n = refs.shape[0]
+            if a == b or n == 0:
+                continue
+            for g in range(a, b, 4):
+                ng = min(4, b - g)
+                for t in range(4):
+                    if t < ng:
+                        qi = who[g + t]
+                        for c in range(queries.shape[1]):
+                            qs[t, c] = np.uint8((queries[qi, c] << shift) & 0xFF) ^ np.uint8(0x80)
+                for i0 in range(0, n, BLOCK):
+                    m = min(BLOCK, n - i0)
+                    _block(refs, shift, i0, m, qs, 0, buf, path, nch)
+                    thr = 0   # field t: kth distance + 1 (ties may enter by insertion number), or "not full"
+                    for t in range(ng):
+                        qi = who[g + t]
+                        thr |= (out_d[qi, k - 1] + 1 if cnt[qi] == k else limit) << (16 * t)
+                    for t in range(ng, 4):
+                        thr |= 0 << (16 * t)   # padded query slots never hit
+                    for i in range(m):
+                        hit = ~((buf[i] | high) - thr) & high
+                        if hit == 0:
+                            continue
+                        for t in range(ng):
+                            if (hit >> (16 * t + 15)) & 1 == 0:
+                                continue
+                            qi = who[g + t]
+                            v = (buf[i] >> (16 * t)) & 0xFFFF
+                            s = seq[i0 + i]
+                            c = cnt[qi]
+                            if c == k and (v > out_d[qi, k - 1] or (v == out_d[qi, k - 1] and s > out_s[qi, k - 1])):
+                                continue
+                            p = c if c < k else k - 1
+                            while p > 0 and (out_d[qi, p - 1] > v or (out_d[qi, p - 1] == v and out_s[qi, p - 1] > s)):
+                                out_d[qi, p] = out_d[qi, p - 1]
+                                out_s[qi, p] = out_s[qi, p - 1]
+                                p -= 1
+                            out_d[qi, p] = v
+                            out_s[qi, p] = s
+                            if c < k:
+                                cnt[qi] = c + 1
+                        # thresholds tighten as lists fill
+                        thr = 0
+                        for t in range(ng):
+                            qi = who[g + t]
+                            thr |= (out_d[qi, k - 1] + 1 if cnt[qi] == k else limit) << (16 * t)
+        for i in range(nq):
+            for j in range(k):
+                if out_s[i, j] >= 0:
+                    out_d[i, j] >>= shift
+
+
+def lists_topk(queries: np.ndarray, probe: np.ndarray, lists, seqs, bits: int, k: int):
+    """Top-k over inverted lists (see _lists_scan): (distances int64 [nq, k] with 2**62 where missing,
+    insertion numbers int64 [nq, k] with -1 where missing). ``lists``/``seqs``: numba typed Lists of the lists'
+    [n_l, W] uint8 rows (W <= MAX_NARROW) and int64 insertion numbers."""
+    path = BEST_PATH
+    if path == AVX512 and lists[0].shape[1] % 64:
+        path = AVX2
+    out_d = np.empty((queries.shape[0], k), np.int64)
+    out_s = np.empty((queries.shape[0], k), np.int64)
+    _lists_scan(np.ascontiguousarray(queries), np.ascontiguousarray(probe, dtype=np.int64), lists, seqs,
+                8 - bits, k, path, out_d, out_s)
+    return out_d, out_s

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from ..codes.kernel import topk_l1
+from ..codes.kernel import HAVE_NUMBA, MAX_NARROW, lists_topk, topk_l1
 from ._base import IndexBase, PAD_DISTANCE, PAD_ID, append_rows, check_int, empty_rows, keep_rows, pad_results
 from .flat import range_from_topk
 
@@ -214,6 +214,11 @@ class TorusIndexIVF(IndexBase):
         lists = state[0]
         nq = q.shape[0]
         probe = self._assign(q, nprobe, threads)                       # [nq, nprobe]
+        if HAVE_NUMBA and self.width <= MAX_NARROW:
+            rows, seqs = self._typed_lists(state)
+            D, S = lists_topk(q, probe, rows, seqs, self.bits, k)
+            D[S < 0] = PAD_DISTANCE
+            return D, S
         cand_d = np.full((nq, nprobe, k), PAD_DISTANCE, np.int64)
         cand_s = np.full((nq, nprobe, k), np.iinfo(np.int64).max, np.int64)
         flat = probe.ravel()
@@ -237,6 +242,20 @@ class TorusIndexIVF(IndexBase):
         S = np.take_along_axis(cand_s, pick, 1)
         S[D == PAD_DISTANCE] = PAD_ID
         return pad_results(D, S, k)
+
+    def _typed_lists(self, state):
+        """numba typed Lists of the lists' rows and insertion numbers (views, no copy), cached per snapshot."""
+        cache = getattr(self, "_typed_cache", None)
+        if cache is None or cache[0] is not state:
+            from numba.typed import List
+
+            rows, seqs = List(), List()
+            for r in state[0]:
+                rows.append(r.buf[:r.n])
+                seqs.append(r.ids[:r.n] if r.ids is not None else np.zeros(0, np.int64))
+            cache = (state, rows, seqs)
+            self._typed_cache = cache
+        return cache[1], cache[2]
 
     @staticmethod
     def _seq_to_ids(state, S: np.ndarray) -> np.ndarray:
