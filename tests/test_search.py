@@ -326,13 +326,16 @@ def test_every_kernel_path_equals_brute_force_with_ties(path, n_angles):
         assert np.array_equal(D, Dr) and np.array_equal(I, Ir), (path, bits)
 
 
-def test_threads_argument_gives_the_same_answer():
+def test_threads_argument_gives_the_same_answer(monkeypatch):
     x = np.random.default_rng(15).integers(0, 256, (3000, 64), dtype=np.uint8)
     q = x[:37]
     ref = topk_l1(q, x, 8, 7, threads=1)
+    monkeypatch.setattr(kernel, "MIN_TASK_WORK", 1)  # small work still split: the parallel path runs
+    assert kernel.choose_threads(37, 3000, 64, 3) == 3
     for t in (2, 3):
         got = TorusIndex(64, 8).add(x).search(q, 7, threads=t)
         assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1])
+    monkeypatch.undo()
     assert kernel.choose_threads(1, 1000, 64, 8) == 1          # one query: one group, one thread
     assert kernel.choose_threads(1000, 10, 64, 8) == 1         # tiny work: no thread wake-ups
     assert kernel.choose_threads(1000, 1_000_000, 64, 2) == 2  # large work: every thread allowed

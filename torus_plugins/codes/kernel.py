@@ -82,7 +82,7 @@ def _host_paths() -> tuple:
 AVAILABLE_PATHS = _host_paths()
 BEST_PATH = max(AVAILABLE_PATHS) if AVAILABLE_PATHS else None
 USES_PSADBW = BEST_PATH in (AVX2, AVX512)
-MIN_TASK_WORK = 1 << 23   # query x row x byte operations per thread before a second thread pays off
+MIN_TASK_WORK = 1 << 28   # query x row x byte operations (~20 ms) per thread before a second thread pays off
 
 
 def padded_width(n_angles: int) -> int:
