@@ -115,3 +115,15 @@ def test_centroids_are_circular_means():
     assert np.all(np.abs(((c[0].astype(int) - [0, 128, 250]) + 128) % 256 - 128) <= 1)
     v = clifford(x, 8)
     assert np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
+
+
+def test_wide_codes_use_the_list_by_list_path_with_the_same_answer():
+    """Past 224 angles the compiled list scan (16-bit fields) hands over to one kernel call per list (32-bit
+    fields): still exact with every list probed."""
+    rng = np.random.default_rng(6)
+    x = clustered(rng, 300, 230, 8, centres=6, noise=3)
+    q = np.concatenate([x[:2], rng.integers(0, 256, (5, 230), dtype=np.uint8)])
+    index = TorusIndexIVF(230, 8, nlist=6, nprobe=6).train(x).add(x)
+    D, I = index.search(q, 15)
+    Dr, Ir = brute_knn(q, x, 8, 15)
+    assert np.array_equal(D, Dr) and np.array_equal(I, Ir)

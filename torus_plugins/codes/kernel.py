@@ -6,7 +6,9 @@ q' = (q << (8 - b)) - 128 (mod 256). Then u = uint8(x - q') = 2^(8-b) * ((c - q)
     |u - 128| = 2^(8-b) * min(|c - q|, 2^b - |c - q|)      (the circular distance, scaled)
 
 so a distance over 32 angles is one byte subtract plus one sum of absolute differences against 128 (x86
-``psadbw``; a portable zext/abs/reduce elsewhere). Four queries share every loaded reference row and their four
+``psadbw``; 64 angles per ``vpsadbw`` on AVX-512BW; a portable zext/abs/reduce elsewhere; the path is chosen at
+run time from the CPU's features, and rows of 32/64/128 angles get unrolled variants that keep the queries in
+registers). Four queries share every loaded reference row and their four
 sums are packed into the 16-bit fields of one int64, so one horizontal add serves four queries (two 32-bit fields
 past 224 angles, where 128 per angle no longer stays below 2**15). References stream in blocks of 256 rows (16 KB
 at 64 angles, in L1) against every query of a thread, so the collection is read once per thread.
@@ -16,10 +18,14 @@ Selection: a sorted top-k per query. Per block, one pass tests every row against
 OR per row. Ids arrive in ascending order and only a strictly smaller distance displaces the k-th entry, so ties
 go to the smaller id.
 
+Threads: one compiled call per single-thread search (~6 us fixed cost); a search is split over threads only
+past MIN_TASK_WORK per thread (``threads=`` caps them), so small searches never wait for woken threads.
+``lists_topk`` runs the same block kernel over the inverted lists of :class:`torus_plugins.search.TorusIndexIVF`.
+
 Why numba (a dependency of this package for this module): a numpy uint8 loop runs ~0.2k QPS on 100k x 64 codes;
-this kernel runs ~8k QPS per core at any bits, 2.8x faiss ``IndexFlatIP`` on the float vectors and 2.9x
-faiss ``IndexBinaryFlat`` on Johnson codes (bench/search.py). Without numba the numpy reference gives identical
-results, only slower.
+this kernel runs 2-3x faiss ``IndexFlatIP`` on the float vectors and 2.5x faiss ``IndexBinaryFlat`` on Johnson
+codes per thread (bench/search.py, README). Without numba the numpy reference gives identical results, only
+slower.
 
 Usage::
 
