@@ -115,6 +115,9 @@ class IndexBase:
         return self.ntotal
 
     def _check_codes(self, codes, name: str) -> np.ndarray:
+        if (type(codes) is np.ndarray and codes.dtype == np.uint8 and codes.ndim == 2 and self.bits == 8
+                and codes.shape[1] == self.n_angles and codes.flags.c_contiguous):
+            return codes  # the common case, checked in ~1 us
         codes = check_codes(codes, self.bits, name)
         if codes.ndim == 1:
             codes = codes[None]
@@ -134,6 +137,8 @@ class IndexBase:
 
     @staticmethod
     def _check_k(k) -> int:
+        if type(k) is int and k >= 1:
+            return k
         return check_int(k, "k")
 
     @staticmethod
@@ -144,7 +149,7 @@ class IndexBase:
         return radius
 
     def _check_threads(self, threads):
-        return check_int(threads, "threads", none_ok=True)
+        return None if threads is None else check_int(threads, "threads")
 
     @staticmethod
     def _removal_mask(ids_held: np.ndarray, ids) -> np.ndarray:
