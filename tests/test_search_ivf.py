@@ -127,3 +127,50 @@ def test_wide_codes_use_the_list_by_list_path_with_the_same_answer():
     D, I = index.search(q, 15)
     Dr, Ir = brute_knn(q, x, 8, 15)
     assert np.array_equal(D, Dr) and np.array_equal(I, Ir)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_OPS = st.lists(st.one_of(st.tuples(st.just("add"), st.integers(0, 40)),
+                          st.tuples(st.just("remove"), st.integers(0, 2**31))), min_size=1, max_size=8)
+
+
+@settings(max_examples=20, deadline=None)
+@given(ops=_OPS, bits=st.sampled_from([2, 5, 8]), seed=st.integers(0, 2**31), kind=st.sampled_from(["flat", "ivf"]))
+def test_any_add_remove_sequence_searches_like_brute_force(ops, bits, seed, kind):
+    """After any sequence of add_with_ids / remove_ids, search (every list probed) and range_search equal a brute
+    force over the codes still held, ties by insertion order; ntotal and ids agree."""
+    rng = np.random.default_rng(seed)
+    n_angles = 5
+    train = rng.integers(0, 1 << bits, (40, n_angles), dtype=np.uint8)
+    index = TorusIndexFlat(n_angles, bits) if kind == "flat" else \
+        TorusIndexIVF(n_angles, bits, nlist=4, nprobe=4).train(train)
+    held_codes, held_ids, next_id = [], [], 0
+    for op, arg in ops:
+        if op == "add":
+            codes = rng.integers(0, 1 << bits, (arg, n_angles), dtype=np.uint8)
+            ids = np.arange(next_id, next_id + arg) * 3 + 1
+            next_id += arg
+            index.add_with_ids(codes, ids)
+            held_codes += list(codes)
+            held_ids += ids.tolist()
+        elif held_ids:
+            gone = set(rng.choice(held_ids, size=min(len(held_ids), 1 + arg % 5), replace=False).tolist())
+            assert index.remove_ids(np.array(sorted(gone) + [-5])) == len(gone)
+            keep = [i for i, v in enumerate(held_ids) if v not in gone]
+            held_codes = [held_codes[i] for i in keep]
+            held_ids = [held_ids[i] for i in keep]
+    assert index.ntotal == len(held_ids)
+    q = rng.integers(0, 1 << bits, (3, n_angles), dtype=np.uint8)
+    D, I = index.search(q, 7)
+    if held_ids:
+        x, ids = np.array(held_codes), np.array(held_ids)
+        kk = min(7, len(ids))
+        Dr, Ir = brute_knn(q, x, bits, kk)
+        assert np.array_equal(D[:, :kk], Dr) and np.array_equal(I[:, :kk], ids[Ir])
+        lims, Dg, Ig = index.range_search(q, 3 << (bits - 2))
+        for i in range(3):
+            d = np.minimum((q[i].astype(int) - x) % (1 << bits), (x - q[i].astype(int)) % (1 << bits)).sum(1)
+            assert sorted(Ig[lims[i]:lims[i + 1]].tolist()) == sorted(ids[d < (3 << (bits - 2))].tolist())
+    assert (I[:, len(held_ids):] == -1).all() and (D[:, len(held_ids):] == PAD_DISTANCE).all()
