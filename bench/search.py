@@ -1,146 +1,379 @@
-"""Benchmark: exact/approximate toroidal code search against faiss float and PQ baselines.
+"""Benchmark of torus code search: exact scan, latency, threads, approximate (IVF) vs faiss ANN, Milvus, memory.
 
-100k reference and 1k query vectors of 64 angles (uniform random turns, or real embeddings with
-``--embeddings file.npy``: an [n, 2k] interleaved Clifford array or an [n, k] array of turns; the last 1k rows
-are the queries; or ``--codes`` a code file such as the demo's). Each contender: a warm-up query, then the best
-of ``--repeat`` timed searches. All contenders use the same thread count (``--threads``, default 1) via
-faiss.omp_set_num_threads and numba.set_num_threads.
+Every ratio is measured in one process, same thread count (faiss.omp_set_num_threads, numba.set_num_threads),
+best of ``--repeat`` timed runs after a warm-up; nq is stated for every row (faiss's IndexFlatIP slows down badly
+at some nq, e.g. 500 at 100k on this machine, so 1000 queries are used for throughput). Data: 64 angles; uniform
+random turns, or clustered (1000 centres uniform on T^64, each point the centre plus Gaussian angular noise of
+``--noise`` turns per angle; queries are fresh points of the same clusters).
 
-Usage: python bench/search.py [--n 100000] [--nq 1000] [--angles 64] [--threads 1] [--repeat 3]
-       [--embeddings x.npy | --codes runs/demo/codes_torusN_uint8.torc]
+Tables:
+ 1. exact k=10, nq=1000, 1 thread: faiss IndexFlatIP (float32 Clifford, 512 B/vector), TorusIndexFlat 8-bit and
+    4-bit on every kernel path (AVX-512 / AVX2 / portable), faiss IndexBinaryFlat on 4-bit Johnson codes; at --n
+    and --n-large; with scanned GB/s (nq x n x bytes per vector / time) and a memory-bandwidth probe.
+ 2. latency: one query against 1k / 100k vectors, fixed cost per call (one query, 4 vectors).
+ 3. threads: QPS at 1 and 2 threads for nq = 1, 16, 1000.
+ 4. ANN at equal recall on clustered and uniform data: TorusIndexIVF (8-bit and 4-bit codes) vs faiss
+    IndexBinaryIVF / IndexBinaryHNSW on 4-bit Johnson codes and IndexHNSWFlat on float Clifford vectors; recall@10
+    against each contender's own exact search; QPS, build time, bytes per vector; the fastest setting with recall
+    >= 0.95.
+ 5. Milvus Lite (embedded): insert rate and QPS vs TorusIndexFlat (--milvus-n codes).
+ 6. peak memory of TorusIndexFlat.add (tracemalloc) relative to the codes' size.
+
+Usage: nice python bench/search.py [--n 100000] [--n-large 1000000] [--repeat 3] [--skip-milvus] [--skip-ann]
 """
 
 import argparse
+import gc
+import os
+import platform
+import tempfile
 import time
+import tracemalloc
 
 import faiss
+import numba
 import numpy as np
-import torch
 
-from torus_plugins.codes import ProductQuantizer, dequantize, load_codes, quantize
-from torus_plugins.codes.kernel import HAVE_NUMBA, USES_PSADBW, topk_l1_numpy
-from torus_plugins.geometry import to_clifford, to_turns
-from torus_plugins.search import TorusIndex
+from torus_plugins.codes import johnson_encode, quantize
+from torus_plugins.codes import kernel
+from torus_plugins.search import TorusIndexFlat, TorusIndexIVF
+from torus_plugins.search.ivf import clifford
 
 K = 10
+ANGLES = 64
 
 
-def load_data(args):
-    rng = np.random.default_rng(0)
-    if args.codes:
-        f = load_codes(args.codes)
-        turns = dequantize(f.codes, f.bits)
-        if len(turns) <= args.nq:
-            raise SystemExit(f"{args.codes} holds {len(turns)} codes; need more than --nq {args.nq}")
-        turns = turns[: args.n + args.nq]
-        return turns[: -args.nq], turns[-args.nq:], f"codes {args.codes} ({f.geometry}, {f.bits}-bit)"
-    if args.embeddings:
-        arr = np.load(args.embeddings).astype(np.float32)
-        if arr.min() >= 0 and arr.max() < 1:
-            turns = arr
-        else:
-            turns = to_turns(torch.from_numpy(arr)).numpy()
-        turns = turns[: args.n + args.nq]
-        return turns[: -args.nq], turns[-args.nq:], f"embeddings {args.embeddings}"
-    ref = rng.random((args.n, args.angles), dtype=np.float32)
-    qry = rng.random((args.nq, args.angles), dtype=np.float32)
-    return ref, qry, "uniform random turns"
+def set_threads(t: int) -> None:
+    faiss.omp_set_num_threads(t)
+    numba.set_num_threads(t)
 
 
-def recall(I, gt):
-    return float(np.mean([len(set(a[:K]) & set(b[:K])) / K for a, b in zip(I, gt)]))
-
-
-def timed(fn, repeat=1):
-    """(result, best wall time of ``repeat`` runs)."""
+def best_time(fn, repeat: int) -> tuple:
+    fn_out = fn()  # warm-up (compilation, caches)
     best = float("inf")
     for _ in range(repeat):
         t = time.perf_counter()
-        out = fn()
+        fn_out = fn()
         best = min(best, time.perf_counter() - t)
-    return out, best
+    return fn_out, best
+
+
+def machine() -> str:
+    model = platform.processor() or "?"
+    flags = set()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    keep = [f for f in ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx512_vpopcntdq") if f in flags]
+    return (f"{model}, {os.cpu_count()} cores visible, flags: {' '.join(keep) or 'n/a'}; numba {numba.__version__}, "
+            f"faiss {faiss.__version__}; kernel paths: "
+            f"{', '.join(kernel.PATH_NAMES[p] for p in kernel.AVAILABLE_PATHS)} (best: "
+            f"{kernel.PATH_NAMES[kernel.BEST_PATH]})")
+
+
+def uniform(rng, n):
+    return rng.random((n, ANGLES), dtype=np.float32)
+
+
+def clustered(rng, centres, n, noise):
+    c = centres[rng.integers(0, len(centres), n)]
+    return np.mod(c + rng.normal(0, noise, c.shape).astype(np.float32), 1.0)
+
+
+def recall(I, gt) -> float:
+    return float(np.mean([len(set(a[:K].tolist()) & set(b[:K].tolist())) / K for a, b in zip(I, gt)]))
+
+
+def table(title: str, head: list, rows: list) -> None:
+    print(f"\n### {title}\n")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for r in rows:
+        print("| " + " | ".join(str(c) for c in r) + " |")
+
+
+def bandwidth_probe(gb: float = 0.5, repeat: int = 3) -> float:
+    """Read bandwidth, GB/s: numpy's float64 sum over a buffer far larger than the caches (best of repeats)."""
+    a = np.ones(int(gb * 2**30) // 8, np.float64)
+    _, dt = best_time(lambda: a.sum(), repeat)
+    return a.nbytes / dt / 1e9
+
+
+# ------------------------------------------------------------------------------------------------ 1. exact
+def exact_table(rng, sizes, repeat, bw):
+    rows = []
+    nq = 1000
+    q_t = uniform(rng, nq)
+    for n in sizes:
+        x_t = uniform(rng, n)
+        xf, qf = clifford(quantize(x_t, 8), 8), clifford(quantize(q_t, 8), 8)
+        ip = faiss.IndexFlatIP(xf.shape[1])
+        ip.add(xf)
+        r = max(1, repeat if n <= 200_000 else 1)
+        _, t_ip = best_time(lambda: ip.search(qf, K), r)
+        del ip, xf
+        rows.append((n, "faiss IndexFlatIP (float32 Clifford)", 512, f"{nq / t_ip:.0f}", "1.00", "",
+                     f"{nq * n * 512 / t_ip / 1e9:.1f}"))
+        c4, q4 = quantize(x_t, 4), quantize(q_t, 4)
+        jc, jq = johnson_encode(c4, 4), johnson_encode(q4, 4)
+        bf = faiss.IndexBinaryFlat(8 * jc.shape[1])
+        bf.add(jc)
+        _, t_bf = best_time(lambda: bf.search(jq, K), r)
+        del bf, jc
+        rows.append((n, "faiss IndexBinaryFlat (4-bit Johnson, 512 bits)", 64, f"{nq / t_bf:.0f}",
+                     f"{t_ip / t_bf:.2f}", "1.00", f"{nq * n * 64 / t_bf / 1e9:.1f}"))
+        for bits, codes, qc in ((8, quantize(x_t, 8), quantize(q_t, 8)), (4, c4, q4)):
+            index = TorusIndexFlat(ANGLES, bits).add(codes)
+            for path in sorted(kernel.AVAILABLE_PATHS, reverse=True):
+                if path == kernel.PORTABLE and n > 200_000:
+                    continue
+                refs = index._state.buf[:n]
+                _, t = best_time(lambda: kernel.topk_l1(qc, refs, bits, K, path=path, threads=1), r)
+                rows.append((n, f"TorusIndexFlat {bits}-bit, {kernel.PATH_NAMES[path]}", 64, f"{nq / t:.0f}",
+                             f"{t_ip / t:.2f}", f"{t_bf / t:.2f}", f"{nq * n * 64 / t / 1e9:.1f}"))
+            del index
+        gc.collect()
+    table(f"Exact search, k={K}, nq={nq}, {ANGLES} uniform angles, 1 thread (memory read bandwidth probe: "
+          f"{bw:.1f} GB/s)", ["n", "method", "B/vector", "QPS", "x FlatIP", "x BinaryFlat", "scanned GB/s"], rows)
+
+
+# ------------------------------------------------------------------------------------------------ 2./3.
+def latency_and_threads(rng, repeat):
+    rows = []
+    for n in (1000, 100_000):
+        x_t = uniform(rng, n)
+        codes = quantize(x_t, 8)
+        index = TorusIndexFlat(ANGLES, 8).add(codes)
+        ip = faiss.IndexFlatIP(2 * ANGLES)
+        ip.add(clifford(codes, 8))
+        q = codes[:1].copy()
+        qf = clifford(q, 8)
+        calls = 2000 if n == 1000 else 50
+        _, t = best_time(lambda: [index.search(q, K) for _ in range(calls)], repeat)
+        _, t_ip = best_time(lambda: [ip.search(qf, K) for _ in range(calls)], repeat)
+        rows.append((f"1 query vs {n} vectors", f"{t / calls * 1e6:.1f}", f"{t_ip / calls * 1e6:.1f}",
+                     f"{t_ip / t:.2f}"))
+    tiny = quantize(uniform(rng, 4), 8)
+    _, t = best_time(lambda: [kernel.topk_l1(tiny[:1], tiny, 8, 1) for _ in range(5000)], repeat)
+    idx = TorusIndexFlat(ANGLES, 8).add(tiny)
+    _, t2 = best_time(lambda: [idx.search(tiny[:1], 1) for _ in range(5000)], repeat)
+    rows.append(("fixed cost per call (1 query vs 4 vectors): kernel / TorusIndexFlat.search",
+                 f"{t / 5000 * 1e6:.1f} / {t2 / 5000 * 1e6:.1f}", "", ""))
+    table("Latency, 1 thread, k=10, 8-bit codes (microseconds per call)",
+          ["case", "TorusIndexFlat us", "FlatIP us", "x FlatIP"], rows)
+
+    x_t = uniform(rng, 100_000)
+    codes = quantize(x_t, 8)
+    index = TorusIndexFlat(ANGLES, 8).add(codes)
+    ip = faiss.IndexFlatIP(2 * ANGLES)
+    ip.add(clifford(codes, 8))
+    q_all = quantize(uniform(rng, 1000), 8)
+    rows = []
+    for nq in (1, 16, 1000):
+        q, qf = q_all[:nq], clifford(q_all[:nq], 8)
+        calls = max(1, 200 // nq)
+        res = []
+        for t in (1, 2):
+            set_threads(t)
+            _, a = best_time(lambda: [index.search(q, K) for _ in range(calls)], repeat)
+            _, b = best_time(lambda: [ip.search(qf, K) for _ in range(calls)], repeat)
+            res.append((nq * calls / a, nq * calls / b))
+        set_threads(1)
+        rows.append((nq, f"{res[0][0]:.0f}", f"{res[1][0]:.0f}", f"{res[1][0] / res[0][0]:.2f}",
+                     f"{res[0][1]:.0f}", f"{res[1][1]:.0f}", f"{res[1][1] / res[0][1]:.2f}"))
+    table("Threads: QPS at 1 and 2 threads, 100k x 64 8-bit codes, k=10 (the 2 cores are shared with other jobs)",
+          ["nq", "Torus 1t", "Torus 2t", "2t/1t", "FlatIP 1t", "FlatIP 2t", "2t/1t"], rows)
+
+
+# ------------------------------------------------------------------------------------------------ 4. ANN
+def sweep(name, build, search_at, settings, gt, nq, bytes_per_vector, rows, exact_qps, n, data):
+    t0 = time.perf_counter()
+    index = build()
+    t_build = time.perf_counter() - t0
+    curve, chosen = [], None
+    for s in settings:
+        I, t = best_time(lambda: search_at(index, s), 2)
+        rec = recall(I, gt)
+        qps = nq / t
+        curve.append(f"{s}:{rec:.3f}/{qps:.0f}")
+        if rec >= 0.95 and (chosen is None or qps > chosen[1]):
+            chosen = (s, qps, rec)
+        if rec >= 0.999:
+            break
+    rows.append((data, n, name, f"{t_build:.1f}", bytes_per_vector,
+                 "-" if chosen is None else f"{chosen[0]}", "-" if chosen is None else f"{chosen[2]:.3f}",
+                 "-" if chosen is None else f"{chosen[1]:.0f}",
+                 "-" if chosen is None else f"{chosen[1] / exact_qps:.1f}", " ".join(curve)))
+    print("  ..", " | ".join(map(str, rows[-1])), flush=True)  # progress (the table follows at the end)
+    del index
+    gc.collect()
+
+
+def ann_table(rng, sizes, noise, hnsw_max):
+    rows = []
+    nq = 1000
+    centres = rng.random((1000, ANGLES), dtype=np.float32)
+    for data in ("clustered", "uniform"):
+        for n in sizes:
+            if data == "clustered":
+                x_t, q_t = clustered(rng, centres, n, noise), clustered(rng, centres, nq, noise)
+            else:
+                x_t, q_t = uniform(rng, n), uniform(rng, nq)
+            c8, q8, c4, q4 = quantize(x_t, 8), quantize(q_t, 8), quantize(x_t, 4), quantize(q_t, 4)
+            flat8, flat4 = TorusIndexFlat(ANGLES, 8).add(c8), TorusIndexFlat(ANGLES, 4).add(c4)
+            (_, gt8), t8 = best_time(lambda: flat8.search(q8, K), 1)
+            (_, gt4), t4 = best_time(lambda: flat4.search(q4, K), 1)
+            del flat8, flat4
+            nlist = 1024
+            train_n = min(n, 64 * nlist)
+            probes = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+            for bits, c, q, gt, t_ex in ((8, c8, q8, gt8, t8), (4, c4, q4, gt4, t4)):
+                sweep(f"TorusIndexIVF {bits}-bit nlist={nlist} (nprobe)",
+                      lambda: TorusIndexIVF(ANGLES, bits, nlist=nlist).train(c[rng.permutation(n)[:train_n]]).add(c),
+                      lambda ix, s: ix.search(q, K, nprobe=s)[1], probes, gt, nq, 64 + 8, rows, nq / t_ex, n, data)
+            jc, jq = johnson_encode(c4, 4), johnson_encode(q4, 4)
+            _, gt_h = faiss_knn_binary(jc, jq)
+
+            def build_bivf():
+                quant = faiss.IndexBinaryFlat(512)
+                ix = faiss.IndexBinaryIVF(quant, 512, nlist)
+                ix.own_fields = True
+                quant.this.disown()
+                ix.train(jc[rng.permutation(n)[:train_n]])
+                ix.add(jc)
+                return ix
+
+            def at_nprobe(ix, s):
+                ix.nprobe = s
+                return ix.search(jq, K)[1]
+
+            sweep(f"faiss IndexBinaryIVF 4-bit Johnson nlist={nlist} (nprobe)", build_bivf, at_nprobe, probes,
+                  gt_h, nq, 64 + 8, rows, nq / t4, n, data)
+            if n <= hnsw_max:
+                def build_bhnsw():
+                    ix = faiss.IndexBinaryHNSW(512, 32)
+                    ix.add(jc)
+                    return ix
+
+                def at_ef(ix, s):
+                    ix.hnsw.efSearch = s
+                    return ix.search(jq, K)[1]
+
+                sweep("faiss IndexBinaryHNSW M=32 4-bit Johnson (efSearch)", build_bhnsw, at_ef,
+                      (16, 32, 64, 128, 256, 512), gt_h, nq, "64 + graph", rows, nq / t4, n, data)
+                xf, qf = clifford(c8, 8), clifford(q8, 8)
+                ipx = faiss.IndexFlatIP(2 * ANGLES)
+                ipx.add(xf)
+                _, gt_f = ipx.search(qf, K)
+                del ipx
+
+                def build_hnsw():
+                    ix = faiss.IndexHNSWFlat(2 * ANGLES, 32, faiss.METRIC_INNER_PRODUCT)
+                    ix.add(xf)
+                    return ix
+
+                def at_ef_float(ix, s):
+                    ix.hnsw.efSearch = s
+                    return ix.search(qf, K)[1]
+
+                sweep("faiss IndexHNSWFlat M=32 float Clifford (efSearch)", build_hnsw, at_ef_float,
+                      (16, 32, 64, 128, 256, 512), gt_f, nq, "512 + graph", rows, nq / t8, n, data)
+    table(f"Approximate search, k={K}, nq={nq}, {ANGLES} angles, 1 thread; recall@10 against each contender's own "
+          f"exact search; clustered = 1000 centres, noise {noise} turns per angle; 'x exact' = QPS over the "
+          f"exact TorusIndexFlat scan at the same bits",
+          ["data", "n", "method", "build s", "B/vector", "setting at recall>=0.95", "recall", "QPS", "x exact",
+           "curve setting:recall/QPS"], rows)
+
+
+def faiss_knn_binary(jc, jq):
+    bf = faiss.IndexBinaryFlat(8 * jc.shape[1])
+    bf.add(jc)
+    return bf.search(jq, K)
+
+
+# ------------------------------------------------------------------------------------------------ 5. Milvus
+def milvus_table(rng, n, repeat):
+    from torus_plugins.search.milvus import MilvusTorusIndex
+
+    rows = []
+    nq = 100
+    x_t, q_t = uniform(rng, n), uniform(rng, nq)
+    with tempfile.TemporaryDirectory() as tmp:
+        for bits in (4, 8):
+            c, q = quantize(x_t, bits), quantize(q_t, bits)
+            m = MilvusTorusIndex(ANGLES, bits, uri=os.path.join(tmp, f"m{bits}.db"), collection=f"b{bits}",
+                                 drop=True)
+            t0 = time.perf_counter()
+            m.add(c, progress=False, batch_size=5000)
+            t_ins = time.perf_counter() - t0
+            (D, I), t = best_time(lambda: m.search(q, K), repeat)
+            flat = TorusIndexFlat(ANGLES, bits)
+            t1 = time.perf_counter()
+            flat.add(c)
+            t_add = time.perf_counter() - t1
+            (Dr, Ir), tf = best_time(lambda: flat.search(q, K), repeat)
+            how = "exact (Johnson + HAMMING, BIN_FLAT)" if bits <= 4 else f"top-4-bit shortlist x{m.rerank}, re-ranked"
+            rows.append((bits, how, f"{n / t_ins:.0f}", f"{n / t_add:.0f}", f"{nq / t:.0f}", f"{nq / tf:.0f}",
+                         f"{recall(I, Ir):.3f}"))
+            m.close()
+    table(f"Milvus Lite 2.5.1 (embedded, same machine) vs TorusIndexFlat: {n} x {ANGLES} uniform angles, nq={nq}, "
+          f"k={K}", ["bits", "Milvus search", "Milvus insert codes/s", "TorusIndexFlat add codes/s", "Milvus QPS",
+                     "TorusIndexFlat QPS", "recall@10 vs TorusIndexFlat"], rows)
+
+
+# ------------------------------------------------------------------------------------------------ 6. memory
+def memory_table(rng, n):
+    codes = quantize(uniform(rng, n), 8)
+    tracemalloc.start()
+    index = TorusIndexFlat(ANGLES, 8).add(codes)
+    _, peak = tracemalloc.get_traced_memory()
+    index.search(codes[:10], K)
+    _, peak2 = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rows = [(n, f"{codes.nbytes / 2**20:.1f}", f"{peak / 2**20:.1f}", f"{peak / codes.nbytes:.2f}",
+             f"{peak2 / codes.nbytes:.2f}", f"{index.nbytes / codes.nbytes:.2f}")]
+    table("Memory of TorusIndexFlat (tracemalloc, numpy allocations)",
+          ["n", "codes MiB", "add() peak MiB", "add peak / codes", "add+search peak / codes", "held / codes"], rows)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100_000)
-    ap.add_argument("--nq", type=int, default=1000)
-    ap.add_argument("--angles", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--embeddings", default=None)
-    ap.add_argument("--codes", default=None, help="a code file (e.g. runs/demo/codes_torusN_uint8.torc): real angles")
-    ap.add_argument("--repeat", type=int, default=3, help="timed searches per contender; the best is reported")
+    ap.add_argument("--n-large", type=int, default=1_000_000, help="second size for exact and ANN; 0 skips it")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--noise", type=float, default=0.02, help="angular noise of clustered data, turns")
+    ap.add_argument("--hnsw-max", type=int, default=100_000, help="largest n for the HNSW contenders")
+    ap.add_argument("--milvus-n", type=int, default=100_000)
+    ap.add_argument("--skip-milvus", action="store_true")
+    ap.add_argument("--skip-ann", action="store_true")
+    ap.add_argument("--only", default="", help="comma list of sections to run: exact,latency,ann,milvus,memory")
     args = ap.parse_args()
-
-    faiss.omp_set_num_threads(args.threads)
-    if HAVE_NUMBA:
-        import numba
-
-        numba.set_num_threads(args.threads)
-    torch.set_num_threads(args.threads)
-
-    ref_t, qry_t, source = load_data(args)
-    n, k_ang, nq = ref_t.shape[0], ref_t.shape[1], qry_t.shape[0]
-    print(f"data: {source}; {n} references, {nq} queries, {k_ang} angles; threads={args.threads} "
-          f"(faiss.omp_set_num_threads and numba.set_num_threads); numba={HAVE_NUMBA}; k={K}")
-    ref_f = to_clifford(torch.from_numpy(ref_t)).numpy()
-    qry_f = to_clifford(torch.from_numpy(qry_t)).numpy()
-    c8, q8 = quantize(ref_t, 8), quantize(qry_t, 8)
-    c4, q4 = quantize(ref_t, 4), quantize(qry_t, 4)
-
-    rows = []  # name, qps, bytes held per vector, bytes per vector on disk (packed code file), I
-
-    flat = faiss.IndexFlatIP(ref_f.shape[1])
-    flat.add(ref_f)
-    flat.search(qry_f[:1], K)
-    (_, I_ip), dt = timed(lambda: flat.search(qry_f, K), args.repeat)
-    rows.append(("faiss IndexFlatIP float32 Clifford", nq / dt, ref_f.shape[1] * 4, ref_f.shape[1] * 4, I_ip))
-
-    exact = {}
-    for bits, backend, codes, qc in ((8, "kernel", c8, q8), (4, "kernel", c4, q4), (4, "johnson", c4, q4)):
-        ix = TorusIndex(k_ang, bits, backend=backend).add(codes)
-        ix.search(qc[:1], K)  # warm-up (numba compile / cache load, layout, faiss index)
-        (D, I), dt = timed(lambda: ix.search(qc, K), args.repeat)
-        chk = topk_l1_numpy(qc[:20], codes, bits, K)
-        assert np.array_equal(chk[0], D[:20]) and np.array_equal(chk[1], I[:20]), f"exact {bits}-bit != brute force"
-        exact[bits, backend] = I
-        how = "SAD kernel, psadbw" if USES_PSADBW else "SAD kernel, portable"
-        how = how if backend == "kernel" else "Johnson codes, faiss IndexBinaryFlat"
-        rows.append((f"TorusIndex exact {bits}-bit ({how})", nq / dt, ix.nbytes / n, -(-k_ang * bits // 8), I))
-    I8 = exact[8, "kernel"]
-
-    for bits, codes, qc in ((8, c8, q8), (4, c4, q4)):
-        ap_ix = TorusIndex(k_ang, bits, mode="approx").add(codes)
-        _, tb = timed(lambda: ap_ix.search(qc[:1], K))
-        (_, Ia), dt = timed(lambda: ap_ix.search(qc, K), args.repeat)
-        nlist = ap_ix._ivf.nlist
-        rows.append((f"TorusIndex approx {bits}-bit (BinaryIVF nlist={nlist} nprobe={ap_ix.nprobe}, "
-                     f"build {tb:.1f}s)", nq / dt, ap_ix.nbytes / n, -(-k_ang * bits // 8), Ia))
-
-    pq_bits = 8 if n >= 39 * 256 else 4  # faiss wants ~39 training points per centroid
-    pq = ProductQuantizer(k_ang, 16, pq_bits)
-    _, tb = timed(lambda: pq.train(c8[:50_000]).add(c8))
-    (_, Ipq), dt = timed(lambda: pq.search(q8, K), args.repeat)
-    rows.append((f"faiss IndexPQ M=16 nbits={pq_bits} on 8-bit values (train {tb:.1f}s)", nq / dt,
-                 pq.bits_per_vector // 8, pq.bits_per_vector // 8, Ipq))
-
-    # the same budget (16 bytes) on the float Clifford vectors, where PQ sees the wrap-around
-    fpq = faiss.IndexPQ(ref_f.shape[1], 16, pq_bits)
-    _, tb = timed(lambda: (fpq.train(ref_f[:50_000]), fpq.add(ref_f)))
-    (_, Ifpq), dt = timed(lambda: fpq.search(qry_f, K), args.repeat)
-    rows.append((f"faiss IndexPQ M=16 nbits={pq_bits} on float Clifford (train {tb:.1f}s)", nq / dt,
-                 fpq.code_size, fpq.code_size, Ifpq))
-
-    base_qps, base_mem = rows[0][1], rows[0][2]
-    w = max(len(r[0]) for r in rows)
-    head = (f"{'method':<{w}}  {'QPS':>8}  {'x FlatIP':>8}  {'B/vec held':>10}  {'x mem':>6}  {'B/vec file':>10}  "
-            f"{'R@10 vs exact L1-8bit':>21}  {'R@10 vs FlatIP':>14}")
-    print(head)
-    print("-" * len(head))
-    for name, qps, mem, disk, I in rows:
-        print(f"{name:<{w}}  {qps:8.0f}  {qps / base_qps:8.2f}  {mem:10.1f}  {mem / base_mem:6.3f}  {disk:10d}  "
-              f"{recall(I, I8):21.3f}  {recall(I, I_ip):14.3f}")
-    print(f"(best of {args.repeat} timed searches per contender, same process and thread count)")
+    only = set(filter(None, args.only.split(",")))
+    run = lambda s: not only or s in only  # noqa: E731
+    set_threads(1)
+    rng = np.random.default_rng(0)
+    sizes = [args.n] + ([args.n_large] if args.n_large else [])
+    t0 = time.time()
+    print(f"machine: {machine()}")
+    bw = bandwidth_probe()
+    if run("exact"):
+        exact_table(rng, sizes, args.repeat, bw)
+    if run("latency"):
+        latency_and_threads(rng, args.repeat)
+    if run("ann") and not args.skip_ann:
+        ann_table(rng, sizes, args.noise, args.hnsw_max)
+    if run("milvus") and not args.skip_milvus:
+        milvus_table(rng, args.milvus_n, args.repeat)
+    if run("memory"):
+        memory_table(rng, sizes[-1])
+    print(f"\n(wall time {time.time() - t0:.0f} s)")
 
 
 if __name__ == "__main__":

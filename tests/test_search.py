@@ -1,13 +1,23 @@
-"""TorusIndex: exact search equals a brute-force reference (ties: smaller id first); approx mode; errors; I/O."""
+"""TorusIndexFlat (TorusIndex): exact search equals a brute-force reference (ties: smaller id first) on every
+kernel path; faiss-style methods behave like faiss's; concurrent add + search loses nothing; whole-index I/O."""
 
+import json
+import struct
+import sys
+import threading
+import zlib
+
+import faiss
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from torus_plugins.codes import CodeFileError
+from torus_plugins.codes import CodeFileError, johnson_encode, save_codes
+from torus_plugins.codes import kernel
 from torus_plugins.codes.kernel import BLOCK, HAVE_NUMBA, prepare_references, topk_l1, topk_l1_numpy
-from torus_plugins.search import TorusIndex
+from torus_plugins.search import (PAD_DISTANCE, TorusIndex, TorusIndexFlat, TorusIndexIVF, index_factory,
+                                  read_index, write_index)
 
 
 def brute_knn(q, x, bits, k):
@@ -109,38 +119,8 @@ def test_incremental_add_equals_single_add():
             assert np.array_equal(a, b)
 
 
-@pytest.mark.parametrize("bits", [3, 8])
-def test_approx_mode(bits):
-    rng = np.random.default_rng(6)
-    centers = rng.integers(0, 1 << bits, (20, 16))
-    noise = rng.integers(-1, 2, (2000, 16)) if bits == 8 else rng.integers(0, 1, (2000, 16))
-    x = ((centers[rng.integers(0, 20, 2000)] + noise) % (1 << bits)).astype(np.uint8)
-    index = TorusIndex(16, bits, mode="approx", nprobe=4).add(x)
-    D, I = index.search(x[:50], 10)
-    assert D.shape == I.shape == (50, 10)
-    assert (D[:, 0] == 0).all()  # a stored vector finds a zero-distance match
-    assert (np.diff(D, axis=1) >= 0).all()
-    Dr, _ = brute_knn(x[:50], x, bits, 10)
-    assert (D >= Dr).all()  # never better than exact
-    # distances are the true distances of the returned ids
-    m = 1 << bits
-    diff = (x[:50, None, :].astype(np.int64) - x[I].astype(np.int64)) % m
-    assert np.array_equal(np.minimum(diff, m - diff).sum(-1), D)
-
-
-def test_approx_falls_back_when_lists_run_short():
-    x = np.random.default_rng(7).integers(0, 256, (60, 4), dtype=np.uint8)
-    index = TorusIndex(4, 8, mode="approx", nlist=30, nprobe=1)
-    index.add(x)
-    D, I = index.search(x[:5], 60)  # k = n: the probed list cannot hold them all
-    Dr, Ir = brute_knn(x[:5], x, 8, 60)
-    assert np.array_equal(D, Dr) and np.array_equal(I, Ir)
-
-
 def test_bad_input():
     index = TorusIndex(8, 4)
-    with pytest.raises(ValueError, match="empty"):
-        index.search(np.zeros((1, 8), np.uint8), 1)
     index.add(np.zeros((5, 8), np.uint8))
     with pytest.raises(ValueError, match="n_angles"):
         index.add(np.zeros((5, 7), np.uint8))
@@ -152,11 +132,15 @@ def test_bad_input():
         index.search(np.zeros((1, 8), np.float32), 1)
     with pytest.raises(ValueError, match="2\\*\\*bits"):
         index.add(np.full((1, 8), 16, np.uint8))
-    for k in (0, 6, -1, 2.0):
+    for k in (0, -1, 2.0, True):
         with pytest.raises(ValueError, match="k must"):
             index.search(np.zeros((1, 8), np.uint8), k)
-    with pytest.raises(ValueError, match="mode"):
-        TorusIndex(8, 4, mode="fast")
+    with pytest.raises(ValueError, match="radius"):
+        index.range_search(np.zeros((1, 8), np.uint8), float("nan"))
+    with pytest.raises(ValueError, match="threads"):
+        index.search(np.zeros((1, 8), np.uint8), 1, threads=0)
+    with pytest.raises(ValueError, match="ids must be 5 integers"):
+        index.add_with_ids(np.zeros((5, 8), np.uint8), np.arange(4))
     with pytest.raises(ValueError, match="backend must be one of"):
         TorusIndex(8, 4, backend="faiss")
     with pytest.raises(ValueError, match="bits <= 4"):
@@ -170,25 +154,87 @@ def test_bad_input():
 def test_save_load_round_trip(tmp_path):
     rng = np.random.default_rng(8)
     x = rng.integers(0, 256, (120, 10), dtype=np.uint8)
-    for mode in ("exact", "approx"):
-        index = TorusIndex(10, 8, mode=mode, nprobe=3).add(x)
-        index.save(tmp_path / f"{mode}.torc")
-        back = TorusIndex.load(tmp_path / f"{mode}.torc")
-        assert (len(back), back.mode, back.bits, back.nprobe, back.n_angles) == (120, mode, 8, 3, 10)
-        assert np.array_equal(back.codes, x)
-        for a, b in zip(index.search(x[:7], 5), back.search(x[:7], 5)):
-            assert np.array_equal(a, b)
+    index = TorusIndex(10, 8).add(x)
+    index.save(tmp_path / "exact.torc")
+    back = TorusIndex.load(tmp_path / "exact.torc")
+    assert (len(back), back.bits, back.n_angles) == (120, 8, 10)
+    assert np.array_equal(back.codes, x)
+    for a, b in zip(index.search(x[:7], 5), back.search(x[:7], 5)):
+        assert np.array_equal(a, b)
     TorusIndex(10, 4, backend="johnson").add(x >> 4).save(tmp_path / "johnson.torc")
     assert TorusIndex.load(tmp_path / "johnson.torc").backend == "johnson"
+    ided = TorusIndex(10, 8).add_with_ids(x, np.arange(120) * 7 + 3)
+    write_index(ided, tmp_path / "ids.torc")
+    back = read_index(tmp_path / "ids.torc")
+    assert np.array_equal(back.ids, ided.ids)
+    for a, b in zip(ided.search(x[:7], 5), back.search(x[:7], 5)):
+        assert np.array_equal(a, b)
+    save_codes(tmp_path / "plain.torc", x, 8)  # a plain code file reads as a flat index
+    assert np.array_equal(read_index(tmp_path / "plain.torc").search(x[:3], 4)[1], index.search(x[:3], 4)[1])
     data = (tmp_path / "exact.torc").read_bytes()
     (tmp_path / "cut.torc").write_bytes(data[:-9])
     with pytest.raises(CodeFileError):
         TorusIndex.load(tmp_path / "cut.torc")
 
 
-def test_numba_is_used_when_available():
-    pytest.importorskip("numba")
+def _rewrite_meta(src, dst, edit):
+    """Re-encode a code file with edited metadata and a valid CRC (a crafted, self-consistent file)."""
+    data = src.read_bytes()
+    head = struct.Struct("<4sHBBIQHI")
+    magic, ver, bits, res, k, n, glen, mlen = head.unpack_from(data)
+    off = head.size
+    meta = json.loads(data[off + glen:off + glen + mlen])
+    edit(meta["torus_index"])
+    m = json.dumps(meta).encode()
+    body = head.pack(magic, ver, bits, res, k, n, glen, len(m)) + data[off:off + glen] + m + \
+        data[off + glen + mlen:-4]
+    dst.write_bytes(body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF))
+
+
+@pytest.mark.parametrize("field, value, kind", [
+    ("type", "HNSW", "flat"), ("type", 3, "flat"), ("backend", "gpu", "flat"), ("backend", "johnson", "flat"),
+    ("ids", "!!!", "flat"), ("ids", "AAAA", "flat"), ("format", 99, "flat"),
+    ("nlist", 0, "ivf"), ("nlist", "8", "ivf"), ("nprobe", -1, "ivf"), ("list_sizes", [1, 2], "ivf"),
+    ("list_sizes", "x", "ivf"), ("nseq", 2, "ivf"), ("seq", "AAAA", "ivf"), ("centroids", None, "ivf"),
+    ("centroids", "AAAA", "ivf"), ("idmap", 5, "ivf"), ("nprobe", True, "ivf")])
+def test_load_with_valid_crc_but_bad_metadata_names_the_field(tmp_path, field, value, kind):
+    x = np.random.default_rng(14).integers(0, 256, (40, 8), dtype=np.uint8)
+    if kind == "flat":
+        index = TorusIndex(8, 8).add(x)
+    else:
+        index = TorusIndexIVF(8, 8, nlist=4, nprobe=2).train(x).add(x)
+    write_index(index, tmp_path / "good.tidx")
+    _rewrite_meta(tmp_path / "good.tidx", tmp_path / "bad.tidx", lambda m: m.__setitem__(field, value))
+    with pytest.raises(CodeFileError, match=f"bad index metadata: {field} must be"):
+        read_index(tmp_path / "bad.tidx")
+
+
+def test_load_rejects_metadata_that_is_not_an_object(tmp_path):
+    x = np.zeros((3, 4), np.uint8)
+    save_codes(tmp_path / "a.torc", x, 8, meta={"torus_index": [1, 2]})
+    with pytest.raises(CodeFileError, match="torus_index must be an object"):
+        TorusIndex.load(tmp_path / "a.torc")
+    write_index(TorusIndexIVF(4, 8, nlist=2).train(np.arange(8, dtype=np.uint8).reshape(2, 4)), tmp_path / "i")
+    with pytest.raises(ValueError, match="use read_index"):
+        TorusIndex.load(tmp_path / "i")
+
+
+def test_numba_kernel_is_compiled_and_used():
+    """numba is a dependency: the compiled kernel runs (it gains a compiled signature), the CPU's best path is
+    picked from its features, and its results equal the numpy reference."""
+    import llvmlite.binding as llvm
+
     assert HAVE_NUMBA
+    feats = llvm.get_host_cpu_features()
+    if llvm.get_process_triple().startswith("x86_64") and feats.get("avx2"):
+        assert kernel.USES_PSADBW
+        want = kernel.AVX512 if feats.get("avx512bw") else kernel.AVX2
+        assert kernel.BEST_PATH == want
+    x = np.random.default_rng(3).integers(0, 256, (300, 64), dtype=np.uint8)
+    D, I = topk_l1(x[:9], x, 8, 5, threads=1)
+    assert kernel._search_serial.signatures, "the compiled kernel was not called"
+    Dr, Ir = topk_l1_numpy(x[:9], x, 8, 5)
+    assert np.array_equal(D, Dr) and np.array_equal(I, Ir)
 
 
 class _AdversarialFlat:
@@ -211,7 +257,7 @@ def test_johnson_tie_order_does_not_depend_on_faiss(bits):
     x = rng.integers(0, 1 << bits, (300, 5), dtype=np.uint8)
     q = rng.integers(0, 1 << bits, (15, 5), dtype=np.uint8)
     index = TorusIndex(5, bits, backend="johnson").add(x)
-    index._flat = _AdversarialFlat(index._johnson(index.codes))
+    index._flat, index._flat_n = _AdversarialFlat(johnson_encode(x, bits)), len(x)
     for k in (1, 10, 40):
         D, I = index.search(q, k)
         Dr, Ir = brute_knn(q, x, bits, k)
@@ -224,14 +270,14 @@ def test_nbytes_counts_what_the_index_holds():
     ix8.search(x[:2], 3)
     assert ix8.nbytes == 500 * 64  # searched in place (a multiple of 32 angles): 1/8 of float32 Clifford
     ix4 = TorusIndex(64, 4).add(x)
-    ix4.search(x[:2], 3)
     assert ix4.nbytes == 500 * 64  # 4-bit codes too: shifted in registers, not in memory
     ix6 = TorusIndex(40, 6).add(x[:, :40])
     ix6.search(x[:2, :40], 3)
-    assert ix6.nbytes == 500 * 40 + 500 * 64  # 40 angles: the search layout is a copy padded to 64
+    assert ix6.nbytes == 500 * 64  # 40 angles: stored once, already padded to the 64-byte search layout
     j4 = TorusIndex(64, 4, backend="johnson").add(x)
     j4.search(x[:2], 3)
     assert j4.nbytes == 500 * 64 + 500 * 64  # codes plus 8 Johnson bits per 4-bit angle in faiss
+    assert TorusIndex(64, 8).add_with_ids(x, np.arange(500)).nbytes == 500 * (64 + 8)
 
 
 def test_concurrent_searches_from_threads_equal_serial_results():
@@ -259,3 +305,178 @@ def test_topk_l1_rejects_references_it_cannot_read_row_by_row():
         topk_l1(q, x.astype(np.int64), 8, 3)
     with pytest.raises(ValueError, match="width"):
         topk_l1(np.zeros((2, 40), np.uint8), prepare_references(x), 8, 3)  # 40 angles need width 64
+
+
+@pytest.mark.parametrize("path", [p for p in (kernel.PORTABLE, kernel.AVX2, kernel.AVX512)])
+@pytest.mark.parametrize("n_angles", [64, 96, 128, 256])
+def test_every_kernel_path_equals_brute_force_with_ties(path, n_angles):
+    """AVX-512 (512-bit vpsadbw, rows of 64k angles), AVX2 and portable: the same answer, ties included. A path the
+    CPU lacks must be refused with a clear error, never run."""
+    rng = np.random.default_rng(n_angles)
+    x = rng.integers(0, 4, (BLOCK + 70, n_angles), dtype=np.uint8)  # 2-bit values: many ties
+    x[BLOCK + 3] = x[1]
+    q = np.concatenate([x[1:2], rng.integers(0, 4, (10, n_angles), dtype=np.uint8)])
+    if path not in kernel.AVAILABLE_PATHS:
+        with pytest.raises(ValueError, match="path must be one of"):
+            topk_l1(q, prepare_references(x), 2, 5, path=path)
+        return
+    for bits in (2, 8):
+        D, I = topk_l1(q, prepare_references(x), bits, 25, path=path)
+        Dr, Ir = brute_knn(q, x, bits, 25)
+        assert np.array_equal(D, Dr) and np.array_equal(I, Ir), (path, bits)
+
+
+def test_threads_argument_gives_the_same_answer(monkeypatch):
+    x = np.random.default_rng(15).integers(0, 256, (3000, 64), dtype=np.uint8)
+    q = x[:37]
+    ref = topk_l1(q, x, 8, 7, threads=1)
+    monkeypatch.setattr(kernel, "MIN_TASK_WORK", 1)  # small work still split: the parallel path runs
+    assert kernel.choose_threads(37, 3000, 64, 3) == 3
+    for t in (2, 3):
+        got = TorusIndex(64, 8).add(x).search(q, 7, threads=t)
+        assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1])
+    monkeypatch.undo()
+    assert kernel.choose_threads(1, 1000, 64, 8) == 1          # one query: one group, one thread
+    assert kernel.choose_threads(1000, 10, 64, 8) == 1         # tiny work: no thread wake-ups
+    assert kernel.choose_threads(1000, 1_000_000, 64, 2) == 2  # large work: every thread allowed
+
+
+# ---------------------------------------------------------------------------- faiss-style behaviour
+def _faiss_binary(x, bits, ids=None):
+    """faiss on Johnson codes: Hamming == circular L1, so faiss's answers are the reference semantics."""
+    jc = johnson_encode(x, bits)
+    flat = faiss.IndexBinaryFlat(8 * jc.shape[1])
+    if ids is None:
+        flat.add(jc)
+        return flat
+    idmap = faiss.IndexBinaryIDMap(flat)
+    idmap.add_with_ids(jc, ids)
+    idmap.flat = flat  # keep the wrapped index alive
+    return idmap
+
+
+def test_k_larger_than_ntotal_pads_like_faiss():
+    x = np.random.default_rng(16).integers(0, 16, (5, 6), dtype=np.uint8)
+    D, I = TorusIndexFlat(6, 4).add(x).search(x[:2], 8)
+    Df, If = _faiss_binary(x, 4).search(johnson_encode(x[:2], 4), 8)
+    assert np.array_equal(I[:, 5:], If[:, 5:]) and (I[:, 5:] == -1).all()
+    assert (D[:, 5:] == PAD_DISTANCE).all() and (Df[:, 5:] == np.iinfo(np.int32).max).all()
+    assert np.array_equal(D[:, :5], Df[:, :5])
+    D, I = TorusIndexFlat(6, 4).search(x[:2], 3)  # empty index: all padding, like faiss
+    assert (I == -1).all() and (D == PAD_DISTANCE).all() and D.shape == (2, 3)
+
+
+def test_remove_ids_reset_and_ntotal_behave_like_faiss():
+    rng = np.random.default_rng(17)
+    x = rng.integers(0, 16, (200, 8), dtype=np.uint8)
+    q = rng.integers(0, 16, (30, 8), dtype=np.uint8)
+    jq = johnson_encode(q, 4)
+    # sequential ids: faiss IndexBinaryFlat (like IndexFlat) renumbers the rows that follow a removed one
+    ours, ref = TorusIndexFlat(8, 4).add(x), _faiss_binary(x, 4)
+    gone = np.array([0, 3, 150, 199, 500])
+    assert ours.remove_ids(gone) == ref.remove_ids(gone) == 4
+    assert ours.ntotal == ref.ntotal == 196
+    D, I = ours.search(q, 10)
+    Df, _ = ref.search(jq, 10)
+    assert np.array_equal(D, Df)
+    assert np.array_equal(I, brute_knn(q, np.delete(x, [0, 3, 150, 199], 0), 4, 10)[1])
+    # explicit ids: faiss IndexBinaryIDMap keeps the other ids
+    ids = rng.permutation(10_000)[:200].astype(np.int64)
+    ours, ref = TorusIndexFlat(8, 4).add_with_ids(x, ids), _faiss_binary(x, 4, ids)
+    gone = ids[[5, 6, 100]]
+    assert ours.remove_ids(gone) == ref.remove_ids(gone) == 3
+    D, I = ours.search(q, 10)
+    Df, If = ref.search(jq, 10)
+    assert np.array_equal(D, Df)
+    keep = np.delete(np.arange(200), [5, 6, 100])
+    assert np.array_equal(I, ids[keep][brute_knn(q, x[keep], 4, 10)[1]])  # ties: earlier-added first
+    with pytest.raises(ValueError, match="add_with_ids"):
+        ours.add(x[:1])
+    ours.reset()
+    assert ours.ntotal == 0 and (ours.search(q, 2)[1] == -1).all()
+
+
+@pytest.mark.parametrize("radius", [0, 1, 9, 14, 100])
+def test_range_search_equals_faiss(radius):
+    rng = np.random.default_rng(18)
+    x = rng.integers(0, 8, (300, 6), dtype=np.uint8)
+    q = np.concatenate([x[:3], rng.integers(0, 8, (9, 6), dtype=np.uint8)])
+    lims, D, I = TorusIndexFlat(6, 3).add(x).range_search(q, radius)
+    lf, Df, If = _faiss_binary(x, 3).range_search(johnson_encode(q, 3), radius)
+    assert np.array_equal(lims, lf)
+    for i in range(len(q)):
+        a, b = slice(lims[i], lims[i + 1]), slice(lf[i], lf[i + 1])
+        assert sorted(zip(D[a].tolist(), I[a].tolist())) == sorted(zip(Df[b].astype(int).tolist(), If[b].tolist()))
+        assert list(zip(D[a], I[a])) == sorted(zip(D[a], I[a]))  # ours: sorted by distance, then id
+    assert D.dtype == I.dtype == lims.dtype == np.int64
+
+
+def test_index_factory_builds_each_type():
+    ix = index_factory("T64x8,Flat")
+    assert isinstance(ix, TorusIndexFlat) and (ix.n_angles, ix.bits, ix.backend) == (64, 8, "kernel")
+    assert index_factory("T16x4,FlatJohnson").backend == "johnson"
+    ivf = index_factory("T32x6,IVF128")
+    assert isinstance(ivf, TorusIndexIVF) and (ivf.n_angles, ivf.bits, ivf.nlist) == (32, 6, 128)
+    for bad in ("T64x9,Flat", "T0x8,Flat", "64x8,Flat", "T64x8,HNSW32", 5):
+        with pytest.raises(ValueError):
+            index_factory(bad)
+
+
+# ---------------------------------------------------------------------------- concurrency (issue 14, class 1)
+@pytest.mark.parametrize("cls", ["flat", "johnson", "ivf"])
+def test_concurrent_add_and_search_loses_nothing(cls):
+    """Several threads add while others search, with thread switches forced every microsecond: every code
+    added is held, every search answers exactly over some published prefix, and the final index equals brute
+    force."""
+    rng = np.random.default_rng(19)
+    bits = 4 if cls == "johnson" else 8
+    x = rng.integers(0, 1 << bits, (4000, 16), dtype=np.uint8)
+    q = x[:6]
+    if cls == "ivf":
+        index = TorusIndexIVF(16, bits, nlist=8, nprobe=8).train(x)
+    else:
+        index = TorusIndexFlat(16, bits, backend="johnson" if cls == "johnson" else "kernel")
+    parts = np.array_split(np.arange(len(x)), 80)
+    errors, lock = [], threading.Lock()
+    ids_of_adds = {}
+
+    def adder(chunk_ids):
+        for c in chunk_ids:
+            part = parts[c]
+            index.add_with_ids(x[part], part)
+            with lock:
+                ids_of_adds[c] = part
+
+    def searcher():
+        for _ in range(15):
+            D, I = index.search(q, 5)
+            if (I >= len(x)).any() or ((I < 0) != (D == PAD_DISTANCE)).any():
+                errors.append(f"unknown id or bad padding: {I}")
+                continue
+            m = 1 << bits  # every returned distance is the true distance of the returned id
+            diff = (q[:, None, :].astype(np.int64) - x[np.maximum(I, 0)].astype(np.int64)) % m
+            true = np.minimum(diff, m - diff).sum(-1)
+            if not np.array_equal(np.where(I >= 0, true, PAD_DISTANCE), D) or (np.diff(D, axis=1) < 0).any():
+                errors.append("a distance that is not the returned id's, or unsorted results")
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        workers = [threading.Thread(target=adder, args=(range(i, 80, 4),)) for i in range(4)]
+        workers += [threading.Thread(target=searcher) for _ in range(3)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert not errors, errors[:3]
+    assert index.ntotal == len(x) and len(ids_of_adds) == 80
+    D, I = index.search(q, 10)
+    Dr, Ir = brute_knn(q, x, bits, 10)
+    assert np.array_equal(D, Dr)
+    if cls == "ivf":
+        held = np.concatenate([index._state[2][r.ids[:r.n]] for r in index._state[0] if r.n])
+    else:
+        held = index.ids
+    assert np.array_equal(np.sort(held), np.arange(len(x)))  # every id added is held exactly once

@@ -1,0 +1,176 @@
+"""TorusIndexIVF: probing every list equals exact search (ties included), recall on clustered data, faiss-style
+methods, persistence."""
+
+import numpy as np
+import pytest
+
+from torus_plugins.search import PAD_DISTANCE, TorusIndexFlat, TorusIndexIVF, read_index, write_index
+from torus_plugins.search.ivf import clifford, train_torus_centroids
+
+from test_search import brute_knn
+
+
+def clustered(rng, n, n_angles, bits, centres=20, noise=2):
+    c = rng.integers(0, 1 << bits, (centres, n_angles))
+    x = c[rng.integers(0, centres, n)] + rng.integers(-noise, noise + 1, (n, n_angles))
+    return (x % (1 << bits)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("bits, n_angles", [(1, 5), (2, 6), (4, 12), (6, 40), (8, 64)])
+def test_all_lists_probed_equals_brute_force_with_ties(bits, n_angles):
+    rng = np.random.default_rng(bits)
+    x = clustered(rng, 900, n_angles, bits, noise=1)
+    q = np.concatenate([x[:4], rng.integers(0, 1 << bits, (12, n_angles), dtype=np.uint8)])
+    index = TorusIndexIVF(n_angles, bits, nlist=16, nprobe=16).train(x).add(x[:500]).add(x[500:])
+    assert index.ntotal == 900 and index.list_sizes.sum() == 900
+    for k in (1, 10, 60):
+        D, I = index.search(q, k)
+        Dr, Ir = brute_knn(q, x, bits, k)
+        assert np.array_equal(D, Dr) and np.array_equal(I, Ir), (bits, k)
+    flat = TorusIndexFlat(n_angles, bits).add(x)
+    for r in (0, 3, n_angles):
+        a, b = index.range_search(q, r), flat.range_search(q, r)
+        assert all(np.array_equal(u, v) for u, v in zip(a, b))
+
+
+def test_recall_on_clustered_data_and_monotone_in_nprobe():
+    rng = np.random.default_rng(1)
+    x = clustered(rng, 6000, 32, 8, centres=50, noise=6)
+    q = clustered(np.random.default_rng(2), 100, 32, 8, centres=50, noise=6)
+    q = x[rng.integers(0, len(x), 100)]
+    index = TorusIndexIVF(32, 8, nlist=50).train(x).add(x)
+    _, Ir = brute_knn(q, x, 8, 10)
+    recalls = []
+    for nprobe in (1, 4, 50):
+        _, I = index.search(q, 10, nprobe=nprobe)
+        recalls.append(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I, Ir)]))
+    assert recalls[0] >= 0.9 and recalls[-1] == 1.0
+    assert recalls == sorted(recalls)
+
+
+def test_short_lists_pad_like_faiss_and_distances_are_true():
+    rng = np.random.default_rng(3)
+    x = clustered(rng, 400, 8, 8, centres=8, noise=1)
+    index = TorusIndexIVF(8, 8, nlist=8, nprobe=1).train(x).add(x)
+    D, I = index.search(x[:5], 300)  # one list cannot hold 300
+    assert ((I == -1) == (D == PAD_DISTANCE)).all() and (I == -1).any()
+    ok = I >= 0
+    diff = (x[:5, None, :].astype(np.int64) - x[np.maximum(I, 0)].astype(np.int64)) % 256
+    assert np.array_equal(np.minimum(diff, 256 - diff).sum(-1)[ok], D[ok])
+
+
+def test_ids_remove_reset_and_persistence(tmp_path):
+    rng = np.random.default_rng(4)
+    x = clustered(rng, 700, 16, 6)
+    ids = rng.permutation(100_000)[:700].astype(np.int64)
+    index = TorusIndexIVF(16, 6, nlist=10, nprobe=10).train(x).add_with_ids(x, ids)
+    q = x[:9]
+    D, I = index.search(q, 12)
+    Dr, Ir = brute_knn(q, x, 6, 12)
+    assert np.array_equal(D, Dr) and np.array_equal(I, ids[Ir])
+    assert index.remove_ids(ids[:50]) == 50 and index.ntotal == 650
+    D, I = index.search(q, 12)
+    Dr, Ir = brute_knn(q, x[50:], 6, 12)
+    assert np.array_equal(D, Dr) and np.array_equal(I, ids[50:][Ir])  # other ids kept, as in faiss IVF
+    write_index(index, tmp_path / "ivf.tidx")
+    back = read_index(tmp_path / "ivf.tidx")
+    assert isinstance(back, TorusIndexIVF) and (back.nlist, back.nprobe, back.ntotal) == (10, 10, 650)
+    assert np.array_equal(back.centroids, index.centroids)
+    for a, b in zip(back.search(q, 12), index.search(q, 12)):
+        assert np.array_equal(a, b)
+    back.add_with_ids(x[:3], np.array([1, 2, 3]))  # a read index keeps growing
+    assert back.ntotal == 653
+    with pytest.raises(ValueError, match="add_with_ids"):
+        back.add(x[:1])
+    index.reset()
+    assert index.ntotal == 0 and index.is_trained and (index.search(q, 3)[1] == -1).all()
+    seq = TorusIndexIVF(16, 6, nlist=10).train(x).add(x)
+    write_index(seq, tmp_path / "seq.tidx")
+    assert np.array_equal(read_index(tmp_path / "seq.tidx").search(q, 5)[1], seq.search(q, 5)[1])
+    write_index(TorusIndexIVF(16, 6, nlist=10), tmp_path / "untrained.tidx")
+    assert not read_index(tmp_path / "untrained.tidx").is_trained
+
+
+def test_errors_are_clear():
+    x = np.zeros((5, 8), np.uint8)
+    index = TorusIndexIVF(8, 8, nlist=10)
+    with pytest.raises(ValueError, match="not trained"):
+        index.add(x)
+    with pytest.raises(ValueError, match="not trained"):
+        index.search(x, 1)
+    with pytest.raises(ValueError, match="at least nlist=10"):
+        index.train(x)
+    with pytest.raises(ValueError, match="nprobe"):
+        index.nprobe = 0
+    with pytest.raises(ValueError, match="nlist"):
+        TorusIndexIVF(8, 8, nlist=0)
+
+
+def test_centroids_are_circular_means():
+    """Points around a centre that straddles the seam (turn 0 == 1): the centroid lands on the centre, not on
+    the linear mean half a turn away."""
+    rng = np.random.default_rng(5)
+    x = ((np.array([0, 128, 250]) + rng.integers(-3, 4, (300, 3))) % 256).astype(np.uint8)
+    c = train_torus_centroids(x, 8, 1)
+    assert np.all(np.abs(((c[0].astype(int) - [0, 128, 250]) + 128) % 256 - 128) <= 1)
+    v = clifford(x, 8)
+    assert np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
+
+
+def test_wide_codes_use_the_list_by_list_path_with_the_same_answer():
+    """Past 224 angles the compiled list scan (16-bit fields) hands over to one kernel call per list (32-bit
+    fields): still exact with every list probed."""
+    rng = np.random.default_rng(6)
+    x = clustered(rng, 300, 230, 8, centres=6, noise=3)
+    q = np.concatenate([x[:2], rng.integers(0, 256, (5, 230), dtype=np.uint8)])
+    index = TorusIndexIVF(230, 8, nlist=6, nprobe=6).train(x).add(x)
+    D, I = index.search(q, 15)
+    Dr, Ir = brute_knn(q, x, 8, 15)
+    assert np.array_equal(D, Dr) and np.array_equal(I, Ir)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_OPS = st.lists(st.one_of(st.tuples(st.just("add"), st.integers(0, 40)),
+                          st.tuples(st.just("remove"), st.integers(0, 2**31))), min_size=1, max_size=8)
+
+
+@settings(max_examples=20, deadline=None)
+@given(ops=_OPS, bits=st.sampled_from([2, 5, 8]), seed=st.integers(0, 2**31), kind=st.sampled_from(["flat", "ivf"]))
+def test_any_add_remove_sequence_searches_like_brute_force(ops, bits, seed, kind):
+    """After any sequence of add_with_ids / remove_ids, search (every list probed) and range_search equal a brute
+    force over the codes still held, ties by insertion order; ntotal and ids agree."""
+    rng = np.random.default_rng(seed)
+    n_angles = 5
+    train = rng.integers(0, 1 << bits, (40, n_angles), dtype=np.uint8)
+    index = TorusIndexFlat(n_angles, bits) if kind == "flat" else \
+        TorusIndexIVF(n_angles, bits, nlist=4, nprobe=4).train(train)
+    held_codes, held_ids, next_id = [], [], 0
+    for op, arg in ops:
+        if op == "add":
+            codes = rng.integers(0, 1 << bits, (arg, n_angles), dtype=np.uint8)
+            ids = np.arange(next_id, next_id + arg) * 3 + 1
+            next_id += arg
+            index.add_with_ids(codes, ids)
+            held_codes += list(codes)
+            held_ids += ids.tolist()
+        elif held_ids:
+            gone = set(rng.choice(held_ids, size=min(len(held_ids), 1 + arg % 5), replace=False).tolist())
+            assert index.remove_ids(np.array(sorted(gone) + [-5])) == len(gone)
+            keep = [i for i, v in enumerate(held_ids) if v not in gone]
+            held_codes = [held_codes[i] for i in keep]
+            held_ids = [held_ids[i] for i in keep]
+    assert index.ntotal == len(held_ids)
+    q = rng.integers(0, 1 << bits, (3, n_angles), dtype=np.uint8)
+    D, I = index.search(q, 7)
+    if held_ids:
+        x, ids = np.array(held_codes), np.array(held_ids)
+        kk = min(7, len(ids))
+        Dr, Ir = brute_knn(q, x, bits, kk)
+        assert np.array_equal(D[:, :kk], Dr) and np.array_equal(I[:, :kk], ids[Ir])
+        lims, Dg, Ig = index.range_search(q, 3 << (bits - 2))
+        for i in range(3):
+            d = np.minimum((q[i].astype(int) - x) % (1 << bits), (x - q[i].astype(int)) % (1 << bits)).sum(1)
+            assert sorted(Ig[lims[i]:lims[i + 1]].tolist()) == sorted(ids[d < (3 << (bits - 2))].tolist())
+    assert (I[:, len(held_ids):] == -1).all() and (D[:, len(held_ids):] == PAD_DISTANCE).all()

@@ -1,0 +1,159 @@
+"""Shared parts of the torus indexes: argument checks, an append-only row store, ids, faiss-style results.
+
+Thread safety: writers (``add``, ``add_with_ids``, ``remove_ids``, ``reset``, ``train``) take the index lock;
+readers (``search``, ``range_search``) take no lock and work on a snapshot. A snapshot is one immutable tuple
+(buffer, row count, ids) published by a single attribute assignment; ``add`` only writes rows past every published
+count (or into a new buffer), so a search never sees a half-added row and an added row is never lost.
+"""
+
+import threading
+from typing import NamedTuple
+
+import numpy as np
+
+from ..codes.kernel import padded_width
+from ..codes.quantize import check_bits, check_codes
+
+PAD_DISTANCE = np.iinfo(np.int64).max   # distance of a missing result (k > ntotal), like faiss's "max" sentinel
+PAD_ID = -1                             # id of a missing result, as in faiss
+
+
+def check_int(value, name: str, lo: int = 1, hi: int | None = None, none_ok: bool = False):
+    """Return ``value`` as int; ValueError naming ``name``, the expected range and the actual value."""
+    if value is None and none_ok:
+        return None
+    ok = not isinstance(value, bool) and isinstance(value, (int, np.integer))
+    if not ok or value < lo or (hi is not None and value > hi):
+        rng = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise ValueError(f"{name} must be an integer {rng}{' or None' if none_ok else ''}, got {value!r}")
+    return int(value)
+
+
+class Rows(NamedTuple):
+    """One published state of a row store: rows ``buf[:n]`` (padded width, pads 0) and their ids (None: 0..n-1)."""
+    buf: np.ndarray
+    n: int
+    ids: np.ndarray | None
+
+    def codes(self, n_angles: int) -> np.ndarray:
+        return self.buf[:self.n, :n_angles]
+
+    def id_array(self) -> np.ndarray:
+        return np.arange(self.n, dtype=np.int64) if self.ids is None else self.ids[:self.n]
+
+
+def empty_rows(width: int) -> Rows:
+    return Rows(np.zeros((0, width), np.uint8), 0, None)
+
+
+def append_rows(rows: Rows, codes: np.ndarray, ids: np.ndarray | None) -> Rows:
+    """A new state with ``codes`` appended (caller holds the lock). Rows past ``rows.n`` are written in place when
+    the buffer has room (no reader looks there); otherwise a buffer 1.5x larger receives the old rows once."""
+    m, k = codes.shape
+    need = rows.n + m
+    buf, cur_ids = rows.buf, rows.ids
+    if ids is not None and cur_ids is None:  # first explicit ids: materialise 0..n-1 for the rows already held
+        cur_ids = np.arange(max(need, buf.shape[0]), dtype=np.int64)
+    if need > buf.shape[0]:
+        cap = need if rows.n == 0 else max(need, rows.n + rows.n // 2)
+        new = np.empty((cap, buf.shape[1]), np.uint8)
+        new[:rows.n] = buf[:rows.n]
+        buf = new
+    if cur_ids is not None and cur_ids.shape[0] < buf.shape[0]:
+        grown = np.empty(buf.shape[0], np.int64)
+        grown[:rows.n] = cur_ids[:rows.n]
+        cur_ids = grown
+    buf[rows.n:need, :k] = codes
+    if buf.shape[1] > k:
+        buf[rows.n:need, k:] = 0
+    if cur_ids is not None:
+        cur_ids[rows.n:need] = ids if ids is not None else np.arange(rows.n, need)
+    return Rows(buf, need, cur_ids)
+
+
+def keep_rows(rows: Rows, keep: np.ndarray, renumber: bool) -> Rows:
+    """A new state holding the rows where ``keep`` is True (a fresh buffer: snapshots in use stay valid).
+    ``renumber``: sequential ids shift down like faiss ``IndexFlat.remove_ids``; explicit ids are kept."""
+    buf = np.ascontiguousarray(rows.buf[:rows.n][keep])
+    ids = None if (renumber or rows.ids is None) else np.ascontiguousarray(rows.ids[:rows.n][keep])
+    return Rows(buf, int(buf.shape[0]), ids)
+
+
+def pad_results(D: np.ndarray, I: np.ndarray, k: int):
+    """Widen [nq, k'] results to k columns with faiss's sentinels (distance PAD_DISTANCE, id -1)."""
+    nq, have = D.shape
+    if have == k:
+        return D, I
+    out_d = np.full((nq, k), PAD_DISTANCE, np.int64)
+    out_i = np.full((nq, k), PAD_ID, np.int64)
+    out_d[:, :have], out_i[:, :have] = D, I
+    return out_d, out_i
+
+
+class IndexBase:
+    """Common state: ``n_angles``, ``bits``, ``geometry``, a writer lock, argument checks, id look-ups."""
+
+    def __init__(self, n_angles: int, bits: int = 8, geometry: str = "torusN"):
+        self.n_angles = check_int(n_angles, "n_angles")
+        self.bits = check_bits(bits)
+        if not isinstance(geometry, str):
+            raise ValueError(f"geometry must be a string, got {geometry!r}")
+        self.geometry = geometry
+        self.width = padded_width(self.n_angles)
+        self._lock = threading.RLock()
+
+    @property
+    def d(self) -> int:
+        """Number of angles per vector (faiss's ``d``)."""
+        return self.n_angles
+
+    @property
+    def is_trained(self) -> bool:
+        return True
+
+    def __len__(self) -> int:
+        return self.ntotal
+
+    def _check_codes(self, codes, name: str) -> np.ndarray:
+        if (type(codes) is np.ndarray and codes.dtype == np.uint8 and codes.ndim == 2 and self.bits == 8
+                and codes.shape[1] == self.n_angles and codes.flags.c_contiguous):
+            return codes  # the common case, checked in ~1 us
+        codes = check_codes(codes, self.bits, name)
+        if codes.ndim == 1:
+            codes = codes[None]
+        if codes.ndim != 2 or codes.shape[1] != self.n_angles:
+            raise ValueError(f"{name} must have shape [n, {self.n_angles}] (n_angles={self.n_angles}), "
+                             f"got {codes.shape}")
+        return np.ascontiguousarray(codes)
+
+    @staticmethod
+    def _check_ids(ids, n: int) -> np.ndarray:
+        arr = np.asarray(ids)
+        if arr.dtype.kind not in "iu" or arr.shape != (n,):
+            raise ValueError(f"ids must be {n} integers (one per code), got dtype {arr.dtype} shape {arr.shape}")
+        if arr.size and (arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max):
+            raise ValueError("ids must fit in int64")
+        return arr.astype(np.int64)
+
+    @staticmethod
+    def _check_k(k) -> int:
+        if type(k) is int and k >= 1:
+            return k
+        return check_int(k, "k")
+
+    @staticmethod
+    def _check_radius(radius) -> int:
+        if isinstance(radius, bool) or not isinstance(radius, (int, float, np.integer, np.floating)) or \
+                not np.isfinite(radius) or radius < 0:
+            raise ValueError(f"radius must be a finite number >= 0, got {radius!r}")
+        return radius
+
+    def _check_threads(self, threads):
+        return None if threads is None else check_int(threads, "threads")
+
+    @staticmethod
+    def _removal_mask(ids_held: np.ndarray, ids) -> np.ndarray:
+        arr = np.asarray(ids)
+        if arr.dtype.kind not in "iu" or arr.ndim > 1:
+            raise ValueError(f"ids must be a 1-D array of integers, got dtype {arr.dtype} shape {arr.shape}")
+        return np.isin(ids_held, arr.astype(np.int64).ravel())

@@ -1,0 +1,306 @@
+"""Approximate k-NN over b-bit torus codes: an inverted file whose coarse quantiser lives on the torus.
+
+Training runs faiss k-means on the Clifford coordinates (cos, sin of every angle) of the codes, reads each
+centroid back as angles (atan2) and quantises them to b-bit codes. A code goes to the list of its nearest
+centroid code by circular L1; a query probes the ``nprobe`` nearest lists (same kernel), and every probed list,
+held contiguously, is scanned by the exact SAD kernel (:mod:`torus_plugins.codes.kernel`), all queries that
+probe one list in one call. Probing every list (``nprobe = nlist``) is exact, ties included: within a list rows
+stay in insertion order and lists merge by (distance, insertion order).
+
+Results follow faiss: distances int64 [nq, k] and ids int64 [nq, k]; fewer than k codes in the probed lists pad
+with id -1 and distance ``PAD_DISTANCE``. Ids are insertion positions (``add``) or your own (``add_with_ids``);
+``remove_ids`` keeps the others' ids, as faiss's IVF indexes do.
+
+Usage::
+
+    index = TorusIndexIVF(64, bits=8, nlist=1024, nprobe=8)
+    index.train(codes)            # or a sample of them
+    index.add(codes)
+    D, I = index.search(query_codes, 10)
+"""
+
+import math
+
+import numpy as np
+
+from ..codes.kernel import HAVE_NUMBA, MAX_NARROW, lists_topk, topk_l1
+from ._base import IndexBase, PAD_DISTANCE, PAD_ID, append_rows, check_int, empty_rows, keep_rows, pad_results
+from .flat import range_from_topk
+
+__all__ = ["TorusIndexIVF", "train_torus_centroids"]
+
+
+def clifford(codes: np.ndarray, bits: int) -> np.ndarray:
+    """[n, k] codes -> [n, 2k] float32 (cos, sin) interleaved, each circle scaled by 1/sqrt(k)."""
+    t = codes.astype(np.float32) * np.float32(2 * np.pi / (1 << bits))
+    out = np.empty((codes.shape[0], 2 * codes.shape[1]), np.float32)
+    out[:, 0::2], out[:, 1::2] = np.cos(t), np.sin(t)
+    return out / np.float32(math.sqrt(codes.shape[1]))
+
+
+def train_torus_centroids(codes: np.ndarray, bits: int, nlist: int, niter: int = 20, seed: int = 1234,
+                          max_points_per_centroid: int = 256) -> np.ndarray:
+    """k-means (faiss) on the Clifford coordinates, centroids read back as angles and quantised: [nlist, k] uint8.
+
+    Usage: ``centroids = train_torus_centroids(codes, bits=8, nlist=1024)``
+    """
+    from .._optional import require
+    faiss = require("faiss", "search")
+
+    x = clifford(codes, bits)
+    km = faiss.Kmeans(x.shape[1], nlist, niter=niter, seed=seed, max_points_per_centroid=max_points_per_centroid)
+    km.train(x)
+    c = km.centroids.reshape(nlist, codes.shape[1], 2)
+    turns = np.arctan2(c[..., 1], c[..., 0]) / (2 * np.pi)
+    return (np.round(turns.astype(np.float64) * (1 << bits)).astype(np.int64) % (1 << bits)).astype(np.uint8)
+
+
+class TorusIndexIVF(IndexBase):
+    """Inverted-file index of b-bit codes under circular L1, exact inside every probed list.
+
+    ``nlist`` lists (k-means centroids on the torus), ``nprobe`` lists probed per query (changeable at any time).
+    Safe for concurrent ``add`` and ``search`` (writers lock; a search reads one published snapshot).
+    """
+
+    kind = "IVF"
+
+    def __init__(self, n_angles: int, bits: int = 8, nlist: int = 1024, nprobe: int = 8, geometry: str = "torusN"):
+        super().__init__(n_angles, bits, geometry)
+        self.nlist = check_int(nlist, "nlist")
+        self.nprobe = check_int(nprobe, "nprobe")
+        self.centroids: np.ndarray | None = None   # [nlist, n_angles] uint8 codes
+        self._centroid_refs = None
+        self._state = self._empty_state()
+
+    def _empty_state(self):
+        """(lists: tuple of Rows whose ids are insertion numbers, next insertion number, id map or None)."""
+        return (tuple(empty_rows(self.width) for _ in range(self.nlist)), 0, None)
+
+    @property
+    def nprobe(self) -> int:
+        return self._nprobe
+
+    @nprobe.setter
+    def nprobe(self, value) -> None:
+        self._nprobe = check_int(value, "nprobe")
+
+    @property
+    def is_trained(self) -> bool:
+        return self.centroids is not None
+
+    @property
+    def ntotal(self) -> int:
+        return int(sum(r.n for r in self._state[0]))
+
+    @property
+    def list_sizes(self) -> np.ndarray:
+        return np.array([r.n for r in self._state[0]], np.int64)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: codes (padded to 32 angles), an 8-byte insertion number per code, 8-byte ids if explicit,
+        the centroid codes."""
+        lists, nseq, idmap = self._state
+        n = self.ntotal
+        return int(n * (self.width + 8) + (0 if idmap is None else 8 * nseq) + self.nlist * self.width)
+
+    # ------------------------------------------------------------------ build
+    def train(self, codes) -> "TorusIndexIVF":
+        """Fit the coarse quantiser on [n, n_angles] codes (n >= nlist; a sample of ~64-256 per list is plenty)."""
+        codes = self._check_codes(codes, "codes")
+        if codes.shape[0] < self.nlist:
+            raise ValueError(f"train needs at least nlist={self.nlist} codes, got {codes.shape[0]}")
+        centroids = train_torus_centroids(codes, self.bits, self.nlist)
+        with self._lock:
+            self._set_centroids(centroids)
+            self._state = self._empty_state()
+        return self
+
+    def _set_centroids(self, centroids: np.ndarray) -> None:
+        self.centroids = centroids
+        refs = np.zeros((self.nlist, self.width), np.uint8)
+        refs[:, :self.n_angles] = centroids
+        self._centroid_refs = refs
+
+    def _assign(self, codes: np.ndarray, nprobe: int = 1, threads=None) -> np.ndarray:
+        return topk_l1(codes, self._centroid_refs, self.bits, min(nprobe, self.nlist), threads=threads)[1]
+
+    def _require_trained(self):
+        if not self.is_trained:
+            raise ValueError("the index is not trained: call train(codes) before add() (as with faiss IVF)")
+
+    def add(self, codes) -> "TorusIndexIVF":
+        """Append codes; ids are insertion positions 0, 1, ... (or use add_with_ids)."""
+        return self._add(self._check_codes(codes, "codes"), None)
+
+    def add_with_ids(self, codes, ids) -> "TorusIndexIVF":
+        """Append codes with your own int64 ids."""
+        codes = self._check_codes(codes, "codes")
+        return self._add(codes, self._check_ids(ids, codes.shape[0]))
+
+    def _add(self, codes: np.ndarray, ids) -> "TorusIndexIVF":
+        self._require_trained()
+        if codes.shape[0] == 0:
+            return self
+        assign = self._assign(codes)[:, 0]
+        order = np.argsort(assign, kind="stable")
+        bounds = np.flatnonzero(np.diff(assign[order])) + 1
+        with self._lock:
+            lists, nseq, idmap = self._state
+            if ids is None and idmap is not None:
+                raise ValueError("this index holds explicit ids (add_with_ids was used): add codes with "
+                                 "add_with_ids too")
+            seq = np.arange(nseq, nseq + codes.shape[0], dtype=np.int64)
+            new_lists = list(lists)
+            for part in np.split(order, bounds):
+                li = int(assign[part[0]])
+                new_lists[li] = append_rows(lists[li], codes[part], seq[part])
+            if ids is not None:
+                idmap = self._grow_idmap(idmap, nseq, ids)
+            self._state = (tuple(new_lists), nseq + codes.shape[0], idmap)
+        return self
+
+    @staticmethod
+    def _grow_idmap(idmap, nseq: int, ids: np.ndarray) -> np.ndarray:
+        """insertion number -> id (int64), append-only; earlier insertions without ids map to themselves."""
+        need = nseq + ids.shape[0]
+        if idmap is None:
+            idmap = np.arange(max(need, 16), dtype=np.int64)
+        if idmap.shape[0] < need:
+            grown = np.empty(max(need, idmap.shape[0] + idmap.shape[0] // 2), np.int64)
+            grown[:nseq] = idmap[:nseq]
+            idmap = grown
+        idmap[nseq:need] = ids
+        return idmap
+
+    def remove_ids(self, ids) -> int:
+        """Remove the codes with these ids; returns how many (the others keep their ids, as in faiss IVF)."""
+        with self._lock:
+            lists, nseq, idmap = self._state
+            new_lists, removed = list(lists), 0
+            for li, rows in enumerate(lists):
+                if rows.n == 0:
+                    continue
+                seq = rows.ids[:rows.n]
+                held = seq if idmap is None else idmap[seq]
+                mask = self._removal_mask(held, ids)
+                if mask.any():
+                    removed += int(mask.sum())
+                    new_lists[li] = keep_rows(rows, ~mask, renumber=False)
+            if removed:
+                self._state = (tuple(new_lists), nseq, idmap)
+        return removed
+
+    def reset(self) -> None:
+        """Remove every code (the trained centroids stay, as in faiss)."""
+        with self._lock:
+            self._state = self._empty_state()
+
+    # ------------------------------------------------------------------ search
+    def search(self, query_codes, k: int, nprobe: int | None = None, threads: int | None = None):
+        """k nearest by circular L1 among the ``nprobe`` nearest lists: (D int64 [nq, k], I int64 [nq, k]),
+        ties -> earlier-added first; missing results pad with id -1 / distance PAD_DISTANCE."""
+        q = self._check_codes(query_codes, "query_codes")
+        k = self._check_k(k)
+        nprobe = self.nprobe if nprobe is None else check_int(nprobe, "nprobe")
+        threads = self._check_threads(threads)
+        if not self.is_trained:
+            raise ValueError("the index is not trained: call train(codes) and add(codes) before search()")
+        state = self._state
+        D, S = self._search_seq(state, q, k, min(nprobe, self.nlist), threads)
+        return D, self._seq_to_ids(state, S)
+
+    def _search_seq(self, state, q: np.ndarray, k: int, nprobe: int, threads=None):
+        """(D, insertion numbers) [nq, k], padded with PAD_DISTANCE / -1."""
+        lists = state[0]
+        nq = q.shape[0]
+        probe = self._assign(q, nprobe, threads)                       # [nq, nprobe]
+        if HAVE_NUMBA and self.width <= MAX_NARROW:
+            rows, seqs = self._typed_lists(state)
+            D, S = lists_topk(q, probe, rows, seqs, self.bits, k)
+            D[S < 0] = PAD_DISTANCE
+            return D, S
+        cand_d = np.full((nq, nprobe, k), PAD_DISTANCE, np.int64)
+        cand_s = np.full((nq, nprobe, k), np.iinfo(np.int64).max, np.int64)
+        flat = probe.ravel()
+        order = np.argsort(flat, kind="stable")
+        bounds = np.flatnonzero(np.diff(flat[order])) + 1
+        for part in np.split(order, bounds):
+            if part.size == 0:
+                continue
+            rows = lists[int(flat[part[0]])]
+            if rows.n == 0:
+                continue
+            qi, slot = part // nprobe, part % nprobe
+            kk = min(k, rows.n)
+            D, P = topk_l1(q[qi], rows.buf[:rows.n], self.bits, kk, threads=threads)
+            cand_d[qi, slot, :kk] = D
+            cand_s[qi, slot, :kk] = rows.ids[P]
+        cand_d = cand_d.reshape(nq, -1)
+        cand_s = cand_s.reshape(nq, -1)
+        pick = np.lexsort((cand_s, cand_d), axis=-1)[:, :k]
+        D = np.take_along_axis(cand_d, pick, 1)
+        S = np.take_along_axis(cand_s, pick, 1)
+        S[D == PAD_DISTANCE] = PAD_ID
+        return pad_results(D, S, k)
+
+    def _typed_lists(self, state):
+        """numba typed Lists of the lists' rows and insertion numbers (views, no copy), cached per snapshot."""
+        cache = getattr(self, "_typed_cache", None)
+        if cache is None or cache[0] is not state:
+            from numba.typed import List
+
+            rows, seqs = List(), List()
+            for r in state[0]:
+                rows.append(r.buf[:r.n])
+                seqs.append(r.ids[:r.n] if r.ids is not None else np.zeros(0, np.int64))
+            cache = (state, rows, seqs)
+            self._typed_cache = cache
+        return cache[1], cache[2]
+
+    @staticmethod
+    def _seq_to_ids(state, S: np.ndarray) -> np.ndarray:
+        idmap = state[2]
+        if idmap is None:
+            return S
+        return np.where(S >= 0, idmap[np.maximum(S, 0)], PAD_ID)
+
+    def range_search(self, query_codes, radius, nprobe: int | None = None, threads: int | None = None):
+        """Codes at circular L1 distance < radius in the probed lists: faiss-style (lims, D, I)."""
+        q = self._check_codes(query_codes, "query_codes")
+        radius = self._check_radius(radius)
+        nprobe = self.nprobe if nprobe is None else check_int(nprobe, "nprobe")
+        threads = self._check_threads(threads)
+        if not self.is_trained:
+            raise ValueError("the index is not trained: call train(codes) and add(codes) before range_search()")
+        state = self._state
+        n = int(sum(r.n for r in state[0]))
+        nprobe = min(nprobe, self.nlist)
+
+        def topk(qq, kk):
+            D, S = self._search_seq(state, qq, kk, nprobe, threads)
+            return D, S
+
+        lims, D, S = range_from_topk(topk, q, n, radius)
+        keep = S >= 0
+        if not keep.all():  # a padded slot never passes d < radius unless radius is huge: drop it
+            lims = np.concatenate([[0], np.cumsum(keep)])[lims]
+            D, S = D[keep], S[keep]
+        return lims, D, self._seq_to_ids(state, S)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path) -> None:
+        from .io import write_index
+        write_index(self, path)
+
+    @classmethod
+    def load(cls, path):
+        from .io import read_index
+        index = read_index(path)
+        if not isinstance(index, cls):
+            raise ValueError(f"{path} holds a {type(index).__name__}, not a {cls.__name__}: use read_index()")
+        return index
+
+    def __repr__(self) -> str:
+        return (f"TorusIndexIVF(n_angles={self.n_angles}, bits={self.bits}, nlist={self.nlist}, "
+                f"nprobe={self.nprobe}, ntotal={self.ntotal}, trained={self.is_trained})")
