@@ -62,6 +62,8 @@ def circular_l1_knn(query: np.ndarray, reference: np.ndarray, k: int, bits: int)
     """(distances, ids) of the k nearest codes by circular L1: exact :class:`TorusIndex` (ties by smaller id)."""
     from ..search import TorusIndex
 
+    if not 1 <= int(k) <= len(reference):
+        raise ValueError(f"k must be in [1, {len(reference)}] (the number of reference codes), got {k!r}")
     index = TorusIndex(reference.shape[1], bits=bits)
     index.add(np.ascontiguousarray(reference, dtype=np.uint8))
     return index.search(np.ascontiguousarray(query, dtype=np.uint8), int(k))
