@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -e '.[dev]'
 	touch $(STAMP)
 
+# 4 heads x 3 seeds on the embedded digits, 2 runs in parallel with 1 thread each; prints mean +- std and wall time.
 demo: $(STAMP)
 	$(PY) examples/ebjepa_cifar.py --out runs/demo
 

@@ -82,8 +82,6 @@ def parse_args(argv=None):
     return args
 
 
-# ----------------------------------------------------------------------------------------------------------- data
-
 def load_cifar10(data_dir: str, skip_md5: bool = False):
     """(train_x, train_y, test_x, test_y, classes), x uint8 [N, 3, 32, 32]. Every file is checked against
     torchvision's official md5 list before it is unpickled (unless ``skip_md5``); keys may be str or bytes."""
@@ -137,13 +135,10 @@ def load_data(args) -> dict:
         y = torch.from_numpy(d.target).long()
         xtr, ytr, xte, yte, classes = x[tr], y[tr], x[te], y[te], [str(c) for c in range(10)]
         note = "EMBEDDED DEFAULT: scikit-learn's bundled 8x8 digits (1797 images, 10 classes), not CIFAR-10"
-    gen = torch.Generator().manual_seed(0)          # the same subset and test set for every seed
-    if args.max_train and args.max_train < len(ytr):
-        keep = torch.randperm(len(ytr), generator=gen)[:args.max_train]
-        xtr, ytr = xtr[keep], ytr[keep]
-    if args.max_test and args.max_test < len(yte):
-        keep = torch.randperm(len(yte), generator=gen)[:args.max_test]
-        xte, yte = xte[keep], yte[keep]
+    gen = torch.Generator().manual_seed(0)          # the same subsets for every seed
+    keep = lambda y, n: torch.randperm(len(y), generator=gen)[:n] if n else torch.arange(len(y))  # noqa: E731
+    (xtr, ytr), (xte, yte) = [(x[k], y[k]) for x, y, n in ((xtr, ytr, args.max_train), (xte, yte, args.max_test))
+                              for k in [keep(y, n)]]
     size = args.image_size
     resize = lambda x: F.interpolate(x.float() / 255, size=(size, size), mode="bilinear", align_corners=False)  # noqa
     xtr, xte = resize(xtr), resize(xte)
@@ -174,8 +169,6 @@ def augment(x, data, gen):
     return data["norm"](x.clamp(0, 1))
 
 
-# ------------------------------------------------------------------------------------------------ model, training
-
 class SmallCNN(nn.Sequential):
     """Three 3x3 conv-BN-ReLU blocks (width w, 2w, 4w; the last two stride 2) and global average pooling."""
 
@@ -196,8 +189,7 @@ def build_model(head: str, args):
 
 
 @torch.no_grad()
-def embed(model, x, data):
-    """(backbone features, head embeddings) in eval mode."""
+def embed(model, x, data):   # -> (backbone features, head embeddings)
     model.eval()
     feats = torch.cat([model.forward_features(data["norm"](x[i:i + 512])) for i in range(0, len(x), 512)])
     return feats, model.head(feats)

@@ -24,6 +24,13 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return str(path)
+
+
 def _class_style(plt, classes):
     cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
     return {c: cmap(i % cmap.N) for i, c in enumerate(classes)}
@@ -74,10 +81,7 @@ def plot_angles(x, labels, path, geometry: str = "torusN", bits: int = 8, title:
         axes[0, -1].legend(title="class", loc="upper left", bbox_to_anchor=(1.02, 1), fontsize="small",
                            markerscale=2)
     fig.suptitle(title or f"{geometry}: angles on the flat torus, {n} circle pair(s) (edges wrap around)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return str(path)
+    return _save(plt, fig, path)
 
 
 def plot_persistence(diagrams, path, title: str = "persistence diagram") -> str:
@@ -99,10 +103,7 @@ def plot_persistence(diagrams, path, title: str = "persistence diagram") -> str:
     ax.set_ylabel("death")
     ax.set_title(title)
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return str(path)
+    return _save(plt, fig, path)
 
 
 def _values(v):
@@ -174,10 +175,7 @@ def plot_p1_vs_bits(runs: dict, path, title: str = "P@1 against bits per vector"
     ax.grid(alpha=0.3)
     ax.set_title(title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return str(path)
+    return _save(plt, fig, path)
 
 
 def plot_few_shot(results: dict, path, title: str = "few-shot accuracy", ylabel: str = "accuracy") -> str:
@@ -216,10 +214,7 @@ def plot_few_shot(results: dict, path, title: str = "few-shot accuracy", ylabel:
     handles = [plt.Line2D([], [], color=cmap(h % 10), marker="o", label=head) for h, head in enumerate(heads)]
     axes[0, -1].legend(handles=handles, loc="lower right", fontsize="small")
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return str(path)
+    return _save(plt, fig, path)
 
 
 def plot_loss_curves(curves: dict, path, title: str = "training loss", xlabel: str = "epoch",
@@ -247,7 +242,4 @@ def plot_loss_curves(curves: dict, path, title: str = "training loss", xlabel: s
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return str(path)
+    return _save(plt, fig, path)
