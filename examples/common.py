@@ -48,21 +48,23 @@ def progress(iterable, **kwargs):
 
 class EarlyStopping:
     """Stop when a validation score (higher is better, e.g. P@1; pass -loss for a loss) has not improved by more
-    than ``min_delta`` for ``patience`` epochs; keep the best model's weights. ``reason`` says why training ended.
+    than ``min_delta`` for ``patience`` epochs, never before ``min_epochs`` (early SSL epochs can score below the
+    random initialisation); keep the best model's weights. ``reason`` says why training ended.
 
     Usage: ``stop = EarlyStopping(5, 0.005)``; per epoch ``if stop.step(val_p1, model): break``;
     after training ``stop.finish(model, max_epochs)`` restores the best weights and returns the reason.
     """
 
-    def __init__(self, patience: int, min_delta: float = 0.0, what: str = "validation P@1"):
+    def __init__(self, patience: int, min_delta: float = 0.0, what: str = "validation P@1", min_epochs: int = 0):
         self.patience, self.min_delta, self.what = int(patience), float(min_delta), what
+        self.min_epochs = int(min_epochs)
         self.best, self.best_epoch, self.epoch, self.state, self.reason = -float("inf"), 0, 0, None, None
 
     def step(self, score: float, model: torch.nn.Module) -> bool:
         self.epoch += 1
         if score > self.best + self.min_delta or self.state is None:
             self.best, self.best_epoch, self.state = score, self.epoch, copy.deepcopy(model.state_dict())
-        if self.epoch - self.best_epoch >= self.patience:
+        if self.epoch - self.best_epoch >= self.patience and self.epoch >= self.min_epochs:
             self.reason = (f"stopped early at epoch {self.epoch}: {self.what} plateau (no gain > {self.min_delta:g} "
                            f"for {self.patience} epochs; best epoch {self.best_epoch})")
             return True

@@ -46,7 +46,8 @@ OPTIONS = [  # flag, type, default, help
     ("--koleo", float, 1.0, "KoLeo weight for the torus heads"),
     ("--clip", float, 100.0, "element-wise gradient clip (every head)"),
     ("--epochs", int, 60, "epoch budget, the same for every head"),
-    ("--patience", int, 6, "early stopping: epochs without a validation P@1 gain > 0.005"),
+    ("--patience", int, 6, "early stopping: epochs without a validation P@1 gain > 0.005 ..."),
+    ("--min-epochs", int, 15, "... and never before this epoch"),
     ("--batch-size", int, 128, "batch size"),
     ("--lr", float, 1e-3, "Adam learning rate"),
     ("--max-train", int, None, "use at most this many training images"),
@@ -204,7 +205,8 @@ def train(model, head, data, args, gen, tr, val):
     scale = float(model.out_dim) ** 0.5   # unit-norm z scaled so each coordinate can reach VICReg's target std 1
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     handles = clip_gradients(model, args.clip)
-    stop, history = common.EarlyStopping(args.patience, 0.005), {"train_loss": [], "val_p1": []}
+    stop = common.EarlyStopping(args.patience, 0.005, min_epochs=args.min_epochs)
+    history = {"train_loss": [], "val_p1": []}
     x, y, refs = data["train_x"], data["train_y"], tr[:5000]
     for epoch in common.progress(range(args.epochs), desc=head):
         model.train()

@@ -26,7 +26,8 @@ def test_ebjepa_quick_end_to_end(tmp_path, capsys):
     out = tmp_path / "eb"
     ebjepa_cifar.main(["--quick", "--jobs", "2", "--out", str(out)])     # runs in 2 spawned processes
     printed = capsys.readouterr().out
-    assert "EMBEDDED DEFAULT" in printed and "1 torch thread(s) per run" in printed and "load average" in printed and "wall time" in printed
+    for text in ("EMBEDDED DEFAULT", "1 torch thread(s) per run", "load average", "wall time", "s CPU)"):
+        assert text in printed, text
     assert "mean +- std over 1 seed(s)" in printed and "ran the full budget of 2 epochs" in printed
     doc = json.loads((out / "results.json").read_text())
     prov = doc["provenance"]
@@ -48,7 +49,8 @@ def test_ebjepa_quick_end_to_end(tmp_path, capsys):
     # the torus heads' 8-bit rows use one byte per angle: torusN has dim/2 circles, torusC dim circles
     assert doc["metrics"]["torusN"]["quantisation_table"][1]["bits_per_vector"]["mean"] == 8 * 32
     assert doc["metrics"]["torusC"]["quantisation_table"][1]["bits_per_vector"]["mean"] == 8 * 64
-    for png in ("p1_vs_bits.png", "train_loss.png", "val_p1.png", "angles_torusN.png", "angles_torusC.png", "angles_torusN-2x.png"):
+    for png in ("p1_vs_bits.png", "train_loss.png", "val_p1.png", "angles_torusN.png", "angles_torusC.png",
+                "angles_torusN-2x.png"):
         assert (out / png).stat().st_size > 5000
     codes = load_codes(str(out / "codes_torusN_uint8.torc"))
     assert codes.codes.shape == (100, 32) and codes.bits == 8
@@ -81,6 +83,9 @@ def test_early_stopping_on_a_plateau_restores_the_best_weights():
     assert stopped_at == 6 and stop.best_epoch == 3      # 0.705 and 0.709 are not 0.01 better than 0.7
     reason = stop.finish(model, max_epochs=100)
     assert "stopped early at epoch 6" in reason and "best epoch 3" in reason and model.weight.item() == 3
+    late = common.EarlyStopping(patience=2, min_epochs=5)
+    assert [late.step(s, model) for s in (0.9, 0.5, 0.5, 0.5, 0.5)] == [False] * 4 + [True]
+    assert late.best_epoch == 1
     budget = common.EarlyStopping(patience=5)
     for score in (0.1, 0.2):
         budget.step(score, model)
