@@ -1,9 +1,8 @@
 """ProtoCLR few-shot bird song (the paper's BIRB experiment, small): torus heads vs the hypersphere, several seeds.
 
-Waveform -> dB mel spectrogram -> small CNN -> MLP -> head -> ProtoCLR loss on two augmented views, SGD, gradients
-clipped element-wise at 100, KoLeo on torus heads (--koleo). Same budget (--epochs) for every head, early stopping
-on the validation loss (ProtoCLR loss on pow). Rows: heads at width --dim, plus torusN at 2*dim (same intrinsic
-dimension and uint8 bits per vector as the sphere). Few-shot evaluation from torus_plugins.metrics. Without
+Mel spectrogram -> small CNN -> MLP -> head -> ProtoCLR loss on two augmented views; SGD, element-wise gradient
+clipping at 100, KoLeo on torus heads (--koleo), one budget for all heads with early stopping on the pow validation
+loss. Rows: heads at width --dim, plus torusN at 2*dim (the sphere's intrinsic dimension and uint8 bits). Without
 --data-dir a SYNTHETIC bird-song set (not real recordings) is written in the BIRB layout and read back.
 Usage: python examples/protoclr_birb.py --out runs/birb     (--quick: smoke test; --data-dir /data/birb)
 """
@@ -13,6 +12,8 @@ import json
 import os
 import sys
 
+import librosa
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -21,13 +22,13 @@ from torch import nn
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 from torus_plugins import ProjectionHead, to_turns  # noqa: E402
-from torus_plugins.codes import SphereGridQuantizer, quantize, save_codes  # noqa: E402
+from torus_plugins.codes import SphereGridQuantizer, quantize  # noqa: E402
 from torus_plugins.losses import KoLeoLoss, ProtoCLRLoss, clip_gradients  # noqa: E402
 from torus_plugins.metrics import few_shot_accuracy, small_classes  # noqa: E402
 from torus_plugins.plot import plot_angles, plot_few_shot, plot_loss_curves  # noqa: E402
 from torus_plugins.report import aggregate, finish, format_grid, provenance, write_results  # noqa: E402
 
-SR, SHOTS, TAU, CLIP = 16000, (1, 5), 0.1, 100.0         # ProtoCLR's tau; the paper's element-wise clip value
+SR, SHOTS, TAU, CLIP, LR = 16000, (1, 5), 0.1, 100.0, 0.05  # ProtoCLR's tau and SGD lr; the paper's clip value
 NORM_MEAN, NORM_STD = 0.5347, 0.0772  # ProtoCLR's standardisation of min-max-normalised dB spectrograms
 LAYOUT = ("expected <data-dir>/train/<class>/*.pt (16 kHz waveforms), <data-dir>/eval/pow.pt (dict 'data' [N, "
           "samples], 'label' [N]) and optional test sets <data-dir>/eval/<name>/<class>/*.pt: the BIRB layout")
@@ -45,19 +46,16 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=40, help="budget: maximum epochs, the same for every head")
     p.add_argument("--patience", type=int, default=6, help="early stopping patience (epochs)")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (momentum 0.9, cosine decay)")
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1; tables give mean +- std over them")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (results depend on it)")
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel processes (results do not depend on it)")
-    p.add_argument("--clip-seconds", type=float, help="default: 6 s with --data-dir, 3 s synthetic")
     a = p.parse_args(argv)
     if a.dim % 4 or a.dim < 4:
         p.error(f"--dim must be a positive multiple of 4, got {a.dim}")
-    a.clip_seconds = a.clip_seconds or (6.0 if a.data_dir else 3.0)
+    a.clip_seconds = 1.5 if a.quick else 6.0 if a.data_dir else 3.0         # upstream: 6 s; synthetic: 3 s
     if a.quick:
         a.epochs, a.seeds, a.jobs, a.batch_size = 2, 1, 1, 16
-        a.clip_seconds = min(a.clip_seconds, 1.0)
     return a
 
 
@@ -92,31 +90,25 @@ def write_synthetic_birb(root: str, a) -> str:
                for _ in range(n_tr + 2 * n_ev)]
     pow_x, pow_y = [], []
     for i, sp in enumerate(species):
-        clips = [torch.from_numpy(synth_clip(sp, a.clip_seconds, rng))
-                 for _ in range(c_tr if i < n_tr else c_ev)]
+        clips = [torch.from_numpy(synth_clip(sp, a.clip_seconds, rng)) for _ in range(c_tr if i < n_tr else c_ev)]
         if n_tr <= i < n_tr + n_ev:
             pow_x, pow_y = pow_x + clips, pow_y + [i - n_tr] * len(clips)
             continue
-        d = os.path.join(root, "train" if i < n_tr else "eval/synth_test", f"synth_{i:02d}_f{int(sp[0])}")
-        os.makedirs(d, exist_ok=True)
+        os.makedirs(d := os.path.join(root, "train" if i < n_tr else "eval/synth_test", f"sp{i:02d}"), exist_ok=True)
         for c, x in enumerate(clips):
             torch.save(x, os.path.join(d, f"clip_{c:03d}.pt"))
     torch.save({"data": torch.stack(pow_x), "label": torch.tensor(pow_y)}, os.path.join(root, "eval", "pow.pt"))
-    open(os.path.join(root, "README.txt"), "w").write("SYNTHETIC bird song, not real recordings (protoclr_birb.py)\n")
-    json.dump(spec, open(marker, "w"))
+    json.dump(spec, open(marker, "w"))                        # SYNTHETIC.json labels the folder
     return root
 
 
 def fit_length(x: torch.Tensor, n: int) -> torch.Tensor:
-    """Mono (channel mean), then crop or zero-pad to n samples."""
     x = x.float().reshape(-1) if x.dim() <= 1 else x.float().mean(-2)
     return x[..., :n] if x.shape[-1] >= n else F.pad(x, (0, n - x.shape[-1]))
 
 
 def load_class_folders(root: str, n: int, what: str):
     """ProtoCLR's PTDataset: sorted class folders ('????' skipped) of .pt waveforms -> (waves, labels, names)."""
-    if not os.path.isdir(root):
-        raise common.DataDirError(f"{what}: {root!r} is not a folder; {LAYOUT}")
     names = [d for d in sorted(os.listdir(root)) if os.path.isdir(os.path.join(root, d)) and d != "????"]
     waves, labels = [], []
     for i, name in enumerate(names):
@@ -133,8 +125,7 @@ def load_class_folders(root: str, n: int, what: str):
 
 
 def usable(name: str, x, y, names, verbose=True):
-    """Drop (and name) the classes with <= 5 clips: no query left at 5 shots. Fail if < 2 classes remain.
-    Runs before training, so a small eval set never crashes a finished run."""
+    """Before training: drop (and name) classes with <= 5 clips (no 5-shot query); fail if < 2 classes remain."""
     keep = ~torch.isin(y, torch.tensor(list(small := small_classes(y, max(SHOTS))), dtype=y.dtype))
     small = {names[c] if names else c: k for c, k in small.items()}
     if small and verbose:
@@ -172,7 +163,6 @@ class MelFrontEnd(nn.Module):
 
     def __init__(self):
         super().__init__()
-        import librosa
         fb = librosa.filters.mel(sr=SR, n_fft=1024, n_mels=128, fmin=50.0, fmax=8000.0, htk=True, norm=None)
         self.register_buffer("fb", torch.from_numpy(fb).float())
         self.register_buffer("window", torch.hann_window(1024))
@@ -198,21 +188,19 @@ def augment(x, gen):
         for _ in range(count):
             w = torch.randint(0, width + 1, (b,), generator=gen)
             s = (torch.rand(b, generator=gen) * (x.shape[dim] - w)).long()
-            pos = torch.arange(x.shape[dim])
+            pos = torch.arange(x.shape[dim])[None]
             m = ((pos >= s[:, None]) & (pos < (s + w)[:, None])).float()
             x = x * (1 - (m[:, None, :, None] if dim == 2 else m[:, None, None, :]))
     return (x - NORM_MEAN) / NORM_STD
 
 
 def build_model(head: str, dim: int) -> nn.Module:
-    """4 x (conv3x3-BN-ReLU-maxpool2), 16/32/64/128 channels, the first conv with stride 2 (CPU budget), global
-    average pool -> the package's ProjectionHead (MLP 128 -> dim, then sphere / torusN / torusC)."""
-    layers, c = [], 1
-    for i, w in enumerate((16, 32, 64, 128)):
-        layers += [nn.Conv2d(c, w, 3, stride=2 if i == 0 else 1, padding=1, bias=False), nn.BatchNorm2d(w),
-                   nn.ReLU(inplace=True), nn.MaxPool2d(2)]
-        c = w
-    encoder = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    """4 x (conv3x3-BN-ReLU-maxpool), 16/32/64/128 channels, the first conv with stride 2 and pool 4 (CPU budget),
+    global average pool -> the package's ProjectionHead (MLP 128 -> dim, then sphere / torusN / torusC)."""
+    c = (1, 16, 32, 64, 128)
+    blocks = [[nn.Conv2d(c[i], c[i + 1], 3, stride=2 if i == 0 else 1, padding=1, bias=False),
+               nn.BatchNorm2d(c[i + 1]), nn.ReLU(inplace=True), nn.MaxPool2d(4 if i == 0 else 2)] for i in range(4)]
+    encoder = nn.Sequential(*sum(blocks, []), nn.AdaptiveAvgPool2d(1), nn.Flatten())
     width = dim // 2 if head == "torusC" else dim                   # torusC: dim/2 turns -> width dim
     return nn.ModuleDict({"encoder": encoder, "head": ProjectionHead(128, width, projection=head, hidden_dim=128)})
 
@@ -232,7 +220,7 @@ def run(row: str, head: str, dim: int, seed: int, a) -> dict:
     with torch.no_grad():
         spec = torch.cat([front(xtr[i:i + 128], standardise=False) for i in range(0, len(xtr), 128)])
     bs, steps = min(a.batch_size, len(ytr)), len(ytr) // min(a.batch_size, len(ytr))
-    opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=0.9, weight_decay=1e-6)
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9, weight_decay=1e-6)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, a.epochs * steps)
     protoclr, koleo = ProtoCLRLoss(TAU), (a.koleo if head != "sphere" else 0.0)
     handle, stop, hist = clip_gradients(model, CLIP), common.EarlyStopping(a.patience), {"train": [], "val": []}
@@ -266,9 +254,8 @@ def run(row: str, head: str, dim: int, seed: int, a) -> dict:
                "encoder": (feats, "sphere", True)}      # encoder features: upstream ProtoCLR's centred rule
         res["few_shot"][name] = {k: {s: v["mean"] for s, v in few_shot_accuracy(
             e, y, SHOTS, a.episodes, seed, geometry=g, centre=c).items()} for k, (e, g, c) in ins.items()}
-        if name == "pow" and seed == 0 and grid is None:        # torus rows: angles and uint8 codes, seed 0
+        if name == "pow" and seed == 0 and grid is None:        # torus rows: angle scatter, seed 0
             plot_angles(z, y, os.path.join(a.out, f"angles_{row.replace(' ', '_')}.png"), title=f"{row}: pow, seed 0")
-            save_codes(os.path.join(a.out, f"codes_{row.replace(' ', '_')}_pow.torc"), codes.numpy(), bits=8)
     return res
 
 
@@ -284,25 +271,22 @@ def main(argv=None) -> dict:
           f"{a.threads} thread(s) per run, {a.jobs} job(s), budget {a.epochs} epochs (patience {a.patience}), KoLeo "
           f"{a.koleo} on torus heads, clip {CLIP}", flush=True)
     per_run = common.run_jobs(run, [(r, h, d, s, a) for r, (h, d) in rows.items() for s in range(a.seeds)], a.jobs)
-    metrics = {"data_note": data["note"], "rows": {}}
     for x in per_run:
         print(f"{x['row']} seed {x['seed']}: {x['stop']}; final train loss {x['history']['train'][-1]:.3f}")
-    for r, (h, d) in rows.items():
-        runs = [x for x in per_run if x["row"] == r]
-        metrics["rows"][r] = {"head": h, "dim": d, "uint8_bits_per_vector": 8 * d // (1 if h == "sphere" else 2),
-                              "few_shot": aggregate([x["few_shot"] for x in runs]), "runs": runs}
+    runs = {r: [x for x in per_run if x["row"] == r] for r in rows}
+    metrics = {"data_note": data["note"], "rows": {r: {"head": h, "dim": d, "uint8_bits_per_vector": 8 * d // (
+        1 if h == "sphere" else 2), "few_shot": aggregate([x["few_shot"] for x in runs[r]]), "runs": runs[r]}
+        for r, (h, d) in rows.items()}}
     table = [[r, kind, e] + [m["few_shot"][e][kind][s] for s in SHOTS] for r, m in metrics["rows"].items()
              for kind in ("float", "uint8", "encoder") for e in data["evals"]]
     print(format_grid(f"\nfew-shot accuracy, mean +- std over {a.seeds} seed(s) (each the mean of {a.episodes} "
                       "episodes); pow = validation, others = test", ["row", "input", "set", "1-shot", "5-shot"],
                       table))
-    label = lambda e: f"validation: {e}" if e == "pow" else f"test: {e}"  # noqa: E731
-    for kind in ("float", "uint8"):
-        plot_few_shot({label(e): {r: m["few_shot"][e][kind] for r, m in metrics["rows"].items()}
-                       for e in data["evals"]}, os.path.join(a.out, f"few_shot_{kind}.png"),
-                      f"few-shot accuracy, {kind} embeddings (mean +- std over {a.seeds} seeds)")
+    plot_few_shot({("validation: " if e == "pow" else "test: ") + e: {r: m["few_shot"][e]["float"] for r, m in
+                   metrics["rows"].items()} for e in data["evals"]}, os.path.join(a.out, "few_shot.png"),
+                  f"few-shot accuracy, float embeddings (mean +- std over {a.seeds} seeds)")
     for part in ("train", "val"):
-        plot_loss_curves({r: [x["history"][part] for x in per_run if x["row"] == r] for r in rows},
+        plot_loss_curves({r: [x["history"][part] for x in runs[r]] for r in rows},
                          os.path.join(a.out, f"loss_{part}.png"), f"ProtoCLR loss ({part})")
     plot_spectrograms(os.path.join(a.out, "spectrograms.png"), data)
     write_results(os.path.join(a.out, "results.json"), prov := finish(prov), vars(a), metrics)
@@ -313,7 +297,6 @@ def main(argv=None) -> dict:
 
 def plot_spectrograms(path, data):
     """The first clip of up to 8 training species, labelled (species, time in s, mel band in Hz)."""
-    import matplotlib.pyplot as plt
     (x, y), front = data["train"], MelFrontEnd()
     fig, axes = plt.subplots(2, 4, figsize=(13, 5.5), squeeze=False)
     for ax, c in zip(axes.flat, torch.unique(y)[:8]):

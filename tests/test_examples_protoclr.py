@@ -73,9 +73,9 @@ def test_protoclr_quick_end_to_end(tmp_path, capsys):
     root = out / "synthetic_birb"
     assert "SYNTHETIC" in (root / "README.txt").read_text()
     pow_ = torch.load(root / "eval" / "pow.pt", weights_only=True)
-    assert set(pow_) == {"data", "label"} and pow_["data"].shape == (18, 16000)
+    assert set(pow_) == {"data", "label"} and pow_["data"].shape == (18, 24000)
     first = sorted((root / "train").iterdir())[0]
-    assert torch.load(sorted(first.glob("*.pt"))[0], weights_only=True).shape == (16000,)
+    assert torch.load(sorted(first.glob("*.pt"))[0], weights_only=True).shape == (24000,)
 
 
 def write_birb(root, eval_counts, pow_counts=(7, 7)):
