@@ -1,7 +1,7 @@
 """ProtoCLR few-shot bird song (the paper's BIRB experiment, small): torus heads vs the hypersphere, several seeds.
 
-Mel spectrogram -> small CNN -> MLP -> head -> ProtoCLR loss on two augmented views; SGD, element-wise gradient
-clipping at 100, KoLeo on torus heads (--koleo), one budget for all heads with early stopping on the pow validation
+Mel spectrogram -> small CNN -> MLP -> head -> ProtoCLR loss on two augmented views; SGD, gradients clipped
+element-wise at 100, KoLeo on torus heads (--koleo), one budget for all heads, early stopping on the pow validation
 loss. Rows: heads at width --dim, plus torusN at 2*dim (the sphere's intrinsic dimension and uint8 bits). Without
 --data-dir a SYNTHETIC bird-song set (not real recordings) is written in the BIRB layout and read back.
 Usage: python examples/protoclr_birb.py --out runs/birb     (--quick: smoke test; --data-dir /data/birb)
@@ -16,7 +16,6 @@ import librosa
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -30,8 +29,7 @@ from torus_plugins.report import aggregate, finish, format_grid, provenance, wri
 
 SR, SHOTS, TAU, CLIP, LR = 16000, (1, 5), 0.1, 100.0, 0.05  # ProtoCLR's tau and SGD lr; the paper's clip value
 NORM_MEAN, NORM_STD = 0.5347, 0.0772  # ProtoCLR's standardisation of min-max-normalised dB spectrograms
-LAYOUT = ("expected <data-dir>/train/<class>/*.pt (16 kHz waveforms), <data-dir>/eval/pow.pt (dict 'data' [N, "
-          "samples], 'label' [N]) and optional test sets <data-dir>/eval/<name>/<class>/*.pt: the BIRB layout")
+LAYOUT = "expected train/<class>/*.pt (16 kHz), eval/pow.pt {'data', 'label'}, eval/<set>/<class>/*.pt (BIRB)"
 
 
 def parse_args(argv=None):
@@ -60,8 +58,8 @@ def parse_args(argv=None):
 
 
 def synth_clip(sp: np.ndarray, seconds: float, rng) -> np.ndarray:
-    """A species = (f0, bandwidth, shape, syllable s, gap s, n syllables, 2nd harmonic): 1-2 bouts of FM syllables
-    at random offsets, per-clip pitch/tempo jitter, low-passed background noise."""
+    """A species sp = (f0, bandwidth, shape, syllable s, gap s, n syllables, 2nd harmonic): 1-2 bouts of FM
+    syllables at random offsets, per-clip pitch/tempo jitter, low-passed noise."""
     f0, bw, shape, syl, gap, n_syl, h2 = sp
     n, out = int(seconds * SR), np.zeros(int(seconds * SR))
     f0, syl = f0 * rng.uniform(0.96, 1.04), syl * rng.uniform(0.9, 1.1)
@@ -104,7 +102,7 @@ def write_synthetic_birb(root: str, a) -> str:
 
 def fit_length(x: torch.Tensor, n: int) -> torch.Tensor:
     x = x.float().reshape(-1) if x.dim() <= 1 else x.float().mean(-2)
-    return x[..., :n] if x.shape[-1] >= n else F.pad(x, (0, n - x.shape[-1]))
+    return x[..., :n] if x.shape[-1] >= n else torch.nn.functional.pad(x, (0, n - x.shape[-1]))
 
 
 def load_class_folders(root: str, n: int, what: str):
@@ -138,9 +136,8 @@ def usable(name: str, x, y, names, verbose=True):
 
 def load_data(a, verbose=True) -> dict:
     n, root = int(a.clip_seconds * SR), a.data_dir or write_synthetic_birb(os.path.join(a.out, "synthetic_birb"), a)
-    for sub in ("train", "eval"):
-        if not os.path.isdir(os.path.join(root, sub)):
-            raise common.DataDirError(f"--data-dir {root!r} has no {sub}/ folder; {LAYOUT}")
+    if missing := [sub for sub in ("train", "eval") if not os.path.isdir(os.path.join(root, sub))]:
+        raise common.DataDirError(f"--data-dir {root!r} has no {missing[0]}/ folder; {LAYOUT}")
     xtr, ytr, names = load_class_folders(os.path.join(root, "train"), n, "training set")
     path = os.path.join(root, "eval", "pow.pt")
     d = torch.load(path, map_location="cpu", weights_only=True) if os.path.isfile(path) else None
@@ -217,8 +214,7 @@ def run(row: str, head: str, dim: int, seed: int, a) -> dict:
     gen = common.seed_everything(seed, a.threads)
     data, front = load_data(a, verbose=False), MelFrontEnd()
     model, (xtr, ytr), pow_x, pow_y = build_model(head, dim), data["train"], *data["evals"]["pow"]
-    with torch.no_grad():
-        spec = torch.cat([front(xtr[i:i + 128], standardise=False) for i in range(0, len(xtr), 128)])
+    spec = torch.cat([front(xtr[i:i + 128], standardise=False) for i in range(0, len(xtr), 128)])  # no grad: buffers
     bs, steps = min(a.batch_size, len(ytr)), len(ytr) // min(a.batch_size, len(ytr))
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9, weight_decay=1e-6)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, a.epochs * steps)
@@ -238,9 +234,8 @@ def run(row: str, head: str, dim: int, seed: int, a) -> dict:
             opt.step()
             sched.step()
             losses.append(loss.item())
-        z_pow = embed(model, front, pow_x)[1]
         hist["train"].append(float(np.mean(losses)))
-        hist["val"].append(protoclr(z_pow, z_pow, pow_y).item())
+        hist["val"].append(protoclr(*[embed(model, front, pow_x)[1]] * 2, pow_y).item())   # clean views of pow
         if stop.step(hist["val"][-1], model):
             break
     handle.remove()
@@ -261,15 +256,13 @@ def run(row: str, head: str, dim: int, seed: int, a) -> dict:
 
 def main(argv=None) -> dict:
     a = parse_args(argv)
-    prov = provenance(vars(a), seeds=list(range(a.seeds)), threads=a.threads)
-    data = load_data(a)            # a bad --data-dir or a too-small eval set fails here, before any training
-    os.makedirs(a.out, exist_ok=True)
+    prov, data = provenance(vars(a), seeds=list(range(a.seeds)), threads=a.threads), load_data(a)
+    os.makedirs(a.out, exist_ok=True)       # only now: a bad --data-dir or too-small eval set failed before this
     rows = {h: (h, a.dim) for h in a.heads} | ({} if a.no_wide or "torusN" not in a.heads else
                                                 {f"torusN {2 * a.dim}": ("torusN", 2 * a.dim)})
-    print(f"data: {data['note']}; train {len(data['train'][1])} clips / {len(data['names'])} classes; eval: "
-          f"{ {k: len(y) for k, (_, y) in data['evals'].items()} } clips\nrows {list(rows)}, seeds {a.seeds}, "
-          f"{a.threads} thread(s) per run, {a.jobs} job(s), budget {a.epochs} epochs (patience {a.patience}), KoLeo "
-          f"{a.koleo} on torus heads, clip {CLIP}", flush=True)
+    print(f"data: {data['note']}; {len(data['names'])} training classes; clips {len(data['train'][1])} train, "
+          f"{ {k: len(y) for k, (_, y) in data['evals'].items()} } eval\nrows {list(rows)}, seeds {a.seeds}, "
+          f"{a.threads} thread(s) x {a.jobs} job(s), {a.epochs} epochs max, KoLeo {a.koleo}, clip {CLIP}", flush=True)
     per_run = common.run_jobs(run, [(r, h, d, s, a) for r, (h, d) in rows.items() for s in range(a.seeds)], a.jobs)
     for x in per_run:
         print(f"{x['row']} seed {x['seed']}: {x['stop']}; final train loss {x['history']['train'][-1]:.3f}")
@@ -277,27 +270,17 @@ def main(argv=None) -> dict:
     metrics = {"data_note": data["note"], "rows": {r: {"head": h, "dim": d, "uint8_bits_per_vector": 8 * d // (
         1 if h == "sphere" else 2), "few_shot": aggregate([x["few_shot"] for x in runs[r]]), "runs": runs[r]}
         for r, (h, d) in rows.items()}}
-    table = [[r, kind, e] + [m["few_shot"][e][kind][s] for s in SHOTS] for r, m in metrics["rows"].items()
-             for kind in ("float", "uint8", "encoder") for e in data["evals"]]
     print(format_grid(f"\nfew-shot accuracy, mean +- std over {a.seeds} seed(s) (each the mean of {a.episodes} "
                       "episodes); pow = validation, others = test", ["row", "input", "set", "1-shot", "5-shot"],
-                      table))
+                      [[r, kind, e] + [m["few_shot"][e][kind][s] for s in SHOTS] for r, m in metrics["rows"].items()
+                       for kind in ("float", "uint8", "encoder") for e in data["evals"]]))
     plot_few_shot({("validation: " if e == "pow" else "test: ") + e: {r: m["few_shot"][e]["float"] for r, m in
                    metrics["rows"].items()} for e in data["evals"]}, os.path.join(a.out, "few_shot.png"),
                   f"few-shot accuracy, float embeddings (mean +- std over {a.seeds} seeds)")
     for part in ("train", "val"):
         plot_loss_curves({r: [x["history"][part] for x in runs[r]] for r in rows},
                          os.path.join(a.out, f"loss_{part}.png"), f"ProtoCLR loss ({part})")
-    plot_spectrograms(os.path.join(a.out, "spectrograms.png"), data)
-    write_results(os.path.join(a.out, "results.json"), prov := finish(prov), vars(a), metrics)
-    print(f"wrote {a.out}/results.json and plots; wall time {prov['wall_seconds']} s on {prov['cpu_model']}, "
-          f"{a.threads} thread(s) x {a.jobs} job(s)")
-    return metrics
-
-
-def plot_spectrograms(path, data):
-    """The first clip of up to 8 training species, labelled (species, time in s, mel band in Hz)."""
-    (x, y), front = data["train"], MelFrontEnd()
+    (x, y), front = data["train"], MelFrontEnd()                 # the first clip of up to 8 training species
     fig, axes = plt.subplots(2, 4, figsize=(13, 5.5), squeeze=False)
     for ax, c in zip(axes.flat, torch.unique(y)[:8]):
         s = front.db(x[int(torch.where(y == c)[0][0])][None])[0].numpy()
@@ -305,8 +288,12 @@ def plot_spectrograms(path, data):
         ax.set(title=data["names"][int(c)], xlabel="time (s)", ylabel="mel band (50-8000 Hz)")
     fig.colorbar(im, ax=axes, label="dB")
     fig.suptitle(data["note"][:120], fontsize=9)
-    fig.savefig(path, dpi=80)
+    fig.savefig(os.path.join(a.out, "spectrograms.png"), dpi=80)
     plt.close(fig)
+    write_results(os.path.join(a.out, "results.json"), prov := finish(prov), vars(a), metrics)
+    print(f"wrote {a.out}/results.json and plots; wall time {prov['wall_seconds']} s on {prov['cpu_model']}, "
+          f"{a.threads} thread(s) x {a.jobs} job(s)")
+    return metrics
 
 
 if __name__ == "__main__":
