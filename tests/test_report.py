@@ -71,3 +71,33 @@ def test_provenance_and_results_file(tmp_path):
     assert doc["provenance"]["args"]["arr"] == [0, 1]
     with pytest.raises(ValueError, match="non-finite"):
         write_results(tmp_path / "bad.json", done, {}, {"p1": float("nan")})
+
+
+def test_format_leaf_and_grid():
+    from torus_plugins.report import format_grid, format_leaf
+    assert format_leaf(aggregate([0.5, 0.7])) == "0.600 +- 0.141"
+    assert format_leaf(None) == "-" and format_leaf(0.25) == "0.250" and format_leaf(3) == "3"
+    partial = aggregate_rows([[{"setting": "a", "p": 0.5}], [{"setting": "a", "p": None}]])[0]["p"]
+    assert format_leaf(partial) == "0.500 +- 0.000 (n=1)"
+    text = format_grid("T", ["setting", "sphere"], [["none", aggregate([0.9, 0.8])], ["1-bit", None]])
+    lines = text.splitlines()
+    assert lines[0] == "T" and lines[1].split() == ["setting", "sphere"]
+    assert lines[3].split() == ["none", "0.850", "+-", "0.071"] and lines[4].split() == ["1-bit", "-"]
+    with pytest.raises(ValueError, match="2 cells"):
+        format_grid("T", ["a", "b"], [["x"]])
+
+
+def test_format_settings_table():
+    from torus_plugins.report import format_settings_table
+    torus = aggregate_rows([[{"setting": "none", "bits_per_vector": 2048, "precision_at_1": p},
+                             {"setting": "PQ(8,1)", "bits_per_vector": 8, "precision_at_1": None}]
+                            for p in (0.9, 0.8)])
+    sphere = aggregate_rows([[{"setting": "none", "bits_per_vector": 2048, "precision_at_1": 0.7}]])
+    text = format_settings_table({"torusN": torus, "sphere": sphere}, title="P@1",
+                                 extra={"probe": {"torusN": aggregate([0.5, 0.5]), "sphere": None}},
+                                 columns={"torusN": "torusN (64)"})
+    lines = text.splitlines()
+    assert lines[1].split() == ["setting", "torusN", "(64)", "sphere"]
+    assert lines[3].split() == ["none", "0.850", "+-", "0.071", "[2048", "b]", "0.700", "+-", "0.000", "[2048", "b]"]
+    assert lines[4].split() == ["PQ(8,1)", "-", "[8", "b]", "-"]
+    assert lines[5].split() == ["probe", "0.500", "+-", "0.000", "-"]

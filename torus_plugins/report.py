@@ -3,12 +3,17 @@
 * ``provenance(args, seeds, threads)``: versions (package, torch, numpy, faiss), CPU model, thread count, seeds,
   git commit when available, start time (UTC, ISO 8601) and a monotonic start stamp; ``finish(prov)`` adds the
   wall time in seconds.
+  ``describe(prov)``: a one-line summary to print.
 * ``mean_std(values)`` -> (mean, std) with the sample std (ddof=1; 0.0 for one value);
   ``format_mean_std(values)`` -> ``"0.912 +- 0.004 (n=3)"``.
 * ``aggregate(per_seed)``: a list of per-seed dicts/lists of numbers -> the same structure with
   ``{"mean", "std", "n", "values"}`` at each numeric leaf.
 * ``aggregate_rows(per_seed_rows, key="setting")``: per-seed lists of table rows (e.g. ``quantisation_table``) ->
   one row per ``key`` value, numeric columns aggregated over seeds (as ``aggregate``).
+* ``format_leaf(leaf)``: an ``aggregate`` leaf -> ``"0.912 +- 0.004"`` (``"-"`` for None);
+  ``format_grid(title, header, rows)``: a fixed-width text table of strings / numbers.
+* ``format_settings_table(tables)``: head -> ``aggregate_rows`` output -> one line per setting, one column per head,
+  cells ``"mean +- std [bits b]"``.
 * ``write_results(path, provenance, args, metrics)``: JSON with NaN/inf refused.
 
 Usage::
@@ -28,8 +33,9 @@ import time
 
 import numpy as np
 
-__all__ = ["provenance", "finish", "cpu_model", "git_commit", "mean_std", "format_mean_std", "aggregate",
-           "aggregate_rows", "to_jsonable", "write_results"]
+__all__ = ["provenance", "describe", "finish", "cpu_model", "git_commit", "mean_std", "format_mean_std", "aggregate",
+           "aggregate_rows", "format_leaf", "format_grid",
+           "format_settings_table",            "to_jsonable", "write_results"]
 
 
 def cpu_model() -> str:
@@ -97,6 +103,12 @@ def _load_average():
         return [round(v, 2) for v in os.getloadavg()]
     except (OSError, AttributeError):
         return None
+
+
+def describe(prov: dict) -> str:
+    """One line for a run's output: CPU model, threads, load average, seeds."""
+    return (f"machine: {prov['cpu_model']} ({prov['cpu_count']} CPUs), {prov['threads']} torch thread(s) per run, "
+            f"load average {prov['load_average_at_start']}; seeds {prov['seeds']}")
 
 
 def finish(prov: dict) -> dict:
@@ -188,6 +200,53 @@ def aggregate_rows(per_seed_rows: list, key: str = "setting") -> list:
                 agg[c] = aggregate(vals)
         out.append(agg)
     return out
+
+
+def format_leaf(leaf, digits: int = 3) -> str:
+    """``{"mean": .912, "std": .004, ...}`` -> ``"0.912 +- 0.004"``; a plain number -> ``"0.912"``; None -> ``"-"``.
+    A leaf some seeds lacked (``missing``) gets ``" (n=2)"``."""
+    if leaf is None:
+        return "-"
+    if isinstance(leaf, dict) and "mean" in leaf:
+        text = f"{leaf['mean']:.{digits}f} +- {leaf['std']:.{digits}f}"
+        return text + (f" (n={leaf['n']})" if leaf.get("missing") else "")
+    if isinstance(leaf, float):
+        return f"{leaf:.{digits}f}"
+    return str(leaf)
+
+
+def format_grid(title: str, header: list, rows: list) -> str:
+    """A text table: ``title``, the ``header`` row, a rule, then ``rows`` (cells: str, or number via format_leaf).
+    Usage: ``print(format_grid("P@1", ["setting", "sphere"], [["none", aggregate([0.9, 0.8])]]))``"""
+    cells = [[str(h) for h in header]] + [[c if isinstance(c, str) else format_leaf(c) for c in r] for r in rows]
+    if any(len(r) != len(header) for r in cells):
+        raise ValueError(f"format_grid: every row needs {len(header)} cells (the header's), got "
+                         f"{sorted({len(r) for r in cells})}")
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([title, line(cells[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in cells[1:]])
+
+
+def format_settings_table(tables: dict, metric: str = "precision_at_1", title: str = "", extra: dict = None,
+                          columns: dict = None) -> str:
+    """``tables``: head -> rows from :func:`aggregate_rows` (e.g. of ``quantisation_table``). One line per setting
+    (first-seen order), one column per head, cells ``"0.912 +- 0.004 [256 b]"`` (bits per vector in brackets).
+    ``extra``: label -> {head: leaf} rows appended below; ``columns``: head -> column title.
+    Usage: ``print(format_settings_table({"torusN": aggregate_rows(per_seed_rows)}))``"""
+    by_head = {h: {r["setting"]: r for r in rows} for h, rows in tables.items()}
+    settings = list(dict.fromkeys(s for rows in by_head.values() for s in rows))
+
+    def cell(rows, s):
+        if s not in rows:
+            return "-"
+        bits = rows[s].get("bits_per_vector")
+        bits = bits["mean"] if isinstance(bits, dict) else bits
+        return format_leaf(rows[s].get(metric)) + ("" if bits is None else f" [{bits:.0f} b]")
+
+    header = ["setting"] + [(columns or {}).get(h, h) for h in tables]
+    body = [[s] + [cell(by_head[h], s) for h in tables] for s in settings]
+    body += [[label] + [vals.get(h) for h in tables] for label, vals in (extra or {}).items()]
+    return format_grid(title, header, body)
 
 
 def to_jsonable(obj):
