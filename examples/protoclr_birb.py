@@ -219,7 +219,8 @@ def run(row: str, head: str, dim: int, seed: int, a) -> dict:
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9, weight_decay=1e-6)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, a.epochs * steps)
     protoclr, koleo = ProtoCLRLoss(TAU), (a.koleo if head != "sphere" else 0.0)
-    handle, stop, hist = clip_gradients(model, CLIP), common.EarlyStopping(a.patience), {"train": [], "val": []}
+    stop = common.EarlyStopping(a.patience, min_delta=0.01, what="validation loss (ProtoCLR on pow; score = -loss)")
+    hist, _ = {"train": [], "val": []}, clip_gradients(model, CLIP)       # hooks clamp each gradient element
     for epoch in range(a.epochs):
         model.train()
         perm, losses = torch.randperm(len(ytr), generator=gen), []
@@ -230,15 +231,14 @@ def run(row: str, head: str, dim: int, seed: int, a) -> dict:
             if not torch.isfinite(loss):
                 raise RuntimeError(f"{row} seed {seed}: loss became {loss.item()} at epoch {epoch + 1}")
             opt.zero_grad(set_to_none=True)
-            loss.backward()                                      # gradients clamped element-wise by the hooks
+            loss.backward()
             opt.step()
             sched.step()
             losses.append(loss.item())
         hist["train"].append(float(np.mean(losses)))
         hist["val"].append(protoclr(*[embed(model, front, pow_x)[1]] * 2, pow_y).item())   # clean views of pow
-        if stop.step(hist["val"][-1], model):
+        if stop.step(-hist["val"][-1], model):
             break
-    handle.remove()
     reason = stop.finish(model, a.epochs)                       # restores the best validation epoch's weights
     grid = SphereGridQuantizer(8).fit(embed(model, front, xtr)[1]) if head == "sphere" else None
     res = {"row": row, "seed": seed, "epochs": len(hist["train"]), "stop": reason, "history": hist, "few_shot": {}}
