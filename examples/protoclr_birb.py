@@ -280,8 +280,8 @@ def main(argv=None) -> dict:
     for part in ("train", "val"):
         plot_loss_curves({r: [x["history"][part] for x in runs[r]] for r in rows},
                          os.path.join(a.out, f"loss_{part}.png"), f"ProtoCLR loss ({part})")
-    (x, y), front = data["train"], MelFrontEnd()                 # the first clip of up to 8 training species
-    fig, axes = plt.subplots(2, 4, figsize=(13, 5.5), squeeze=False)
+    (x, y), front, k = data["train"], MelFrontEnd(), min(8, len(data["names"]))   # first clip of <= 8 species
+    fig, axes = plt.subplots((k + 3) // 4, 4, figsize=(13, 2.8 * ((k + 3) // 4)), squeeze=False, layout="constrained")
     for ax, c in zip(axes.flat, torch.unique(y)[:8]):
         s = front.db(x[int(torch.where(y == c)[0][0])][None])[0].numpy()
         im = ax.imshow(s, origin="lower", aspect="auto", cmap="magma", extent=(0, x.shape[1] / SR, 0, 128))
