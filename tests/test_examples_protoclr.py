@@ -1,5 +1,6 @@
-"""The ProtoCLR bird-song example end to end in --quick mode (few-shot metrics finite, code files load, plots
-written), its --data-dir errors, determinism with a seed, and the mel front end against librosa."""
+"""The ProtoCLR bird-song example end to end in --quick mode (few-shot metrics finite, provenance, plots written),
+determinism with a seed, its --data-dir errors, eval sets with too few clips per class (checked before training),
+and the mel front end against librosa."""
 
 import json
 import math
@@ -9,8 +10,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-
-from torus_plugins.codes import load_codes
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 sys.path.insert(0, EXAMPLES)
@@ -28,44 +27,84 @@ def all_finite(obj) -> bool:
     return True
 
 
-def check_code_file(path, n_rows, n_cols):
-    loaded = load_codes(path)
-    assert loaded.codes.shape == (n_rows, n_cols) and loaded.codes.dtype == np.uint8 and loaded.bits == 8
-    return loaded
-
-
 def test_protoclr_is_deterministic_with_a_seed(tmp_path):
-    a = protoclr_birb.main(["--quick", "--heads", "torusN", "--seed", "3", "--out", str(tmp_path / "a")])
-    b = protoclr_birb.main(["--quick", "--heads", "torusN", "--seed", "3", "--out", str(tmp_path / "b")])
-    ra, rb = a["heads"]["torusN"], b["heads"]["torusN"]
-    assert ra["loss_history"] == rb["loss_history"] and ra["few_shot"] == rb["few_shot"]
-    assert ((tmp_path / "a" / ra["codes_file"]).read_bytes() == (tmp_path / "b" / rb["codes_file"]).read_bytes())
+    args = ["--quick", "--heads", "torusN", "--no-wide", "--koleo", "0.1"]
+    a = protoclr_birb.main(args + ["--out", str(tmp_path / "a")])["rows"]["torusN"]["runs"][0]
+    b = protoclr_birb.main(args + ["--out", str(tmp_path / "b")])["rows"]["torusN"]["runs"][0]
+    assert a["history"] == b["history"] and a["few_shot"] == b["few_shot"] and a["stop"] == b["stop"]
 
 
-def test_protoclr_quick_end_to_end(tmp_path):
+def test_protoclr_quick_end_to_end(tmp_path, capsys):
     out = tmp_path / "birb"
     protoclr_birb.main(["--quick", "--out", str(out)])
+    printed = capsys.readouterr().out
     res = json.loads((out / "results.json").read_text())
-    assert res["dataset"] == "synthetic_birb" and "SYNTHETIC" in res["data_note"]
-    assert set(res["heads"]) == {"sphere", "torusN"}
-    for head, r in res["heads"].items():
-        assert set(r["few_shot"]) == {"pow", "synth_test"}
-        for fs in r["few_shot"].values():
-            assert set(fs) == {f"{k}shot_{kind}" for k in (1, 5) for kind in ("float", "uint8", "encoder")}
-            for v in fs.values():
-                assert 0 <= v["mean"] <= 1 and math.isfinite(v["std"])
-        assert all_finite(r)
-        n_pow = 3 * 6
-        check_code_file(str(out / r["codes_file"]), n_pow, r["n_angles"] or r["embedding_dim"])
-    for png in ("few_shot.png", "loss.png", "spectrograms.png", "angles_torusN.png"):
+    prov, metrics = res["provenance"], res["metrics"]
+    assert prov["threads"] == 1 and prov["seeds"] == [0] and prov["wall_seconds"] > 0 and "torch" in prov
+    assert "SYNTHETIC" in metrics["data_note"] and "1 thread(s) x 1 job(s)" in printed and "wall time" in printed
+    assert set(metrics["rows"]) == {"sphere", "torusN", "torusN 64"}
+    bits = {r: m["uint8_bits_per_vector"] for r, m in metrics["rows"].items()}
+    assert bits == {"sphere": 8 * 32, "torusN": 8 * 16, "torusN 64": 8 * 32}   # the wide row: equal bits
+    for row, m in metrics["rows"].items():
+        assert set(m["few_shot"]) == {"pow", "synth_test"}
+        for per_kind in m["few_shot"].values():
+            assert set(per_kind) == {"float", "uint8", "encoder"}
+            for leaf in (v for shots in per_kind.values() for v in shots.values()):
+                assert 0 <= leaf["mean"] <= 1 and leaf["std"] == 0.0 and leaf["n"] == 1
+        run = m["runs"][0]
+        assert run["epochs"] == 2 and "full budget of 2 epochs" in run["stop"] and run["stop"] in printed
+        assert len(run["history"]["train"]) == len(run["history"]["val"]) == 2 and all_finite(run)
+    for png in ("few_shot.png", "loss_train.png", "loss_val.png", "spectrograms.png",
+                "angles_torusN.png", "angles_torusN_64.png"):
         assert (out / png).stat().st_size > 0
     # the synthetic set is in the BIRB / ProtoCLR format and labelled as synthetic
     root = out / "synthetic_birb"
-    assert "SYNTHETIC" in (root / "README.txt").read_text()
+    assert json.loads((root / "SYNTHETIC.json").read_text())["synthetic"] is True
     pow_ = torch.load(root / "eval" / "pow.pt", weights_only=True)
-    assert set(pow_) == {"data", "label"} and pow_["data"].shape == (18, 16000)
+    assert set(pow_) == {"data", "label"} and pow_["data"].shape == (18, 24000)
     first = sorted((root / "train").iterdir())[0]
-    assert torch.load(sorted(first.glob("*.pt"))[0], weights_only=True).shape == (16000,)
+    assert torch.load(sorted(first.glob("*.pt"))[0], weights_only=True).shape == (24000,)
+
+
+def write_birb(root, eval_counts, pow_counts=(7, 7)):
+    """A tiny BIRB-layout folder: 2 training classes, pow with ``pow_counts`` clips per class, and a test set
+    'tiny' whose class folders wren, kite, dove, owl hold ``eval_counts`` clips (1 s, 16 kHz, noise)."""
+    gen = torch.Generator().manual_seed(0)
+    for c in ("a", "b"):
+        (root / "train" / c).mkdir(parents=True)
+        for i in range(6):
+            torch.save(torch.randn(16000, generator=gen), root / "train" / c / f"{i}.pt")
+    for c, k in zip(("wren", "kite", "dove", "owl"), eval_counts):
+        (root / "eval" / "tiny" / c).mkdir(parents=True)
+        for i in range(k):
+            torch.save(torch.randn(1, 16000, generator=gen), root / "eval" / "tiny" / c / f"{i}.pt")
+    label = torch.cat([torch.full((k,), i) for i, k in enumerate(pow_counts)])
+    torch.save({"data": torch.randn(len(label), 16000, generator=gen), "label": label}, root / "eval" / "pow.pt")
+
+
+def test_protoclr_small_eval_classes_are_skipped_before_training(tmp_path, capsys):
+    d = tmp_path / "birb"
+    write_birb(d, eval_counts=(7, 3, 6, 5))
+    res = protoclr_birb.main(["--quick", "--heads", "torusN", "--no-wide", "--data-dir", str(d),
+                              "--out", str(tmp_path / "out")])
+    printed = capsys.readouterr().out
+    skip = printed.index("eval set tiny: skipping 2 class(es) with <= 5 clips: {'kite': 3, 'owl': 5}")
+    assert skip < printed.index("rows [")                      # said before training starts
+    fs = res["rows"]["torusN"]["few_shot"]
+    assert set(fs) == {"pow", "tiny"} and all_finite(fs)
+
+
+@pytest.mark.parametrize("where", ["test set", "pow"])
+def test_protoclr_too_small_eval_set_fails_fast(tmp_path, where):
+    d = tmp_path / "birb"
+    write_birb(d, eval_counts=(7, 3, 6, 5) if where == "pow" else (6, 2, 4, 5),
+               pow_counts=(9, 5) if where == "pow" else (7, 7))
+    with pytest.raises(SystemExit) as exc:
+        protoclr_birb.main(["--quick", "--data-dir", str(d), "--out", str(tmp_path / "out")])
+    msg = str(exc.value)
+    assert "fewer than 2 classes have > 5 clips" in msg
+    assert ("{1: 5}" in msg) if where == "pow" else ("{'dove': 4, 'kite': 2, 'owl': 5}" in msg and "tiny" in msg)
+    assert not (tmp_path / "out").exists()                     # nothing trained, nothing written
 
 
 @pytest.mark.parametrize("layout", ["missing", "no_eval", "bad_pow"])
@@ -92,23 +131,23 @@ def test_mel_front_end_matches_librosa():
     rng = np.random.default_rng(0)
     t = np.arange(int(0.7 * 16000)) / 16000
     y = (0.5 * np.sin(2 * np.pi * (1000 + 800 * t) * t) + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
-    front = protoclr_birb.MelFrontEnd()
-    ours_power = front.power_mel(torch.from_numpy(y)[None].double().float())[0].double().numpy()
     ref_power = librosa.feature.melspectrogram(y=y.astype(np.float64), sr=16000, n_fft=1024, hop_length=320,
                                                n_mels=128, fmin=50, fmax=8000, htk=True, norm=None, power=2.0,
                                                center=True, pad_mode="reflect", window="hann")
-    assert ours_power.shape == ref_power.shape == (128, 1 + len(y) // 320)
-    np.testing.assert_allclose(ours_power, ref_power, rtol=1e-3, atol=1e-3 * ref_power.max())
-    ours_db = front.db(torch.from_numpy(y)[None])[0].numpy()
     ref_db = librosa.power_to_db(ref_power, ref=1.0, amin=1e-10, top_db=None)
+    front = protoclr_birb.MelFrontEnd()
+    ours_db = front.db(torch.from_numpy(y)[None])[0].numpy()
+    assert ours_db.shape == ref_db.shape == (128, 1 + len(y) // 320)
     np.testing.assert_allclose(ours_db, ref_db, atol=0.02)
-    # the full 6 s clip of the upstream setting gives 301 frames
+    # min-max to [0, 1] per clip, then ProtoCLR's standardisation; the 6 s upstream clip gives 301 frames
+    spec01 = front(torch.from_numpy(y)[None], standardise=False)
+    assert spec01.shape == (1, 1, 128, 36) and float(spec01.min()) == 0.0 and float(spec01.max()) == 1.0
     assert front(torch.zeros(2, 6 * 16000)).shape == (2, 1, 128, 301)
 
 
-def test_few_shot_rule_on_separable_toy_data():
-    gen = torch.Generator().manual_seed(0)
-    labels = torch.arange(4).repeat_interleave(8)
-    z = torch.nn.functional.one_hot(labels, 8).float() + 0.05 * torch.randn(32, 8, generator=gen)
-    res = protoclr_birb.few_shot(z, z, labels, (1, 5), 10, seed=0)
-    assert res["1shot_float"]["mean"] == 1.0 and res["5shot_uint8"]["mean"] == 1.0
+def test_bad_arguments_are_clear_errors(capsys):
+    for argv, text in ((["--heads", "hyperbolic"], "invalid choice: 'hyperbolic'"), (["--dim", "30"],
+                       "--dim must be a positive multiple of 4, got 30")):
+        with pytest.raises(SystemExit):
+            protoclr_birb.parse_args(argv)
+        assert text in capsys.readouterr().err

@@ -5,8 +5,10 @@ Usage::
     from torus_plugins.metrics import retrieval, circular_variance, shape_metrics, quantisation_table
     retrieval(z, y, geometry="torusN")            # {'precision_at_1': ..., 'mean_average_precision_at_r': ...}
     print(format_table(quantisation_table(z, None, y, None, geometry="torusN")))
+    few_shot_accuracy(z, y, shots=(1, 5), geometry="torusN")[1]   # {'mean': ..., 'std': ..., 'accuracies': [...]}
 """
 
+from .fewshot import few_shot_accuracy, nearest_prototype, small_classes
 from .quantisation_table import COLUMNS, PQ_SETTINGS, format_table, quantisation_table
 from .retrieval import GeometryKNN, circular_l1_knn, retrieval
 from .shape import (betti_numbers, effective_rank, intrinsic_dimension, shape_metrics, spectral_gap,
@@ -15,4 +17,5 @@ from .spread import circular_variance, code_entropy, unique_codes
 
 __all__ = ["retrieval", "GeometryKNN", "circular_l1_knn", "circular_variance", "code_entropy", "unique_codes",
            "effective_rank", "intrinsic_dimension", "betti_numbers", "spectral_gap", "torus_score",
-           "shape_metrics", "quantisation_table", "format_table", "COLUMNS", "PQ_SETTINGS"]
+           "shape_metrics", "quantisation_table", "format_table", "COLUMNS", "PQ_SETTINGS",
+           "few_shot_accuracy", "nearest_prototype", "small_classes"]
