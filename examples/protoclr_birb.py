@@ -1,27 +1,10 @@
-"""ProtoCLR few-shot bird-song experiment with a torus head (torusN) vs the hypersphere.
+"""ProtoCLR few-shot bird song (the paper's BIRB experiment, small): torus heads vs the hypersphere, several seeds.
 
-Waveforms -> mel spectrogram (n_fft 1024, hop 320, 128 mels, 50-8000 Hz, power, dB; 16 kHz) -> small CNN ->
-MLP projector -> head (sphere | torusN) -> ProtoCLR loss (torus_plugins.losses.ProtoCLRLoss, tau 0.1) on two
-augmented views (time shift, random mixing, SpecAugment masks). Then few-shot evaluation on classes never seen in
-training: 1-shot and 5-shot nearest prototype, 10 random episodes, mean +- std, on the float embeddings and on
-their uint8 codes (torus: flat-torus angle codes; sphere: per-dimension min/max grid fitted on the training set),
-and, as upstream ProtoCLR does, on the encoder features.
-
-Data (``--data-dir``), the BIRB / ProtoCLR on-disk format::
-
-    <data-dir>/train/<class>/<clip>.pt      waveform tensors (16 kHz), one folder per training class
-    <data-dir>/eval/pow.pt                  validation: dict {"data": [N, samples] float, "label": [N] int}
-    <data-dir>/eval/<test set>/<class>/*.pt optional test sets in the class-folder format (e.g. peru, hawaii)
-
-Without --data-dir a SYNTHETIC bird-song set is generated (species = distinct frequency-modulated call patterns
-with harmonics, noise and random offsets), written to ``<out>/synthetic_birb`` in exactly that format, and read
-back by the same loader. Synthetic clips are 3 s by default (upstream: 6 s; use --clip-seconds 6).
-
-Usage::
-
-    python examples/protoclr_birb.py --out runs/birb                     # synthetic set, a few minutes on 2 cores
-    python examples/protoclr_birb.py --data-dir /data/birb --clip-seconds 6 --epochs 50 --out runs/birb_real
-    python examples/protoclr_birb.py --quick --out /tmp/x                # smoke test
+Mel spectrogram -> small CNN -> MLP -> head -> ProtoCLR loss on two augmented views; SGD, gradients clipped
+element-wise at 100, KoLeo on torus heads (--koleo), one budget for all heads, early stopping on the pow validation
+loss. Rows: heads at width --dim, plus torusN at 2*dim (the sphere's intrinsic dimension and uint8 bits). Without
+--data-dir a SYNTHETIC bird-song set (not real recordings) is written in the BIRB layout and read back.
+Usage: python examples/protoclr_birb.py --out runs/birb     (--quick: smoke test; --data-dir /data/birb)
 """
 
 import argparse
@@ -29,536 +12,288 @@ import json
 import os
 import sys
 
+import librosa
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
-from torus_plugins import to_clifford, to_turns  # noqa: E402
-from torus_plugins.codes import dequantize, quantize  # noqa: E402
-from torus_plugins.metrics import effective_rank  # noqa: E402
+from torus_plugins import ProjectionHead, to_turns  # noqa: E402
+from torus_plugins.codes import SphereGridQuantizer, quantize  # noqa: E402
+from torus_plugins.losses import KoLeoLoss, ProtoCLRLoss, clip_gradients  # noqa: E402
+from torus_plugins.metrics import few_shot_accuracy, small_classes  # noqa: E402
+from torus_plugins.plot import plot_angles, plot_few_shot, plot_loss_curves  # noqa: E402
+from torus_plugins.report import aggregate, finish, format_grid, provenance, write_results  # noqa: E402
 
-SR = 16000
-N_FFT, HOP, N_MELS, FMIN, FMAX = 1024, 320, 128, 50.0, 8000.0
+SR, SHOTS, TAU, CLIP, LR = 16000, (1, 5), 0.1, 100.0, 0.05  # ProtoCLR's tau and SGD lr; the paper's clip value
 NORM_MEAN, NORM_STD = 0.5347, 0.0772  # ProtoCLR's standardisation of min-max-normalised dB spectrograms
-HEADS = ("sphere", "torusN")
-SHOTS = (1, 5)
-LAYOUT = ("expected <data-dir>/train/<class>/*.pt waveform tensors and <data-dir>/eval/pow.pt "
-          "(a dict with 'data' [N, samples] and 'label' [N]) -- the BIRB / ProtoCLR format")
+LAYOUT = "expected train/<class>/*.pt (16 kHz), eval/pow.pt {'data', 'label'}, eval/<set>/<class>/*.pt (BIRB)"
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data-dir", default=None, help="BIRB/ProtoCLR-format folder; omit for the synthetic set")
-    p.add_argument("--out", default="runs/protoclr_birb", help="output folder (results.json, plots, codes)")
-    p.add_argument("--heads", default=",".join(HEADS), help="comma-separated heads: sphere, torusN, torusC")
-    p.add_argument("--dim", type=int, default=32, help="embedding width (torusN: dim/2 angles)")
-    p.add_argument("--clip-seconds", type=float, default=None,
-                   help="clip length fed to the model (default: 6 s for --data-dir, 3 s synthetic)")
-    p.add_argument("--epochs", type=int, default=15)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", help="BIRB/ProtoCLR-format folder; omit for the synthetic set")
+    p.add_argument("--out", default="runs/protoclr_birb")
+    p.add_argument("--quick", action="store_true", help="tiny synthetic set, 2 epochs, 1 seed (tests)")
+    p.add_argument("--heads", nargs="+", default=["sphere", "torusN"], choices=["sphere", "torusN", "torusC"])
+    p.add_argument("--dim", type=int, default=32, help="embedding width of every head (torusN: dim/2 angles)")
+    p.add_argument("--no-wide", action="store_true", help="skip the extra torusN row at 2*dim")
+    p.add_argument("--koleo", type=float, default=0.0, help="KoLeo weight on the torus heads (README: sweep)")
+    p.add_argument("--epochs", type=int, default=40, help="budget: maximum epochs, the same for every head")
+    p.add_argument("--patience", type=int, default=6, help="early stopping patience (epochs)")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (momentum 0.9, as upstream)")
-    p.add_argument("--tau", type=float, default=0.1)
-    p.add_argument("--episodes", type=int, default=10, help="random few-shot episodes per setting")
-    p.add_argument("--train-clips", type=int, default=24, help="synthetic: clips per training species")
-    p.add_argument("--eval-clips", type=int, default=12, help="synthetic: clips per evaluation species")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick", action="store_true", help="tiny synthetic set, a few steps (for tests)")
-    args = p.parse_args(argv)
-    args.heads = [h.strip() for h in args.heads.split(",") if h.strip()]
-    for h in args.heads:
-        if h.lower() not in ("sphere", "torusn", "torusc"):
-            p.error(f"unknown head {h!r}; choose from sphere, torusN, torusC")
-    if args.dim % 4:
-        p.error("--dim must be a multiple of 4")
-    if args.clip_seconds is None:
-        args.clip_seconds = 6.0 if args.data_dir else 3.0
-    if args.quick:
-        args.epochs = 1
-        args.train_clips, args.eval_clips = 8, 6
-        args.batch_size = 16
-        args.clip_seconds = min(args.clip_seconds, 1.0)
-    return args
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1; tables give mean +- std over them")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run (results depend on it)")
+    p.add_argument("--jobs", type=int, default=2, help="runs in parallel processes (results do not depend on it)")
+    a = p.parse_args(argv)
+    if a.dim % 4 or a.dim < 4:
+        p.error(f"--dim must be a positive multiple of 4, got {a.dim}")
+    a.clip_seconds = 1.5 if a.quick else 6.0 if a.data_dir else 3.0         # upstream: 6 s; synthetic: 3 s
+    if a.quick:
+        a.epochs, a.seeds, a.jobs, a.batch_size = 2, 1, 1, 16
+    return a
 
 
-# ------------------------------------------------------------------------------------------ synthetic bird song
-
-SPECIES_SHAPES = ("upsweep", "downsweep", "trill", "hook", "warble", "stack")
-
-
-def species_params(index: int, seed: int) -> dict:
-    """A species' song: a call shape, base frequency, bandwidth, syllable timing and harmonic weights."""
-    rng = np.random.default_rng([seed, index, 7])
-    return {
-        "shape": SPECIES_SHAPES[index % len(SPECIES_SHAPES)],
-        "f0": float(rng.uniform(1500, 5000)),
-        "bandwidth": float(rng.uniform(400, 2000)),
-        "fm_rate": float(rng.uniform(8, 40)),
-        "syllable": float(rng.uniform(0.06, 0.25)),
-        "gap": float(rng.uniform(0.04, 0.18)),
-        "n_syllables": int(rng.integers(2, 7)),
-        "harmonics": [1.0, float(rng.uniform(0, 0.6)), float(rng.uniform(0, 0.3))],
-    }
-
-
-def synth_clip(sp: dict, seconds: float, rng: np.random.Generator) -> np.ndarray:
-    """One clip of a species: 1-2 song bouts at random offsets, per-clip pitch/tempo jitter, background noise."""
-    n = int(round(seconds * SR))
-    out = np.zeros(n)
-    f0 = sp["f0"] * rng.uniform(0.96, 1.04)
-    syl = sp["syllable"] * rng.uniform(0.9, 1.1)
-    gap = sp["gap"] * rng.uniform(0.9, 1.1)
-    bw = sp["bandwidth"]
-    for _ in range(int(rng.integers(1, 3))):
-        bout = sp["n_syllables"] * (syl + gap)
-        start = rng.uniform(0, max(seconds - bout, 0.01) if bout < seconds else 0.01)
-        for s in range(sp["n_syllables"]):
-            t0 = start + s * (syl + gap)
-            i0, m = int(t0 * SR), int(syl * SR)
-            if i0 >= n:
-                break
-            m = min(m, n - i0)
-            u = np.arange(m) / max(int(syl * SR), 1)          # 0..1 through the syllable
-            shape = sp["shape"]
-            if shape == "upsweep":
-                f = f0 + bw * u
-            elif shape == "downsweep":
-                f = f0 + bw * (1 - u)
-            elif shape == "trill":
-                f = f0 + 0.5 * bw * np.sin(2 * np.pi * sp["fm_rate"] * u * syl)
-            elif shape == "hook":
-                f = f0 + bw * np.sin(np.pi * u)
-            elif shape == "warble":
-                f = f0 + 0.3 * bw * np.sin(2 * np.pi * 3 * u) + 0.2 * bw * u
-            else:  # stack: steady tone, harmonics carry the identity
-                f = np.full(m, f0 * 0.6)
-            phase = 2 * np.pi * np.cumsum(f) / SR + rng.uniform(0, 2 * np.pi)
-            env = np.sin(np.pi * np.clip(u, 0, 1)) ** 2
-            sig = sum(a * np.sin(h * phase) * (h * f < SR / 2 - 200)
-                      for h, a in enumerate(sp["harmonics"], start=1))
-            out[i0:i0 + m] += env * sig
+def synth_clip(sp: np.ndarray, seconds: float, rng) -> np.ndarray:
+    """A species sp = (f0, bandwidth, shape, syllable s, gap s, n syllables, 2nd harmonic): 1-2 bouts of FM
+    syllables at random offsets, per-clip pitch/tempo jitter, low-passed noise."""
+    f0, bw, shape, syl, gap, n_syl, h2 = sp
+    n, out = int(seconds * SR), np.zeros(int(seconds * SR))
+    f0, syl = f0 * rng.uniform(0.96, 1.04), syl * rng.uniform(0.9, 1.1)
+    for _ in range(rng.integers(1, 3)):
+        start = rng.uniform(0, max(seconds - n_syl * (syl + gap), 0.01))
+        for s in range(int(n_syl)):
+            i0, m = int((start + s * (syl + gap)) * SR), int(syl * SR)
+            u = np.arange(max(0, min(m, n - i0))) / m                       # 0..1 through the syllable
+            sweep = [u, 1 - u, 0.5 * np.sin(2 * np.pi * 6 * u), np.sin(np.pi * u), 0 * u][int(shape)]
+            phase = 2 * np.pi * np.cumsum(f0 + bw * sweep) / SR + rng.uniform(0, 2 * np.pi)
+            out[i0:i0 + len(u)] += np.sin(np.pi * u) ** 2 * (np.sin(phase) + h2 * np.sin(2 * phase))
     out *= rng.uniform(0.3, 1.0) / max(np.abs(out).max(), 1e-6)
-    noise = rng.standard_normal(n)
-    noise = np.convolve(noise, np.ones(4) / 4, mode="same")        # slightly low-passed background
-    out += noise * 10 ** (-rng.uniform(10, 30) / 20) * 0.3
-    return out.astype(np.float32)
+    noise = np.convolve(rng.standard_normal(n), np.ones(4) / 4, mode="same")
+    return (out + noise * 0.3 * 10 ** (-rng.uniform(10, 30) / 20)).astype(np.float32)
 
 
-def write_synthetic_birb(root: str, args) -> str:
-    """Generate the SYNTHETIC set in the BIRB / ProtoCLR on-disk format (skipped if an identical one exists).
-
-    8 training species (train/<species>/*.pt), 6 held-out species in eval/pow.pt (validation dict) and 6 other
-    held-out species in eval/synth_test/<species>/*.pt. Waveforms are float32 1-D tensors at 16 kHz.
-    """
-    n_train, n_val, n_test = (4, 3, 3) if args.quick else (8, 6, 6)
-    spec = {"synthetic": True, "seed": args.seed, "seconds": args.clip_seconds, "sr": SR, "species":
-            [n_train, n_val, n_test], "clips": [args.train_clips, args.eval_clips], "version": 1}
-    marker = os.path.join(root, "SYNTHETIC.json")
-    if os.path.isfile(marker):
-        with open(marker) as f:
-            if json.load(f) == spec:
-                return root
-    rng = np.random.default_rng(args.seed)
-    names = [f"synth_{SPECIES_SHAPES[i % len(SPECIES_SHAPES)]}_{i:02d}" for i in range(n_train + n_val + n_test)]
-    params = [species_params(i, args.seed) for i in range(len(names))]
-    bar = common.progress(range(len(names)), desc="writing synthetic bird song")
-    val_data, val_label = [], []
-    for i in bar:
-        if i < n_train or i >= n_train + n_val:
-            folder = "train" if i < n_train else os.path.join("eval", "synth_test")
-            d = os.path.join(root, folder, names[i])
-            os.makedirs(d, exist_ok=True)
-            for c in range(args.train_clips if i < n_train else args.eval_clips):
-                torch.save(torch.from_numpy(synth_clip(params[i], args.clip_seconds, rng)),
-                           os.path.join(d, f"clip_{c:03d}.pt"))
-        else:
-            for c in range(args.eval_clips):
-                val_data.append(torch.from_numpy(synth_clip(params[i], args.clip_seconds, rng)))
-                val_label.append(i - n_train)
-    os.makedirs(os.path.join(root, "eval"), exist_ok=True)
-    torch.save({"data": torch.stack(val_data), "label": torch.tensor(val_label)},
-               os.path.join(root, "eval", "pow.pt"))
-    with open(os.path.join(root, "README.txt"), "w") as f:
-        f.write("SYNTHETIC bird-song data generated by examples/protoclr_birb.py (not real recordings).\n"
-                "Each species is a frequency-modulated call pattern with harmonics, noise and random offsets.\n")
-    with open(marker, "w") as f:
-        json.dump(spec, f)
+def write_synthetic_birb(root: str, a) -> str:
+    """SYNTHETIC set in the BIRB layout: 8 training species (24 clips each), 6 in eval/pow.pt and 6 others in
+    eval/synth_test (12 clips each); --quick: 4 / 3 / 3 species, 8 / 6 clips."""
+    (n_tr, n_ev), (c_tr, c_ev) = ((4, 3), (8, 6)) if a.quick else ((8, 6), (24, 12))
+    spec = {"synthetic": True, "seconds": a.clip_seconds, "species": [n_tr, n_ev], "clips": [c_tr, c_ev]}
+    if os.path.isfile(marker := os.path.join(root, "SYNTHETIC.json")) and json.load(open(marker)) == spec:
+        return root
+    rng = np.random.default_rng(0)                # one fixed data set; --seeds vary the training only
+    species = [rng.uniform([1500, 400, 0, 0.06, 0.04, 2, 0], [5000, 2000, 5, 0.25, 0.18, 7, 0.6])
+               for _ in range(n_tr + 2 * n_ev)]
+    pow_x, pow_y = [], []
+    for i, sp in enumerate(species):
+        clips = [torch.from_numpy(synth_clip(sp, a.clip_seconds, rng)) for _ in range(c_tr if i < n_tr else c_ev)]
+        if n_tr <= i < n_tr + n_ev:
+            pow_x, pow_y = pow_x + clips, pow_y + [i - n_tr] * len(clips)
+            continue
+        os.makedirs(d := os.path.join(root, "train" if i < n_tr else "eval/synth_test", f"sp{i:02d}"), exist_ok=True)
+        for c, x in enumerate(clips):
+            torch.save(x, os.path.join(d, f"clip_{c:03d}.pt"))
+    torch.save({"data": torch.stack(pow_x), "label": torch.tensor(pow_y)}, os.path.join(root, "eval", "pow.pt"))
+    json.dump(spec, open(marker, "w"))                        # SYNTHETIC.json labels the folder
     return root
 
 
-# ------------------------------------------------------------------------------------------------ data loading
-
-def _load_wave(path: str) -> torch.Tensor:
-    x = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(x, torch.Tensor):
-        raise common.DataDirError(f"{path} holds a {type(x).__name__}, expected a waveform tensor")
-    return x.float().reshape(-1) if x.dim() <= 1 or x.shape[0] == 1 else x.float().mean(0)
-
-
 def fit_length(x: torch.Tensor, n: int) -> torch.Tensor:
-    """Crop (from the start) or zero-pad the last dimension to ``n`` samples."""
-    if x.shape[-1] >= n:
-        return x[..., :n]
-    return F.pad(x, (0, n - x.shape[-1]))
+    x = x.float().reshape(-1) if x.dim() <= 1 else x.float().mean(-2)
+    return x[..., :n] if x.shape[-1] >= n else torch.nn.functional.pad(x, (0, n - x.shape[-1]))
 
 
-def load_class_folders(root: str, n_samples: int, what: str):
-    """ProtoCLR's PTDataset layout: sorted class sub-folders (a folder named '????' is skipped) of .pt files.
-    Returns (waves [N, n_samples], labels [N], class names)."""
-    if not os.path.isdir(root):
-        raise common.DataDirError(f"{what}: {root!r} is not a folder; {LAYOUT}")
-    classes = [d for d in sorted(os.listdir(root)) if os.path.isdir(os.path.join(root, d)) and d != "????"]
+def load_class_folders(root: str, n: int, what: str):
+    """ProtoCLR's PTDataset: sorted class folders ('????' skipped) of .pt waveforms -> (waves, labels, names)."""
+    names = [d for d in sorted(os.listdir(root)) if os.path.isdir(os.path.join(root, d)) and d != "????"]
     waves, labels = [], []
-    for idx, name in enumerate(classes):
-        files = sorted(f for f in os.listdir(os.path.join(root, name)) if f.endswith(".pt"))
-        for f in files:
-            waves.append(fit_length(_load_wave(os.path.join(root, name, f)), n_samples))
-            labels.append(idx)
+    for i, name in enumerate(names):
+        for f in sorted(f for f in os.listdir(os.path.join(root, name)) if f.endswith(".pt")):
+            x = torch.load(os.path.join(root, name, f), map_location="cpu", weights_only=True)
+            if not isinstance(x, torch.Tensor):
+                raise common.DataDirError(f"{what}: {root}/{name}/{f} holds a {type(x).__name__}, not a tensor")
+            waves.append(fit_length(x, n))
+            labels.append(i)
     if len(set(labels)) < 2:
-        raise common.DataDirError(f"{what}: {root!r} has {len(set(labels))} class folder(s) with .pt files, "
-                                  f"need at least 2; {LAYOUT}")
-    return torch.stack(waves), torch.tensor(labels), classes
+        raise common.DataDirError(f"{what}: {root!r} has {len(set(labels))} class folder(s) with .pt files, need "
+                                  f">= 2; {LAYOUT}")
+    return torch.stack(waves), torch.tensor(labels), names
 
 
-def load_pow(path: str, n_samples: int):
-    if not os.path.isfile(path):
-        raise common.DataDirError(f"missing validation file {path!r}; {LAYOUT}")
-    d = torch.load(path, map_location="cpu", weights_only=True)
+def usable(name: str, x, y, names, verbose=True):
+    """Before training: drop (and name) classes with <= 5 clips (no 5-shot query); fail if < 2 classes remain."""
+    keep = ~torch.isin(y, torch.tensor(list(small := small_classes(y, max(SHOTS))), dtype=y.dtype))
+    small = {names[c] if names else c: k for c, k in small.items()}
+    if small and verbose:
+        print(f"eval set {name}: skipping {len(small)} class(es) with <= {max(SHOTS)} clips: {small}")
+    if len(torch.unique(y[keep])) < 2:
+        raise common.DataDirError(f"eval set {name}: fewer than 2 classes have > {max(SHOTS)} clips (5-shot needs "
+                                  f"{max(SHOTS) + 1}); too small: {small}")
+    return x[keep], y[keep]
+
+
+def load_data(a, verbose=True) -> dict:
+    n, root = int(a.clip_seconds * SR), a.data_dir or write_synthetic_birb(os.path.join(a.out, "synthetic_birb"), a)
+    if missing := [sub for sub in ("train", "eval") if not os.path.isdir(os.path.join(root, sub))]:
+        raise common.DataDirError(f"--data-dir {root!r} has no {missing[0]}/ folder; {LAYOUT}")
+    xtr, ytr, names = load_class_folders(os.path.join(root, "train"), n, "training set")
+    path = os.path.join(root, "eval", "pow.pt")
+    d = torch.load(path, map_location="cpu", weights_only=True) if os.path.isfile(path) else None
     if not isinstance(d, dict) or "data" not in d or "label" not in d:
-        raise common.DataDirError(f"{path!r} must be a dict with keys 'data' and 'label'; {LAYOUT}")
-    data = torch.as_tensor(d["data"]).float()
-    if data.dim() == 3:
-        data = data.mean(1)
-    return fit_length(data, n_samples), torch.as_tensor(d["label"]).long().reshape(-1)
+        raise common.DataDirError(f"{path!r} is missing or not a dict with keys 'data' and 'label'; {LAYOUT}")
+    x, y = torch.as_tensor(d["data"]), torch.as_tensor(d["label"]).long().reshape(-1)
+    evals = {"pow": usable("pow", fit_length(x if x.dim() == 3 else x[:, None], n), y, None, verbose)}  # [N, (C,) S]
+    for d in sorted(os.listdir(os.path.join(root, "eval"))):
+        if os.path.isdir(os.path.join(root, "eval", d)):
+            evals[d] = usable(d, *load_class_folders(os.path.join(root, "eval", d), n, f"test set {d}"), verbose)
+    note = (f"SYNTHETIC bird-song set (generated, not real recordings) in {root}" if a.data_dir is None else
+            f"BIRB/ProtoCLR-format data from {root}") + f"; {a.clip_seconds:g} s clips at 16 kHz"
+    return {"note": note, "train": (xtr, ytr), "names": names, "evals": evals}
 
-
-def load_data(args) -> dict:
-    n = int(round(args.clip_seconds * SR))
-    if args.data_dir is None:
-        root = write_synthetic_birb(os.path.join(args.out, "synthetic_birb"), args)
-        note = (f"SYNTHETIC bird-song set (generated, not real recordings) written to {root} in the BIRB/ProtoCLR "
-                f"format; {args.clip_seconds:g} s clips at 16 kHz")
-        name = "synthetic_birb"
-    else:
-        root = args.data_dir
-        if not os.path.isdir(root):
-            raise common.DataDirError(f"--data-dir {root!r} does not exist or is not a folder; {LAYOUT}")
-        for sub in ("train", "eval"):
-            if not os.path.isdir(os.path.join(root, sub)):
-                raise common.DataDirError(f"--data-dir {root!r} has no {sub}/ folder; {LAYOUT}")
-        note, name = f"BIRB/ProtoCLR-format data from {root}; {args.clip_seconds:g} s clips", "birb"
-    xtr, ytr, classes = load_class_folders(os.path.join(root, "train"), n, "training set")
-    evals = {"pow": load_pow(os.path.join(root, "eval", "pow.pt"), n)}
-    eval_root = os.path.join(root, "eval")
-    for d in sorted(os.listdir(eval_root)):
-        sub = os.path.join(eval_root, d)
-        if os.path.isdir(sub):
-            x, y, _ = load_class_folders(sub, n, f"test set {d}")
-            evals[d] = (x, y)
-    return {"name": name, "note": note, "root": root, "train_x": xtr, "train_y": ytr, "classes": classes,
-            "evals": evals}
-
-
-# ------------------------------------------------------------------------------------------------- front end
 
 class MelFrontEnd(nn.Module):
-    """Waveform [B, samples] -> dB mel spectrogram [B, 1, 128, frames].
+    """Waveform [B, samples] -> dB mel spectrogram. torch.stft (Hann 1024, hop 320, centred) -> |X|^2 -> librosa's
+    HTK mel filterbank (128 mels, 50-8000 Hz, no area norm, as torchaudio's MelSpectrogram defaults) -> dB.
+    torchaudio is not used: no torchaudio wheel installs against the torch that the package's install resolves."""
 
-    torch.stft (Hann window 1024, hop 320, centred, reflect padding) -> power |X|^2 -> mel filterbank from
-    ``librosa.filters.mel(sr=16000, n_fft=1024, n_mels=128, fmin=50, fmax=8000, htk=True, norm=None)`` (the HTK
-    scale without area normalisation, as torchaudio's MelSpectrogram defaults) -> 10*log10(max(S, 1e-10)).
-    ``forward`` then maps each clip to [0, 1] (min-max) and standardises with ProtoCLR's constants.
-    """
-
-    def __init__(self, sr=SR, n_fft=N_FFT, hop=HOP, n_mels=N_MELS, fmin=FMIN, fmax=FMAX):
+    def __init__(self):
         super().__init__()
-        import librosa
-        fb = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=True, norm=None)
-        self.register_buffer("fb", torch.from_numpy(fb).float())           # [n_mels, n_fft//2 + 1]
-        self.register_buffer("window", torch.hann_window(n_fft, periodic=True))
-        self.n_fft, self.hop = n_fft, hop
+        fb = librosa.filters.mel(sr=SR, n_fft=1024, n_mels=128, fmin=50.0, fmax=8000.0, htk=True, norm=None)
+        self.register_buffer("fb", torch.from_numpy(fb).float())
+        self.register_buffer("window", torch.hann_window(1024))
 
-    def power_mel(self, wave: torch.Tensor) -> torch.Tensor:
-        spec = torch.stft(wave, self.n_fft, hop_length=self.hop, window=self.window, center=True,
-                          pad_mode="reflect", return_complex=True)
-        return self.fb @ spec.abs().pow(2)                                   # [B, n_mels, frames]
+    def db(self, wave):
+        power = torch.stft(wave, 1024, 320, window=self.window, return_complex=True).abs().pow(2)
+        return 10.0 * torch.log10((self.fb @ power).clamp_min(1e-10))
 
-    def db(self, wave: torch.Tensor) -> torch.Tensor:
-        return 10.0 * torch.log10(self.power_mel(wave).clamp_min(1e-10))
-
-    @staticmethod
-    def minmax(s: torch.Tensor) -> torch.Tensor:
-        lo = s.amin((-2, -1), keepdim=True)
-        hi = s.amax((-2, -1), keepdim=True)
-        return (s - lo) / (hi - lo).clamp_min(1e-6)
-
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return ((self.minmax(self.db(wave)) - NORM_MEAN) / NORM_STD).unsqueeze(1)
+    def forward(self, wave, standardise=True):                       # [B, 1, 128, frames]
+        s = self.db(wave)
+        s = (s - s.amin((-2, -1), True)) / (s.amax((-2, -1), True) - s.amin((-2, -1), True)).clamp_min(1e-6)
+        return ((s - NORM_MEAN) / NORM_STD if standardise else s).unsqueeze(1)      # min-max to [0, 1] first
 
 
-def augment(spec01: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """One view of a batch of min-max-normalised spectrograms [B, 1, F, T] (ProtoCLR's recipe): circular time
-    shift, mixing with another clip of the batch (coefficient 0.6-1), 3 frequency masks (<= 10 bins) and 5 time
-    masks (<= 10% of the frames), then standardisation."""
-    b, _, nf, nt = spec01.shape
-    shift = int(torch.randint(0, nt, (1,), generator=gen))
-    x = torch.roll(spec01, shifts=shift, dims=-1)
-    alpha = 0.6 + 0.4 * torch.rand(1, generator=gen).item()
+def augment(x, gen):
+    """ProtoCLR's views of [B, 1, F, T] min-max spectrograms: circular time shift, mixing with another clip of
+    the batch (weight 0.6-1), 3 frequency masks (<= 10 bins), 5 time masks (<= 10% of frames), standardisation."""
+    b, _, nf, nt = x.shape
+    x = torch.roll(x, int(torch.randint(0, nt, (1,), generator=gen)), dims=-1)
+    alpha = 0.6 + 0.4 * float(torch.rand(1, generator=gen))
     x = alpha * x + (1 - alpha) * x[torch.randperm(b, generator=gen)]
-    mask = torch.ones_like(x)
-    for axis, n_masks, max_w in ((2, 3, 10), (3, 5, max(1, nt // 10))):
-        size = nf if axis == 2 else nt
-        for _ in range(n_masks):
-            w = torch.randint(0, max_w + 1, (b,), generator=gen)
-            s = (torch.rand(b, generator=gen) * (size - w)).long()
-            pos = torch.arange(size).view(1, -1)
+    for dim, count, width in ((2, 3, 10), (3, 5, max(1, nt // 10))):
+        for _ in range(count):
+            w = torch.randint(0, width + 1, (b,), generator=gen)
+            s = (torch.rand(b, generator=gen) * (x.shape[dim] - w)).long()
+            pos = torch.arange(x.shape[dim])[None]
             m = ((pos >= s[:, None]) & (pos < (s + w)[:, None])).float()
-            mask = mask * (1 - (m.view(b, 1, size, 1) if axis == 2 else m.view(b, 1, 1, size)))
-    return ((x * mask) - NORM_MEAN) / NORM_STD
+            x = x * (1 - (m[:, None, :, None] if dim == 2 else m[:, None, None, :]))
+    return (x - NORM_MEAN) / NORM_STD
 
 
-# ---------------------------------------------------------------------------------------------------- model
-
-class SmallCNN(nn.Module):
-    """4 x (conv3x3 - BatchNorm - ReLU - maxpool 2) with 16/32/64/128 channels, global average pool -> 128."""
-
-    def __init__(self, widths=(16, 32, 64, 128)):
-        super().__init__()
-        layers, c = [], 1
-        for w in widths:
-            layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
-                       nn.MaxPool2d(2)]
-            c = w
-        self.body = nn.Sequential(*layers)
-        self.num_features = c
-
-    def forward(self, x):
-        return self.body(x).mean((-2, -1))
-
-
-def build_model(head: str, args) -> nn.Module:
-    """SmallCNN encoder + the package's ProjectionHead (MLP -> sphere / torusN / torusC)."""
-    from torus_plugins import ProjectionHead
-    width = args.dim // 2 if head.lower() == "torusc" else args.dim
-    encoder = SmallCNN()
-    return nn.ModuleDict({"encoder": encoder,
-                          "head": ProjectionHead(encoder.num_features, width, projection=head, hidden_dim=128)})
-
-
-def make_loss(args):
-    from torus_plugins.losses import ProtoCLRLoss
-    return ProtoCLRLoss(tau=args.tau)
-
-
-def clip(model):
-    """Element-wise gradient clipping at 100 (hooks registered once; returns the handle)."""
-    from torus_plugins.losses import clip_gradients
-    return clip_gradients(model, 100.0)
-
-
-# ------------------------------------------------------------------------------------------------ train / eval
-
-def train(model, front, data, args, head, gen, device) -> list:
-    loss_fn = make_loss(args)
-    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=1e-6)
-    n = len(data["train_y"])
-    bs = min(args.batch_size, n)
-    steps_per_epoch = max(1, n // bs)
-    total = args.epochs * steps_per_epoch if not args.quick else min(3, args.epochs * steps_per_epoch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=total, pct_start=0.1)
-    with torch.no_grad():
-        spec01 = torch.cat([front.minmax(front.db(data["train_x"][i:i + 256].to(device))).cpu()
-                            for i in range(0, n, 256)]).unsqueeze(1)
-    history = []
-    model.train()
-    clip_handle = clip(model)
-    bar = common.progress(range(total), desc=f"train {head}")
-    for step in bar:
-        if step % steps_per_epoch == 0:
-            perm = torch.randperm(n, generator=gen)
-        i = step % steps_per_epoch
-        idx = perm[i * bs:(i + 1) * bs]
-        xb, yb = spec01[idx], data["train_y"][idx].to(device)
-        v1, v2 = augment(xb, gen).to(device), augment(xb, gen).to(device)
-        z1 = model["head"](model["encoder"](v1))
-        z2 = model["head"](model["encoder"](v2))
-        loss = loss_fn(z1, z2, yb)
-        if not torch.isfinite(loss):
-            raise RuntimeError(f"{head}: loss became {loss.item()} at step {step}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()                    # gradients are clamped element-wise by the clip() hooks
-        opt.step()
-        sched.step()
-        history.append(loss.item())
-        bar.set_postfix(loss=f"{history[-1]:.3f}")
-    clip_handle.remove()
-    return history
+def build_model(head: str, dim: int) -> nn.Module:
+    """4 x (conv3x3-BN-ReLU-maxpool), 16/32/64/128 channels, the first conv with stride 2 and pool 4 (CPU budget),
+    global average pool -> the package's ProjectionHead (MLP 128 -> dim, then sphere / torusN / torusC)."""
+    c = (1, 16, 32, 64, 128)
+    blocks = [[nn.Conv2d(c[i], c[i + 1], 3, stride=2 if i == 0 else 1, padding=1, bias=False),
+               nn.BatchNorm2d(c[i + 1]), nn.ReLU(inplace=True), nn.MaxPool2d(4 if i == 0 else 2)] for i in range(4)]
+    encoder = nn.Sequential(*sum(blocks, []), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    width = dim // 2 if head == "torusC" else dim                   # torusC: dim/2 turns -> width dim
+    return nn.ModuleDict({"encoder": encoder, "head": ProjectionHead(128, width, projection=head, hidden_dim=128)})
 
 
 @torch.no_grad()
-def embed(model, front, waves, device, batch_size=128):
-    """(encoder features, head embeddings) of a batch of waveforms."""
+def embed(model, front, x):
     model.eval()
-    feats = torch.cat([model["encoder"](front(waves[i:i + batch_size].to(device))).cpu()
-                       for i in range(0, len(waves), batch_size)])
-    return feats, model["head"](feats.to(device)).cpu()
+    feats = torch.cat([model["encoder"](front(x[i:i + 128])) for i in range(0, len(x), 128)])
+    return feats, model["head"](feats)
 
 
-def sample_episode(labels: torch.Tensor, shot: int, gen: torch.Generator):
-    """Per class: ``shot`` random support items, the rest are queries (classes with <= shot items skipped)."""
-    support, query = [], []
-    for c in torch.unique(labels):
-        idx = torch.where(labels == c)[0]
-        if len(idx) <= shot:
-            continue
-        idx = idx[torch.randperm(len(idx), generator=gen)]
-        support.append(idx[:shot])
-        query.append(idx[shot:])
-    return torch.cat(support), torch.cat(query)
-
-
-def nearest_prototype_acc(z, labels, s_idx, q_idx) -> float:
-    """ProtoCLR's rule: L2-normalise, centre on the support mean, class-mean prototypes, Euclidean nearest."""
-    z = F.normalize(z.float(), dim=1)
-    s, q = z[s_idx], z[q_idx]
-    mu = s.mean(0)
-    s, q = s - mu, q - mu
-    classes = torch.unique(labels[s_idx])
-    protos = torch.stack([s[labels[s_idx] == c].mean(0) for c in classes])
-    pred = classes[torch.cdist(q, protos).argmin(1)]
-    return float((pred == labels[q_idx]).float().mean())
-
-
-def few_shot(z_float, z_uint8_decoded, labels, shots, episodes, seed, encoder_feats=None) -> dict:
-    """mean / std accuracy over ``episodes`` random episodes; the same episodes for the float embeddings, their
-    uint8 codes and (if given) the encoder features (what upstream ProtoCLR evaluates)."""
-    out = {}
-    inputs = {"float": z_float, "uint8": z_uint8_decoded}
-    if encoder_feats is not None:
-        inputs["encoder"] = encoder_feats
-    for shot in shots:
-        accs = {k: [] for k in inputs}
-        gen = torch.Generator().manual_seed(seed * 1000 + shot)
-        for _ in range(episodes):
-            s_idx, q_idx = sample_episode(labels, shot, gen)
-            for k, z in inputs.items():
-                accs[k].append(nearest_prototype_acc(z, labels, s_idx, q_idx))
-        for kind, a in accs.items():
-            a = torch.tensor(a)
-            out[f"{shot}shot_{kind}"] = {"mean": float(a.mean()), "std": float(a.std()) if len(a) > 1 else 0.0}
-    return out
-
-
-def decode_uint8(head, z, z_train):
-    """What the uint8 codes decode to: torus -> 8-bit angle codes back to the Clifford layout; sphere -> the
-    8-bit min/max grid (fitted on the training-set embeddings) back to floats."""
-    if common.is_torus(head):
-        return to_clifford(dequantize(quantize(to_turns(z), 8), 8))
-    q = common.sphere_quantizer(8, z_train)
-    return common.sphere_decode(q, common.sphere_codes(q, z))
-
-
-def run_head(head, front, data, args, device, out) -> dict:
-    timer = common.Timer()
-    gen = common.seed_everything(args.seed)
-    model = build_model(head, args).to(device)
-    history = train(model, front, data, args, head, gen, device)
-    train_time = timer()
-    _, z_train = embed(model, front, data["train_x"], device)
-    res = {"head": head, "embedding_dim": int(z_train.shape[1]),
-           "n_angles": int(z_train.shape[1] // 2) if common.is_torus(head) else None,
-           "final_loss": history[-1], "loss_history": history, "train_seconds": train_time, "few_shot": {}}
+def run(row: str, head: str, dim: int, seed: int, a) -> dict:
+    """Train one head with one seed (same budget for all), then few-shot evaluation on every eval set."""
+    gen = common.seed_everything(seed, a.threads)
+    data, front = load_data(a, verbose=False), MelFrontEnd()
+    model, (xtr, ytr), pow_x, pow_y = build_model(head, dim), data["train"], *data["evals"]["pow"]
+    spec = torch.cat([front(xtr[i:i + 128], standardise=False) for i in range(0, len(xtr), 128)])  # no grad: buffers
+    bs, steps = min(a.batch_size, len(ytr)), len(ytr) // min(a.batch_size, len(ytr))
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9, weight_decay=1e-6)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, a.epochs * steps)
+    protoclr, koleo = ProtoCLRLoss(TAU), (a.koleo if head != "sphere" else 0.0)
+    stop = common.EarlyStopping(a.patience, min_delta=0.01, what="validation loss (ProtoCLR on pow; score = -loss)")
+    hist, _ = {"train": [], "val": []}, clip_gradients(model, CLIP)       # hooks clamp each gradient element
+    for epoch in range(a.epochs):
+        model.train()
+        perm, losses = torch.randperm(len(ytr), generator=gen), []
+        for i in range(steps):
+            idx = perm[i * bs:(i + 1) * bs]
+            z1, z2 = (model["head"](model["encoder"](augment(spec[idx], gen))) for _ in range(2))
+            loss = protoclr(z1, z2, ytr[idx]) + (koleo * KoLeoLoss()(torch.stack([z1, z2], 1)) if koleo else 0)
+            if not torch.isfinite(loss):
+                raise RuntimeError(f"{row} seed {seed}: loss became {loss.item()} at epoch {epoch + 1}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+        hist["train"].append(float(np.mean(losses)))
+        hist["val"].append(protoclr(*[embed(model, front, pow_x)[1]] * 2, pow_y).item())   # clean views of pow
+        if stop.step(-hist["val"][-1], model):
+            break
+    reason = stop.finish(model, a.epochs)                       # restores the best validation epoch's weights
+    grid = SphereGridQuantizer(8).fit(embed(model, front, xtr)[1]) if head == "sphere" else None
+    res = {"row": row, "seed": seed, "epochs": len(hist["train"]), "stop": reason, "history": hist, "few_shot": {}}
     for name, (x, y) in data["evals"].items():
-        feats, z = embed(model, front, x, device)
-        res["few_shot"][name] = few_shot(z, decode_uint8(head, z, z_train), y, SHOTS, args.episodes, args.seed,
-                                         encoder_feats=feats)
-        if name == "pow":
-            code_path = os.path.join(out, f"codes_{head}_pow_uint8.torc")
-            common.export_codes(code_path, head, z, 8, reference=z_train,
-                                meta={"dataset": data["name"], "split": "pow", "labels": y.tolist()})
-            res["codes_file"] = os.path.basename(code_path)
-            res["effective_rank_pow"] = float(effective_rank(z.numpy()))
-            if common.is_torus(head):
-                common.plot_angles(os.path.join(out, f"angles_{head}.png"), z, y, head,
-                                   f"{head}: first two angles (held-out species)")
-    res["total_seconds"] = timer()
+        feats, z = embed(model, front, x)
+        codes = quantize(to_turns(z), 8) if grid is None else torch.from_numpy(grid.decode(grid.encode(z)))
+        ins = {"float": (z, head, False), "uint8": (codes, "codes" if grid is None else "sphere", False),
+               "encoder": (feats, "sphere", True)}      # encoder features: upstream ProtoCLR's centred rule
+        res["few_shot"][name] = {k: {s: v["mean"] for s, v in few_shot_accuracy(
+            e, y, SHOTS, a.episodes, seed, geometry=g, centre=c).items()} for k, (e, g, c) in ins.items()}
+        if name == "pow" and seed == 0 and grid is None:        # torus rows: angle scatter, seed 0
+            plot_angles(z, y, os.path.join(a.out, f"angles_{row.replace(' ', '_')}.png"), title=f"{row}: pow, seed 0")
     return res
 
 
-def head_table(res) -> str:
-    rows = []
-    for name, fs in res["few_shot"].items():
-        for shot in SHOTS:
-            rows.append([name, f"{shot}-shot"] + [f"{fs[f'{shot}shot_{k}']['mean']:.4f} +- "
-                                                  f"{fs[f'{shot}shot_{k}']['std']:.4f}"
-                                                  for k in ("float", "uint8", "encoder")])
-    return common.format_grid(f"== {res['head']} (dim {res['embedding_dim']}, final loss {res['final_loss']:.3f}, "
-                              f"train {res['train_seconds']} s) ==",
-                              ["eval set", "shots", "embedding float", "embedding uint8", "encoder float"], rows)
-
-
-def plot_spectrograms(path, front, data):
-    """The first clip of up to 8 training classes as dB mel spectrograms."""
-    p = common.plt()
-    classes = torch.unique(data["train_y"])[:8]
-    fig, axes = p.subplots(2, 4, figsize=(12, 5))
-    for ax, c in zip(axes.flat, classes):
-        i = int(torch.where(data["train_y"] == c)[0][0])
-        s = front.db(data["train_x"][i:i + 1])[0]
-        ax.imshow(s.numpy(), origin="lower", aspect="auto", cmap="magma")
-        ax.set_title(data["classes"][int(c)], fontsize=8)
-        ax.axis("off")
-    fig.suptitle(data["note"][:110], fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    p.close(fig)
-
-
 def main(argv=None) -> dict:
-    args = parse_args(argv)
-    device = common.setup_torch(args.device)
-    if args.data_dir is None:
-        os.makedirs(args.out, exist_ok=True)
-    common.seed_everything(args.seed)
-    data = load_data(args)  # a bad --data-dir fails here, before the output folder is made
-    os.makedirs(args.out, exist_ok=True)
-    timer = common.Timer()
-    front = MelFrontEnd().to(device)
-    print(f"data: {data['note']}")
-    print(f"      train {len(data['train_y'])} clips / {len(data['classes'])} classes; eval sets: "
-          + ", ".join(f"{k} ({len(v[1])} clips, {len(torch.unique(v[1]))} classes)" for k, v in data["evals"].items())
-          + f"; epochs {args.epochs}, seed {args.seed}{' (QUICK mode)' if args.quick else ''}", flush=True)
-    plot_spectrograms(os.path.join(args.out, "spectrograms.png"), front.cpu(), data)
-    front.to(device)
-    results = {"dataset": data["name"], "data_note": data["note"], "args": vars(args), "heads": {}}
-    for head in args.heads:
-        res = run_head(head, front, data, args, device, args.out)
-        results["heads"][head] = res
-        print(head_table(res), flush=True)
-    sets = list(data["evals"])
-    print(common.format_grid("\n== summary: few-shot accuracy (mean over episodes) ==",
-                             ["head", "input"] + [f"{e} {k}-shot" for e in sets for k in SHOTS],
-                             [[h, kind] + [r["few_shot"][e][f"{k}shot_{kind}"]["mean"] for e in sets for k in SHOTS]
-                              for h, r in results["heads"].items() for kind in ("float", "uint8", "encoder")]))
-    curves = {}
-    for h, r in results["heads"].items():
-        for kind in ("float", "uint8"):
-            curves[f"{h} {kind}"] = (list(SHOTS), [float(np.mean([fs[f"{s}shot_{kind}"]["mean"]
-                                                                  for fs in r["few_shot"].values()]))
-                                                   for s in SHOTS])
-    common.plot_curves(os.path.join(args.out, "few_shot.png"), curves,
-                       "few-shot accuracy (mean over eval sets)", "shots", "accuracy")
-    common.plot_curves(os.path.join(args.out, "loss.png"),
-                       {h: (list(range(len(r["loss_history"]))), r["loss_history"])
-                        for h, r in results["heads"].items()}, "ProtoCLR training loss", "step", "loss")
-    results["wall_seconds"] = timer()
-    common.write_json(os.path.join(args.out, "results.json"), results)
-    print(f"\nwrote {args.out}/results.json, plots and uint8 code files; wall time {results['wall_seconds']} s")
-    return results
+    a = parse_args(argv)
+    prov, data = provenance(vars(a), seeds=list(range(a.seeds)), threads=a.threads), load_data(a)
+    os.makedirs(a.out, exist_ok=True)       # only now: a bad --data-dir or too-small eval set failed before this
+    rows = {h: (h, a.dim) for h in a.heads} | ({} if a.no_wide or "torusN" not in a.heads else
+                                                {f"torusN {2 * a.dim}": ("torusN", 2 * a.dim)})
+    print(f"data: {data['note']}; {len(data['names'])} training classes; clips {len(data['train'][1])} train, "
+          f"{ {k: len(y) for k, (_, y) in data['evals'].items()} } eval\nrows {list(rows)}, seeds {a.seeds}, "
+          f"{a.threads} thread(s) x {a.jobs} job(s), {a.epochs} epochs max, KoLeo {a.koleo}, clip {CLIP}", flush=True)
+    per_run = common.run_jobs(run, [(r, h, d, s, a) for r, (h, d) in rows.items() for s in range(a.seeds)], a.jobs)
+    for x in per_run:
+        print(f"{x['row']} seed {x['seed']}: {x['stop']}; final train loss {x['history']['train'][-1]:.3f}")
+    runs = {r: [x for x in per_run if x["row"] == r] for r in rows}
+    metrics = {"data_note": data["note"], "rows": {r: {"head": h, "dim": d, "uint8_bits_per_vector": 8 * d // (
+        1 if h == "sphere" else 2), "few_shot": aggregate([x["few_shot"] for x in runs[r]]), "runs": runs[r]}
+        for r, (h, d) in rows.items()}}
+    print(format_grid(f"\nfew-shot accuracy, mean +- std over {a.seeds} seed(s) (each the mean of {a.episodes} "
+                      "episodes); pow = validation, others = test", ["row", "input", "set", "1-shot", "5-shot"],
+                      [[r, kind, e] + [m["few_shot"][e][kind][s] for s in SHOTS] for r, m in metrics["rows"].items()
+                       for kind in ("float", "uint8", "encoder") for e in data["evals"]]))
+    plot_few_shot({("validation: " if e == "pow" else "test: ") + e: {r: m["few_shot"][e]["float"] for r, m in
+                   metrics["rows"].items()} for e in data["evals"]}, os.path.join(a.out, "few_shot.png"),
+                  f"few-shot accuracy, float embeddings (mean +- std over {a.seeds} seeds)")
+    for part in ("train", "val"):
+        plot_loss_curves({r: [x["history"][part] for x in runs[r]] for r in rows},
+                         os.path.join(a.out, f"loss_{part}.png"), f"ProtoCLR loss ({part})")
+    (x, y), front, k = data["train"], MelFrontEnd(), min(8, len(data["names"]))   # first clip of <= 8 species
+    fig, axes = plt.subplots((k + 3) // 4, 4, figsize=(13, 2.8 * ((k + 3) // 4)), squeeze=False, layout="constrained")
+    for ax, c in zip(axes.flat, torch.unique(y)[:8]):
+        s = front.db(x[int(torch.where(y == c)[0][0])][None])[0].numpy()
+        im = ax.imshow(s, origin="lower", aspect="auto", cmap="magma", extent=(0, x.shape[1] / SR, 0, 128))
+        ax.set(title=data["names"][int(c)], xlabel="time (s)", ylabel="mel band (50-8000 Hz)")
+    fig.colorbar(im, ax=axes, label="dB")
+    fig.suptitle(data["note"][:120], fontsize=9)
+    fig.savefig(os.path.join(a.out, "spectrograms.png"), dpi=80)
+    plt.close(fig)
+    write_results(os.path.join(a.out, "results.json"), prov := finish(prov), vars(a), metrics)
+    print(f"wrote {a.out}/results.json and plots; wall time {prov['wall_seconds']} s on {prov['cpu_model']}, "
+          f"{a.threads} thread(s) x {a.jobs} job(s)")
+    return metrics
 
 
 if __name__ == "__main__":

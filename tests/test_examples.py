@@ -1,6 +1,8 @@
-"""The two examples end to end in --quick mode (metrics computed and finite, code files load, plots written),
-their --data-dir errors, the CIFAR-10 pickle path on a tiny fake copy, and the mel front end against librosa."""
+"""The ebjepa example: --quick end to end (results.json with provenance and per-seed aggregates, plots, code
+files), determinism for a seed and thread count, early stopping, and the CIFAR-10 path: md5 verified before any
+pickle is opened, Python-3 (str or bytes keys) pickles, clear errors for missing files and keys."""
 
+import hashlib
 import json
 import math
 import os
@@ -18,180 +20,175 @@ sys.path.insert(0, EXAMPLES)
 
 import common  # noqa: E402
 import ebjepa_cifar  # noqa: E402
-import protoclr_birb  # noqa: E402
 
 
-def all_finite(obj) -> bool:
-    if isinstance(obj, dict):
-        return all(all_finite(v) for v in obj.values())
-    if isinstance(obj, list):
-        return all(all_finite(v) for v in obj)
-    if isinstance(obj, float):
-        return math.isfinite(obj)
-    return True
-
-
-def check_code_file(path, n_rows, n_cols):
-    loaded = load_codes(path)
-    assert loaded.codes.shape == (n_rows, n_cols) and loaded.codes.dtype == np.uint8 and loaded.bits == 8
-    return loaded
-
-
-def test_ebjepa_quick_end_to_end(tmp_path):
+def test_ebjepa_quick_end_to_end(tmp_path, capsys):
     out = tmp_path / "eb"
-    ebjepa_cifar.main(["--quick", "--out", str(out), "--seed", "1"])
-    res = json.loads((out / "results.json").read_text())
-    assert res["dataset"] == "sklearn_digits" and "EMBEDDED DEFAULT" in res["data_note"]
-    assert set(res["heads"]) == {"sphere", "torusN", "torusC"}
-    for head, r in res["heads"].items():
-        for key in ("linear_probe_acc", "knn_p1_float", "effective_rank", "torus_score", "intrinsic_dimension",
-                    "spectral_gap_ratio"):
-            assert isinstance(r[key], float) and math.isfinite(r[key]), (head, key)
-        assert 0 <= r["linear_probe_acc"] <= 1 and 0 <= r["knn_p1_float"] <= 1
-        assert set(r["knn_p1_bits"]) == {"8", "4", "2", "1"}
-        assert len(r["betti"]) == 3 and all(isinstance(b, int) for b in r["betti"])
-        assert {row["setting"] for row in r["quantisation_table"]} >= {"none", "8-bit grid", "sign"}
-        assert all_finite(r)
-        n_cols = r["n_angles"] or r["embedding_dim"]
-        check_code_file(str(out / r["codes_file"]), res["n_test"], n_cols)
-    for png in ("p1_vs_bits.png", "p1_vs_bits_paper_table.png", "loss.png", "angles_torusN.png",
-                "angles_torusC.png", "persistence_sphere.png", "persistence_torusN.png", "persistence_torusC.png"):
-        assert (out / png).stat().st_size > 0
+    ebjepa_cifar.main(["--quick", "--jobs", "2", "--out", str(out)])     # runs in 2 spawned processes
+    printed = capsys.readouterr().out
+    for text in ("EMBEDDED DEFAULT", "1 torch thread(s) per run", "load average", "wall time", "s CPU)"):
+        assert text in printed, text
+    assert "mean +- std over 1 seed(s)" in printed and "ran the full budget of 2 epochs" in printed
+    doc = json.loads((out / "results.json").read_text())
+    prov = doc["provenance"]
+    for key in ("package_version", "torch", "numpy", "faiss", "cpu_model", "threads", "seeds", "git_commit",
+                "start_time_utc", "wall_seconds"):
+        assert key in prov, key
+    assert prov["threads"] == 1 and prov["seeds"] == [0] and prov["wall_seconds"] > 0
+    assert doc["args"]["quick"] is True and doc["args"]["koleo"] > 0
+    assert set(doc["metrics"]) == {"sphere", "torusN", "torusC", "torusN-2x"}
+    widths = {h: m["embedding_dim"] for h, m in doc["metrics"].items()}
+    assert widths == {"sphere": 64, "torusN": 64, "torusC": 128, "torusN-2x": 128}
+    for head, m in doc["metrics"].items():
+        rows = {r["setting"]: r for r in m["quantisation_table"]}
+        assert {"none", "8-bit grid", "sign"} <= set(rows)
+        p1 = rows["none"]["precision_at_1"]
+        assert p1["n"] == 1 and 0 <= p1["mean"] <= 1 and p1["std"] == 0 and math.isfinite(p1["mean"])
+        assert 0 <= m["linear_probe_acc"]["mean"] <= 1
+        assert m["per_seed"][0]["epochs"] == 2 and len(m["per_seed"][0]["history"]["val_p1"]) == 2
+    # the torus heads' 8-bit rows use one byte per angle: torusN has dim/2 circles, torusC dim circles
+    assert doc["metrics"]["torusN"]["quantisation_table"][1]["bits_per_vector"]["mean"] == 8 * 32
+    assert doc["metrics"]["torusC"]["quantisation_table"][1]["bits_per_vector"]["mean"] == 8 * 64
+    for png in ("p1_vs_bits.png", "train_loss.png", "val_p1.png", "angles_torusN.png", "angles_torusC.png",
+                "angles_torusN-2x.png"):
+        assert (out / png).stat().st_size > 5000
+    codes = load_codes(str(out / "codes_torusN_uint8.torc"))
+    assert codes.codes.shape == (100, 32) and codes.bits == 8
 
 
-def test_examples_are_deterministic_with_a_seed(tmp_path):
-    a = protoclr_birb.main(["--quick", "--heads", "torusN", "--seed", "3", "--out", str(tmp_path / "a")])
-    b = protoclr_birb.main(["--quick", "--heads", "torusN", "--seed", "3", "--out", str(tmp_path / "b")])
-    ra, rb = a["heads"]["torusN"], b["heads"]["torusN"]
-    assert ra["loss_history"] == rb["loss_history"] and ra["few_shot"] == rb["few_shot"]
-    assert ((tmp_path / "a" / ra["codes_file"]).read_bytes() == (tmp_path / "b" / rb["codes_file"]).read_bytes())
+def quick_args(*extra):
+    return ebjepa_cifar.parse_args(["--quick", "--out", "unused", *extra])
 
 
-def write_fake_cifar(root, n_per_batch=40, n_test=30):
-    """A tiny CIFAR-10 copy in the real on-disk format: pickled dicts with 'data' uint8 [N, 3072] rows
-    (channel-major 32x32), 'labels', 'batch_label', 'filenames', and batches.meta with 'label_names'. (The
-    original Python-2 pickles have str keys, which pickle.load(encoding='latin1') returns as str, as these do.)"""
+def test_a_run_is_deterministic_for_a_seed_and_thread_count():
+    args = quick_args("--max-train", "200")
+    a, b = ebjepa_cifar.run("torusC", 3, args), ebjepa_cifar.run("torusC", 3, args)
+    assert a["history"] == b["history"] and np.array_equal(a["test_z"], b["test_z"])
+    assert a["quantisation_table"] == b["quantisation_table"]
+    c = ebjepa_cifar.run("torusC", 4, args)
+    assert c["history"] != a["history"]
+
+
+def test_early_stopping_on_a_plateau_restores_the_best_weights():
+    model = torch.nn.Linear(1, 1)
+    stop = common.EarlyStopping(patience=3, min_delta=0.01)
+    scores = [0.5, 0.6, 0.7, 0.705, 0.709, 0.65, 0.9]
+    stopped_at = None
+    for epoch, score in enumerate(scores, 1):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        if stop.step(score, model):
+            stopped_at = epoch
+            break
+    assert stopped_at == 6 and stop.best_epoch == 3      # 0.705 and 0.709 are not 0.01 better than 0.7
+    reason = stop.finish(model, max_epochs=100)
+    assert "stopped early at epoch 6" in reason and "best epoch 3" in reason and model.weight.item() == 3
+    late = common.EarlyStopping(patience=2, min_epochs=5)
+    assert [late.step(s, model) for s in (0.9, 0.5, 0.5, 0.5, 0.5)] == [False] * 4 + [True]
+    assert late.best_epoch == 1
+    budget = common.EarlyStopping(patience=5)
+    for score in (0.1, 0.2):
+        budget.step(score, model)
+    assert "full budget of 2 epochs" in budget.finish(model, 2)
+
+
+@pytest.mark.parametrize("argv, message", [(["--heads", "torusX"], "--heads"), (["--dim", "63"], "--dim"),
+                                           (["--seeds", "0"], "--seeds")])
+def test_bad_arguments_name_the_flag(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        ebjepa_cifar.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------- CIFAR-10 path
+
+NAMES = [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch", "batches.meta"]
+LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def write_fake_cifar(root, n=40, keys=str):
+    """A tiny CIFAR-10 copy in the real layout, pickled by Python 3: dicts with 'data' uint8 [n, 3072] rows
+    (channel-major 32x32) and 'labels', and batches.meta with 'label_names'. ``keys=bytes`` writes bytes keys."""
     d = root / "cifar-10-batches-py"
     d.mkdir(parents=True)
     rng = np.random.default_rng(0)
-
-    def batch(n, name):
-        labels = [int(i % 10) for i in range(n)]
-        data = np.zeros((n, 3072), dtype=np.uint8)
-        for i, y in enumerate(labels):       # class-dependent colour so the probe has something to find
-            img = rng.integers(0, 60, (3, 32, 32)).astype(np.uint8)
-            img[y % 3] += np.uint8(40 + 15 * y)
-            data[i] = img.reshape(-1)
+    k = (lambda s: s.encode()) if keys is bytes else (lambda s: s)
+    for name in NAMES[:-1]:
+        labels = [i % 10 for i in range(n)]
+        data = rng.integers(0, 255, (n, 3072), dtype=np.uint8)
         with open(d / name, "wb") as f:
-            pickle.dump({"batch_label": name, "labels": labels, "data": data,
-                         "filenames": [f"{name}_{i}.png" for i in range(n)]}, f, protocol=2)
-
-    for k in range(1, 6):
-        batch(n_per_batch, f"data_batch_{k}")
-    batch(n_test, "test_batch")
-    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+            pickle.dump({k("batch_label"): name, k("labels"): labels, k("data"): data}, f)
     with open(d / "batches.meta", "wb") as f:
-        pickle.dump({"num_cases_per_batch": n_per_batch, "label_names": names, "num_vis": 3072}, f,
-                    protocol=2)
+        pickle.dump({k("label_names"): LABELS, k("num_vis"): 3072}, f)
     return root
 
 
-def test_ebjepa_reads_the_cifar10_pickle_layout(tmp_path):
+def md5(path):
+    return hashlib.md5(open(path, "rb").read()).hexdigest()
+
+
+@pytest.mark.parametrize("keys", [str, bytes])
+def test_python3_cifar_pickles_load_with_skip_md5(tmp_path, keys):
+    root = write_fake_cifar(tmp_path / "cifar", keys=keys)
+    xtr, ytr, xte, yte, classes = ebjepa_cifar.load_cifar10(str(root), skip_md5=True)
+    assert xtr.shape == (200, 3, 32, 32) and xtr.dtype == torch.uint8 and xte.shape == (40, 3, 32, 32)
+    assert ytr[:12].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1] and classes == LABELS
+    raw = pickle.load(open(root / "cifar-10-batches-py" / "test_batch", "rb"))
+    first = raw[b"data" if keys is bytes else "data"][0].reshape(3, 32, 32)
+    assert torch.equal(xte[0], torch.from_numpy(first))
+    # the folder itself works as --data-dir too
+    assert ebjepa_cifar.load_cifar10(str(root / "cifar-10-batches-py"), skip_md5=True)[0].shape[0] == 200
+
+
+def test_cifar_files_matching_the_md5_list_load_without_skip(tmp_path, monkeypatch):
+    from torchvision.datasets import CIFAR10
     root = write_fake_cifar(tmp_path / "cifar")
-    xtr, ytr, xte, yte, classes = ebjepa_cifar.load_cifar10(str(root))
-    assert xtr.shape == (200, 3, 32, 32) and xtr.dtype == torch.uint8 and xte.shape == (30, 3, 32, 32)
-    assert ytr.tolist()[:12] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1] and len(classes) == 10
-    # pointing at the cifar-10-batches-py folder itself works too
-    assert ebjepa_cifar.load_cifar10(str(root / "cifar-10-batches-py"))[0].shape[0] == 200
+    d = root / "cifar-10-batches-py"
+    monkeypatch.setattr(CIFAR10, "train_list", [[f, md5(d / f)] for f in NAMES[:5]])
+    monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5(d / "test_batch")]])
+    monkeypatch.setattr(CIFAR10, "meta", dict(CIFAR10.meta, md5=md5(d / "batches.meta")))
+    assert ebjepa_cifar.load_cifar10(str(root))[0].shape == (200, 3, 32, 32)
+
+
+class Payload:
+    """Unpickling this creates a file: proof that a pickle was opened."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_wrong_md5_is_refused_before_unpickling(tmp_path, capsys):
+    root = write_fake_cifar(tmp_path / "cifar")
+    marker = tmp_path / "pickle_was_opened"
+    for name in NAMES:
+        with open(root / "cifar-10-batches-py" / name, "wb") as f:
+            pickle.dump({"data": Payload(str(marker))}, f)
+    with pytest.raises(SystemExit) as exc:
+        ebjepa_cifar.main(["--quick", "--data-dir", str(root), "--out", str(tmp_path / "out")])
+    msg = str(exc.value)
+    assert "md5" in msg and "data_batch_1" in msg and "--skip-md5" in msg
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_missing_files_and_keys_are_clear_errors(tmp_path):
+    with pytest.raises(SystemExit, match="missing data_batch_1.*test_batch.*batches.meta"):
+        ebjepa_cifar.load_cifar10(str(tmp_path / "nowhere"))
+    root = write_fake_cifar(tmp_path / "cifar")
+    with open(root / "cifar-10-batches-py" / "data_batch_3", "wb") as f:
+        pickle.dump({"pixels": np.zeros((2, 3072), np.uint8), "labels": [0, 1]}, f)
+    with pytest.raises(SystemExit) as exc:
+        ebjepa_cifar.load_cifar10(str(root), skip_md5=True)
+    assert "data_batch_3 has no key 'data'" in str(exc.value) and "'pixels'" in str(exc.value)
+
+
+def test_cifar_end_to_end_quick(tmp_path):
+    root = write_fake_cifar(tmp_path / "cifar")
     out = tmp_path / "run"
-    res = ebjepa_cifar.main(["--quick", "--heads", "torusN", "--data-dir", str(root), "--out", str(out)])
-    assert res["dataset"] == "cifar10" and res["n_train"] == 200 and res["n_test"] == 30
-    assert all_finite(json.loads((out / "results.json").read_text()))
-
-
-@pytest.mark.parametrize("layout", ["missing", "empty", "partial"])
-def test_ebjepa_bad_data_dir_is_a_clear_error(tmp_path, layout, capsys):
-    d = tmp_path / "data"
-    if layout != "missing":
-        (d / "cifar-10-batches-py").mkdir(parents=True) if layout == "partial" else d.mkdir()
-    if layout == "partial":
-        (d / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"x")
-    with pytest.raises(SystemExit) as exc:
-        ebjepa_cifar.main(["--quick", "--data-dir", str(d), "--out", str(tmp_path / "out")])
-    msg = str(exc.value)
-    assert str(d) in msg and "cifar-10-batches-py" in msg and "data_batch_1" in msg and "test_batch" in msg
-    if layout == "partial":
-        assert "lacks" in msg and "batches.meta" in msg
-    assert not (tmp_path / "out").exists()   # no silent fallback to the embedded data
-
-
-def test_protoclr_quick_end_to_end(tmp_path):
-    out = tmp_path / "birb"
-    protoclr_birb.main(["--quick", "--out", str(out)])
-    res = json.loads((out / "results.json").read_text())
-    assert res["dataset"] == "synthetic_birb" and "SYNTHETIC" in res["data_note"]
-    assert set(res["heads"]) == {"sphere", "torusN"}
-    for head, r in res["heads"].items():
-        assert set(r["few_shot"]) == {"pow", "synth_test"}
-        for fs in r["few_shot"].values():
-            assert set(fs) == {f"{k}shot_{kind}" for k in (1, 5) for kind in ("float", "uint8", "encoder")}
-            for v in fs.values():
-                assert 0 <= v["mean"] <= 1 and math.isfinite(v["std"])
-        assert all_finite(r)
-        n_pow = 3 * 6
-        check_code_file(str(out / r["codes_file"]), n_pow, r["n_angles"] or r["embedding_dim"])
-    for png in ("few_shot.png", "loss.png", "spectrograms.png", "angles_torusN.png"):
-        assert (out / png).stat().st_size > 0
-    # the synthetic set is in the BIRB / ProtoCLR format and labelled as synthetic
-    root = out / "synthetic_birb"
-    assert "SYNTHETIC" in (root / "README.txt").read_text()
-    pow_ = torch.load(root / "eval" / "pow.pt", weights_only=True)
-    assert set(pow_) == {"data", "label"} and pow_["data"].shape == (18, 16000)
-    first = sorted((root / "train").iterdir())[0]
-    assert torch.load(sorted(first.glob("*.pt"))[0], weights_only=True).shape == (16000,)
-
-
-@pytest.mark.parametrize("layout", ["missing", "no_eval", "bad_pow"])
-def test_protoclr_bad_data_dir_is_a_clear_error(tmp_path, layout):
-    d = tmp_path / "birb"
-    if layout != "missing":
-        for c in ("a", "b"):
-            (d / "train" / c).mkdir(parents=True)
-            torch.save(torch.zeros(1600), d / "train" / c / "x.pt")
-    if layout == "bad_pow":
-        (d / "eval").mkdir()
-        torch.save({"waves": torch.zeros(2, 1600)}, d / "eval" / "pow.pt")
-    with pytest.raises(SystemExit) as exc:
-        protoclr_birb.main(["--quick", "--data-dir", str(d), "--out", str(tmp_path / "out")])
-    msg = str(exc.value)
-    assert "pow.pt" in msg and "train/" in msg
-    assert {"missing": str(d), "no_eval": "eval/", "bad_pow": "'data' and 'label'"}[layout] in msg
-    assert not (tmp_path / "out").exists()
-
-
-def test_mel_front_end_matches_librosa():
-    """torch.stft + librosa's filterbank vs librosa.feature.melspectrogram + power_to_db (numpy STFT)."""
-    import librosa
-    rng = np.random.default_rng(0)
-    t = np.arange(int(0.7 * 16000)) / 16000
-    y = (0.5 * np.sin(2 * np.pi * (1000 + 800 * t) * t) + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
-    front = protoclr_birb.MelFrontEnd()
-    ours_power = front.power_mel(torch.from_numpy(y)[None].double().float())[0].double().numpy()
-    ref_power = librosa.feature.melspectrogram(y=y.astype(np.float64), sr=16000, n_fft=1024, hop_length=320,
-                                               n_mels=128, fmin=50, fmax=8000, htk=True, norm=None, power=2.0,
-                                               center=True, pad_mode="reflect", window="hann")
-    assert ours_power.shape == ref_power.shape == (128, 1 + len(y) // 320)
-    np.testing.assert_allclose(ours_power, ref_power, rtol=1e-3, atol=1e-3 * ref_power.max())
-    ours_db = front.db(torch.from_numpy(y)[None])[0].numpy()
-    ref_db = librosa.power_to_db(ref_power, ref=1.0, amin=1e-10, top_db=None)
-    np.testing.assert_allclose(ours_db, ref_db, atol=0.02)
-    # the full 6 s clip of the upstream setting gives 301 frames
-    assert front(torch.zeros(2, 6 * 16000)).shape == (2, 1, 128, 301)
-
-
-def test_few_shot_rule_on_separable_toy_data():
-    gen = torch.Generator().manual_seed(0)
-    labels = torch.arange(4).repeat_interleave(8)
-    z = torch.nn.functional.one_hot(labels, 8).float() + 0.05 * torch.randn(32, 8, generator=gen)
-    res = protoclr_birb.few_shot(z, z, labels, (1, 5), 10, seed=0)
-    assert res["1shot_float"]["mean"] == 1.0 and res["5shot_uint8"]["mean"] == 1.0
+    res = ebjepa_cifar.main(["--quick", "--heads", "torusN", "--data-dir", str(root), "--skip-md5",
+                             "--backbone", "smallcnn", "--out", str(out)])
+    assert res["provenance"]["args"]["data_dir"] == str(root)
+    doc = json.loads((out / "results.json").read_text())
+    assert set(doc["metrics"]) == {"torusN"} and doc["args"]["skip_md5"] is True

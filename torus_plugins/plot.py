@@ -1,11 +1,16 @@
-"""Plots (matplotlib, Agg backend); each saves a PNG and returns its path.
+"""Plots (matplotlib, Agg backend); each saves a PNG and returns its path. Per-seed values are drawn as
+mean +- std error bars (sample std over seeds); markers only between unrelated settings, never a joining line.
 
-* ``plot_angles``: first two circles' angles in turns on the unit square [0,1) x [0,1) (the flat torus; opposite
-  edges are identified), coloured by class.
+* ``plot_angles``: several circle pairs' angles in turns, each on the unit square [0,1) x [0,1) (the flat torus;
+  opposite edges are identified), coloured by class with class names in the legend.
 * ``plot_persistence``: persistence diagram (birth, death) per homology dimension.
-* ``plot_p1_vs_bits``: P@1 against bits per vector (log2 x axis) for several runs.
+* ``plot_p1_vs_bits``: P@1 (or any retrieval score) against bits per vector (log2 x axis): one colour per head,
+  one marker per setting family (float, grid, sign, PQ, raw PQ), error bars over seeds.
+* ``plot_few_shot``: few-shot accuracy against the number of shots (integer ticks), one panel per evaluation
+  set so that validation and test sets stay apart, error bars = std.
+* ``plot_loss_curves``: training/validation loss per epoch, mean over seeds with a +- std band.
 
-Usage: ``plot_angles(z, y, "angles.png", geometry="torusN")``
+Usage: ``plot_angles(z, y, "angles.png", geometry="torusN", class_names=["cat", "dog"])``
 """
 
 import numpy as np
@@ -22,37 +27,64 @@ def _plt():
     return plt
 
 
-def plot_angles(x, labels, path, geometry: str = "torusN", bits: int = 8, title: str | None = None) -> str:
-    """Scatter of (turn_0, turn_1) coloured by label on the unit square (torus with wrap-around)."""
-    from .metrics._inputs import as_labels, turns_of
-
-    t = turns_of(x, geometry, bits)
-    if t.shape[1] < 2:
-        raise ValueError(f"need at least two circles to plot, got {t.shape[1]}")
-    y = as_labels(labels, len(t))
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.8, 5))
-    classes = np.unique(y)
-    if len(classes) <= 20:
-        cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
-        for i, c in enumerate(classes):
-            m = y == c
-            ax.scatter(t[m, 0], t[m, 1], color=cmap(i), s=8, alpha=0.8, label=str(c))
-        ax.legend(title="class", loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small", markerscale=2)
-    else:
-        ax.scatter(t[:, 0], t[:, 1], c=y, cmap="viridis", s=8, alpha=0.8)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_aspect("equal")
-    ax.set_xlabel("circle 0 (turns)")
-    ax.set_ylabel("circle 1 (turns)")
-    ax.set_title(title or "angles on the flat torus (edges wrap around)")
-    for s in ax.spines.values():
-        s.set_linestyle("--")
+def _save(plt, fig, path) -> str:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return str(path)
+
+
+def _class_style(plt, classes):
+    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    return {c: cmap(i % cmap.N) for i, c in enumerate(classes)}
+
+
+def plot_angles(x, labels, path, geometry: str = "torusN", bits: int = 8, title: str | None = None,
+                n_pairs: int = 3, class_names=None) -> str:
+    """Scatter of circle pairs (turn_0, turn_1), (turn_2, turn_3), ... (up to ``n_pairs`` panels) coloured by
+    label on the unit square (a torus: edges wrap around). ``class_names``: list indexed by label, or a dict."""
+    from .metrics._inputs import as_labels, turns_of
+
+    t = turns_of(x, geometry, bits)
+    if t.shape[1] < 2:
+        raise ValueError(f"plot_angles: need at least two circles to plot, got {t.shape[1]}")
+    if int(n_pairs) < 1:
+        raise ValueError(f"plot_angles: n_pairs must be >= 1, got {n_pairs!r}")
+    y = as_labels(labels, len(t))
+    n = min(int(n_pairs), t.shape[1] // 2)
+    plt = _plt()
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n + 1.8, 4.0), squeeze=False)
+    classes = np.unique(y)
+    colours = _class_style(plt, classes) if len(classes) <= 20 else None
+
+    def name(c):
+        if class_names is None:
+            return str(c)
+        try:
+            return str(class_names[c if isinstance(class_names, dict) else int(c)])
+        except (KeyError, IndexError, ValueError, TypeError):
+            return str(c)
+
+    for p, ax in enumerate(axes[0]):
+        i, j = 2 * p, 2 * p + 1
+        if colours is not None:
+            for c in classes:
+                m = y == c
+                ax.scatter(t[m, i], t[m, j], color=colours[c], s=6, alpha=0.7, label=name(c))
+        else:
+            ax.scatter(t[:, i], t[:, j], c=y, cmap="viridis", s=6, alpha=0.7)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_aspect("equal")
+        ax.set_xlabel(f"circle {i} (turns)")
+        ax.set_ylabel(f"circle {j} (turns)")
+        for s in ax.spines.values():
+            s.set_linestyle("--")
+    if colours is not None:
+        axes[0, -1].legend(title="class", loc="upper left", bbox_to_anchor=(1.02, 1), fontsize="small",
+                           markerscale=2)
+    fig.suptitle(title or f"{geometry}: angles on the flat torus, {n} circle pair(s) (edges wrap around)")
+    return _save(plt, fig, path)
 
 
 def plot_persistence(diagrams, path, title: str = "persistence diagram") -> str:
@@ -74,33 +106,145 @@ def plot_persistence(diagrams, path, title: str = "persistence diagram") -> str:
     ax.set_ylabel("death")
     ax.set_title(title)
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return str(path)
+    return _save(plt, fig, path)
 
 
-def plot_p1_vs_bits(runs: dict, path, title: str = "P@1 against bits per vector") -> str:
-    """``runs``: name -> list of quantisation-table rows (or (bits, p1) pairs); rows without P@1 are skipped."""
+def _values(v):
+    """A float, a list of per-seed floats, or a ``report.aggregate`` leaf -> 1-D float array (None -> empty)."""
+    if v is None:
+        return np.zeros(0)
+    if isinstance(v, dict):
+        v = v.get("values", v.get("mean"))
+    a = np.asarray(v if isinstance(v, (list, tuple, np.ndarray)) else [v], dtype=np.float64).reshape(-1)
+    return a[np.isfinite(a)]
+
+
+def _mean_std(v):
+    """(mean, std) of a value as accepted by ``_values``; an aggregate leaf's own mean/std win."""
+    if isinstance(v, dict) and "mean" in v:
+        return float(v["mean"]), float(v.get("std", 0.0))
+    vals = _values(v)
+    if vals.size == 0:
+        return None, None
+    return float(vals.mean()), float(vals.std(ddof=1)) if vals.size > 1 else 0.0
+
+
+def _family(setting: str) -> str:
+    s = str(setting).lower()
+    if s in ("none", "float", "float32"):
+        return "float"
+    if s.startswith("pq"):
+        return "PQ"
+    if s.startswith("raw pq"):
+        return "raw PQ"
+    if s in ("sign", "1") or s.startswith("1-bit"):
+        return "sign"
+    return "grid"
+
+
+_MARKERS = {"float": "*", "grid": "o", "sign": "s", "PQ": "^", "raw PQ": "v"}
+
+
+def plot_p1_vs_bits(runs: dict, path, title: str = "P@1 against bits per vector", ylabel: str = "P@1",
+                    metric: str = "precision_at_1") -> str:
+    """``runs``: head name -> points; a point is a quantisation-table row (dict with ``bits_per_vector``, ``metric``
+    as a float, per-seed list or ``report.aggregate`` leaf, optional ``setting``) or a ``(bits, value[s])`` pair.
+    Draws mean +- std error bars; colour = head, marker = setting family; rows without a value are skipped."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, rows in runs.items():
-        pts = []
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    cmap = plt.get_cmap("tab10")
+    families = set()
+    for h, (name, rows) in enumerate(runs.items()):
+        colour = cmap(h % 10)
         for r in rows:
-            b, p = (r["bits_per_vector"], r["precision_at_1"]) if isinstance(r, dict) else r
-            if b is not None and p is not None:
-                pts.append((b, p))
-        pts.sort()
-        if pts:
-            ax.plot([b for b, _ in pts], [p for _, p in pts], "o-", label=name)
+            if isinstance(r, dict):
+                b, v, fam = r.get("bits_per_vector"), r.get(metric), _family(r.get("setting", "grid"))
+            else:
+                (b, v), fam = r[:2], (_family(r[2]) if len(r) > 2 else "grid")
+            if isinstance(b, dict):
+                b = b.get("mean")
+            mean, std = _mean_std(v)
+            if b is None or mean is None:
+                continue
+            families.add(fam)
+            ax.errorbar([b * (1 + 0.04 * (h - (len(runs) - 1) / 2))], [mean], yerr=[std], fmt=_MARKERS[fam],
+                        color=colour, ms=7, capsize=3, lw=1, linestyle="none")
+        ax.plot([], [], "o", color=colour, label=name)
+    for fam in _MARKERS:
+        if fam in families:
+            ax.plot([], [], _MARKERS[fam], color="gray", label=fam)
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("bits per vector")
-    ax.set_ylabel("P@1")
+    ax.set_xlabel("bits per vector (log2)")
+    ax.set_ylabel(f"{ylabel} (mean +- std over seeds)")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return str(path)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    return _save(plt, fig, path)
+
+
+def plot_few_shot(results: dict, path, title: str = "few-shot accuracy", ylabel: str = "accuracy") -> str:
+    """``results``: evaluation-set name -> head -> {shots (int): values}, values as in ``plot_p1_vs_bits``
+    (per-episode or per-seed list, or an aggregate leaf with mean/std). One panel per evaluation set, in the
+    given order (put validation sets first and label them, e.g. ``"validation: pow"``), integer shot ticks."""
+    if not results:
+        raise ValueError("plot_few_shot: results is empty")
+    plt = _plt()
+    n = len(results)
+    fig, axes = plt.subplots(1, n, figsize=(3.4 * n + 1.5, 3.8), squeeze=False, sharey=True)
+    cmap = plt.get_cmap("tab10")
+    heads = list(dict.fromkeys(h for per_head in results.values() for h in per_head))
+    for ax, (split, per_head) in zip(axes[0], results.items()):
+        shots_all = set()
+        for h, head in enumerate(heads):
+            if head not in per_head:
+                continue
+            pts = []
+            for shots, v in sorted(per_head[head].items(), key=lambda kv: int(kv[0])):
+                m, sd = _mean_std(v)
+                if m is not None:
+                    pts.append((int(shots), m, sd))
+            if not pts:
+                continue
+            shots_all.update(p[0] for p in pts)
+            off = 0.08 * (h - (len(heads) - 1) / 2)
+            ax.errorbar([p[0] + off for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], fmt="o-",
+                        color=cmap(h % 10), capsize=3, ms=5, label=head)
+        ax.set_xticks(sorted(shots_all))
+        ax.set_xlabel("shots per class")
+        ax.set_title(str(split), fontsize="medium")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel(f"{ylabel} (mean +- std)")
+    handles = [plt.Line2D([], [], color=cmap(h % 10), marker="o", label=head) for h, head in enumerate(heads)]
+    axes[0, -1].legend(handles=handles, loc="lower right", fontsize="small")
+    fig.suptitle(title)
+    return _save(plt, fig, path)
+
+
+def plot_loss_curves(curves: dict, path, title: str = "training loss", xlabel: str = "epoch",
+                     ylabel: str = "loss") -> str:
+    """``curves``: name -> list of per-seed histories (lists of floats, possibly of different lengths when early
+    stopping ended some runs sooner). Mean over the seeds still running at each step, +- std band."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    cmap = plt.get_cmap("tab10")
+    for h, (name, histories) in enumerate(curves.items()):
+        if histories and not isinstance(histories[0], (list, tuple, np.ndarray)):
+            histories = [histories]
+        n = max((len(x) for x in histories), default=0)
+        if n == 0:
+            continue
+        mean, std = np.zeros(n), np.zeros(n)
+        for i in range(n):
+            col = np.array([x[i] for x in histories if len(x) > i], dtype=np.float64)
+            mean[i], std[i] = col.mean(), (col.std(ddof=1) if col.size > 1 else 0.0)
+        xs = np.arange(1, n + 1)
+        ax.plot(xs, mean, color=cmap(h % 10), label=f"{name} (n={len(histories)})")
+        ax.fill_between(xs, mean - std, mean + std, color=cmap(h % 10), alpha=0.2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return _save(plt, fig, path)

@@ -1,0 +1,200 @@
+"""Few-shot evaluation: n-way k-shot nearest-prototype episodes in the embedding's own geometry.
+
+One episode draws ``n_way`` classes (default: every class) and ``shot`` random support items per class; the rest
+of each class (or ``n_query`` of them) are the queries. A query gets the class of its nearest prototype:
+
+* sphere:  u = x / ||x||,  P_c = normalise(mean_{i in S_c} u_i),  predict argmax_c u . P_c  (cosine).
+* torusN / torusC (interleaved Clifford layout, any scale):  on every circle j the prototype angle is the circular
+  mean  mu_cj = atan2(sum_{i in S_c} sin theta_ij, sum_{i in S_c} cos theta_ij);  predict
+  argmax_c (1/k) sum_j cos(theta_qj - mu_cj)  (the cosine of unit Clifford vectors).
+* codes (uint8, ``bits``):  prototype codes = quantize(circular mean of the support angles, bits);  predict
+  argmin_c sum_j min(d_j, 2**b - d_j),  d_j = (q_j - P_cj) mod 2**b  (circular L1, integers only).
+* sphere with ``centre=True``: upstream ProtoCLR's rule (L2-normalise, subtract the support mean, Euclidean
+  nearest class mean). A translation on the torus leaves circular distances unchanged, so it is sphere-only.
+
+Ties go to the smaller class label. Episode accuracy = fraction of queries classified correctly; the result is the
+mean and std (ddof 0) over episodes. Episodes depend only on (labels, shot, episodes, n_way, n_query, seed), so
+several embeddings of the same items evaluated with the same seed (float, codes, encoder features) see identical
+episodes.
+
+Usage::
+
+    from torus_plugins.metrics import few_shot_accuracy
+    res = few_shot_accuracy(z, labels, shots=(1, 5), episodes=10, seed=0, geometry="torusN")
+    res[1]["mean"], res[1]["std"]                                # 1-shot accuracy over 10 episodes
+"""
+
+import numpy as np
+import torch
+
+from ..codes import pairwise_circular_distance, quantize
+from ..geometry import TWO_PI, to_clifford, to_turns
+from ._inputs import as_array, as_labels
+
+__all__ = ["few_shot_accuracy", "nearest_prototype", "small_classes"]
+
+FEW_SHOT_GEOMETRIES = ("sphere", "torusN", "torusC", "codes")
+
+
+# ---------------------------------------------------------------------------------------------------- checks
+
+def _check_int(value, name: str, lo: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
+    return int(value)
+
+
+def _check_bits(bits) -> int:
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 8:
+        raise ValueError(f"bits must be an integer in [1, 8], got {bits!r}")
+    return int(bits)
+
+
+def _check_geometry(geometry, centre) -> str:
+    if geometry not in FEW_SHOT_GEOMETRIES:
+        raise ValueError(f"geometry must be one of {FEW_SHOT_GEOMETRIES}, got {geometry!r}")
+    if centre and geometry != "sphere":
+        raise ValueError(f"centre=True applies to geometry='sphere' only (a translation on the torus leaves "
+                         f"circular distances unchanged), got geometry={geometry!r}")
+    return geometry
+
+
+def _raw_labels(labels) -> np.ndarray:
+    if hasattr(labels, "detach"):
+        labels = labels.detach().cpu().numpy()
+    return np.asarray(labels).reshape(-1)
+
+
+def small_classes(labels, shot: int) -> dict:
+    """{class label: count} of the classes with fewer than ``shot + 1`` items (no query left after the support).
+
+    Usage: ``small_classes(y, 5)  # e.g. {'sp_17': 3}`` -- check this before training, not after.
+    """
+    values, counts = np.unique(_raw_labels(labels), return_counts=True)
+    return {v.item(): int(c) for v, c in zip(values, counts) if c < shot + 1}
+
+
+# ------------------------------------------------------------------------------------------- prototype rule
+
+def _prepare(x: np.ndarray, geometry: str, bits: int) -> np.ndarray:
+    """Rows ready for prototypes: unit vectors (sphere), turns (torus), int64 codes (codes)."""
+    if geometry == "sphere":
+        x = x.astype(np.float64)
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    if geometry == "codes":
+        if x.dtype != np.uint8:
+            raise TypeError(f"geometry='codes' needs uint8 codes, got dtype {x.dtype}")
+        if bits < 8 and int(x.max()) >= (1 << bits):
+            raise ValueError(f"codes hold value {int(x.max())} >= 2**bits = {1 << bits} (bits={bits})")
+        return x.astype(np.int64)
+    if x.shape[1] % 2:
+        raise ValueError(f"{geometry} embeddings need an even width (cos, sin pairs), got width {x.shape[1]}")
+    return to_turns(torch.from_numpy(x.astype(np.float64))).numpy()
+
+
+def _circular_mean_turns(turns: np.ndarray, onehot: np.ndarray) -> np.ndarray:
+    """[n, k] turns, [n, C] one-hot -> [C, k] circular mean per class and circle, in turns [0, 1)."""
+    theta = TWO_PI * turns
+    return np.mod(np.arctan2(onehot.T @ np.sin(theta), onehot.T @ np.cos(theta)) / TWO_PI, 1.0)
+
+
+def _clifford(turns: np.ndarray) -> np.ndarray:
+    return to_clifford(torch.from_numpy(np.asarray(turns, np.float64))).numpy()
+
+
+def _nearest(s: np.ndarray, sy: np.ndarray, q: np.ndarray, n_classes: int, geometry: str, bits: int,
+             centre: bool) -> np.ndarray:
+    """Index in range(n_classes) of the nearest prototype for each prepared query row."""
+    onehot = np.eye(n_classes)[sy]
+    if centre:
+        mu = s.mean(0)
+        means = (onehot.T @ (s - mu)) / onehot.sum(0)[:, None]
+        return (((q - mu)[:, None, :] - means[None]) ** 2).sum(-1).argmin(1)
+    if geometry == "sphere":
+        p = onehot.T @ s
+        return (q @ (p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)).T).argmax(1)
+    if geometry == "codes":
+        protos = quantize(_circular_mean_turns(s / float(1 << bits), onehot), bits)
+        return pairwise_circular_distance(q.astype(np.uint8), protos, bits=bits).argmin(1)
+    return (_clifford(q) @ _clifford(_circular_mean_turns(s, onehot)).T).argmax(1)
+
+
+def nearest_prototype(support, support_labels, queries, geometry: str = "sphere", bits: int = 8,
+                      centre: bool = False) -> np.ndarray:
+    """Label of the nearest class prototype (rules in the module docstring) for each query row.
+
+    Usage: ``pred = nearest_prototype(z[support], y[support], z[query], geometry="torusN")``
+    """
+    geometry, bits = _check_geometry(geometry, centre), _check_bits(bits)
+    s, q = as_array(support, "support"), as_array(queries, "queries")
+    if s.shape[1] != q.shape[1]:
+        raise ValueError(f"support and queries must have the same width, got {s.shape[1]} and {q.shape[1]}")
+    raw = _raw_labels(support_labels)
+    sy = as_labels(raw, len(s), "support_labels")
+    classes = np.unique(raw)
+    idx = _nearest(_prepare(s, geometry, bits), sy, _prepare(q, geometry, bits), len(classes), geometry, bits,
+                   centre)
+    return classes[idx]
+
+
+# ------------------------------------------------------------------------------------------------- episodes
+
+def _sample(by_class, shot, n_way, n_query, rng):
+    """(support indices, query indices) of one episode."""
+    chosen = sorted(rng.choice(len(by_class), size=n_way, replace=False)) if n_way else range(len(by_class))
+    support, query = [], []
+    for c in chosen:
+        idx = rng.permutation(by_class[c])
+        support.append(idx[:shot])
+        query.append(idx[shot:] if n_query is None else idx[shot:shot + n_query])
+    return np.concatenate(support), np.concatenate(query)
+
+
+def few_shot_accuracy(embeddings, labels, shots=(1, 5), episodes: int = 10, seed: int = 0,
+                      geometry: str = "sphere", bits: int = 8, n_way=None, n_query=None,
+                      centre: bool = False, return_episodes: bool = False) -> dict:
+    """Nearest-prototype few-shot accuracy: ``{shot: {"mean", "std", "accuracies"}}`` over ``episodes``.
+
+    embeddings: [n, d] float (sphere | torusN | torusC) or uint8 codes (geometry="codes", ``bits``).
+    n_way: classes per episode (None: all). n_query: queries per class (None: all items left after the support).
+    return_episodes: also return ``"episodes"``, a list of (support indices, query indices) per episode.
+    Raises ValueError naming the classes with fewer than max(shots) + 1 (or + n_query) items.
+
+    Usage: ``few_shot_accuracy(z, y, shots=(1, 5), geometry="torusN")[5]["mean"]``
+    """
+    geometry, bits = _check_geometry(geometry, centre), _check_bits(bits)
+    x = as_array(embeddings, "embeddings")
+    raw = _raw_labels(labels)
+    y = as_labels(raw, len(x), "labels")
+    shots = (shots,) if isinstance(shots, (int, np.integer)) else tuple(shots)
+    if not shots:
+        raise ValueError("shots must name at least one shot count, got an empty sequence")
+    shots = tuple(_check_int(s, "each shot", 1) for s in shots)
+    episodes, seed = _check_int(episodes, "episodes", 1), _check_int(seed, "seed", 0)
+    n_query = None if n_query is None else _check_int(n_query, "n_query", 1)
+    n_classes = int(y.max()) + 1
+    if n_classes < 2:
+        raise ValueError(f"few-shot evaluation needs at least 2 classes, labels have {n_classes}")
+    if n_way is not None and not 2 <= _check_int(n_way, "n_way", 2) <= n_classes:
+        raise ValueError(f"n_way must be between 2 and the number of classes ({n_classes}), got {n_way!r}")
+    need = max(shots) + (n_query or 1)
+    small = small_classes(raw, need - 1)
+    if small:
+        raise ValueError(f"{len(small)} class(es) have fewer than {need} items (max shot {max(shots)} + "
+                         f"{n_query or 1} query), as {{label: count}}: {small}; drop them first (small_classes)")
+    x = _prepare(x, geometry, bits)
+    by_class = [np.flatnonzero(y == c) for c in range(n_classes)]
+    out = {}
+    for shot in shots:
+        rng = np.random.default_rng([seed, shot])
+        accs, drawn = [], []
+        for _ in range(episodes):
+            support, query = _sample(by_class, shot, n_way, n_query, rng)
+            classes, sy = np.unique(y[support], return_inverse=True)
+            pred = classes[_nearest(x[support], sy, x[query], len(classes), geometry, bits, centre)]
+            accs.append(float((pred == y[query]).mean()))
+            drawn.append((support.tolist(), query.tolist()))
+        out[shot] = {"mean": float(np.mean(accs)), "std": float(np.std(accs)), "accuracies": accs}
+        if return_episodes:
+            out[shot]["episodes"] = drawn
+    return out

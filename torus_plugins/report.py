@@ -1,0 +1,280 @@
+"""Provenance and mean +- std aggregation for experiment outputs (results.json, printed tables).
+
+* ``provenance(args, seeds, threads)``: versions (package, torch, numpy, faiss), CPU model, thread count, seeds,
+  git commit when available, start time (UTC, ISO 8601) and a monotonic start stamp; ``finish(prov)`` adds the
+  wall time in seconds.
+  ``describe(prov)``: a one-line summary to print.
+* ``mean_std(values)`` -> (mean, std) with the sample std (ddof=1; 0.0 for one value);
+  ``format_mean_std(values)`` -> ``"0.912 +- 0.004 (n=3)"``.
+* ``aggregate(per_seed)``: a list of per-seed dicts/lists of numbers -> the same structure with
+  ``{"mean", "std", "n", "values"}`` at each numeric leaf.
+* ``aggregate_rows(per_seed_rows, key="setting")``: per-seed lists of table rows (e.g. ``quantisation_table``) ->
+  one row per ``key`` value, numeric columns aggregated over seeds (as ``aggregate``).
+* ``format_leaf(leaf)``: an ``aggregate`` leaf -> ``"0.912 +- 0.004"`` (``"-"`` for None);
+  ``format_grid(title, header, rows)``: a fixed-width text table of strings / numbers.
+* ``format_settings_table(tables)``: head -> ``aggregate_rows`` output -> one line per setting, one column per head,
+  cells ``"mean +- std [bits b]"``.
+* ``write_results(path, provenance, args, metrics)``: JSON with NaN/inf refused.
+
+Usage::
+
+    prov = provenance(vars(args), seeds=[0, 1, 2], threads=1)
+    ... train and evaluate ...
+    write_results("runs/demo/results.json", finish(prov), vars(args), metrics)
+"""
+
+import datetime
+import json
+import math
+import os
+import platform
+import subprocess
+import time
+
+import numpy as np
+
+__all__ = ["provenance", "describe", "finish", "cpu_model", "git_commit", "mean_std", "format_mean_std", "aggregate",
+           "aggregate_rows", "format_leaf", "format_grid",
+           "format_settings_table",            "to_jsonable", "write_results"]
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else ``platform.processor()`` / ``platform.machine()``."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def git_commit(path: str | None = None) -> str | None:
+    """The git commit of the checkout holding ``path`` (default: this package), ``+dirty`` if the work tree has
+    uncommitted changes; None when git or the repository is unavailable."""
+    where = path or os.path.dirname(os.path.abspath(__file__))
+    try:
+        run = lambda *cmd: subprocess.run(["git", "-C", where, *cmd], capture_output=True, text=True,  # noqa
+                                          timeout=10)
+        head = run("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return None
+        dirty = run("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _version(module: str) -> str | None:
+    try:
+        mod = __import__(module)
+    except ImportError:
+        return None
+    return str(getattr(mod, "__version__", "unknown"))
+
+
+def provenance(args=None, seeds=(), threads: int | None = None) -> dict:
+    """Where and how a run happened. ``args``: dict (or argparse.Namespace) of arguments; ``threads``: the torch
+    intra-op thread count used (default: ``torch.get_num_threads()``)."""
+    import torch
+
+    from . import __version__
+
+    if threads is None:
+        threads = torch.get_num_threads()
+    if args is not None and not isinstance(args, dict):
+        args = vars(args)
+    return {
+        "package": "torus-plugins", "package_version": __version__,
+        "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+        "faiss": _version("faiss"),
+        "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
+        "threads": int(threads), "seeds": [int(s) for s in seeds], "git_commit": git_commit(),
+        "start_time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "load_average_at_start": _load_average(),
+        "args": to_jsonable(args) if args is not None else None,
+        "_t0": time.perf_counter(),
+    }
+
+
+def _load_average():
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
+def describe(prov: dict) -> str:
+    """One line for a run's output: CPU model, threads, load average, seeds."""
+    return (f"machine: {prov['cpu_model']} ({prov['cpu_count']} CPUs), {prov['threads']} torch thread(s) per run, "
+            f"load average {prov['load_average_at_start']}; seeds {prov['seeds']}")
+
+
+def finish(prov: dict) -> dict:
+    """A copy of ``prov`` with ``wall_seconds`` (since ``provenance()``), the end time and the load average."""
+    out = {k: v for k, v in prov.items() if k != "_t0"}
+    out["wall_seconds"] = round(time.perf_counter() - prov["_t0"], 1)
+    out["end_time_utc"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    out["load_average_at_end"] = _load_average()
+    return out
+
+
+def _as_floats(values, name="values") -> np.ndarray:
+    v = np.asarray(list(values), dtype=np.float64).reshape(-1)
+    if v.size == 0:
+        raise ValueError(f"{name}: need at least one value, got an empty sequence")
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"{name}: every value must be finite, got {v.tolist()}")
+    return v
+
+
+def mean_std(values) -> tuple:
+    """(mean, sample std with ddof=1) of the per-seed values; std is 0.0 for a single value.
+    Usage: ``mean_std([0.91, 0.92, 0.90])`` -> (0.91, 0.01)."""
+    v = _as_floats(values)
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
+def format_mean_std(values, digits: int = 3, with_n: bool = False) -> str:
+    """``"0.912 +- 0.004"`` (``with_n``: ``" (n=3)"`` appended). Usage: ``format_mean_std([0.91, 0.92])``."""
+    m, s = mean_std(values)
+    text = f"{m:.{digits}f} +- {s:.{digits}f}"
+    return text + (f" (n={len(_as_floats(values))})" if with_n else "")
+
+
+def aggregate(per_seed: list):
+    """Per-seed results with the same structure -> one structure whose numeric leaves are
+    ``{"mean", "std", "n", "values"}``; None leaves (a setting that did not run) stay None if all seeds agree,
+    strings must match across seeds. Usage: ``aggregate([{"p1": 0.9}, {"p1": 0.8}])["p1"]["mean"]``."""
+    if not per_seed:
+        raise ValueError("aggregate: need results from at least one seed, got none")
+    first = per_seed[0]
+    if isinstance(first, dict):
+        keys = list(first)
+        for r in per_seed:
+            if not isinstance(r, dict) or list(r) != keys:
+                raise ValueError(f"aggregate: per-seed results differ in keys: {keys} vs "
+                                 f"{list(r) if isinstance(r, dict) else type(r).__name__}")
+        return {k: aggregate([r[k] for r in per_seed]) for k in keys}
+    if isinstance(first, (list, tuple)):
+        if any(not isinstance(r, (list, tuple)) or len(r) != len(first) for r in per_seed):
+            raise ValueError("aggregate: per-seed lists differ in length")
+        return [aggregate([r[i] for r in per_seed]) for i in range(len(first))]
+    if all(r is None for r in per_seed):
+        return None
+    if isinstance(first, (bool, str)) or first is None:
+        if any(r != first for r in per_seed):
+            return {"values": list(per_seed)}
+        return first
+    v = _as_floats(per_seed, "aggregate")
+    m, s = mean_std(v)
+    return {"mean": m, "std": s, "n": int(v.size), "values": v.tolist()}
+
+
+def aggregate_rows(per_seed_rows: list, key: str = "setting") -> list:
+    """Rows from several seeds (a list of lists of dicts) -> one dict per ``key`` value, in first-seen order, with
+    the other columns aggregated over the seeds that have that row (``aggregate`` leaves; ``n`` says how many).
+    Usage: ``aggregate_rows([quantisation_table(...) for seed in seeds])``."""
+    if not per_seed_rows:
+        raise ValueError("aggregate_rows: need rows from at least one seed, got none")
+    groups: dict = {}
+    for s, rows in enumerate(per_seed_rows):
+        for r in rows:
+            if key not in r:
+                raise ValueError(f"aggregate_rows: row {r!r} of seed index {s} has no {key!r} column")
+            groups.setdefault(r[key], []).append(r)
+    out = []
+    for value, rows in groups.items():
+        cols = list(dict.fromkeys(c for r in rows for c in r if c != key))
+        agg = {key: value}
+        for c in cols:
+            vals = [r.get(c) for r in rows]
+            numeric = [v for v in vals if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)]
+            if numeric and len(numeric) == len(vals):
+                agg[c] = aggregate(numeric)
+            elif numeric:            # some seeds could not run this setting: aggregate those that did
+                agg[c] = aggregate(numeric)
+                agg[c]["missing"] = len(vals) - len(numeric)
+            else:
+                agg[c] = aggregate(vals)
+        out.append(agg)
+    return out
+
+
+def format_leaf(leaf, digits: int = 3) -> str:
+    """``{"mean": .912, "std": .004, ...}`` -> ``"0.912 +- 0.004"``; a plain number -> ``"0.912"``; None -> ``"-"``.
+    A leaf some seeds lacked (``missing``) gets ``" (n=2)"``."""
+    if leaf is None:
+        return "-"
+    if isinstance(leaf, dict) and "mean" in leaf:
+        text = f"{leaf['mean']:.{digits}f} +- {leaf['std']:.{digits}f}"
+        return text + (f" (n={leaf['n']})" if leaf.get("missing") else "")
+    if isinstance(leaf, float):
+        return f"{leaf:.{digits}f}"
+    return str(leaf)
+
+
+def format_grid(title: str, header: list, rows: list) -> str:
+    """A text table: ``title``, the ``header`` row, a rule, then ``rows`` (cells: str, or number via format_leaf).
+    Usage: ``print(format_grid("P@1", ["setting", "sphere"], [["none", aggregate([0.9, 0.8])]]))``"""
+    cells = [[str(h) for h in header]] + [[c if isinstance(c, str) else format_leaf(c) for c in r] for r in rows]
+    if any(len(r) != len(header) for r in cells):
+        raise ValueError(f"format_grid: every row needs {len(header)} cells (the header's), got "
+                         f"{sorted({len(r) for r in cells})}")
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([title, line(cells[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in cells[1:]])
+
+
+def format_settings_table(tables: dict, metric: str = "precision_at_1", title: str = "", extra: dict = None,
+                          columns: dict = None) -> str:
+    """``tables``: head -> rows from :func:`aggregate_rows` (e.g. of ``quantisation_table``). One line per setting
+    (first-seen order), one column per head, cells ``"0.912 +- 0.004 [256 b]"`` (bits per vector in brackets).
+    ``extra``: label -> {head: leaf} rows appended below; ``columns``: head -> column title.
+    Usage: ``print(format_settings_table({"torusN": aggregate_rows(per_seed_rows)}))``"""
+    by_head = {h: {r["setting"]: r for r in rows} for h, rows in tables.items()}
+    settings = list(dict.fromkeys(s for rows in by_head.values() for s in rows))
+
+    def cell(rows, s):
+        if s not in rows:
+            return "-"
+        bits = rows[s].get("bits_per_vector")
+        bits = bits["mean"] if isinstance(bits, dict) else bits
+        return format_leaf(rows[s].get(metric)) + ("" if bits is None else f" [{bits:.0f} b]")
+
+    header = ["setting"] + [(columns or {}).get(h, h) for h in tables]
+    body = [[s] + [cell(by_head[h], s) for h in tables] for s in settings]
+    body += [[label] + [vals.get(h) for h in tables] for label, vals in (extra or {}).items()]
+    return format_grid(title, header, body)
+
+
+def to_jsonable(obj):
+    """numpy / torch scalars and arrays, tuples and non-str keys -> plain JSON types."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, (np.generic,)):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if hasattr(obj, "detach") and hasattr(obj, "tolist"):   # torch.Tensor
+        return obj.detach().cpu().tolist()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise ValueError(f"refusing to write a non-finite number ({obj}) to JSON")
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def write_results(path, provenance: dict, args, metrics) -> str:
+    """Write ``{"provenance", "args", "metrics"}`` as JSON (NaN/inf refused); return the path."""
+    if args is not None and not isinstance(args, dict):
+        args = vars(args)
+    prov = {k: v for k, v in provenance.items() if k != "_t0"}
+    doc = {"provenance": to_jsonable(prov), "args": to_jsonable(args), "metrics": to_jsonable(metrics)}
+    text = json.dumps(doc, indent=2, allow_nan=False)
+    with open(path, "w") as f:
+        f.write(text + "\n")
+    return str(path)
