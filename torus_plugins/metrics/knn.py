@@ -47,8 +47,10 @@ def check_k(k, n: int, name: str = "k", low: int = 1) -> int:
     return int(k)
 
 
-def subsample(x: np.ndarray, n: int | None, seed: int) -> np.ndarray:
+def subsample(x: np.ndarray, n: int | None, seed: int, name: str = "subsample") -> np.ndarray:
     """``n`` rows drawn without replacement (kept in input order), or ``x`` itself if it has at most ``n`` rows."""
+    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2):
+        raise ValueError(f"{name} must be None or an integer >= 2, got {n!r}")
     if n is None or len(x) <= n:
         return x
     rng = np.random.default_rng(seed)
