@@ -1,7 +1,8 @@
 """Time and peak memory of each shape metric at 2000 x 64 and 2000 x 512 (points on a torus, unit norm).
 
 Clouds: a random 2-torus (Clifford, R^4) rotated into R^d, and the Clifford embedding of a random (d/2)-torus
-(what a torusN head of width d outputs). Time: best of ``--repeats`` wall-clock runs. Memory: peak of Python
+(what a torusN head of width d outputs). Time: best of ``--repeats`` runs, wall clock and process CPU time (all
+threads; on a loaded machine CPU time is the comparable number). Memory: peak of Python
 allocations (tracemalloc, numpy included; faiss / ripser C++ buffers are not seen) and the process' peak RSS
 above its level after imports (ru_maxrss only grows: read it against the row order; importing torch alone
 takes most of the baseline).
@@ -53,16 +54,17 @@ METRICS = {
 
 
 def measure(fn, x, repeats: int):
-    times = []
+    times, cpus = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         out = fn(x)
         times.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
     tracemalloc.start()
     fn(x)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return min(times), peak, out
+    return min(times), min(cpus), peak, out
 
 
 def main():
@@ -79,14 +81,14 @@ def main():
           f"numpy {np.__version__}, faiss {faiss.__version__}, ripser {ripser.__version__}")
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"# n = {args.n}, best of {args.repeats}; RSS after imports {base:.0f} MB, column = peak above that so far")
-    print(f"{'cloud':16s} {'metric':20s} {'time s':>8s} {'tracemalloc MB':>15s} {'+RSS MB':>8s}  value")
+    print(f"{'cloud':16s} {'metric':20s} {'wall s':>8s} {'CPU s':>7s} {'tracemalloc MB':>15s} {'+RSS MB':>8s}  value")
     for d in args.dims:
         for name, x in clouds(args.n, d).items():
             for metric, fn in METRICS.items():
-                best, peak, out = measure(fn, x, args.repeats)
+                best, cpu, peak, out = measure(fn, x, args.repeats)
                 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
                 value = f"{out:.3f}" if isinstance(out, float) else str(out)
-                print(f"{name:16s} {metric:20s} {best:8.2f} {peak / 2**20:15.1f} {rss:8.0f}  {value}", flush=True)
+                print(f"{name:16s} {metric:20s} {best:8.2f} {cpu:7.2f} {peak / 2**20:15.1f} {rss:8.0f}  {value}", flush=True)
 
 
 if __name__ == "__main__":

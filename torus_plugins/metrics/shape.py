@@ -31,6 +31,9 @@ Differences from jepa-torus' ``src/analysis.py`` (read, not copied):
 * Intrinsic dimension: the same estimator and pooling; jepa-torus silently drops points whose log ratios are 0
   (duplicates), we drop duplicate points first and raise if fewer than k + 1 distinct points remain.
 
+Needs: numpy, scipy (kNN-graph Laplacian, MST, distances), faiss (kNN: ``knn.py``), ripser (Betti numbers only;
+imported on first use, so ``shape_metrics(z, topology=False)`` runs without it).
+
 Usage: ``shape_metrics(z, seed=0)``  # dict of all of the above
 """
 
@@ -195,9 +198,12 @@ def _graph_laplacian(x: np.ndarray, k: int):
 
 
 def _second_eigenvalue(lap) -> float:
+    from scipy.sparse.csgraph import connected_components
     from scipy.sparse.linalg import eigsh
 
     n = lap.shape[0]
+    if connected_components(lap, directed=False)[0] > 1:
+        return 0.0  # exactly: lambda_2 = 0 for a disconnected graph (eigsh would give ~1e-15)
     if n <= 300:
         ev = np.linalg.eigvalsh(lap.toarray())
     else:  # shift-invert around a small negative shift: the smallest eigenvalues of the PSD Laplacian
