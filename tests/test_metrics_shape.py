@@ -13,7 +13,7 @@ from torus_plugins.geometry import torus_spectral_gap
 from torus_plugins.metrics import (betti_numbers, effective_rank, intrinsic_dimension, shape_metrics, spectral_gap,
                                    torus_score)
 from torus_plugins.metrics.knn import knn
-from torus_plugins.metrics.shape import reference_torus_gap, spectral_gap_ratio
+from torus_plugins.metrics.shape import greedy_landmarks, persistence, reference_torus_gap, spectral_gap_ratio
 
 # ---------------------------------------------------------------- known shapes
 
@@ -105,10 +105,16 @@ def test_betti_absolute_threshold_is_jepa_torus_rule():
     assert betti_numbers(grid, threshold=10.0)[0] == (1, 0, 0)  # only the essential H0 bar
 
 
-def test_betti_high_dimensional_cloud_skips_h2_exactly():
-    # a 32-torus in R^64: landmarks are all about equally far apart, so no bar can live 2 spacings
-    b, dgms = betti_numbers(clifford(np.random.default_rng(0).random((600, 32))), landmarks=100)
-    assert b == (1, 0, 0) and len(dgms[2]) == 0 and len(dgms[1]) > 0
+def test_betti_high_dimensional_cloud_skips_h1_h2_exactly():
+    # a 32-torus in R^64: landmarks are all about equally far apart, so no bar can live 1.8 spacings
+    x = clifford(np.random.default_rng(0).random((600, 32)))
+    b, dgms = betti_numbers(x, landmarks=100)
+    assert b == (1, 0, 0) and len(dgms[1]) == len(dgms[2]) == 0
+    # independent check: ripser on the same landmarks, no shortcut, finds H1 bars but none longer than 1.8 s
+    from ripser import ripser
+    spacing = persistence(x, landmarks=100)[1]
+    h1 = ripser(x[greedy_landmarks(x, 100)], maxdim=1)["dgms"][1]
+    assert len(h1) > 0 and (h1[:, 1] - h1[:, 0]).max() < 1.8 * spacing
 
 
 @settings(max_examples=8, deadline=None)

@@ -117,10 +117,10 @@ def persistence(x, landmarks: int = 300, seed: int = 0, maxdim: int = 2, thresho
     """(ripser diagrams in input units, landmark spacing s) of the Rips filtration of ``landmarks`` greedy
     landmarks, computed up to CAP * s (bars alive there have death = inf).
 
-    Shortcut: no bar can outlive (landmark diameter - smallest landmark distance); a dimension >= 2 whose limit
+    Shortcut: no bar can outlive (landmark diameter - shortest landmark distance); a dimension >= 1 whose limit
     (``bar_limits``) is above that bound is not computed (its count is exactly 0) and gets an empty diagram.
     This is what keeps high-dimensional clouds (a 32-torus in R^64: every landmark about equally far from every
-    other) from a minutes-long H2 computation.
+    other) from a minutes-long H1/H2 computation.
     """
     from ripser import ripser
     from scipy.sparse.csgraph import minimum_spanning_tree
@@ -140,7 +140,7 @@ def persistence(x, landmarks: int = 300, seed: int = 0, maxdim: int = 2, thresho
     spacing = float(np.quantile(mst, SPACING_QUANTILE))
     longest = dist.max() - mst.min()  # no bar lives longer: born after the shortest edge, dead at the diameter
     limits = bar_limits(int(maxdim) + 1, spacing * unit, threshold, min_life)  # input units
-    computed = max([min(int(maxdim), 1)] + [p for p in range(2, int(maxdim) + 1) if limits[p] < longest * unit])
+    computed = max([0] + [p for p in range(1, int(maxdim) + 1) if limits[p] < longest * unit])
     dgms = ripser(dist, maxdim=computed, distance_matrix=True, thresh=CAP * spacing)["dgms"]
     dgms += [np.zeros((0, 2))] * (int(maxdim) - computed)
     return [d * unit for d in dgms], float(spacing * unit)
@@ -169,7 +169,7 @@ def betti_numbers(x, threshold: float | None = None, landmarks: int = 300, seed:
     isolated outliers further than 5 s from everything count as components; greedy landmarks favour outliers,
     so a few far points coarsen the sampling of the rest; uneven density (clusters on a torus) can open extra
     H1 bars. Time: ripser maxdim=2 on 300 landmarks ~1-4 s CPU for 2- and 3-dimensional clouds; clouds of high
-    intrinsic dimension skip H2 exactly (see ``persistence``).
+    intrinsic dimension skip H1/H2 exactly (see ``persistence``).
 
     Usage: ``betti, diagrams = betti_numbers(z)``  # (1, 2, 1) for a sampled torus
     """
