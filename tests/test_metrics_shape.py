@@ -292,6 +292,8 @@ def test_degenerate_input_raises_clear_error(fn, bad):
     (lambda x: spectral_gap_ratio(x[:10], k=15), r"k must be in"),
     (lambda x: shape_metrics(x[:10]), r"k .* got 10"),
     (lambda x: shape_metrics(x[:12], k_id=5), r"k_graph .* got 15"),
+    (lambda x: intrinsic_dimension(np.array([[0.0, 0.0], [1.0, 0.0], [0.5, 0.75 ** 0.5]]), k=2), r"equidistant"),
+    (lambda x: intrinsic_dimension(x, subsample=1), r"subsample must be None or an integer >= 2, got 1"),
     (lambda x: betti_numbers(x, landmarks=1), r"landmarks must be an integer >= 2, got 1"),
     (lambda x: betti_numbers(x, maxdim=7), r"maxdim .* got 7"),
     (lambda x: betti_numbers(x, threshold=-1.0), r"threshold .* got -1.0"),
