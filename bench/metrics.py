@@ -88,7 +88,8 @@ def main():
                 best, cpu, peak, out = measure(fn, x, args.repeats)
                 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
                 value = f"{out:.3f}" if isinstance(out, float) else str(out)
-                print(f"{name:16s} {metric:20s} {best:8.2f} {cpu:7.2f} {peak / 2**20:15.1f} {rss:8.0f}  {value}", flush=True)
+                print(f"{name:16s} {metric:20s} {best:8.2f} {cpu:7.2f} {peak / 2**20:15.1f} {rss:8.0f}  {value}",
+                      flush=True)
 
 
 if __name__ == "__main__":
