@@ -5,10 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from torus_plugins.metrics import (betti_numbers, circular_variance, code_entropy, effective_rank,
-                                   intrinsic_dimension, retrieval, shape_metrics, spectral_gap, torus_score,
-                                   unique_codes)
-from torus_plugins.geometry import torus_spectral_gap
+from torus_plugins.metrics import circular_variance, code_entropy, retrieval, unique_codes
 
 
 def clifford(turns, unit=True):
@@ -104,60 +101,6 @@ def test_entropy_and_unique():
     codes = np.array([[0, 1], [1, 1], [2, 1], [3, 1]] * 5, np.uint8)
     assert code_entropy(codes) == pytest.approx((2.0 + 0.0) / 2)
     assert unique_codes(codes) == 4
-
-
-def test_effective_rank_known_spectrum():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(4000, 2)) * np.array([2.0, 1.0])
-    p = np.linalg.eigvalsh(np.cov(x.T))
-    p = p / p.sum()
-    assert effective_rank(x) == pytest.approx(math.exp(-(p * np.log(p)).sum()), rel=1e-9)
-    assert effective_rank(x) == pytest.approx(math.exp(-(0.8 * math.log(0.8) + 0.2 * math.log(0.2))), rel=0.05)
-    assert effective_rank(rng.normal(size=(4000, 5))) == pytest.approx(5.0, rel=0.02)
-
-
-def torus_grid(g=14):
-    a = (np.arange(g) + 0.5) / g
-    A, B = np.meshgrid(a, a)
-    return clifford(np.c_[A.ravel(), B.ravel()], unit=False)
-
-
-def fibonacci_sphere(n=150):
-    i = np.arange(n) + 0.5
-    phi, th = np.arccos(1 - 2 * i / n), np.pi * (1 + 5 ** 0.5) * i
-    return np.c_[np.cos(th) * np.sin(phi), np.sin(th) * np.sin(phi), np.cos(phi)]
-
-
-def test_intrinsic_dimension_torus_and_circle():
-    rng = np.random.default_rng(0)
-    assert intrinsic_dimension(clifford(rng.random((1000, 2)))) == pytest.approx(2.0, abs=0.2)
-    t = rng.random(500) * 2 * np.pi
-    assert intrinsic_dimension(np.c_[np.cos(t), np.sin(t)]) == pytest.approx(1.0, abs=0.1)
-
-
-def test_betti_torus_circle_sphere():
-    b, dgms = betti_numbers(torus_grid(14), threshold=0.5, subsample=None)
-    assert b == (1, 2, 1) and len(dgms) == 3
-    t = np.random.default_rng(0).random(200) * 2 * np.pi
-    assert betti_numbers(np.c_[np.cos(t), np.sin(t)], threshold=0.5)[0] == (1, 1, 0)
-    assert betti_numbers(fibonacci_sphere(150), threshold=0.5)[0] == (1, 0, 1)
-
-
-def test_spectral_gap_ring_graph():
-    # k=2 neighbours of equally spaced points on a circle: the union graph is the n-cycle, lambda_2 = 2-2cos(2pi/n)
-    n = 40
-    t = 2 * np.pi * np.arange(n) / n
-    assert spectral_gap(np.c_[np.cos(t), np.sin(t)], k=2) == pytest.approx(2 - 2 * math.cos(2 * math.pi / n))
-
-
-def test_torus_score_definition_and_shape_metrics():
-    assert torus_score((1, 2, 1), 1.0) == 1.0
-    assert torus_score((1, 2, 1), 1.5) == pytest.approx(0.75)
-    assert torus_score((1, 1, 0), 0.8) == pytest.approx(0.4)
-    assert torus_score((1, 0, 0), 2.5) == 0.0
-    m = shape_metrics(torus_grid(10), grid_size=8, threshold=0.5)
-    assert m["spectral_gap_ratio"] == pytest.approx(m["spectral_gap"] / torus_spectral_gap(8))
-    assert m["torus_score"] == pytest.approx(torus_score(m["betti"], m["spectral_gap_ratio"]))
 
 
 # ---------------------------------------------------------------- degenerate and invalid input (issue 14 classes 2, 7, 8)

@@ -17,7 +17,7 @@ __all__ = ["EXTRAS", "require", "install_hint"]
 #: extra -> what it provides (the lists themselves are in pyproject.toml)
 EXTRAS = {
     "search": "faiss-cpu: Johnson-code binary search, product quantisation, faiss kNN",
-    "topology": "ripser: Betti numbers",
+    "topology": "ripser, scipy: Betti numbers, kNN-graph spectral gap",
     "plot": "matplotlib: torus_plugins.plot",
     "timm": "timm: torus_plugins.adapters.timm",
     "lightly": "lightly: torus_plugins.adapters.lightly",

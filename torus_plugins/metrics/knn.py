@@ -1,0 +1,82 @@
+"""Exact k nearest neighbours of a point cloud among its own points (faiss ``IndexFlatL2``), and the input
+checks shared by the shape metrics.
+
+faiss ranks the neighbours in float32 (memory O(n * k), not O(n^2 * d)); the returned distances are recomputed
+in float64 from the coordinates, so they are exact for the neighbours found. Self is excluded by index, so
+duplicate points are each other's neighbours at distance 0.
+
+Usage: ``dist, idx = knn(x, k=10)``  # [n, k] distances (ascending) and indices, self excluded
+"""
+
+import numpy as np
+
+
+def as_cloud(x, name: str = "x", min_points: int = 2) -> np.ndarray:
+    """float64 [n, d] array of a numpy array / torch tensor / nested list, with a ValueError naming ``name``,
+    the expected and the actual value for: wrong rank, fewer than ``min_points`` rows, zero width, NaN/inf,
+    non-numeric dtype, and all rows identical."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    try:
+        x = np.asarray(x)
+    except ValueError as e:  # ragged nested lists
+        raise ValueError(f"{name} must be a 2-D array [n, d], got a ragged sequence ({e})") from None
+    if x.dtype == bool or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise ValueError(f"{name} must be a real numeric array, got dtype {x.dtype}")
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be 2-D [n points, d dims], got shape {x.shape}")
+    if x.shape[0] < min_points:
+        raise ValueError(f"{name} needs at least {min_points} points (rows), got {x.shape[0]}")
+    if x.shape[1] < 1:
+        raise ValueError(f"{name} needs at least 1 column, got shape {x.shape}")
+    x = x.astype(np.float64)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        raise ValueError(f"{name} must be finite, got {int(bad.sum())} NaN or inf value(s)")
+    if not (x != x[0]).any():
+        raise ValueError(f"{name} has all {x.shape[0]} points identical: its shape is undefined")
+    return x
+
+
+def check_k(k, n: int, name: str = "k", low: int = 1) -> int:
+    """k as an int in [low, n - 1] (a point's neighbours exclude itself), else a ValueError naming ``name``."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {k!r} ({type(k).__name__})")
+    if not low <= k <= n - 1:
+        raise ValueError(f"{name} must be in [{low}, n - 1] = [{low}, {n - 1}] for n = {n} points, got {k}")
+    return int(k)
+
+
+def subsample(x: np.ndarray, n: int | None, seed: int, name: str = "subsample") -> np.ndarray:
+    """``n`` rows drawn without replacement (kept in input order), or ``x`` itself if it has at most ``n`` rows."""
+    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2):
+        raise ValueError(f"{name} must be None or an integer >= 2, got {n!r}")
+    if n is None or len(x) <= n:
+        return x
+    rng = np.random.default_rng(seed)
+    return x[np.sort(rng.choice(len(x), n, replace=False))]
+
+
+def knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(distances [n, k] ascending, float64; indices [n, k]) of each row's k nearest other rows."""
+    from .._optional import require
+    faiss = require("faiss", "search")
+
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    k = check_k(k, n)
+    centred = x - x.mean(0)  # faiss uses |a|^2 + |b|^2 - 2ab: centring keeps that cancellation small
+    xs = np.ascontiguousarray(centred, dtype=np.float32)
+    index = faiss.IndexFlatL2(xs.shape[1])
+    index.add(xs)
+    _, idx = index.search(xs, k + 1)
+    # drop self (by index: with duplicates, self need not come first); if self is missing, drop the last column
+    is_self = idx == np.arange(n)[:, None]
+    is_self[~is_self.any(1), -1] = True
+    idx = idx[~is_self].reshape(n, k)
+    dist = np.empty((n, k))
+    rows = max(1, 4_000_000 // (k * centred.shape[1]))  # ~32 MB of float64 differences at a time
+    for s in range(0, n, rows):
+        dist[s:s + rows] = np.linalg.norm(centred[idx[s:s + rows]] - centred[s:s + rows, None, :], axis=2)
+    order = np.argsort(dist, axis=1, kind="stable")
+    return np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1).astype(np.int64)
