@@ -415,3 +415,12 @@ def test_quantize_is_exact_for_any_finite_turn_in_any_width(values, width, bits)
     expected = np.array([round(Fraction(float(v)) * levels) % levels for v in t], dtype=np.uint8)  # round(): even
     np.testing.assert_array_equal(quantize(t, bits), expected)
     np.testing.assert_array_equal(quantize(torch.from_numpy(t), bits).numpy(), expected)
+
+
+@pytest.mark.parametrize("loss", [lambda: __import__("torus_plugins.losses", fromlist=["x"]).KoLeoLoss(),
+                                  lambda: __import__("torus_plugins.losses", fromlist=["x"]).UniformityLoss(),
+                                  lambda: __import__("torus_plugins.losses", fromlist=["x"]).SupConLoss()])
+def test_zero_views_is_a_clear_error(loss):
+    """[B, 0, D] once reached torch.stack([]) (found by the generated loss test above)."""
+    with pytest.raises(ValueError, match=r"at least 1 view.*\(4, 0, 8\)"):
+        loss()(torch.randn(4, 0, 8))

@@ -20,6 +20,8 @@ def check_embeddings(x, name: str, min_batch: int = 2, dims=(2,)) -> None:
         raise ValueError(f"{name} needs a batch of at least {min_batch} samples, got batch size {x.shape[0]}")
     if x.shape[-1] == 0:
         raise ValueError(f"{name} has an empty feature dimension, shape {tuple(x.shape)}")
+    if x.dim() == 3 and x.shape[1] == 0:
+        raise ValueError(f"{name} needs at least 1 view in [B, n_views, D], got shape {tuple(x.shape)}")
     check_finite(x, name)
 
 
