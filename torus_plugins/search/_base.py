@@ -114,6 +114,20 @@ class IndexBase:
     def __len__(self) -> int:
         return self.ntotal
 
+    def save(self, path) -> None:
+        """Write the whole index to one CRC-checked code file (:func:`torus_plugins.search.write_index`)."""
+        from .io import write_index
+        write_index(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Read an index written by :meth:`save` / ``write_index``; it must be of this class."""
+        from .io import read_index
+        index = read_index(path)
+        if not isinstance(index, cls):
+            raise ValueError(f"{path} holds a {type(index).__name__}, not a {cls.__name__}: use read_index()")
+        return index
+
     def _check_codes(self, codes, name: str) -> np.ndarray:
         if (type(codes) is np.ndarray and codes.dtype == np.uint8 and codes.ndim == 2 and self.bits == 8
                 and codes.shape[1] == self.n_angles and codes.flags.c_contiguous):

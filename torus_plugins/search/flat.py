@@ -213,21 +213,6 @@ class TorusIndexFlat(IndexBase):
             kk = min(n, kk * 4)
         return out_d, out_i
 
-    # ------------------------------------------------------------------ persistence
-    def save(self, path) -> None:
-        """Write the whole index to one CRC-checked code file (:func:`torus_plugins.search.write_index`)."""
-        from .io import write_index
-        write_index(self, path)
-
-    @classmethod
-    def load(cls, path):
-        """Read an index written by :meth:`save` / ``write_index`` (any code file gives a flat index)."""
-        from .io import read_index
-        index = read_index(path)
-        if not isinstance(index, cls):
-            raise ValueError(f"{path} holds a {type(index).__name__}, not a {cls.__name__}: use read_index()")
-        return index
-
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(n_angles={self.n_angles}, bits={self.bits}, backend={self.backend!r}, "
                 f"ntotal={self.ntotal})")

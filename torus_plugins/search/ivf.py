@@ -288,19 +288,6 @@ class TorusIndexIVF(IndexBase):
             D, S = D[keep], S[keep]
         return lims, D, self._seq_to_ids(state, S)
 
-    # ------------------------------------------------------------------ persistence
-    def save(self, path) -> None:
-        from .io import write_index
-        write_index(self, path)
-
-    @classmethod
-    def load(cls, path):
-        from .io import read_index
-        index = read_index(path)
-        if not isinstance(index, cls):
-            raise ValueError(f"{path} holds a {type(index).__name__}, not a {cls.__name__}: use read_index()")
-        return index
-
     def __repr__(self) -> str:
         return (f"TorusIndexIVF(n_angles={self.n_angles}, bits={self.bits}, nlist={self.nlist}, "
                 f"nprobe={self.nprobe}, ntotal={self.ntotal}, trained={self.is_trained})")
