@@ -30,6 +30,8 @@ test: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	$(PY) bench/losses.py
 	$(PY) bench/search.py
+	$(PY) bench/pq.py
+	$(PY) bench/metrics.py
 
 clean:
 	rm -rf $(VENV) runs build dist *.egg-info
