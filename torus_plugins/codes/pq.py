@@ -63,15 +63,15 @@ class ProductQuantizer:
 
     def add(self, x):
         if not self.index.is_trained:
-            raise RuntimeError("train the ProductQuantizer before add()")
+            raise RuntimeError(f"train the {type(self).__name__} before add()")
         self.index.add(self._as_float(x))
         return self
 
     def search(self, q, k: int):
         if self.index.ntotal == 0:
             raise ValueError("the index is empty: add() vectors first")
-        if not 1 <= k <= self.index.ntotal:
-            raise ValueError(f"k must be in [1, {self.index.ntotal}], got {k}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= self.index.ntotal:
+            raise ValueError(f"k must be an integer in [1, {self.index.ntotal}], got {k!r}")
         return self.index.search(self._as_float(q, "q"), int(k))
 
     def __len__(self):

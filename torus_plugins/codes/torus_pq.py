@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..geometry import to_clifford
+from .pq import ProductQuantizer
 
 __all__ = ["TorusProductQuantizer"]
 
@@ -29,27 +30,22 @@ def _positive_int(v, what, hi):
     return int(v)
 
 
-class TorusProductQuantizer:
-    """faiss ``IndexPQ(2k, M, nbits)`` on per-circle (cos, sin) vectors; M must divide the k angles."""
+class TorusProductQuantizer(ProductQuantizer):
+    """faiss ``IndexPQ(2k, M, nbits)`` on per-circle (cos, sin) vectors; M must divide the k angles.
+    ``train``, ``add`` and ``search`` take angles in turns [n, k]; search returns (squared chordal distances, ids)
+    of the k nearest stored vectors (asymmetric: the query is not quantised)."""
 
     def __init__(self, k: int, M: int, nbits: int = 8, seed: int = 0):
-        from .._optional import require
-        faiss = require("faiss", "search")
-
         self.k = _positive_int(k, "k (number of angles)", 1 << 20)
-        self.M = _positive_int(M, "M", self.k)
-        self.nbits = _positive_int(nbits, "nbits", 16)
-        if self.k % self.M:
-            raise ValueError(f"M={self.M} must divide the k={self.k} angles (each sub-space holds whole circles)")
-        self.index = faiss.IndexPQ(2 * self.k, self.M, self.nbits)
+        M = _positive_int(M, "M", self.k)
+        nbits = _positive_int(nbits, "nbits", 16)
+        if self.k % M:
+            raise ValueError(f"M={M} must divide the k={self.k} angles (each sub-space holds whole circles)")
+        super().__init__(2 * self.k, M, nbits)
         self.index.pq.cp.seed = int(seed)
         self.index.pq.cp.min_points_per_centroid = 1  # small reference sets: no faiss warning spam
 
-    @property
-    def bits_per_vector(self) -> int:
-        return self.M * self.nbits
-
-    def _clifford(self, turns, name="turns") -> np.ndarray:
+    def _as_float(self, turns, name="turns") -> np.ndarray:
         if hasattr(turns, "detach"):
             turns = turns.detach().cpu().numpy()
         t = np.asarray(turns)
@@ -62,30 +58,9 @@ class TorusProductQuantizer:
         z = to_clifford(torch.from_numpy(t.astype(np.float64)), unit_norm=False).numpy()
         return np.ascontiguousarray(z, dtype=np.float32)
 
-    def train(self, turns):
-        z = self._clifford(turns)
-        if len(z) < (1 << self.nbits):
-            raise ValueError(f"training needs at least 2**nbits = {1 << self.nbits} vectors, got {len(z)}")
-        self.index.train(z)
-        return self
-
-    def add(self, turns):
-        if not self.index.is_trained:
-            raise RuntimeError("train the TorusProductQuantizer before add()")
-        self.index.add(self._clifford(turns))
-        return self
-
-    def search(self, turns, k: int):
-        """(squared chordal distances, ids) of the k nearest stored vectors (asymmetric: query not quantised)."""
-        if self.index.ntotal == 0:
-            raise ValueError("the index is empty: add() vectors first")
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= self.index.ntotal:
-            raise ValueError(f"k must be an integer in [1, {self.index.ntotal}], got {k!r}")
-        return self.index.search(self._clifford(turns, "query turns"), int(k))
-
     def encode(self, turns) -> np.ndarray:
         """Packed PQ codes [n, ceil(M * nbits / 8)] uint8."""
-        return self.index.sa_encode(self._clifford(turns))
+        return self.index.sa_encode(self._as_float(turns))
 
     def decode(self, codes) -> np.ndarray:
         """Angles in turns [n, k] of the reconstructed (cos, sin) vectors."""
