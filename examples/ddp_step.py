@@ -73,7 +73,7 @@ def run(world: int = 2, out_dir: str | None = None) -> list:
     out_dir = out_dir or tempfile.mkdtemp(prefix="ddp_step_")
     out = os.path.join(out_dir, "rank")
     mp.spawn(worker, args=(world, free_port(), out), nprocs=world, join=True)
-    return [torch.load(f"{out}.{r}") for r in range(world)]
+    return [torch.load(f"{out}.{r}", weights_only=True) for r in range(world)]
 
 
 def main():

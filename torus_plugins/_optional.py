@@ -22,7 +22,7 @@ EXTRAS = {
     "timm": "timm: torus_plugins.adapters.timm",
     "lightly": "lightly: torus_plugins.adapters.lightly",
     "pml": "pytorch-metric-learning: adapters.pml, distances, regularizers, retrieval metrics",
-    "milvus": "pymilvus + milvus-lite: Milvus export",
+    "milvus": "pymilvus + milvus-lite: torus_plugins.search.milvus (Milvus Lite or a cluster)",
     "examples": "scikit-learn, librosa, torchvision and the extras the examples use",
 }
 

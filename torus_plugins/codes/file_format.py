@@ -144,8 +144,10 @@ def parse_codes(data: bytes, name: str = "<bytes>") -> CodeFile:
     try:
         geometry = data[off:off + glen].decode("ascii")
         meta = json.loads(data[off + glen:off + glen + mlen].decode("utf-8")) if mlen else {}
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CodeFileError(f"{name}: unreadable geometry/metadata ({e})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        raise CodeFileError(f"{name}: unreadable geometry/metadata ({type(e).__name__})") from None
+    if not isinstance(meta, dict):
+        raise CodeFileError(f"{name}: metadata must be a JSON object, got {type(meta).__name__}")
     payload = np.frombuffer(data, np.uint8, count=n * row, offset=off + glen + mlen).reshape(n, row)
     codes = unpack_codes(payload, bits, k)
     return CodeFile(codes=codes, bits=int(bits), n_angles=int(k), geometry=geometry, meta=meta)

@@ -64,7 +64,12 @@ class TorusProductQuantizer(ProductQuantizer):
 
     def decode(self, codes) -> np.ndarray:
         """Angles in turns [n, k] of the reconstructed (cos, sin) vectors."""
-        z = self.index.sa_decode(np.ascontiguousarray(codes, dtype=np.uint8)).astype(np.float64)
+        codes = np.asarray(codes)
+        width = self.index.sa_code_size()
+        if codes.dtype != np.uint8 or codes.ndim != 2 or codes.shape[1] != width:
+            raise ValueError(f"codes must be uint8 of shape [n, {width}] (from encode()), "
+                             f"got dtype {codes.dtype} shape {codes.shape}")
+        z = self.index.sa_decode(np.ascontiguousarray(codes)).astype(np.float64)
         return np.mod(np.arctan2(z[:, 1::2], z[:, 0::2]) / (2 * np.pi), 1.0)
 
     def subcodes(self, turns) -> np.ndarray:

@@ -169,6 +169,8 @@ class CodesGeometry(TorusGeometry):
         return self.check(x, name).astype(np.float64) / float(1 << self.bits)
 
     def codes(self, x, bits: int = None, name: str = "codes") -> np.ndarray:
+        if bits is not None and bits != self.bits:
+            raise ValueError(f"bits must be {self.bits} (these are {self.bits}-bit codes) or None, got {bits!r}")
         return self.check(x, name)
 
 

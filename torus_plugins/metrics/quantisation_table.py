@@ -166,6 +166,9 @@ def quantisation_table(ref, query=None, ref_labels=None, query_labels=None, geom
     _check_defined(ql, None if self_query else rl, self_query)
     table = _Table(g, ref, query, rl, ql, self_query, seed)
     width = ref.shape[1]
+    from .._optional import require
+    require("faiss", "search")  # kNN and PQ: a missing extra is an error, not a table of failed rows
+    require("pytorch_metric_learning.utils.accuracy_calculator", "pml")
     rows = []
     for s in (table_settings(g, pq_settings, raw_baseline) if settings is None else settings):
         if not isinstance(s, Setting):
@@ -177,7 +180,7 @@ def quantisation_table(ref, query=None, ref_labels=None, query_labels=None, geom
         try:
             with faiss_threads(1):  # small training sets: one thread is fastest (see faiss_threads)
                 out = getattr(table, "eval_" + s.kind)(s)
-        except (RuntimeError, ImportError) as exc:  # report, do not drop, a failing setting
+        except RuntimeError as exc:  # report, do not drop, a failing setting
             out = f"{type(exc).__name__}: {exc}"
         if isinstance(out, str):
             row["reason"] = out

@@ -26,6 +26,8 @@ Usage::
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..codes.pq import PAPER_PQ_SETTINGS as PQ_SETTINGS  # (nbits, M): (8,16) (8,4) (8,2) (8,1) (4,4) (4,2)
 from .geometries import Geometry, get_geometry
 KINDS = ("float", "grid", "sign", "pq", "raw_pq")
@@ -167,6 +169,9 @@ def grid_bits_at_budget(geometry, width: int, bits_per_vector: int):
     Usage (equal-budget comparison): ``grid_bits_at_budget("sphere", 64, grid(8).bits_per_vector("torusN", 64))``
     -> 4.
     """
+    if isinstance(bits_per_vector, bool) or not isinstance(bits_per_vector, (int, np.integer)) \
+            or bits_per_vector < 1:
+        raise ValueError(f"bits_per_vector must be a positive integer, got {bits_per_vector!r}")
     n = get_geometry(geometry).values_per_vector(width)
     b, r = divmod(int(bits_per_vector), n)
     return b if r == 0 and 1 <= b <= 8 else None

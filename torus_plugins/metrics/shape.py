@@ -260,9 +260,12 @@ def torus_score(betti, gap_ratio: float) -> float:
 
     Usage: ``torus_score((1, 2, 1), 0.97)``  # 0.985
     """
-    if not np.isfinite(gap_ratio) or gap_ratio < 0:
+    if isinstance(gap_ratio, bool) or not isinstance(gap_ratio, (int, float, np.number)) \
+            or not np.isfinite(gap_ratio) or gap_ratio < 0:
         raise ValueError(f"gap_ratio must be a finite number >= 0, got {gap_ratio!r}")
-    match = float(tuple(betti[:3]) == TORUS_BETTI)
+    if not isinstance(betti, (tuple, list, np.ndarray)) or len(betti) < 3:
+        raise ValueError(f"betti must be a sequence of at least 3 Betti numbers (b0, b1, b2), got {betti!r}")
+    match = float(tuple(int(b) for b in betti[:3]) == TORUS_BETTI)
     return 0.5 * match + 0.5 * max(0.0, 1.0 - abs(1.0 - gap_ratio))
 
 

@@ -147,6 +147,8 @@ class IndexBase:
             raise ValueError(f"ids must be {n} integers (one per code), got dtype {arr.dtype} shape {arr.shape}")
         if arr.size and (arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max):
             raise ValueError("ids must fit in int64")
+        if arr.size and arr.dtype.kind == "i" and arr.min() < 0:
+            raise ValueError(f"ids must be >= 0 (-1 marks padding in results), got {int(arr.min())}")
         return arr.astype(np.int64)
 
     @staticmethod

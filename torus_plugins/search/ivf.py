@@ -106,7 +106,8 @@ class TorusIndexIVF(IndexBase):
 
     # ------------------------------------------------------------------ build
     def train(self, codes) -> "TorusIndexIVF":
-        """Fit the coarse quantiser on [n, n_angles] codes (n >= nlist; a sample of ~64-256 per list is plenty)."""
+        """Fit the coarse quantiser on [n, n_angles] codes (n >= nlist; a sample of ~64-256 per list is plenty).
+        Not thread-safe against concurrent add/search: train before sharing the index between threads."""
         codes = self._check_codes(codes, "codes")
         if codes.shape[0] < self.nlist:
             raise ValueError(f"train needs at least nlist={self.nlist} codes, got {codes.shape[0]}")

@@ -178,6 +178,8 @@ class MilvusTorusIndex(IndexBase):
         """k nearest by circular L1: (distances int64 [nq, k], ids int64 [nq, k]), ties -> smaller id first."""
         q = self._check_codes(query_codes, "query_codes")
         k = self._check_k(k)
+        if k > MAX_TOPK:
+            raise ValueError(f"k must be <= {MAX_TOPK} (Milvus's largest limit per search), got {k}")
         n = self.ntotal
         kk = min(k, n, MAX_TOPK)
         D = np.full((q.shape[0], k), PAD_DISTANCE, np.int64)
