@@ -121,8 +121,9 @@ def _scan(kind: str) -> _Scan:
 
 
 def available(kind: str) -> list:
-    """Sorted names of the declared plugins of one kind ("heads", "losses" or "adapters")."""
-    return sorted(_scan(kind).entries)
+    """Sorted names of the declared plugins of one kind ("heads", "losses" or "adapters"), spelled as declared
+    (look-ups ignore case)."""
+    return sorted((e.name for e in _scan(kind).entries.values()), key=str.lower)
 
 
 def _try_load(entry: _Entry):
@@ -142,7 +143,7 @@ def describe(kind: str) -> list:
     rows = []
     for key, entry in sorted(scan.entries.items()):
         error = entry.problem or _try_load(entry)[1]
-        rows.append({"name": key, "target": entry.target, "distribution": entry.distribution, "error": error})
+        rows.append({"name": entry.name, "target": entry.target, "distribution": entry.distribution, "error": error})
     for entry in scan.rejected:
         rows.append({"name": entry.name, "target": entry.target, "distribution": entry.distribution,
                      "error": entry.problem})
