@@ -17,7 +17,8 @@ Tables:
     against each contender's own exact search; QPS, build time, bytes per vector; the fastest setting with recall
     >= 0.95.
  5. Milvus Lite (embedded): insert rate and QPS vs TorusIndexFlat (--milvus-n codes).
- 6. peak memory of TorusIndexFlat.add (tracemalloc) relative to the codes' size.
+ 6. peak memory of quantize, johnson_encode, TorusIndexFlat.add and search (tracemalloc) at --memory-n x 64
+    angles (default 10M), relative to what each step produces.
 
 Usage: nice python bench/search.py [--n 100000] [--n-large 1000000] [--repeat 3] [--skip-milvus] [--skip-ann]
 """
@@ -329,18 +330,42 @@ def milvus_table(rng, n, repeat):
 
 
 # ------------------------------------------------------------------------------------------------ 6. memory
-def memory_table(rng, n):
-    codes = quantize(uniform(rng, n), 8)
+def traced_peak(fn):
+    """(result, peak bytes allocated while ``fn`` ran: tracemalloc, which numpy reports its buffers to)."""
+    gc.collect()
     tracemalloc.start()
-    index = TorusIndexFlat(ANGLES, 8).add(codes)
+    out = fn()
     _, peak = tracemalloc.get_traced_memory()
-    index.search(codes[:10], K)
-    _, peak2 = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    rows = [(n, f"{codes.nbytes / 2**20:.1f}", f"{peak / 2**20:.1f}", f"{peak / codes.nbytes:.2f}",
-             f"{peak2 / codes.nbytes:.2f}", f"{index.nbytes / codes.nbytes:.2f}")]
-    table("Memory of TorusIndexFlat (tracemalloc, numpy allocations)",
-          ["n", "codes MiB", "add() peak MiB", "add peak / codes", "add+search peak / codes", "held / codes"], rows)
+    return out, peak
+
+
+def memory_table(rng, n):
+    """Peak memory of each streaming step at n x 64 angles, relative to the size of what the step produces."""
+    turns = np.empty((n, ANGLES), np.float32)  # made before tracing, in slices (the input is not the step's cost)
+    for s in range(0, n, 1 << 20):
+        turns[s:s + (1 << 20)] = uniform(rng, min(1 << 20, n - s))
+    rows = []
+    t0 = time.perf_counter()
+    codes, peak = traced_peak(lambda: quantize(turns, 8))
+    rows.append(("quantize(float32 turns, 8)", codes.nbytes, peak, time.perf_counter() - t0))
+    del turns
+    four = codes >> 4
+    t0 = time.perf_counter()
+    john, peak = traced_peak(lambda: johnson_encode(four, 4))
+    rows.append(("johnson_encode(4-bit codes)", john.nbytes, peak, time.perf_counter() - t0))
+    del john, four
+    t0 = time.perf_counter()
+    index, peak = traced_peak(lambda: TorusIndexFlat(ANGLES, 8).add(codes))
+    rows.append(("TorusIndexFlat.add(8-bit codes)", codes.nbytes, peak, time.perf_counter() - t0))
+    index.search(codes[:10], K)  # first call loads the compiled kernels (module objects, not data)
+    _, peak = traced_peak(lambda: index.search(codes[:10], K))
+    rows.append(("TorusIndexFlat.search(10 queries)", codes.nbytes, peak, 0.0))
+    table(f"Peak memory of the streaming steps, {n} x {ANGLES} angles (tracemalloc; output = what the step "
+          f"produces; search: relative to the codes held)",
+          ["step", "output MiB", "peak MiB", "peak / output", "s"],
+          [(name, f"{out / 2**20:.0f}", f"{peak / 2**20:.0f}", f"{peak / out:.2f}", f"{sec:.1f}")
+           for name, out, peak, sec in rows])
 
 
 def main():
@@ -353,6 +378,7 @@ def main():
     ap.add_argument("--milvus-n", type=int, default=100_000)
     ap.add_argument("--skip-milvus", action="store_true")
     ap.add_argument("--skip-ann", action="store_true")
+    ap.add_argument("--memory-n", type=int, default=10_000_000, help="rows for the streaming-memory table")
     ap.add_argument("--only", default="", help="comma list of sections to run: exact,latency,ann,milvus,memory")
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
@@ -372,7 +398,7 @@ def main():
     if run("milvus") and not args.skip_milvus:
         milvus_table(rng, args.milvus_n, args.repeat)
     if run("memory"):
-        memory_table(rng, sizes[-1])
+        memory_table(rng, args.memory_n)
     print(f"\n(wall time {time.time() - t0:.0f} s)")
 
 
