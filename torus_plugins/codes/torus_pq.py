@@ -18,16 +18,11 @@ Usage::
 import numpy as np
 import torch
 
+from .._checks import check_int
 from ..geometry import to_clifford
 from .pq import ProductQuantizer
 
 __all__ = ["TorusProductQuantizer"]
-
-
-def _positive_int(v, what, hi):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= int(v) <= hi:
-        raise ValueError(f"{what} must be an integer in [1, {hi}], got {v!r}")
-    return int(v)
 
 
 class TorusProductQuantizer(ProductQuantizer):
@@ -36,9 +31,9 @@ class TorusProductQuantizer(ProductQuantizer):
     of the k nearest stored vectors (asymmetric: the query is not quantised)."""
 
     def __init__(self, k: int, M: int, nbits: int = 8, seed: int = 0):
-        self.k = _positive_int(k, "k (number of angles)", 1 << 20)
-        M = _positive_int(M, "M", self.k)
-        nbits = _positive_int(nbits, "nbits", 16)
+        self.k = check_int(k, "k (number of angles)", 1, 1 << 20)
+        M = check_int(M, "M", 1, self.k)
+        nbits = check_int(nbits, "nbits", 1, 16)
         if self.k % M:
             raise ValueError(f"M={M} must divide the k={self.k} angles (each sub-space holds whole circles)")
         super().__init__(2 * self.k, M, nbits)

@@ -27,7 +27,9 @@ Usage::
 import numpy as np
 import torch
 
+from .._checks import check_int
 from ..codes import pairwise_circular_distance, quantize
+from ..codes.quantize import check_bits
 from ..geometry import TWO_PI, to_clifford, to_turns
 from ._inputs import as_array, as_labels
 
@@ -37,18 +39,6 @@ FEW_SHOT_GEOMETRIES = ("sphere", "torusN", "torusC", "codes")
 
 
 # ---------------------------------------------------------------------------------------------------- checks
-
-def _check_int(value, name: str, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
-    return int(value)
-
-
-def _check_bits(bits) -> int:
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 8:
-        raise ValueError(f"bits must be an integer in [1, 8], got {bits!r}")
-    return int(bits)
-
 
 def _check_geometry(geometry, centre) -> str:
     if geometry not in FEW_SHOT_GEOMETRIES:
@@ -125,7 +115,7 @@ def nearest_prototype(support, support_labels, queries, geometry: str = "sphere"
 
     Usage: ``pred = nearest_prototype(z[support], y[support], z[query], geometry="torusN")``
     """
-    geometry, bits = _check_geometry(geometry, centre), _check_bits(bits)
+    geometry, bits = _check_geometry(geometry, centre), check_bits(bits)
     s, q = as_array(support, "support"), as_array(queries, "queries")
     if s.shape[1] != q.shape[1]:
         raise ValueError(f"support and queries must have the same width, got {s.shape[1]} and {q.shape[1]}")
@@ -162,20 +152,20 @@ def few_shot_accuracy(embeddings, labels, shots=(1, 5), episodes: int = 10, seed
 
     Usage: ``few_shot_accuracy(z, y, shots=(1, 5), geometry="torusN")[5]["mean"]``
     """
-    geometry, bits = _check_geometry(geometry, centre), _check_bits(bits)
+    geometry, bits = _check_geometry(geometry, centre), check_bits(bits)
     x = as_array(embeddings, "embeddings")
     raw = _raw_labels(labels)
     y = as_labels(raw, len(x), "labels")
     shots = (shots,) if isinstance(shots, (int, np.integer)) else tuple(shots)
     if not shots:
         raise ValueError("shots must name at least one shot count, got an empty sequence")
-    shots = tuple(_check_int(s, "each shot", 1) for s in shots)
-    episodes, seed = _check_int(episodes, "episodes", 1), _check_int(seed, "seed", 0)
-    n_query = None if n_query is None else _check_int(n_query, "n_query", 1)
+    shots = tuple(check_int(s, "each shot", 1) for s in shots)
+    episodes, seed = check_int(episodes, "episodes", 1), check_int(seed, "seed", 0)
+    n_query = None if n_query is None else check_int(n_query, "n_query", 1)
     n_classes = int(y.max()) + 1
     if n_classes < 2:
         raise ValueError(f"few-shot evaluation needs at least 2 classes, labels have {n_classes}")
-    if n_way is not None and not 2 <= _check_int(n_way, "n_way", 2) <= n_classes:
+    if n_way is not None and not 2 <= check_int(n_way, "n_way", 2) <= n_classes:
         raise ValueError(f"n_way must be between 2 and the number of classes ({n_classes}), got {n_way!r}")
     need = max(shots) + (n_query or 1)
     small = small_classes(raw, need - 1)
