@@ -44,8 +44,6 @@ import sys
 import torch
 from torch import nn
 
-from torus_plugins.heads import make_projection
-
 from .normalize import Patch, canonical_mode, check_patchable, torus_normalize
 
 from .normalize import unpatch  # re-exported: unpatch(tools.models)

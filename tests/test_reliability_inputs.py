@@ -424,3 +424,14 @@ def test_zero_views_is_a_clear_error(loss):
     """[B, 0, D] once reached torch.stack([]) (found by the generated loss test above)."""
     with pytest.raises(ValueError, match=r"at least 1 view.*\(4, 0, 8\)"):
         loss()(torch.randn(4, 0, 8))
+
+
+def test_koleo_zero_row_in_float16_is_a_clear_error_not_an_infinite_gradient():
+    """Found by the generated loss test: a zero row's normalisation gradient (~1/eps) overflowed float16 to -inf."""
+    from torus_plugins.losses import KoLeoLoss
+    x = torch.tensor([[0.0], [-0.2935]], dtype=torch.float16, requires_grad=True)
+    with pytest.raises(ValueError, match="overflows torch.float16"):
+        KoLeoLoss()(x)
+    y = torch.tensor([[0.5], [-0.2935]], dtype=torch.float16, requires_grad=True)
+    KoLeoLoss()(y).backward()
+    assert torch.isfinite(y.grad).all()

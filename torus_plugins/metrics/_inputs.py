@@ -1,13 +1,8 @@
-"""Reading embeddings and labels as numpy; geometry dispatch lives in :mod:`.geometries` (kept here for imports)."""
+"""Labels as class indices and angles of torus embeddings or codes; geometry dispatch lives in :mod:`.geometries`."""
 
 import numpy as np
 
-from .geometries import GEOMETRIES, as_array, clifford_of_turns, get_geometry  # noqa: F401
-
-
-def check_geometry(geometry) -> str:
-    """Name of a geometry given as a string or object; ValueError naming the choices otherwise."""
-    return get_geometry(geometry).name
+from .geometries import get_geometry
 
 
 def as_labels(y, n: int, name: str = "labels") -> np.ndarray:
@@ -34,7 +29,3 @@ def turns_of(x, geometry, bits: int = 8) -> np.ndarray:
     """Angles in turns [n, k] of torus embeddings (interleaved Clifford layout) or of b-bit codes."""
     return get_geometry(geometry, bits).turns(x)
 
-
-def unit_vectors(x, geometry, bits: int = 8) -> np.ndarray:
-    """Unit vectors for inner-product search: L2-normalised (sphere) or unit Clifford (tori, codes)."""
-    return get_geometry(geometry, bits).unit_vectors(x)

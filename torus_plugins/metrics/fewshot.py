@@ -31,7 +31,8 @@ from .._checks import check_int
 from ..codes import pairwise_circular_distance, quantize
 from ..codes.quantize import check_bits
 from ..geometry import TWO_PI, to_clifford, to_turns
-from ._inputs import as_array, as_labels
+from ._inputs import as_labels
+from .geometries import as_array
 
 __all__ = ["few_shot_accuracy", "nearest_prototype", "small_classes"]
 

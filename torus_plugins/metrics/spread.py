@@ -10,7 +10,7 @@ Usage: ``circular_variance(z, "torusN"); code_entropy(codes); unique_codes(codes
 
 import numpy as np
 
-from .geometries import as_array, get_geometry, turns_circular_variance  # noqa: F401
+from .geometries import as_array, get_geometry
 
 
 def circular_variance(x, geometry="sphere", bits: int = 8) -> float:

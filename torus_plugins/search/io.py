@@ -18,7 +18,7 @@ import re
 import numpy as np
 
 from ..codes.file_format import CodeFileError, load_codes, save_codes
-from ._base import Rows, check_int, empty_rows
+from ._base import Rows, empty_rows
 from .flat import TorusIndexFlat
 from .ivf import TorusIndexIVF
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..codes.johnson import johnson_encode
 from ..codes.distance import coordinate_distance
-from ._base import PAD_DISTANCE, PAD_ID, IndexBase, check_int, pad_results
+from ._base import PAD_DISTANCE, PAD_ID, IndexBase, check_int
 
 __all__ = ["MilvusTorusIndex", "require_pymilvus"]
 
