@@ -426,12 +426,17 @@ def test_zero_views_is_a_clear_error(loss):
         loss()(torch.randn(4, 0, 8))
 
 
-def test_koleo_zero_row_in_float16_is_a_clear_error_not_an_infinite_gradient():
-    """Found by the generated loss test: a zero row's normalisation gradient (~1/eps) overflowed float16 to -inf."""
-    from torus_plugins.losses import KoLeoLoss
+@pytest.mark.parametrize("make, call", [
+    (lambda L: L.KoLeoLoss(), lambda loss, x: loss(x)),
+    (lambda L: L.ProtoCLRLoss(), lambda loss, x: loss(x, x.detach().clone().requires_grad_(), torch.tensor([0, 1]))),
+    (lambda L: L.SupConLoss(), lambda loss, x: loss(x[:, None].expand(2, 2, 1), torch.tensor([0, 1]))),
+])
+def test_zero_row_in_float16_is_a_clear_error_not_an_infinite_gradient(make, call):
+    """Found by the generated loss test: a zero row's normalisation gradient (~1/eps) overflowed float16 to inf."""
+    import torus_plugins.losses as L
     x = torch.tensor([[0.0], [-0.2935]], dtype=torch.float16, requires_grad=True)
     with pytest.raises(ValueError, match="overflows torch.float16"):
-        KoLeoLoss()(x)
+        call(make(L), x)
     y = torch.tensor([[0.5], [-0.2935]], dtype=torch.float16, requires_grad=True)
-    KoLeoLoss()(y).backward()
+    call(make(L), y).backward()
     assert torch.isfinite(y.grad).all()

@@ -38,15 +38,33 @@ def check_labels(labels, n: int, name: str = "labels") -> torch.Tensor:
 HALF = (torch.float16, torch.bfloat16)
 
 
-def compute_dtype(*xs):
+def compute_dtype(*xs, normalised: str | None = None, name: str = "input"):
     """float16/bfloat16 inputs are computed in float32 (their squares, exps and eps under/overflow); returns the
     (possibly upcast) tensors and the loss dtype: float32 for half inputs (as autocast does for losses), else
-    the input dtype."""
+    the input dtype.
+
+    ``normalised="row"`` / ``"pair"``: the loss normalises each row / each (cos, sin) pair, whose gradient is
+    ~1/norm; a half input with a norm below 1/finfo.max would get an infinite gradient on the way back, so it is a
+    ValueError here instead.
+    """
     out_dtype = xs[0].dtype
     if out_dtype in HALF:
+        if normalised is not None:
+            _check_normalisable(xs, normalised, name)
         xs = tuple(x.float() for x in xs)
         out_dtype = torch.float32
     return xs, out_dtype
+
+
+def _check_normalisable(xs, how: str, name: str) -> None:
+    limit = 1.0 / torch.finfo(xs[0].dtype).max
+    for x in xs:
+        v = x.detach().float()
+        norms = v.norm(dim=-1) if how == "row" else torch.hypot(v[..., 0::2], v[..., 1::2])
+        if norms.numel() and float(norms.min()) < limit:
+            what = "row" if how == "row" else "(cos, sin) pair"
+            raise ValueError(f"{name} has a {what} of norm {float(norms.min()):.3g}: the gradient of normalising it "
+                             f"(~1/norm) overflows {x.dtype}; expected norms >= {limit:.3g}, or float32 input")
 
 
 def full_precision(forward):

@@ -59,7 +59,7 @@ class CircularSpreadLoss(nn.Module):
         if z.shape[-1] < 4:
             raise ValueError(f"CircularSpreadLoss needs at least 2 circles (last dimension >= 4), got {z.shape[-1]}")
         (z,) = maybe_gather(self.gather_distributed, z)
-        (z,), out_dtype = compute_dtype(z)
+        (z,), out_dtype = compute_dtype(z, normalised="pair", name="CircularSpreadLoss input")
         rho = fisher_lee_matrix(z, min_spread=self.min_spread)
         iu = torch.triu_indices(rho.shape[0], rho.shape[0], offset=1, device=z.device)
         return rho[iu[0], iu[1]].pow(2).mean().to(out_dtype)

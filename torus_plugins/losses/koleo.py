@@ -45,15 +45,7 @@ class KoLeoLoss(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_embeddings(x, "KoLeoLoss input", dims=(2, 3))
         (x,) = maybe_gather(self.gather_distributed, x)
-        in_dtype = x.dtype
-        (x,), out_dtype = compute_dtype(x)
-        if self.normalize and in_dtype != x.dtype:
-            # normalising a row of norm r has gradient ~1/r, which must fit the input's dtype on the way back
-            smallest = float(x.detach().norm(dim=-1).min())
-            if smallest < 1.0 / torch.finfo(in_dtype).max:
-                raise ValueError(f"KoLeoLoss input has a row of norm {smallest:.3g}: the gradient of normalising it "
-                                 f"(~1/norm) overflows {in_dtype}; expected rows of norm >= "
-                                 f"{1.0 / torch.finfo(in_dtype).max:.3g}, or float32 input")
+        (x,), out_dtype = compute_dtype(x, normalised="row" if self.normalize else None, name="KoLeoLoss input")
         if x.dim() == 2:
             return koleo_terms(x, self.eps, self.p, self.normalize).mean().to(out_dtype)
         views = [koleo_terms(x[:, v], self.eps, self.p, self.normalize).mean() for v in range(x.shape[1])]

@@ -38,7 +38,7 @@ class ProtoCLRLoss(nn.Module):
                              f"and {tuple(z2.shape)}")
         y = check_labels(y, z1.shape[0], "y")
         z1, z2, y = maybe_gather(self.gather_distributed, z1, z2, y)
-        (z1, z2), out_dtype = compute_dtype(z1, z2)
+        (z1, z2), out_dtype = compute_dtype(z1, z2, normalised="row", name="ProtoCLRLoss input")
         z = torch.cat([F.normalize(z1), F.normalize(z2)], dim=0)
         _, target = torch.unique(torch.cat([y, y]), return_inverse=True)
         n_classes = int(target.max()) + 1

@@ -73,7 +73,8 @@ class SupConLoss(nn.Module):
                              f"got n_views={n_views}")
         features, labels = maybe_gather(self.gather_distributed, features, labels)
         b = features.shape[0]
-        (features,), out_dtype = compute_dtype(features)
+        how = {"sphere": "row", "torusN": "pair"}.get(self.projmode)
+        (features,), out_dtype = compute_dtype(features, normalised=how, name="SupConLoss features")
         z = project(features, self.projmode)
         contrast = z.transpose(0, 1).reshape(n_views * b, -1)  # view-major, as upstream
         anchor = z[:, 0] if self.contrast_mode == "one" else contrast
