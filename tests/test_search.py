@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from torus_plugins.codes import CodeFileError, johnson_encode, save_codes
-from torus_plugins.codes import kernel
+from torus_plugins.codes import kernel, tiled
 from torus_plugins.codes.kernel import BLOCK, HAVE_NUMBA, prepare_references, topk_l1, topk_l1_numpy
 from torus_plugins.search import (PAD_DISTANCE, TorusIndex, TorusIndexFlat, TorusIndexIVF, index_factory,
                                   read_index, write_index)
@@ -232,7 +232,7 @@ def test_numba_kernel_is_compiled_and_used():
         assert kernel.BEST_PATH == want
     x = np.random.default_rng(3).integers(0, 256, (300, 64), dtype=np.uint8)
     D, I = topk_l1(x[:9], x, 8, 5, threads=1)
-    assert kernel._search_serial.signatures, "the compiled kernel was not called"
+    assert tiled._tiled_serial.signatures, "the compiled kernel was not called"
     Dr, Ir = topk_l1_numpy(x[:9], x, 8, 5)
     assert np.array_equal(D, Dr) and np.array_equal(I, Ir)
 
@@ -270,7 +270,9 @@ def test_nbytes_counts_what_the_index_holds():
     ix8.search(x[:2], 3)
     assert ix8.nbytes == 500 * 64  # searched in place (a multiple of 32 angles): 1/8 of float32 Clifford
     ix4 = TorusIndex(64, 4).add(x)
-    assert ix4.nbytes == 500 * 64  # 4-bit codes too: shifted in registers, not in memory
+    ix4.search(x[:2], 3)
+    assert ix4.nbytes == 500 * 32  # 4-bit codes: two per byte, unpacked by the kernel on the fly
+    assert np.array_equal(ix4.codes, x) and not ix4.codes.flags.writeable
     ix6 = TorusIndex(40, 6).add(x[:, :40])
     ix6.search(x[:2, :40], 3)
     assert ix6.nbytes == 500 * 64  # 40 angles: stored once, already padded to the 64-byte search layout
@@ -336,7 +338,6 @@ def test_threads_argument_gives_the_same_answer(monkeypatch):
         got = TorusIndex(64, 8).add(x).search(q, 7, threads=t)
         assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1])
     monkeypatch.undo()
-    assert kernel.choose_threads(1, 1000, 64, 8) == 1          # one query: one group, one thread
     assert kernel.choose_threads(1000, 10, 64, 8) == 1         # tiny work: no thread wake-ups
     assert kernel.choose_threads(1000, 1_000_000, 64, 2) == 2  # large work: every thread allowed
 

@@ -1,31 +1,27 @@
-"""Exact circular-L1 top-k over b-bit codes: a compiled kernel (numba + LLVM vector code) and a numpy reference.
+"""Exact circular-L1 top-k over b-bit codes: run-time kernel paths, the search entry point, and a numpy reference.
 
-The trick: shift each reference code to the top of its byte, x = c << (8 - b) (in registers), and each query as
+The trick: shift each reference code to the top of its byte, x = c << (8 - b), and each query as
 q' = (q << (8 - b)) - 128 (mod 256). Then u = uint8(x - q') = 2^(8-b) * ((c - q) mod 2^b) + 128 (mod 256) and
 
     |u - 128| = 2^(8-b) * min(|c - q|, 2^b - |c - q|)      (the circular distance, scaled)
 
-so a distance over 32 angles is one byte subtract plus one sum of absolute differences against 128 (x86
-``psadbw``; 64 angles per ``vpsadbw`` on AVX-512BW; a portable zext/abs/reduce elsewhere; the path is chosen at
-run time from the CPU's features, and rows of 32/64/128 angles get unrolled variants that keep the queries in
-registers). Four queries share every loaded reference row and their four
-sums are packed into the 16-bit fields of one int64, so one horizontal add serves four queries (two 32-bit fields
-past 224 angles, where 128 per angle no longer stays below 2**15). References stream in blocks of 256 rows (16 KB
-at 64 angles, in L1) against every query of a thread, so the collection is read once per thread.
+so a distance over 8 angles is one byte subtract plus one sum of absolute differences against 128 (x86
+``psadbw``: 64 bytes per ``vpsadbw`` on AVX-512BW, 32 on AVX2; a portable zext/abs/reduce elsewhere; the path is
+chosen at run time from the CPU's features).
 
-Selection: a sorted top-k per query. Per block, one pass tests every row against all packed thresholds at once
-((v | top bits) - thresholds keeps a field's top bit iff v >= its threshold), so blocks with no candidate cost one
-OR per row. Ids arrive in ascending order and only a strictly smaller distance displaces the k-th entry, so ties
-go to the smaller id.
+Exact search (:func:`topk_l1`) runs :mod:`torus_plugins.codes.tiled`: 8 rows per tile with one row per 64-bit
+lane, so a ``psadbw`` yields 8 finished partial distances and nothing is summed horizontally.
 
-Threads: one compiled call per single-thread search (~6 us fixed cost); a search is split over threads only
-past MIN_TASK_WORK per thread (``threads=`` caps them), so small searches never wait for woken threads.
-``lists_topk`` runs the same block kernel over the inverted lists of :class:`torus_plugins.search.TorusIndexIVF`.
+Inverted lists (:func:`lists_topk`, for :class:`torus_plugins.search.TorusIndexIVF`) use a row kernel: four
+queries share each loaded row and their sums are packed into the 16-bit fields of one int64 (rows up to
+MAX_NARROW = 224 angles, where 128 per angle stays below 2**15).
+
+Threads: a search is split over threads only past MIN_TASK_WORK per thread (``threads=`` caps them), so small
+searches never wait for woken threads; many queries split by query, few by rows.
 
 Why numba (a dependency of this package for this module): a numpy uint8 loop runs ~0.2k QPS on 100k x 64 codes;
-this kernel runs 2-3x faiss ``IndexFlatIP`` on the float vectors and 2.5x faiss ``IndexBinaryFlat`` on Johnson
-codes per thread (bench/search.py, README). Without numba the numpy reference gives identical results, only
-slower.
+the tiled kernel runs ~4-4.5x faiss ``IndexFlatIP`` on the float vectors per thread (bench/search.py, README).
+Without numba the numpy reference gives identical results, only slower.
 
 Usage::
 
@@ -49,7 +45,7 @@ MAX_NARROW = 224     # padded angles whose largest scaled distance (128 per angl
 
 try:
     import numba
-    from numba import njit, prange, types
+    from numba import njit, types
     from numba.core import cgutils
     from numba.extending import intrinsic
     from llvmlite import ir
@@ -88,7 +84,7 @@ def _host_paths() -> tuple:
 AVAILABLE_PATHS = _host_paths()
 BEST_PATH = max(AVAILABLE_PATHS) if AVAILABLE_PATHS else None
 USES_PSADBW = BEST_PATH in (AVX2, AVX512)
-MIN_TASK_WORK = 1 << 28   # query x row x byte operations (~20 ms) per thread before a second thread pays off
+MIN_TASK_WORK = 1 << 29   # (query + 4) x row x byte operations (~5 ms) per thread before another one pays off
 
 
 def padded_width(n_angles: int) -> int:
@@ -231,18 +227,15 @@ if HAVE_NUMBA:
 
     # only the paths this CPU can run are compiled; the others alias a path that exists (never called)
     _narrow = {PORTABLE: _make_block_distances(4, 16, PORTABLE)}
-    _wide = {PORTABLE: _make_block_distances(2, 32, PORTABLE)}
     for _p in (AVX2, AVX512):
         _ok = _p in AVAILABLE_PATHS
         _narrow[_p] = _make_block_distances(4, 16, _p) if _ok else _narrow[_p - 1]
-        _wide[_p] = _make_block_distances(2, 32, _p) if _ok else _wide[_p - 1]
     _n0, _n1, _n2 = _narrow[PORTABLE], _narrow[AVX2], _narrow[AVX512]
     # unrolled variants for the common widths: 64 / 128 angles (AVX-512), 32 / 64 / 128 angles (AVX2)
     _n1_1, _n1_2, _n1_4 = ((_make_block_distances(4, 16, AVX2, c) for c in (1, 2, 4)) if AVX2 in AVAILABLE_PATHS
                            else (_n0, _n0, _n0))
     _n2_1, _n2_2 = ((_make_block_distances(4, 16, AVX512, c) for c in (1, 2)) if AVX512 in AVAILABLE_PATHS
                     else (_n1, _n1))
-    _w0, _w1, _w2 = _wide[PORTABLE], _wide[AVX2], _wide[AVX512]
 
     def _jit(parallel):
         def wrap(fn):
@@ -252,141 +245,24 @@ if HAVE_NUMBA:
                 return njit(parallel=parallel, cache=False, boundscheck=False, nogil=True)(fn)
         return wrap
 
-    @_jit(False)
-    def _scan(qs, nq, refs, shift, k, wide, path, g0, g1, out_d, out_i):  # pragma: no cover - compiled
-        """Top-k of query groups g0..g1-1 over every reference row, into out_d / out_i (scaled distances)."""
-        n = refs.shape[0]
-        group = 2 if wide else 4
-        field = 32 if wide else 16
-        limit = 1 << (field - 1)          # above every distance (see MAX_NARROW): "list not full yet"
-        mask = (1 << field) - 1
-        high = 0                          # the top bit of every field
-        for t in range(group):
-            high |= limit << (field * t)
-        buf = np.empty(BLOCK, np.int64)
-        cnt = np.zeros(group * max(1, g1 - g0), np.int64)
-        nch = refs.shape[1] // (64 if path == 2 else 32)   # vectors per row, for the unrolled variants
-        for i0 in range(0, n, BLOCK):
-            m = min(BLOCK, n - i0)
-            for g in range(g0, g1):
-                if wide:
-                    if path == 2:
-                        _w2(refs, shift, i0, m, qs, g * group, buf)
-                    elif path == 1:
-                        _w1(refs, shift, i0, m, qs, g * group, buf)
-                    else:
-                        _w0(refs, shift, i0, m, qs, g * group, buf)
-                elif path == 2:
-                    if nch == 1:
-                        _n2_1(refs, shift, i0, m, qs, g * group, buf)
-                    elif nch == 2:
-                        _n2_2(refs, shift, i0, m, qs, g * group, buf)
-                    else:
-                        _n2(refs, shift, i0, m, qs, g * group, buf)
-                elif path == 1:
-                    if nch == 1:
-                        _n1_1(refs, shift, i0, m, qs, g * group, buf)
-                    elif nch == 2:
-                        _n1_2(refs, shift, i0, m, qs, g * group, buf)
-                    elif nch == 4:
-                        _n1_4(refs, shift, i0, m, qs, g * group, buf)
-                    else:
-                        _n1(refs, shift, i0, m, qs, g * group, buf)
-                else:
-                    _n0(refs, shift, i0, m, qs, g * group, buf)
-                # packed thresholds: a row is a candidate for query t iff its field t is < threshold t,
-                # tested for all fields at once: (v | high) - thr keeps a field's top bit iff v >= thr.
-                thr = 0
-                for t in range(group):
-                    qi = g * group + t
-                    if qi < nq:
-                        c = cnt[(g - g0) * group + t]
-                        thr |= (out_d[qi, k - 1] if c == k else limit) << (field * t)
-                hits = 0
-                for i in range(m):
-                    hits |= ~((buf[i] | high) - thr)
-                if hits & high == 0:
-                    continue
-                for i in range(m):
-                    hit = ~((buf[i] | high) - thr) & high
-                    if hit == 0:
-                        continue
-                    for t in range(group):
-                        fshift = field * t
-                        if (hit >> (fshift + field - 1)) & 1 == 0:
-                            continue
-                        qi = g * group + t
-                        ci = (g - g0) * group + t
-                        s = (buf[i] >> fshift) & mask
-                        od = out_d[qi]
-                        oi = out_i[qi]
-                        c = cnt[ci]
-                        p = c if c < k else k - 1
-                        while p > 0 and od[p - 1] > s:
-                            od[p] = od[p - 1]
-                            oi[p] = oi[p - 1]
-                            p -= 1
-                        od[p] = s
-                        oi[p] = i0 + i
-                        if c < k:
-                            c += 1
-                            cnt[ci] = c
-                        new = od[k - 1] if c == k else limit
-                        thr = (thr & ~(mask << fshift)) | (new << fshift)
-
-    @_jit(False)
-    def _prepare_queries_nb(queries, shift, width, group):  # pragma: no cover - compiled
-        """Compiled :func:`_prepare_queries` (no numpy temporaries: a few microseconds less per call)."""
-        nq, k = queries.shape
-        rows = (nq + group - 1) // group * group
-        out = np.full((rows, width), 0x80, np.uint8)
-        for i in range(nq):
-            for j in range(k):
-                out[i, j] = np.uint8((queries[i, j] << shift) & 0xFF) ^ np.uint8(0x80)
-        return out
-
-    @_jit(False)
-    def _search_serial(queries, refs, shift, k, wide, path):  # pragma: no cover - compiled
-        """One-thread search, queries prepared and distances unscaled here: one compiled call per search."""
-        nq = queries.shape[0]
-        group = 2 if wide else 4
-        qs = _prepare_queries_nb(queries, shift, refs.shape[1], group)
-        out_d = np.empty((nq, k), np.int64)
-        out_i = np.empty((nq, k), np.int64)
-        _scan(qs, nq, refs, shift, k, wide, path, 0, qs.shape[0] // group, out_d, out_i)
-        for i in range(nq):
-            for j in range(k):
-                out_d[i, j] >>= shift
-        return out_d, out_i
-
-    @_jit(True)
-    def _scan_parallel(qs, nq, refs, shift, k, wide, path, ntask, out_d, out_i):  # pragma: no cover - compiled
-        """Query groups split into ``ntask`` contiguous ranges, one per numba thread."""
-        ngroups = qs.shape[0] // (2 if wide else 4)
-        per = (ngroups + ntask - 1) // ntask
-        for task in prange(ntask):
-            g0 = task * per
-            g1 = min(ngroups, g0 + per)
-            if g1 > g0:
-                _scan(qs, nq, refs, shift, k, wide, path, g0, g1, out_d, out_i)
-
-
 def choose_threads(nq: int, n: int, width: int, threads: int | None = None) -> int:
     """Threads for one search: at most ``threads`` (default: numba's current setting, which follows
-    ``NUMBA_NUM_THREADS`` / ``numba.set_num_threads``), at most one per query group, and one per MIN_TASK_WORK of
-    work, so that small searches never pay for waking threads."""
+    ``NUMBA_NUM_THREADS`` / ``numba.set_num_threads``) and one per MIN_TASK_WORK of work, so that small searches
+    never pay for waking threads. Work = (nq + 4) * n * width: every query scans every row, and tiling a row costs
+    about what 4 queries do. Many queries split by query, few by rows (see tiled.tiled_topk)."""
     limit = numba.get_num_threads() if threads is None else int(threads)
-    by_work = max(1, (nq * n * width) // MIN_TASK_WORK)
-    return max(1, min(limit, by_work, -(-nq // 4)))
+    by_work = max(1, ((nq + 4) * n * width) // MIN_TASK_WORK)
+    return max(1, min(limit, by_work))
 
 
 def topk_l1(queries: np.ndarray, refs: np.ndarray, bits: int, k: int, portable: bool = False,
-            threads: int | None = None, path: int | None = None):
+            threads: int | None = None, path: int | None = None, packed: bool = False):
     """Exact top-k by circular L1: (distances int64 [nq, k], ids int64 [nq, k]); ties -> smaller id first.
 
-    ``refs`` is ``prepare_references(codes)`` (or any C-contiguous [n, W] uint8 array, W = 32 * ceil(k / 32)).
-    ``path`` forces a kernel path (PORTABLE, AVX2, AVX512; default the best this CPU has, AVX-512 only when
-    W % 64 == 0); ``portable=True`` is ``path=PORTABLE``. ``threads`` caps the threads (see choose_threads).
+    ``refs`` is ``prepare_references(codes)`` (or any C-contiguous [n, W] uint8 array, W = 32 * ceil(k / 32)), or
+    with ``packed=True`` and bits <= 4, ``tiled.nibble_pack(codes)`` ([n, W / 2], two codes per byte).
+    ``path`` forces a kernel path (PORTABLE, AVX2, AVX512; default the best this CPU has); ``portable=True`` is
+    ``path=PORTABLE``. ``threads`` caps the threads (see choose_threads). The scan is :mod:`.tiled`'s.
     Inputs are assumed validated (uint8 values < 2**bits, 1 <= k <= n).
     """
     if not (isinstance(queries, np.ndarray) and isinstance(refs, np.ndarray) and queries.dtype == np.uint8
@@ -397,35 +273,24 @@ def topk_l1(queries: np.ndarray, refs: np.ndarray, bits: int, k: int, portable: 
                                 f" with shape {getattr(arr, 'shape', None)}")
     if not refs.flags.c_contiguous:
         raise ValueError("refs must be C-contiguous: build them with prepare_references(codes)")
+    if packed and bits > 4:
+        raise ValueError(f"packed=True holds two codes per byte: bits must be <= 4, got {bits}")
     nq, n_angles = queries.shape
+    width = refs.shape[1] * (2 if packed else 1)
+    if width != padded_width(n_angles):
+        raise ValueError(f"references have width {width}{' (packed)' if packed else ''}, expected "
+                         f"{padded_width(n_angles)} for {n_angles} angles")
     if not HAVE_NUMBA:
-        return topk_l1_numpy(np.ascontiguousarray(queries), refs[:, :n_angles], bits, k)
-    width = refs.shape[1]
-    if width != -(-n_angles // CHUNK) * CHUNK:
-        raise ValueError(f"references have width {width}, expected {padded_width(n_angles)} for {n_angles} angles")
+        codes = _tiled.nibble_unpack(refs, n_angles) if packed else refs[:, :n_angles]
+        return topk_l1_numpy(np.ascontiguousarray(queries), codes, bits, k)
     if path is None:
         path = PORTABLE if portable else BEST_PATH
     elif path not in AVAILABLE_PATHS:
         raise ValueError(f"path must be one of {[PATH_NAMES[p] for p in AVAILABLE_PATHS]} on this CPU, "
                          f"got {PATH_NAMES.get(path, path)!r}")
-    if path == AVX512 and width % 64:
-        path = AVX2            # a row of 32 angles fills half a 512-bit register
-    wide = width > MAX_NARROW
     n = refs.shape[0]
-    if threads == 1 or nq <= 4 or nq * n * width < 2 * MIN_TASK_WORK:
-        ntask = 1
-    else:
-        ntask = choose_threads(nq, n, width, threads)
-    if ntask == 1:
-        return _search_serial(queries, refs, 8 - bits, k, wide, path)
-    group = 2 if wide else 4
-    qs = _prepare_queries_nb(np.ascontiguousarray(queries), 8 - bits, width, group)
-    out_d = np.empty((nq, k), np.int64)
-    out_i = np.empty((nq, k), np.int64)
-    with _LAUNCH:
-        _scan_parallel(qs, nq, refs, 8 - bits, k, wide, path, ntask, out_d, out_i)
-    out_d >>= 8 - bits
-    return out_d, out_i
+    ntask = 1 if threads == 1 else choose_threads(nq, n, width, threads)
+    return _tiled.tiled_topk(queries, refs, bits, k, path, ntask, packed)
 
 
 if HAVE_NUMBA:
@@ -554,3 +419,6 @@ def lists_topk(queries: np.ndarray, probe: np.ndarray, lists, seqs, bits: int, k
     _lists_scan(np.ascontiguousarray(queries), np.ascontiguousarray(probe, dtype=np.int64), lists, seqs,
                 8 - bits, k, path, out_d, out_s)
     return out_d, out_s
+
+
+from . import tiled as _tiled  # noqa: E402  (tiled builds on this module's paths and _jit)

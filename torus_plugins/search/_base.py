@@ -46,9 +46,13 @@ def empty_rows(width: int) -> Rows:
     return Rows(np.zeros((0, width), np.uint8), 0, None)
 
 
-def append_rows(rows: Rows, codes: np.ndarray, ids: np.ndarray | None) -> Rows:
+CHUNK_ROWS = 1 << 16   # rows converted at a time by append_rows (bounds its temporaries)
+
+
+def append_rows(rows: Rows, codes: np.ndarray, ids: np.ndarray | None, convert=None) -> Rows:
     """A new state with ``codes`` appended (caller holds the lock). Rows past ``rows.n`` are written in place when
-    the buffer has room (no reader looks there); otherwise a buffer 1.5x larger receives the old rows once."""
+    the buffer has room (no reader looks there); otherwise a buffer 1.5x larger receives the old rows once.
+    ``convert`` (e.g. nibble packing) maps a slice of codes to full stored rows, CHUNK_ROWS at a time."""
     m, k = codes.shape
     need = rows.n + m
     buf, cur_ids = rows.buf, rows.ids
@@ -63,9 +67,13 @@ def append_rows(rows: Rows, codes: np.ndarray, ids: np.ndarray | None) -> Rows:
         grown = np.empty(buf.shape[0], np.int64)
         grown[:rows.n] = cur_ids[:rows.n]
         cur_ids = grown
-    buf[rows.n:need, :k] = codes
-    if buf.shape[1] > k:
-        buf[rows.n:need, k:] = 0
+    if convert is not None:
+        for s in range(0, m, CHUNK_ROWS):
+            buf[rows.n + s:rows.n + min(m, s + CHUNK_ROWS)] = convert(codes[s:s + CHUNK_ROWS])
+    else:
+        buf[rows.n:need, :k] = codes
+        if buf.shape[1] > k:
+            buf[rows.n:need, k:] = 0
     if cur_ids is not None:
         cur_ids[rows.n:need] = ids if ids is not None else np.arange(rows.n, need)
     return Rows(buf, need, cur_ids)

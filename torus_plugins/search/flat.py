@@ -1,8 +1,9 @@
 """Exact k-NN over b-bit torus codes by circular L1: :class:`TorusIndexFlat` (alias ``TorusIndex``).
 
 Every query is compared with every stored code by the compiled sum-of-absolute-differences kernel
-(:mod:`torus_plugins.codes.kernel`); ``backend="johnson"`` (bits <= 4) searches Johnson codes (Hamming ==
-circular L1) with faiss ``IndexBinaryFlat`` instead, with the same results.
+(:mod:`torus_plugins.codes.tiled`); codes of 4 bits or fewer are held two per byte (32 B per 64 angles), which
+the kernel unpacks on the fly. ``backend="johnson"`` (bits <= 4) searches Johnson codes (Hamming == circular L1)
+with faiss ``IndexBinaryFlat`` instead, with the same results.
 
 Results follow faiss: (distances int64 [nq, k], ids int64 [nq, k]) sorted by distance, ties -> the earlier-added
 code first (the smaller id when ids are sequential); k > ntotal pads with id -1 and distance ``PAD_DISTANCE``
@@ -23,6 +24,7 @@ import numpy as np
 
 from ..codes.johnson import johnson_encode
 from ..codes.kernel import topk_l1
+from ..codes.tiled import nibble_pack, nibble_unpack
 from ._base import IndexBase, Rows, append_rows, empty_rows, keep_rows, pad_results
 
 __all__ = ["TorusIndexFlat", "TorusIndex"]
@@ -70,7 +72,8 @@ class TorusIndexFlat(IndexBase):
             raise ValueError(f"backend='johnson' needs bits <= 4 (Johnson codes of {self.bits} bits would take "
                              f"{2 ** (self.bits - 1)} bits per angle); use backend='kernel'")
         self.backend = backend
-        self._state: Rows = empty_rows(self.width)
+        self.packed = backend == "kernel" and self.bits <= 4    # two codes per byte
+        self._state: Rows = empty_rows(self.width // 2 if self.packed else self.width)
         self._flat = None            # faiss IndexBinaryFlat over Johnson codes (backend="johnson"), built lazily
         self._flat_n = 0
 
@@ -81,8 +84,8 @@ class TorusIndexFlat(IndexBase):
 
     @property
     def codes(self) -> np.ndarray:
-        """All stored codes, [ntotal, n_angles] uint8 (a read-only view, no copy)."""
-        view = self._state.codes(self.n_angles)
+        """All stored codes, [ntotal, n_angles] uint8, read-only (a view; a copy when they are held packed)."""
+        view = self._codes_of(self._state)
         view = view.view()
         view.flags.writeable = False
         return view
@@ -94,9 +97,10 @@ class TorusIndexFlat(IndexBase):
 
     @property
     def nbytes(self) -> int:
-        """Bytes held: the codes (padded to 32 angles per vector), the ids if explicit, faiss's Johnson codes."""
+        """Bytes held: the codes (padded to 32 angles per vector; half a byte per angle at bits <= 4), the ids if
+        explicit, faiss's Johnson codes."""
         st = self._state
-        total = st.n * self.width + (0 if st.ids is None else 8 * st.n)
+        total = st.n * st.buf.shape[1] + (0 if st.ids is None else 8 * st.n)
         if self._flat is not None:
             total += self._flat.ntotal * self._flat.code_size
         return int(total)
@@ -109,7 +113,7 @@ class TorusIndexFlat(IndexBase):
             if self._state.ids is not None and codes.shape[0]:
                 raise ValueError("this index holds explicit ids (add_with_ids was used): add codes with "
                                  "add_with_ids too")
-            self._state = append_rows(self._state, codes, None)
+            self._state = append_rows(self._state, codes, None, self._convert)
         return self
 
     def add_with_ids(self, codes, ids) -> "TorusIndexFlat":
@@ -117,7 +121,7 @@ class TorusIndexFlat(IndexBase):
         codes = self._check_codes(codes, "codes")
         ids = self._check_ids(ids, codes.shape[0])
         with self._lock:
-            self._state = append_rows(self._state, codes, ids)
+            self._state = append_rows(self._state, codes, ids, self._convert)
         return self
 
     def remove_ids(self, ids) -> int:
@@ -135,7 +139,7 @@ class TorusIndexFlat(IndexBase):
     def reset(self) -> None:
         """Remove everything."""
         with self._lock:
-            self._state = empty_rows(self.width)
+            self._state = empty_rows(self._state.buf.shape[1])
             self._flat, self._flat_n = None, 0
 
     # ------------------------------------------------------------------ search
@@ -176,7 +180,16 @@ class TorusIndexFlat(IndexBase):
             return np.zeros((q.shape[0], k), np.int64), np.zeros((q.shape[0], k), np.int64)
         if self.backend == "johnson":
             return self._search_johnson(st, q, k)
-        return topk_l1(q, st.buf[:st.n], self.bits, k, threads=threads)
+        return topk_l1(q, st.buf[:st.n], self.bits, k, threads=threads, packed=self.packed)
+
+    @property
+    def _convert(self):
+        """How added codes are stored: packed two per byte at bits <= 4 (the kernel backend), else as they are."""
+        return (lambda c: nibble_pack(c, self.width)) if self.packed else None
+
+    def _codes_of(self, st: Rows) -> np.ndarray:
+        """[st.n, n_angles] codes of a snapshot (unpacked when held packed)."""
+        return nibble_unpack(st.buf[:st.n], self.n_angles) if self.packed else st.codes(self.n_angles)
 
     def _johnson_index(self, st: Rows):
         from .._optional import require

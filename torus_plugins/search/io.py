@@ -54,7 +54,7 @@ def write_index(index, path) -> None:
         st = index._state
         meta = {"format": FORMAT, "type": "Flat", "backend": index.backend,
                 "ids": None if st.ids is None else _b64(st.ids[:st.n])}
-        codes = st.codes(index.n_angles)
+        codes = index._codes_of(st)
     elif isinstance(index, TorusIndexIVF):
         lists, nseq, idmap = index._state
         meta = {"format": FORMAT, "type": "IVF", "nlist": index.nlist, "nprobe": index.nprobe,
