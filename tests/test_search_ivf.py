@@ -174,3 +174,85 @@ def test_any_add_remove_sequence_searches_like_brute_force(ops, bits, seed, kind
             d = np.minimum((q[i].astype(int) - x) % (1 << bits), (x - q[i].astype(int)) % (1 << bits)).sum(1)
             assert sorted(Ig[lims[i]:lims[i + 1]].tolist()) == sorted(ids[d < (3 << (bits - 2))].tolist())
     assert (I[:, len(held_ids):] == -1).all() and (D[:, len(held_ids):] == PAD_DISTANCE).all()
+
+
+# ---------------------------------------------------------------------------- train racing the other methods
+import sys  # noqa: E402
+import threading  # noqa: E402
+
+
+def _pause_in(index, name, after=False):
+    """Replace index.<name> by a wrapper whose first call in every thread named "paused..." releases ``entered``
+    and waits for ``go`` (before or after the real call)."""
+    real, entered, go, seen = getattr(index, name), threading.Semaphore(0), threading.Event(), set()
+
+    def wrapper(*args, **kwargs):
+        me = threading.current_thread()
+        first = me.name.startswith("paused") and me not in seen
+        seen.add(me)
+        if first and not after:
+            entered.release()
+            assert go.wait(10)
+        out = real(*args, **kwargs)
+        if first and after:
+            entered.release()
+            assert go.wait(10)
+        return out
+
+    setattr(index, name, wrapper)
+    return entered, go
+
+
+def test_search_on_a_snapshot_taken_before_train_answers_with_its_own_centroids():
+    """A search that took its snapshot before a re-train (paused right after taking it) probes the OLD centroids
+    over the OLD lists: the same answer as before the train, never new centroids over old lists."""
+    x = clustered(np.random.default_rng(7), 600, 16, 8, centres=8, noise=2)
+    y = clustered(np.random.default_rng(8), 600, 16, 8, centres=8, noise=2)
+    index = TorusIndexIVF(16, 8, nlist=8, nprobe=1).train(x).add(x)
+    q = x[::30]
+    before = index.search(q, 5), index.range_search(q, 40)
+    assert (before[0][0][:, 0] == 0).all()
+    entered, go = _pause_in(index, "_search_seq")
+    got = {}
+    threads = [threading.Thread(target=lambda: got.update(search=index.search(q, 5)), name="paused search"),
+               threading.Thread(target=lambda: got.update(range=index.range_search(q, 40)), name="paused range")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        assert entered.acquire(timeout=10)     # both hold their snapshot
+    index.train(y).add(y)                      # new centroids, new lists, while the searches hold the old ones
+    go.set()
+    for t in threads:
+        t.join(10)
+    assert set(got) == {"search", "range"}, "a paused search raised"
+    assert all(np.array_equal(a, b) for a, b in zip(got["search"], before[0]))
+    assert all(np.array_equal(a, b) for a, b in zip(got["range"], before[1]))
+    D, I = index.search(y[::30], 1)            # the new snapshot is consistent too
+    assert (D[:, 0] == 0).all() and np.array_equal(I[:, 0], np.arange(0, 600, 30))
+
+
+def test_add_racing_train_lands_under_the_new_centroids():
+    """An add whose codes were assigned against the old centroids, when train publishes new ones before it
+    takes the lock, re-assigns them: each code sits in the list of its nearest NEW centroid and is found with
+    one list probed. An add that finished before train is emptied by it, as by reset."""
+    x = clustered(np.random.default_rng(9), 600, 16, 8, centres=8, noise=2)
+    y = clustered(np.random.default_rng(10), 600, 16, 8, centres=8, noise=2)
+    batch = np.unique(y, axis=0)[:200]
+    index = TorusIndexIVF(16, 8, nlist=8, nprobe=1).train(x)
+    index.add(x)
+    index.train(y)
+    assert index.ntotal == 0 and index.is_trained
+    index.train(x)
+    entered, go = _pause_in(index, "_assign", after=True)
+    t = threading.Thread(target=lambda: index.add_with_ids(batch, np.arange(1000, 1200)), name="paused add")
+    t.start()
+    assert entered.acquire(timeout=10)                   # assigned against x's centroids, lock not yet taken
+    index.train(y)
+    go.set()
+    t.join(10)
+    assert index.ntotal == len(batch)
+    diff = (batch[:, None, :].astype(np.int64) - index.centroids[None].astype(np.int64)) % 256
+    nearest = np.minimum(diff, 256 - diff).sum(-1).argmin(1)
+    assert np.array_equal(index.list_sizes, np.bincount(nearest, minlength=8))
+    D, I = index.search(batch, 1)
+    assert (D[:, 0] == 0).all() and np.array_equal(I[:, 0], np.arange(1000, 1200))
