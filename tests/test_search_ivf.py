@@ -278,7 +278,10 @@ def test_train_racing_add_search_remove_reset_and_write_never_mixes_or_misplaces
     adding, ops_started = [3], [0]                # adder threads still running, train/reset calls begun
 
     def wait_until(ready):
+        deadline = time.monotonic() + 30
         while not ready():
+            if time.monotonic() > deadline:
+                raise TimeoutError("a thread waited 30 s for another (which probably failed)")
             time.sleep(1e-4)
 
     def wait_for(n_finished):
