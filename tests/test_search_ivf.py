@@ -1,5 +1,5 @@
 """TorusIndexIVF: probing every list equals exact search (ties included), recall on clustered data, faiss-style
-methods, persistence."""
+methods, persistence, and train racing add, search, remove, reset and write_index."""
 
 import numpy as np
 import pytest
@@ -174,3 +174,229 @@ def test_any_add_remove_sequence_searches_like_brute_force(ops, bits, seed, kind
             d = np.minimum((q[i].astype(int) - x) % (1 << bits), (x - q[i].astype(int)) % (1 << bits)).sum(1)
             assert sorted(Ig[lims[i]:lims[i + 1]].tolist()) == sorted(ids[d < (3 << (bits - 2))].tolist())
     assert (I[:, len(held_ids):] == -1).all() and (D[:, len(held_ids):] == PAD_DISTANCE).all()
+
+
+# ---------------------------------------------------------------------------- train racing the other methods
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+
+def _pause_in(index, name, after=False):
+    """Replace index.<name> by a wrapper whose first call in every thread named "paused..." releases ``entered``
+    and waits for ``go`` (before or after the real call)."""
+    real, entered, go, seen = getattr(index, name), threading.Semaphore(0), threading.Event(), set()
+
+    def wrapper(*args, **kwargs):
+        me = threading.current_thread()
+        first = me.name.startswith("paused") and me not in seen
+        seen.add(me)
+        if first and not after:
+            entered.release()
+            assert go.wait(10)
+        out = real(*args, **kwargs)
+        if first and after:
+            entered.release()
+            assert go.wait(10)
+        return out
+
+    setattr(index, name, wrapper)
+    return entered, go
+
+
+def test_search_on_a_snapshot_taken_before_train_answers_with_its_own_centroids():
+    """A search that took its snapshot before a re-train (paused right after taking it) probes the OLD centroids
+    over the OLD lists: the same answer as before the train, never new centroids over old lists."""
+    x = clustered(np.random.default_rng(7), 600, 16, 8, centres=8, noise=2)
+    y = clustered(np.random.default_rng(8), 600, 16, 8, centres=8, noise=2)
+    index = TorusIndexIVF(16, 8, nlist=8, nprobe=1).train(x).add(x)
+    q = x[::30]
+    before = index.search(q, 5), index.range_search(q, 40)
+    assert (before[0][0][:, 0] == 0).all()
+    entered, go = _pause_in(index, "_search_seq")
+    got = {}
+    threads = [threading.Thread(target=lambda: got.update(search=index.search(q, 5)), name="paused search"),
+               threading.Thread(target=lambda: got.update(range=index.range_search(q, 40)), name="paused range")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        assert entered.acquire(timeout=10)     # both hold their snapshot
+    index.train(y).add(y)                      # new centroids, new lists, while the searches hold the old ones
+    go.set()
+    for t in threads:
+        t.join(10)
+    assert set(got) == {"search", "range"}, "a paused search raised"
+    assert all(np.array_equal(a, b) for a, b in zip(got["search"], before[0]))
+    assert all(np.array_equal(a, b) for a, b in zip(got["range"], before[1]))
+    D, I = index.search(y[::30], 1)            # the new snapshot is consistent too
+    assert (D[:, 0] == 0).all() and np.array_equal(I[:, 0], np.arange(0, 600, 30))
+
+
+def test_add_racing_train_lands_under_the_new_centroids():
+    """An add whose codes were assigned against the old centroids, when train publishes new ones before it
+    takes the lock, re-assigns them: each code sits in the list of its nearest NEW centroid and is found with
+    one list probed. An add that finished before train is emptied by it, as by reset."""
+    x = clustered(np.random.default_rng(9), 600, 16, 8, centres=8, noise=2)
+    y = clustered(np.random.default_rng(10), 600, 16, 8, centres=8, noise=2)
+    batch = np.unique(y, axis=0)[:200]
+    index = TorusIndexIVF(16, 8, nlist=8, nprobe=1).train(x)
+    index.add(x)
+    index.train(y)
+    assert index.ntotal == 0 and index.is_trained
+    index.train(x)
+    entered, go = _pause_in(index, "_assign", after=True)
+    t = threading.Thread(target=lambda: index.add_with_ids(batch, np.arange(1000, 1200)), name="paused add")
+    t.start()
+    assert entered.acquire(timeout=10)                   # assigned against x's centroids, lock not yet taken
+    index.train(y)
+    go.set()
+    t.join(10)
+    assert index.ntotal == len(batch)
+    diff = (batch[:, None, :].astype(np.int64) - index.centroids[None].astype(np.int64)) % 256
+    nearest = np.minimum(diff, 256 - diff).sum(-1).argmin(1)
+    assert np.array_equal(index.list_sizes, np.bincount(nearest, minlength=8))
+    D, I = index.search(batch, 1)
+    assert (D[:, 0] == 0).all() and np.array_equal(I[:, 0], np.arange(1000, 1200))
+
+
+def test_train_racing_add_search_remove_reset_and_write_never_mixes_or_misplaces(tmp_path):
+    """Threads add distinct batches, search, range-search, remove, write the index and check every published
+    snapshot while one thread re-trains (and resets) several times, with thread switches forced every
+    microsecond. Every snapshot holds each code in the list of its nearest centroid of THAT snapshot; every
+    result names a code that was added, at its true distance; every add lands whole or is emptied whole by a
+    later train/reset; an add started after the last train/reset is held; afterwards every held code is found
+    at distance 0 of itself with one list probed and with all lists probed."""
+    rng = np.random.default_rng(11)
+    nlist, m = 8, 256
+    x = np.unique(rng.integers(0, m, (2000, 16), dtype=np.uint8), axis=0)[:1800]   # distinct codes, id = row
+    x = x[rng.permutation(len(x))]
+    samples = [clustered(np.random.default_rng(20 + i), 320, 16, 8, centres=nlist, noise=3) for i in range(4)]
+    index = TorusIndexIVF(16, 8, nlist=nlist, nprobe=2).train(samples[0])
+    batches = np.array_split(np.arange(len(x)), 90)
+    errors, log_lock = [], threading.Lock()
+    generation, started, finished, removed = [0], {}, [], set()   # generation: train/reset calls returned
+    adding, ops_started = [3], [0]                # adder threads still running, train/reset calls begun
+
+    def wait_until(ready):
+        deadline = time.monotonic() + 30
+        while not ready():
+            if time.monotonic() > deadline:
+                raise TimeoutError("a thread waited 30 s for another (which probably failed)")
+            time.sleep(1e-4)
+
+    def wait_for(n_finished):
+        """Spread the other writers over the adds: wait until n_finished adds returned (or all did)."""
+        wait_until(lambda: len(finished) >= n_finished or not adding[0])
+
+    def dist(q, ids):
+        diff = (q[:, None, :].astype(np.int64) - x[np.maximum(ids, 0)].astype(np.int64)) % m
+        return np.minimum(diff, m - diff).sum(-1)
+
+    def guarded(fn):
+        def run(*args):
+            try:
+                fn(*args)
+            except Exception as e:  # noqa: BLE001 - collected, asserted empty below
+                errors.append(f"{fn.__name__}: {e!r}")
+        return run
+
+    @guarded
+    def adder(which):
+        for b in which:
+            wait_until(lambda: ops_started[0] >= b // 15)   # batches 15p.. overlap train/reset number p
+            with log_lock:
+                started[b] = generation[0]
+            index.add_with_ids(x[batches[b]], batches[b])
+            with log_lock:
+                finished.append(b)
+        with log_lock:
+            adding[0] -= 1
+
+    @guarded
+    def trainer():
+        for i, op in enumerate(["train", "train", "reset", "train", "train"]):
+            wait_for(15 * (i + 1) - 6)
+            ops_started[0] += 1
+            index.train(samples[1 + i % 3]) if op == "train" else index.reset()
+            with log_lock:
+                generation[0] += 1
+
+    @guarded
+    def searcher():
+        q, nprobe = x[::45], 1
+        while adding[0]:
+            nprobe = nlist + 1 - nprobe
+            D, I = index.search(q, 4, nprobe=nprobe)
+            if (I >= len(x)).any() or ((I < 0) != (D == PAD_DISTANCE)).any():
+                errors.append("search: unknown id or bad padding")
+            elif not np.array_equal(np.where(I >= 0, dist(q, I), PAD_DISTANCE), D) or (np.diff(D, 1) < 0).any():
+                errors.append("search: a distance that is not the returned id's, or unsorted")
+            lims, D, I = index.range_search(q, 300, nprobe=nprobe)
+            rows = np.repeat(np.arange(len(q)), np.diff(lims))
+            if (I < 0).any() or (I >= len(x)).any() or not np.array_equal(dist(q[rows], I[:, None])[:, 0], D):
+                errors.append("range_search: an unknown id or a wrong distance")
+
+    def misplaced(snapshot) -> int:
+        """Codes of a snapshot not in the list of their nearest centroid of that snapshot."""
+        if snapshot.centroids is None:
+            return 0
+        c = snapshot.centroids.astype(np.int64)
+        bad = 0
+        for li, rows in enumerate(snapshot.lists):
+            if rows.n:
+                diff = (rows.codes(16)[:, None, :].astype(np.int64) - c[None]) % m
+                bad += int((np.minimum(diff, m - diff).sum(-1).argmin(1) != li).sum())
+        return bad
+
+    @guarded
+    def checker():
+        while adding[0]:
+            if misplaced(index._state):
+                errors.append("a published snapshot holds a code outside its nearest centroid's list")
+
+    @guarded
+    def remover():
+        for i in range(10):
+            wait_for(8 * (i + 1))
+            with log_lock:
+                gone = batches[finished[-1]][::3]
+                removed.update(gone.tolist())
+            index.remove_ids(gone)
+
+    @guarded
+    def writer():
+        for i in range(3):
+            wait_for(25 * (i + 1))
+            write_index(index, tmp_path / f"w{i}.tidx")
+            back = read_index(tmp_path / f"w{i}.tidx")
+            if misplaced(back._state):
+                errors.append("write_index wrote lists of other centroids")
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        workers = [threading.Thread(target=adder, args=(range(i, 90, 3),)) for i in range(3)]
+        workers += [threading.Thread(target=f) for f in (trainer, searcher, checker, remover, writer)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert not errors, errors[:3]
+
+    st = index._state
+    assert misplaced(st) == 0
+    held = np.concatenate([np.zeros(0, np.int64)] + [st.idmap[r.ids[:r.n]] for r in st.lists if r.n])
+    assert np.unique(held).size == held.size == index.ntotal          # no code twice
+    held_set = set(held.tolist())
+    assert held_set.isdisjoint(removed) and held_set <= set(range(len(x)))
+    for b, gen in started.items():                                     # removals only hit finished adds
+        want = set(batches[b].tolist()) - removed
+        have = held_set & set(batches[b].tolist())
+        assert have in (set(), want), f"batch {b} partly held"
+        if gen == generation[0]:
+            assert have == want, f"batch {b}, added after the last train/reset, was lost"
+    for nprobe in (1, nlist):
+        D, I = index.search(x[held], 1, nprobe=nprobe)
+        assert (D[:, 0] == 0).all() and np.array_equal(I[:, 0], held)

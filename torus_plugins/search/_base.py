@@ -4,6 +4,8 @@ Thread safety: writers (``add``, ``add_with_ids``, ``remove_ids``, ``reset``, ``
 readers (``search``, ``range_search``) take no lock and work on a snapshot. A snapshot is one immutable tuple
 (buffer, row count, ids) published by a single attribute assignment; ``add`` only writes rows past every published
 count (or into a new buffer), so a search never sees a half-added row and an added row is never lost.
+An IVF snapshot also carries the centroids its lists were assigned with (``train`` publishes new centroids with
+empty lists in one assignment, and an ``add`` re-assigns its codes under the lock if they changed since it looked).
 """
 
 import threading

@@ -56,9 +56,10 @@ def write_index(index, path) -> None:
                 "ids": None if st.ids is None else _b64(st.ids[:st.n])}
         codes = index._codes_of(st)
     elif isinstance(index, TorusIndexIVF):
-        lists, nseq, idmap = index._state
+        st = index._state  # one snapshot: centroids and the lists assigned by them
+        lists, nseq, idmap = st.lists, st.nseq, st.idmap
         meta = {"format": FORMAT, "type": "IVF", "nlist": index.nlist, "nprobe": index.nprobe,
-                "centroids": None if index.centroids is None else _b64(index.centroids),
+                "centroids": None if st.centroids is None else _b64(st.centroids),
                 "list_sizes": [r.n for r in lists], "nseq": nseq,
                 "seq": _b64(np.concatenate([np.zeros(0, np.int64)] + [r.ids[:r.n] for r in lists if r.n])),
                 "idmap": None if idmap is None else _b64(idmap[:nseq])}
@@ -159,7 +160,6 @@ def read_index(path):
     centroids = centroids.reshape(nlist, f.n_angles)
     if f.bits < 8 and centroids.max() >= (1 << f.bits):
         m.fail("centroids", f"codes < 2**bits = {1 << f.bits}", int(centroids.max()))
-    index._set_centroids(centroids)
     lists, start = [], 0
     for size in sizes:
         rows = empty_rows(index.width)
@@ -172,5 +172,5 @@ def read_index(path):
             rows = Rows(buf, size, part.copy())
         lists.append(rows)
         start += size
-    index._state = (tuple(lists), nseq, None if idmap is None else idmap.copy())
+    index._state = index._new_state(centroids, tuple(lists), nseq, None if idmap is None else idmap.copy())
     return index

@@ -20,6 +20,7 @@ Usage::
 """
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -55,11 +56,28 @@ def train_torus_centroids(codes: np.ndarray, bits: int, nlist: int, niter: int =
     return (np.round(turns.astype(np.float64) * (1 << bits)).astype(np.int64) % (1 << bits)).astype(np.uint8)
 
 
+class IVFState(NamedTuple):
+    """One published snapshot: the lists AND the centroids they were assigned with, swapped in one assignment."""
+    lists: tuple                     # nlist Rows whose ids are insertion numbers
+    nseq: int                        # next insertion number
+    idmap: np.ndarray | None         # insertion number -> id, or None (ids are insertion numbers)
+    centroids: np.ndarray | None     # [nlist, n_angles] uint8 (read-only), None before train
+    refs: np.ndarray | None          # the centroids padded to the kernel width
+
+
 class TorusIndexIVF(IndexBase):
     """Inverted-file index of b-bit codes under circular L1, exact inside every probed list.
 
     ``nlist`` lists (k-means centroids on the torus), ``nprobe`` lists probed per query (changeable at any time).
-    Safe for concurrent ``add`` and ``search`` (writers lock; a search reads one published snapshot).
+
+    Thread safety: every method may run concurrently with every other. Writers (``train``, ``add``,
+    ``add_with_ids``, ``remove_ids``, ``reset``) take the lock; ``search``, ``range_search`` and ``write_index``
+    read one published snapshot holding the centroids together with the lists assigned by them, so a search
+    never probes one training's centroids over another's lists. ``train`` replaces the centroids and empties the
+    index (as ``reset``); k-means runs outside the lock. An ``add`` takes effect when it takes the lock: its codes
+    are assigned to lists outside the lock, and re-assigned under it if ``train`` published new centroids in
+    between, so a code always sits in the list of its nearest centroid. An ``add`` that took the lock before
+    ``train`` published is emptied by that ``train`` like any earlier add: add after ``train`` returns.
     """
 
     kind = "IVF"
@@ -68,13 +86,24 @@ class TorusIndexIVF(IndexBase):
         super().__init__(n_angles, bits, geometry)
         self.nlist = check_int(nlist, "nlist")
         self.nprobe = check_int(nprobe, "nprobe")
-        self.centroids: np.ndarray | None = None   # [nlist, n_angles] uint8 codes
-        self._centroid_refs = None
-        self._state = self._empty_state()
+        self._state = self._new_state(None)
 
-    def _empty_state(self):
-        """(lists: tuple of Rows whose ids are insertion numbers, next insertion number, id map or None)."""
-        return (tuple(empty_rows(self.width) for _ in range(self.nlist)), 0, None)
+    def _new_state(self, centroids: np.ndarray | None, lists: tuple | None = None, nseq: int = 0,
+                   idmap: np.ndarray | None = None) -> IVFState:
+        """A snapshot with these centroids (read-only from now on) and lists (None: all empty)."""
+        if lists is None:
+            lists = tuple(empty_rows(self.width) for _ in range(self.nlist))
+        refs = None
+        if centroids is not None:
+            centroids.flags.writeable = False
+            refs = np.zeros((self.nlist, self.width), np.uint8)
+            refs[:, :self.n_angles] = centroids
+        return IVFState(lists, nseq, idmap, centroids, refs)
+
+    @property
+    def centroids(self) -> np.ndarray | None:
+        """[nlist, n_angles] uint8 centroid codes of the current snapshot (read-only), None before train."""
+        return self._state.centroids
 
     @property
     def nprobe(self) -> int:
@@ -86,49 +115,47 @@ class TorusIndexIVF(IndexBase):
 
     @property
     def is_trained(self) -> bool:
-        return self.centroids is not None
+        return self._state.centroids is not None
 
     @property
     def ntotal(self) -> int:
-        return int(sum(r.n for r in self._state[0]))
+        return int(sum(r.n for r in self._state.lists))
 
     @property
     def list_sizes(self) -> np.ndarray:
-        return np.array([r.n for r in self._state[0]], np.int64)
+        return np.array([r.n for r in self._state.lists], np.int64)
 
     @property
     def nbytes(self) -> int:
         """Bytes held: codes (padded to 32 angles), an 8-byte insertion number per code, 8-byte ids if explicit,
         the centroid codes."""
-        lists, nseq, idmap = self._state
-        n = self.ntotal
-        return int(n * (self.width + 8) + (0 if idmap is None else 8 * nseq) + self.nlist * self.width)
+        st = self._state
+        n = sum(r.n for r in st.lists)
+        return int(n * (self.width + 8) + (0 if st.idmap is None else 8 * st.nseq) + self.nlist * self.width)
 
     # ------------------------------------------------------------------ build
     def train(self, codes) -> "TorusIndexIVF":
         """Fit the coarse quantiser on [n, n_angles] codes (n >= nlist; a sample of ~64-256 per list is plenty).
-        Not thread-safe against concurrent add/search: train before sharing the index between threads."""
+        Publishes the new centroids with empty lists in one step: the index is emptied, as by ``reset``."""
         codes = self._check_codes(codes, "codes")
         if codes.shape[0] < self.nlist:
             raise ValueError(f"train needs at least nlist={self.nlist} codes, got {codes.shape[0]}")
         centroids = train_torus_centroids(codes, self.bits, self.nlist)
+        state = self._new_state(centroids)
         with self._lock:
-            self._set_centroids(centroids)
-            self._state = self._empty_state()
+            self._state = state
         return self
 
-    def _set_centroids(self, centroids: np.ndarray) -> None:
-        self.centroids = centroids
-        refs = np.zeros((self.nlist, self.width), np.uint8)
-        refs[:, :self.n_angles] = centroids
-        self._centroid_refs = refs
+    def _assign(self, refs: np.ndarray, codes: np.ndarray, nprobe: int = 1, threads=None) -> np.ndarray:
+        """[n, nprobe] indices of the nearest centroids (padded ``refs`` of one snapshot), nearest first."""
+        return topk_l1(codes, refs, self.bits, min(nprobe, self.nlist), threads=threads)[1]
 
-    def _assign(self, codes: np.ndarray, nprobe: int = 1, threads=None) -> np.ndarray:
-        return topk_l1(codes, self._centroid_refs, self.bits, min(nprobe, self.nlist), threads=threads)[1]
-
-    def _require_trained(self):
-        if not self.is_trained:
-            raise ValueError("the index is not trained: call train(codes) before add() (as with faiss IVF)")
+    def _group_by_list(self, refs: np.ndarray, codes: np.ndarray) -> list:
+        """[(list number, row positions in insertion order)] for the lists of nearest centroid in ``refs``."""
+        assign = self._assign(refs, codes)[:, 0]
+        order = np.argsort(assign, kind="stable")
+        bounds = np.flatnonzero(np.diff(assign[order])) + 1
+        return [(int(assign[part[0]]), part) for part in np.split(order, bounds)]
 
     def add(self, codes) -> "TorusIndexIVF":
         """Append codes; ids are insertion positions 0, 1, ... (or use add_with_ids)."""
@@ -140,25 +167,27 @@ class TorusIndexIVF(IndexBase):
         return self._add(codes, self._check_ids(ids, codes.shape[0]))
 
     def _add(self, codes: np.ndarray, ids) -> "TorusIndexIVF":
-        self._require_trained()
+        refs = self._state.refs
+        if refs is None:
+            raise ValueError("the index is not trained: call train(codes) before add() (as with faiss IVF)")
         if codes.shape[0] == 0:
             return self
-        assign = self._assign(codes)[:, 0]
-        order = np.argsort(assign, kind="stable")
-        bounds = np.flatnonzero(np.diff(assign[order])) + 1
+        groups = self._group_by_list(refs, codes)         # outside the lock, against one snapshot's centroids
         with self._lock:
-            lists, nseq, idmap = self._state
+            st = self._state
+            lists, nseq, idmap = st.lists, st.nseq, st.idmap
             if ids is None and idmap is not None:
                 raise ValueError("this index holds explicit ids (add_with_ids was used): add codes with "
                                  "add_with_ids too")
+            if st.refs is not refs:                       # train published new centroids meanwhile: re-assign
+                groups = self._group_by_list(st.refs, codes)
             seq = np.arange(nseq, nseq + codes.shape[0], dtype=np.int64)
             new_lists = list(lists)
-            for part in np.split(order, bounds):
-                li = int(assign[part[0]])
+            for li, part in groups:
                 new_lists[li] = append_rows(lists[li], codes[part], seq[part])
             if ids is not None:
                 idmap = self._grow_idmap(idmap, nseq, ids)
-            self._state = (tuple(new_lists), nseq + codes.shape[0], idmap)
+            self._state = st._replace(lists=tuple(new_lists), nseq=nseq + codes.shape[0], idmap=idmap)
         return self
 
     @staticmethod
@@ -177,7 +206,8 @@ class TorusIndexIVF(IndexBase):
     def remove_ids(self, ids) -> int:
         """Remove the codes with these ids; returns how many (the others keep their ids, as in faiss IVF)."""
         with self._lock:
-            lists, nseq, idmap = self._state
+            st = self._state
+            lists, idmap = st.lists, st.idmap
             new_lists, removed = list(lists), 0
             for li, rows in enumerate(lists):
                 if rows.n == 0:
@@ -189,13 +219,15 @@ class TorusIndexIVF(IndexBase):
                     removed += int(mask.sum())
                     new_lists[li] = keep_rows(rows, ~mask, renumber=False)
             if removed:
-                self._state = (tuple(new_lists), nseq, idmap)
+                self._state = st._replace(lists=tuple(new_lists))
         return removed
 
     def reset(self) -> None:
         """Remove every code (the trained centroids stay, as in faiss)."""
         with self._lock:
-            self._state = self._empty_state()
+            st = self._state
+            self._state = st._replace(lists=tuple(empty_rows(self.width) for _ in range(self.nlist)), nseq=0,
+                                      idmap=None)
 
     # ------------------------------------------------------------------ search
     def search(self, query_codes, k: int, nprobe: int | None = None, threads: int | None = None):
@@ -205,17 +237,17 @@ class TorusIndexIVF(IndexBase):
         k = self._check_k(k)
         nprobe = self.nprobe if nprobe is None else check_int(nprobe, "nprobe")
         threads = self._check_threads(threads)
-        if not self.is_trained:
-            raise ValueError("the index is not trained: call train(codes) and add(codes) before search()")
         state = self._state
+        if state.refs is None:
+            raise ValueError("the index is not trained: call train(codes) and add(codes) before search()")
         D, S = self._search_seq(state, q, k, min(nprobe, self.nlist), threads)
         return D, self._seq_to_ids(state, S)
 
-    def _search_seq(self, state, q: np.ndarray, k: int, nprobe: int, threads=None):
-        """(D, insertion numbers) [nq, k], padded with PAD_DISTANCE / -1."""
-        lists = state[0]
+    def _search_seq(self, state: IVFState, q: np.ndarray, k: int, nprobe: int, threads=None):
+        """(D, insertion numbers) [nq, k] over one snapshot, padded with PAD_DISTANCE / -1."""
+        lists = state.lists
         nq = q.shape[0]
-        probe = self._assign(q, nprobe, threads)                       # [nq, nprobe]
+        probe = self._assign(state.refs, q, nprobe, threads)           # [nq, nprobe], the snapshot's centroids
         if HAVE_NUMBA and self.width <= MAX_NARROW:
             rows, seqs = self._typed_lists(state)
             D, S = lists_topk(q, probe, rows, seqs, self.bits, k)
@@ -252,7 +284,7 @@ class TorusIndexIVF(IndexBase):
             from numba.typed import List
 
             rows, seqs = List(), List()
-            for r in state[0]:
+            for r in state.lists:
                 rows.append(r.buf[:r.n])
                 seqs.append(r.ids[:r.n] if r.ids is not None else np.zeros(0, np.int64))
             cache = (state, rows, seqs)
@@ -261,7 +293,7 @@ class TorusIndexIVF(IndexBase):
 
     @staticmethod
     def _seq_to_ids(state, S: np.ndarray) -> np.ndarray:
-        idmap = state[2]
+        idmap = state.idmap
         if idmap is None:
             return S
         return np.where(S >= 0, idmap[np.maximum(S, 0)], PAD_ID)
@@ -272,10 +304,10 @@ class TorusIndexIVF(IndexBase):
         radius = self._check_radius(radius)
         nprobe = self.nprobe if nprobe is None else check_int(nprobe, "nprobe")
         threads = self._check_threads(threads)
-        if not self.is_trained:
-            raise ValueError("the index is not trained: call train(codes) and add(codes) before range_search()")
         state = self._state
-        n = int(sum(r.n for r in state[0]))
+        if state.refs is None:
+            raise ValueError("the index is not trained: call train(codes) and add(codes) before range_search()")
+        n = int(sum(r.n for r in state.lists))
         nprobe = min(nprobe, self.nlist)
 
         def topk(qq, kk):
