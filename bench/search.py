@@ -8,14 +8,15 @@ random turns, or clustered (1000 centres uniform on T^64, each point the centre 
 
 Tables:
  1. exact k=10, nq=1000, 1 thread: faiss IndexFlatIP (float32 Clifford, 512 B/vector), TorusIndexFlat 8-bit and
-    4-bit on every kernel path (AVX-512 / AVX2 / portable), faiss IndexBinaryFlat on 4-bit Johnson codes; at --n
-    and --n-large; with scanned GB/s (nq x n x bytes per vector / time) and a memory-bandwidth probe.
- 2. latency: one query against 1k / 100k vectors, fixed cost per call (one query, 4 vectors).
+    4-bit (held two per byte, 32 B/vector; also unpacked) on every kernel path (AVX-512 / AVX2 / portable), faiss
+    IndexBinaryFlat on 4-bit Johnson codes; at --n and --n-large; with bytes compared per second (nq x n x B /
+    time), bytes read from memory per second (n x B / time) and a one-thread memory-bandwidth probe.
+ 2. latency: one query against 1k / 100k vectors (8-bit, 4-bit), fixed cost per call (one query, 4 vectors).
  3. threads: QPS at 1 and 2 threads for nq = 1, 16, 1000.
  4. ANN at equal recall on clustered and uniform data: TorusIndexIVF (8-bit and 4-bit codes) vs faiss
     IndexBinaryIVF / IndexBinaryHNSW on 4-bit Johnson codes and IndexHNSWFlat on float Clifford vectors; recall@10
     against each contender's own exact search; QPS, build time, bytes per vector; the fastest setting with recall
-    >= 0.95.
+    >= 0.95. Builds use every core (HNSW graphs up to --hnsw-max, default 1M), searches one thread.
  5. Milvus Lite (embedded): insert rate and QPS vs TorusIndexFlat (--milvus-n codes).
  6. peak memory of quantize, johnson_encode, TorusIndexFlat.add and search (tracemalloc) at --memory-n x 64
     angles (default 10M), relative to what each step produces.
@@ -100,8 +101,9 @@ def table(title: str, head: list, rows: list) -> None:
         print("| " + " | ".join(str(c) for c in r) + " |")
 
 
-def bandwidth_probe(gb: float = 0.5, repeat: int = 3) -> float:
-    """Read bandwidth, GB/s: numpy's float64 sum over a buffer far larger than the caches (best of repeats)."""
+def bandwidth_probe(gb: float = 1.0, repeat: int = 5) -> float:
+    """Read bandwidth of one thread, GB/s: numpy's float64 sum over a buffer far larger than the caches (1 GiB,
+    best of ``repeat``: other jobs on the machine only ever lower it)."""
     a = np.ones(int(gb * 2**30) // 8, np.float64)
     _, dt = best_time(lambda: a.sum(), repeat)
     return a.nbytes / dt / 1e9
@@ -121,7 +123,7 @@ def exact_table(rng, sizes, repeat, bw):
         _, t_ip = best_time(lambda: ip.search(qf, K), r)
         del ip, xf
         rows.append((n, "faiss IndexFlatIP (float32 Clifford)", 512, f"{nq / t_ip:.0f}", "1.00", "",
-                     f"{nq * n * 512 / t_ip / 1e9:.1f}"))
+                     f"{nq * n * 512 / t_ip / 1e9:.1f}", f"{n * 512 / t_ip / 1e9:.2f}"))
         c4, q4 = quantize(x_t, 4), quantize(q_t, 4)
         jc, jq = johnson_encode(c4, 4), johnson_encode(q4, 4)
         bf = faiss.IndexBinaryFlat(8 * jc.shape[1])
@@ -129,20 +131,27 @@ def exact_table(rng, sizes, repeat, bw):
         _, t_bf = best_time(lambda: bf.search(jq, K), r)
         del bf, jc
         rows.append((n, "faiss IndexBinaryFlat (4-bit Johnson, 512 bits)", 64, f"{nq / t_bf:.0f}",
-                     f"{t_ip / t_bf:.2f}", "1.00", f"{nq * n * 64 / t_bf / 1e9:.1f}"))
+                     f"{t_ip / t_bf:.2f}", "1.00", f"{nq * n * 64 / t_bf / 1e9:.1f}", f"{n * 64 / t_bf / 1e9:.2f}"))
         for bits, codes, qc in ((8, quantize(x_t, 8), quantize(q_t, 8)), (4, c4, q4)):
             index = TorusIndexFlat(ANGLES, bits).add(codes)
-            for path in sorted(kernel.AVAILABLE_PATHS, reverse=True):
-                if path == kernel.PORTABLE and n > 200_000:
-                    continue
-                refs = index._state.buf[:n]
-                _, t = best_time(lambda: kernel.topk_l1(qc, refs, bits, K, path=path, threads=1), r)
-                rows.append((n, f"TorusIndexFlat {bits}-bit, {kernel.PATH_NAMES[path]}", 64, f"{nq / t:.0f}",
-                             f"{t_ip / t:.2f}", f"{t_bf / t:.2f}", f"{nq * n * 64 / t / 1e9:.1f}"))
+            refs, packed = index._state.buf[:n], index.packed     # 4-bit: two codes per byte
+            runs = [(p, refs, packed) for p in sorted(kernel.AVAILABLE_PATHS, reverse=True)
+                    if p != kernel.PORTABLE or n <= 200_000]
+            if packed:   # the same codes one per byte, to show what packing costs or saves
+                runs.append((kernel.BEST_PATH, codes, False))
+            for path, rr, pk in runs:
+                _, t = best_time(lambda: kernel.topk_l1(qc, rr, bits, K, path=path, threads=1, packed=pk), r)
+                b = rr.shape[1]
+                layout = ", packed" if pk else (", unpacked" if bits <= 4 else "")
+                rows.append((n, f"TorusIndexFlat {bits}-bit{layout}, {kernel.PATH_NAMES[path]}", b, f"{nq / t:.0f}",
+                             f"{t_ip / t:.2f}", f"{t_bf / t:.2f}", f"{nq * n * b / t / 1e9:.1f}",
+                             f"{n * b / t / 1e9:.2f}"))
             del index
         gc.collect()
-    table(f"Exact search, k={K}, nq={nq}, {ANGLES} uniform angles, 1 thread (memory read bandwidth probe: "
-          f"{bw:.1f} GB/s)", ["n", "method", "B/vector", "QPS", "x FlatIP", "x BinaryFlat", "scanned GB/s"], rows)
+    table(f"Exact search, k={K}, nq={nq}, {ANGLES} uniform angles, 1 thread (one-thread memory read bandwidth "
+          f"probe: {bw:.1f} GB/s). 'compared GB/s' = nq x n x B / time (bytes compared); 'RAM GB/s' = n x B / time "
+          f"(each stored byte is read from memory once per call: the scans are compute-bound)",
+          ["n", "method", "B/vector", "QPS", "x FlatIP", "x BinaryFlat", "compared GB/s", "RAM GB/s"], rows)
 
 
 # ------------------------------------------------------------------------------------------------ 2./3.
@@ -161,13 +170,18 @@ def latency_and_threads(rng, repeat):
         _, t_ip = best_time(lambda: [ip.search(qf, K) for _ in range(calls)], repeat)
         rows.append((f"1 query vs {n} vectors", f"{t / calls * 1e6:.1f}", f"{t_ip / calls * 1e6:.1f}",
                      f"{t_ip / t:.2f}"))
+        index4 = TorusIndexFlat(ANGLES, 4).add(codes >> 4)
+        q4 = q >> 4
+        _, t4 = best_time(lambda: [index4.search(q4, K) for _ in range(calls)], repeat)
+        rows.append((f"1 query vs {n} vectors, 4-bit packed", f"{t4 / calls * 1e6:.1f}", f"{t_ip / calls * 1e6:.1f}",
+                     f"{t_ip / t4:.2f}"))
     tiny = quantize(uniform(rng, 4), 8)
     _, t = best_time(lambda: [kernel.topk_l1(tiny[:1], tiny, 8, 1) for _ in range(5000)], repeat)
     idx = TorusIndexFlat(ANGLES, 8).add(tiny)
     _, t2 = best_time(lambda: [idx.search(tiny[:1], 1) for _ in range(5000)], repeat)
     rows.append(("fixed cost per call (1 query vs 4 vectors): kernel / TorusIndexFlat.search",
                  f"{t / 5000 * 1e6:.1f} / {t2 / 5000 * 1e6:.1f}", "", ""))
-    table("Latency, 1 thread, k=10, 8-bit codes (microseconds per call)",
+    table("Latency, 1 thread, k=10, 8-bit codes unless stated (microseconds per call)",
           ["case", "TorusIndexFlat us", "FlatIP us", "x FlatIP"], rows)
 
     x_t = uniform(rng, 100_000)
@@ -194,10 +208,15 @@ def latency_and_threads(rng, repeat):
 
 
 # ------------------------------------------------------------------------------------------------ 4. ANN
+BUILD_THREADS = os.cpu_count() or 1   # index builds (k-means, HNSW graphs) use every core; searches use 1
+
+
 def sweep(name, build, search_at, settings, gt, nq, bytes_per_vector, rows, exact_qps, n, data):
+    set_threads(BUILD_THREADS)
     t0 = time.perf_counter()
     index = build()
     t_build = time.perf_counter() - t0
+    set_threads(1)
     curve, chosen = [], None
     for s in settings:
         I, t = best_time(lambda: search_at(index, s), 2)
@@ -286,7 +305,7 @@ def ann_table(rng, sizes, noise, hnsw_max):
 
                 sweep("faiss IndexHNSWFlat M=32 float Clifford (efSearch)", build_hnsw, at_ef_float,
                       (16, 32, 64, 128, 256, 512), gt_f, nq, "512 + graph", rows, nq / t8, n, data)
-    table(f"Approximate search, k={K}, nq={nq}, {ANGLES} angles, 1 thread; recall@10 against each contender's own "
+    table(f"Approximate search, k={K}, nq={nq}, {ANGLES} angles, searches 1 thread, builds {BUILD_THREADS} threads; recall@10 against each contender's own "
           f"exact search; clustered = 1000 centres, noise {noise} turns per angle; 'x exact' = QPS over the "
           f"exact TorusIndexFlat scan at the same bits",
           ["data", "n", "method", "build s", "B/vector", "setting at recall>=0.95", "recall", "QPS", "x exact",
@@ -358,6 +377,11 @@ def memory_table(rng, n):
     t0 = time.perf_counter()
     index, peak = traced_peak(lambda: TorusIndexFlat(ANGLES, 8).add(codes))
     rows.append(("TorusIndexFlat.add(8-bit codes)", codes.nbytes, peak, time.perf_counter() - t0))
+    four = codes >> 4
+    t0 = time.perf_counter()
+    index4, peak = traced_peak(lambda: TorusIndexFlat(ANGLES, 4).add(four))
+    rows.append(("TorusIndexFlat.add(4-bit codes, held 2 per byte)", index4.nbytes, peak, time.perf_counter() - t0))
+    del index4, four
     index.search(codes[:10], K)  # first call loads the compiled kernels (module objects, not data)
     _, peak = traced_peak(lambda: index.search(codes[:10], K))
     rows.append(("TorusIndexFlat.search(10 queries)", codes.nbytes, peak, 0.0))
@@ -374,7 +398,7 @@ def main():
     ap.add_argument("--n-large", type=int, default=1_000_000, help="second size for exact and ANN; 0 skips it")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--noise", type=float, default=0.02, help="angular noise of clustered data, turns")
-    ap.add_argument("--hnsw-max", type=int, default=100_000, help="largest n for the HNSW contenders")
+    ap.add_argument("--hnsw-max", type=int, default=1_000_000, help="largest n for the HNSW contenders")
     ap.add_argument("--milvus-n", type=int, default=100_000)
     ap.add_argument("--skip-milvus", action="store_true")
     ap.add_argument("--skip-ann", action="store_true")

@@ -289,7 +289,8 @@ def topk_l1(queries: np.ndarray, refs: np.ndarray, bits: int, k: int, portable: 
         raise ValueError(f"path must be one of {[PATH_NAMES[p] for p in AVAILABLE_PATHS]} on this CPU, "
                          f"got {PATH_NAMES.get(path, path)!r}")
     n = refs.shape[0]
-    ntask = 1 if threads == 1 else choose_threads(nq, n, width, threads)
+    small = (nq + 4) * n * width < 2 * MIN_TASK_WORK      # (skips numba.get_num_threads: ~1 us per call)
+    ntask = 1 if threads == 1 or small else choose_threads(nq, n, width, threads)
     return _tiled.tiled_topk(queries, refs, bits, k, path, ntask, packed)
 
 

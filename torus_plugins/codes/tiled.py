@@ -191,19 +191,20 @@ if HAVE_NUMBA:
                         lo, hi = (builder.call(sad, [builder.shuffle_vector(d, d, m), mid]) for m in halves)
                         return builder.shuffle_vector(lo, hi, ir.Constant(ir.VectorType(i32, 8), list(range(8))))
                 else:
-                    vw = ir.VectorType(i16, 64)
-                    absf = cgutils.get_or_insert_function(mod, ir.FunctionType(vw, [vw, ir.IntType(1)]),
-                                                          "llvm.abs.v64i16")
-                    mid = ir.Constant(vw, [128] * 64)
-                    pick = [ir.Constant(ir.VectorType(i32, TILE), [8 * r + e for r in range(TILE)]) for e in range(8)]
+                    absf = cgutils.get_or_insert_function(mod, ir.FunctionType(vb, [vb, ir.IntType(1)]),
+                                                          "llvm.abs.v64i8")
+                    bytes_lo = ir.Constant(vq, [0x00FF00FF00FF00FF] * TILE)
 
-                    def lanes_sad(d):  # |u - 128| per byte, then the 8 bytes of each lane summed
-                        a = builder.call(absf, [builder.sub(builder.zext(d, vw), mid), ir.Constant(ir.IntType(1), 0)])
-                        s = None
-                        for m in pick:
-                            part = builder.shuffle_vector(a, a, m)
-                            s = part if s is None else builder.add(s, part)
-                        return builder.zext(s, vq)
+                    def lanes_sad(d):
+                        """|u - 128| = abs(int8(u ^ 128)) (abs(-128) = 0x80 = 128 unsigned), then each lane's 8
+                        bytes summed in registers: bytes pairwise into 16-bit fields, then the 4 fields by a
+                        multiply whose top 16 bits collect them (at most 8 * 128 = 1024)."""
+                        a = builder.call(absf, [builder.xor(d, ir.Constant(vb, [128] * 64)), ir.Constant(ir.IntType(1), 0)])
+                        w = builder.bitcast(a, vq)
+                        w = builder.add(builder.and_(w, bytes_lo),
+                                        builder.and_(builder.lshr(w, ir.Constant(vq, [8] * TILE)), bytes_lo))
+                        w = builder.mul(w, ir.Constant(vq, [0x0001000100010001] * TILE))
+                        return builder.lshr(w, ir.Constant(vq, [48] * TILE))
 
                 qptr = builder.bitcast(qwa.data, i64.as_pointer())
                 optr = builder.bitcast(outa.data, vq.as_pointer())
