@@ -158,3 +158,29 @@ def test_packed_flat_index_equals_the_johnson_backend_and_survives_a_file(bits, 
     assert packed.remove_ids(np.arange(0, 700, 2)) == 350
     assert np.array_equal(packed.codes, x[1::2])
     assert np.array_equal(packed.search(q, 5)[1], brute_knn(q, x[1::2], bits, 5)[1])
+
+
+@pytest.mark.parametrize("n_angles", [64, 250])
+def test_inverted_lists_scan_equals_brute_force_over_the_probed_lists(n_angles):
+    """tiled.lists_topk: per query, the k nearest over the rows of its probed lists, ties by insertion number
+    (rows of one list are in insertion order; lists interleave insertion numbers). 250 angles: past the old
+    16-bit field limit."""
+    from numba.typed import List
+
+    rng = np.random.default_rng(n_angles)
+    bits, nlist, n = 2, 5, 400
+    x = rng.integers(0, 1 << bits, (n, n_angles), dtype=np.uint8)
+    x[::7] = x[3]                                    # many exact duplicates across lists
+    owner = rng.integers(0, nlist, n)
+    lists, seqs = List(), List()
+    for li in range(nlist):
+        rows = np.flatnonzero(owner == li)
+        lists.append(prepare_references(x[rows]))
+        seqs.append(rows.astype(np.int64))
+    q = np.concatenate([x[3:4], rng.integers(0, 1 << bits, (6, n_angles), dtype=np.uint8)])
+    probe = np.array([rng.permutation(nlist)[:3] for _ in range(len(q))])
+    D, S = tiled.lists_topk(q, probe, lists, seqs, bits, 15)
+    for i in range(len(q)):
+        held = np.flatnonzero(np.isin(owner, probe[i]))
+        Dr, Ir = brute_knn(q[i:i + 1], x[held], bits, 15)
+        assert np.array_equal(D[i], Dr[0]) and np.array_equal(S[i], held[Ir[0]])

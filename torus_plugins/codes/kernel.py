@@ -12,9 +12,8 @@ chosen at run time from the CPU's features).
 Exact search (:func:`topk_l1`) runs :mod:`torus_plugins.codes.tiled`: 8 rows per tile with one row per 64-bit
 lane, so a ``psadbw`` yields 8 finished partial distances and nothing is summed horizontally.
 
-Inverted lists (:func:`lists_topk`, for :class:`torus_plugins.search.TorusIndexIVF`) use a row kernel: four
-queries share each loaded row and their sums are packed into the 16-bit fields of one int64 (rows up to
-MAX_NARROW = 224 angles, where 128 per angle stays below 2**15).
+Inverted lists (``tiled.lists_topk``, for :class:`torus_plugins.search.TorusIndexIVF`) run the same tiles, list by
+list, over the queries probing each list.
 
 Threads: a search is split over threads only past MIN_TASK_WORK per thread (``threads=`` caps them), so small
 searches never wait for woken threads; many queries split by query, few by rows.
@@ -39,16 +38,12 @@ __all__ = ["HAVE_NUMBA", "USES_PSADBW", "AVAILABLE_PATHS", "BEST_PATH", "PATH_NA
            "topk_l1", "topk_l1_numpy", "choose_threads"]
 
 BLOCK = 256          # reference rows per block
-CHUNK = 32           # angles per vector instruction (bytes in a 256-bit register)
+CHUNK = 32           # rows are padded to a multiple of this many angles (pieces of 64 or 32 angles per tile row)
 _LAUNCH = threading.Lock()  # one search at a time (each uses every numba thread); the workqueue layer would abort
-MAX_NARROW = 224     # padded angles whose largest scaled distance (128 per angle) stays below 2**15
 
 try:
     import numba
-    from numba import njit, types
-    from numba.core import cgutils
-    from numba.extending import intrinsic
-    from llvmlite import ir
+    from numba import njit
     import llvmlite.binding as llvm
 
     HAVE_NUMBA = True
@@ -104,15 +99,6 @@ def prepare_references(codes: np.ndarray) -> np.ndarray:
     return refs
 
 
-def _prepare_queries(queries: np.ndarray, bits: int, width: int, group: int) -> np.ndarray:
-    """[nq, k] -> [ceil(nq / group) * group, W] uint8: (q << (8 - bits)) - 128; pads are 128 (distance 0)."""
-    nq, k = queries.shape
-    rows = -(-nq // group) * group
-    out = np.full((rows, width), 0x80, np.uint8)
-    out[:nq, :k] = (queries << np.uint8(8 - bits)) ^ np.uint8(0x80)
-    return out
-
-
 def topk_l1_numpy(queries: np.ndarray, codes: np.ndarray, bits: int, k: int, chunk: int = 64):
     """Reference: full distance rows, then a stable sort (distance, then id)."""
     nq = queries.shape[0]
@@ -128,115 +114,6 @@ def topk_l1_numpy(queries: np.ndarray, codes: np.ndarray, bits: int, k: int, chu
 
 if HAVE_NUMBA:
 
-    def _make_block_distances(group: int, field: int, path: int, nchunks: int = 0):
-        """An intrinsic ``f(refs, shift, i0, m, qs, q0, out)``: for rows i0..i0+m-1 of ``refs`` (each code shifted
-        left by ``shift``), out[i - i0] packs the scaled distances to queries q0..q0+group-1 of ``qs`` into
-        ``group`` fields of ``field`` bits. Reads rows as row * width bytes: C-contiguous uint8 arrays only.
-        ``path``: PORTABLE (generic vectors), AVX2 (256-bit psadbw), AVX512 (512-bit vpsadbw; width % 64 == 0).
-        ``nchunks`` > 0: a variant for rows of exactly that many vectors, the group's query vectors held in
-        registers across rows and every row unrolled (0: any width, a loop over the row's vectors)."""
-        vec = 64 if path == AVX512 else CHUNK
-
-        @intrinsic
-        def block_distances(typingctx, refs, shift, i0, m, qs, q0, out):
-            sig = types.none(refs, shift, i0, m, qs, q0, out)
-
-            def codegen(context, builder, sig, args):
-                i8, i16, i64 = ir.IntType(8), ir.IntType(16), ir.IntType(64)
-                lanes = vec // 8                      # i64 lanes of one psadbw result
-                vb, vl, vw = ir.VectorType(i8, vec), ir.VectorType(i64, lanes), ir.VectorType(i16, vec)
-                refs_arg, shift_arg, i0_arg, m_arg, qs_arg, q0_arg, out_arg = args
-                xa = context.make_array(sig.args[0])(context, builder, refs_arg)
-                qa = context.make_array(sig.args[4])(context, builder, qs_arg)
-                oa = context.make_array(sig.args[6])(context, builder, out_arg)
-                shift = builder.trunc(shift_arg, i8)
-                shift_v = builder.insert_element(ir.Constant(vb, [0] * vec), shift, ir.Constant(ir.IntType(32), 0))
-                shift_v = builder.shuffle_vector(shift_v, shift_v, ir.Constant(ir.VectorType(ir.IntType(32), vec),
-                                                                                [0] * vec))
-                width = cgutils.unpack_tuple(builder, xa.shape, 2)[1]
-                chunks = builder.udiv(width, ir.Constant(i64, vec))
-                mod = builder.module
-
-                def load(arr, row, c):
-                    offset = builder.add(builder.mul(row, width), builder.mul(c, ir.Constant(i64, vec)))
-                    ptr = builder.bitcast(builder.gep(arr.data, [offset]), vb.as_pointer())
-                    return builder.load(ptr, align=1)
-
-                if path != PORTABLE:
-                    acc_type = vl
-                    name = "llvm.x86.avx512.psad.bw.512" if path == AVX512 else "llvm.x86.avx2.psad.bw"
-                    sad = cgutils.get_or_insert_function(mod, ir.FunctionType(vl, [vb, vb]), name)
-                    mid = ir.Constant(vb, [128] * vec)
-
-                    def chunk_sum(d):
-                        return builder.call(sad, [d, mid])
-                else:
-                    acc_type = i64
-                    absf = cgutils.get_or_insert_function(
-                        mod, ir.FunctionType(vw, [vw, ir.IntType(1)]), f"llvm.abs.v{vec}i16")
-                    red16 = cgutils.get_or_insert_function(mod, ir.FunctionType(i16, [vw]),
-                                                           f"llvm.vector.reduce.add.v{vec}i16")
-                    mid = ir.Constant(vw, [128] * vec)
-
-                    def chunk_sum(d):  # largest value 32 * 128 = 4096 fits i16
-                        a = builder.call(absf, [builder.sub(builder.zext(d, vw), mid), ir.Constant(ir.IntType(1), 0)])
-                        return builder.zext(builder.call(red16, [a]), i64)
-
-                vector_acc = path != PORTABLE
-                accs = [cgutils.alloca_once(builder, acc_type) for _ in range(group)]
-                zero = ir.Constant(acc_type, [0] * lanes if vector_acc else 0)
-                if nchunks:  # the group's query vectors, loaded once for the whole block
-                    qvs = [[load(qa, builder.add(q0_arg, ir.Constant(i64, t)), ir.Constant(i64, c))
-                            for c in range(nchunks)] for t in range(group)]
-                with cgutils.for_range(builder, m_arg) as rows:
-                    row = builder.add(i0_arg, rows.index)
-                    if nchunks:
-                        sums = [zero] * group
-                        for c in range(nchunks):
-                            xv = builder.shl(load(xa, row, ir.Constant(i64, c)), shift_v)
-                            for t in range(group):
-                                sums[t] = builder.add(sums[t], chunk_sum(builder.sub(xv, qvs[t][c])))
-                        for t in range(group):
-                            builder.store(sums[t], accs[t])
-                    else:
-                        for a in accs:
-                            builder.store(zero, a)
-                        with cgutils.for_range(builder, chunks) as cl:
-                            xv = builder.shl(load(xa, row, cl.index), shift_v)  # codes to the top of the byte
-                            for t in range(group):
-                                qv = load(qa, builder.add(q0_arg, ir.Constant(i64, t)), cl.index)
-                                builder.store(builder.add(builder.load(accs[t]), chunk_sum(builder.sub(xv, qv))),
-                                              accs[t])
-                    packed = None
-                    for t in range(group):
-                        acc = builder.load(accs[t])
-                        if t:
-                            acc = builder.shl(acc, ir.Constant(acc_type, [field * t] * lanes if vector_acc
-                                                               else field * t))
-                        packed = acc if packed is None else builder.or_(packed, acc)
-                    if vector_acc:
-                        red = cgutils.get_or_insert_function(mod, ir.FunctionType(i64, [vl]),
-                                                             f"llvm.vector.reduce.add.v{lanes}i64")
-                        packed = builder.call(red, [packed])
-                    builder.store(packed, builder.gep(oa.data, [rows.index]))
-                return context.get_dummy_value()
-
-            return sig, codegen
-
-        return block_distances
-
-    # only the paths this CPU can run are compiled; the others alias a path that exists (never called)
-    _narrow = {PORTABLE: _make_block_distances(4, 16, PORTABLE)}
-    for _p in (AVX2, AVX512):
-        _ok = _p in AVAILABLE_PATHS
-        _narrow[_p] = _make_block_distances(4, 16, _p) if _ok else _narrow[_p - 1]
-    _n0, _n1, _n2 = _narrow[PORTABLE], _narrow[AVX2], _narrow[AVX512]
-    # unrolled variants for the common widths: 64 / 128 angles (AVX-512), 32 / 64 / 128 angles (AVX2)
-    _n1_1, _n1_2, _n1_4 = ((_make_block_distances(4, 16, AVX2, c) for c in (1, 2, 4)) if AVX2 in AVAILABLE_PATHS
-                           else (_n0, _n0, _n0))
-    _n2_1, _n2_2 = ((_make_block_distances(4, 16, AVX512, c) for c in (1, 2)) if AVX512 in AVAILABLE_PATHS
-                    else (_n1, _n1))
-
     def _jit(parallel):
         def wrap(fn):
             try:  # the on-disk cache saves the seconds of compilation; fall back if no cache location works
@@ -244,6 +121,7 @@ if HAVE_NUMBA:
             except RuntimeError:  # pragma: no cover
                 return njit(parallel=parallel, cache=False, boundscheck=False, nogil=True)(fn)
         return wrap
+
 
 def choose_threads(nq: int, n: int, width: int, threads: int | None = None) -> int:
     """Threads for one search: at most ``threads`` (default: numba's current setting, which follows
@@ -292,134 +170,6 @@ def topk_l1(queries: np.ndarray, refs: np.ndarray, bits: int, k: int, portable: 
     small = (nq + 4) * n * width < 2 * MIN_TASK_WORK      # (skips numba.get_num_threads: ~1 us per call)
     ntask = 1 if threads == 1 or small else choose_threads(nq, n, width, threads)
     return _tiled.tiled_topk(queries, refs, bits, k, path, ntask, packed)
-
-
-if HAVE_NUMBA:
-
-    @_jit(False)
-    def _block(refs, shift, i0, m, qs, q0, buf, path, nch):  # pragma: no cover - compiled
-        """Narrow (4-query) block distances on the given path, unrolled variant when the width has one."""
-        if path == 2:
-            if nch == 1:
-                _n2_1(refs, shift, i0, m, qs, q0, buf)
-            elif nch == 2:
-                _n2_2(refs, shift, i0, m, qs, q0, buf)
-            else:
-                _n2(refs, shift, i0, m, qs, q0, buf)
-        elif path == 1:
-            if nch == 1:
-                _n1_1(refs, shift, i0, m, qs, q0, buf)
-            elif nch == 2:
-                _n1_2(refs, shift, i0, m, qs, q0, buf)
-            elif nch == 4:
-                _n1_4(refs, shift, i0, m, qs, q0, buf)
-            else:
-                _n1(refs, shift, i0, m, qs, q0, buf)
-        else:
-            _n0(refs, shift, i0, m, qs, q0, buf)
-
-    @_jit(False)
-    def _lists_scan(queries, probe, lists, seqs, shift, k, path, out_d, out_s):  # pragma: no cover - compiled
-        """Inverted-list scan: query i scans lists probe[i, :]; out_d / out_s [nq, k] get the k smallest
-        (distance, insertion number) pairs over them (out_s = -1 where fewer). Queries probing one list go
-        through it four at a time."""
-        nq, nprobe = probe.shape
-        nlist = len(lists)
-        width = lists[0].shape[1]
-        nch = width // (64 if path == 2 else 32)
-        qs = np.full((4, width), 0x80, np.uint8)
-        counts = np.zeros(nlist + 1, np.int64)
-        for i in range(nq):
-            for j in range(nprobe):
-                counts[probe[i, j] + 1] += 1
-        for li in range(nlist):
-            counts[li + 1] += counts[li]
-        fill = counts[:-1].copy()
-        who = np.empty(nq * nprobe, np.int64)
-        for i in range(nq):
-            for j in range(nprobe):
-                li = probe[i, j]
-                who[fill[li]] = i
-                fill[li] += 1
-        cnt = np.zeros(nq, np.int64)
-        big = np.int64(1) << 62
-        for i in range(nq):
-            for j in range(k):
-                out_d[i, j] = big
-                out_s[i, j] = -1
-        buf = np.empty(BLOCK, np.int64)
-        limit = 1 << 15
-        high = 0
-        for t in range(4):
-            high |= limit << (16 * t)
-        for li in range(nlist):
-            a, b = counts[li], counts[li + 1]
-            refs = lists[li]
-            seq = seqs[li]
-            n = refs.shape[0]
-            if a == b or n == 0:
-                continue
-            for g in range(a, b, 4):
-                ng = min(4, b - g)
-                for t in range(4):
-                    if t < ng:
-                        qi = who[g + t]
-                        for c in range(queries.shape[1]):
-                            qs[t, c] = np.uint8((queries[qi, c] << shift) & 0xFF) ^ np.uint8(0x80)
-                for i0 in range(0, n, BLOCK):
-                    m = min(BLOCK, n - i0)
-                    _block(refs, shift, i0, m, qs, 0, buf, path, nch)
-                    thr = 0   # field t: kth distance + 1 (ties may enter by insertion number), or "not full"
-                    for t in range(ng):
-                        qi = who[g + t]
-                        thr |= (out_d[qi, k - 1] + 1 if cnt[qi] == k else limit) << (16 * t)
-                    for t in range(ng, 4):
-                        thr |= 0 << (16 * t)   # padded query slots never hit
-                    for i in range(m):
-                        hit = ~((buf[i] | high) - thr) & high
-                        if hit == 0:
-                            continue
-                        for t in range(ng):
-                            if (hit >> (16 * t + 15)) & 1 == 0:
-                                continue
-                            qi = who[g + t]
-                            v = (buf[i] >> (16 * t)) & 0xFFFF
-                            s = seq[i0 + i]
-                            c = cnt[qi]
-                            if c == k and (v > out_d[qi, k - 1] or (v == out_d[qi, k - 1] and s > out_s[qi, k - 1])):
-                                continue
-                            p = c if c < k else k - 1
-                            while p > 0 and (out_d[qi, p - 1] > v or (out_d[qi, p - 1] == v and out_s[qi, p - 1] > s)):
-                                out_d[qi, p] = out_d[qi, p - 1]
-                                out_s[qi, p] = out_s[qi, p - 1]
-                                p -= 1
-                            out_d[qi, p] = v
-                            out_s[qi, p] = s
-                            if c < k:
-                                cnt[qi] = c + 1
-                        # thresholds tighten as lists fill
-                        thr = 0
-                        for t in range(ng):
-                            qi = who[g + t]
-                            thr |= (out_d[qi, k - 1] + 1 if cnt[qi] == k else limit) << (16 * t)
-        for i in range(nq):
-            for j in range(k):
-                if out_s[i, j] >= 0:
-                    out_d[i, j] >>= shift
-
-
-def lists_topk(queries: np.ndarray, probe: np.ndarray, lists, seqs, bits: int, k: int):
-    """Top-k over inverted lists (see _lists_scan): (distances int64 [nq, k] with 2**62 where missing,
-    insertion numbers int64 [nq, k] with -1 where missing). ``lists``/``seqs``: numba typed Lists of the lists'
-    [n_l, W] uint8 rows (W <= MAX_NARROW) and int64 insertion numbers."""
-    path = BEST_PATH
-    if path == AVX512 and lists[0].shape[1] % 64:
-        path = AVX2
-    out_d = np.empty((queries.shape[0], k), np.int64)
-    out_s = np.empty((queries.shape[0], k), np.int64)
-    _lists_scan(np.ascontiguousarray(queries), np.ascontiguousarray(probe, dtype=np.int64), lists, seqs,
-                8 - bits, k, path, out_d, out_s)
-    return out_d, out_s
 
 
 from . import tiled as _tiled  # noqa: E402  (tiled builds on this module's paths and _jit)

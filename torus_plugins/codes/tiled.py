@@ -17,7 +17,8 @@ on the way into the tile: a piece of 32 packed bytes becomes [low nibbles, high 
 1, 3, ..., 63; the queries are permuted the same way (a distance is a sum over angles, so any common order works).
 A 4-bit index thus reads 32 bytes per 64 angles.
 
-Selection per query and block: the block's minimum is compared with the current k-th distance; only blocks that
+Three queries (one when there is only one) share each pass over a block's tiles, their broadcast chunks held in
+registers. Selection per query and block: the block's minimum is compared with the current k-th distance; only blocks that
 improve it are walked, inserting rows in ascending order with a strict test, so ties go to the smaller id.
 
 Usage::
@@ -31,7 +32,7 @@ import numpy as np
 from . import kernel
 from .kernel import AVX2, AVX512, BLOCK, HAVE_NUMBA, PORTABLE
 
-__all__ = ["tiled_topk", "nibble_pack", "nibble_unpack", "GROUP"]
+__all__ = ["tiled_topk", "lists_topk", "nibble_pack", "nibble_unpack", "GROUP"]
 
 GROUP = 3      # queries per pass over a tile block (their broadcast chunks stay in registers); 1 if nq == 1
 TILE = 8       # rows per tile (the 64-bit lanes of a 512-bit vector)
@@ -55,7 +56,7 @@ def nibble_unpack(packed: np.ndarray, n_angles: int) -> np.ndarray:
     out = np.empty((packed.shape[0], 2 * packed.shape[1]), np.uint8)
     out[:, 0::2] = packed & np.uint8(15)
     out[:, 1::2] = packed >> np.uint8(4)
-    return out[:, :n_angles]
+    return out if n_angles == out.shape[1] else np.ascontiguousarray(out[:, :n_angles])
 
 
 def query_order(width: int, packed: bool) -> np.ndarray:
@@ -166,7 +167,7 @@ if HAVE_NUMBA:
             sig = types.none(tb, ntiles, qw, q0, out)
 
             def codegen(context, builder, sig, args):
-                i8, i16, i32, i64 = ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
+                i8, i32, i64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
                 tba = context.make_array(sig.args[0])(context, builder, args[0])
                 qwa = context.make_array(sig.args[2])(context, builder, args[2])
                 outa = context.make_array(sig.args[4])(context, builder, args[4])
@@ -424,6 +425,86 @@ if HAVE_NUMBA:
                         out_i[task, i, j] += r0
 
 
+    @_jit(False)
+    def _lists_scan(queries, probe, lists, seqs, shift, k, path, order, out_d, out_s):  # pragma: no cover
+        """Inverted lists: query i scans lists probe[i, :]; out_d / out_s [nq, k] get its k smallest (distance,
+        insertion number) pairs over them (2**62 / -1 where fewer). The queries probing one list are scanned
+        together (``GROUP`` per pass, or one), then merged into each query's top-k by (distance, insertion
+        number); rows of a list are in insertion order, so the scan's ties already are."""
+        nq, nprobe = probe.shape
+        nlist = len(lists)
+        counts = np.zeros(nlist + 1, np.int64)
+        for i in range(nq):
+            for j in range(nprobe):
+                counts[probe[i, j] + 1] += 1
+        for li in range(nlist):
+            counts[li + 1] += counts[li]
+        fill = counts[:-1].copy()
+        who = np.empty(nq * nprobe, np.int64)
+        for i in range(nq):
+            for j in range(nprobe):
+                li = probe[i, j]
+                who[fill[li]] = i
+                fill[li] += 1
+        big = np.int64(1) << 62
+        out_d[:] = big
+        out_s[:] = -1
+        cnt = np.zeros(nq, np.int64)
+        words = _prepare_tiled_queries(queries, shift, order, 1)
+        for li in range(nlist):
+            a, b = counts[li], counts[li + 1]
+            refs = lists[li]
+            n = refs.shape[0]
+            if a == b or n == 0:
+                continue
+            m = b - a
+            group = 1 if m == 1 else GROUP
+            qw = np.empty(((m + group - 1) // group * group, words.shape[1]), np.uint64)
+            qw[:] = np.uint64(0x8080808080808080)   # padded query slots: distance 0 to zero pads, never read
+            for t in range(m):
+                qw[t] = words[who[a + t]]
+            kk = min(k, n)
+            sub_d = np.empty((m, kk), np.int64)
+            sub_i = np.empty((m, kk), np.int64)
+            _tiled_scan(qw, m, refs, shift, kk, path, False, group, 0, qw.shape[0] // group, sub_d, sub_i)
+            seq = seqs[li]
+            for t in range(m):
+                qi = who[a + t]
+                od = out_d[qi]
+                os_ = out_s[qi]
+                c = cnt[qi]
+                for j in range(kk):
+                    v = sub_d[t, j]
+                    s = seq[sub_i[t, j]]
+                    if c == k and (v > od[k - 1] or (v == od[k - 1] and s > os_[k - 1])):
+                        break                        # the list's later candidates are no better
+                    p = c if c < k else k - 1
+                    while p > 0 and (od[p - 1] > v or (od[p - 1] == v and os_[p - 1] > s)):
+                        od[p] = od[p - 1]
+                        os_[p] = os_[p - 1]
+                        p -= 1
+                    od[p] = v
+                    os_[p] = s
+                    if c < k:
+                        c += 1
+                cnt[qi] = c
+        for i in range(nq):
+            for j in range(k):
+                if out_s[i, j] >= 0:
+                    out_d[i, j] >>= shift
+
+
+def lists_topk(queries: np.ndarray, probe: np.ndarray, lists, seqs, bits: int, k: int):
+    """Top-k over inverted lists (see _lists_scan): (distances int64 [nq, k] with 2**62 where missing,
+    insertion numbers int64 [nq, k] with -1 where missing). ``lists``/``seqs``: numba typed Lists of the lists'
+    [n_l, W] uint8 rows (C order) and their int64 insertion numbers, increasing within each list."""
+    out_d = np.empty((queries.shape[0], k), np.int64)
+    out_s = np.empty((queries.shape[0], k), np.int64)
+    _lists_scan(np.ascontiguousarray(queries), np.ascontiguousarray(probe, dtype=np.int64), lists, seqs,
+                8 - bits, k, kernel.BEST_PATH, _order(lists[0].shape[1], False), out_d, out_s)
+    return out_d, out_s
+
+
 _ORDERS: dict = {}
 
 
@@ -434,10 +515,12 @@ def _order(width: int, packed: bool) -> np.ndarray:
     return _ORDERS[key]
 
 
-def tiled_topk(queries: np.ndarray, refs: np.ndarray, bits: int, k: int, path: int, ntask: int = 1,
-               packed: bool = False):
+def tiled_topk(queries: np.ndarray, refs: np.ndarray, bits: int, k: int, path: int | None = None,
+               ntask: int = 1, packed: bool = False):
     """Exact top-k by circular L1 over [n, W] (or nibble-packed [n, W / 2]) uint8 rows: (D, I) int64 [nq, k],
-    ties -> smaller row first. Inputs are assumed checked (see kernel.topk_l1, which calls this)."""
+    ties -> smaller row first. ``path``: kernel path (default the CPU's best); ``ntask``: threads. Inputs are
+    assumed checked (see kernel.topk_l1, which checks them and calls this)."""
+    path = kernel.BEST_PATH if path is None else path
     shift = 8 - bits
     width = refs.shape[1] * (2 if packed else 1)
     order = _order(width, packed)

@@ -24,7 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..codes.kernel import HAVE_NUMBA, MAX_NARROW, lists_topk, topk_l1
+from ..codes.kernel import HAVE_NUMBA, topk_l1
+from ..codes.tiled import lists_topk
 from ._base import IndexBase, PAD_DISTANCE, PAD_ID, append_rows, check_int, empty_rows, keep_rows, pad_results
 from .flat import range_from_topk
 
@@ -248,7 +249,7 @@ class TorusIndexIVF(IndexBase):
         lists = state.lists
         nq = q.shape[0]
         probe = self._assign(state.refs, q, nprobe, threads)           # [nq, nprobe], the snapshot's centroids
-        if HAVE_NUMBA and self.width <= MAX_NARROW:
+        if HAVE_NUMBA:
             rows, seqs = self._typed_lists(state)
             D, S = lists_topk(q, probe, rows, seqs, self.bits, k)
             D[S < 0] = PAD_DISTANCE
