@@ -10,19 +10,9 @@ from torus_plugins.codes import kernel, pack_codes, tiled
 from torus_plugins.codes.kernel import BLOCK, prepare_references, topk_l1
 from torus_plugins.search import TorusIndexFlat, read_index, write_index
 
+from test_search import brute_knn   # independent reference: python sort on (distance, id)
+
 PATHS = [p for p in (kernel.PORTABLE, kernel.AVX2, kernel.AVX512) if p in kernel.AVAILABLE_PATHS]
-
-
-def brute_knn(q, x, bits, k):
-    m = 1 << bits
-    D, I = [], []
-    for row in q.astype(np.int64):
-        d = (row[None, :] - x.astype(np.int64)) % m
-        dist = np.minimum(d, m - d).sum(1)
-        order = sorted(range(len(x)), key=lambda i: (int(dist[i]), i))[:k]
-        I.append(order)
-        D.append([int(dist[i]) for i in order])
-    return np.array(D, np.int64).reshape(len(q), k), np.array(I, np.int64).reshape(len(q), k)
 
 
 def test_nibble_pack_is_pack_codes_layout_and_round_trips():
