@@ -33,6 +33,23 @@ def test_all_lists_probed_equals_brute_force_with_ties(bits, n_angles):
         assert all(np.array_equal(u, v) for u, v in zip(a, b))
 
 
+@pytest.mark.parametrize("bits", [3, 4, 5])
+def test_codes_of_four_bits_or_fewer_are_held_two_per_byte_and_survive_a_file(bits, tmp_path):
+    rng = np.random.default_rng(bits)
+    x = clustered(rng, 700, 40, bits)
+    index = TorusIndexIVF(40, bits, nlist=8, nprobe=8).train(x).add(x)
+    row = 32 if bits <= 4 else 64                       # 40 angles padded to 64: 32 bytes packed, 64 not
+    assert index.packed == (bits <= 4) and index.nbytes == 700 * (row + 8) + 8 * 64
+    write_index(index, tmp_path / "ivf.tidx")
+    again = read_index(tmp_path / "ivf.tidx")
+    assert again.packed == index.packed and np.array_equal(again.list_sizes, index.list_sizes)
+    q = x[:9]
+    for ix in (index, again):
+        D, I = ix.search(q, 12)
+        Dr, Ir = brute_knn(q, x, bits, 12)
+        assert np.array_equal(D, Dr) and np.array_equal(I, Ir)
+
+
 def test_recall_on_clustered_data_and_monotone_in_nprobe():
     rng = np.random.default_rng(1)
     x = clustered(rng, 6000, 32, 8, centres=50, noise=6)
@@ -344,7 +361,7 @@ def test_train_racing_add_search_remove_reset_and_write_never_mixes_or_misplaces
         bad = 0
         for li, rows in enumerate(snapshot.lists):
             if rows.n:
-                diff = (rows.codes(16)[:, None, :].astype(np.int64) - c[None]) % m
+                diff = (index._rows_codes(rows)[:, None, :].astype(np.int64) - c[None]) % m
                 bad += int((np.minimum(diff, m - diff).sum(-1).argmin(1) != li).sum())
         return bad
 

@@ -426,7 +426,7 @@ if HAVE_NUMBA:
 
 
     @_jit(False)
-    def _lists_scan(queries, probe, lists, seqs, shift, k, path, order, out_d, out_s):  # pragma: no cover
+    def _lists_scan(queries, probe, lists, seqs, shift, k, path, packed, order, out_d, out_s):  # pragma: no cover
         """Inverted lists: query i scans lists probe[i, :]; out_d / out_s [nq, k] get its k smallest (distance,
         insertion number) pairs over them (2**62 / -1 where fewer). The queries probing one list are scanned
         together (``GROUP`` per pass, or one), then merged into each query's top-k by (distance, insertion
@@ -466,7 +466,7 @@ if HAVE_NUMBA:
             kk = min(k, n)
             sub_d = np.empty((m, kk), np.int64)
             sub_i = np.empty((m, kk), np.int64)
-            _tiled_scan(qw, m, refs, shift, kk, path, False, group, 0, qw.shape[0] // group, sub_d, sub_i)
+            _tiled_scan(qw, m, refs, shift, kk, path, packed, group, 0, qw.shape[0] // group, sub_d, sub_i)
             seq = seqs[li]
             for t in range(m):
                 qi = who[a + t]
@@ -494,14 +494,16 @@ if HAVE_NUMBA:
                     out_d[i, j] >>= shift
 
 
-def lists_topk(queries: np.ndarray, probe: np.ndarray, lists, seqs, bits: int, k: int):
+def lists_topk(queries: np.ndarray, probe: np.ndarray, lists, seqs, bits: int, k: int, packed: bool = False):
     """Top-k over inverted lists (see _lists_scan): (distances int64 [nq, k] with 2**62 where missing,
     insertion numbers int64 [nq, k] with -1 where missing). ``lists``/``seqs``: numba typed Lists of the lists'
-    [n_l, W] uint8 rows (C order) and their int64 insertion numbers, increasing within each list."""
+    [n_l, W] uint8 rows (C order; [n_l, W / 2] nibble-packed if ``packed``) and their int64 insertion numbers,
+    increasing within each list."""
     out_d = np.empty((queries.shape[0], k), np.int64)
     out_s = np.empty((queries.shape[0], k), np.int64)
+    width = lists[0].shape[1] * (2 if packed else 1)
     _lists_scan(np.ascontiguousarray(queries), np.ascontiguousarray(probe, dtype=np.int64), lists, seqs,
-                8 - bits, k, kernel.BEST_PATH, _order(lists[0].shape[1], False), out_d, out_s)
+                8 - bits, k, kernel.BEST_PATH, packed, _order(width, packed), out_d, out_s)
     return out_d, out_s
 
 

@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..codes.kernel import padded_width
+from ..codes.tiled import nibble_pack, nibble_unpack
 from ..codes.quantize import check_bits, check_codes
 
 PAD_DISTANCE = np.iinfo(np.int64).max   # distance of a missing result (k > ntotal), like faiss's "max" sentinel
@@ -111,6 +112,27 @@ class IndexBase:
         self.geometry = geometry
         self.width = padded_width(self.n_angles)
         self._lock = threading.RLock()
+        self._set_layout(self.bits <= 4)
+
+    # ------------------------------------------------------------------ row layout
+    def _set_layout(self, packed: bool) -> None:
+        """Rows hold ``width`` codes, one per byte, or at bits <= 4 (``packed``) two per byte: half the memory,
+        unpacked by the kernel on the fly."""
+        self.packed = packed
+        self.row_bytes = self.width // 2 if packed else self.width
+
+    @property
+    def _convert(self):
+        """How added codes become stored rows (for append_rows): packed two per byte, or as they are (None)."""
+        return (lambda c: nibble_pack(c, self.width)) if self.packed else None
+
+    def _rows_codes(self, rows: Rows) -> np.ndarray:
+        """[rows.n, n_angles] codes of a row store (unpacked when held packed)."""
+        return nibble_unpack(rows.buf[:rows.n], self.n_angles) if self.packed else rows.codes(self.n_angles)
+
+    def _stored_rows(self, codes: np.ndarray, ids) -> Rows:
+        """A new row store holding ``codes`` (e.g. read from a file) in this index's layout."""
+        return append_rows(empty_rows(self.row_bytes), codes, ids, self._convert)
 
     @property
     def d(self) -> int:

@@ -24,7 +24,6 @@ import numpy as np
 
 from ..codes.johnson import johnson_encode
 from ..codes.kernel import topk_l1
-from ..codes.tiled import nibble_pack, nibble_unpack
 from ._base import IndexBase, Rows, append_rows, empty_rows, keep_rows, pad_results
 
 __all__ = ["TorusIndexFlat", "TorusIndex"]
@@ -72,8 +71,8 @@ class TorusIndexFlat(IndexBase):
             raise ValueError(f"backend='johnson' needs bits <= 4 (Johnson codes of {self.bits} bits would take "
                              f"{2 ** (self.bits - 1)} bits per angle); use backend='kernel'")
         self.backend = backend
-        self.packed = backend == "kernel" and self.bits <= 4    # two codes per byte
-        self._state: Rows = empty_rows(self.width // 2 if self.packed else self.width)
+        self._set_layout(backend == "kernel" and self.bits <= 4)    # faiss holds its own Johnson codes
+        self._state: Rows = empty_rows(self.row_bytes)
         self._flat = None            # faiss IndexBinaryFlat over Johnson codes (backend="johnson"), built lazily
         self._flat_n = 0
 
@@ -85,7 +84,7 @@ class TorusIndexFlat(IndexBase):
     @property
     def codes(self) -> np.ndarray:
         """All stored codes, [ntotal, n_angles] uint8, read-only (a view; a copy when they are held packed)."""
-        view = self._codes_of(self._state)
+        view = self._rows_codes(self._state)
         view = view.view()
         view.flags.writeable = False
         return view
@@ -139,7 +138,7 @@ class TorusIndexFlat(IndexBase):
     def reset(self) -> None:
         """Remove everything."""
         with self._lock:
-            self._state = empty_rows(self._state.buf.shape[1])
+            self._state = empty_rows(self.row_bytes)
             self._flat, self._flat_n = None, 0
 
     # ------------------------------------------------------------------ search
@@ -182,14 +181,6 @@ class TorusIndexFlat(IndexBase):
             return self._search_johnson(st, q, k)
         return topk_l1(q, st.buf[:st.n], self.bits, k, threads=threads, packed=self.packed)
 
-    @property
-    def _convert(self):
-        """How added codes are stored: packed two per byte at bits <= 4 (the kernel backend), else as they are."""
-        return (lambda c: nibble_pack(c, self.width)) if self.packed else None
-
-    def _codes_of(self, st: Rows) -> np.ndarray:
-        """[st.n, n_angles] codes of a snapshot (unpacked when held packed)."""
-        return nibble_unpack(st.buf[:st.n], self.n_angles) if self.packed else st.codes(self.n_angles)
 
     def _johnson_index(self, st: Rows):
         from .._optional import require

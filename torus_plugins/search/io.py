@@ -18,7 +18,7 @@ import re
 import numpy as np
 
 from ..codes.file_format import CodeFileError, load_codes, save_codes
-from ._base import Rows, empty_rows
+from ._base import empty_rows
 from .flat import TorusIndexFlat
 from .ivf import TorusIndexIVF
 
@@ -54,7 +54,7 @@ def write_index(index, path) -> None:
         st = index._state
         meta = {"format": FORMAT, "type": "Flat", "backend": index.backend,
                 "ids": None if st.ids is None else _b64(st.ids[:st.n])}
-        codes = index._codes_of(st)
+        codes = index._rows_codes(st)
     elif isinstance(index, TorusIndexIVF):
         st = index._state  # one snapshot: centroids and the lists assigned by them
         lists, nseq, idmap = st.lists, st.nseq, st.idmap
@@ -64,7 +64,7 @@ def write_index(index, path) -> None:
                 "seq": _b64(np.concatenate([np.zeros(0, np.int64)] + [r.ids[:r.n] for r in lists if r.n])),
                 "idmap": None if idmap is None else _b64(idmap[:nseq])}
         codes = np.concatenate([np.zeros((0, index.n_angles), np.uint8)]
-                               + [r.codes(index.n_angles) for r in lists if r.n])
+                               + [index._rows_codes(r) for r in lists if r.n])
     else:
         raise TypeError(f"index must be a TorusIndexFlat or TorusIndexIVF, got {type(index).__name__}")
     save_codes(path, codes, index.bits, geometry=index.geometry, meta={"torus_index": meta})
@@ -162,14 +162,12 @@ def read_index(path):
         m.fail("centroids", f"codes < 2**bits = {1 << f.bits}", int(centroids.max()))
     lists, start = [], 0
     for size in sizes:
-        rows = empty_rows(index.width)
+        rows = empty_rows(index.row_bytes)
         if size:
             part = seq[start:start + size]
             if np.any(np.diff(part) <= 0):
                 m.fail("seq", "increasing within each list", "a list out of insertion order")
-            buf = np.zeros((size, index.width), np.uint8)
-            buf[:, :f.n_angles] = f.codes[start:start + size]
-            rows = Rows(buf, size, part.copy())
+            rows = index._stored_rows(f.codes[start:start + size], part.copy())
         lists.append(rows)
         start += size
     index._state = index._new_state(centroids, tuple(lists), nseq, None if idmap is None else idmap.copy())

@@ -93,7 +93,7 @@ class TorusIndexIVF(IndexBase):
                    idmap: np.ndarray | None = None) -> IVFState:
         """A snapshot with these centroids (read-only from now on) and lists (None: all empty)."""
         if lists is None:
-            lists = tuple(empty_rows(self.width) for _ in range(self.nlist))
+            lists = tuple(empty_rows(self.row_bytes) for _ in range(self.nlist))
         refs = None
         if centroids is not None:
             centroids.flags.writeable = False
@@ -128,11 +128,11 @@ class TorusIndexIVF(IndexBase):
 
     @property
     def nbytes(self) -> int:
-        """Bytes held: codes (padded to 32 angles), an 8-byte insertion number per code, 8-byte ids if explicit,
-        the centroid codes."""
+        """Bytes held: codes (padded to 32 angles; half a byte per angle at bits <= 4), an 8-byte insertion number
+        per code, 8-byte ids if explicit, the centroid codes."""
         st = self._state
         n = sum(r.n for r in st.lists)
-        return int(n * (self.width + 8) + (0 if st.idmap is None else 8 * st.nseq) + self.nlist * self.width)
+        return int(n * (self.row_bytes + 8) + (0 if st.idmap is None else 8 * st.nseq) + self.nlist * self.width)
 
     # ------------------------------------------------------------------ build
     def train(self, codes) -> "TorusIndexIVF":
@@ -185,7 +185,7 @@ class TorusIndexIVF(IndexBase):
             seq = np.arange(nseq, nseq + codes.shape[0], dtype=np.int64)
             new_lists = list(lists)
             for li, part in groups:
-                new_lists[li] = append_rows(lists[li], codes[part], seq[part])
+                new_lists[li] = append_rows(lists[li], codes[part], seq[part], self._convert)
             if ids is not None:
                 idmap = self._grow_idmap(idmap, nseq, ids)
             self._state = st._replace(lists=tuple(new_lists), nseq=nseq + codes.shape[0], idmap=idmap)
@@ -227,7 +227,7 @@ class TorusIndexIVF(IndexBase):
         """Remove every code (the trained centroids stay, as in faiss)."""
         with self._lock:
             st = self._state
-            self._state = st._replace(lists=tuple(empty_rows(self.width) for _ in range(self.nlist)), nseq=0,
+            self._state = st._replace(lists=tuple(empty_rows(self.row_bytes) for _ in range(self.nlist)), nseq=0,
                                       idmap=None)
 
     # ------------------------------------------------------------------ search
@@ -251,7 +251,7 @@ class TorusIndexIVF(IndexBase):
         probe = self._assign(state.refs, q, nprobe, threads)           # [nq, nprobe], the snapshot's centroids
         if HAVE_NUMBA:
             rows, seqs = self._typed_lists(state)
-            D, S = lists_topk(q, probe, rows, seqs, self.bits, k)
+            D, S = lists_topk(q, probe, rows, seqs, self.bits, k, self.packed)
             D[S < 0] = PAD_DISTANCE
             return D, S
         cand_d = np.full((nq, nprobe, k), PAD_DISTANCE, np.int64)
@@ -267,7 +267,7 @@ class TorusIndexIVF(IndexBase):
                 continue
             qi, slot = part // nprobe, part % nprobe
             kk = min(k, rows.n)
-            D, P = topk_l1(q[qi], rows.buf[:rows.n], self.bits, kk, threads=threads)
+            D, P = topk_l1(q[qi], rows.buf[:rows.n], self.bits, kk, threads=threads, packed=self.packed)
             cand_d[qi, slot, :kk] = D
             cand_s[qi, slot, :kk] = rows.ids[P]
         cand_d = cand_d.reshape(nq, -1)
