@@ -257,7 +257,8 @@ def ann_table(rng, sizes, noise, hnsw_max):
             for bits, c, q, gt, t_ex in ((8, c8, q8, gt8, t8), (4, c4, q4, gt4, t4)):
                 sweep(f"TorusIndexIVF {bits}-bit nlist={nlist} (nprobe)",
                       lambda: TorusIndexIVF(ANGLES, bits, nlist=nlist).train(c[rng.permutation(n)[:train_n]]).add(c),
-                      lambda ix, s: ix.search(q, K, nprobe=s)[1], probes, gt, nq, (32 if bits <= 4 else 64) + 8, rows, nq / t_ex, n, data)
+                      lambda ix, s: ix.search(q, K, nprobe=s)[1], probes, gt, nq, (32 if bits <= 4 else 64) + 8,
+                      rows, nq / t_ex, n, data)
             jc, jq = johnson_encode(c4, 4), johnson_encode(q4, 4)
             _, gt_h = faiss_knn_binary(jc, jq)
 
