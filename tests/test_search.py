@@ -20,6 +20,19 @@ from torus_plugins.search import (PAD_DISTANCE, TorusIndex, TorusIndexFlat, Toru
                                   read_index, write_index)
 
 
+def run_interleaved(workers) -> None:
+    """Start and join these threads with the interpreter switching threads every microsecond (races show up)."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    finally:
+        sys.setswitchinterval(old)
+
+
 def brute_knn(q, x, bits, k):
     """Independent reference: per-query distances, then python sort on (distance, id)."""
     m = 1 << bits
@@ -73,9 +86,9 @@ def test_exact_property(bits, n, n_angles, seed, data):
 
 @pytest.mark.parametrize("portable", [False, True])
 @pytest.mark.parametrize("n_angles", [600, 225])
-def test_kernel_wide_codes_use_32_bit_fields(portable, n_angles):
+def test_kernel_wide_codes_keep_exact_distances(portable, n_angles):
     rng = np.random.default_rng(9)
-    x = rng.integers(0, 256, (150, n_angles), dtype=np.uint8)  # > 224 angles: 128 * 256 reaches 2**15
+    x = rng.integers(0, 256, (150, n_angles), dtype=np.uint8)  # > 224 angles: 128 * 256 reaches 2**15 (16 bits)
     x[7] = x[3] ^ 0x80  # the largest possible distance, 128 per angle
     q = np.concatenate([x[3:4], rng.integers(0, 256, (8, n_angles), dtype=np.uint8)])
     a = topk_l1(q, prepare_references(x), 8, 150, portable=portable)
@@ -460,17 +473,8 @@ def test_concurrent_add_and_search_loses_nothing(cls):
             if not np.array_equal(np.where(I >= 0, true, PAD_DISTANCE), D) or (np.diff(D, axis=1) < 0).any():
                 errors.append("a distance that is not the returned id's, or unsorted results")
 
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        workers = [threading.Thread(target=adder, args=(range(i, 80, 4),)) for i in range(4)]
-        workers += [threading.Thread(target=searcher) for _ in range(3)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-    finally:
-        sys.setswitchinterval(old)
+    run_interleaved([threading.Thread(target=adder, args=(range(i, 80, 4),)) for i in range(4)]
+                    + [threading.Thread(target=searcher) for _ in range(3)])
     assert not errors, errors[:3]
     assert index.ntotal == len(x) and len(ids_of_adds) == 80
     D, I = index.search(q, 10)

@@ -1,13 +1,16 @@
 """TorusIndexIVF: probing every list equals exact search (ties included), recall on clustered data, faiss-style
 methods, persistence, and train racing add, search, remove, reset and write_index."""
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
 from torus_plugins.search import PAD_DISTANCE, TorusIndexFlat, TorusIndexIVF, read_index, write_index
 from torus_plugins.search.ivf import clifford, train_torus_centroids
 
-from test_search import brute_knn
+from test_search import brute_knn, run_interleaved
 
 
 def clustered(rng, n, n_angles, bits, centres=20, noise=2):
@@ -194,9 +197,6 @@ def test_any_add_remove_sequence_searches_like_brute_force(ops, bits, seed, kind
 
 
 # ---------------------------------------------------------------------------- train racing the other methods
-import sys  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
 
 
 def _pause_in(index, name, after=False):
@@ -389,17 +389,8 @@ def test_train_racing_add_search_remove_reset_and_write_never_mixes_or_misplaces
             if misplaced(back._state):
                 errors.append("write_index wrote lists of other centroids")
 
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        workers = [threading.Thread(target=adder, args=(range(i, 90, 3),)) for i in range(3)]
-        workers += [threading.Thread(target=f) for f in (trainer, searcher, checker, remover, writer)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-    finally:
-        sys.setswitchinterval(old)
+    run_interleaved([threading.Thread(target=adder, args=(range(i, 90, 3),)) for i in range(3)]
+                    + [threading.Thread(target=f) for f in (trainer, searcher, checker, remover, writer)])
     assert not errors, errors[:3]
 
     st = index._state
