@@ -123,21 +123,31 @@ if HAVE_NUMBA:
                     rows = [builder.bitcast(load_piece(builder.add(row0, builder.add(
                         builder.mul(tile, ir.Constant(i64, TILE)), ir.Constant(i64, r))), piece, angles), wt)
                         for r in range(TILE)]
-                    # transpose [8 rows x words] of 64-bit words into [words chunks x 8 rows]: one shuffle tree
-                    flat = rows
-                    while len(flat) > 1:   # concatenate pairwise into one <8*words x i64> vector
-                        nxt = []
-                        for a, b in zip(flat[0::2], flat[1::2]):
-                            n = a.type.count
-                            nxt.append(builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(i32, 2 * n),
-                                                                                list(range(2 * n)))))
-                        flat = nxt
-                    allv = flat[0]                                  # row r word w at r * words + w
+                    # transpose [8 rows x words] of 64-bit words into [words chunks x 8 rows]: a butterfly of
+                    # 2-input shuffles (3 * 8 for 8 words, each one vpunpck/vpermt2q/vshufi64x2)
+                    def shuf(x, y, idx):
+                        return builder.shuffle_vector(x, y, ir.Constant(ir.VectorType(i32, len(idx)), idx))
+
+                    n = words
+                    evens = [w for w in range(0, n, 2) for w in (w, w + n)]        # [0, n, 2, n + 2, ...]
+                    pairs_a = {r: shuf(rows[r], rows[r + 1], evens) for r in (0, 2, 4, 6)}
+                    pairs_b = {r: shuf(rows[r], rows[r + 1], [w + 1 for w in evens]) for r in (0, 2, 4, 6)}
+                    lo = [q for h in range(0, n, 4) for q in (h, h + 1, h + n, h + n + 1)]   # word 0 (| word 4)
+                    hi = [w + 2 for w in lo]                                            # word 2 (| word 6)
+                    quads = {}
+                    for h in (0, 4):                # rows h .. h + 3: words 0|4, 2|6 from a; 1|5, 3|7 from b
+                        quads[h, 0] = shuf(pairs_a[h], pairs_a[h + 2], lo)
+                        quads[h, 2] = shuf(pairs_a[h], pairs_a[h + 2], hi)
+                        quads[h, 1] = shuf(pairs_b[h], pairs_b[h + 2], lo)
+                        quads[h, 3] = shuf(pairs_b[h], pairs_b[h + 2], hi)
+                    chunks = [None] * n
+                    for w in range(4):              # rows 0-3 and 4-7 of word w (and of word w + 4)
+                        chunks[w] = shuf(quads[0, w], quads[4, w], [0, 1, 2, 3, n, n + 1, n + 2, n + 3])
+                        if n == 8:
+                            chunks[w + 4] = shuf(quads[0, w], quads[4, w], [4, 5, 6, 7, 12, 13, 14, 15])
                     out_t = ir.VectorType(i64, TILE)
                     tptr = builder.bitcast(ta.data, out_t.as_pointer())
-                    for w in range(words):
-                        chunk = builder.shuffle_vector(allv, allv, ir.Constant(ir.VectorType(i32, TILE),
-                                                                                [r * words + w for r in range(TILE)]))
+                    for w, chunk in enumerate(chunks):
                         c = builder.add(builder.mul(piece, ir.Constant(i64, 8)), ir.Constant(i64, w))
                         idx = builder.add(builder.mul(builder.add(tile0, tile), nch), c)
                         builder.store(chunk, builder.gep(tptr, [idx]), align=8)
