@@ -332,7 +332,7 @@ def milvus_table(rng, n, repeat):
             m = MilvusTorusIndex(ANGLES, bits, uri=os.path.join(tmp, f"m{bits}.db"), collection=f"b{bits}",
                                  drop=True)
             t0 = time.perf_counter()
-            m.add(c, progress=False, batch_size=5000)
+            m.add(c, progress=False)
             t_ins = time.perf_counter() - t0
             (D, I), t = best_time(lambda: m.search(q, K), repeat)
             flat = TorusIndexFlat(ANGLES, bits)

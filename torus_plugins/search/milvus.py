@@ -104,9 +104,12 @@ class MilvusTorusIndex(IndexBase):
         rows = self.client.query(self.collection, filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"])
 
-    def add(self, codes, ids=None, metadata=None, batch_size: int = 5000, progress: bool = True):
+    def add(self, codes, ids=None, metadata=None, batch_size: int = 500, progress: bool = True):
         """Insert codes with ids (default: ntotal, ntotal+1, ...) and optional JSON metadata, in batches with a
-        progress bar. Usage: ``index.add(codes, metadata=[{"label": 3}, ...])``"""
+        progress bar. Usage: ``index.add(codes, metadata=[{"label": 3}, ...])``
+
+        ``batch_size``: pymilvus 2.5 appends each binary vector of a batch to one growing ``bytes`` field, a cost
+        quadratic in the batch size: 500 rows inserted 3-5x faster than 5000 on 20k codes (bench/search.py)."""
         from tqdm.auto import tqdm
 
         codes = self._check_codes(codes, "codes")
