@@ -22,6 +22,7 @@ Tables:
     angles (default 10M), relative to what each step produces.
 
 Usage: nice python bench/search.py [--n 100000] [--n-large 1000000] [--repeat 3] [--skip-milvus] [--skip-ann]
+       [--plot docs/ann_recall_qps.png]
 """
 
 import argparse
@@ -209,6 +210,7 @@ def latency_and_threads(rng, repeat):
 
 # ------------------------------------------------------------------------------------------------ 4. ANN
 BUILD_THREADS = os.cpu_count() or 1   # index builds (k-means, HNSW graphs) use every core; searches use 1
+CURVES = []                            # (data, n, method, [(setting, recall, QPS), ...]) for --plot
 
 
 def sweep(name, build, search_at, settings, gt, nq, bytes_per_vector, rows, exact_qps, n, data):
@@ -217,12 +219,13 @@ def sweep(name, build, search_at, settings, gt, nq, bytes_per_vector, rows, exac
     index = build()
     t_build = time.perf_counter() - t0
     set_threads(1)
-    curve, chosen = [], None
+    curve, chosen, points = [], None, []
     for s in settings:
         I, t = best_time(lambda: search_at(index, s), 2)
         rec = recall(I, gt)
         qps = nq / t
         curve.append(f"{s}:{rec:.3f}/{qps:.0f}")
+        points.append((s, rec, qps))
         if rec >= 0.95 and (chosen is None or qps > chosen[1]):
             chosen = (s, qps, rec)
         if rec >= 0.999:
@@ -231,6 +234,7 @@ def sweep(name, build, search_at, settings, gt, nq, bytes_per_vector, rows, exac
                  "-" if chosen is None else f"{chosen[0]}", "-" if chosen is None else f"{chosen[2]:.3f}",
                  "-" if chosen is None else f"{chosen[1]:.0f}",
                  "-" if chosen is None else f"{chosen[1] / exact_qps:.1f}", " ".join(curve)))
+    CURVES.append((data, n, name, points, exact_qps))
     print("  ..", " | ".join(map(str, rows[-1])), flush=True)  # progress (the table follows at the end)
     del index
     gc.collect()
@@ -319,6 +323,41 @@ def faiss_knn_binary(jc, jq):
     return bf.search(jq, K)
 
 
+def plot_curves(path) -> None:
+    """Recall@10 against QPS (log), one panel per data set and size; a line joins the settings of ONE method
+    (its nprobe / efSearch sweep), the exact scan is a dashed vertical line, recall 0.95 a dotted one."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    panels = sorted({(d, n) for d, n, *_ in CURVES}, key=lambda p: (p[0] != "clustered", p[1]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2), squeeze=False)
+    methods = sorted({m for _, _, m, _, _ in CURVES})
+    colours = {m: plt.get_cmap("tab10")(i) for i, m in enumerate(methods)}
+    for ax, (data, n) in zip(axes[0], panels):
+        lowest = 1.0
+        for d, nn, method, points, exact_qps in CURVES:
+            if (d, nn) != (data, n):
+                continue
+            _, rec, qps = zip(*points)
+            lowest = min(lowest, *rec)
+            ax.plot(qps, rec, "o-", ms=3, color=colours[method], label=method)
+        exact = [e for d, nn, m, _, e in CURVES if (d, nn) == (data, n) and "8-bit" in m]
+        if exact:
+            ax.axvline(exact[0], ls="--", color="grey", lw=1, label="exact TorusIndexFlat 8-bit")
+        ax.axhline(0.95, ls=":", color="grey", lw=1)
+        ax.set_xscale("log")
+        ax.set(title=f"{data}, n = {n:,}", xlabel="QPS (1 thread, log)", ylabel="recall@10",
+               ylim=(max(0.0, lowest - 0.05), 1.005))
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.2, 1, 1))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    print(f"\n(plot: {path})")
+
+
 # ------------------------------------------------------------------------------------------------ 5. Milvus
 def milvus_table(rng, n, repeat):
     from torus_plugins.search.milvus import MilvusTorusIndex
@@ -405,6 +444,7 @@ def main():
     ap.add_argument("--skip-ann", action="store_true")
     ap.add_argument("--memory-n", type=int, default=10_000_000, help="rows for the streaming-memory table")
     ap.add_argument("--only", default="", help="comma list of sections to run: exact,latency,ann,milvus,memory")
+    ap.add_argument("--plot", default="", help="write the ANN recall/QPS curves to this PNG (needs matplotlib)")
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
     run = lambda s: not only or s in only  # noqa: E731
@@ -420,6 +460,8 @@ def main():
         latency_and_threads(rng, args.repeat)
     if run("ann") and not args.skip_ann:
         ann_table(rng, sizes, args.noise, args.hnsw_max)
+        if args.plot:
+            plot_curves(args.plot)
     if run("milvus") and not args.skip_milvus:
         milvus_table(rng, args.milvus_n, args.repeat)
     if run("memory"):
