@@ -226,10 +226,10 @@ def main(argv=None) -> dict:
     for r, (h, d) in rows.items():
         metrics["rows"][r] = {"head": h, "dim": d, "uint8_bits_per_vector": grid(8).bits_per_vector(h, d),
                               "few_shot": aggregate([x["few_shot"] for x in runs[r]]), "runs": runs[r]}
+    table = [[r, kind, e] + [m["few_shot"][e][kind][s] for s in SHOTS]
+             for r, m in metrics["rows"].items() for kind in ("float", "uint8", "encoder") for e in data["evals"]]
     print(format_grid(f"\nfew-shot accuracy, mean +- std over {a.seeds} seed(s) (each the mean of {a.episodes} "
-                      "episodes); pow = validation, others = test", ["row", "input", "set", "1-shot", "5-shot"],
-                      [[r, kind, e] + [m["few_shot"][e][kind][s] for s in SHOTS] for r, m in metrics["rows"].items()
-                       for kind in ("float", "uint8", "encoder") for e in data["evals"]]))
+                      "episodes); pow = validation, others = test", ["row", "input", "set", "1-shot", "5-shot"], table))
     plot_few_shot({("validation: " if e == "pow" else "test: ") + e: {r: m["few_shot"][e]["float"] for r, m in
                    metrics["rows"].items()} for e in data["evals"]}, os.path.join(a.out, "few_shot.png"),
                   f"few-shot accuracy, float embeddings (mean +- std over {a.seeds} seeds)")
