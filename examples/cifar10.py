@@ -2,7 +2,7 @@
 list before any pickle is opened (unpickling an untrusted file can run code); pickles from Python 2 or 3 with str or
 bytes keys load, and a missing file or key is an error naming it.
 
-Usage: ``train_x, train_y, test_x, test_y, classes = load_cifar10("~/data")``
+Usage: ``train_x, train_y, test_x, test_y, classes = load_cifar10("/data/cifar")``
 """
 
 import os
