@@ -1,11 +1,14 @@
-"""Training plumbing shared by the examples: seeding, threads, early stopping, runs in parallel processes.
+"""Training plumbing shared by the examples: flags, seeding, threads, optimiser steps, early stopping, runs in
+parallel processes, writing results.json.
 
 Evaluation (P@1, quantisation tables, few-shot accuracy), aggregation over seeds, provenance and plots live in the
 package (``torus_plugins.metrics``, ``torus_plugins.report``, ``torus_plugins.plot``); nothing here evaluates.
 """
 
+import argparse
 import copy
 import multiprocessing
+import os
 import random
 import sys
 import time
@@ -22,6 +25,13 @@ class DataDirError(SystemExit):
     def __init__(self, message: str):
         super().__init__(f"error: {message}")
         self.message = message
+
+
+def positive(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse names the flag in the error)."""
+    if int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return int(text)
 
 
 def seed_everything(seed: int, threads: int = 1) -> torch.Generator:
@@ -44,6 +54,17 @@ def progress(iterable, **kwargs):
     kwargs.setdefault("leave", False)
     kwargs.setdefault("disable", not sys.stderr.isatty())
     return tqdm(iterable, file=sys.stderr, **kwargs)
+
+
+def optimise(opt: torch.optim.Optimizer, loss: torch.Tensor, what: str) -> float:
+    """One step: refuse a non-finite loss (naming ``what``), zero the gradients, backward, ``opt.step()``;
+    returns ``loss.item()``."""
+    if not torch.isfinite(loss):
+        raise RuntimeError(f"{what}: loss became {loss.item()}")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
 
 
 class EarlyStopping:
@@ -111,3 +132,13 @@ def summarise_runs(runs: list, tables=("quantisation_table",), scalars=("epochs"
         out[head].update({s: report.aggregate([r[s] for r in rs]) for s in scalars})
         out[head]["per_seed"] = [{k: v for k, v in r.items() if k not in drop} for r in rs]
     return out
+
+
+def write_results(out: str, prov: dict, args, metrics, jobs: int) -> dict:
+    """``report.write_results`` to ``out``/results.json with the wall time; prints where, how long, on what."""
+    from torus_plugins import report
+    prov = report.finish(prov)
+    report.write_results(os.path.join(out, "results.json"), prov, args, metrics)
+    print(f"\nwrote {out}/results.json and plots; wall time {prov['wall_seconds']:.0f} s on {prov['cpu_model']}, "
+          f"{prov['threads']} thread(s) x {jobs} job(s)")
+    return prov

@@ -1,14 +1,11 @@
 """EB-JEPA-style self-supervised images on a torus (torusN, torusC) against the hypersphere, with the paper's recipe.
 
-Two augmented views -> backbone -> MLP projector -> head -> VICReg, + KoLeo (``--koleo``) on torus heads; every
-head: element-wise gradient clipping at 100, Adam, one epoch budget with early stopping on a validation split. Heads
-at equal projector width ``--dim`` (the paper's choice) and torusN at twice the width (``torusN-2x``: as many circles
-as torusC). Evaluation is the package's ``quantisation_table`` (P@1 of test queries against the training set in
-float, 8-bit, sign, PQ) and a linear probe, mean +- std over ``--seeds``; results.json (provenance, arguments,
-metrics), plots and uint8 codes go to --out.
-Data: CIFAR-10 from ``--data-dir`` (md5-checked against torchvision's list before any pickle is opened;
-``--skip-md5`` trusts the files), timm backbone (default resnet18). Without --data-dir: scikit-learn's bundled 8x8
-digits (1797 real images) at 16x16 with a small CNN; the output says so.
+Two augmented views -> backbone -> MLP projector -> head -> VICReg (+ KoLeo on torus heads); every head: element-wise
+gradient clipping, Adam, one epoch budget with early stopping on a validation split. Heads at projector width --dim
+and torusN at twice the width (torusN-2x: as many circles as torusC). Evaluation: the package's quantisation_table
+(P@1 of test queries against the training set) and a linear probe, mean +- std over --seeds.
+Data: CIFAR-10 from --data-dir (cifar10.py: md5-checked before any pickle is opened), timm backbone (default
+resnet18); without it scikit-learn's bundled 8x8 digits (1797 real images) at 16x16 with a small CNN, as printed.
 
 Usage::
 
@@ -19,41 +16,47 @@ Usage::
 
 import argparse
 import os
-import pickle
 import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn import datasets, linear_model, model_selection, pipeline, preprocessing
 from torch import nn
+
+from torus_plugins import plot, report, to_turns
+from torus_plugins.adapters.timm import TorusTimmModel, create_torus_model, make_head
+from torus_plugins.codes import quantize, save_codes
+from torus_plugins.losses import KoLeoLoss, VICRegLoss, clip_gradients
+from torus_plugins.metrics import quantisation_table, retrieval
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+from cifar10 import load_cifar10  # noqa: E402
 
-# head label -> (projection, projector width as a multiple of --dim, geometry for the metrics)
-HEADS = {"sphere": ("sphere", 1, "sphere"), "torusN": ("torusN", 1, "torusN"), "torusC": ("torusC", 1, "torusC"),
-         "torusN-2x": ("torusN", 2, "torusN")}
-OPTIONS = [  # flag, type, default, help
+# head label -> (projection, which is also the geometry for the metrics; projector width as a multiple of --dim)
+HEADS = {"sphere": ("sphere", 1), "torusN": ("torusN", 1), "torusC": ("torusC", 1), "torusN-2x": ("torusN", 2)}
+OPTIONS = [  # flag, type, default, help; common.positive: an integer >= 1
     ("--out", str, "runs/ebjepa_cifar", "output folder (results.json, plots, codes)"),
     ("--heads", str, ",".join(HEADS), f"comma-separated, from {', '.join(HEADS)}"),
-    ("--seeds", int, 3, "number of seeds (0, 1, ...); every number is mean +- std over them"),
+    ("--seeds", common.positive, 3, "number of seeds (0, 1, ...); every number is mean +- std over them"),
     ("--backbone", str, None, "'smallcnn' or a timm model name (pretrained=False); default smallcnn on digits, "
                               "resnet18 on CIFAR"),
-    ("--width", int, 16, "smallcnn channel width (features: 4 x width)"),
+    ("--width", common.positive, 16, "smallcnn channel width (features: 4 x width)"),
     ("--image-size", int, None, "default 16 on digits, 32 on CIFAR"),
-    ("--dim", int, 64, "projector output width (the paper's pre-projection width)"),
+    ("--dim", common.positive, 64, "projector output width (the paper's pre-projection width)"),
     ("--hidden-dim", int, 256, "projector hidden width"),
     ("--koleo", float, 1.0, "KoLeo weight for the torus heads"),
     ("--clip", float, 100.0, "element-wise gradient clip (every head)"),
-    ("--epochs", int, 60, "epoch budget, the same for every head"),
-    ("--patience", int, 6, "early stopping: epochs without a validation P@1 gain > 0.005 ..."),
+    ("--epochs", common.positive, 60, "epoch budget, the same for every head"),
+    ("--patience", common.positive, 6, "early stopping: epochs without a validation P@1 gain > 0.005 ..."),
     ("--min-epochs", int, 15, "... and never before this epoch"),
-    ("--batch-size", int, 128, "batch size"),
+    ("--batch-size", common.positive, 128, "batch size"),
     ("--lr", float, 1e-3, "Adam learning rate"),
     ("--max-train", int, None, "use at most this many training images"),
     ("--max-test", int, None, "use at most this many test images"),
-    ("--threads", int, 1, "torch threads per run (results depend on it)"),
-    ("--jobs", int, None, "runs in parallel processes (results do not depend on it); default 2, --quick 1")]
+    ("--threads", common.positive, 1, "torch threads per run (results depend on it)"),
+    ("--jobs", common.positive, None, "runs in parallel processes (results do not depend on it); default 2, --quick 1")]
 
 
 def parse_args(argv=None):
@@ -69,9 +72,6 @@ def parse_args(argv=None):
     args.heads = [h.strip() for h in args.heads.split(",") if h.strip()]
     if not args.heads or any(h not in HEADS for h in args.heads):
         p.error(f"--heads: expected names from {', '.join(HEADS)}, got {args.heads}")
-    for name in ("seeds", "dim", "epochs", "patience", "batch_size", "threads", "jobs", "width"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.dim % 2:
         p.error(f"--dim must be even (torusN pairs coordinates), got {args.dim}")
     if args.quick:
@@ -83,66 +83,26 @@ def parse_args(argv=None):
     return args
 
 
-def load_cifar10(data_dir: str, skip_md5: bool = False):
-    """(train_x, train_y, test_x, test_y, classes), x uint8 [N, 3, 32, 32]. Every file is checked against
-    torchvision's official md5 list before it is unpickled (unless ``skip_md5``); keys may be str or bytes."""
-    from torchvision.datasets import CIFAR10
-    from torchvision.datasets.utils import check_integrity
-    root = data_dir.rstrip("/")
-    if os.path.basename(root) != CIFAR10.base_folder:
-        root = os.path.join(root, CIFAR10.base_folder)
-    files = CIFAR10.train_list + CIFAR10.test_list + [[CIFAR10.meta["filename"], CIFAR10.meta["md5"]]]
-    missing = [f for f, _ in files if not os.path.isfile(os.path.join(root, f))]
-    if missing:
-        raise common.DataDirError(f"--data-dir {data_dir!r}: missing {', '.join(missing)}; expected {root} with "
-                                  f"{', '.join(f for f, _ in files)} (CIFAR-10, python version)")
-    bad = [] if skip_md5 else [f for f, md5 in files if not check_integrity(os.path.join(root, f), md5)]
-    if bad:
-        raise common.DataDirError(f"--data-dir {data_dir!r}: {', '.join(bad)} do not match the official md5 sums; "
-                                  "refusing to unpickle them (a pickle can run code). Pass --skip-md5 only for "
-                                  "files you made yourself")
-
-    def read(name, keys):
-        with open(os.path.join(root, name), "rb") as f:
-            d = pickle.load(f, encoding="latin1")
-        d = {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()} if isinstance(d, dict) else {}
-        for key in keys:
-            if key not in d:
-                raise common.DataDirError(f"--data-dir {data_dir!r}: {name} has no key {key!r}; it has keys "
-                                          f"{sorted(map(str, d))} (expected {', '.join(map(repr, keys))})")
-        return d
-
-    def batches(entries):
-        ds = [read(f, ("data", "labels")) for f, _ in entries]
-        x = np.concatenate([np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32) for d in ds])
-        return torch.from_numpy(x), torch.as_tensor(np.concatenate([d["labels"] for d in ds]), dtype=torch.long)
-
-    names = read(files[-1][0], ("label_names",))["label_names"]
-    classes = [c.decode() if isinstance(c, bytes) else str(c) for c in names]
-    return (*batches(CIFAR10.train_list), *batches(CIFAR10.test_list), classes)
-
-
 def load_data(args) -> dict:
     """Images as float [N, 3, S, S] in [0, 1] at --image-size, labels, class names and the normalisation."""
-    from sklearn.model_selection import train_test_split
     if args.data_dir:
         xtr, ytr, xte, yte, classes = load_cifar10(args.data_dir, args.skip_md5)
         note = f"CIFAR-10 from {args.data_dir} ({'md5 NOT verified' if args.skip_md5 else 'md5 verified'})"
     else:
-        from sklearn.datasets import load_digits
-        d = load_digits()
+        d = datasets.load_digits()
         x = (torch.from_numpy(d.images).float() * (255 / 16)).round().to(torch.uint8)[:, None].repeat(1, 3, 1, 1)
-        tr, te = train_test_split(np.arange(len(x)), test_size=0.2, stratify=d.target, random_state=0)
+        tr, te = model_selection.train_test_split(np.arange(len(x)), test_size=0.2, stratify=d.target, random_state=0)
         y = torch.from_numpy(d.target).long()
         xtr, ytr, xte, yte, classes = x[tr], y[tr], x[te], y[te], [str(c) for c in range(10)]
         note = "EMBEDDED DEFAULT: scikit-learn's bundled 8x8 digits (1797 images, 10 classes), not CIFAR-10"
     gen = torch.Generator().manual_seed(0)          # the same subsets for every seed
-    keep = lambda y, n: torch.randperm(len(y), generator=gen)[:n] if n else torch.arange(len(y))  # noqa: E731
-    (xtr, ytr), (xte, yte) = [(x[k], y[k]) for x, y, n in ((xtr, ytr, args.max_train), (xte, yte, args.max_test))
-                              for k in [keep(y, n)]]
-    size = args.image_size
-    resize = lambda x: F.interpolate(x.float() / 255, size=(size, size), mode="bilinear", align_corners=False)  # noqa
-    xtr, xte = resize(xtr), resize(xte)
+
+    def subset(x, y, n):                            # at most n images (all if n is None), resized, in [0, 1]
+        k = torch.randperm(len(y), generator=gen)[:n] if n else torch.arange(len(y))
+        size = (args.image_size, args.image_size)
+        return F.interpolate(x[k].float() / 255, size=size, mode="bilinear", align_corners=False), y[k]
+
+    (xtr, ytr), (xte, yte) = subset(xtr, ytr, args.max_train), subset(xte, yte, args.max_test)
     mean, std = xtr.mean((0, 2, 3)).view(1, 3, 1, 1), xtr.std((0, 2, 3)).clamp_min(1e-3).view(1, 3, 1, 1)
     return {"name": "cifar10" if args.data_dir else "sklearn_digits", "note": note, "classes": classes,
             "flip": bool(args.data_dir), "train_x": xtr, "train_y": ytr, "test_x": xte, "test_y": yte,
@@ -181,8 +141,7 @@ class SmallCNN(nn.Sequential):
 
 
 def build_model(head: str, args):
-    from torus_plugins.adapters.timm import TorusTimmModel, create_torus_model, make_head
-    projection, mult, _ = HEADS[head]
+    projection, mult = HEADS[head]
     if args.backbone != "smallcnn":
         return create_torus_model(args.backbone, head=projection, dim=mult * args.dim, hidden_dim=args.hidden_dim)
     backbone = SmallCNN(args.width)
@@ -198,8 +157,6 @@ def embed(model, x, data):   # -> (backbone features, head embeddings)
 
 def train(model, head, data, args, gen, tr, val):
     """VICReg (+ KoLeo) with Adam and element-wise clipping; early stopping on the validation split's 1-NN P@1."""
-    from torus_plugins.losses import KoLeoLoss, VICRegLoss, clip_gradients
-    from torus_plugins.metrics import retrieval
     vicreg, koleo = VICRegLoss(), KoLeoLoss()
     weight = args.koleo if common.is_torus(head) else 0.0
     scale = float(model.out_dim) ** 0.5   # unit-norm z scaled so each coordinate can reach VICReg's target std 1
@@ -215,15 +172,10 @@ def train(model, head, data, args, gen, tr, val):
             xb = x[perm[i:i + args.batch_size]]
             z1, z2 = model(augment(xb, data, gen)), model(augment(xb, data, gen))
             loss = vicreg(z1 * scale, z2 * scale) + (weight * (koleo(z1) + koleo(z2)) / 2 if weight else 0)
-            if not torch.isfinite(loss):
-                raise RuntimeError(f"{head}: loss became {loss.item()} in epoch {epoch + 1}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
+            losses.append(common.optimise(opt, loss, f"{head}, epoch {epoch + 1}"))
         history["train_loss"].append(float(np.mean(losses)))
         p1 = retrieval(embed(model, x[val], data)[1], y[val], embed(model, x[refs], data)[1], y[refs],
-                       geometry=HEADS[head][2])["precision_at_1"]
+                       geometry=HEADS[head][0])["precision_at_1"]
         history["val_p1"].append(p1)
         if stop.step(p1, model):
             break
@@ -233,8 +185,6 @@ def train(model, head, data, args, gen, tr, val):
 
 def run(head: str, seed: int, args) -> dict:
     """Train one head with one seed (its own validation split, initialisation and augmentations); evaluate."""
-    from sklearn import linear_model, model_selection, pipeline, preprocessing
-    from torus_plugins.metrics import quantisation_table
     gen = common.seed_everything(seed, args.threads)
     data = load_data(args)
     ytr = data["train_y"]
@@ -244,7 +194,7 @@ def run(head: str, seed: int, args) -> dict:
     history, reason, best = train(model, head, data, args, gen, torch.as_tensor(tr), torch.as_tensor(val[:2000]))
     ftr, ztr = embed(model, data["train_x"][tr], data)
     fte, zte = embed(model, data["test_x"], data)
-    rows = quantisation_table(ztr, zte, ytr[tr], data["test_y"], geometry=HEADS[head][2], seed=seed)
+    rows = quantisation_table(ztr, zte, ytr[tr], data["test_y"], geometry=HEADS[head][0], seed=seed)
     probe = pipeline.make_pipeline(preprocessing.StandardScaler(), linear_model.LogisticRegression(max_iter=2000))
     probe.fit(ftr.numpy(), ytr[tr].numpy())
     return {"head": head, "seed": seed, "epochs": len(history["val_p1"]), "best_epoch": best, "stop_reason": reason,
@@ -253,8 +203,6 @@ def run(head: str, seed: int, args) -> dict:
 
 
 def main(argv=None) -> dict:
-    from torus_plugins import plot, report, to_turns
-    from torus_plugins.codes import quantize, save_codes
     args = parse_args(argv)
     data = load_data(args)                # data errors come before any output folder is made
     os.makedirs(args.out, exist_ok=True)
@@ -269,7 +217,7 @@ def main(argv=None) -> dict:
     for head, m in metrics.items():
         m["embedding_dim"] = m["per_seed"][0]["embedding_dim"]
         if common.is_torus(head):
-            z, geometry = next(r["test_z"] for r in runs if r["head"] == head), HEADS[head][2]
+            z, geometry = next(r["test_z"] for r in runs if r["head"] == head), HEADS[head][0]
             plot.plot_angles(z, data["test_y"], os.path.join(args.out, f"angles_{head}.png"), geometry,
                              title=f"{head}: test set, seed 0", class_names=data["classes"])
             save_codes(os.path.join(args.out, f"codes_{head}_uint8.torc"), quantize(to_turns(torch.as_tensor(z)), 8),
@@ -286,11 +234,7 @@ def main(argv=None) -> dict:
     for key, label in (("train_loss", "training loss (VICReg + KoLeo)"), ("val_p1", "validation 1-NN P@1")):
         plot.plot_loss_curves({h: [r["history"][key] for r in runs if r["head"] == h] for h in args.heads},
                               os.path.join(args.out, f"{key}.png"), title=label, ylabel=key)
-    prov = report.finish(prov)
-    report.write_results(os.path.join(args.out, "results.json"), prov, args, metrics)
-    print(f"\nwrote {args.out}/results.json and plots; wall time {prov['wall_seconds']:.0f} s "
-          f"({args.threads} thread(s) per run, {args.jobs} parallel run(s))")
-    return {"provenance": prov, "metrics": metrics}
+    return {"provenance": common.write_results(args.out, prov, args, metrics, args.jobs), "metrics": metrics}
 
 
 if __name__ == "__main__":

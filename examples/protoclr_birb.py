@@ -3,31 +3,31 @@
 Mel spectrogram -> small CNN -> MLP -> head -> ProtoCLR loss on two augmented views; SGD, gradients clipped
 element-wise at 100, KoLeo on torus heads (--koleo), one budget for all heads, early stopping on the pow validation
 loss. Rows: heads at width --dim, plus torusN at 2*dim (the sphere's intrinsic dimension and uint8 bits). Without
---data-dir a SYNTHETIC bird-song set (not real recordings) is written in the BIRB layout and read back.
+--data-dir a SYNTHETIC bird-song set (synthetic_birb.py; not real recordings) is written in the BIRB layout and
+read back.
 Usage: python examples/protoclr_birb.py --out runs/birb     (--quick: smoke test; --data-dir /data/birb)
 """
 
 import argparse
-import json
 import os
 import sys
 
 import librosa
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+from synthetic_birb import SR, write_synthetic_birb  # noqa: E402
 from torus_plugins import ProjectionHead, to_turns  # noqa: E402
 from torus_plugins.codes import SphereGridQuantizer, quantize  # noqa: E402
 from torus_plugins.losses import KoLeoLoss, ProtoCLRLoss, clip_gradients  # noqa: E402
-from torus_plugins.metrics import few_shot_accuracy, small_classes  # noqa: E402
-from torus_plugins.plot import plot_angles, plot_few_shot, plot_loss_curves  # noqa: E402
-from torus_plugins.report import aggregate, finish, format_grid, provenance, write_results  # noqa: E402
+from torus_plugins.metrics import few_shot_accuracy, grid, small_classes  # noqa: E402
+from torus_plugins.plot import plot_angles, plot_few_shot, plot_loss_curves, plot_spectrograms  # noqa: E402
+from torus_plugins.report import aggregate, format_grid, provenance  # noqa: E402
 
-SR, SHOTS, TAU, CLIP, LR = 16000, (1, 5), 0.1, 100.0, 0.05  # ProtoCLR's tau and SGD lr; the paper's clip value
+SHOTS, TAU, CLIP, LR = (1, 5), 0.1, 100.0, 0.05  # ProtoCLR's tau and SGD lr; the paper's clip value
 NORM_MEAN, NORM_STD = 0.5347, 0.0772  # ProtoCLR's standardisation of min-max-normalised dB spectrograms
 LAYOUT = "expected train/<class>/*.pt (16 kHz), eval/pow.pt {'data', 'label'}, eval/<set>/<class>/*.pt (BIRB)"
 
@@ -41,13 +41,14 @@ def parse_args(argv=None):
     p.add_argument("--dim", type=int, default=32, help="embedding width of every head (torusN: dim/2 angles)")
     p.add_argument("--no-wide", action="store_true", help="skip the extra torusN row at 2*dim")
     p.add_argument("--koleo", type=float, default=0.0, help="KoLeo weight on the torus heads (README: sweep)")
-    p.add_argument("--epochs", type=int, default=40, help="budget: maximum epochs, the same for every head")
-    p.add_argument("--patience", type=int, default=6, help="early stopping patience (epochs)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--episodes", type=int, default=10)
-    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1; tables give mean +- std over them")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per run (results depend on it)")
-    p.add_argument("--jobs", type=int, default=2, help="runs in parallel processes (results do not depend on it)")
+    positive = common.positive                      # an integer >= 1
+    p.add_argument("--epochs", type=positive, default=40, help="budget: maximum epochs, the same for every head")
+    p.add_argument("--patience", type=positive, default=6, help="early stopping patience (epochs)")
+    p.add_argument("--batch-size", type=positive, default=64)
+    p.add_argument("--episodes", type=positive, default=10)
+    p.add_argument("--seeds", type=positive, default=3, help="seeds 0..N-1; tables give mean +- std over them")
+    p.add_argument("--threads", type=positive, default=1, help="torch threads per run (results depend on it)")
+    p.add_argument("--jobs", type=positive, default=2, help="runs in parallel processes (results do not depend on it)")
     a = p.parse_args(argv)
     if a.dim % 4 or a.dim < 4:
         p.error(f"--dim must be a positive multiple of 4, got {a.dim}")
@@ -55,49 +56,6 @@ def parse_args(argv=None):
     if a.quick:
         a.epochs, a.seeds, a.jobs, a.batch_size = 2, 1, 1, 16
     return a
-
-
-def synth_clip(sp: np.ndarray, seconds: float, rng) -> np.ndarray:
-    """A species sp = (f0, bandwidth, shape, syllable s, gap s, n syllables, 2nd harmonic): 1-2 bouts of FM
-    syllables at random offsets, per-clip pitch/tempo jitter, low-passed noise."""
-    f0, bw, shape, syl, gap, n_syl, h2 = sp
-    n, out = int(seconds * SR), np.zeros(int(seconds * SR))
-    f0, syl = f0 * rng.uniform(0.96, 1.04), syl * rng.uniform(0.9, 1.1)
-    for _ in range(rng.integers(1, 3)):
-        start = rng.uniform(0, max(seconds - n_syl * (syl + gap), 0.01))
-        for s in range(int(n_syl)):
-            i0, m = int((start + s * (syl + gap)) * SR), int(syl * SR)
-            u = np.arange(max(0, min(m, n - i0))) / m                       # 0..1 through the syllable
-            sweep = [u, 1 - u, 0.5 * np.sin(2 * np.pi * 6 * u), np.sin(np.pi * u), 0 * u][int(shape)]
-            phase = 2 * np.pi * np.cumsum(f0 + bw * sweep) / SR + rng.uniform(0, 2 * np.pi)
-            out[i0:i0 + len(u)] += np.sin(np.pi * u) ** 2 * (np.sin(phase) + h2 * np.sin(2 * phase))
-    out *= rng.uniform(0.3, 1.0) / max(np.abs(out).max(), 1e-6)
-    noise = np.convolve(rng.standard_normal(n), np.ones(4) / 4, mode="same")
-    return (out + noise * 0.3 * 10 ** (-rng.uniform(10, 30) / 20)).astype(np.float32)
-
-
-def write_synthetic_birb(root: str, a) -> str:
-    """SYNTHETIC set in the BIRB layout: 8 training species (24 clips each), 6 in eval/pow.pt and 6 others in
-    eval/synth_test (12 clips each); --quick: 4 / 3 / 3 species, 8 / 6 clips."""
-    (n_tr, n_ev), (c_tr, c_ev) = ((4, 3), (8, 6)) if a.quick else ((8, 6), (24, 12))
-    spec = {"synthetic": True, "seconds": a.clip_seconds, "species": [n_tr, n_ev], "clips": [c_tr, c_ev]}
-    if os.path.isfile(marker := os.path.join(root, "SYNTHETIC.json")) and json.load(open(marker)) == spec:
-        return root
-    rng = np.random.default_rng(0)                # one fixed data set; --seeds vary the training only
-    species = [rng.uniform([1500, 400, 0, 0.06, 0.04, 2, 0], [5000, 2000, 5, 0.25, 0.18, 7, 0.6])
-               for _ in range(n_tr + 2 * n_ev)]
-    pow_x, pow_y = [], []
-    for i, sp in enumerate(species):
-        clips = [torch.from_numpy(synth_clip(sp, a.clip_seconds, rng)) for _ in range(c_tr if i < n_tr else c_ev)]
-        if n_tr <= i < n_tr + n_ev:
-            pow_x, pow_y = pow_x + clips, pow_y + [i - n_tr] * len(clips)
-            continue
-        os.makedirs(d := os.path.join(root, "train" if i < n_tr else "eval/synth_test", f"sp{i:02d}"), exist_ok=True)
-        for c, x in enumerate(clips):
-            torch.save(x, os.path.join(d, f"clip_{c:03d}.pt"))
-    torch.save({"data": torch.stack(pow_x), "label": torch.tensor(pow_y)}, os.path.join(root, "eval", "pow.pt"))
-    json.dump(spec, open(marker, "w"))                        # SYNTHETIC.json labels the folder
-    return root
 
 
 def fit_length(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -135,7 +93,8 @@ def usable(name: str, x, y, names, verbose=True):
 
 
 def load_data(a, verbose=True) -> dict:
-    n, root = int(a.clip_seconds * SR), a.data_dir or write_synthetic_birb(os.path.join(a.out, "synthetic_birb"), a)
+    root = a.data_dir or write_synthetic_birb(os.path.join(a.out, "synthetic_birb"), a.clip_seconds, a.quick)
+    n = int(a.clip_seconds * SR)
     if missing := [sub for sub in ("train", "eval") if not os.path.isdir(os.path.join(root, sub))]:
         raise common.DataDirError(f"--data-dir {root!r} has no {missing[0]}/ folder; {LAYOUT}")
     xtr, ytr, names = load_class_folders(os.path.join(root, "train"), n, "training set")
@@ -228,28 +187,24 @@ def run(row: str, head: str, dim: int, seed: int, a) -> dict:
             idx = perm[i * bs:(i + 1) * bs]
             z1, z2 = (model["head"](model["encoder"](augment(spec[idx], gen))) for _ in range(2))
             loss = protoclr(z1, z2, ytr[idx]) + (koleo * KoLeoLoss()(torch.stack([z1, z2], 1)) if koleo else 0)
-            if not torch.isfinite(loss):
-                raise RuntimeError(f"{row} seed {seed}: loss became {loss.item()} at epoch {epoch + 1}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            losses.append(common.optimise(opt, loss, f"{row} seed {seed}, epoch {epoch + 1}"))
             sched.step()
-            losses.append(loss.item())
         hist["train"].append(float(np.mean(losses)))
         hist["val"].append(protoclr(*[embed(model, front, pow_x)[1]] * 2, pow_y).item())   # clean views of pow
         if stop.step(-hist["val"][-1], model):
             break
     reason = stop.finish(model, a.epochs)                       # restores the best validation epoch's weights
-    grid = SphereGridQuantizer(8).fit(embed(model, front, xtr)[1]) if head == "sphere" else None
+    sphere_grid = SphereGridQuantizer(8).fit(embed(model, front, xtr)[1]) if head == "sphere" else None
     res = {"row": row, "seed": seed, "epochs": len(hist["train"]), "stop": reason, "history": hist, "few_shot": {}}
     for name, (x, y) in data["evals"].items():
         feats, z = embed(model, front, x)
-        codes = quantize(to_turns(z), 8) if grid is None else torch.from_numpy(grid.decode(grid.encode(z)))
-        ins = {"float": (z, head, False), "uint8": (codes, "codes" if grid is None else "sphere", False),
+        codes = (quantize(to_turns(z), 8) if sphere_grid is None else
+                 torch.from_numpy(sphere_grid.decode(sphere_grid.encode(z))))
+        ins = {"float": (z, head, False), "uint8": (codes, "codes" if sphere_grid is None else "sphere", False),
                "encoder": (feats, "sphere", True)}      # encoder features: upstream ProtoCLR's centred rule
         res["few_shot"][name] = {k: {s: v["mean"] for s, v in few_shot_accuracy(
             e, y, SHOTS, a.episodes, seed, geometry=g, centre=c).items()} for k, (e, g, c) in ins.items()}
-        if name == "pow" and seed == 0 and grid is None:        # torus rows: angle scatter, seed 0
+        if name == "pow" and seed == 0 and sphere_grid is None:        # torus rows: angle scatter, seed 0
             plot_angles(z, y, os.path.join(a.out, f"angles_{row.replace(' ', '_')}.png"), title=f"{row}: pow, seed 0")
     return res
 
@@ -267,32 +222,25 @@ def main(argv=None) -> dict:
     for x in per_run:
         print(f"{x['row']} seed {x['seed']}: {x['stop']}; final train loss {x['history']['train'][-1]:.3f}")
     runs = {r: [x for x in per_run if x["row"] == r] for r in rows}
-    metrics = {"data_note": data["note"], "rows": {r: {"head": h, "dim": d, "uint8_bits_per_vector": 8 * d // (
-        1 if h == "sphere" else 2), "few_shot": aggregate([x["few_shot"] for x in runs[r]]), "runs": runs[r]}
-        for r, (h, d) in rows.items()}}
+    metrics = {"data_note": data["note"], "rows": {}}
+    for r, (h, d) in rows.items():
+        metrics["rows"][r] = {"head": h, "dim": d, "uint8_bits_per_vector": grid(8).bits_per_vector(h, d),
+                              "few_shot": aggregate([x["few_shot"] for x in runs[r]]), "runs": runs[r]}
+    table = [[r, kind, e] + [m["few_shot"][e][kind][s] for s in SHOTS]
+             for r, m in metrics["rows"].items() for kind in ("float", "uint8", "encoder") for e in data["evals"]]
     print(format_grid(f"\nfew-shot accuracy, mean +- std over {a.seeds} seed(s) (each the mean of {a.episodes} "
-                      "episodes); pow = validation, others = test", ["row", "input", "set", "1-shot", "5-shot"],
-                      [[r, kind, e] + [m["few_shot"][e][kind][s] for s in SHOTS] for r, m in metrics["rows"].items()
-                       for kind in ("float", "uint8", "encoder") for e in data["evals"]]))
+                      "episodes); pow = validation, others = test", ["row", "input", "set", "1-shot", "5-shot"], table))
     plot_few_shot({("validation: " if e == "pow" else "test: ") + e: {r: m["few_shot"][e]["float"] for r, m in
                    metrics["rows"].items()} for e in data["evals"]}, os.path.join(a.out, "few_shot.png"),
                   f"few-shot accuracy, float embeddings (mean +- std over {a.seeds} seeds)")
     for part in ("train", "val"):
         plot_loss_curves({r: [x["history"][part] for x in runs[r]] for r in rows},
                          os.path.join(a.out, f"loss_{part}.png"), f"ProtoCLR loss ({part})")
-    (x, y), front, k = data["train"], MelFrontEnd(), min(8, len(data["names"]))   # first clip of <= 8 species
-    fig, axes = plt.subplots((k + 3) // 4, 4, figsize=(13, 2.8 * ((k + 3) // 4)), squeeze=False, layout="constrained")
-    for ax, c in zip(axes.flat, torch.unique(y)[:8]):
-        s = front.db(x[int(torch.where(y == c)[0][0])][None])[0].numpy()
-        im = ax.imshow(s, origin="lower", aspect="auto", cmap="magma", extent=(0, x.shape[1] / SR, 0, 128))
-        ax.set(title=data["names"][int(c)], xlabel="time (s)", ylabel="mel band (50-8000 Hz)")
-    fig.colorbar(im, ax=axes, label="dB")
-    fig.suptitle(data["note"][:120], fontsize=9)
-    fig.savefig(os.path.join(a.out, "spectrograms.png"), dpi=80)
-    plt.close(fig)
-    write_results(os.path.join(a.out, "results.json"), prov := finish(prov), vars(a), metrics)
-    print(f"wrote {a.out}/results.json and plots; wall time {prov['wall_seconds']} s on {prov['cpu_model']}, "
-          f"{a.threads} thread(s) x {a.jobs} job(s)")
+    (x, y), classes = data["train"], torch.unique(data["train"][1])[:8]      # first clip of <= 8 species
+    plot_spectrograms([MelFrontEnd().db(x[int(torch.where(y == c)[0][0])][None])[0] for c in classes],
+                      [data["names"][int(c)] for c in classes], os.path.join(a.out, "spectrograms.png"),
+                      x.shape[1] / SR, data["note"][:120], ylabel="mel band (50-8000 Hz)")
+    common.write_results(a.out, prov, vars(a), metrics, a.jobs)
     return metrics
 
 

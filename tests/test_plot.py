@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from torus_plugins.metrics import betti_numbers
-from torus_plugins.plot import plot_angles, plot_few_shot, plot_loss_curves, plot_p1_vs_bits, plot_persistence
+from torus_plugins.plot import (plot_angles, plot_few_shot, plot_loss_curves, plot_p1_vs_bits, plot_persistence,
+                                plot_spectrograms)
 from torus_plugins.report import aggregate, aggregate_rows
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -70,3 +71,20 @@ def test_few_shot_panels_and_loss_curves(tmp_path):
         plot_few_shot({}, tmp_path / "x.png")
     curves = {"sphere": [[3.0, 2.0, 1.5], [3.1, 2.1]], "torusN": [2.5, 2.0, 1.0]}
     check_png(plot_loss_curves(curves, tmp_path / "loss.png"))
+
+
+def test_spectrograms_one_row_per_four_panels(tmp_path):
+    rng = np.random.default_rng(0)
+    specs = [-80 + 60 * rng.random((128, 150)) for _ in range(5)]
+    names = ["wren", "kite", "dove", "owl", "crow"]
+    one_row = plot_spectrograms(specs[:4], names[:4], tmp_path / "four.png", seconds=3.0, ylabel="mel band")
+    two_rows = plot_spectrograms(specs, names, tmp_path / "five.png", seconds=3.0, title="synthetic")
+    check_png(one_row)
+    check_png(two_rows)
+    import matplotlib.image
+    h1, h2 = (matplotlib.image.imread(p).shape[0] for p in (one_row, two_rows))
+    assert h2 > 1.8 * h1 - 50                    # a fifth clip starts a second row
+    with pytest.raises(ValueError, match="one title per 2-D array"):
+        plot_spectrograms(specs, names[:2], tmp_path / "x.png", seconds=3.0)
+    with pytest.raises(ValueError, match=r"\(128,\)"):
+        plot_spectrograms([specs[0][:, 0]], ["wren"], tmp_path / "x.png", seconds=3.0)

@@ -9,6 +9,7 @@ mean +- std error bars (sample std over seeds); markers only between unrelated s
 * ``plot_few_shot``: few-shot accuracy against the number of shots (integer ticks), one panel per evaluation
   set so that validation and test sets stay apart, error bars = std.
 * ``plot_loss_curves``: training/validation loss per epoch, mean over seeds with a +- std band.
+* ``plot_spectrograms``: 2-D dB arrays (e.g. one clip per class) on a grid of panels with one colour bar.
 
 Usage: ``plot_angles(z, y, "angles.png", geometry="torusN", class_names=["cat", "dog"])``
 """
@@ -248,3 +249,25 @@ def plot_loss_curves(curves: dict, path, title: str = "training loss", xlabel: s
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return _save(plt, fig, path)
+
+
+def plot_spectrograms(specs, titles, path, seconds: float, title: str = "", ylabel: str = "band",
+                      per_row: int = 4) -> str:
+    """Spectrograms ``specs`` ([bands, frames] arrays in dB, each of a clip ``seconds`` long) as image panels,
+    ``per_row`` to a row, titled ``titles``, with one shared colour bar.
+    Usage: ``plot_spectrograms([front.db(wave)[0].numpy()], ["wren"], "spectrograms.png", seconds=3.0)``"""
+    specs = [np.asarray(s, dtype=np.float64) for s in specs]
+    if not specs or len(titles) != len(specs) or any(s.ndim != 2 for s in specs):
+        raise ValueError(f"plot_spectrograms: need one title per 2-D array, got {len(titles)} title(s) for arrays "
+                         f"of shapes {[s.shape for s in specs]}")
+    plt = _plt()
+    rows = (len(specs) + per_row - 1) // per_row
+    fig, axes = plt.subplots(rows, per_row, figsize=(13, 2.8 * rows), squeeze=False, layout="constrained")
+    for ax, s, name in zip(axes.flat, specs, titles):
+        im = ax.imshow(s, origin="lower", aspect="auto", cmap="magma", extent=(0, seconds, 0, s.shape[0]))
+        ax.set(title=name, xlabel="time (s)", ylabel=ylabel)
+    fig.colorbar(im, ax=axes, label="dB")
+    fig.suptitle(title, fontsize=9)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return str(path)
