@@ -192,3 +192,13 @@ def test_cifar_end_to_end_quick(tmp_path):
     assert res["provenance"]["args"]["data_dir"] == str(root)
     doc = json.loads((out / "results.json").read_text())
     assert set(doc["metrics"]) == {"torusN"} and doc["args"]["skip_md5"] is True
+
+
+def test_optimise_refuses_a_non_finite_loss_before_touching_the_weights():
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.SGD([w], lr=0.1)
+    assert common.optimise(opt, (w * 2).sum(), "train") == 6.0 and torch.allclose(w.detach(), torch.full((3,), 0.8))
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(RuntimeError, match=f"train step 3: loss became {bad}"):
+            common.optimise(opt, (w * bad).sum(), "train step 3")
+        assert torch.allclose(w.detach(), torch.full((3,), 0.8))                # no step was taken
