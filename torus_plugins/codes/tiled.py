@@ -129,7 +129,7 @@ if HAVE_NUMBA:
                         return builder.shuffle_vector(x, y, ir.Constant(ir.VectorType(i32, len(idx)), idx))
 
                     n = words
-                    evens = [w for w in range(0, n, 2) for w in (w, w + n)]        # [0, n, 2, n + 2, ...]
+                    evens = [x for w in range(0, n, 2) for x in (w, w + n)]        # [0, n, 2, n + 2, ...]
                     pairs_a = {r: shuf(rows[r], rows[r + 1], evens) for r in (0, 2, 4, 6)}
                     pairs_b = {r: shuf(rows[r], rows[r + 1], [w + 1 for w in evens]) for r in (0, 2, 4, 6)}
                     lo = [q for h in range(0, n, 4) for q in (h, h + 1, h + n, h + n + 1)]   # word 0 (| word 4)
