@@ -112,7 +112,7 @@ class IndexBase:
         self.geometry = geometry
         self.width = padded_width(self.n_angles)
         self._lock = threading.RLock()
-        self._set_layout(self.bits <= 4)
+        self._set_layout(False)          # indexes that hold rows for the kernel opt in to packing
 
     # ------------------------------------------------------------------ row layout
     def _set_layout(self, packed: bool) -> None:

@@ -85,6 +85,7 @@ class TorusIndexIVF(IndexBase):
 
     def __init__(self, n_angles: int, bits: int = 8, nlist: int = 1024, nprobe: int = 8, geometry: str = "torusN"):
         super().__init__(n_angles, bits, geometry)
+        self._set_layout(self.bits <= 4)      # codes of <= 4 bits held two per byte
         self.nlist = check_int(nlist, "nlist")
         self.nprobe = check_int(nprobe, "nprobe")
         self._state = self._new_state(None)
