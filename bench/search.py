@@ -240,6 +240,21 @@ def sweep(name, build, search_at, settings, gt, nq, bytes_per_vector, rows, exac
     gc.collect()
 
 
+def hnsw_sweep(name, make, x, q, gt, bytes_per_vector, rows, exact_qps, n, data):
+    """A faiss HNSW index (``make()``) built on ``x``, searched with q at efSearch 16 .. 512."""
+    def build():
+        ix = make()
+        ix.add(x)
+        return ix
+
+    def at_ef(ix, s):
+        ix.hnsw.efSearch = s
+        return ix.search(q, K)[1]
+
+    sweep(name, build, at_ef, (16, 32, 64, 128, 256, 512), gt, q.shape[0], bytes_per_vector, rows, exact_qps, n,
+          data)
+
+
 def ann_table(rng, sizes, noise, hnsw_max):
     rows = []
     nq = 1000
@@ -282,37 +297,19 @@ def ann_table(rng, sizes, noise, hnsw_max):
             sweep(f"faiss IndexBinaryIVF 4-bit Johnson nlist={nlist} (nprobe)", build_bivf, at_nprobe, probes,
                   gt_h, nq, 64 + 8, rows, nq / t4, n, data)
             if n <= hnsw_max:
-                def build_bhnsw():
-                    ix = faiss.IndexBinaryHNSW(512, 32)
-                    ix.add(jc)
-                    return ix
-
-                def at_ef(ix, s):
-                    ix.hnsw.efSearch = s
-                    return ix.search(jq, K)[1]
-
-                sweep("faiss IndexBinaryHNSW M=32 4-bit Johnson (efSearch)", build_bhnsw, at_ef,
-                      (16, 32, 64, 128, 256, 512), gt_h, nq, "64 + graph", rows, nq / t4, n, data)
+                hnsw_sweep("faiss IndexBinaryHNSW M=32 4-bit Johnson (efSearch)",
+                           lambda: faiss.IndexBinaryHNSW(512, 32), jc, jq, gt_h, "64 + graph", rows, nq / t4, n, data)
                 xf, qf = clifford(c8, 8), clifford(q8, 8)
                 ipx = faiss.IndexFlatIP(2 * ANGLES)
                 ipx.add(xf)
                 _, gt_f = ipx.search(qf, K)
                 del ipx
-
-                def build_hnsw():
-                    ix = faiss.IndexHNSWFlat(2 * ANGLES, 32, faiss.METRIC_INNER_PRODUCT)
-                    ix.add(xf)
-                    return ix
-
-                def at_ef_float(ix, s):
-                    ix.hnsw.efSearch = s
-                    return ix.search(qf, K)[1]
-
-                sweep("faiss IndexHNSWFlat M=32 float Clifford (efSearch)", build_hnsw, at_ef_float,
-                      (16, 32, 64, 128, 256, 512), gt_f, nq, "512 + graph", rows, nq / t8, n, data)
-    table(f"Approximate search, k={K}, nq={nq}, {ANGLES} angles, searches 1 thread, builds {BUILD_THREADS} threads; recall@10 against each contender's own "
-          f"exact search; clustered = 1000 centres, noise {noise} turns per angle; 'x exact' = QPS over the "
-          f"exact TorusIndexFlat scan at the same bits",
+                hnsw_sweep("faiss IndexHNSWFlat M=32 float Clifford (efSearch)",
+                           lambda: faiss.IndexHNSWFlat(2 * ANGLES, 32, faiss.METRIC_INNER_PRODUCT),
+                           xf, qf, gt_f, "512 + graph", rows, nq / t8, n, data)
+    table(f"Approximate search, k={K}, nq={nq}, {ANGLES} angles, searches 1 thread, builds {BUILD_THREADS} threads; "
+          f"recall@10 against each contender's own exact search; clustered = 1000 centres, noise {noise} turns per "
+          f"angle; 'x exact' = QPS over the exact TorusIndexFlat scan at the same bits",
           ["data", "n", "method", "build s", "B/vector", "setting at recall>=0.95", "recall", "QPS", "x exact",
            "curve setting:recall/QPS"], rows)
 

@@ -11,13 +11,35 @@ import numpy as np
 from .._checks import check_int
 from .quantize import check_bits, check_codes
 
-__all__ = ["pack_codes", "unpack_codes", "packed_row_bytes"]
+__all__ = ["pack_codes", "unpack_codes", "packed_row_bytes", "nibble_pack", "nibble_unpack"]
 
 
 def packed_row_bytes(n_angles: int, bits: int) -> int:
     """Bytes per packed vector: ceil(n_angles * bits / 8)."""
     n_angles, bits = check_int(n_angles, "n_angles", minimum=0), check_bits(bits)
     return (n_angles * bits + 7) // 8
+
+
+def nibble_pack(codes: np.ndarray, width: int | None = None) -> np.ndarray:
+    """[n, k] codes < 16 -> [n, ceil(W / 2)] uint8, angle 2j in the low nibble of byte j and 2j + 1 in the high
+    one (:func:`pack_codes`' order at 4 bits), rows zero-padded to W = ``width`` angles (default k).
+    Usage: ``nibble_pack(codes4)``"""
+    n, k = codes.shape
+    width = k if width is None else width
+    out = np.zeros((n, (width + 1) // 2), np.uint8)
+    even = codes[:, 0::2]
+    out[:, :even.shape[1]] = even
+    odd = codes[:, 1::2]
+    out[:, :odd.shape[1]] |= odd << np.uint8(4)
+    return out
+
+
+def nibble_unpack(packed: np.ndarray, n_angles: int) -> np.ndarray:
+    """Inverse of :func:`nibble_pack`: [n, B] -> [n, n_angles] uint8 (n_angles <= 2 B)."""
+    out = np.empty((packed.shape[0], 2 * packed.shape[1]), np.uint8)
+    out[:, 0::2] = packed & np.uint8(15)
+    out[:, 1::2] = packed >> np.uint8(4)
+    return out if n_angles == out.shape[1] else np.ascontiguousarray(out[:, :n_angles])
 
 
 def pack_codes(codes, bits: int) -> np.ndarray:
@@ -33,6 +55,8 @@ def pack_codes(codes, bits: int) -> np.ndarray:
         return np.ascontiguousarray(codes)
     lead, k = codes.shape[:-1], codes.shape[-1]
     flat = codes.reshape(-1, k)
+    if bits == 4:   # two codes per byte, without an 8x bit temporary
+        return nibble_pack(flat).reshape(*lead, packed_row_bytes(k, bits))
     b = np.unpackbits(flat[..., None], axis=-1, bitorder="little")[..., :bits]  # [n, k, bits]
     packed = np.packbits(b.reshape(flat.shape[0], k * bits), axis=-1, bitorder="little")
     return packed.reshape(*lead, packed_row_bytes(k, bits))
@@ -55,6 +79,8 @@ def unpack_codes(packed, bits: int, n_angles: int) -> np.ndarray:
         return np.ascontiguousarray(packed)
     lead = packed.shape[:-1]
     flat = packed.reshape(-1, row)
+    if bits == 4:
+        return nibble_unpack(flat, int(n_angles)).reshape(*lead, n_angles)
     b = np.unpackbits(flat, axis=-1, count=n_angles * bits, bitorder="little")
     b = b.reshape(flat.shape[0], n_angles, bits)
     codes = np.packbits(b, axis=-1, bitorder="little")[..., 0]

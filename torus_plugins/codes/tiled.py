@@ -18,8 +18,8 @@ on the way into the tile: a piece of 32 packed bytes becomes [low nibbles, high 
 A 4-bit index thus reads 32 bytes per 64 angles.
 
 Three queries (one when there is only one) share each pass over a block's tiles, their broadcast chunks held in
-registers. Selection per query and block: the block's minimum is compared with the current k-th distance; only blocks that
-improve it are walked, inserting rows in ascending order with a strict test, so ties go to the smaller id.
+registers. Selection per query and block: the block's minimum is compared with the current k-th distance; only
+blocks that improve it are walked, inserting rows in ascending order with a strict test, so ties go to the smaller id.
 
 Usage::
 
@@ -29,7 +29,8 @@ Usage::
 
 import numpy as np
 
-from . import kernel
+from . import kernel, pack
+from .pack import nibble_unpack
 from .kernel import AVX2, AVX512, BLOCK, HAVE_NUMBA, PORTABLE
 
 __all__ = ["tiled_topk", "lists_topk", "nibble_pack", "nibble_unpack", "GROUP"]
@@ -39,24 +40,9 @@ TILE = 8       # rows per tile (the 64-bit lanes of a 512-bit vector)
 
 
 def nibble_pack(codes: np.ndarray, width: int | None = None) -> np.ndarray:
-    """[n, k] codes < 16 -> [n, W / 2] uint8, angle 2j in the low nibble of byte j and 2j + 1 in the high one
-    (pack_codes' order), rows zero-padded to W = ``width`` angles (default k rounded up to 32)."""
-    n, k = codes.shape
-    width = kernel.padded_width(k) if width is None else width
-    out = np.zeros((n, width // 2), np.uint8)
-    even = codes[:, 0::2]
-    out[:, :even.shape[1]] = even
-    odd = codes[:, 1::2]
-    out[:, :odd.shape[1]] |= odd << np.uint8(4)
-    return out
-
-
-def nibble_unpack(packed: np.ndarray, n_angles: int) -> np.ndarray:
-    """Inverse of :func:`nibble_pack`: [n, W / 2] -> [n, n_angles] uint8."""
-    out = np.empty((packed.shape[0], 2 * packed.shape[1]), np.uint8)
-    out[:, 0::2] = packed & np.uint8(15)
-    out[:, 1::2] = packed >> np.uint8(4)
-    return out if n_angles == out.shape[1] else np.ascontiguousarray(out[:, :n_angles])
+    """:func:`torus_plugins.codes.pack.nibble_pack` with rows padded to the kernel width by default
+    (k rounded up to 32 angles): [n, k] codes < 16 -> [n, W / 2] uint8."""
+    return pack.nibble_pack(codes, kernel.padded_width(codes.shape[1]) if width is None else width)
 
 
 def query_order(width: int, packed: bool) -> np.ndarray:
@@ -210,7 +196,8 @@ if HAVE_NUMBA:
                         """|u - 128| = abs(int8(u ^ 128)) (abs(-128) = 0x80 = 128 unsigned), then each lane's 8
                         bytes summed in registers: bytes pairwise into 16-bit fields, then the 4 fields by a
                         multiply whose top 16 bits collect them (at most 8 * 128 = 1024)."""
-                        a = builder.call(absf, [builder.xor(d, ir.Constant(vb, [128] * 64)), ir.Constant(ir.IntType(1), 0)])
+                        flipped = builder.xor(d, ir.Constant(vb, [128] * 64))
+                        a = builder.call(absf, [flipped, ir.Constant(ir.IntType(1), 0)])
                         w = builder.bitcast(a, vq)
                         w = builder.add(builder.and_(w, bytes_lo),
                                         builder.and_(builder.lshr(w, ir.Constant(vq, [8] * TILE)), bytes_lo))

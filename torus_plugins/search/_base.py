@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..codes.kernel import padded_width
-from ..codes.tiled import nibble_pack, nibble_unpack
+from ..codes.pack import nibble_pack, nibble_unpack
 from ..codes.quantize import check_bits, check_codes
 
 PAD_DISTANCE = np.iinfo(np.int64).max   # distance of a missing result (k > ntotal), like faiss's "max" sentinel

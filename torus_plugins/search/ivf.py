@@ -235,15 +235,20 @@ class TorusIndexIVF(IndexBase):
     def search(self, query_codes, k: int, nprobe: int | None = None, threads: int | None = None):
         """k nearest by circular L1 among the ``nprobe`` nearest lists: (D int64 [nq, k], I int64 [nq, k]),
         ties -> earlier-added first; missing results pad with id -1 / distance PAD_DISTANCE."""
-        q = self._check_codes(query_codes, "query_codes")
+        q, nprobe, threads, state = self._query_args(query_codes, nprobe, threads, "search")
         k = self._check_k(k)
+        D, S = self._search_seq(state, q, k, nprobe, threads)
+        return D, self._seq_to_ids(state, S)
+
+    def _query_args(self, query_codes, nprobe, threads, what: str):
+        """Checked (queries, nprobe <= nlist, threads) and the one snapshot a query reads; refuses untrained."""
+        q = self._check_codes(query_codes, "query_codes")
         nprobe = self.nprobe if nprobe is None else check_int(nprobe, "nprobe")
         threads = self._check_threads(threads)
         state = self._state
         if state.refs is None:
-            raise ValueError("the index is not trained: call train(codes) and add(codes) before search()")
-        D, S = self._search_seq(state, q, k, min(nprobe, self.nlist), threads)
-        return D, self._seq_to_ids(state, S)
+            raise ValueError(f"the index is not trained: call train(codes) and add(codes) before {what}()")
+        return q, min(nprobe, self.nlist), threads, state
 
     def _search_seq(self, state: IVFState, q: np.ndarray, k: int, nprobe: int, threads=None):
         """(D, insertion numbers) [nq, k] over one snapshot, padded with PAD_DISTANCE / -1."""
@@ -302,21 +307,10 @@ class TorusIndexIVF(IndexBase):
 
     def range_search(self, query_codes, radius, nprobe: int | None = None, threads: int | None = None):
         """Codes at circular L1 distance < radius in the probed lists: faiss-style (lims, D, I)."""
-        q = self._check_codes(query_codes, "query_codes")
+        q, nprobe, threads, state = self._query_args(query_codes, nprobe, threads, "range_search")
         radius = self._check_radius(radius)
-        nprobe = self.nprobe if nprobe is None else check_int(nprobe, "nprobe")
-        threads = self._check_threads(threads)
-        state = self._state
-        if state.refs is None:
-            raise ValueError("the index is not trained: call train(codes) and add(codes) before range_search()")
         n = int(sum(r.n for r in state.lists))
-        nprobe = min(nprobe, self.nlist)
-
-        def topk(qq, kk):
-            D, S = self._search_seq(state, qq, kk, nprobe, threads)
-            return D, S
-
-        lims, D, S = range_from_topk(topk, q, n, radius)
+        lims, D, S = range_from_topk(lambda qq, kk: self._search_seq(state, qq, kk, nprobe, threads), q, n, radius)
         keep = S >= 0
         if not keep.all():  # a padded slot never passes d < radius unless radius is huge: drop it
             lims = np.concatenate([[0], np.cumsum(keep)])[lims]
