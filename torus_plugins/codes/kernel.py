@@ -19,7 +19,7 @@ Threads: a search is split over threads only past MIN_TASK_WORK per thread (``th
 searches never wait for woken threads; many queries split by query, few by rows.
 
 Why numba (a dependency of this package for this module): a numpy uint8 loop runs ~0.2k QPS on 100k x 64 codes;
-the tiled kernel runs ~4-4.5x faiss ``IndexFlatIP`` on the float vectors per thread (bench/search.py, README).
+the tiled kernel runs 4-5x faiss ``IndexFlatIP`` on the float vectors per thread (bench/search.py, README).
 Without numba the numpy reference gives identical results, only slower.
 
 Usage::
