@@ -7,6 +7,9 @@ of each class (or ``n_query`` of them) are the queries. A query gets the class o
 * torusN / torusC (interleaved Clifford layout, any scale):  on every circle j the prototype angle is the circular
   mean  mu_cj = atan2(sum_{i in S_c} sin theta_ij, sum_{i in S_c} cos theta_ij);  predict
   argmax_c (1/k) sum_j cos(theta_qj - mu_cj)  (the cosine of unit Clifford vectors).
+* Any uniform scale of the embeddings gives the same result (norms are taken after dividing each
+  row by a power of two near its largest value: no overflow, no underflow). A row with no direction
+  (all zeros on the sphere, a zero (cos, sin) pair on a torus) is refused as in ``retrieval``.
 * codes (uint8, ``bits``):  prototype codes = quantize(circular mean of the support angles, bits);  predict
   argmin_c sum_j min(d_j, 2**b - d_j),  d_j = (q_j - P_cj) mod 2**b  (circular L1, integers only).
 * sphere with ``centre=True``: upstream ProtoCLR's rule (L2-normalise, subtract the support mean, Euclidean
@@ -30,9 +33,9 @@ import torch
 from .._checks import check_int
 from ..codes import pairwise_circular_distance, quantize
 from ..codes.quantize import check_bits
-from ..geometry import TWO_PI, to_clifford, to_turns
+from ..geometry import TWO_PI, to_clifford
 from ._inputs import as_labels
-from .geometries import as_array
+from .geometries import as_array, get_geometry, unit_rows
 
 __all__ = ["few_shot_accuracy", "nearest_prototype", "small_classes"]
 
@@ -67,11 +70,15 @@ def small_classes(labels, shot: int) -> dict:
 
 # ------------------------------------------------------------------------------------------- prototype rule
 
-def _prepare(x: np.ndarray, geometry: str, bits: int) -> np.ndarray:
-    """Rows ready for prototypes: unit vectors (sphere), turns (torus), int64 codes (codes)."""
+def _prepare(x: np.ndarray, geometry: str, bits: int, name: str = "embeddings") -> np.ndarray:
+    """Rows ready for prototypes: unit vectors (sphere), turns (torus), int64 codes (codes).
+
+    Floats go through the geometry's own checks, as in ``retrieval``: an all-zero row (sphere) or
+    zero pair (torus) has no direction and raises ValueError naming ``name``; integers are read as
+    floats.
+    """
     if geometry == "sphere":
-        x = x.astype(np.float64)
-        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        return get_geometry(geometry).unit_vectors(x.astype(np.float64), name)
     if geometry == "codes":
         if x.dtype != np.uint8:
             raise TypeError(f"geometry='codes' needs uint8 codes, got dtype {x.dtype}")
@@ -79,8 +86,9 @@ def _prepare(x: np.ndarray, geometry: str, bits: int) -> np.ndarray:
             raise ValueError(f"codes hold value {int(x.max())} >= 2**bits = {1 << bits} (bits={bits})")
         return x.astype(np.int64)
     if x.shape[1] % 2:
-        raise ValueError(f"{geometry} embeddings need an even width (cos, sin pairs), got width {x.shape[1]}")
-    return to_turns(torch.from_numpy(x.astype(np.float64))).numpy()
+        raise ValueError(f"{geometry} {name} need an even width (cos, sin pairs), "
+                         f"got width {x.shape[1]}")
+    return get_geometry(geometry).turns(x.astype(np.float64), name)
 
 
 def _circular_mean_turns(turns: np.ndarray, onehot: np.ndarray) -> np.ndarray:
@@ -102,8 +110,8 @@ def _nearest(s: np.ndarray, sy: np.ndarray, q: np.ndarray, n_classes: int, geome
         means = (onehot.T @ (s - mu)) / onehot.sum(0)[:, None]
         return (((q - mu)[:, None, :] - means[None]) ** 2).sum(-1).argmin(1)
     if geometry == "sphere":
-        p = onehot.T @ s
-        return (q @ (p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)).T).argmax(1)
+        # a prototype whose support vectors cancel exactly stays zero (it scores 0)
+        return (q @ unit_rows(onehot.T @ s).T).argmax(1)
     if geometry == "codes":
         protos = quantize(_circular_mean_turns(s / float(1 << bits), onehot), bits)
         return pairwise_circular_distance(q.astype(np.uint8), protos, bits=bits).argmin(1)
@@ -123,8 +131,8 @@ def nearest_prototype(support, support_labels, queries, geometry: str = "sphere"
     raw = _raw_labels(support_labels)
     sy = as_labels(raw, len(s), "support_labels")
     classes = np.unique(raw)
-    idx = _nearest(_prepare(s, geometry, bits), sy, _prepare(q, geometry, bits), len(classes), geometry, bits,
-                   centre)
+    s, q = _prepare(s, geometry, bits, "support"), _prepare(q, geometry, bits, "queries")
+    idx = _nearest(s, sy, q, len(classes), geometry, bits, centre)
     return classes[idx]
 
 

@@ -47,6 +47,23 @@ def as_array(x, name: str = "embeddings") -> np.ndarray:
     return x
 
 
+def scale_rows(x: np.ndarray) -> np.ndarray:
+    """x_i / 2**e_i, 2**(e_i - 1) <= max_j |x_ij| < 2**e_i: each row's largest |value| in [0.5, 1).
+
+    Dividing by a power of two is exact (inputs that differ by a power-of-two scale give the same
+    output), and afterwards squares and norms neither overflow nor underflow; zero rows stay zero.
+    """
+    _, e = np.frexp(np.abs(x).max(1))
+    return np.ldexp(x, -e[:, None])
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """x_i / ||x_i|| at any scale (the norm is taken on :func:`scale_rows`); zero rows stay zero."""
+    x = scale_rows(np.asarray(x, dtype=np.float64))
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norm > 0, norm, 1.0)
+
+
 def clifford_of_turns(turns: np.ndarray) -> np.ndarray:
     """Unit-norm interleaved (cos, sin) layout, each circle scaled by 1/sqrt(k)."""
     return to_clifford(torch.from_numpy(np.asarray(turns, dtype=np.float64))).numpy()
@@ -78,13 +95,17 @@ class Geometry:
         return int(width)
 
     def unit_vectors(self, x, name: str = "embeddings") -> np.ndarray:
-        """Unit vectors whose inner product is this geometry's similarity."""
+        """Unit vectors whose inner product is this geometry's similarity (sphere: x / ||x||).
+
+        Any scale of a row gives the same unit vector; a zero row raises ValueError naming ``name``.
+        """
         x = self.check(x, name)
-        norm = np.linalg.norm(x, axis=1, keepdims=True)
-        if (norm[:, 0] == 0).any():
-            raise ValueError(f"{name} row {int(np.argmax(norm[:, 0] == 0))} is all zeros: it has no direction "
-                             f"on the sphere; expected non-zero rows")
-        return x / norm
+        zero = ~x.any(1)
+        if zero.any():
+            row = int(np.argmax(zero))
+            raise ValueError(f"{name} row {row} is all zeros: it has no direction on the sphere; "
+                             f"expected non-zero rows")
+        return unit_rows(x)
 
     def turns(self, x, name: str = "embeddings") -> np.ndarray:
         raise ValueError(f"geometry {self.name!r} has no angles; use torusN, torusC or codes")

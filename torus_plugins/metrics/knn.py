@@ -1,9 +1,13 @@
 """Exact k nearest neighbours of a point cloud among its own points (faiss ``IndexFlatL2``), and the input
 checks shared by the shape metrics.
 
-faiss ranks the neighbours in float32 (memory O(n * k), not O(n^2 * d)); the returned distances are recomputed
-in float64 from the coordinates, so they are exact for the neighbours found. Self is excluded by index, so
-duplicate points are each other's neighbours at distance 0.
+faiss ranks the neighbours in float32 (memory O(n * k), not O(n^2 * d)) on the cloud centred
+and divided by a power of two near its extent (:func:`centred_unit`): float32 squared distances
+then neither overflow (clouds beyond ~1e19) nor underflow (below ~1e-19), and a uniform scale of
+the input changes no neighbour (a power-of-two scale changes no bit). The returned distances are
+recomputed in float64 from those coordinates and given in input units, so they are exact for the
+neighbours found. Self is excluded by index, so duplicate points are each other's neighbours at
+distance 0.
 
 Usage: ``dist, idx = knn(x, k=10)``  # [n, k] distances (ascending) and indices, self excluded
 """
@@ -38,6 +42,20 @@ def as_cloud(x, name: str = "x", min_points: int = 2) -> np.ndarray:
     return x
 
 
+def centred_unit(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """(c, e) with x - mean(x) = c * 2**e and max |c| in [0.5, 1): the cloud in units of its extent.
+
+    Both divisions are by powers of two (exact) and the centring runs on values below 1, so
+    nothing overflows however large x is, and nothing underflows however small. Input: a finite
+    float64 cloud of at least two distinct rows (:func:`as_cloud`).
+    """
+    _, e_max = np.frexp(np.abs(x).max())
+    c = np.ldexp(x, -e_max)
+    c = c - c.mean(0)
+    _, e_extent = np.frexp(np.abs(c).max())
+    return np.ldexp(c, -e_extent), int(e_max) + int(e_extent)
+
+
 def check_k(k, n: int, name: str = "k", low: int = 1) -> int:
     """k as an int in [low, n - 1] (a point's neighbours exclude itself), else a ValueError naming ``name``."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
@@ -58,14 +76,16 @@ def subsample(x: np.ndarray, n: int | None, seed: int, name: str = "subsample") 
 
 
 def knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(distances [n, k] ascending, float64; indices [n, k]) of each row's k nearest other rows."""
+    """(distances [n, k] ascending, float64, input units; indices [n, k]): k nearest other rows."""
     from .._optional import require
     faiss = require("faiss", "search")
 
     x = np.asarray(x, dtype=np.float64)
     n = len(x)
     k = check_k(k, n)
-    centred = x - x.mean(0)  # faiss uses |a|^2 + |b|^2 - 2ab: centring keeps that cancellation small
+    # faiss uses |a|^2 + |b|^2 - 2ab in float32: centring keeps that cancellation small, the unit
+    # extent keeps the squares inside float32's range
+    centred, exponent = centred_unit(x)
     xs = np.ascontiguousarray(centred, dtype=np.float32)
     index = faiss.IndexFlatL2(xs.shape[1])
     index.add(xs)
@@ -79,4 +99,5 @@ def knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     for s in range(0, n, rows):
         dist[s:s + rows] = np.linalg.norm(centred[idx[s:s + rows]] - centred[s:s + rows, None, :], axis=2)
     order = np.argsort(dist, axis=1, kind="stable")
-    return np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1).astype(np.int64)
+    dist = np.ldexp(np.take_along_axis(dist, order, 1), exponent)  # back to input units
+    return dist, np.take_along_axis(idx, order, 1).astype(np.int64)

@@ -26,7 +26,7 @@ Usage::
 import numpy as np
 
 from ._inputs import as_labels
-from .geometries import get_geometry, turns_circular_variance
+from .geometries import get_geometry, turns_circular_variance, unit_rows
 from .retrieval import GeometryKNN, _check_defined, _split_labels, faiss_threads, retrieval_from_knn
 from .settings import PQ_SETTINGS, Setting, table_settings
 from .spread import code_entropy, unique_codes
@@ -36,8 +36,8 @@ COLUMNS = ("setting", "bits_per_vector", "bits_per_value", "distance", "precisio
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
-    """Row-normalised copy; an all-zero reconstructed row stays zero (it matches nothing)."""
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-30)
+    """Row-normalised copy at any scale; an all-zero reconstructed row stays zero (no match)."""
+    return unit_rows(x)
 
 
 def _sphere_cv(x: np.ndarray) -> float:
@@ -72,8 +72,14 @@ class _Table:
             r, q = quantize(self.tr, s.bits), quantize(self.tq, s.bits)
             ret = self.run(q.astype(np.float32), r.astype(np.float32), GeometryKNN("circular", s.bits))
             return ret, turns_circular_variance(r / float(1 << s.bits)), r
-        sq = SphereGridQuantizer(s.bits).fit(self.ref)
-        r, q = sq.encode(self.ref), sq.encode(self.query)
+        # the min/max grid commutes with a uniform scale: fit it on the reference divided by a
+        # power of two near its largest |value| (exact), so the float32 decoded values neither
+        # overflow nor underflow. Queries are clipped to the grid's range first (encode clips
+        # them anyway), so they cannot overflow when divided.
+        _, e = np.frexp(np.abs(self.ref).max())
+        query = np.clip(self.query, self.ref.min(0), self.ref.max(0))
+        sq = SphereGridQuantizer(s.bits).fit(np.ldexp(self.ref, -e))
+        r, q = sq.encode(np.ldexp(self.ref, -e)), sq.encode(np.ldexp(query, -e))
         rdec = sq.decode(r)
         return self.run(_unit(sq.decode(q)), _unit(rdec), GeometryKNN("ip")), _sphere_cv(rdec), r
 
@@ -164,6 +170,9 @@ def quantisation_table(ref, query=None, ref_labels=None, query_labels=None, geom
                              f"expected equal widths")
         ql, rl = _split_labels(query_labels, len(query), ref_labels, len(ref))
     _check_defined(ql, None if self_query else rl, self_query)
+    if g.stores == "coordinate":  # every sphere setting compares directions: a zero row has none
+        g.unit_vectors(ref, "reference")
+        g.unit_vectors(query, "query")
     table = _Table(g, ref, query, rl, ql, self_query, seed)
     width = ref.shape[1]
     from .._optional import require

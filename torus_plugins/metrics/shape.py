@@ -3,6 +3,11 @@
 Every metric here is invariant to rotation, translation and scale of the cloud, and checks its input
 (``ValueError`` naming the argument, expected and actual value; never NaN or inf). kNN: faiss, see ``knn.py``.
 
+Scale: each metric works on the cloud centred and divided by a power of two near its extent
+(``knn.centred_unit``), so clouds of any finite scale (tested from 1e-200 to 1e200) give the same
+numbers (bit for bit under a power-of-two scale); only what is stated in input units
+(``threshold``, the persistence diagrams, ``betti_scale``) scales with the cloud.
+
 * effective rank = exp(H(p)), p = eigenvalues of the covariance / their sum, H in nats (Roy & Vetterli 2007).
 * intrinsic dimension (Levina-Bickel MLE, MacKay-Ghahramani pooling): per point
   1/m_i = (1/(k-1)) sum_{j<k} log(T_k / T_j) (T_j = distance to the j-th neighbour); d = 1 / mean_i(1/m_i).
@@ -42,7 +47,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..geometry import torus_spectral_gap
-from .knn import as_cloud, check_k, knn, subsample as take_subsample
+from .knn import as_cloud, centred_unit, check_k, knn, subsample as take_subsample
 
 TORUS_BETTI = (1, 2, 1)
 MIN_LIFE = (5.0, 1.8, 1.8)  # bar lifetimes, in landmark spacings s, that count in H0, H1, H2 (H3+: the last)
@@ -55,8 +60,7 @@ def effective_rank(x) -> float:
 
     Usage: ``effective_rank(z)``  # ~5 for isotropic noise in R^5
     """
-    x = as_cloud(x)
-    xc = x - x.mean(0)
+    xc, _ = centred_unit(as_cloud(x))  # eigenvalue ratios do not depend on the unit
     gram = xc.T @ xc if xc.shape[1] <= xc.shape[0] else xc @ xc.T  # same non-zero eigenvalues
     ev = np.clip(np.linalg.eigvalsh(gram), 0.0, None)
     p = ev / ev.sum()  # ev.sum() > 0: as_cloud rejects clouds of identical points
@@ -73,7 +77,7 @@ def intrinsic_dimension(x, k: int = 10, subsample: int | None = 2000, seed: int 
 
     Usage: ``intrinsic_dimension(z, k=10)``  # ~2 for a sampled 2-torus
     """
-    x = take_subsample(as_cloud(x), subsample, seed)
+    x, _ = centred_unit(take_subsample(as_cloud(x), subsample, seed))  # only distance ratios count
     distinct = np.unique(x, axis=0)
     k = check_k(k, len(distinct), "k (neighbours, among distinct points)", low=2)
     t, _ = knn(distinct, k)
@@ -136,19 +140,19 @@ def persistence(x, landmarks: int = 300, seed: int = 0, maxdim: int = 2, thresho
         raise ValueError(f"landmarks must be an integer >= 2, got {landmarks!r}")
     if isinstance(maxdim, bool) or not isinstance(maxdim, (int, np.integer)) or not 0 <= maxdim <= 3:
         raise ValueError(f"maxdim must be an integer in [0, 3], got {maxdim!r}")
-    xc = x - x.mean(0)
-    unit = np.abs(xc).max()  # work in units of the cloud's extent (no overflow in squared distances)
-    xc = xc / unit
+    xc, exponent = centred_unit(x)  # the cloud's units: input units = these * 2**exponent
     lm = xc[greedy_landmarks(xc, int(landmarks), seed)]
     dist = cdist(lm, lm)
     mst = minimum_spanning_tree(dist).data  # the H0 death values (edges of length 0 are duplicates: none here)
     spacing = float(np.quantile(mst, SPACING_QUANTILE))
     longest = dist.max() - mst.min()  # no bar lives longer: born after the shortest edge, dead at the diameter
-    limits = bar_limits(int(maxdim) + 1, spacing * unit, threshold, min_life)  # input units
-    computed = max([0] + [p for p in range(1, int(maxdim) + 1) if limits[p] < longest * unit])
+    # limits are checked in input units (threshold), compared in the cloud's units
+    limits = bar_limits(int(maxdim) + 1, float(np.ldexp(spacing, exponent)), threshold, min_life)
+    limits = np.ldexp(limits, -exponent)
+    computed = max([0] + [p for p in range(1, int(maxdim) + 1) if limits[p] < longest])
     dgms = ripser(dist, maxdim=computed, distance_matrix=True, thresh=CAP * spacing)["dgms"]
     dgms += [np.zeros((0, 2))] * (int(maxdim) - computed)
-    return [d * unit for d in dgms], float(spacing * unit)
+    return [np.ldexp(d, exponent) for d in dgms], float(np.ldexp(spacing, exponent))
 
 
 def betti_numbers(x, threshold: float | None = None, landmarks: int = 300, seed: int = 0, maxdim: int = 2,
@@ -252,7 +256,17 @@ def spectral_gap_ratio(x, k: int = 15, subsample: int | None = 1000, seed: int =
     """
     x = take_subsample(as_cloud(x), subsample, seed)
     k = check_k(k, len(x))
-    return _second_eigenvalue(_graph_laplacian(x, k)) / reference_torus_gap(len(x), k)
+    return _gap_ratio(_second_eigenvalue(_graph_laplacian(x, k)), len(x), k, "k")
+
+
+def _gap_ratio(gap: float, n: int, k: int, name: str) -> float:
+    """gap / reference_torus_gap(n, k); ValueError naming ``name`` if that reference is 0."""
+    reference = reference_torus_gap(n, k)
+    if reference <= 0.0:
+        raise ValueError(f"{name} = {k} neighbours leave the kNN graph of a uniform torus sample "
+                         f"of n = {n} points disconnected (lambda_2 = 0), so the spectral gap "
+                         f"ratio is undefined; expected a larger {name} (15 is the default)")
+    return gap / reference
 
 
 def torus_score(betti, gap_ratio: float) -> float:
@@ -287,7 +301,7 @@ def shape_metrics(x, grid_size: int = 12, k_id: int = 10, k_graph: int = 15, thr
     xg = take_subsample(x, graph_subsample, seed)
     k_graph = check_k(k_graph, len(xg), "k_graph")
     gap = _second_eigenvalue(_graph_laplacian(xg, k_graph))
-    ratio = gap / reference_torus_gap(len(xg), k_graph)
+    ratio = _gap_ratio(gap, len(xg), k_graph, "k_graph")
     out.update(spectral_gap=gap, spectral_gap_ratio=ratio,
                spectral_gap_grid_ratio=gap / torus_spectral_gap(grid_size))
     if topology:
