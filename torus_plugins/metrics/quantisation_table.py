@@ -27,7 +27,8 @@ import numpy as np
 
 from ._inputs import as_labels
 from .geometries import get_geometry, turns_circular_variance
-from .retrieval import GeometryKNN, _check_defined, _split_labels, faiss_threads, retrieval_from_knn
+from .retrieval import (GeometryKNN, _check_defined, _split_labels, faiss_threads, require_retrieval,
+                        retrieval_from_knn)
 from .settings import PQ_SETTINGS, Setting, table_settings
 from .spread import code_entropy, unique_codes
 
@@ -148,6 +149,7 @@ def quantisation_table(ref, query=None, ref_labels=None, query_labels=None, geom
 
     Usage: ``quantisation_table(z, None, y, None, "torusN")``
     """
+    require_retrieval("quantisation_table")  # kNN and PQ: a missing extra is an error, not failed rows
     g = get_geometry(geometry)
     if g.name == "codes":
         raise ValueError("quantisation_table needs float embeddings (geometry sphere, torusN or torusC), "
@@ -166,9 +168,6 @@ def quantisation_table(ref, query=None, ref_labels=None, query_labels=None, geom
     _check_defined(ql, None if self_query else rl, self_query)
     table = _Table(g, ref, query, rl, ql, self_query, seed)
     width = ref.shape[1]
-    from .._optional import require
-    require("faiss", "search")  # kNN and PQ: a missing extra is an error, not a table of failed rows
-    require("pytorch_metric_learning.utils.accuracy_calculator", "pml")
     rows = []
     for s in (table_settings(g, pq_settings, raw_baseline) if settings is None else settings):
         if not isinstance(s, Setting):
