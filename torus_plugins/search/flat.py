@@ -105,6 +105,12 @@ class TorusIndexFlat(IndexBase):
         return int(total)
 
     # ------------------------------------------------------------------ build
+    def train(self, codes) -> "TorusIndexFlat":
+        """Nothing to learn (``is_trained`` is always True): checks ``codes`` and returns the index, as faiss's
+        flat indexes accept a no-op ``train`` so that code written for any index type runs unchanged."""
+        self._check_codes(codes, "codes")
+        return self
+
     def add(self, codes) -> "TorusIndexFlat":
         """Append [n, n_angles] uint8 codes; their ids continue from ntotal (or ids were given: use add_with_ids)."""
         codes = self._check_codes(codes, "codes")
@@ -124,8 +130,9 @@ class TorusIndexFlat(IndexBase):
         return self
 
     def remove_ids(self, ids) -> int:
-        """Remove the codes with these ids; returns how many were removed (faiss semantics: sequential ids shift
-        down, explicit ids stay)."""
+        """Remove the codes with these ids -- integer ids or a faiss ``IDSelector`` (``IDSelectorRange``,
+        ``IDSelectorBatch``, ``IDSelectorNot`` ...: :mod:`.selectors`); returns how many were removed (faiss
+        semantics: sequential ids shift down, explicit ids stay)."""
         with self._lock:
             st = self._state
             mask = self._removal_mask(st.id_array(), ids)
