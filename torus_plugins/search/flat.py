@@ -58,6 +58,10 @@ def range_from_topk(topk, q: np.ndarray, n: int, radius):
 class TorusIndexFlat(IndexBase):
     """Exact k-NN of b-bit codes under circular L1. Usage: ``TorusIndexFlat(64, bits=8).add(codes).search(q, 10)``
 
+    Unlike faiss's ``IndexFlat(d)``, the first argument is the number of ANGLES per code (``n_angles``, also
+    exposed as ``d``), not the float width of the embeddings: a torusN head of width 128 has 64 angles, so
+    ``TorusIndexFlat(64)``.
+
     Safe for concurrent ``add`` and ``search`` from several threads (see :mod:`torus_plugins.search._base`).
     """
 

@@ -82,6 +82,8 @@ class TorusIndexIVF(IndexBase):
     """Inverted-file index of b-bit codes under circular L1, exact inside every probed list.
 
     ``nlist`` lists (k-means centroids on the torus), ``nprobe`` lists probed per query (changeable at any time).
+    The first argument is the number of ANGLES per code (``n_angles``, exposed as ``d``), not faiss's float
+    width ``d``: a torusN head of width 128 has 64 angles, so ``TorusIndexIVF(64, ...)``.
 
     Thread safety: every method may run concurrently with every other. Writers (``train``, ``add``,
     ``add_with_ids``, ``remove_ids``, ``reset``) take the lock; ``search``, ``range_search`` and ``write_index``
