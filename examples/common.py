@@ -35,9 +35,10 @@ def positive(text: str) -> int:
 
 
 def heads_type(choices):
-    """argparse ``type`` of a ``--heads`` value (with ``nargs="+"``): one name or several, comma-separated, so
-    ``--heads sphere torusN`` and ``--heads sphere,torusN`` mean the same; an unknown name is an error naming
-    the flag and the choices. Flatten the parsed lists with :func:`flat_heads`."""
+    """argparse ``type`` of a ``--heads`` value (with ``nargs="+"``): one name or several,
+    comma-separated, so ``--heads sphere torusN`` and ``--heads sphere,torusN`` mean the same; an
+    unknown name is an error naming the flag and the choices. Flatten the parsed lists with
+    :func:`flat_heads`."""
     def parse(text: str) -> list:
         names = [h.strip() for h in text.split(",") if h.strip()]
         bad = [h for h in names if h not in choices]
@@ -49,13 +50,16 @@ def heads_type(choices):
 
 
 def flat_heads(values, default: list) -> list:
-    """``--heads`` lists (from :func:`heads_type`) -> one list, first occurrence kept; ``default`` if not given."""
+    """``--heads`` lists (from :func:`heads_type`) -> one list, first occurrence kept; ``default``
+    if not given."""
     return list(dict.fromkeys(h for part in values for h in part)) if values else list(default)
 
 
 def print_written(out: str, paths) -> None:
-    """Print ``wrote N files to OUT:`` and one line per file (relative to ``out``), so a run says what it left."""
-    rel = sorted(dict.fromkeys(os.path.relpath(p, out) + ("/" if os.path.isdir(p) else "") for p in paths))
+    """Print ``wrote N files to OUT:`` and one line per file (relative to ``out``), so a run says
+    what it left."""
+    rel = sorted(dict.fromkeys(os.path.relpath(p, out) + ("/" if os.path.isdir(p) else "")
+                               for p in paths))
     print(f"\nwrote {len(rel)} files to {out}:")
     for name in rel:
         print(f"  {name}")
@@ -162,12 +166,12 @@ def summarise_runs(runs: list, tables=("quantisation_table",), scalars=("epochs"
 
 
 def write_results(out: str, prov: dict, args, metrics, jobs: int, written=()) -> dict:
-    """``report.write_results`` to ``out``/results.json with the wall time; prints every file the run wrote
-    (``written`` and results.json), how long it took and on what."""
+    """``report.write_results`` to ``out``/results.json with the wall time; prints every file the
+    run wrote (``written`` and results.json), how long it took and on what."""
     from torus_plugins import report
     prov = report.finish(prov)
     path = report.write_results(os.path.join(out, "results.json"), prov, args, metrics)
     print_written(out, [*written, path])
-    print(f"wall time {prov['wall_seconds']:.0f} s on {prov['cpu_model']}, {prov['threads']} thread(s) x {jobs} "
-          f"job(s)")
+    print(f"wall time {prov['wall_seconds']:.0f} s on {prov['cpu_model']}, {prov['threads']} "
+          f"thread(s) x {jobs} job(s)")
     return prov

@@ -1,6 +1,6 @@
-"""The CLI round trip a newcomer runs: ``export`` writes ref.torc, ``search`` queries it, ``eval`` reads it --
-through the installed console script once, then every CLI line of the README, and the error paths (one
-``error:`` line, exit 2, no traceback)."""
+"""The CLI round trip a newcomer runs: ``export`` writes ref.torc, ``search`` queries it, ``eval``
+reads it -- through the installed console script once, then every CLI line of the README, and the
+error paths (one ``error:`` line, exit 2, no traceback)."""
 
 import json
 import os
@@ -23,7 +23,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def torus_data(n=150, k=8, seed=0):
-    """(unit-norm torusN embeddings [n, 2k] float32, labels [n], turns [n, k]) of 3 noisy classes."""
+    """(unit-norm torusN embeddings [n, 2k] float32, labels [n], turns [n, k]), 3 noisy classes."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 3, n)
     t = (rng.random((3, k))[y] + 0.04 * rng.normal(size=(n, k))) % 1.0
@@ -32,7 +32,12 @@ def torus_data(n=150, k=8, seed=0):
 
 
 def cli(*args, cwd):
-    return subprocess.run([EXE, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
+    return subprocess.run([EXE, *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+def run(*argv) -> int:
+    return main([str(a) for a in argv])
 
 
 def test_round_trip_export_search_eval_through_the_console_script(tmp_path):
@@ -49,19 +54,20 @@ def test_round_trip_export_search_eval_through_the_console_script(tmp_path):
     se = cli("search", "ref.torc", "queries.npy", "-k", "3", cwd=tmp_path)
     assert se.returncode == 0, se.stderr
     lines = se.stdout.splitlines()
-    assert lines[0].split("\t") == ["query", "rank", "id", "distance"] and len(lines) == 1 + 5 * 3
+    assert lines[0].split("\t") == ["query", "rank", "id", "distance"]
+    assert len(lines) == 1 + 5 * 3
     got = np.array([list(map(int, line.split("\t"))) for line in lines[1:]])
-    D, I = TorusIndexFlat(8, bits=8).add(codes).search(codes[:5], 3)  # float queries quantised as export does
+    D, I = TorusIndexFlat(8, bits=8).add(codes).search(codes[:5], 3)  # queries quantised as export
     assert np.array_equal(got[:, 2].reshape(5, 3), I) and np.array_equal(got[:, 3].reshape(5, 3), D)
-    assert (got[::3, 2] == np.arange(5)).all() and (got[::3, 3] == 0).all()   # each query finds itself first
+    assert (got[::3, 2] == np.arange(5)).all() and (got[::3, 3] == 0).all()   # itself first
 
     ev = cli("eval", "ref.torc", "--labels", "labels.npy", "--json", cwd=tmp_path)
     assert ev.returncode == 0, ev.stderr
     row = json.loads(ev.stdout)["rows"][0]
     expected = retrieval(codes, y, geometry="codes", bits=8)
     assert row["setting"] == "8-bit grid" and row["bits_per_vector"] == 64
-    assert row["precision_at_1"] == pytest.approx(expected["precision_at_1"])
-    assert row["mean_average_precision_at_r"] == pytest.approx(expected["mean_average_precision_at_r"])
+    for key in ("precision_at_1", "mean_average_precision_at_r"):
+        assert row[key] == pytest.approx(expected[key]), key
     assert "Traceback" not in ex.stderr + se.stderr + ev.stderr
 
 
@@ -71,51 +77,54 @@ def test_eval_of_the_code_file_equals_the_grid_row_of_the_float_table(tmp_path, 
     np.save(tmp_path / "y.npy", y)
     for bits in (8, 4):
         out = tmp_path / f"z{bits}.torc"
-        assert main(["export", str(tmp_path / "z.npy"), "--bits", str(bits), "--out", str(out)]) == 0
+        assert run("export", tmp_path / "z.npy", "--bits", bits, "--out", out) == 0
         capsys.readouterr()
-        assert main(["eval", str(out), "--labels", str(tmp_path / "y.npy"), "--json"]) == 0
+        assert run("eval", out, "--labels", tmp_path / "y.npy", "--json") == 0
         stored = json.loads(capsys.readouterr().out)["rows"][0]
-        if bits == 8:        # the float table's 8-bit grid row stores exactly what export wrote
-            assert main(["eval", str(tmp_path / "z.npy"), "--labels", str(tmp_path / "y.npy"), "--geometry",
-                         "torusN", "--no-pq", "--json"]) == 0
-            table = {r["setting"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
-            for key in ("precision_at_1", "mean_average_precision_at_r", "circular_variance", "entropy",
-                        "unique_codes", "bits_per_vector"):
-                assert stored[key] == pytest.approx(table["8-bit grid"][key]), key
         assert stored["setting"] == f"{bits}-bit grid" and stored["bits_per_vector"] == bits * 4
+        if bits == 8:        # the float table's 8-bit grid row stores exactly what export wrote
+            assert run("eval", tmp_path / "z.npy", "--labels", tmp_path / "y.npy", "--geometry",
+                       "torusN", "--no-pq", "--json") == 0
+            table = {r["setting"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+            for key in ("precision_at_1", "mean_average_precision_at_r", "circular_variance",
+                        "entropy", "unique_codes", "bits_per_vector"):
+                assert stored[key] == pytest.approx(table["8-bit grid"][key]), key
 
 
 def test_search_outputs_npz_tsv_radius_and_ivf_files(tmp_path, capsys):
-    z, _, t = torus_data(n=300, k=16)
+    _, _, t = torus_data(n=300, k=16)
     codes = quantize(t, 8)
-    save_codes(tmp_path / "ref.torc", codes, 8)
-    save_codes(tmp_path / "q.torc", codes[:7], 8)
-    np.save(tmp_path / "q_codes.npy", codes[:7].astype(np.int64))      # integer codes of any dtype
+    ref, q = tmp_path / "ref.torc", tmp_path / "q.torc"
+    save_codes(ref, codes, 8)
+    save_codes(q, codes[:7], 8)
+    np.save(tmp_path / "q_codes.npy", codes[:7].astype(np.int64))      # integer codes, any dtype
     flat = TorusIndexFlat(16, bits=8).add(codes)
     D, I = flat.search(codes[:7], 400)                                  # k > ntotal pads like faiss
-    assert main(["search", str(tmp_path / "ref.torc"), str(tmp_path / "q.torc"), "-k", "400", "--out",
-                 str(tmp_path / "r.npz")]) == 0
+    assert run("search", ref, q, "-k", 400, "--out", tmp_path / "r.npz") == 0
     assert "wrote 7 queries x k=400" in capsys.readouterr().out
     with np.load(tmp_path / "r.npz") as r:
-        assert np.array_equal(r["distances"], D) and np.array_equal(r["ids"], I) and (r["ids"][:, 300:] == -1).all()
-    assert main(["search", str(tmp_path / "ref.torc"), str(tmp_path / "q_codes.npy"), "-k", "400", "--out",
-                 str(tmp_path / "r.tsv")]) == 0
+        assert np.array_equal(r["distances"], D) and np.array_equal(r["ids"], I)
+        assert (r["ids"][:, 300:] == -1).all()
+    assert run("search", ref, tmp_path / "q_codes.npy", "-k", 400, "--out", tmp_path / "r.tsv") == 0
     rows = np.loadtxt(tmp_path / "r.tsv", dtype=np.int64, skiprows=1)
-    assert len(rows) == 7 * 300 and (rows[:, 2] >= 0).all()            # padding left out of the text
+    assert len(rows) == 7 * 300 and (rows[:, 2] >= 0).all()            # no padding in the text
     assert np.array_equal(rows[:, 2].reshape(7, 300), I[:, :300])
+
     lims, Dr, Ir = flat.range_search(codes[:7], 900)
-    assert main(["search", str(tmp_path / "ref.torc"), str(tmp_path / "q.torc"),
-                 "--radius", "900", "--out", str(tmp_path / "rr.npz")]) == 0
+    assert run("search", ref, q, "--radius", 900, "--out", tmp_path / "rr.npz") == 0
     with np.load(tmp_path / "rr.npz") as r:
-        assert np.array_equal(r["lims"], lims) and np.array_equal(r["distances"], Dr) and np.array_equal(r["ids"], Ir)
+        assert np.array_equal(r["lims"], lims)
+        assert np.array_equal(r["distances"], Dr) and np.array_equal(r["ids"], Ir)
+
     ivf = TorusIndexIVF(16, bits=8, nlist=8, nprobe=1).train(codes)
     ivf.add_with_ids(codes, np.arange(300) + 1000)
     write_index(ivf, tmp_path / "ref.tidx")
     capsys.readouterr()
-    assert main(["search", str(tmp_path / "ref.tidx"), str(tmp_path / "q.torc"), "-k", "5", "--nprobe", "8"]) == 0
+    assert run("search", tmp_path / "ref.tidx", q, "-k", 5, "--nprobe", 8) == 0
     got = np.loadtxt(capsys.readouterr().out.splitlines()[1:], dtype=np.int64).reshape(7, 5, 4)
-    De, Ie = ivf.search(codes[:7], 5, nprobe=8)                       # every list probed: exact
-    assert np.array_equal(got[..., 2], Ie) and np.array_equal(got[..., 3], De) and (Ie[:, 0] == 1000 + np.arange(7)).all()
+    De, Ie = ivf.search(codes[:7], 5, nprobe=8)                        # every list probed: exact
+    assert np.array_equal(got[..., 2], Ie) and np.array_equal(got[..., 3], De)
+    assert (Ie[:, 0] == 1000 + np.arange(7)).all()
 
 
 def test_search_quantises_float_queries_like_export(tmp_path, capsys):
@@ -123,22 +132,22 @@ def test_search_quantises_float_queries_like_export(tmp_path, capsys):
     np.save(tmp_path / "z.npy", z)
     np.save(tmp_path / "q.npy", z[10:20])
     for g in ("torusN", "torusC"):
-        assert main(["export", str(tmp_path / "z.npy"), "--bits", "6", "--out", str(tmp_path / "r.torc"),
-                     "--geometry", g]) == 0
-        assert main(["export", str(tmp_path / "q.npy"), "--bits", "6", "--out", str(tmp_path / "q.torc"),
-                     "--geometry", g]) == 0
+        for name in ("z", "q"):
+            assert run("export", tmp_path / f"{name}.npy", "--bits", 6, "--out",
+                       tmp_path / f"{name}.torc", "--geometry", g) == 0
         capsys.readouterr()
-        assert main(["search", str(tmp_path / "r.torc"), str(tmp_path / "q.npy"), "-k", "4"]) == 0
+        assert run("search", tmp_path / "z.torc", tmp_path / "q.npy", "-k", 4) == 0
         from_floats = capsys.readouterr().out
-        assert main(["search", str(tmp_path / "r.torc"), str(tmp_path / "q.torc"), "-k", "4"]) == 0
+        assert run("search", tmp_path / "z.torc", tmp_path / "q.torc", "-k", 4) == 0
         assert capsys.readouterr().out == from_floats
 
 
 @pytest.mark.parametrize("case,needle", [
-    ("missing_index", "does not exist"), ("corrupt_index", "truncated"), ("out_ext", "unsupported extension"),
-    ("query_width", "width 10"), ("code_cols", "have 5 columns"), ("code_range", "must be in [0, 15]"),
-    ("code_bits", "4 bits"), ("nprobe_flat", "--nprobe applies to IVF"), ("k_zero", "k must be"),
-    ("query_1d", "2-D"), ("float_codes_index", "give the queries as codes")])
+    ("missing_index", "does not exist"), ("corrupt_index", "truncated"),
+    ("out_ext", "unsupported extension"), ("query_width", "width 10"),
+    ("code_cols", "have 5 columns"), ("code_range", "must be in [0, 15]"), ("code_bits", "4 bits"),
+    ("nprobe_flat", "--nprobe applies to IVF"), ("k_zero", "k must be"), ("query_1d", "2-D"),
+    ("float_codes_index", "give the queries as codes")])
 def test_search_bad_input_is_one_error_line_exit_2(tmp_path, capsys, case, needle):
     codes = np.random.default_rng(0).integers(0, 16, (40, 8), dtype=np.uint8)
     save_codes(tmp_path / "ref.torc", codes, 4)
@@ -149,7 +158,7 @@ def test_search_bad_input_is_one_error_line_exit_2(tmp_path, capsys, case, needl
     elif case == "corrupt_index":
         index.write_bytes(index.read_bytes()[:20])
     elif case == "out_ext":
-        extra = ["--out", str(tmp_path / "r.csv")]
+        extra = ["--out", tmp_path / "r.csv"]
     elif case == "query_width":
         np.save(queries, np.zeros((2, 10), np.float32) + 0.5)
     elif case == "code_cols":
@@ -160,46 +169,47 @@ def test_search_bad_input_is_one_error_line_exit_2(tmp_path, capsys, case, needl
         save_codes(tmp_path / "q8.torc", codes[:3], 8)
         queries = tmp_path / "q8.torc"
     elif case == "nprobe_flat":
-        extra = ["--nprobe", "4"]
+        extra = ["--nprobe", 4]
     elif case == "k_zero":
-        extra = ["-k", "0"]
+        extra = ["-k", 0]
     elif case == "query_1d":
         np.save(queries, codes[0])
     elif case == "float_codes_index":
         save_codes(index, codes, 4, geometry="sphere")
         np.save(queries, np.zeros((2, 16), np.float32) + 0.5)
-    assert main(["search", str(index), str(queries), *extra]) == 2
+    assert run("search", index, queries, *extra) == 2
     out, err = capsys.readouterr()
-    assert needle in err and err.count("\n") == 1 and err.startswith("torus-plugins search: error:"), err
-    assert "Traceback" not in err and out == ""
+    assert err.startswith("torus-plugins search: error:") and needle in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err and out == ""
 
 
 @pytest.mark.parametrize("case,needle", [
     ("needs_geometry", "--geometry is required"), ("geometry_differs", "differs from the geometry"),
-    ("labels", "entries"), ("query_not_codes", "must be a code file too"), ("query_shape", "8 angles x 4 bits"),
-    ("query_labels", "--query needs --query-labels"), ("missing", "does not exist")])
+    ("labels", "entries"), ("query_not_codes", "must be a code file too"),
+    ("query_shape", "8 angles x 4 bits"), ("query_labels", "--query needs --query-labels"),
+    ("missing", "does not exist")])
 def test_eval_code_file_bad_input_exit_2(tmp_path, capsys, case, needle):
     z, y, t = torus_data(n=60, k=8)
     save_codes(tmp_path / "r.torc", quantize(t, 8), 8)
     np.save(tmp_path / "z.npy", z)
     np.save(tmp_path / "y.npy", y)
-    args = ["eval", str(tmp_path / "r.torc"), "--labels", str(tmp_path / "y.npy")]
+    args = ["eval", tmp_path / "r.torc", "--labels", tmp_path / "y.npy"]
     if case == "needs_geometry":
-        args = ["eval", str(tmp_path / "z.npy"), "--labels", str(tmp_path / "y.npy")]
+        args[1] = tmp_path / "z.npy"
     elif case == "geometry_differs":
         args += ["--geometry", "torusC"]
     elif case == "labels":
         np.save(tmp_path / "y.npy", y[:-1])
     elif case == "query_not_codes":
-        args += ["--query", str(tmp_path / "z.npy"), "--query-labels", str(tmp_path / "y.npy")]
+        args += ["--query", tmp_path / "z.npy", "--query-labels", tmp_path / "y.npy"]
     elif case == "query_shape":
         save_codes(tmp_path / "q.torc", quantize(t, 4), 4)
-        args += ["--query", str(tmp_path / "q.torc"), "--query-labels", str(tmp_path / "y.npy")]
+        args += ["--query", tmp_path / "q.torc", "--query-labels", tmp_path / "y.npy"]
     elif case == "query_labels":
-        args += ["--query", str(tmp_path / "r.torc")]
+        args += ["--query", tmp_path / "r.torc"]
     elif case == "missing":
-        args[1] = str(tmp_path / "nope.torc")
-    assert main(args) == 2
+        args[1] = tmp_path / "nope.torc"
+    assert run(*args) == 2
     out, err = capsys.readouterr()
     assert needle in err and err.count("\n") == 1 and "Traceback" not in err and out == ""
 
@@ -211,8 +221,8 @@ def test_eval_code_file_with_query_codes(tmp_path, capsys):
     save_codes(tmp_path / "q.torc", codes[:20], 8)
     np.save(tmp_path / "ry.npy", y[20:])
     np.save(tmp_path / "qy.npy", y[:20])
-    assert main(["eval", str(tmp_path / "r.torc"), "--labels", str(tmp_path / "ry.npy"), "--query",
-                 str(tmp_path / "q.torc"), "--query-labels", str(tmp_path / "qy.npy"), "--json"]) == 0
+    assert run("eval", tmp_path / "r.torc", "--labels", tmp_path / "ry.npy", "--query",
+               tmp_path / "q.torc", "--query-labels", tmp_path / "qy.npy", "--json") == 0
     doc = json.loads(capsys.readouterr().out)
     expected = retrieval(codes[:20], y[:20], codes[20:], y[20:], geometry="codes", bits=8)
     assert doc["n_query"] == 20 and doc["n_reference"] == 70
@@ -220,9 +230,10 @@ def test_eval_code_file_with_query_codes(tmp_path, capsys):
 
 
 def readme_cli_lines() -> list:
-    """The ``torus-plugins ...`` lines of the README's CLI block, optional ``[...]`` parts and comments removed."""
-    text = README.read_text()
-    block = next(b for b in re.findall(r"```bash\n(.*?)```", text, re.S) if "torus-plugins search" in b)
+    """The ``torus-plugins ...`` lines of the README's CLI block (optional ``[...]`` parts and
+    comments removed)."""
+    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), re.S)
+    block = next(b for b in blocks if "torus-plugins search" in b)
     lines = []
     for line in block.splitlines():
         line = re.sub(r"\s+#.*$", "", line).strip()
@@ -233,24 +244,19 @@ def readme_cli_lines() -> list:
 
 def test_every_readme_cli_line_runs(tmp_path, capsys, monkeypatch):
     lines = readme_cli_lines()
-    assert any(" search " in l for l in lines) and any("eval ref.torc" in l for l in lines)
-    z, y, _ = torus_data(n=200, k=8)          # < 256 vectors: the 8-bit PQ rows are skipped (with their reason)
+    assert any(" search " in line for line in lines)
+    assert any("eval ref.torc" in line for line in lines)
+    z, y, t = torus_data(n=200, k=8)      # < 256 vectors: 8-bit PQ rows skipped, with their reason
     np.save(tmp_path / "emb.npy", z)
     np.save(tmp_path / "labels.npy", y)
     np.save(tmp_path / "queries.npy", z[:4])
-    save_codes(tmp_path / "queries.torc", quantize(np.asarray(load_codes_turns(z[:4])), 8), 8)
+    save_codes(tmp_path / "queries.torc", quantize(t[:4], 8), 8)
     monkeypatch.chdir(tmp_path)
     for line in lines:
         argv = shlex.split(line)[1:]
-        if "ref.tidx" in argv:            # an index file written from Python: write_index of an IVF index
-            ref = load_codes(tmp_path / "ref.torc")
-            ivf = TorusIndexIVF(ref.n_angles, 8, nlist=16).train(np.asarray(ref.codes))
-            write_index(ivf.add(np.asarray(ref.codes)), tmp_path / "ref.tidx")
-        code = main(argv)
-        assert code == 0, (line, capsys.readouterr().err)
+        if "ref.tidx" in argv:            # an index file written from Python: an IVF index
+            ref = np.asarray(load_codes(tmp_path / "ref.torc").codes)
+            ivf = TorusIndexIVF(ref.shape[1], 8, nlist=16).train(ref)
+            write_index(ivf.add(ref), tmp_path / "ref.tidx")
+        assert main(argv) == 0, (line, capsys.readouterr().err)
     assert (tmp_path / "ref.torc").exists() and (tmp_path / "results.npz").exists()
-
-
-def load_codes_turns(z: np.ndarray) -> np.ndarray:
-    """Turns of interleaved torusN embeddings."""
-    return (np.arctan2(z[:, 1::2], z[:, 0::2]) / (2 * np.pi)) % 1.0

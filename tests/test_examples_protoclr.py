@@ -58,12 +58,13 @@ def test_protoclr_quick_end_to_end(tmp_path, capsys):
     for png in ("few_shot.png", "loss_train.png", "loss_val.png", "spectrograms.png",
                 "angles_torusN.png", "angles_torusN_64.png"):
         assert (out / png).stat().st_size > 0
-    # uint8 codes of the torus rows (seed 0) per eval set, with their labels; the sphere row's grid codes are
-    # not torus codes and are not written
+    # uint8 codes of the torus rows (seed 0) per eval set, with their labels; the sphere row's grid
+    # codes are not torus codes and are not written
     for row, n_angles in (("torusN", 16), ("torusN_64", 32)):
         for split in ("pow", "synth_test"):
             f = load_codes(out / f"codes_{row}_{split}_uint8.torc")
-            assert f.bits == 8 and f.codes.shape == (len(np.load(out / f"labels_{split}.npy")), n_angles)
+            n = len(np.load(out / f"labels_{split}.npy"))
+            assert f.bits == 8 and f.codes.shape == (n, n_angles)
             assert f.meta["split"] == split and f.geometry == "torusN"
     assert not list(out.glob("codes_sphere*"))
     listed = printed[printed.index(f"wrote 14 files to {out}:"):].splitlines()[1:15]
@@ -163,7 +164,8 @@ def test_heads_are_space_or_comma_separated_and_out_has_help(capsys):
     assert protoclr_birb.parse_args([]).heads == ["sphere", "torusN"]
     with pytest.raises(SystemExit):
         protoclr_birb.parse_args(["--help"])
-    assert "output folder: results.json, PNG plots, uint8 codes" in " ".join(capsys.readouterr().out.split())
+    text = " ".join(capsys.readouterr().out.split())
+    assert "output folder: results.json, PNG plots, uint8 codes" in text
 
 
 def test_bad_arguments_are_clear_errors(capsys):

@@ -1,6 +1,6 @@
-"""Missing extras are reported all at once: one ModuleNotFoundError naming every missing package and one
-``pip install 'torus-plugins[a,b]'`` for all of them (not one extra per retry), and in the CLI one ``error:`` line
-with exit code 2 and no traceback."""
+"""Missing extras are reported all at once: one ModuleNotFoundError naming every missing package and
+one ``pip install 'torus-plugins[a,b]'`` for all of them (not one extra per retry), and in the CLI
+one ``error:`` line with exit code 2 and no traceback."""
 
 import importlib.abc
 import subprocess
@@ -28,7 +28,8 @@ class _Blocker(importlib.abc.MetaPathFinder):
 
 
 def block(monkeypatch, *names):
-    """``import name`` fails as if the package were not installed (its loaded modules hidden for the test)."""
+    """``import name`` fails as if the package were not installed (its loaded modules hidden for the
+    test)."""
     for name in list(sys.modules):
         if name.split(".")[0] in names:
             monkeypatch.delitem(sys.modules, name)
@@ -38,7 +39,8 @@ def block(monkeypatch, *names):
 def torus_cloud(n=60):
     rng = np.random.default_rng(0)
     th = 2 * np.pi * rng.random((n, 2))
-    return np.c_[np.cos(th[:, 0]), np.sin(th[:, 0]), np.cos(th[:, 1]), np.sin(th[:, 1])], np.arange(n) % 3
+    cloud = np.c_[np.cos(th[:, 0]), np.sin(th[:, 0]), np.cos(th[:, 1]), np.sin(th[:, 1])]
+    return cloud, np.arange(n) % 3
 
 
 @pytest.mark.parametrize("what,blocked,extras", [
@@ -54,7 +56,7 @@ def test_one_error_names_every_missing_extra(monkeypatch, what, blocked, extras)
 
     x, y = torus_cloud()
     block(monkeypatch, *blocked)
-    call = {"quantisation_table": lambda: metrics.quantisation_table(x, None, y, None, geometry="torusN"),
+    call = {"quantisation_table": lambda: metrics.quantisation_table(x, None, y, None, "torusN"),
             "retrieval": lambda: metrics.retrieval(x, y, geometry="torusN"),
             "shape_metrics": lambda: metrics.shape_metrics(x),
             "betti_numbers": lambda: metrics.betti_numbers(x),
@@ -84,12 +86,14 @@ def test_require_all_returns_modules_and_lists_each_missing_package_once(monkeyp
     assert require_all([("json", "search"), ("math", "pml")]) == [json, math]
     block(monkeypatch, "faiss", "ripser")
     with pytest.raises(ModuleNotFoundError) as info:
-        require_all([("faiss", "search"), ("json", "pml"), ("ripser", "topology"), ("faiss.contrib", "search")],
-                    "my feature")
-    assert str(info.value) == ("No module named 'faiss', 'ripser'; my feature needs faiss-cpu ([search] extra), "
-                               "ripser ([topology] extra): pip install 'torus-plugins[search,topology]'")
-    with pytest.raises(ModuleNotFoundError, match=r"No module named 'faiss'; install faiss-cpu with the "
-                                                  r"\[search\] extra .*: pip install 'torus-plugins\[search\]'"):
+        require_all([("faiss", "search"), ("json", "pml"), ("ripser", "topology"),
+                     ("faiss.contrib", "search")], "my feature")
+    assert str(info.value) == ("No module named 'faiss', 'ripser'; my feature needs faiss-cpu "
+                               "([search] extra), ripser ([topology] extra): "
+                               "pip install 'torus-plugins[search,topology]'")
+    single = (r"No module named 'faiss'; install faiss-cpu with the \[search\] extra .*: "
+              r"pip install 'torus-plugins\[search\]'")
+    with pytest.raises(ModuleNotFoundError, match=single):
         require("faiss", "search")
     with pytest.raises(ValueError, match="unknown extra 'gpu'"):
         require_all([("json", "gpu")])
@@ -103,11 +107,13 @@ def test_install_hint_joins_extras_in_order_without_repeats():
 
 
 def test_named_distributions_are_what_the_extras_install():
-    """Every package an error names is in pyproject.toml's list for that extra (names kept in sync)."""
-    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    module_extra = {"faiss": "search", "ripser": "topology", "scipy": "topology", "matplotlib": "plot",
-                    "timm": "timm", "lightly": "lightly", "pytorch_metric_learning": "pml", "pymilvus": "milvus",
-                    "milvus_lite": "milvus"}
+    """Every package an error names is in pyproject.toml's list for that extra (names kept in
+    sync)."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    module_extra = {"faiss": "search", "ripser": "topology", "scipy": "topology",
+                    "matplotlib": "plot", "timm": "timm", "lightly": "lightly",
+                    "pytorch_metric_learning": "pml", "pymilvus": "milvus", "milvus_lite": "milvus"}
     assert set(module_extra) == set(DISTRIBUTIONS) and set(module_extra.values()) <= set(EXTRAS)
     for module, extra in module_extra.items():
         names = {d.split(">")[0].split("=")[0].split("<")[0].strip() for d in extras[extra]}
@@ -128,18 +134,20 @@ CLI_WITHOUT = textwrap.dedent("""
 
 
 def test_cli_eval_without_extras_is_one_error_line_exit_2(tmp_path):
-    """A core-only install (faiss and pytorch-metric-learning absent) runs eval: one line naming both, before
-    any data is read (the embeddings file does not even exist)."""
-    out = subprocess.run([sys.executable, "-c", CLI_WITHOUT, "faiss,pytorch_metric_learning", "eval",
-                          str(tmp_path / "emb.npy"), "--labels", "y.npy", "--geometry", "torusN"],
+    """A core-only install (faiss and pytorch-metric-learning absent) runs eval: one line naming
+    both, before any data is read (the embeddings file does not even exist)."""
+    argv = ["eval", str(tmp_path / "emb.npy"), "--labels", "y.npy", "--geometry", "torusN"]
+    blocked = "faiss,pytorch_metric_learning"
+    out = subprocess.run([sys.executable, "-c", CLI_WITHOUT, blocked, *argv],
                          capture_output=True, text=True, cwd=REPO, timeout=300)
     assert out.returncode == 2 and out.stdout == ""
-    assert out.stderr == ("torus-plugins eval: error: No module named 'faiss', 'pytorch_metric_learning'; "
-                          "torus-plugins eval needs faiss-cpu ([search] extra), pytorch-metric-learning ([pml] "
-                          "extra): pip install 'torus-plugins[search,pml]'\n")
+    assert out.stderr == ("torus-plugins eval: error: No module named 'faiss', "
+                          "'pytorch_metric_learning'; torus-plugins eval needs faiss-cpu ([search] "
+                          "extra), pytorch-metric-learning ([pml] extra): "
+                          "pip install 'torus-plugins[search,pml]'\n")
 
 
-def test_cli_search_of_a_johnson_index_without_faiss_is_one_error_line(tmp_path, monkeypatch, capsys):
+def test_cli_search_of_a_johnson_index_without_faiss_is_one_line(tmp_path, monkeypatch, capsys):
     from torus_plugins.cli import main
     from torus_plugins.codes import save_codes
     from torus_plugins.search import index_factory, write_index

@@ -29,7 +29,7 @@ EXTRAS = {
 }
 
 
-#: top-level module -> the distribution that provides it (named in missing-extra errors; pip installs these)
+#: top-level module -> the distribution that provides it (what missing-extra errors name)
 DISTRIBUTIONS = {
     "faiss": "faiss-cpu",
     "ripser": "ripser",
@@ -44,7 +44,8 @@ DISTRIBUTIONS = {
 
 
 def install_hint(*extras: str) -> str:
-    """``pip install 'torus-plugins[<extra>,...]'`` for one or more extras (in the order given, no repeats)."""
+    """``pip install 'torus-plugins[<extra>,...]'`` for one or more extras (in the order given, no
+    repeats)."""
     if not extras:
         raise ValueError("install_hint needs at least one extra")
     for extra in extras:
@@ -66,16 +67,18 @@ def require(module: str, extra: str, what: str | None = None):
         The imported module.
 
     Raises:
-        ModuleNotFoundError: the module is not installed (other import failures pass through unchanged).
+        ModuleNotFoundError: the module is not installed (other import failures pass through
+            unchanged).
     """
     return require_all([(module, extra)], what)[0]
 
 
 def require_all(needs, what: str | None = None) -> list:
-    """Import every ``(module, extra)`` of ``needs``; if any is missing, raise ONE ModuleNotFoundError naming
-    every missing distribution and a single install command for all their extras, e.g.
-    ``quantisation_table needs faiss-cpu ([search] extra), pytorch-metric-learning ([pml] extra):
-    pip install 'torus-plugins[search,pml]'`` -- so a user installs once instead of meeting one extra per try.
+    """Import every ``(module, extra)`` of ``needs``; if any is missing, raise ONE
+    ModuleNotFoundError naming every missing distribution and a single install command for all their
+    extras, e.g. ``quantisation_table needs faiss-cpu ([search] extra), pytorch-metric-learning
+    ([pml] extra): pip install 'torus-plugins[search,pml]'`` -- so a user installs once instead of
+    meeting one extra per try.
 
     Args:
         needs: iterable of (dotted module name, extra) pairs.
@@ -85,8 +88,8 @@ def require_all(needs, what: str | None = None) -> list:
         The imported modules, in the order of ``needs``.
 
     Raises:
-        ModuleNotFoundError: some are not installed; ``.name`` is the first missing module. Import failures
-            that are not a missing package pass through unchanged.
+        ModuleNotFoundError: some are not installed; ``.name`` is the first missing module. Import
+            failures that are not a missing package pass through unchanged.
         ValueError: an unknown extra.
     """
     needs = list(needs)
@@ -107,8 +110,8 @@ def require_all(needs, what: str | None = None) -> list:
     hint = install_hint(*(e for _, e in missing))
     if what is None and len(missing) == 1:
         name, extra = missing[0]
-        message = (f"No module named {name!r}; install {DISTRIBUTIONS.get(name, name)} with the [{extra}] extra "
-                   f"({EXTRAS[extra]}): {hint}")
+        message = (f"No module named {name!r}; install {DISTRIBUTIONS.get(name, name)} with the "
+                   f"[{extra}] extra ({EXTRAS[extra]}): {hint}")
     else:
         parts = ", ".join(f"{DISTRIBUTIONS.get(n, n)} ([{e}] extra)" for n, e in missing)
         message = f"No module named {names}; {what or 'this'} needs {parts}: {hint}"

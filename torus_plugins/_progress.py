@@ -1,12 +1,13 @@
-"""tqdm progress for the package's long steps (IVF k-means, ripser): shown on stderr only when it helps.
+"""tqdm progress for the package's long steps (IVF k-means, ripser), on stderr when it helps.
 
-``progress=None`` (the default of the functions that take it): a bar when stderr is a terminal (tqdm's own
-``disable=None`` rule), nothing in a log file, a pipe or a test; ``True``: always; ``False``: never. A bar appears
-only after ``DELAY`` seconds, so short calls print nothing, and is removed when done (``leave=False``).
+``progress=None`` (the default of the functions that take it): a bar when stderr is a terminal
+(tqdm's own ``disable=None`` rule), nothing in a log file, a pipe or a test; ``True``: always;
+``False``: never. A bar appears only after ``DELAY`` seconds, so short calls print nothing, and is
+removed when done (``leave=False``).
 
-* ``progress_bar(total, desc, progress)``: a tqdm bar to ``update()`` per step (e.g. k-means iterations).
-* ``running(desc, progress)``: a context manager for ONE long call with no steps to count (ripser): a bar showing
-  the elapsed time, refreshed by a background thread until the block ends.
+* ``progress_bar(total, desc, progress)``: a tqdm bar to ``update()`` per step (k-means iterations).
+* ``running(desc, progress)``: a context manager for ONE long call with no steps to count (ripser):
+  a bar showing the elapsed time, refreshed by a background thread until the block ends.
 
 Usage::
 
@@ -31,8 +32,8 @@ REFRESH = 0.5        # seconds between refreshes of a running() bar
 def check_progress(progress, name: str = "progress"):
     """``progress`` if it is None, True or False; TypeError naming ``name`` otherwise."""
     if progress is not None and not isinstance(progress, bool):
-        raise TypeError(f"{name} must be None (a bar when stderr is a terminal), True or False, got {progress!r} "
-                        f"({type(progress).__name__})")
+        raise TypeError(f"{name} must be None (a bar when stderr is a terminal), True or False, "
+                        f"got {progress!r} ({type(progress).__name__})")
     return progress
 
 
@@ -45,8 +46,8 @@ def progress_bar(total: int, desc: str, progress=None, unit: str = "it"):
     """A tqdm bar of ``total`` steps on stderr (see the module docstring for ``progress``)."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, disable=_disable(check_progress(progress)), delay=DELAY,
-                leave=False, file=sys.stderr)
+    return tqdm(total=total, desc=desc, unit=unit, disable=_disable(check_progress(progress)),
+                delay=DELAY, leave=False, file=sys.stderr)
 
 
 @contextlib.contextmanager
@@ -54,8 +55,8 @@ def running(desc: str, progress=None):
     """Show ``desc`` and the elapsed time while the block runs (one call that reports no steps)."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=None, desc=desc, bar_format="{desc}: {elapsed} elapsed", delay=DELAY, leave=False,
-               disable=_disable(check_progress(progress)), file=sys.stderr)
+    bar = tqdm(total=None, desc=desc, bar_format="{desc}: {elapsed} elapsed", delay=DELAY,
+               leave=False, disable=_disable(check_progress(progress)), file=sys.stderr)
     done = threading.Event()
 
     def tick():
@@ -64,7 +65,8 @@ def running(desc: str, progress=None):
             if time.monotonic() - start >= DELAY:
                 bar.refresh()
 
-    thread = None if bar.disable else threading.Thread(target=tick, name="torus-plugins-progress", daemon=True)
+    thread = None if bar.disable else threading.Thread(target=tick, name="torus-plugins-progress",
+                                                        daemon=True)
     if thread is not None:
         thread.start()
     try:

@@ -10,12 +10,13 @@
   ``{"mean", "std", "n", "values"}`` at each numeric leaf.
 * ``aggregate_rows(per_seed_rows, key="setting")``: per-seed lists of table rows (e.g. ``quantisation_table``) ->
   one row per ``key`` value, numeric columns aggregated over seeds (as ``aggregate``).
-* ``format_leaf(leaf)``: an ``aggregate`` leaf -> ``"0.912 +- 0.004"`` (``"0.912"`` over one seed: a std of one
-  value is not 0, it is undefined; ``"-"`` for None);
-  ``format_grid(title, header, rows)``: a fixed-width text table of strings / numbers.
-* ``format_settings_table(tables)``: head -> ``aggregate_rows`` output -> one line per setting, one column per head,
-  cells ``"mean +- std [bits b]"``; a cell that could not run shows ``-`` and a footnote number, and the footnotes
-  below the table give each reason (``quantisation_table``'s ``reason`` column), e.g. why PQ did not train.
+* ``format_leaf(leaf)``: an ``aggregate`` leaf -> ``"0.912 +- 0.004"`` (``"0.912"`` over one seed: a
+  std of one value is not 0, it is undefined; ``"-"`` for None); ``format_grid(title, header,
+  rows)``: a fixed-width text table of strings / numbers.
+* ``format_settings_table(tables)``: head -> ``aggregate_rows`` output -> one line per setting, one
+  column per head, cells ``"mean +- std [bits b]"``; a cell that could not run shows ``-`` and a
+  footnote number, and the footnotes below the table give each reason (``quantisation_table``'s
+  ``reason`` column), e.g. why PQ did not train.
 * ``write_results(path, provenance, args, metrics)``: JSON with NaN/inf refused.
 
 Usage::
@@ -139,7 +140,8 @@ def mean_std(values) -> tuple:
 
 
 def format_mean_std(values, digits: int = 3, with_n: bool = False) -> str:
-    """``"0.912 +- 0.004"`` (``with_n``: ``" (n=3)"`` appended); a single value prints without a std.
+    """``"0.912 +- 0.004"`` (``with_n``: ``" (n=3)"`` appended); a single value prints without a
+    std.
     Usage: ``format_mean_std([0.91, 0.92])``."""
     m, s = mean_std(values)
     n = len(_as_floats(values))
@@ -207,13 +209,15 @@ def aggregate_rows(per_seed_rows: list, key: str = "setting") -> list:
 
 
 def format_leaf(leaf, digits: int = 3) -> str:
-    """``{"mean": .912, "std": .004, ...}`` -> ``"0.912 +- 0.004"``; a plain number -> ``"0.912"``; None -> ``"-"``.
-    A leaf over one value prints its mean alone (no std of a single seed); a leaf some seeds lacked (``missing``)
-    gets ``" (n=2)"``."""
+    """``{"mean": .912, "std": .004, ...}`` -> ``"0.912 +- 0.004"``; a plain number -> ``"0.912"``;
+    None -> ``"-"``. A leaf over one value prints its mean alone (no std of a single seed); a leaf
+    some seeds lacked (``missing``) gets ``" (n=2)"``."""
     if leaf is None:
         return "-"
     if isinstance(leaf, dict) and "mean" in leaf:
-        text = f"{leaf['mean']:.{digits}f}" + (f" +- {leaf['std']:.{digits}f}" if leaf.get("n", 2) > 1 else "")
+        text = f"{leaf['mean']:.{digits}f}"
+        if leaf.get("n", 2) > 1:                   # the std of one value is undefined, not 0
+            text += f" +- {leaf['std']:.{digits}f}"
         return text + (f" (n={leaf['n']})" if leaf.get("missing") else "")
     if isinstance(leaf, float):
         return f"{leaf:.{digits}f}"
@@ -234,10 +238,11 @@ def format_grid(title: str, header: list, rows: list) -> str:
 
 def format_settings_table(tables: dict, metric: str = "precision_at_1", title: str = "", extra: dict = None,
                           columns: dict = None) -> str:
-    """One line per setting (first-seen order), one column per head, cells ``"0.912 +- 0.004 [256 b]"`` (bits
-    per vector in brackets; one seed: no std). Empty cells say why: a setting that did not run for some seeds
-    (its ``reason``, e.g. "training needs >= 256 vectors, have 255") gets ``[1]``, ``[2]``, ... and the reasons
-    are listed under the table, one line per distinct reason; a setting a head does not have is ``n/a``.
+    """One line per setting (first-seen order), one column per head, cells ``"0.912 +- 0.004 [256
+    b]"`` (bits per vector in brackets; one seed: no std). Empty cells say why: a setting that did
+    not run for some seeds (its ``reason``, e.g. "training needs >= 256 vectors, have 255") gets
+    ``[1]``, ``[2]``, ... and the reasons are listed under the table, one line per distinct reason;
+    a setting a head does not have is ``n/a``.
 
     Args:
         tables: head -> rows from :func:`aggregate_rows` (e.g. of ``quantisation_table``).
@@ -273,13 +278,14 @@ def format_settings_table(tables: dict, metric: str = "precision_at_1", title: s
     lines = [format_grid(title, header, body)]
     lines += [f"[{m}] {reason}" for reason, m in notes.items()]
     if absent:
-        lines.append("n/a: the setting is not defined for that head (e.g. raw PQ rows are torus-only)")
+        lines.append("n/a: the setting is not defined for that head (e.g. raw PQ rows are "
+                     "torus-only)")
     return "\n".join(lines)
 
 
 def _reasons(leaf) -> list:
-    """The distinct reasons (strings) of an ``aggregate_rows`` reason leaf: None, a string shared by every seed,
-    or ``{"values": [...]}`` when the seeds differ."""
+    """The distinct reasons (strings) of an ``aggregate_rows`` reason leaf: None, a string shared by
+    every seed, or ``{"values": [...]}`` when the seeds differ."""
     if leaf is None:
         return []
     values = leaf.get("values", []) if isinstance(leaf, dict) else [leaf]

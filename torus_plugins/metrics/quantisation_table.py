@@ -27,8 +27,8 @@ import numpy as np
 
 from ._inputs import as_labels
 from .geometries import get_geometry, turns_circular_variance
-from .retrieval import (GeometryKNN, _check_defined, _split_labels, faiss_threads, require_retrieval,
-                        retrieval_from_knn)
+from .retrieval import (GeometryKNN, _check_defined, _split_labels, faiss_threads,
+                        require_retrieval, retrieval_from_knn)
 from .settings import PQ_SETTINGS, Setting, table_settings
 from .spread import code_entropy, unique_codes
 
@@ -149,7 +149,7 @@ def quantisation_table(ref, query=None, ref_labels=None, query_labels=None, geom
 
     Usage: ``quantisation_table(z, None, y, None, "torusN")``
     """
-    require_retrieval("quantisation_table")  # kNN and PQ: a missing extra is an error, not failed rows
+    require_retrieval("quantisation_table")  # kNN, PQ: a missing extra is an error, not failed rows
     g = get_geometry(geometry)
     if g.name == "codes":
         raise ValueError("quantisation_table needs float embeddings (geometry sphere, torusN or torusC), "

@@ -17,12 +17,14 @@ from ._inputs import as_labels
 from .geometries import CodesGeometry, get_geometry
 
 METRICS = ("precision_at_1", "mean_average_precision_at_r")
-#: what retrieval needs beyond the core: faiss (kNN) and pytorch-metric-learning (AccuracyCalculator)
-RETRIEVAL_NEEDS = (("faiss", "search"), ("pytorch_metric_learning.utils.accuracy_calculator", "pml"))
+#: what retrieval needs beyond the core: faiss (kNN), pytorch-metric-learning (AccuracyCalculator)
+RETRIEVAL_NEEDS = (("faiss", "search"),
+                   ("pytorch_metric_learning.utils.accuracy_calculator", "pml"))
 
 
 def require_retrieval(what: str) -> None:
-    """One ModuleNotFoundError naming every missing extra of ``RETRIEVAL_NEEDS`` (``what`` needs them)."""
+    """One ModuleNotFoundError naming every missing extra of ``RETRIEVAL_NEEDS`` (``what`` needs
+    them)."""
     from .._optional import require_all
     require_all(RETRIEVAL_NEEDS, what)
 

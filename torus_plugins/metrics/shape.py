@@ -50,7 +50,7 @@ MIN_LIFE = (5.0, 1.8, 1.8)  # bar lifetimes, in landmark spacings s, that count 
 CAP = 6.5  # the Rips filtration stops at CAP * s (bars alive then are read as dying at CAP * s)
 SPACING_QUANTILE = 0.9  # s = this quantile of the landmarks' minimum-spanning-tree edges (H0 death values)
 GRAPH_NEEDS = [("faiss", "search"), ("scipy.sparse", "topology")]     # kNN graph and its Laplacian
-TOPOLOGY_NEEDS = [("ripser", "topology"), ("scipy.sparse", "topology")]  # persistence of the landmarks
+TOPOLOGY_NEEDS = [("ripser", "topology"), ("scipy.sparse", "topology")]  # landmark persistence
 
 
 def _require(needs, what: str) -> None:
@@ -129,11 +129,12 @@ def persistence(x, landmarks: int = 300, seed: int = 0, maxdim: int = 2, thresho
     """(ripser diagrams in input units, landmark spacing s) of the Rips filtration of ``landmarks`` greedy
     landmarks, computed up to CAP * s (bars alive there have death = inf).
 
-    Shortcut: no bar can outlive (landmark diameter - shortest landmark distance); a dimension >= 1 whose limit
-    (``bar_limits``) is above that bound is not computed (its count is exactly 0) and gets an empty diagram.
-    This is what keeps high-dimensional clouds (a 32-torus in R^64: every landmark about equally far from every
-    other) from a minutes-long H1/H2 computation. ``progress``: the elapsed time of ripser on stderr (None: when
-    stderr is a terminal, after 1 s; True / False).
+    Shortcut: no bar can outlive (landmark diameter - shortest landmark distance); a dimension >= 1
+    whose limit (``bar_limits``) is above that bound is not computed (its count is exactly 0) and
+    gets an empty diagram. This is what keeps high-dimensional clouds (a 32-torus in R^64: every
+    landmark about equally far from every other) from a minutes-long H1/H2 computation.
+    ``progress``: the elapsed time of ripser on stderr (None: when stderr is a terminal, after 1 s;
+    True / False).
     """
     _require(TOPOLOGY_NEEDS, "persistence")
     from ripser import ripser
@@ -155,7 +156,7 @@ def persistence(x, landmarks: int = 300, seed: int = 0, maxdim: int = 2, thresho
     longest = dist.max() - mst.min()  # no bar lives longer: born after the shortest edge, dead at the diameter
     limits = bar_limits(int(maxdim) + 1, spacing * unit, threshold, min_life)  # input units
     computed = max([0] + [p for p in range(1, int(maxdim) + 1) if limits[p] < longest * unit])
-    with running(f"ripser H0-H{computed}, {len(lm)} landmarks", progress):   # ~1-20 s for a 2-D shape
+    with running(f"ripser H0-H{computed}, {len(lm)} landmarks", progress):   # 1-20 s on a 2-D shape
         dgms = ripser(dist, maxdim=computed, distance_matrix=True, thresh=CAP * spacing)["dgms"]
     dgms += [np.zeros((0, 2))] * (int(maxdim) - computed)
     return [d * unit for d in dgms], float(spacing * unit)
@@ -284,9 +285,11 @@ def torus_score(betti, gap_ratio: float) -> float:
 
 def shape_metrics(x, grid_size: int = 12, k_id: int = 10, k_graph: int = 15, threshold: float | None = None,
                   betti_subsample: int = 300, seed: int = 0, topology: bool = True,
-                  graph_subsample: int | None = 1000, id_subsample: int | None = 2000, progress=None) -> dict:
-    """All shape metrics of one cloud; ``topology=False`` skips ripser (betti = None, torus score None).
-    ``progress``: the elapsed time of ripser on stderr (None: when stderr is a terminal; True / False).
+                  graph_subsample: int | None = 1000, id_subsample: int | None = 2000,
+                  progress=None) -> dict:
+    """All shape metrics of one cloud; ``topology=False`` skips ripser (betti = None, torus score
+    None). ``progress``: the elapsed time of ripser on stderr (None: when stderr is a terminal; True
+    / False).
 
     ``betti_subsample`` is the number of greedy landmarks for the Betti numbers; ``threshold`` (input units)
     switches to jepa-torus' absolute lifetime rule. Keys: effective_rank, intrinsic_dimension, spectral_gap,

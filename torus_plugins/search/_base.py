@@ -202,5 +202,6 @@ class IndexBase:
 
     @staticmethod
     def _removal_mask(ids_held: np.ndarray, ids) -> np.ndarray:
-        """Stored ids that ``remove_ids(ids)`` removes: integer ids or a faiss IDSelector (see selectors.py)."""
+        """Stored ids that ``remove_ids(ids)`` removes: integer ids or a faiss IDSelector (see
+        selectors.py)."""
         return selection_mask(ids_held, ids)

@@ -139,14 +139,15 @@ class MilvusTorusIndex(IndexBase):
         return self
 
     def remove_ids(self, ids) -> int:
-        """Delete the codes with these ids (integer ids, a faiss ``IDSelectorRange`` -- a Milvus filter
-        ``imin <= id < imax`` -- or ``IDSelectorArray``); returns how many were held."""
+        """Delete the codes with these ids (integer ids, a faiss ``IDSelectorRange`` -- a Milvus
+        filter ``imin <= id < imax`` -- or ``IDSelectorArray``); returns how many were held."""
         bounds = selector_bounds(ids)
         arr = None if bounds is not None else explicit_ids(ids)
         with self._lock:
             before = self.ntotal
             if bounds is not None:
-                self.client.delete(self.collection, filter=f"id >= {bounds[0]} and id < {bounds[1]}")
+                self.client.delete(self.collection,
+                                   filter=f"id >= {bounds[0]} and id < {bounds[1]}")
             elif arr.size:
                 self.client.delete(self.collection, ids=[int(i) for i in arr])
             return before - self.ntotal

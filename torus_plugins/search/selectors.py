@@ -1,17 +1,19 @@
 """Which stored ids a ``remove_ids`` argument selects: an array of ids, or a faiss ``IDSelector``.
 
 mask[i] = (ids_held[i] in the selection), as faiss's ``remove_ids(IDSelector)`` decides it with
-``sel.is_member(id)``. faiss itself is not imported here: a selector is recognised by its ``is_member`` method,
-so any object with ``is_member(int) -> bool`` works too.
+``sel.is_member(id)``. faiss itself is not imported here: a selector is recognised by its
+``is_member`` method, so any object with ``is_member(int) -> bool`` works too.
 
-* an int, a list or an integer array: the ids it holds (faiss accepts an array and wraps it in IDSelectorBatch);
-* ``IDSelectorRange(imin, imax)``: imin <= id < imax, read from its ``imin`` / ``imax`` fields (vectorised);
+* an int, a list or an integer array: the ids it holds (faiss wraps an array in IDSelectorBatch);
+* ``IDSelectorRange(imin, imax)``: imin <= id < imax, from its ``imin`` / ``imax`` fields
+  (vectorised);
 * ``IDSelectorArray``: its ``n`` ids, read through ``faiss.rev_swig_ptr`` (vectorised);
-* ``IDSelectorBitmap``: bit ``id`` of its ``n``-byte bitmap, as faiss's ``is_member`` reads it (vectorised);
-* ``IDSelectorNot`` / ``And`` / ``Or`` / ``XOr``: the same rules applied to their operands (``sel``, ``lhs``,
-  ``rhs``; the typed Python objects faiss keeps in ``referenced_objects``, so a Range operand stays vectorised);
-* anything else with ``is_member`` (``IDSelectorBatch``, whose hash set swig does not expose; ``IDSelectorAll``;
-  a ``PyCallbackIDSelector``): ``is_member`` per stored id, ~0.7 us each (0.7 s per million stored ids).
+* ``IDSelectorBitmap``: bit ``id`` of its ``n``-byte bitmap, as faiss's ``is_member`` reads it;
+* ``IDSelectorNot`` / ``And`` / ``Or`` / ``XOr``: the same rules applied to their operands (``sel``,
+  ``lhs``, ``rhs``, as the typed objects faiss keeps in ``referenced_objects``: a Range operand
+  stays vectorised);
+* anything else with ``is_member`` (``IDSelectorBatch``, whose hash set swig does not expose;
+  ``IDSelectorAll``; a ``PyCallbackIDSelector``): ``is_member`` per stored id, ~0.7 us each.
 
 Usage: ``mask = selection_mask(index.ids, faiss.IDSelectorRange(0, 8))``
 """
@@ -44,8 +46,9 @@ def selection_mask(ids_held: np.ndarray, selection) -> np.ndarray:
         return _selector_mask(ids_held, selection)
     arr = np.asarray(selection)
     if arr.dtype.kind not in "iu" or arr.ndim > 1:
-        raise ValueError(f"ids must be a 1-D array of integer ids or a faiss IDSelector (IDSelectorRange, "
-                         f"IDSelectorBatch, ...), got dtype {arr.dtype} shape {arr.shape}")
+        raise ValueError(f"ids must be a 1-D array of integer ids or a faiss IDSelector "
+                         f"(IDSelectorRange, IDSelectorBatch, ...), got dtype {arr.dtype} "
+                         f"shape {arr.shape}")
     return np.isin(ids_held, arr.astype(np.int64).ravel())
 
 
@@ -57,17 +60,22 @@ def selector_bounds(selection):
 
 
 def explicit_ids(selection) -> np.ndarray:
-    """int64 [m] ids listed by ``selection`` (integer ids or an ``IDSelectorArray``), for stores that delete by id
-    without holding the ids themselves (Milvus); ValueError for a selector that does not list its ids."""
+    """int64 [m] ids listed by ``selection`` (integer ids or an ``IDSelectorArray``), for stores
+    that delete by id without holding the ids themselves (Milvus).
+
+    Raises:
+        ValueError: a selector that does not list its ids, or ids that are not integers.
+    """
     if is_selector(selection):
         if type(selection).__name__ == "IDSelectorArray" and hasattr(selection, "n"):
             return _swig_array(selection.ids, selection.n, np.int64)
-        raise ValueError(f"this index removes integer ids, an IDSelectorRange or an IDSelectorArray, got a "
-                         f"{type(selection).__name__}: pass the ids to remove as an array")
+        raise ValueError(f"this index removes integer ids, an IDSelectorRange or an "
+                         f"IDSelectorArray, got a {type(selection).__name__}: pass the ids to "
+                         f"remove as an array")
     arr = np.asarray(selection)
     if arr.dtype.kind not in "iu" or arr.ndim > 1:
-        raise ValueError(f"ids must be a 1-D array of integer ids or a faiss IDSelectorRange / IDSelectorArray, "
-                         f"got dtype {arr.dtype} shape {arr.shape}")
+        raise ValueError(f"ids must be a 1-D array of integer ids or a faiss IDSelectorRange / "
+                         f"IDSelectorArray, got dtype {arr.dtype} shape {arr.shape}")
     return arr.astype(np.int64).ravel()
 
 
@@ -90,15 +98,16 @@ def _selector_mask(ids: np.ndarray, sel) -> np.ndarray:
     combine = {"IDSelectorAnd": np.logical_and, "IDSelectorOr": np.logical_or,
                "IDSelectorXOr": np.logical_xor}.get(kind)
     if combine is not None and hasattr(sel, "lhs"):
-        return combine(_selector_mask(ids, _typed(sel, sel.lhs)), _selector_mask(ids, _typed(sel, sel.rhs)))
+        return combine(_selector_mask(ids, _typed(sel, sel.lhs)),
+                       _selector_mask(ids, _typed(sel, sel.rhs)))
     member = sel.is_member                       # faiss's own rule, one call per stored id
     return np.fromiter((bool(member(i)) for i in ids.tolist()), bool, ids.size)
 
 
 def _typed(owner, operand):
-    """The Python object of ``operand`` with its own class: swig returns a composite selector's operands as the
-    base ``IDSelector`` (is_member still works), while faiss keeps the objects it was built from in
-    ``referenced_objects``; pick the one at the same address."""
+    """The Python object of ``operand`` with its own class: swig returns a composite selector's
+    operands as the base ``IDSelector`` (is_member still works), while faiss keeps the objects it
+    was built from in ``referenced_objects``; pick the one at the same address."""
     this = getattr(operand, "this", None)
     refs = getattr(owner, "referenced_objects", None) or []
     flat = [r for ref in refs for r in (ref if isinstance(ref, (tuple, list)) else (ref,))]
