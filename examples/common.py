@@ -34,6 +34,37 @@ def positive(text: str) -> int:
     return int(text)
 
 
+def heads_type(choices):
+    """argparse ``type`` of a ``--heads`` value (with ``nargs="+"``): one name or several,
+    comma-separated, so ``--heads sphere torusN`` and ``--heads sphere,torusN`` mean the same; an
+    unknown name is an error naming the flag and the choices. Flatten the parsed lists with
+    :func:`flat_heads`."""
+    def parse(text: str) -> list:
+        names = [h.strip() for h in text.split(",") if h.strip()]
+        bad = [h for h in names if h not in choices]
+        if not names or bad:
+            raise argparse.ArgumentTypeError(f"invalid choice: {(bad or [text])[0]!r} (choose from "
+                                             f"{', '.join(choices)}; space- or comma-separated)")
+        return names
+    return parse
+
+
+def flat_heads(values, default: list) -> list:
+    """``--heads`` lists (from :func:`heads_type`) -> one list, first occurrence kept; ``default``
+    if not given."""
+    return list(dict.fromkeys(h for part in values for h in part)) if values else list(default)
+
+
+def print_written(out: str, paths) -> None:
+    """Print ``wrote N files to OUT:`` and one line per file (relative to ``out``), so a run says
+    what it left."""
+    rel = sorted(dict.fromkeys(os.path.relpath(p, out) + ("/" if os.path.isdir(p) else "")
+                               for p in paths))
+    print(f"\nwrote {len(rel)} files to {out}:")
+    for name in rel:
+        print(f"  {name}")
+
+
 def seed_everything(seed: int, threads: int = 1) -> torch.Generator:
     """Seed python, numpy and torch, use ``threads`` intra-op threads; return a torch.Generator with the same seed
     (draw augmentations and batch orders from it). Same seed + same thread count -> same run."""
@@ -134,11 +165,13 @@ def summarise_runs(runs: list, tables=("quantisation_table",), scalars=("epochs"
     return out
 
 
-def write_results(out: str, prov: dict, args, metrics, jobs: int) -> dict:
-    """``report.write_results`` to ``out``/results.json with the wall time; prints where, how long, on what."""
+def write_results(out: str, prov: dict, args, metrics, jobs: int, written=()) -> dict:
+    """``report.write_results`` to ``out``/results.json with the wall time; prints every file the
+    run wrote (``written`` and results.json), how long it took and on what."""
     from torus_plugins import report
     prov = report.finish(prov)
-    report.write_results(os.path.join(out, "results.json"), prov, args, metrics)
-    print(f"\nwrote {out}/results.json and plots; wall time {prov['wall_seconds']:.0f} s on {prov['cpu_model']}, "
-          f"{prov['threads']} thread(s) x {jobs} job(s)")
+    path = report.write_results(os.path.join(out, "results.json"), prov, args, metrics)
+    print_written(out, [*written, path])
+    print(f"wall time {prov['wall_seconds']:.0f} s on {prov['cpu_model']}, {prov['threads']} "
+          f"thread(s) x {jobs} job(s)")
     return prov

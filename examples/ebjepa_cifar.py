@@ -37,8 +37,9 @@ from cifar10 import load_cifar10  # noqa: E402
 # head label -> (projection, which is also the geometry for the metrics; projector width as a multiple of --dim)
 HEADS = {"sphere": ("sphere", 1), "torusN": ("torusN", 1), "torusC": ("torusC", 1), "torusN-2x": ("torusN", 2)}
 OPTIONS = [  # flag, type, default, help; common.positive: an integer >= 1
-    ("--out", str, "runs/ebjepa_cifar", "output folder (results.json, plots, codes)"),
-    ("--heads", str, ",".join(HEADS), f"comma-separated, from {', '.join(HEADS)}"),
+    ("--out", str, "runs/ebjepa_cifar", "output folder: results.json, PNG plots, uint8 codes of "
+                                        "the torus heads (codes_<head>_uint8.torc) and the test "
+                                        "labels (labels_test.npy)"),
     ("--seeds", common.positive, 3, "number of seeds (0, 1, ...); every number is mean +- std over them"),
     ("--backbone", str, None, "'smallcnn' or a timm model name (pretrained=False); default smallcnn on digits, "
                               "resnet18 on CIFAR"),
@@ -66,12 +67,13 @@ def parse_args(argv=None):
     p.add_argument("--skip-md5", action="store_true", help="do not verify the CIFAR files' md5 sums (an "
                    "unverified pickle can run code: only for files you made yourself)")
     p.add_argument("--quick", action="store_true", help="1 seed, 2 epochs on a small subset: a smoke test")
+    p.add_argument("--heads", nargs="+", type=common.heads_type(list(HEADS)), metavar="HEAD",
+                   help=f"heads to train, space- or comma-separated, from {', '.join(HEADS)} "
+                        "(default: all)")
     for flag, typ, default, text in OPTIONS:
         p.add_argument(flag, type=typ, default=default, help=text)
     args = p.parse_args(argv)
-    args.heads = [h.strip() for h in args.heads.split(",") if h.strip()]
-    if not args.heads or any(h not in HEADS for h in args.heads):
-        p.error(f"--heads: expected names from {', '.join(HEADS)}, got {args.heads}")
+    args.heads = common.flat_heads(args.heads, list(HEADS))
     if args.dim % 2:
         p.error(f"--dim must be even (torusN pairs coordinates), got {args.dim}")
     if args.quick:
@@ -214,27 +216,35 @@ def main(argv=None) -> dict:
           flush=True)
     runs = common.run_jobs(run, [(h, s, args) for h in args.heads for s in seeds], args.jobs)
     metrics = common.summarise_runs(runs, scalars=("linear_probe_acc", "epochs"), drop=("test_z",))
+    written, out = [], lambda name: os.path.join(args.out, name)   # noqa: E731
     for head, m in metrics.items():
         m["embedding_dim"] = m["per_seed"][0]["embedding_dim"]
         if common.is_torus(head):
             z, geometry = next(r["test_z"] for r in runs if r["head"] == head), HEADS[head][0]
-            plot.plot_angles(z, data["test_y"], os.path.join(args.out, f"angles_{head}.png"), geometry,
-                             title=f"{head}: test set, seed 0", class_names=data["classes"])
-            save_codes(os.path.join(args.out, f"codes_{head}_uint8.torc"), quantize(to_turns(torch.as_tensor(z)), 8),
-                       8, geometry, meta={"dataset": data["name"], "split": "test", "seed": 0})
+            written.append(plot.plot_angles(z, data["test_y"], out(f"angles_{head}.png"), geometry,
+                                            title=f"{head}: test set, seed 0",
+                                            class_names=data["classes"]))
+            written.append(out(f"codes_{head}_uint8.torc"))
+            save_codes(written[-1], quantize(to_turns(torch.as_tensor(z)), 8), 8, geometry,
+                       meta={"dataset": data["name"], "split": "test", "seed": 0,
+                             "labels": "labels_test.npy"})
+    if written:          # labels of the codes: torus-plugins eval <codes> --labels labels_test.npy
+        written.append(out("labels_test.npy"))
+        np.save(written[-1], data["test_y"].numpy())
     print(report.format_settings_table(
         {h: m["quantisation_table"] for h, m in metrics.items()},
         title=f"\nP@1 of test queries against the training set, mean +- std over {len(seeds)} seed(s) "
               "[bits per vector]", columns={h: f"{h} (width {m['embedding_dim']})" for h, m in metrics.items()},
         extra={"linear probe": {h: m["linear_probe_acc"] for h, m in metrics.items()},
                "epochs trained": {h: report.format_leaf(m["epochs"], 1) for h, m in metrics.items()}}))
-    plot.plot_p1_vs_bits({h: metrics[h]["quantisation_table"] for h in args.heads},
-                         os.path.join(args.out, "p1_vs_bits.png"),
-                         title=f"P@1 vs bits per vector ({data['name']}, {len(seeds)} seeds)")
+    written.append(plot.plot_p1_vs_bits(
+        {h: metrics[h]["quantisation_table"] for h in args.heads}, out("p1_vs_bits.png"),
+        title=f"P@1 vs bits per vector ({data['name']}, {len(seeds)} seeds)"))
     for key, label in (("train_loss", "training loss (VICReg + KoLeo)"), ("val_p1", "validation 1-NN P@1")):
-        plot.plot_loss_curves({h: [r["history"][key] for r in runs if r["head"] == h] for h in args.heads},
-                              os.path.join(args.out, f"{key}.png"), title=label, ylabel=key)
-    return {"provenance": common.write_results(args.out, prov, args, metrics, args.jobs), "metrics": metrics}
+        curves = {h: [r["history"][key] for r in runs if r["head"] == h] for h in args.heads}
+        written.append(plot.plot_loss_curves(curves, out(f"{key}.png"), title=label, ylabel=key))
+    return {"provenance": common.write_results(args.out, prov, args, metrics, args.jobs, written),
+            "metrics": metrics}
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 from synthetic_birb import SR, write_synthetic_birb  # noqa: E402
 from torus_plugins import ProjectionHead, to_turns  # noqa: E402
-from torus_plugins.codes import SphereGridQuantizer, quantize  # noqa: E402
+from torus_plugins.codes import SphereGridQuantizer, quantize, save_codes  # noqa: E402
 from torus_plugins.losses import KoLeoLoss, ProtoCLRLoss, clip_gradients  # noqa: E402
 from torus_plugins.metrics import few_shot_accuracy, grid, small_classes  # noqa: E402
 from torus_plugins.plot import plot_angles, plot_few_shot, plot_loss_curves, plot_spectrograms  # noqa: E402
@@ -30,14 +30,21 @@ from torus_plugins.report import aggregate, format_grid, provenance  # noqa: E40
 SHOTS, TAU, CLIP, LR = (1, 5), 0.1, 100.0, 0.05  # ProtoCLR's tau and SGD lr; the paper's clip value
 NORM_MEAN, NORM_STD = 0.5347, 0.0772  # ProtoCLR's standardisation of min-max-normalised dB spectrograms
 LAYOUT = "expected train/<class>/*.pt (16 kHz), eval/pow.pt {'data', 'label'}, eval/<set>/<class>/*.pt (BIRB)"
+HEADS = ["sphere", "torusN", "torusC"]
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", help="BIRB/ProtoCLR-format folder; omit for the synthetic set")
-    p.add_argument("--out", default="runs/protoclr_birb")
+    p.add_argument("--out", default="runs/protoclr_birb",
+                   help="output folder: results.json, PNG plots, uint8 codes of the torus rows per "
+                        "eval set (codes_<row>_<set>_uint8.torc, seed 0) with their labels "
+                        "(labels_<set>.npy), and the synthetic data set when --data-dir is not "
+                        "given")
     p.add_argument("--quick", action="store_true", help="tiny synthetic set, 2 epochs, 1 seed (tests)")
-    p.add_argument("--heads", nargs="+", default=["sphere", "torusN"], choices=["sphere", "torusN", "torusC"])
+    p.add_argument("--heads", nargs="+", type=common.heads_type(HEADS), metavar="HEAD",
+                   help=f"heads to train, space- or comma-separated, from {', '.join(HEADS)} "
+                        "(default: sphere torusN)")
     p.add_argument("--dim", type=int, default=32, help="embedding width of every head (torusN: dim/2 angles)")
     p.add_argument("--no-wide", action="store_true", help="skip the extra torusN row at 2*dim")
     p.add_argument("--koleo", type=float, default=0.0, help="KoLeo weight on the torus heads (README: sweep)")
@@ -50,6 +57,7 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=positive, default=1, help="torch threads per run (results depend on it)")
     p.add_argument("--jobs", type=positive, default=2, help="runs in parallel processes (results do not depend on it)")
     a = p.parse_args(argv)
+    a.heads = common.flat_heads(a.heads, ["sphere", "torusN"])
     if a.dim % 4 or a.dim < 4:
         p.error(f"--dim must be a positive multiple of 4, got {a.dim}")
     a.clip_seconds = 1.5 if a.quick else 6.0 if a.data_dir else 3.0         # upstream: 6 s; synthetic: 3 s
@@ -195,7 +203,9 @@ def run(row: str, head: str, dim: int, seed: int, a) -> dict:
             break
     reason = stop.finish(model, a.epochs)                       # restores the best validation epoch's weights
     sphere_grid = SphereGridQuantizer(8).fit(embed(model, front, xtr)[1]) if head == "sphere" else None
-    res = {"row": row, "seed": seed, "epochs": len(hist["train"]), "stop": reason, "history": hist, "few_shot": {}}
+    res = {"row": row, "seed": seed, "epochs": len(hist["train"]), "stop": reason, "history": hist,
+           "few_shot": {}, "files": []}
+    file_row = row.replace(" ", "_")
     for name, (x, y) in data["evals"].items():
         feats, z = embed(model, front, x)
         codes = (quantize(to_turns(z), 8) if sphere_grid is None else
@@ -204,8 +214,14 @@ def run(row: str, head: str, dim: int, seed: int, a) -> dict:
                "encoder": (feats, "sphere", True)}      # encoder features: upstream ProtoCLR's centred rule
         res["few_shot"][name] = {k: {s: v["mean"] for s, v in few_shot_accuracy(
             e, y, SHOTS, a.episodes, seed, geometry=g, centre=c).items()} for k, (e, g, c) in ins.items()}
+        if seed == 0 and sphere_grid is None:        # torus rows, seed 0: uint8 codes; labels: main
+            res["files"].append(os.path.join(a.out, f"codes_{file_row}_{name}_uint8.torc"))
+            save_codes(res["files"][-1], codes.numpy(), 8, head,
+                       meta={"dataset": "BIRB" if a.data_dir else "synthetic bird song",
+                             "split": name, "seed": 0, "labels": f"labels_{name}.npy"})
         if name == "pow" and seed == 0 and sphere_grid is None:        # torus rows: angle scatter, seed 0
-            plot_angles(z, y, os.path.join(a.out, f"angles_{row.replace(' ', '_')}.png"), title=f"{row}: pow, seed 0")
+            res["files"].append(plot_angles(z, y, os.path.join(a.out, f"angles_{file_row}.png"),
+                                            title=f"{row}: pow, seed 0"))
     return res
 
 
@@ -230,17 +246,27 @@ def main(argv=None) -> dict:
              for r, m in metrics["rows"].items() for kind in ("float", "uint8", "encoder") for e in data["evals"]]
     print(format_grid(f"\nfew-shot accuracy, mean +- std over {a.seeds} seed(s) (each the mean of {a.episodes} "
                       "episodes); pow = validation, others = test", ["row", "input", "set", "1-shot", "5-shot"], table))
-    plot_few_shot({("validation: " if e == "pow" else "test: ") + e: {r: m["few_shot"][e]["float"] for r, m in
-                   metrics["rows"].items()} for e in data["evals"]}, os.path.join(a.out, "few_shot.png"),
-                  f"few-shot accuracy, float embeddings (mean +- std over {a.seeds} seeds)")
+    out = lambda name: os.path.join(a.out, name)   # noqa: E731
+    written = [f for x in per_run for f in x["files"]]
+    if written:                 # the codes' labels: torus-plugins eval <codes> --labels <labels>
+        for name, (_, y) in data["evals"].items():
+            written.append(out(f"labels_{name}.npy"))
+            np.save(written[-1], y.numpy())
+    if not a.data_dir:
+        written.append(out("synthetic_birb"))
+    written.append(plot_few_shot({("validation: " if e == "pow" else "test: ") + e: {
+        r: m["few_shot"][e]["float"] for r, m in metrics["rows"].items()} for e in data["evals"]},
+        out("few_shot.png"),
+        f"few-shot accuracy, float embeddings (mean +- std over {a.seeds} seeds)"))
     for part in ("train", "val"):
-        plot_loss_curves({r: [x["history"][part] for x in runs[r]] for r in rows},
-                         os.path.join(a.out, f"loss_{part}.png"), f"ProtoCLR loss ({part})")
+        written.append(plot_loss_curves({r: [x["history"][part] for x in runs[r]] for r in rows},
+                                        out(f"loss_{part}.png"), f"ProtoCLR loss ({part})"))
     (x, y), classes = data["train"], torch.unique(data["train"][1])[:8]      # first clip of <= 8 species
-    plot_spectrograms([MelFrontEnd().db(x[int(torch.where(y == c)[0][0])][None])[0] for c in classes],
-                      [data["names"][int(c)] for c in classes], os.path.join(a.out, "spectrograms.png"),
-                      x.shape[1] / SR, data["note"][:120], ylabel="mel band (50-8000 Hz)")
-    common.write_results(a.out, prov, vars(a), metrics, a.jobs)
+    specs = [MelFrontEnd().db(x[int(torch.where(y == c)[0][0])][None])[0] for c in classes]
+    written.append(plot_spectrograms(specs, [data["names"][int(c)] for c in classes],
+                                     out("spectrograms.png"), x.shape[1] / SR, data["note"][:120],
+                                     ylabel="mel band (50-8000 Hz)"))
+    common.write_results(a.out, prov, vars(a), metrics, a.jobs, written)
     return metrics
 
 

@@ -54,10 +54,34 @@ def test_ebjepa_quick_end_to_end(tmp_path, capsys):
         assert (out / png).stat().st_size > 5000
     codes = load_codes(str(out / "codes_torusN_uint8.torc"))
     assert codes.codes.shape == (100, 32) and codes.bits == 8
+    assert np.load(out / "labels_test.npy").shape == (100,)
+    assert codes.meta["labels"] == "labels_test.npy"
+    # the table says why a cell is empty (255 training vectors < 256 PQ centroids); one seed: no std
+    table = printed[printed.index("P@1 of test queries"):]
+    assert "PQ(8,16)" in table and "- [128 b] [1]" in table and "+-" not in table.split("\n", 1)[1]
+    assert "\n[1] training needs >= 256 vectors, have 255" in table
+    assert "n/a: the setting is not defined" in table
+    # the run ends by listing every file it wrote
+    listed = printed[printed.index(f"wrote 11 files to {out}:"):].splitlines()[1:12]
+    assert sorted(name.strip() for name in listed) == sorted(p.name for p in out.iterdir())
 
 
 def quick_args(*extra):
     return ebjepa_cifar.parse_args(["--quick", "--out", "unused", *extra])
+
+
+def test_heads_are_space_or_comma_separated():
+    assert quick_args().heads == ["sphere", "torusN", "torusC", "torusN-2x"]
+    for argv in (["--heads", "torusN", "sphere"], ["--heads", "torusN,sphere"],
+                 ["--heads", "torusN,", "sphere"], ["--heads", "torusN", "sphere,torusN"]):
+        assert quick_args(*argv).heads == ["torusN", "sphere"], argv
+
+
+def test_out_has_help_text_naming_what_is_written(capsys):
+    with pytest.raises(SystemExit):
+        ebjepa_cifar.parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--out OUT output folder: results.json, PNG plots, uint8 codes" in text
 
 
 def test_a_run_is_deterministic_for_a_seed_and_thread_count():

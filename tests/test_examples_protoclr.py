@@ -15,6 +15,7 @@ EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 sys.path.insert(0, EXAMPLES)
 
 import protoclr_birb  # noqa: E402
+from torus_plugins.codes import load_codes  # noqa: E402
 
 
 def all_finite(obj) -> bool:
@@ -57,6 +58,18 @@ def test_protoclr_quick_end_to_end(tmp_path, capsys):
     for png in ("few_shot.png", "loss_train.png", "loss_val.png", "spectrograms.png",
                 "angles_torusN.png", "angles_torusN_64.png"):
         assert (out / png).stat().st_size > 0
+    # uint8 codes of the torus rows (seed 0) per eval set, with their labels; the sphere row's grid
+    # codes are not torus codes and are not written
+    for row, n_angles in (("torusN", 16), ("torusN_64", 32)):
+        for split in ("pow", "synth_test"):
+            f = load_codes(out / f"codes_{row}_{split}_uint8.torc")
+            n = len(np.load(out / f"labels_{split}.npy"))
+            assert f.bits == 8 and f.codes.shape == (n, n_angles)
+            assert f.meta["split"] == split and f.geometry == "torusN"
+    assert not list(out.glob("codes_sphere*"))
+    listed = printed[printed.index(f"wrote 14 files to {out}:"):].splitlines()[1:15]
+    assert sorted(name.strip() for name in listed) == sorted(p.name + ("/" if p.is_dir() else "")
+                                                            for p in out.iterdir())
     # the synthetic set is in the BIRB / ProtoCLR format and labelled as synthetic
     root = out / "synthetic_birb"
     assert json.loads((root / "SYNTHETIC.json").read_text())["synthetic"] is True
@@ -143,6 +156,16 @@ def test_mel_front_end_matches_librosa():
     spec01 = front(torch.from_numpy(y)[None], standardise=False)
     assert spec01.shape == (1, 1, 128, 36) and float(spec01.min()) == 0.0 and float(spec01.max()) == 1.0
     assert front(torch.zeros(2, 6 * 16000)).shape == (2, 1, 128, 301)
+
+
+def test_heads_are_space_or_comma_separated_and_out_has_help(capsys):
+    for argv in (["--heads", "sphere", "torusC"], ["--heads", "sphere,torusC"]):
+        assert protoclr_birb.parse_args(argv).heads == ["sphere", "torusC"]
+    assert protoclr_birb.parse_args([]).heads == ["sphere", "torusN"]
+    with pytest.raises(SystemExit):
+        protoclr_birb.parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "output folder: results.json, PNG plots, uint8 codes" in text
 
 
 def test_bad_arguments_are_clear_errors(capsys):

@@ -27,6 +27,8 @@ def test_mean_std_single_value_and_format():
     assert mean_std([0.5]) == (0.5, 0.0)
     assert format_mean_std([0.91, 0.92, 0.93]) == "0.920 +- 0.010"
     assert format_mean_std([1, 2], digits=1, with_n=True) == "1.5 +- 0.7 (n=2)"
+    assert format_mean_std([0.5]) == "0.500"                       # one value: no std
+    assert format_mean_std([0.5], with_n=True) == "0.500 (n=1)"
 
 
 @pytest.mark.parametrize("bad", [[], [float("nan"), 1.0], [1.0, float("inf")]])
@@ -78,7 +80,9 @@ def test_format_leaf_and_grid():
     assert format_leaf(aggregate([0.5, 0.7])) == "0.600 +- 0.141"
     assert format_leaf(None) == "-" and format_leaf(0.25) == "0.250" and format_leaf(3) == "3"
     partial = aggregate_rows([[{"setting": "a", "p": 0.5}], [{"setting": "a", "p": None}]])[0]["p"]
-    assert format_leaf(partial) == "0.500 +- 0.000 (n=1)"
+    assert format_leaf(partial) == "0.500 (n=1)"                      # one value: no std
+    assert format_leaf(aggregate([0.25])) == "0.250"
+    assert format_leaf(aggregate([0.5, 0.5])) == "0.500 +- 0.000"
     text = format_grid("T", ["setting", "sphere"], [["none", aggregate([0.9, 0.8])], ["1-bit", None]])
     lines = text.splitlines()
     assert lines[0] == "T" and lines[1].split() == ["setting", "sphere"]
@@ -98,6 +102,33 @@ def test_format_settings_table():
                                  columns={"torusN": "torusN (64)"})
     lines = text.splitlines()
     assert lines[1].split() == ["setting", "torusN", "(64)", "sphere"]
-    assert lines[3].split() == ["none", "0.850", "+-", "0.071", "[2048", "b]", "0.700", "+-", "0.000", "[2048", "b]"]
-    assert lines[4].split() == ["PQ(8,1)", "-", "[8", "b]", "-"]
+    assert lines[3].split() == ["none", "0.850", "+-", "0.071", "[2048", "b]",
+                                "0.700", "[2048", "b]"]
+    assert lines[4].split() == ["PQ(8,1)", "-", "[8", "b]", "n/a"]          # sphere has no such row
     assert lines[5].split() == ["probe", "0.500", "+-", "0.000", "-"]
+    assert lines[6].startswith("n/a: the setting is not defined for that head")
+
+
+def test_format_settings_table_footnotes_say_why_a_cell_is_empty():
+    """The --quick demo's case: PQ with 256 centroids cannot train on 255 vectors; the reason is
+    printed under the table, once per distinct reason, and marked in every cell it explains (also
+    when only some seeds lacked the value)."""
+    from torus_plugins.report import format_settings_table
+    pq = "training needs >= 256 vectors, have 255"
+
+    def seed(p1, pq_p1, pq_reason, m):
+        return [{"setting": "none", "bits_per_vector": 2048, "precision_at_1": p1, "reason": None},
+                {"setting": "PQ(8,16)", "bits_per_vector": 128, "precision_at_1": pq_p1,
+                 "reason": pq_reason},
+                {"setting": "PQ(4,2)", "bits_per_vector": 8, "precision_at_1": None, "reason": m}]
+
+    torus = aggregate_rows([seed(0.9, None, pq, "M=2 does not divide the 3 angles")])
+    sphere = aggregate_rows([seed(0.8, 0.7, None, "M=2 does not divide the 3 angles"),
+                             seed(0.6, None, pq, "M=2 does not divide the 3 angles")])
+    lines = format_settings_table({"torusN": torus, "sphere": sphere}, title="P@1").splitlines()
+    assert lines[3].split() == ["none", "0.900", "[2048", "b]",
+                                "0.700", "+-", "0.141", "[2048", "b]"]
+    assert lines[4].split() == ["PQ(8,16)", "-", "[128", "b]", "[1]",
+                                "0.700", "(n=1)", "[128", "b]", "[1]"]
+    assert lines[5].split() == ["PQ(4,2)", "-", "[8", "b]", "[2]", "-", "[8", "b]", "[2]"]
+    assert lines[6:] == [f"[1] {pq}", "[2] M=2 does not divide the 3 angles"]

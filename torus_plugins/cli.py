@@ -1,16 +1,20 @@
-"""Command line: ``torus-plugins list | eval | export``.
+"""Command line: ``torus-plugins list | eval | export | search``.
 
 Usage::
 
     torus-plugins list
     torus-plugins eval emb.npy --labels y.npy --geometry torusN [--query q.npy --query-labels qy.npy] [--json]
-    torus-plugins export emb.npy --bits 8 --out emb.torc [--geometry torusN]
+    torus-plugins export emb.npy --bits 8 --out ref.torc [--geometry torusN]
+    torus-plugins search ref.torc queries.npy -k 10 [--out results.npz]   # or --radius R
+    torus-plugins eval ref.torc --labels y.npy                            # the stored codes' row
     torus-plugins --version
 
-Inputs: .npy, .npz (first array, or ``--key``), .pt (a tensor, or ``--key`` of a dict). Torus embeddings
-(torusN and torusC alike) are head outputs in the interleaved Clifford layout (cos t0, sin t0, ...).
-Bad or degenerate input (NaN, one point, one class, ...): message on stderr, exit 2; never a table with NaN.
-Settings and bits per vector: ``torus_plugins.metrics.settings`` (one meaning of "n-bit").
+Inputs: .npy, .npz (first array, or ``--key``), .pt (a tensor, or ``--key`` of a dict), and code
+files (``.torc``, written by ``export`` / ``save_codes``; ``search`` also reads ``write_index``
+files). Torus embeddings (torusN and torusC alike) are head outputs in the interleaved Clifford
+layout (cos t0, sin t0, ...). Bad or degenerate input (NaN, one point, one class, ...) or a missing
+extra: one ``error:`` line on stderr, exit 2; never a table with NaN, never a traceback. Settings
+and bits per vector: ``torus_plugins.metrics.settings`` (one meaning of "n-bit").
 """
 
 import argparse
@@ -125,7 +129,14 @@ def _jsonable(v):
 
 def cmd_eval(args) -> int:
     from .metrics import PQ_SETTINGS, format_table, quantisation_table
+    from .metrics.retrieval import require_retrieval
 
+    require_retrieval("torus-plugins eval")     # every missing extra in one message, up front
+    if _is_code_file(args.embeddings):
+        return _eval_codes(args)
+    if args.geometry is None:
+        raise InputError("--geometry is required for .npy/.npz/.pt embeddings (sphere, torusN or "
+                         "torusC); a .torc code file carries its own")
     x = _embeddings(args.embeddings, args.key)
     _check_geometry(x, args.geometry, args.embeddings)
     y = _labels(args.labels, len(x))
@@ -158,6 +169,71 @@ def cmd_eval(args) -> int:
     return 0
 
 
+CODE_FILE_EXTENSIONS = (".torc",)
+
+
+def _is_code_file(path: str) -> bool:
+    return os.path.splitext(path)[1].lower() in CODE_FILE_EXTENSIONS
+
+
+def _code_file(path: str, what: str):
+    """A checked :class:`~torus_plugins.codes.CodeFile`; InputError for a missing, unreadable or
+    corrupt file."""
+    from .codes import load_codes
+
+    if not os.path.exists(path):
+        raise InputError(f"{what} {path!r} does not exist")
+    try:
+        return load_codes(path)
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path!r}: {exc}") from exc
+
+
+def _eval_codes(args) -> int:
+    """``eval`` of a code file: the row of the stored codes (P@1, mAP@R by circular L1, spread)."""
+    from .metrics import (circular_variance, code_entropy, format_table, grid, retrieval,
+                          unique_codes)
+
+    ref = _code_file(args.embeddings, "code file")
+    if args.geometry is not None and args.geometry != ref.geometry:
+        raise InputError(f"--geometry {args.geometry} differs from the geometry {ref.geometry!r} "
+                         f"stored in {args.embeddings!r} (omit --geometry for a code file)")
+    y = _labels(args.labels, len(ref))
+    if args.query is not None:
+        if args.query_labels is None:
+            raise InputError("--query needs --query-labels")
+        if not _is_code_file(args.query):
+            raise InputError(f"--query {args.query!r} must be a code file too (.torc) when the "
+                             f"reference is one")
+        q = _code_file(args.query, "query code file")
+        if (q.bits, q.n_angles) != (ref.bits, ref.n_angles):
+            raise InputError(f"query codes are {q.n_angles} angles x {q.bits} bits but the "
+                             f"reference codes are {ref.n_angles} angles x {ref.bits} bits")
+        qy = _labels(args.query_labels, len(q), "query labels")
+        ret = retrieval(q.codes, qy, ref.codes, y, geometry="codes", bits=ref.bits)
+    else:
+        ret = retrieval(ref.codes, y, geometry="codes", bits=ref.bits)
+    setting = grid(ref.bits)            # what export writes: round(turn * 2**b) mod 2**b
+    width = 2 * ref.n_angles            # the torus head output the codes came from
+    row = {"setting": setting.name, "bits_per_vector": setting.bits_per_vector("torusN", width),
+           "bits_per_value": setting.bits_per_value("torusN"),
+           "distance": setting.distance("torusN"), **ret,
+           "circular_variance": circular_variance(ref.codes, "codes", ref.bits),
+           "entropy": code_entropy(ref.codes), "unique_codes": unique_codes(ref.codes),
+           "reason": None}
+    n_query = len(ref) if args.query is None else len(q)
+    if args.json:
+        print(json.dumps({"geometry": ref.geometry, "width": width, "n_angles": ref.n_angles,
+                          "bits": ref.bits, "n_reference": len(ref), "n_query": n_query,
+                          "rows": [{k: _jsonable(v) for k, v in row.items()}]}, indent=2))
+    else:
+        queries = f"{n_query} queries" if args.query else "self-retrieval (own row excluded)"
+        print(f"{args.embeddings}: {len(ref)} codes x {ref.n_angles} angles at {ref.bits} bits "
+              f"({ref.geometry}), {queries}")
+        print(format_table([row], width, ref.geometry))
+    return 0
+
+
 def cmd_export(args) -> int:
     from .codes import quantize, save_codes
     from .metrics._inputs import turns_of
@@ -173,6 +249,100 @@ def cmd_export(args) -> int:
         raise InputError(f"cannot write {args.out!r}: {exc}") from exc
     print(f"wrote {len(codes)} x {codes.shape[1]} {args.bits}-bit codes to {args.out}")
     return 0
+
+
+SEARCH_OUTPUTS = (".npz", ".tsv")
+
+
+def _search_queries(path: str, key, index) -> np.ndarray:
+    """[nq, n_angles] uint8 query codes: a code file, integer codes, or torus embeddings quantised
+    as ``export`` does (``round(turn * 2**bits) mod 2**bits``, the index's bits and geometry)."""
+    from .codes import quantize
+    from .metrics._inputs import turns_of
+
+    if _is_code_file(path):
+        f = _code_file(path, "queries")
+        if (f.bits, f.n_angles) != (index.bits, index.n_angles):
+            raise InputError(f"query codes {path!r} are {f.n_angles} angles x {f.bits} bits but "
+                             f"the index holds {index.n_angles} angles x {index.bits} bits")
+        return np.ascontiguousarray(f.codes)
+    x = load_array(path, key, "queries")
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise InputError(f"queries {path!r} must be a 2-D array [nq, d], got shape {x.shape}")
+    if np.issubdtype(x.dtype, np.integer):              # codes
+        if x.shape[1] != index.n_angles:
+            raise InputError(f"query codes {path!r} have {x.shape[1]} columns but the index holds "
+                             f"{index.n_angles} angles")
+        if x.size and (x.min() < 0 or x.max() >= 1 << index.bits):
+            raise InputError(f"query codes {path!r} must be in [0, {(1 << index.bits) - 1}] "
+                             f"(bits={index.bits}), got values in [{x.min()}, {x.max()}]")
+        return np.ascontiguousarray(x, dtype=np.uint8)
+    x = _embeddings(path, key, "queries")
+    if index.geometry not in ("torusN", "torusC"):
+        raise InputError(f"the index holds {index.geometry!r} codes: give the queries as codes "
+                         f"(.torc or integers)")
+    if x.shape[1] != 2 * index.n_angles:
+        raise InputError(f"query embeddings {path!r} have width {x.shape[1]}; the index holds "
+                         f"{index.n_angles} angles, so torus embeddings of width "
+                         f"{2 * index.n_angles} (or codes of width {index.n_angles}) are expected")
+    _check_geometry(x, index.geometry, path)
+    return quantize(turns_of(x, index.geometry), index.bits)
+
+
+def cmd_search(args) -> int:
+    from .search import read_index
+
+    out_ext = None if args.out is None else os.path.splitext(args.out)[1].lower()
+    if out_ext is not None and out_ext not in SEARCH_OUTPUTS:
+        raise InputError(f"--out {args.out!r}: unsupported extension {out_ext!r} "
+                         f"(use {' or '.join(SEARCH_OUTPUTS)})")
+    if not os.path.exists(args.index):
+        raise InputError(f"index {args.index!r} does not exist")
+    try:
+        index = read_index(args.index)
+    except OSError as exc:
+        raise InputError(f"cannot read index {args.index!r}: {exc}") from exc
+    q = _search_queries(args.queries, args.key, index)
+    extra = {"threads": args.threads}
+    if args.nprobe is not None:
+        if not hasattr(index, "nprobe"):
+            raise InputError(f"--nprobe applies to IVF indexes; {args.index!r} holds a "
+                             f"{type(index).__name__}")
+        extra["nprobe"] = args.nprobe
+    if args.radius is not None:
+        lims, D, I = index.range_search(q, args.radius, **extra)
+        qi = np.repeat(np.arange(len(q)), np.diff(lims))
+        rank = np.arange(len(I)) - lims[qi]
+        arrays = {"lims": lims, "distances": D, "ids": I}
+        what = f"{len(q)} queries, radius {args.radius:g}: {len(I)} results"
+    else:
+        D, I = index.search(q, args.k, **extra)
+        qi, rank = np.repeat(np.arange(len(q)), args.k), np.tile(np.arange(args.k), len(q))
+        D, I = D.ravel(), I.ravel()
+        arrays = {"distances": D.reshape(len(q), args.k), "ids": I.reshape(len(q), args.k)}
+        what = f"{len(q)} queries x k={args.k}"
+    found = I >= 0                          # the text output leaves faiss-style padding (id -1) out
+    table = np.stack([qi[found], rank[found], I[found], D[found]], 1)
+    if args.out is None:
+        _write_tsv(sys.stdout, table)
+        return 0
+    try:
+        if out_ext == ".npz":
+            with open(args.out, "wb") as fh:
+                np.savez(fh, **arrays)
+        else:
+            with open(args.out, "w") as fh:
+                _write_tsv(fh, table)
+    except OSError as exc:
+        raise InputError(f"cannot write {args.out!r}: {exc}") from exc
+    print(f"wrote {what} ({type(index).__name__}, {index.ntotal} codes) to {args.out}")
+    return 0
+
+
+def _write_tsv(fh, table: np.ndarray) -> None:
+    fh.write("query\trank\tid\tdistance\n")
+    for row in table.tolist():
+        fh.write("\t".join(map(str, row)) + "\n")
 
 
 def _version() -> str:
@@ -197,12 +367,16 @@ def build_parser() -> argparse.ArgumentParser:
                                    "stored at each setting (none, 8-bit grid, sign, PQ; tori add the paper's "
                                    "raw-value PQ baseline), with bits per vector. \"n-bit\" = n bits per angle "
                                    "(tori) or per coordinate (sphere).")
-    e.add_argument("embeddings", help="reference embeddings [n, d]: .npy, .npz or .pt")
+    e.add_argument("embeddings", help="reference embeddings [n, d]: .npy, .npz or .pt; or a .torc "
+                                      "code file (export's output: one row, the stored codes by "
+                                      "circular L1)")
     e.add_argument("--labels", required=True, help="one class label per reference embedding (.npy/.npz/.pt)")
-    e.add_argument("--geometry", required=True, choices=("sphere", "torusN", "torusC"),
+    e.add_argument("--geometry", choices=("sphere", "torusN", "torusC"),
                    help="how to read the embeddings: sphere (any vectors), torusN / torusC (torus head output, "
-                        "interleaved (cos, sin) pairs)")
-    e.add_argument("--query", help="separate query embeddings (default: the reference queries itself, own row "
+                        "interleaved (cos, sin) pairs); required for .npy/.npz/.pt, read from a "
+                        ".torc file")
+    e.add_argument("--query", help="separate query embeddings, or a .torc file for a .torc "
+                                   "reference (default: the reference queries itself, own row "
                                    "excluded)")
     e.add_argument("--query-labels", help="labels of --query (required with --query)")
     e.add_argument("--key", help="array name inside .npz / dict key inside .pt")
@@ -219,7 +393,36 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--geometry", default="torusN", choices=("torusN", "torusC"),
                    help="torus head the embeddings come from (stored in the file header; default torusN)")
     x.add_argument("--key", help="array name inside .npz / dict key inside .pt")
+    _add_search_parser(sub)
     return p
+
+
+def _add_search_parser(sub) -> None:
+    about = ("Search a code file (.torc, from export) or an index file (write_index) for the k "
+             "nearest codes of each query by circular L1, like faiss Index.search; --radius: every "
+             "code at distance < R, like range_search. Output: tab-separated query, rank, id, "
+             "distance (padding ids -1 left out) on stdout, or --out .tsv (the same) / .npz "
+             "(faiss's arrays: distances, ids [nq, k], padded with id -1; with --radius also "
+             "lims).")
+    s = sub.add_parser("search", description=about,
+                       help="k nearest stored codes of each query (circular L1), faiss-style")
+    s.add_argument("index", help="code file (.torc, from export / save_codes) or index file "
+                                 "(write_index)")
+    s.add_argument("queries", help="query codes (.torc, or integer [nq, n_angles] .npy/.npz/.pt) "
+                                   "or torus embeddings [nq, 2 n_angles] (quantised with the "
+                                   "index's bits, as export does)")
+    how = s.add_mutually_exclusive_group()
+    how.add_argument("-k", "--k", type=int, default=10,
+                     help="neighbours per query (default 10; k > stored codes pads with id -1, as "
+                          "faiss does)")
+    how.add_argument("--radius", type=float,
+                     help="range search: every code at circular L1 distance < RADIUS")
+    s.add_argument("--nprobe", type=int,
+                   help="IVF index files: lists probed per query (default: the file's)")
+    s.add_argument("--threads", type=int, help="at most this many threads (default: by work size)")
+    s.add_argument("--key", help="array name inside .npz / dict key inside .pt (queries)")
+    s.add_argument("--out", help="write results to .npz (distances, ids[, lims]) or .tsv instead "
+                                 "of stdout")
 
 
 def main(argv=None) -> int:
@@ -229,10 +432,11 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    cmds = {"list": cmd_list, "eval": cmd_eval, "export": cmd_export}
+    cmds = {"list": cmd_list, "eval": cmd_eval, "export": cmd_export, "search": cmd_search}
     try:
         return cmds[args.command](args)
-    except (InputError, ValueError, TypeError) as exc:
+    except (InputError, ValueError, TypeError, ModuleNotFoundError) as exc:
+        # a missing extra is a usage problem too: one line naming every extra, no traceback
         print(f"torus-plugins {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -5,15 +5,18 @@
   wall time in seconds.
   ``describe(prov)``: a one-line summary to print.
 * ``mean_std(values)`` -> (mean, std) with the sample std (ddof=1; 0.0 for one value);
-  ``format_mean_std(values)`` -> ``"0.912 +- 0.004 (n=3)"``.
+  ``format_mean_std(values)`` -> ``"0.912 +- 0.004 (n=3)"`` (one value: ``"0.912"``, no std).
 * ``aggregate(per_seed)``: a list of per-seed dicts/lists of numbers -> the same structure with
   ``{"mean", "std", "n", "values"}`` at each numeric leaf.
 * ``aggregate_rows(per_seed_rows, key="setting")``: per-seed lists of table rows (e.g. ``quantisation_table``) ->
   one row per ``key`` value, numeric columns aggregated over seeds (as ``aggregate``).
-* ``format_leaf(leaf)``: an ``aggregate`` leaf -> ``"0.912 +- 0.004"`` (``"-"`` for None);
-  ``format_grid(title, header, rows)``: a fixed-width text table of strings / numbers.
-* ``format_settings_table(tables)``: head -> ``aggregate_rows`` output -> one line per setting, one column per head,
-  cells ``"mean +- std [bits b]"``.
+* ``format_leaf(leaf)``: an ``aggregate`` leaf -> ``"0.912 +- 0.004"`` (``"0.912"`` over one seed: a
+  std of one value is not 0, it is undefined; ``"-"`` for None); ``format_grid(title, header,
+  rows)``: a fixed-width text table of strings / numbers.
+* ``format_settings_table(tables)``: head -> ``aggregate_rows`` output -> one line per setting, one
+  column per head, cells ``"mean +- std [bits b]"``; a cell that could not run shows ``-`` and a
+  footnote number, and the footnotes below the table give each reason (``quantisation_table``'s
+  ``reason`` column), e.g. why PQ did not train.
 * ``write_results(path, provenance, args, metrics)``: JSON with NaN/inf refused.
 
 Usage::
@@ -137,10 +140,13 @@ def mean_std(values) -> tuple:
 
 
 def format_mean_std(values, digits: int = 3, with_n: bool = False) -> str:
-    """``"0.912 +- 0.004"`` (``with_n``: ``" (n=3)"`` appended). Usage: ``format_mean_std([0.91, 0.92])``."""
+    """``"0.912 +- 0.004"`` (``with_n``: ``" (n=3)"`` appended); a single value prints without a
+    std.
+    Usage: ``format_mean_std([0.91, 0.92])``."""
     m, s = mean_std(values)
-    text = f"{m:.{digits}f} +- {s:.{digits}f}"
-    return text + (f" (n={len(_as_floats(values))})" if with_n else "")
+    n = len(_as_floats(values))
+    text = f"{m:.{digits}f}" + (f" +- {s:.{digits}f}" if n > 1 else "")
+    return text + (f" (n={n})" if with_n else "")
 
 
 def aggregate(per_seed: list):
@@ -203,12 +209,15 @@ def aggregate_rows(per_seed_rows: list, key: str = "setting") -> list:
 
 
 def format_leaf(leaf, digits: int = 3) -> str:
-    """``{"mean": .912, "std": .004, ...}`` -> ``"0.912 +- 0.004"``; a plain number -> ``"0.912"``; None -> ``"-"``.
-    A leaf some seeds lacked (``missing``) gets ``" (n=2)"``."""
+    """``{"mean": .912, "std": .004, ...}`` -> ``"0.912 +- 0.004"``; a plain number -> ``"0.912"``;
+    None -> ``"-"``. A leaf over one value prints its mean alone (no std of a single seed); a leaf
+    some seeds lacked (``missing``) gets ``" (n=2)"``."""
     if leaf is None:
         return "-"
     if isinstance(leaf, dict) and "mean" in leaf:
-        text = f"{leaf['mean']:.{digits}f} +- {leaf['std']:.{digits}f}"
+        text = f"{leaf['mean']:.{digits}f}"
+        if leaf.get("n", 2) > 1:                   # the std of one value is undefined, not 0
+            text += f" +- {leaf['std']:.{digits}f}"
         return text + (f" (n={leaf['n']})" if leaf.get("missing") else "")
     if isinstance(leaf, float):
         return f"{leaf:.{digits}f}"
@@ -229,24 +238,58 @@ def format_grid(title: str, header: list, rows: list) -> str:
 
 def format_settings_table(tables: dict, metric: str = "precision_at_1", title: str = "", extra: dict = None,
                           columns: dict = None) -> str:
-    """``tables``: head -> rows from :func:`aggregate_rows` (e.g. of ``quantisation_table``). One line per setting
-    (first-seen order), one column per head, cells ``"0.912 +- 0.004 [256 b]"`` (bits per vector in brackets).
-    ``extra``: label -> {head: leaf} rows appended below; ``columns``: head -> column title.
-    Usage: ``print(format_settings_table({"torusN": aggregate_rows(per_seed_rows)}))``"""
+    """One line per setting (first-seen order), one column per head, cells ``"0.912 +- 0.004 [256
+    b]"`` (bits per vector in brackets; one seed: no std). Empty cells say why: a setting that did
+    not run for some seeds (its ``reason``, e.g. "training needs >= 256 vectors, have 255") gets
+    ``[1]``, ``[2]``, ... and the reasons are listed under the table, one line per distinct reason;
+    a setting a head does not have is ``n/a``.
+
+    Args:
+        tables: head -> rows from :func:`aggregate_rows` (e.g. of ``quantisation_table``).
+        metric: the column shown.
+        title: first line.
+        extra: label -> {head: leaf} rows appended below.
+        columns: head -> column title.
+
+    Returns:
+        The table text, footnotes included.
+
+    Usage: ``print(format_settings_table({"torusN": aggregate_rows(per_seed_rows)}))``
+    """
     by_head = {h: {r["setting"]: r for r in rows} for h, rows in tables.items()}
     settings = list(dict.fromkeys(s for rows in by_head.values() for s in rows))
+    notes: dict = {}                       # reason -> footnote number, in order of first use
+    absent = False
 
     def cell(rows, s):
+        nonlocal absent
         if s not in rows:
-            return "-"
+            absent = True
+            return "n/a"
         bits = rows[s].get("bits_per_vector")
         bits = bits["mean"] if isinstance(bits, dict) else bits
-        return format_leaf(rows[s].get(metric)) + ("" if bits is None else f" [{bits:.0f} b]")
+        text = format_leaf(rows[s].get(metric)) + ("" if bits is None else f" [{bits:.0f} b]")
+        marks = [notes.setdefault(r, len(notes) + 1) for r in _reasons(rows[s].get("reason"))]
+        return text + "".join(f" [{m}]" for m in marks)
 
     header = ["setting"] + [(columns or {}).get(h, h) for h in tables]
     body = [[s] + [cell(by_head[h], s) for h in tables] for s in settings]
     body += [[label] + [vals.get(h) for h in tables] for label, vals in (extra or {}).items()]
-    return format_grid(title, header, body)
+    lines = [format_grid(title, header, body)]
+    lines += [f"[{m}] {reason}" for reason, m in notes.items()]
+    if absent:
+        lines.append("n/a: the setting is not defined for that head (e.g. raw PQ rows are "
+                     "torus-only)")
+    return "\n".join(lines)
+
+
+def _reasons(leaf) -> list:
+    """The distinct reasons (strings) of an ``aggregate_rows`` reason leaf: None, a string shared by
+    every seed, or ``{"values": [...]}`` when the seeds differ."""
+    if leaf is None:
+        return []
+    values = leaf.get("values", []) if isinstance(leaf, dict) else [leaf]
+    return list(dict.fromkeys(str(v) for v in values if v is not None))
 
 
 def to_jsonable(obj):

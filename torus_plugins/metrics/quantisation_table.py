@@ -26,8 +26,14 @@ Usage::
 import numpy as np
 
 from ._inputs import as_labels
+<<<<<<< HEAD
 from .geometries import get_geometry, turns_circular_variance, unit_rows
 from .retrieval import GeometryKNN, _check_defined, _split_labels, faiss_threads, retrieval_from_knn
+=======
+from .geometries import get_geometry, turns_circular_variance
+from .retrieval import (GeometryKNN, _check_defined, _split_labels, faiss_threads,
+                        require_retrieval, retrieval_from_knn)
+>>>>>>> i23
 from .settings import PQ_SETTINGS, Setting, table_settings
 from .spread import code_entropy, unique_codes
 
@@ -154,6 +160,7 @@ def quantisation_table(ref, query=None, ref_labels=None, query_labels=None, geom
 
     Usage: ``quantisation_table(z, None, y, None, "torusN")``
     """
+    require_retrieval("quantisation_table")  # kNN, PQ: a missing extra is an error, not failed rows
     g = get_geometry(geometry)
     if g.name == "codes":
         raise ValueError("quantisation_table needs float embeddings (geometry sphere, torusN or torusC), "
@@ -175,9 +182,6 @@ def quantisation_table(ref, query=None, ref_labels=None, query_labels=None, geom
         g.unit_vectors(query, "query")
     table = _Table(g, ref, query, rl, ql, self_query, seed)
     width = ref.shape[1]
-    from .._optional import require
-    require("faiss", "search")  # kNN and PQ: a missing extra is an error, not a table of failed rows
-    require("pytorch_metric_learning.utils.accuracy_calculator", "pml")
     rows = []
     for s in (table_settings(g, pq_settings, raw_baseline) if settings is None else settings):
         if not isinstance(s, Setting):

@@ -17,6 +17,16 @@ from ._inputs import as_labels
 from .geometries import CodesGeometry, get_geometry
 
 METRICS = ("precision_at_1", "mean_average_precision_at_r")
+#: what retrieval needs beyond the core: faiss (kNN), pytorch-metric-learning (AccuracyCalculator)
+RETRIEVAL_NEEDS = (("faiss", "search"),
+                   ("pytorch_metric_learning.utils.accuracy_calculator", "pml"))
+
+
+def require_retrieval(what: str) -> None:
+    """One ModuleNotFoundError naming every missing extra of ``RETRIEVAL_NEEDS`` (``what`` needs
+    them)."""
+    from .._optional import require_all
+    require_all(RETRIEVAL_NEEDS, what)
 
 
 @contextlib.contextmanager
@@ -104,6 +114,7 @@ def retrieval_from_knn(query, query_labels, reference=None, reference_labels=Non
     that leaves none, or there are fewer than 2 points / a single class, the metric is undefined: ValueError.
     faiss runs with ``threads`` threads (see :func:`faiss_threads`).
     """
+    require_retrieval("retrieval_from_knn")
     _check_defined(query_labels, reference_labels, reference is None or ref_includes_query)
     with faiss_threads(threads):
         return _accuracy(query, query_labels, reference, reference_labels, knn, ref_includes_query)
@@ -171,6 +182,7 @@ def retrieval(query, query_labels, reference=None, reference_labels=None, geomet
     Undefined cases (fewer than 2 points, one class, no query with a same-class reference) raise ValueError.
     Usage: ``retrieval(z, y, geometry="torusN")["precision_at_1"]``
     """
+    require_retrieval("retrieval")
     g = get_geometry(geometry, bits)
     query = g.check(query, "query")
     if reference is None:

@@ -46,6 +46,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .._progress import check_progress, running
 from ..geometry import torus_spectral_gap
 from .knn import as_cloud, centred_unit, check_k, knn, subsample as take_subsample
 
@@ -53,6 +54,14 @@ TORUS_BETTI = (1, 2, 1)
 MIN_LIFE = (5.0, 1.8, 1.8)  # bar lifetimes, in landmark spacings s, that count in H0, H1, H2 (H3+: the last)
 CAP = 6.5  # the Rips filtration stops at CAP * s (bars alive then are read as dying at CAP * s)
 SPACING_QUANTILE = 0.9  # s = this quantile of the landmarks' minimum-spanning-tree edges (H0 death values)
+GRAPH_NEEDS = [("faiss", "search"), ("scipy.sparse", "topology")]     # kNN graph and its Laplacian
+TOPOLOGY_NEEDS = [("ripser", "topology"), ("scipy.sparse", "topology")]  # landmark persistence
+
+
+def _require(needs, what: str) -> None:
+    """One ModuleNotFoundError naming every missing extra among ``needs`` (``what`` needs them)."""
+    from .._optional import require_all
+    require_all(needs, what)
 
 
 def effective_rank(x) -> float:
@@ -120,18 +129,19 @@ def bar_limits(n_dims: int, spacing: float, threshold=None, min_life=MIN_LIFE) -
 
 
 def persistence(x, landmarks: int = 300, seed: int = 0, maxdim: int = 2, threshold=None,
-                min_life=MIN_LIFE) -> tuple[list, float]:
+                min_life=MIN_LIFE, progress=None) -> tuple[list, float]:
     """(ripser diagrams in input units, landmark spacing s) of the Rips filtration of ``landmarks`` greedy
     landmarks, computed up to CAP * s (bars alive there have death = inf).
 
-    Shortcut: no bar can outlive (landmark diameter - shortest landmark distance); a dimension >= 1 whose limit
-    (``bar_limits``) is above that bound is not computed (its count is exactly 0) and gets an empty diagram.
-    This is what keeps high-dimensional clouds (a 32-torus in R^64: every landmark about equally far from every
-    other) from a minutes-long H1/H2 computation.
+    Shortcut: no bar can outlive (landmark diameter - shortest landmark distance); a dimension >= 1
+    whose limit (``bar_limits``) is above that bound is not computed (its count is exactly 0) and
+    gets an empty diagram. This is what keeps high-dimensional clouds (a 32-torus in R^64: every
+    landmark about equally far from every other) from a minutes-long H1/H2 computation.
+    ``progress``: the elapsed time of ripser on stderr (None: when stderr is a terminal, after 1 s;
+    True / False).
     """
-    from .._optional import require
-    ripser = require("ripser", "topology").ripser
-    require("scipy", "topology")
+    _require(TOPOLOGY_NEEDS, "persistence")
+    from ripser import ripser
     from scipy.sparse.csgraph import minimum_spanning_tree
     from scipy.spatial.distance import cdist
 
@@ -150,13 +160,14 @@ def persistence(x, landmarks: int = 300, seed: int = 0, maxdim: int = 2, thresho
     limits = bar_limits(int(maxdim) + 1, float(np.ldexp(spacing, exponent)), threshold, min_life)
     limits = np.ldexp(limits, -exponent)
     computed = max([0] + [p for p in range(1, int(maxdim) + 1) if limits[p] < longest])
-    dgms = ripser(dist, maxdim=computed, distance_matrix=True, thresh=CAP * spacing)["dgms"]
+    with running(f"ripser H0-H{computed}, {len(lm)} landmarks", progress):   # 1-20 s on a 2-D shape
+        dgms = ripser(dist, maxdim=computed, distance_matrix=True, thresh=CAP * spacing)["dgms"]
     dgms += [np.zeros((0, 2))] * (int(maxdim) - computed)
     return [np.ldexp(d, exponent) for d in dgms], float(np.ldexp(spacing, exponent))
 
 
 def betti_numbers(x, threshold: float | None = None, landmarks: int = 300, seed: int = 0, maxdim: int = 2,
-                  min_life: tuple = MIN_LIFE):
+                  min_life: tuple = MIN_LIFE, progress=None):
     """((b_0, ..., b_maxdim), ripser diagrams): bars of the landmarks' Rips filtration that live long enough.
 
     Rule. Take L = ``landmarks`` greedy furthest-point landmarks (they cover the cloud evenly: a random subsample
@@ -183,7 +194,8 @@ def betti_numbers(x, threshold: float | None = None, landmarks: int = 300, seed:
 
     Usage: ``betti, diagrams = betti_numbers(z)``  # (1, 2, 1) for a sampled torus
     """
-    dgms, spacing = persistence(x, landmarks, seed, maxdim, threshold, min_life)
+    _require(TOPOLOGY_NEEDS, "betti_numbers")
+    dgms, spacing = persistence(x, landmarks, seed, maxdim, threshold, min_life, progress)
     return count_bars(dgms, spacing, threshold, min_life), dgms
 
 
@@ -230,6 +242,7 @@ def spectral_gap(x, k: int = 15, subsample: int | None = 1000, seed: int = 0) ->
 
     Usage: ``spectral_gap(z, k=15)``
     """
+    _require(GRAPH_NEEDS, "spectral_gap")
     x = take_subsample(as_cloud(x), subsample, seed)
     return _second_eigenvalue(_graph_laplacian(x, check_k(k, len(x))))
 
@@ -254,6 +267,7 @@ def spectral_gap_ratio(x, k: int = 15, subsample: int | None = 1000, seed: int =
 
     Usage: ``spectral_gap_ratio(z)``  # ~1 for a sampled torus
     """
+    _require(GRAPH_NEEDS, "spectral_gap_ratio")
     x = take_subsample(as_cloud(x), subsample, seed)
     k = check_k(k, len(x))
     return _gap_ratio(_second_eigenvalue(_graph_laplacian(x, k)), len(x), k, "k")
@@ -285,8 +299,11 @@ def torus_score(betti, gap_ratio: float) -> float:
 
 def shape_metrics(x, grid_size: int = 12, k_id: int = 10, k_graph: int = 15, threshold: float | None = None,
                   betti_subsample: int = 300, seed: int = 0, topology: bool = True,
-                  graph_subsample: int | None = 1000, id_subsample: int | None = 2000) -> dict:
-    """All shape metrics of one cloud; ``topology=False`` skips ripser (betti = None, torus score None).
+                  graph_subsample: int | None = 1000, id_subsample: int | None = 2000,
+                  progress=None) -> dict:
+    """All shape metrics of one cloud; ``topology=False`` skips ripser (betti = None, torus score
+    None). ``progress``: the elapsed time of ripser on stderr (None: when stderr is a terminal; True
+    / False).
 
     ``betti_subsample`` is the number of greedy landmarks for the Betti numbers; ``threshold`` (input units)
     switches to jepa-torus' absolute lifetime rule. Keys: effective_rank, intrinsic_dimension, spectral_gap,
@@ -295,6 +312,8 @@ def shape_metrics(x, grid_size: int = 12, k_id: int = 10, k_graph: int = 15, thr
 
     Usage: ``shape_metrics(z, seed=0)["torus_score"]``
     """
+    _require(GRAPH_NEEDS + (TOPOLOGY_NEEDS if topology else []), "shape_metrics")
+    check_progress(progress)
     x = as_cloud(x)
     out = {"effective_rank": effective_rank(x),
            "intrinsic_dimension": intrinsic_dimension(x, k_id, id_subsample, seed)}
@@ -305,7 +324,7 @@ def shape_metrics(x, grid_size: int = 12, k_id: int = 10, k_graph: int = 15, thr
     out.update(spectral_gap=gap, spectral_gap_ratio=ratio,
                spectral_gap_grid_ratio=gap / torus_spectral_gap(grid_size))
     if topology:
-        dgms, spacing = persistence(x, betti_subsample, seed, 2, threshold)
+        dgms, spacing = persistence(x, betti_subsample, seed, 2, threshold, progress=progress)
         betti = count_bars(dgms, spacing, threshold)
         out.update(betti=betti, diagrams=dgms, betti_scale=spacing, torus_score=torus_score(betti, ratio))
     else:

@@ -16,6 +16,7 @@ import numpy as np
 from ..codes.kernel import padded_width
 from ..codes.pack import nibble_pack, nibble_unpack
 from ..codes.quantize import check_bits, check_codes
+from .selectors import selection_mask
 
 PAD_DISTANCE = np.iinfo(np.int64).max   # distance of a missing result (k > ntotal), like faiss's "max" sentinel
 PAD_ID = -1                             # id of a missing result, as in faiss
@@ -201,7 +202,6 @@ class IndexBase:
 
     @staticmethod
     def _removal_mask(ids_held: np.ndarray, ids) -> np.ndarray:
-        arr = np.asarray(ids)
-        if arr.dtype.kind not in "iu" or arr.ndim > 1:
-            raise ValueError(f"ids must be a 1-D array of integers, got dtype {arr.dtype} shape {arr.shape}")
-        return np.isin(ids_held, arr.astype(np.int64).ravel())
+        """Stored ids that ``remove_ids(ids)`` removes: integer ids or a faiss IDSelector (see
+        selectors.py)."""
+        return selection_mask(ids_held, ids)

@@ -58,6 +58,10 @@ def range_from_topk(topk, q: np.ndarray, n: int, radius):
 class TorusIndexFlat(IndexBase):
     """Exact k-NN of b-bit codes under circular L1. Usage: ``TorusIndexFlat(64, bits=8).add(codes).search(q, 10)``
 
+    Unlike faiss's ``IndexFlat(d)``, the first argument is the number of ANGLES per code
+    (``n_angles``, also exposed as ``d``), not the float width of the embeddings: a torusN head of
+    width 128 has 64 angles, so ``TorusIndexFlat(64)``.
+
     Safe for concurrent ``add`` and ``search`` from several threads (see :mod:`torus_plugins.search._base`).
     """
 
@@ -105,6 +109,13 @@ class TorusIndexFlat(IndexBase):
         return int(total)
 
     # ------------------------------------------------------------------ build
+    def train(self, codes) -> "TorusIndexFlat":
+        """Nothing to learn (``is_trained`` is always True): checks ``codes`` and returns the index,
+        as faiss's flat indexes accept a no-op ``train`` so that code written for any index type
+        runs unchanged."""
+        self._check_codes(codes, "codes")
+        return self
+
     def add(self, codes) -> "TorusIndexFlat":
         """Append [n, n_angles] uint8 codes; their ids continue from ntotal (or ids were given: use add_with_ids)."""
         codes = self._check_codes(codes, "codes")
@@ -124,8 +135,10 @@ class TorusIndexFlat(IndexBase):
         return self
 
     def remove_ids(self, ids) -> int:
-        """Remove the codes with these ids; returns how many were removed (faiss semantics: sequential ids shift
-        down, explicit ids stay)."""
+        """Remove the codes with these ids -- integer ids or a faiss ``IDSelector``
+        (``IDSelectorRange``, ``IDSelectorBatch``, ``IDSelectorNot`` ...: :mod:`.selectors`);
+        returns how many were removed (faiss
+        semantics: sequential ids shift down, explicit ids stay)."""
         with self._lock:
             st = self._state
             mask = self._removal_mask(st.id_array(), ids)

@@ -41,17 +41,30 @@ def clifford(codes: np.ndarray, bits: int) -> np.ndarray:
 
 
 def train_torus_centroids(codes: np.ndarray, bits: int, nlist: int, niter: int = 20, seed: int = 1234,
-                          max_points_per_centroid: int = 256) -> np.ndarray:
+                          max_points_per_centroid: int = 256, progress=None) -> np.ndarray:
     """k-means (faiss) on the Clifford coordinates, centroids read back as angles and quantised: [nlist, k] uint8.
+
+    ``progress``: a tqdm bar of the k-means iterations on stderr (None: when stderr is a terminal,
+    after 1 s; see :mod:`torus_plugins._progress`). With a bar, faiss runs one iteration per call,
+    each starting from the previous centroids: the same centroids as one call of ``niter``
+    iterations (same seed, same sample).
 
     Usage: ``centroids = train_torus_centroids(codes, bits=8, nlist=1024)``
     """
     from .._optional import require
+    from .._progress import progress_bar
     faiss = require("faiss", "search")
 
     x = clifford(codes, bits)
-    km = faiss.Kmeans(x.shape[1], nlist, niter=niter, seed=seed, max_points_per_centroid=max_points_per_centroid)
-    km.train(x)
+    with progress_bar(niter, f"IVF k-means, {nlist} lists", progress, unit="iter") as bar:
+        steps = 1 if bar.disable else niter      # no bar: one faiss call (no per-call overhead)
+        km = faiss.Kmeans(x.shape[1], nlist, niter=niter // steps, seed=seed,
+                          max_points_per_centroid=max_points_per_centroid)
+        km.train(x)
+        bar.update(niter // steps)
+        for _ in range(steps - 1):
+            km.train(x, init_centroids=km.centroids)
+            bar.update()
     c = km.centroids.reshape(nlist, codes.shape[1], 2)
     turns = np.arctan2(c[..., 1], c[..., 0]) / (2 * np.pi)
     return (np.round(turns.astype(np.float64) * (1 << bits)).astype(np.int64) % (1 << bits)).astype(np.uint8)
@@ -69,7 +82,10 @@ class IVFState(NamedTuple):
 class TorusIndexIVF(IndexBase):
     """Inverted-file index of b-bit codes under circular L1, exact inside every probed list.
 
-    ``nlist`` lists (k-means centroids on the torus), ``nprobe`` lists probed per query (changeable at any time).
+    ``nlist`` lists (k-means centroids on the torus), ``nprobe`` lists probed per query (changeable
+    at any time). The first argument is the number of ANGLES per code (``n_angles``, exposed as
+    ``d``), not faiss's float width ``d``: a torusN head of width 128 has 64 angles, so
+    ``TorusIndexIVF(64, ...)``.
 
     Thread safety: every method may run concurrently with every other. Writers (``train``, ``add``,
     ``add_with_ids``, ``remove_ids``, ``reset``) take the lock; ``search``, ``range_search`` and ``write_index``
@@ -136,13 +152,15 @@ class TorusIndexIVF(IndexBase):
         return int(n * (self.row_bytes + 8) + (0 if st.idmap is None else 8 * st.nseq) + self.nlist * self.width)
 
     # ------------------------------------------------------------------ build
-    def train(self, codes) -> "TorusIndexIVF":
-        """Fit the coarse quantiser on [n, n_angles] codes (n >= nlist; a sample of ~64-256 per list is plenty).
-        Publishes the new centroids with empty lists in one step: the index is emptied, as by ``reset``."""
+    def train(self, codes, progress=None) -> "TorusIndexIVF":
+        """Fit the coarse quantiser on [n, n_angles] codes (n >= nlist; a sample of ~64-256 per list
+        is plenty). Publishes the new centroids with empty lists in one step: the index is emptied,
+        as by ``reset``. ``progress``: a bar of the k-means iterations (None: when stderr is a
+        terminal; True / False)."""
         codes = self._check_codes(codes, "codes")
         if codes.shape[0] < self.nlist:
             raise ValueError(f"train needs at least nlist={self.nlist} codes, got {codes.shape[0]}")
-        centroids = train_torus_centroids(codes, self.bits, self.nlist)
+        centroids = train_torus_centroids(codes, self.bits, self.nlist, progress=progress)
         state = self._new_state(centroids)
         with self._lock:
             self._state = state
@@ -206,7 +224,8 @@ class TorusIndexIVF(IndexBase):
         return idmap
 
     def remove_ids(self, ids) -> int:
-        """Remove the codes with these ids; returns how many (the others keep their ids, as in faiss IVF)."""
+        """Remove the codes with these ids -- integer ids or a faiss ``IDSelector``
+        (:mod:`.selectors`); returns how many (the others keep their ids, as in faiss IVF)."""
         with self._lock:
             st = self._state
             lists, idmap = st.lists, st.idmap

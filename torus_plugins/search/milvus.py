@@ -31,6 +31,7 @@ import numpy as np
 from ..codes.johnson import johnson_encode
 from ..codes.distance import coordinate_distance
 from ._base import PAD_DISTANCE, PAD_ID, IndexBase, check_int
+from .selectors import explicit_ids, selector_bounds
 
 __all__ = ["MilvusTorusIndex", "require_pymilvus"]
 
@@ -138,13 +139,16 @@ class MilvusTorusIndex(IndexBase):
         return self
 
     def remove_ids(self, ids) -> int:
-        """Delete the codes with these ids; returns how many were held."""
-        arr = np.asarray(ids)
-        if arr.dtype.kind not in "iu" or arr.ndim != 1:
-            raise ValueError(f"ids must be a 1-D array of integers, got dtype {arr.dtype} shape {arr.shape}")
+        """Delete the codes with these ids (integer ids, a faiss ``IDSelectorRange`` -- a Milvus
+        filter ``imin <= id < imax`` -- or ``IDSelectorArray``); returns how many were held."""
+        bounds = selector_bounds(ids)
+        arr = None if bounds is not None else explicit_ids(ids)
         with self._lock:
             before = self.ntotal
-            if arr.size:
+            if bounds is not None:
+                self.client.delete(self.collection,
+                                   filter=f"id >= {bounds[0]} and id < {bounds[1]}")
+            elif arr.size:
                 self.client.delete(self.collection, ids=[int(i) for i in arr])
             return before - self.ntotal
 
