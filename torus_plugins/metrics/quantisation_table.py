@@ -26,14 +26,9 @@ Usage::
 import numpy as np
 
 from ._inputs import as_labels
-<<<<<<< HEAD
 from .geometries import get_geometry, turns_circular_variance, unit_rows
-from .retrieval import GeometryKNN, _check_defined, _split_labels, faiss_threads, retrieval_from_knn
-=======
-from .geometries import get_geometry, turns_circular_variance
 from .retrieval import (GeometryKNN, _check_defined, _split_labels, faiss_threads,
                         require_retrieval, retrieval_from_knn)
->>>>>>> i23
 from .settings import PQ_SETTINGS, Setting, table_settings
 from .spread import code_entropy, unique_codes
 
