@@ -7,10 +7,11 @@ Usage::
     codes = head.codes(q_int8)                  # uint8 [N, n_angles]
 """
 
+from .c_export import export_integer_head_c, integer_head_c_source
 from .integer_head import (GEOMETRIES, ZERO_PAIR_CODE, IntegerHead, IntegerHeadFileError, angle_codes,
                            fixed_point_multiplier, integer_head_from_linear, load_integer_head, save_integer_head,
                            turn_codes)
 
 __all__ = ["IntegerHead", "IntegerHeadFileError", "integer_head_from_linear", "save_integer_head",
            "load_integer_head", "angle_codes", "turn_codes", "fixed_point_multiplier", "ZERO_PAIR_CODE",
-           "GEOMETRIES"]
+           "GEOMETRIES", "export_integer_head_c", "integer_head_c_source"]

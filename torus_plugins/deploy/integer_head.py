@@ -156,22 +156,23 @@ def fixed_point_multiplier(value: float) -> tuple[int, int]:
     """(multiplier, shift) with multiplier / 2**shift = value within relative 2**-31, 2**30 <= multiplier < 2**31.
 
     Args:
-        value: a finite real in [2**-32, 2**31).
+        value: a finite real in [2**-32, 2**31 - 1).
 
     Returns:
         (multiplier, shift) with 0 <= shift <= 62.
 
     Raises:
-        ValueError: value outside [2**-32, 2**31) or not finite.
+        ValueError: value outside [2**-32, 2**31 - 1) or not finite.
     """
     value = check_positive_float(value, "value")
+    if not 2.0 ** -32 <= value < 2.0 ** 31 - 1:
+        raise ValueError(f"value must be in [2**-32, 2**31 - 1) for a 31-bit multiplier with shift 0..62, "
+                         f"got {value!r}")
     _, exponent = math.frexp(value)  # value = f * 2**exponent, 0.5 <= f < 1
     shift = 31 - exponent
     multiplier = round(math.ldexp(value, shift))  # in [2**30, 2**31]
     if multiplier == 1 << 31:
         multiplier, shift = 1 << 30, shift - 1
-    if not 0 <= shift <= 62:
-        raise ValueError(f"value must be in [2**-32, 2**31) for a 31-bit multiplier with shift 0..62, got {value!r}")
     return multiplier, shift
 
 
@@ -281,7 +282,7 @@ class IntegerHead:
             try:
                 derived = fixed_point_multiplier(scale)
             except ValueError:
-                raise ValueError(f"torusC needs input_scale * weight_scale * 2**bits in [2**-32, 2**31), got "
+                raise ValueError(f"torusC needs input_scale * weight_scale * 2**bits in [2**-32, 2**31 - 1), got "
                                  f"{scale!r} (below: every int32 accumulator would give code 0)") from None
             if self.multiplier is None and self.shift is None:
                 set_("multiplier", derived[0])
@@ -433,11 +434,12 @@ def save_integer_head(path, head: IntegerHead) -> None:
 def _read_regular_file(path, max_bytes: int) -> bytes:
     """At most ``max_bytes`` bytes of a regular file (never a FIFO, device or directory)."""
     name = os.fspath(path)
-    fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise IntegerHeadFileError(f"{name}: not a regular file (mode {stat.filemode(info.st_mode)})")
     with os.fdopen(fd, "rb") as fh:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise IntegerHeadFileError(f"{name}: not a regular file (mode {stat.filemode(info.st_mode)})")
         return fh.read(max_bytes)
 
 
