@@ -36,11 +36,10 @@ from ..codes.quantize import check_codes
 from .c_export import export_integer_head_c
 from .integer_head import IntegerHead
 
-__all__ = ["DEBIAN_PACKAGES", "TOOLS", "missing_tools", "M4Run", "build_firmware", "run_firmware", "emulate",
-           "check_emulation", "read_activations", "NS_PER_TICK"]
+__all__ = ["DEBIAN_PACKAGES", "missing_packages", "M4Run", "build_firmware", "run_firmware", "emulate",
+           "check_emulation", "read_activations", "trace_instruction_count", "emulator_command", "NS_PER_TICK"]
 
 DEBIAN_PACKAGES = ("gcc-arm-none-eabi", "libnewlib-arm-none-eabi", "qemu-system-arm")
-TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm")
 #: SysTick runs on the 25 MHz processor clock of QEMU's MPS2 boards; with -icount shift=0 one instruction takes
 #: one virtual nanosecond, so one tick is 40 instructions.
 NS_PER_TICK = 40
@@ -49,16 +48,33 @@ CFLAGS = ("-mcpu=cortex-m4", "-mthumb", "-O2", "-std=c99", "-Wall", "-Wextra", "
 _LINE = re.compile(r"^Q (\d+) C([ \d]*) K((?: -?\d+:\d+)*) T (\d+) (\d+)$")
 
 
-def missing_tools() -> list:
-    """The cross-compiler and emulator programs not found on PATH."""
-    return [tool for tool in TOOLS if shutil.which(tool) is None]
+def _newlib_found() -> bool:
+    """Whether arm-none-eabi-gcc finds newlib-nano's C library (what --specs=nano.specs links)."""
+    try:
+        found = subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb",
+                                "-print-file-name=libc_nano.a"], capture_output=True, text=True, timeout=60)
+    except OSError:
+        return False
+    return os.path.isabs(found.stdout.strip()) and os.path.exists(found.stdout.strip())
+
+
+def missing_packages() -> list:
+    """The Debian packages of ``DEBIAN_PACKAGES`` whose programs or libraries are not found."""
+    missing = []
+    if shutil.which("arm-none-eabi-gcc") is None or shutil.which("arm-none-eabi-size") is None:
+        missing.append("gcc-arm-none-eabi")
+    if "gcc-arm-none-eabi" in missing or not _newlib_found():
+        missing.append("libnewlib-arm-none-eabi")
+    if shutil.which("qemu-system-arm") is None:
+        missing.append("qemu-system-arm")
+    return missing
 
 
 def _require_tools():
-    missing = missing_tools()
+    missing = missing_packages()
     if missing:
-        raise RuntimeError(f"{', '.join(missing)} not found: install the Debian packages "
-                           f"{' '.join(DEBIAN_PACKAGES)} (apt-get install)")
+        raise RuntimeError(f"the Cortex-M4 toolchain is incomplete: install the Debian packages "
+                           f"{' '.join(missing)} (apt-get install {' '.join(DEBIAN_PACKAGES)})")
 
 
 @dataclass
@@ -175,6 +191,27 @@ def run_firmware(elf, n_queries: int, n_angles: int, k: int, timeout: float = 60
         raise RuntimeError(f"the firmware answered {len(seen)} of {n_queries} queries")
     text, data, bss = section_sizes(elf)
     return M4Run(codes, ids, dist, ticks[:, 0] * NS_PER_TICK, ticks[:, 1] * NS_PER_TICK, text, data, bss)
+
+
+def trace_instruction_count(elf, timeout: float = 600.0) -> int:
+    """Instructions executed by the whole firmware, counted independently of SysTick: QEMU translates one
+    instruction per block (``-singlestep``) and logs every block it executes (``-d exec,nochain``).
+
+    Slow (a log line per instruction): meant to cross-check the SysTick counts on a small run.
+    """
+    _require_tools()
+    out = Path(elf).with_suffix(".trace.out")
+    cmd = emulator_command(elf, out)
+    cmd[1:1] = ["-singlestep", "-d", "exec,nochain", "-D", "/dev/stdout"]
+    count, tail = 0, b""
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL) as p:
+        for chunk in iter(lambda: p.stdout.read(1 << 20), b""):
+            data = tail + chunk  # a marker split between two chunks is whole here, once
+            count += data.count(b"Trace ")
+            tail = data[-5:]
+        if p.wait(timeout) != 0:
+            raise RuntimeError(f"the emulator failed with exit status {p.returncode}")
+    return count
 
 
 def _check_queries(head: IntegerHead, queries) -> np.ndarray:
