@@ -283,7 +283,7 @@ def test_tangent_precision_is_exact_for_every_int32_pair():
     """Certificate: for every boundary tangent t, each lattice point (q, p) with 1 <= q <= 2**31 is
     farther from the line p = t q (|q t - p|, smallest at the convergents) than the rounding error
     q * |t~ - t| of the 96-bit constant t~, so every comparison b * 2**96 > a * t~ has the sign of
-    b - a t."""
+    b - a t. Also: each constant (computed with integers only) is tan correctly rounded."""
     worst = math.inf
     for bits in range(3, 9):
         levels = 1 << bits

@@ -111,3 +111,20 @@ def test_read_activations(tmp_path):
     np.save(tmp_path / "f.npy", q.astype(np.float32))
     with pytest.raises(TypeError, match="int8"):
         read_activations(tmp_path / "f.npy", 12)
+
+
+def test_make_m4_example_quick(tmp_path, capsys):
+    """The example behind `make m4`, shortened: trains both heads, emulates, every row equal."""
+    import os
+    import sys
+
+    examples = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+    sys.path.insert(0, examples)
+    try:
+        import deploy_m4
+    finally:
+        sys.path.remove(examples)
+    assert deploy_m4.main(["--out", str(tmp_path), "--epochs", "1", "--queries", "10",
+                           "--sizes", "200", "--k", "3"]) == 0
+    assert (tmp_path / "results.json").exists()
+    assert capsys.readouterr().out.count(" True ") == 2

@@ -60,12 +60,42 @@ INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 _MASK32 = (1 << 32) - 1
 
 
+def _fixed_pi(p: int) -> int:
+    """pi * 2**p within a few units (Machin: pi / 4 = 4 atan(1/5) - atan(1/239)), integers only."""
+    def atan_inv(x: int) -> int:  # atan(1/x) * 2**p = sum_k (-1)**k / ((2k+1) x**(2k+1))
+        total, power, k = 0, (1 << p) // x, 1
+        while power:
+            total += power // k if k % 4 == 1 else -(power // k)
+            power //= x * x
+            k += 2
+        return total
+    return 4 * (4 * atan_inv(5) - atan_inv(239))
+
+
+def _fixed_tan(num: int, den: int, p: int) -> int:
+    """tan(pi * num / den) * 2**p for 0 < num / den <= 1/4, within ~100 units (Taylor series of sin
+    and cos in p-bit fixed point, integers only)."""
+    x = _fixed_pi(p) * num // den
+    sin = cos = 0
+    term, k = 1 << p, 0  # x**k / k! * 2**p
+    while term:
+        sign = 1 if k % 4 < 2 else -1
+        if k % 2:
+            sin += sign * term
+        else:
+            cos += sign * term
+        k += 1
+        term = (term * x >> p) // k
+    return (sin << p) // cos
+
+
 @functools.lru_cache(maxsize=None)
 def boundary_tangents(bits: int) -> np.ndarray:
     """round(tan(2pi (j + 1/2) / 2**bits) * 2**96), j = 0 .. 2**bits / 8 - 1, as 32-bit limbs.
 
     The code boundaries inside the first octant (bits >= 3; there are none below). tan < 1, so each
-    constant is below 2**96 and every limb below 2**32. Computed with mpmath at 60 digits.
+    constant is below 2**96 and every limb below 2**32. Computed in 160-bit integer fixed point
+    (error ~2**-150, far below the rounding step; the tests compare with mpmath).
 
     Args:
         bits: code width, 3..8.
@@ -73,15 +103,12 @@ def boundary_tangents(bits: int) -> np.ndarray:
     Returns:
         uint64 array [2**bits / 8, 3], high limb first, read-only.
     """
-    import mpmath  # a dependency of torch (through sympy); declared in pyproject
-
     bits = check_bits(bits, lo=3)
-    rows = []
-    with mpmath.workdps(60):
-        for j in range(1 << (bits - 3)):
-            angle = 2 * mpmath.pi * (j + mpmath.mpf(1) / 2) / (1 << bits)
-            t = int(mpmath.nint(mpmath.tan(angle) * mpmath.mpf(2) ** TANGENT_FRACTION_BITS))
-            rows.append((t >> 64, (t >> 32) & _MASK32, t & _MASK32))
+    p, rows = 160, []
+    for j in range(1 << (bits - 3)):
+        t = _fixed_tan(2 * j + 1, 1 << bits, p)  # 2pi (j + 1/2) / 2**b = pi (2j + 1) / 2**b
+        t = (t + (1 << (p - TANGENT_FRACTION_BITS - 1))) >> (p - TANGENT_FRACTION_BITS)
+        rows.append((t >> 64, (t >> 32) & _MASK32, t & _MASK32))
     out = np.array(rows, dtype=np.uint64)
     out.flags.writeable = False
     return out
