@@ -220,9 +220,12 @@ def random_head(geometry: str, bits: int, seed: int, in_features: int = 19,
 
 
 #: torusC steps (input_scale * weight_scale * 256) giving every kind of shift: 0, small, the
-#: largest without the correction for negative products (56), with it (57..62).
+#: largest without the correction for negative products (56), with it (57..62); and two with exact
+#: ties (half codes) among int32 accumulators: 1.5 codes per unit (every odd acc), and an odd
+#: multiplier 2**30 + 1 with shift 31 (acc = +-2**30).
 SHIFT_SCALES = {"s0": 2.0 ** 30 * 1.37, "s1": 2.0 ** 29 * 1.9, "s56": 2.0 ** -26 * 1.1,
-                "s57": 2.0 ** -27 * 1.6, "s62": 2.0 ** -32 * 1.01}
+                "s57": 2.0 ** -27 * 1.6, "s62": 2.0 ** -32 * 1.01, "ties30": 1.5,
+                "ties31": 0.5 + 2.0 ** -31}
 
 
 @pytest.fixture(scope="module")
@@ -405,6 +408,8 @@ def test_turn_codes_numpy_c_and_reference_agree(c_heads, name):
     ref = reference_turn_codes(acc, head.multiplier, head.shift, head.bits)
     np.testing.assert_array_equal(turn_codes(acc, head.multiplier, head.shift, head.bits), ref)
     np.testing.assert_array_equal(c_heads.turn(name, acc), ref)
+    if name.startswith("ties"):  # the rounding rule is exercised: ties are in the sample
+        assert len(_tie_accumulators(head.multiplier, head.shift, 50)) >= 2
 
 
 def test_turn_code_ties_round_half_up():
