@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 DEV_STAMP := $(VENV)/.installed-dev
 EXAMPLES_STAMP := $(VENV)/.installed-examples
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench m4 clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ demo: $(EXAMPLES_STAMP)
 
 test: $(DEV_STAMP)
 	$(PY) -m pytest -n 2 -q
+
+# The integer head and a top-k search over 1k and 10k codes in flash on an emulated Cortex-M4 (QEMU mps2-an386);
+# needs the Debian packages gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm (.ci/run installs them).
+m4: $(EXAMPLES_STAMP)
+	$(PY) examples/deploy_m4.py --out runs/m4
 
 bench: $(DEV_STAMP)
 	$(PY) bench/losses.py
