@@ -15,8 +15,8 @@
 
 Anything truncated, extended, corrupt or unsupported raises :class:`CodeFileError` (a ValueError). Only regular files
 are read (not devices, FIFOs or directories), and never more bytes than the header declares: a code file from an
-untrusted source is safe to load (no pickle; every byte is checked). Writes go to ``<path>.tmp`` and are renamed
-into place; the temporary file is removed on any failure.
+untrusted source is safe to load (no pickle; every byte is checked). Writes are atomic (:mod:`.atomic`): a
+uniquely named temporary file in the same directory, fsync, rename; the temporary file is removed on any failure.
 
 Usage::
 
@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .atomic import atomic_write
 from .pack import pack_codes, packed_row_bytes, unpack_codes
 from .quantize import check_bits, check_codes
 
@@ -81,23 +82,6 @@ def save_codes(path, codes, bits: int, geometry: str = "torusN", meta: dict | No
     body = _HEAD.pack(MAGIC, VERSION, bits, 0, codes.shape[1], codes.shape[0], len(g), len(m)) + g + m
     body += pack_codes(codes, bits).tobytes()
     atomic_write(path, body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF))
-
-
-def atomic_write(path, data) -> None:
-    """Write ``data`` (bytes or str) to ``<path>.tmp`` then rename it onto ``path``; on any failure (including
-    KeyboardInterrupt) the temporary file is removed and ``path`` is left as it was."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp"
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data.encode("ascii") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def load_codes(path) -> CodeFile:
