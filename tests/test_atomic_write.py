@@ -1,4 +1,5 @@
-"""Atomic writes: concurrent writers on one path, writers killed by SIGKILL at random points, leftovers."""
+"""Atomic writes: concurrent writers on one path, writers killed by SIGKILL at random points, and
+the temporary files such writers leave."""
 
 import os
 import random
@@ -28,7 +29,7 @@ def _version_codes(v: int, n: int = 20_000) -> np.ndarray:
 
 
 def _check_version(path) -> int:
-    """The file is one writer's complete data: its codes are those of the version its metadata names."""
+    """The file is one writer's complete data: the codes of the version its metadata names."""
     f = load_codes(path)
     v = f.meta["v"]
     assert np.array_equal(f.codes, _version_codes(v, len(f))), f"codes of version {v} are mixed"
@@ -66,7 +67,7 @@ def test_concurrent_writers_and_readers_on_one_path(tmp_path):
     for t in readers:
         t.join()
     assert errors == []
-    assert _check_version(target) in {1 + w * 100 + 11 for w in range(6)}   # some writer's last version
+    assert _check_version(target) in {1 + w * 100 + 11 for w in range(6)}   # a writer's last one
     assert len(seen) > 1 and _temps(tmp_path) == []
 
 
@@ -118,9 +119,9 @@ def test_writer_killed_at_random_points_leaves_the_previous_file(tmp_path):
         last = v
         leftovers += len(_temps(tmp_path))
         assert all(temp_name_pattern(target).fullmatch(name) for name in _temps(tmp_path))
-    save_codes(target, _version_codes(1), 8, meta={"v": 1})  # the next write removes the dead writers' files
+    save_codes(target, _version_codes(1), 8, meta={"v": 1})  # removes the dead writers' files
     assert _temps(tmp_path) == [] and _check_version(target) == 1
-    print(f"{leftovers} temporary files of killed writers seen over 12 kills, all removed by the next write")
+    print(f"{leftovers} temporary files of killed writers over 12 kills, removed by the next write")
 
 
 @pytest.mark.skipif(fcntl is None, reason="needs flock (POSIX)")
@@ -128,7 +129,8 @@ def test_stale_temp_cleanup_spares_live_writers_and_other_files(tmp_path):
     target = tmp_path / "out.torc"
     dead = tmp_path / ".out.torc.0123456789ab.tmp"
     live = tmp_path / ".out.torc.ba9876543210.tmp"
-    others = [tmp_path / n for n in ("out.torc.tmp", ".out.torc.backup.tmp", ".other.torc.0123456789ab.tmp")]
+    names = ("out.torc.tmp", ".out.torc.backup.tmp", ".other.torc.0123456789ab.tmp")
+    others = [tmp_path / n for n in names]
     for p in [dead, live] + others:
         p.write_bytes(b"partial")
     fd = os.open(live, os.O_RDONLY)

@@ -90,6 +90,9 @@ def test_reads_are_capped_by_the_declared_size(tmp_path, monkeypatch):
             read_sizes.append(len(data))
             return data
 
+        def fileno(self):
+            return self.fh.fileno()
+
         def __enter__(self):
             return self
 

@@ -1,16 +1,17 @@
-"""Atomic file replacement: a reader sees the old file or the new one, never a mix, whoever writes or dies.
+"""Atomic file replacement: readers see the old file or the new one, never a mix, whatever happens.
 
-``atomic_write(path, data)`` writes to a temporary file with a unique name in the target's directory,
-``.<name>.<12 hex digits>.tmp``, flushes it to disk (fsync), renames it onto ``path`` (``os.replace``, atomic
-on POSIX and Windows) and syncs the directory. Any exception, KeyboardInterrupt included, removes the temporary
-file and leaves ``path`` as it was. Concurrent writers to one path each write their own temporary file: the
-last rename wins and the file is always one writer's complete data.
+``atomic_write(path, data)`` writes to a temporary file with a unique name in the target's
+directory, ``.<name>.<12 hex digits>.tmp``, flushes it to disk (fsync), renames it onto ``path``
+(``os.replace``, atomic on POSIX and Windows) and syncs the directory. Any exception,
+KeyboardInterrupt included, removes the temporary file and leaves ``path`` as it was. Concurrent
+writers to one path each write their own temporary file: the last rename wins and the file is always
+one writer's complete data.
 
-A writer killed outright (SIGKILL, power loss) cannot clean up: its temporary file stays, under the hidden
-name above, which no reader opens. While writing, a writer holds an advisory lock (``flock``) on its
-temporary file; the next ``atomic_write`` to the same path removes every such file whose lock is free, i.e.
-whose writer is gone. Where ``flock`` is unavailable (Windows, some network file systems) leftovers stay
-until removed by hand (they are safe to delete when no write is running).
+A writer killed outright (SIGKILL, power loss) cannot clean up: its temporary file stays, under the
+hidden name above, which no reader opens. While writing, a writer holds an advisory lock (``flock``)
+on its temporary file; the next ``atomic_write`` to the same path removes every such file whose lock
+is free, i.e. whose writer is gone. Where ``flock`` is unavailable (Windows, some network file
+systems) leftovers stay until removed by hand (they are safe to delete when no write is running).
 
 Usage::
 
@@ -32,13 +33,13 @@ _TOKEN_HEX = 12
 
 
 def temp_name_pattern(path) -> re.Pattern:
-    """The names of ``path``'s temporary files (in its directory): ``.<name>.<12 hex digits>.tmp``."""
-    return re.compile(re.escape(f".{os.path.basename(os.fspath(path))}.") + f"[0-9a-f]{{{_TOKEN_HEX}}}" +
-                      re.escape(".tmp"))
+    """The names of ``path``'s temporary files (in its directory): ``.<name>.<12 hex>.tmp``."""
+    base = os.path.basename(os.fspath(path))
+    return re.compile(re.escape(f".{base}.") + f"[0-9a-f]{{{_TOKEN_HEX}}}" + re.escape(".tmp"))
 
 
 def _lock(fd: int, wait: bool) -> bool:
-    """Take an exclusive advisory lock on ``fd``: True if taken, False if held elsewhere or unsupported."""
+    """Lock ``fd`` exclusively (advisory): True if taken, False if held elsewhere or unsupported."""
     if fcntl is None:
         return False
     try:
@@ -60,8 +61,8 @@ def _same_file(name: str, fd: int) -> bool:
 def remove_stale_temps(path) -> list:
     """Remove the temporary files of ``path`` left by writers that died; return their names.
 
-    A file is removed only if nobody holds its lock (a running writer does) and it is a regular file that
-    still has the name it was found under.
+    A file is removed only if nobody holds its lock (a running writer does) and it is a regular file
+    that still has the name it was found under.
     """
     path = os.fspath(path)
     directory = os.path.dirname(path) or "."
@@ -92,9 +93,10 @@ def remove_stale_temps(path) -> list:
 
 
 def _create_temp(path: str):
-    """A new, locked temporary file next to ``path``: (fd, name). Mode 0o666 less the umask, like ``open``."""
+    """A new, locked temporary file next to ``path``: (fd, name); mode 0o666 less the umask."""
     directory, base = os.path.split(path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    flags |= getattr(os, "O_BINARY", 0)
     for _ in range(100):
         name = os.path.join(directory, f".{base}.{secrets.token_hex(_TOKEN_HEX // 2)}.tmp")
         try:
@@ -109,7 +111,7 @@ def _create_temp(path: str):
             os.close(fd)
             _unlink_quietly(name)
             raise
-        os.close(fd)  # a cleaner took it for a dead writer's file between create and lock: take another name
+        os.close(fd)  # a cleaner took it for a dead writer's (between create and lock): new name
     raise FileExistsError(f"could not create a temporary file next to {path!r}")
 
 
@@ -121,7 +123,7 @@ def _unlink_quietly(name: str) -> None:
 
 
 def _fsync_directory(directory: str) -> None:
-    """Make a rename in ``directory`` durable (POSIX); a no-op where directories cannot be opened."""
+    """Make a rename in ``directory`` durable (POSIX); a no-op where directories can't be opened."""
     try:
         fd = os.open(directory or ".", os.O_RDONLY)
     except OSError:
@@ -135,11 +137,12 @@ def _fsync_directory(directory: str) -> None:
 
 
 def atomic_write(path, data) -> None:
-    """Replace ``path`` atomically by ``data`` (bytes, or str written as ASCII): see the module docstring.
+    """Replace ``path`` atomically by ``data`` (bytes, or str written as ASCII): see the module.
 
     Raises:
-        OSError: the temporary file cannot be created, written or renamed (``path`` is then unchanged and the
-            temporary file removed); also TypeError/UnicodeEncodeError for data that is not bytes or ASCII.
+        OSError: the temporary file cannot be created, written or renamed (``path`` is then
+            unchanged and the temporary file removed).
+        TypeError, UnicodeEncodeError: ``data`` is not bytes or ASCII text.
     """
     path = os.fspath(path)
     payload = data.encode("ascii") if isinstance(data, str) else data

@@ -36,19 +36,19 @@ def check_codes(codes, bits: int, name: str = "codes") -> np.ndarray:
     return codes
 
 
-#: Elements quantised per step: temporaries stay a few MB whatever the input size (issue 15 section 6).
+#: Elements quantised per step: temporaries stay a few MB whatever the input size.
 CHUNK = 1 << 18
 
 
 def _quantize_torch(turns: torch.Tensor, bits: int) -> torch.Tensor:
-    """Unchecked torch core (traceable by torch.export): round(turn * 2**b) mod 2**b as uint8, exactly.
+    """Unchecked torch core (traceable by torch.export): round(turn * 2**b) mod 2**b, exact, uint8.
 
-    Computed as round(r * 2**b) mod 2**b with r = t - trunc(t) in the input's dtype, where every step is exact:
-    r is exact (t and trunc(t) have the same sign and, for |t| >= 1, are within a factor of 2: Sterbenz),
-    scaling |r| < 1 by 2**b <= 256 is exact and cannot overflow (turns * 256 would overflow fp16 for
-    |turn| > 255), and rounding to an integer is exact. It equals round(t * 2**b) mod 2**b, half-to-even
-    included, because t * 2**b and r * 2**b differ by a multiple of 2**b, an even integer.
-    (t - floor(t) is not exact for -1/2 < t < 0: 1 + t rounds.)
+    Computed as round(r * 2**b) mod 2**b with r = t - trunc(t) in the input's dtype, every step
+    exact: r is exact (t and trunc(t) have the same sign and, for |t| >= 1, are within a factor of
+    2: Sterbenz), scaling |r| < 1 by 2**b <= 256 is exact and cannot overflow (turns * 256 would
+    overflow fp16 for |turn| > 255), and rounding to an integer is exact. It equals
+    round(t * 2**b) mod 2**b, half-to-even included, because t * 2**b and r * 2**b differ by a
+    multiple of 2**b, an even integer. (t - floor(t) is not exact for -1/2 < t < 0: 1 + t rounds.)
     """
     levels = 1 << bits
     q = torch.round((turns - torch.trunc(turns)) * levels)     # an integer in [-levels, levels]
@@ -88,10 +88,10 @@ def quantize(turns, bits: int = 8):
     """b-bit codes of angles in turns: ``round(turn * 2**b) mod 2**b`` (uint8, same shape, same kind).
 
     numpy in -> numpy out; torch in -> torch out (traceable by ``torch.export``; the finite check is skipped
-    while compiling). Exact for every finite turn of any sign in any floating dtype (float16, bfloat16,
-    float32, float64, longdouble): the code is the exact real product turn * 2**b rounded half to even
-    (a tie at 0.5 -> 0, 1.5 -> 2, -0.5 -> 0, -1.5 -> -2 = 2**b - 2), then taken mod 2**b; nothing overflows
-    (computed as round((turn - trunc(turn)) * 2**b), every step exact).
+    while compiling). Exact for every finite turn of either sign in any floating dtype (float16,
+    bfloat16, float32, float64, longdouble): the code is the exact real product turn * 2**b rounded
+    half to even (a tie at 0.5 -> 0, 1.5 -> 2, -0.5 -> 0, -1.5 -> -2 = 2**b - 2), then taken
+    mod 2**b; nothing overflows (computed as round((turn - trunc(turn)) * 2**b), every step exact).
     Works in chunks of ``CHUNK`` elements: no full-size temporaries besides the uint8 output.
 
     Usage: ``codes = quantize(to_turns(z), bits=8)``
