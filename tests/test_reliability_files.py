@@ -90,6 +90,9 @@ def test_reads_are_capped_by_the_declared_size(tmp_path, monkeypatch):
             read_sizes.append(len(data))
             return data
 
+        def fileno(self):
+            return self.fh.fileno()
+
         def __enter__(self):
             return self
 
@@ -123,14 +126,14 @@ def test_failed_rename_onto_a_directory_leaves_nothing(tmp_path, write):
 
 @pytest.mark.parametrize("write", WRITERS, ids=["save_codes", "export_c_header"])
 @pytest.mark.parametrize("exc", [OSError(28, "No space left on device"), KeyboardInterrupt()])
-@pytest.mark.parametrize("where", ["write", "replace"])
+@pytest.mark.parametrize("where", ["write", "fsync", "replace"])
 def test_interrupted_write_leaves_the_old_file_and_no_tmp(tmp_path, monkeypatch, write, exc, where):
     target = tmp_path / "out"
     target.write_bytes(b"previous content")
-    import torus_plugins.codes.file_format as ff
+    import torus_plugins.codes.atomic as ff
 
-    if where == "replace":
-        monkeypatch.setattr(ff.os, "replace", lambda *a: (_ for _ in ()).throw(exc))
+    if where in ("replace", "fsync"):
+        monkeypatch.setattr(ff.os, where, lambda *a: (_ for _ in ()).throw(exc))
     else:
         real_open = open
 

@@ -30,33 +30,71 @@ class InputError(Exception):
     """A user-facing input problem (exit code 2)."""
 
 
+def _refuse_objects(fh, what: str, path: str) -> None:
+    """InputError if the .npy stream ``fh`` (at its start) holds Python objects: loading them would
+    mean unpickling, which is never done for a file given on the command line."""
+    fmt = np.lib.format
+    version = fmt.read_magic(fh)
+    read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+    _, _, dtype = read(fh)
+    if dtype.hasobject:
+        raise InputError(f"{what} {path!r} holds Python objects (dtype {dtype}), not numbers; only "
+                         f"numeric arrays are read (files are never unpickled)")
+
+
 def load_array(path: str, key: str | None = None, what: str = "file") -> np.ndarray:
-    """numpy array from .npy / .npz / .pt; InputError with a clear message otherwise."""
+    """numpy array from .npy / .npz / .pt; InputError with a clear message otherwise.
+
+    Only regular files are opened (a FIFO or device is refused without blocking), and nothing is
+    unpickled: object arrays and .pt files holding anything but tensors and plain containers are
+    refused.
+    """
+    import pickle
+
+    from .codes.file_format import CodeFileError, open_regular_file
+
     if not os.path.exists(path):
         raise InputError(f"{what} {path!r} does not exist")
     ext = os.path.splitext(path)[1].lower()
+    if ext not in (".npy", ".npz", ".pt"):
+        raise InputError(f"{what} {path!r}: unsupported extension {ext!r} (use .npy, .npz or .pt)")
     try:
-        if ext == ".npy":
-            arr = np.load(path, allow_pickle=False)
-        elif ext == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                names = list(z.files)
-                if not names:
-                    raise InputError(f"{what} {path!r} holds no arrays")
-                if key is not None and key not in names:
-                    raise InputError(f"{what} {path!r} has no array {key!r}; it has {names}")
-                arr = z[key if key is not None else names[0]]
-        elif ext == ".pt":
-            import torch
+        fh = open_regular_file(path)
+    except (CodeFileError, OSError) as exc:
+        raise InputError(f"{what}: {exc}") from None
+    try:
+        with fh:
+            if ext == ".npy":
+                _refuse_objects(fh, what, path)
+                fh.seek(0)
+                arr = np.load(fh, allow_pickle=False)
+            elif ext == ".npz":
+                with np.load(fh, allow_pickle=False) as z:
+                    names = list(z.files)
+                    if not names:
+                        raise InputError(f"{what} {path!r} holds no arrays")
+                    if key is not None and key not in names:
+                        raise InputError(f"{what} {path!r} has no array {key!r}; it has {names}")
+                    name = key if key is not None else names[0]
+                    member_name = f"{name}.npy" if f"{name}.npy" in z.zip.namelist() else name
+                    with z.zip.open(member_name) as member:
+                        _refuse_objects(member, f"array {name!r} of {what}", path)
+                    arr = z[name]
+            else:
+                import torch
 
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-            if isinstance(obj, dict) and key is not None:
-                obj = obj.get(key)
-            if not hasattr(obj, "detach"):
-                raise InputError(f"{what} {path!r} does not hold a tensor (got {type(obj).__name__})")
-            arr = obj.detach().cpu().numpy()
-        else:
-            raise InputError(f"{what} {path!r}: unsupported extension {ext!r} (use .npy, .npz or .pt)")
+                try:
+                    obj = torch.load(fh, map_location="cpu", weights_only=True)
+                except pickle.UnpicklingError:
+                    raise InputError(f"{what} {path!r} holds objects other than tensors and plain "
+                                     f"containers; they are not loaded (files are never unpickled)"
+                                     ) from None
+                if isinstance(obj, dict) and key is not None:
+                    obj = obj.get(key)
+                if not hasattr(obj, "detach"):
+                    raise InputError(f"{what} {path!r} does not hold a tensor "
+                                     f"(got {type(obj).__name__})")
+                arr = obj.detach().cpu().numpy()
     except InputError:
         raise
     except Exception as exc:
@@ -238,8 +276,6 @@ def cmd_export(args) -> int:
     from .codes import quantize, save_codes
     from .metrics._inputs import turns_of
 
-    if not 1 <= args.bits <= 8:
-        raise InputError(f"--bits must be in [1, 8], got {args.bits}")
     x = _embeddings(args.embeddings, args.key)
     _check_geometry(x, args.geometry, args.embeddings)
     codes = quantize(turns_of(x, args.geometry), args.bits)
@@ -356,6 +392,24 @@ def _version() -> str:
         return __version__
 
 
+SEED_MAX = 2 ** 31 - 1   # faiss k-means seeds are C ints
+
+
+def int_in(lo: int, hi: int):
+    """argparse type: an integer in [lo, hi]; anything else is a usage error (exit 2) naming it."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not lo <= value <= hi:
+            shown = text if value is None else value
+            raise argparse.ArgumentTypeError(f"must be an integer in [{lo}, {hi}], got {shown!r}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="torus-plugins", description="Torus embedding heads, codes and evaluation.")
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -380,7 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "excluded)")
     e.add_argument("--query-labels", help="labels of --query (required with --query)")
     e.add_argument("--key", help="array name inside .npz / dict key inside .pt")
-    e.add_argument("--seed", type=int, default=0, help="seed of the PQ k-means (default 0)")
+    e.add_argument("--seed", type=int_in(0, SEED_MAX), default=0,
+                   help=f"seed of the PQ k-means, 0..{SEED_MAX} (default 0)")
     e.add_argument("--no-pq", action="store_true", help="skip the product-quantisation rows")
     e.add_argument("--no-baseline", action="store_true",
                    help="skip the paper's raw-value PQ baseline rows (tori)")
@@ -388,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("export", help="write b-bit torus codes with save_codes",
                        description="Quantise torus embeddings to b-bit angle codes and write a .torc code file.")
     x.add_argument("embeddings", help="torus head output [n, 2k] (interleaved (cos, sin) pairs): .npy, .npz, .pt")
-    x.add_argument("--bits", type=int, required=True, help="bits per angle, 1..8")
+    x.add_argument("--bits", type=int_in(1, 8), required=True, help="bits per angle, 1..8")
     x.add_argument("--out", required=True, help="output code file (.torc)")
     x.add_argument("--geometry", default="torusN", choices=("torusN", "torusC"),
                    help="torus head the embeddings come from (stored in the file header; default torusN)")

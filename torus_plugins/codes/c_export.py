@@ -8,7 +8,7 @@ Usage: ``export_c_header("codes.h", codes, bits=8, name="codes")``
 """
 
 from .._checks import check_c_identifier
-from .file_format import atomic_write
+from .atomic import atomic_write
 from .quantize import check_bits, check_codes
 
 __all__ = ["export_c_header", "codes_c_source"]
@@ -18,7 +18,7 @@ def export_c_header(path, codes, bits: int = 8, name: str = "codes", topk: bool 
     """Write a self-contained C99 header with the codes and ``<name>_l1``. Usage: see module docstring.
 
     ``name`` must be a C identifier that is not a C/C++ keyword or standard type name (``int``, ``size_t``...);
-    the header is written atomically (``<path>.tmp`` renamed into place, removed on failure).
+    the header is written atomically (see :mod:`torus_plugins.codes.atomic`).
     ``topk=True`` adds ``<name>_topk`` (see :func:`codes_c_source`).
     """
     text = codes_c_source(codes, bits, name, topk=topk)

@@ -15,8 +15,9 @@
 
 Anything truncated, extended, corrupt or unsupported raises :class:`CodeFileError` (a ValueError). Only regular files
 are read (not devices, FIFOs or directories), and never more bytes than the header declares: a code file from an
-untrusted source is safe to load (no pickle; every byte is checked). Writes go to ``<path>.tmp`` and are renamed
-into place; the temporary file is removed on any failure.
+untrusted source is safe to load (no pickle; every byte is checked). Writes are atomic
+(:mod:`.atomic`): a uniquely named temporary file in the same directory, fsync, rename; the
+temporary file is removed on any failure.
 
 Usage::
 
@@ -33,10 +34,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .atomic import atomic_write
 from .pack import pack_codes, packed_row_bytes, unpack_codes
 from .quantize import check_bits, check_codes
 
-__all__ = ["CodeFileError", "CodeFile", "save_codes", "load_codes", "atomic_write", "MAGIC", "VERSION"]
+__all__ = ["CodeFileError", "CodeFile", "save_codes", "load_codes", "atomic_write",
+           "open_regular_file", "MAGIC", "VERSION"]
 
 MAGIC = b"TORC"
 VERSION = 1
@@ -83,20 +86,33 @@ def save_codes(path, codes, bits: int, geometry: str = "torusN", meta: dict | No
     atomic_write(path, body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF))
 
 
-def atomic_write(path, data) -> None:
-    """Write ``data`` (bytes or str) to ``<path>.tmp`` then rename it onto ``path``; on any failure (including
-    KeyboardInterrupt) the temporary file is removed and ``path`` is left as it was."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp"
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def open_regular_file(path):
+    """Open ``path`` for binary reading only if it is a regular file; never blocks.
+
+    Raises:
+        CodeFileError: ``path`` is a FIFO, device, socket or directory (named in the message);
+            nothing is read from it, and the open is non-blocking: a FIFO with no writer does not
+            hang.
+        OSError: ``path`` cannot be opened.
+
+    Usage: ``with open_regular_file("emb.npy") as fh: np.load(fh)``
+    """
+    name = os.fspath(path)
+    fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data.encode("ascii") if isinstance(data, str) else data)
-        os.replace(tmp, path)
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((what for test, what in _KINDS if test(mode)), "something else")
+            raise CodeFileError(f"{name}: not a regular file but {kind} "
+                                f"(mode {stat.filemode(mode)}); refusing to read")
+        return os.fdopen(fd, "rb")
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        os.close(fd)
         raise
 
 
@@ -106,12 +122,8 @@ def load_codes(path) -> CodeFile:
     Usage: ``f = load_codes("emb.torc"); f.codes``  # [n, k] uint8
     """
     name = os.fspath(path)
-    fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        os.close(fd)
-        raise CodeFileError(f"{name}: not a regular file (mode {stat.filemode(info.st_mode)}); refusing to read")
-    with os.fdopen(fd, "rb") as fh:
+    with open_regular_file(name) as fh:
+        info = os.fstat(fh.fileno())
         head = fh.read(_HEAD.size)
         limit = info.st_size + 1  # never more than the file holds...
         if len(head) == _HEAD.size:

@@ -18,6 +18,16 @@ list, over the queries probing each list.
 Threads: a search is split over threads only past MIN_TASK_WORK per thread (``threads=`` caps them), so small
 searches never wait for woken threads; many queries split by query, few by rows.
 
+Fork: a process forked after a multi-threaded search (``multiprocessing``'s "fork" start method,
+DataLoader workers) can search. numba's default threading layer on Linux is GNU OpenMP, which cannot
+run threads in a forked child (numba terminates the child: "fork() called from a process already
+using GNU OpenMP"); a child forked after that layer ran therefore searches on one thread (the serial
+kernel, same results), as torch's DataLoader workers run torch on one thread. With a fork-safe layer
+(``tbb``: ``pip install tbb``, or ``NUMBA_THREADING_LAYER=workqueue``; see numba's threading-layer
+docs) children keep their threads. The package does not change numba's layer itself: it is a
+process-wide choice (``workqueue`` aborts when two threads launch parallel kernels at once, e.g.
+your own numba code beside a search).
+
 Why numba (a dependency of this package for this module): a numpy uint8 loop runs ~0.2k QPS on 100k x 64 codes;
 the tiled kernel runs 4-5x faiss ``IndexFlatIP`` on the float vectors per thread (bench/search.py, README).
 Without numba the numpy reference gives identical results, only slower.
@@ -28,6 +38,7 @@ Usage::
     D, I = topk_l1(queries, refs, bits=8, k=10)        # int64 [nq, k], ids ascending within equal distance
 """
 
+import os
 import threading
 
 import numpy as np
@@ -123,6 +134,32 @@ if HAVE_NUMBA:
         return wrap
 
 
+def _threads_unsafe_after_fork() -> bool:
+    """Whether numba's started threading layer cannot run threads in a forked child (GNU OpenMP)."""
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel ran yet: a child starts its own layer
+        return False
+    if layer != "omp":
+        return False
+    from numba.np.ufunc import omppool
+    return getattr(omppool, "openmp_vendor", "GNU") == "GNU"
+
+
+#: True in a process forked after GNU OpenMP ran: it searches on one thread (see module docstring).
+SERIAL_AFTER_FORK = False
+
+
+def _after_fork_in_child() -> None:
+    global SERIAL_AFTER_FORK
+    if HAVE_NUMBA and _threads_unsafe_after_fork():
+        SERIAL_AFTER_FORK = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def choose_threads(nq: int, n: int, width: int, threads: int | None = None) -> int:
     """Threads for one search: at most ``threads`` (default: numba's current setting, which follows
     ``NUMBA_NUM_THREADS`` / ``numba.set_num_threads``) and one per MIN_TASK_WORK of work, so that small searches
@@ -168,7 +205,8 @@ def topk_l1(queries: np.ndarray, refs: np.ndarray, bits: int, k: int, portable: 
                          f"got {PATH_NAMES.get(path, path)!r}")
     n = refs.shape[0]
     small = (nq + 4) * n * width < 2 * MIN_TASK_WORK      # (skips numba.get_num_threads: ~1 us per call)
-    ntask = 1 if threads == 1 or small else choose_threads(nq, n, width, threads)
+    serial = threads == 1 or small or SERIAL_AFTER_FORK
+    ntask = 1 if serial else choose_threads(nq, n, width, threads)
     return _tiled.tiled_topk(queries, refs, bits, k, path, ntask, packed)
 
 

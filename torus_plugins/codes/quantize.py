@@ -36,21 +36,23 @@ def check_codes(codes, bits: int, name: str = "codes") -> np.ndarray:
     return codes
 
 
-#: Elements quantised per step: temporaries stay a few MB whatever the input size (issue 15 section 6).
+#: Elements quantised per step: temporaries stay a few MB whatever the input size.
 CHUNK = 1 << 18
 
 
 def _quantize_torch(turns: torch.Tensor, bits: int) -> torch.Tensor:
-    """Unchecked torch core (traceable by torch.export): round(frac(turn) * 2**b) mod 2**b as uint8.
+    """Unchecked torch core (traceable by torch.export): round(turn * 2**b) mod 2**b, exact, uint8.
 
-    Works in the input's dtype without overflow: frac(t) = t - floor(t) is exact in floating point and lies in
-    [0, 1), so frac(t) * 2**b <= 256 even in float16 (turns * 256 overflows fp16 for |turn| > 255). Equal to
-    round(turn * 2**b) mod 2**b because 2**b * floor(t) is an integer.
+    Computed as round(r * 2**b) mod 2**b with r = t - trunc(t) in the input's dtype, every step
+    exact: r is exact (t and trunc(t) have the same sign and, for |t| >= 1, are within a factor of
+    2: Sterbenz), scaling |r| < 1 by 2**b <= 256 is exact and cannot overflow (turns * 256 would
+    overflow fp16 for |turn| > 255), and rounding to an integer is exact. It equals
+    round(t * 2**b) mod 2**b, half-to-even included, because t * 2**b and r * 2**b differ by a
+    multiple of 2**b, an even integer. (t - floor(t) is not exact for -1/2 < t < 0: 1 + t rounds.)
     """
     levels = 1 << bits
-    q = torch.round((turns - torch.floor(turns)) * levels)
-    q = torch.where(q >= levels, q - levels, q)
-    return q.to(torch.uint8)
+    q = torch.round((turns - torch.trunc(turns)) * levels)     # an integer in [-levels, levels]
+    return q.to(torch.int16).bitwise_and(levels - 1).to(torch.uint8)  # mod 2**b (two's complement)
 
 
 def _nonfinite_error(index: int, name: str = "turns") -> ValueError:
@@ -74,12 +76,11 @@ def _quantize_numpy(turns: np.ndarray, bits: int) -> np.ndarray:
         finite = np.isfinite(t)
         if not finite.all():
             raise _nonfinite_error(s + int(np.argmin(finite)))
-        q = np.floor(t)  # one chunk-sized temporary, in the input's dtype, updated in place:
-        np.subtract(t, q, out=q)  # frac(t), exact, in [0, 1)
-        q *= levels
-        np.rint(q, out=q)  # half to even, as torch.round
-        q[q >= levels] -= levels
-        flat_out[s:s + CHUNK] = q
+        q = np.trunc(t)  # one chunk-sized temporary, in the input's dtype, updated in place:
+        np.subtract(t, q, out=q)  # t - trunc(t), exact, in (-1, 1)
+        q *= levels  # exact: |q| < 1 and levels is a power of two
+        np.rint(q, out=q)  # half to even, as torch.round; an integer in [-levels, levels]
+        flat_out[s:s + CHUNK] = q.astype(np.int16) & (levels - 1)  # mod 2**b (two's complement)
     return out
 
 
@@ -87,8 +88,10 @@ def quantize(turns, bits: int = 8):
     """b-bit codes of angles in turns: ``round(turn * 2**b) mod 2**b`` (uint8, same shape, same kind).
 
     numpy in -> numpy out; torch in -> torch out (traceable by ``torch.export``; the finite check is skipped
-    while compiling). Rounding is half-to-even in both. Any finite real turn is accepted (taken mod 1), in any
-    floating dtype (float16/bfloat16 included: computed as round(frac(turn) * 2**b), which cannot overflow).
+    while compiling). Exact for every finite turn of either sign in any floating dtype (float16,
+    bfloat16, float32, float64, longdouble): the code is the exact real product turn * 2**b rounded
+    half to even (a tie at 0.5 -> 0, 1.5 -> 2, -0.5 -> 0, -1.5 -> -2 = 2**b - 2), then taken
+    mod 2**b; nothing overflows (computed as round((turn - trunc(turn)) * 2**b), every step exact).
     Works in chunks of ``CHUNK`` elements: no full-size temporaries besides the uint8 output.
 
     Usage: ``codes = quantize(to_turns(z), bits=8)``

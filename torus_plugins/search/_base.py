@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._memory import check_allocation
 from ..codes.kernel import padded_width
 from ..codes.pack import nibble_pack, nibble_unpack
 from ..codes.quantize import check_bits, check_codes
@@ -100,6 +101,13 @@ def pad_results(D: np.ndarray, I: np.ndarray, k: int):
     out_i = np.full((nq, k), PAD_ID, np.int64)
     out_d[:, :have], out_i[:, :have] = D, I
     return out_d, out_i
+
+
+def check_result_memory(nq: int, k: int) -> None:
+    """AllocationError (a ValueError and MemoryError) naming nq, k and the bytes, before a search
+    whose two int64 [nq, k] result arrays cannot fit in the memory available."""
+    what = f"search results for nq={nq} queries and k={k} (distances and ids, int64 [nq, k] each)"
+    check_allocation(16 * nq * k, what)
 
 
 class IndexBase:

@@ -24,7 +24,8 @@ import numpy as np
 
 from ..codes.johnson import johnson_encode
 from ..codes.kernel import topk_l1
-from ._base import IndexBase, Rows, append_rows, empty_rows, keep_rows, pad_results
+from ._base import (IndexBase, Rows, append_rows, check_result_memory, empty_rows, keep_rows,
+                    pad_results)
 
 __all__ = ["TorusIndexFlat", "TorusIndex"]
 
@@ -160,6 +161,7 @@ class TorusIndexFlat(IndexBase):
         k > ntotal pads with id -1 and distance PAD_DISTANCE. ``threads``: at most this many threads."""
         q = self._check_codes(query_codes, "query_codes")
         k = self._check_k(k)
+        check_result_memory(q.shape[0], k)
         threads = self._check_threads(threads)
         if self.backend == "kernel":  # lock-free: one snapshot
             st = self._state

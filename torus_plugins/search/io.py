@@ -25,6 +25,7 @@ from .ivf import TorusIndexIVF
 __all__ = ["write_index", "read_index", "index_factory"]
 
 FORMAT = 1
+MAX_NSEQ = 1 << 62   # insertion numbers stay int64 however many codes are added after reading
 _FACTORY = re.compile(r"^T(\d+)x(\d+),(?:(Flat)|FlatJohnson|IVF(\d+))$")
 
 
@@ -110,6 +111,14 @@ class _Meta:
                       f"{len(raw)} bytes")
         return np.frombuffer(raw, np.dtype(dtype).newbyteorder("<")).astype(dtype)
 
+    def ids(self, field: str, count: int, nullable: bool = True):
+        """An int64 id array (base64 of ``count`` values); ids are >= 0 (-1 marks no result)."""
+        ids = self.array(field, np.int64, count, nullable)
+        if ids is not None and ids.size and ids.min() < 0:
+            self.fail(field, "ids >= 0 (-1 marks a missing result in search results)",
+                      f"{int((ids < 0).sum())} negative ids, e.g. {int(ids.min())}")
+        return ids
+
 
 def read_index(path):
     """Read an index written by :func:`write_index` (or any code file, as a flat index).
@@ -134,25 +143,28 @@ def read_index(path):
         if backend not in ("kernel", "johnson") or (backend == "johnson" and f.bits > 4):
             m.fail("backend", "'kernel' (or 'johnson' with bits <= 4)", backend)
         index = TorusIndexFlat(f.n_angles, f.bits, geometry=f.geometry, backend=backend)
-        ids = m.array("ids", np.int64, n) if "ids" in meta else None
+        ids = m.ids("ids", n) if "ids" in meta else None
         if ids is None:
             return index.add(f.codes)
         return index.add_with_ids(f.codes, ids)
     if kind != "IVF":
         m.fail("type", "'Flat' or 'IVF'", kind)
-    nlist = m.int("nlist", 1, 1 << 24)
-    nprobe = m.int("nprobe", 1)
-    index = TorusIndexIVF(f.n_angles, f.bits, nlist=nlist, nprobe=nprobe, geometry=f.geometry)
+    # Every size is checked against data the file holds before anything is allocated: nlist against
+    # the list sizes, the centroids and the id map against their bytes; nseq with no id map is only
+    # a counter (the next implicit id).
+    nlist = m.int("nlist", 1)
     sizes = m.get("list_sizes", list, f"a list of {nlist} sizes")
     if len(sizes) != nlist or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in sizes) \
             or sum(sizes) != n:
         m.fail("list_sizes", f"{nlist} integers >= 0 summing to the {n} codes in the file", sizes)
-    nseq = m.int("nseq", n)
+    nprobe = m.int("nprobe", 1)
+    nseq = m.int("nseq", n, MAX_NSEQ)
     seq = m.array("seq", np.int64, n, nullable=False)
     if n and (seq.min() < 0 or seq.max() >= nseq or np.unique(seq).size != n):
         m.fail("seq", f"distinct insertion numbers in [0, {nseq})", "out-of-range or repeated values")
     centroids = m.array("centroids", np.uint8, nlist * f.n_angles)
-    idmap = m.array("idmap", np.int64, nseq)
+    idmap = m.ids("idmap", nseq)
+    index = TorusIndexIVF(f.n_angles, f.bits, nlist=nlist, nprobe=nprobe, geometry=f.geometry)
     if centroids is None:
         if n:
             m.fail("centroids", "present when the index holds codes", None)

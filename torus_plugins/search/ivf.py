@@ -24,9 +24,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._memory import check_allocation
 from ..codes.kernel import HAVE_NUMBA, topk_l1
 from ..codes.tiled import lists_topk
-from ._base import IndexBase, PAD_DISTANCE, PAD_ID, append_rows, check_int, empty_rows, keep_rows, pad_results
+from ._base import (IndexBase, PAD_DISTANCE, PAD_ID, Rows, append_rows, check_int,
+                    check_result_memory, empty_rows, keep_rows, pad_results)
 from .flat import range_from_topk
 
 __all__ = ["TorusIndexIVF", "train_torus_centroids"]
@@ -79,6 +81,15 @@ class IVFState(NamedTuple):
     refs: np.ndarray | None          # the centroids padded to the kernel width
 
 
+#: Bytes per list besides its centroid code and padded copy: its slot in the list table and its two
+#: entries in the numba typed lists the scan reads (measured: about 510 B per list).
+LIST_OVERHEAD = 520
+
+#: Searches for more results than this compute at most ntotal of them and pad the rest (finding
+#: ntotal costs O(nlist), paid only by large k).
+LARGE_K = 1024
+
+
 class TorusIndexIVF(IndexBase):
     """Inverted-file index of b-bit codes under circular L1, exact inside every probed list.
 
@@ -103,6 +114,11 @@ class TorusIndexIVF(IndexBase):
         super().__init__(n_angles, bits, geometry)
         self._set_layout(self.bits <= 4)      # codes of <= 4 bits held two per byte
         self.nlist = check_int(nlist, "nlist")
+        per_list = self.n_angles + self.width + LIST_OVERHEAD
+        check_allocation(self.nlist * per_list,
+                         f"TorusIndexIVF(nlist={self.nlist}) with n_angles={self.n_angles}: "
+                         f"{self.nlist} lists ({per_list} B each once trained: centroid code, "
+                         f"padded copy, list table)")
         self.nprobe = check_int(nprobe, "nprobe")
         self._state = self._new_state(None)
 
@@ -110,13 +126,17 @@ class TorusIndexIVF(IndexBase):
                    idmap: np.ndarray | None = None) -> IVFState:
         """A snapshot with these centroids (read-only from now on) and lists (None: all empty)."""
         if lists is None:
-            lists = tuple(empty_rows(self.row_bytes) for _ in range(self.nlist))
+            lists = self._empty_lists()
         refs = None
         if centroids is not None:
             centroids.flags.writeable = False
             refs = np.zeros((self.nlist, self.width), np.uint8)
             refs[:, :self.n_angles] = centroids
         return IVFState(lists, nseq, idmap, centroids, refs)
+
+    def _empty_lists(self) -> tuple:
+        """nlist empty lists sharing one empty row store (8 B per list; adding makes a new one)."""
+        return (empty_rows(self.row_bytes),) * self.nlist
 
     @property
     def centroids(self) -> np.ndarray | None:
@@ -201,6 +221,9 @@ class TorusIndexIVF(IndexBase):
                                  "add_with_ids too")
             if st.refs is not refs:                       # train published new centroids meanwhile: re-assign
                 groups = self._group_by_list(st.refs, codes)
+            if ids is not None and idmap is None:   # first explicit ids: held codes keep their ids
+                lists, idmap = self._renumbered(lists)
+                nseq = idmap.shape[0]
             seq = np.arange(nseq, nseq + codes.shape[0], dtype=np.int64)
             new_lists = list(lists)
             for li, part in groups:
@@ -211,11 +234,19 @@ class TorusIndexIVF(IndexBase):
         return self
 
     @staticmethod
-    def _grow_idmap(idmap, nseq: int, ids: np.ndarray) -> np.ndarray:
-        """insertion number -> id (int64), append-only; earlier insertions without ids map to themselves."""
+    def _renumbered(lists: tuple) -> tuple:
+        """The held codes' insertion numbers renumbered 0..n-1 in the same order: (new lists, old
+        numbers). The old numbers are the held codes' implicit ids: the id map built from them holds
+        one entry per held code, however many insertions the counter ``nseq`` has seen."""
+        old = np.sort(np.concatenate([np.zeros(0, np.int64)] + [r.ids[:r.n] for r in lists if r.n]))
+        new = tuple(r if r.n == 0 else Rows(r.buf, r.n, np.searchsorted(old, r.ids[:r.n]))
+                    for r in lists)
+        return new, old
+
+    @staticmethod
+    def _grow_idmap(idmap: np.ndarray, nseq: int, ids: np.ndarray) -> np.ndarray:
+        """insertion number -> id (int64), append-only."""
         need = nseq + ids.shape[0]
-        if idmap is None:
-            idmap = np.arange(max(need, 16), dtype=np.int64)
         if idmap.shape[0] < need:
             grown = np.empty(max(need, idmap.shape[0] + idmap.shape[0] // 2), np.int64)
             grown[:nseq] = idmap[:nseq]
@@ -247,8 +278,7 @@ class TorusIndexIVF(IndexBase):
         """Remove every code (the trained centroids stay, as in faiss)."""
         with self._lock:
             st = self._state
-            self._state = st._replace(lists=tuple(empty_rows(self.row_bytes) for _ in range(self.nlist)), nseq=0,
-                                      idmap=None)
+            self._state = st._replace(lists=self._empty_lists(), nseq=0, idmap=None)
 
     # ------------------------------------------------------------------ search
     def search(self, query_codes, k: int, nprobe: int | None = None, threads: int | None = None):
@@ -256,8 +286,10 @@ class TorusIndexIVF(IndexBase):
         ties -> earlier-added first; missing results pad with id -1 / distance PAD_DISTANCE."""
         q, nprobe, threads, state = self._query_args(query_codes, nprobe, threads, "search")
         k = self._check_k(k)
-        D, S = self._search_seq(state, q, k, nprobe, threads)
-        return D, self._seq_to_ids(state, S)
+        check_result_memory(q.shape[0], k)
+        kk = k if k <= LARGE_K else min(k, sum(r.n for r in state.lists))   # the rest is padding
+        D, S = self._search_seq(state, q, kk, nprobe, threads)
+        return pad_results(D, self._seq_to_ids(state, S), k)
 
     def _query_args(self, query_codes, nprobe, threads, what: str):
         """Checked (queries, nprobe <= nlist, threads) and the one snapshot a query reads; refuses untrained."""
@@ -273,6 +305,8 @@ class TorusIndexIVF(IndexBase):
         """(D, insertion numbers) [nq, k] over one snapshot, padded with PAD_DISTANCE / -1."""
         lists = state.lists
         nq = q.shape[0]
+        if k == 0:
+            return np.zeros((nq, 0), np.int64), np.zeros((nq, 0), np.int64)
         probe = self._assign(state.refs, q, nprobe, threads)           # [nq, nprobe], the snapshot's centroids
         if HAVE_NUMBA:
             rows, seqs = self._typed_lists(state)
