@@ -15,7 +15,7 @@ Usage::
 
 from .._checks import check_c_identifier
 from ..codes.c_export import codes_c_source
-from ..codes.file_format import atomic_write
+from ..codes.atomic import atomic_write
 from ..codes.quantize import check_codes
 from .integer_head import TANGENT_FRACTION_BITS, IntegerHead, boundary_tangents
 

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from .._checks import check_choice, check_int, check_positive_float
-from ..codes.file_format import atomic_write
+from ..codes.atomic import atomic_write
 from ..codes.quantize import check_bits
 
 __all__ = ["IntegerHead", "IntegerHeadFileError", "integer_head_from_linear", "save_integer_head",
