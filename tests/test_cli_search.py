@@ -146,7 +146,7 @@ def test_search_quantises_float_queries_like_export(tmp_path, capsys):
     ("missing_index", "does not exist"), ("corrupt_index", "truncated"),
     ("out_ext", "unsupported extension"), ("query_width", "width 10"),
     ("code_cols", "have 5 columns"), ("code_range", "must be in [0, 15]"), ("code_bits", "4 bits"),
-    ("nprobe_flat", "--nprobe applies to IVF"), ("k_zero", "k must be"), ("query_1d", "2-D"),
+    ("nprobe_flat", "--nprobe applies to IVF"), ("k_zero", "argument -k/--k: must be an integer in [1, "), ("query_1d", "2-D"),
     ("float_codes_index", "give the queries as codes")])
 def test_search_bad_input_is_one_error_line_exit_2(tmp_path, capsys, case, needle):
     codes = np.random.default_rng(0).integers(0, 16, (40, 8), dtype=np.uint8)

@@ -410,8 +410,15 @@ def int_in(lo: int, hi: int):
     return parse
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse parser whose usage errors are one ``prog: error: ...`` line (exit 2), no usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="torus-plugins", description="Torus embedding heads, codes and evaluation.")
+    p = OneLineErrorParser(prog="torus-plugins", description="Torus embedding heads, codes and evaluation.")
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="installed heads, losses and adapters (broken ones marked)",
@@ -467,14 +474,14 @@ def _add_search_parser(sub) -> None:
                                    "or torus embeddings [nq, 2 n_angles] (quantised with the "
                                    "index's bits, as export does)")
     how = s.add_mutually_exclusive_group()
-    how.add_argument("-k", "--k", type=int, default=10,
+    how.add_argument("-k", "--k", type=int_in(1, 2 ** 31 - 1), default=10,
                      help="neighbours per query (default 10; k > stored codes pads with id -1, as "
                           "faiss does)")
     how.add_argument("--radius", type=float,
                      help="range search: every code at circular L1 distance < RADIUS")
-    s.add_argument("--nprobe", type=int,
+    s.add_argument("--nprobe", type=int_in(1, 2 ** 31 - 1),
                    help="IVF index files: lists probed per query (default: the file's)")
-    s.add_argument("--threads", type=int, help="at most this many threads (default: by work size)")
+    s.add_argument("--threads", type=int_in(1, 1024), help="at most this many threads (default: by work size)")
     s.add_argument("--key", help="array name inside .npz / dict key inside .pt (queries)")
     s.add_argument("--out", help="write results to .npz (distances, ids[, lims]) or .tsv instead "
                                  "of stdout")
