@@ -83,6 +83,7 @@ ID_CHUNK = 10_000       # ids drawn per request
 PK_CHUNK = 8192         # ids per query or delete by primary key
 MIN_SERVER = (2, 3)     # upsert
 TESTED = "Milvus 2.3.5 standalone and Milvus Lite 2.5.1"
+CONSISTENCY = ("Strong", "Session", "Bounded", "Eventually")  # Milvus's read consistency levels
 
 
 class MilvusError(RuntimeError):
@@ -135,7 +136,11 @@ class MilvusTorusIndex(IndexBase):
     ``n_angles`` and ``bits`` (``drop=True`` starts empty). ``timeout`` (seconds; the attribute can
     be changed later) bounds every call to the server, the first connection included. ``client``:
     a ``pymilvus.MilvusClient`` to use instead of connecting to ``uri`` (which then only names the
-    server in messages; a local file means Milvus Lite).
+    server in messages; a local file means Milvus Lite). ``consistency`` (attribute too): what a
+    search or count sees. ``"Strong"`` (default): every write any client had acknowledged, at the
+    cost of waiting for Milvus's next time tick (~0.2 s per call on a server; batch the queries);
+    ``"Session"``: this process's own acknowledged writes, others' within Milvus's staleness bound
+    (a few ms per call); ``"Bounded"`` / ``"Eventually"``: Milvus's weaker levels.
 
     Raises:
         ValueError: bad arguments, or the collection holds other codes (both named).
@@ -147,13 +152,17 @@ class MilvusTorusIndex(IndexBase):
                  collection: str = "torus_codes", token: str = "", rerank: int = 16,
                  index_type: str = "BIN_FLAT", index_params: dict | None = None,
                  search_params: dict | None = None, drop: bool = False, client=None,
-                 timeout: float = 60):
+                 timeout: float = 60, consistency: str = "Strong"):
         super().__init__(n_angles, bits)
         self.rerank = check_int(rerank, "rerank")
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
                 or not 0 < timeout < math.inf:
             raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
         self.timeout = max(1, math.ceil(timeout))
+        if consistency not in CONSISTENCY:
+            raise ValueError(f"consistency must be one of {', '.join(CONSISTENCY)}, "
+                             f"got {consistency!r}")
+        self.consistency = consistency
         pymilvus = require_pymilvus()
         self.collection = collection
         self.id_collection = collection + ID_SUFFIX
@@ -294,7 +303,7 @@ class MilvusTorusIndex(IndexBase):
     @property
     def ntotal(self) -> int:
         rows = self._call("count", self.client.query, self.collection, filter="",
-                          output_fields=["count(*)"])
+                          output_fields=["count(*)"], consistency_level=self.consistency)
         return int(rows[0]["count(*)"])
 
     def _draw_ids(self, n: int, bar) -> np.ndarray:
@@ -414,12 +423,11 @@ class MilvusTorusIndex(IndexBase):
         removed = 0
         with self._lock:
             for s in range(0, len(wanted), PK_CHUNK):
-                held = self._call("query", self.client.query, self.collection,
-                                  ids=wanted[s:s + PK_CHUNK], output_fields=["id"])
-                if held:
-                    self._call("delete", self.client.delete, self.collection,
-                               ids=[int(r["id"]) for r in held])
-                    removed += len(held)
+                part = wanted[s:s + PK_CHUNK]
+                held = self._call("query", self.client.query, self.collection, ids=part,
+                                  output_fields=["id"], consistency_level="Strong")
+                self._call("delete", self.client.delete, self.collection, ids=part)
+                removed += len(held)
         return removed
 
     def reset(self) -> None:
@@ -434,7 +442,8 @@ class MilvusTorusIndex(IndexBase):
         found = {}
         for s in range(0, len(wanted), PK_CHUNK):
             for r in self._call("query", self.client.query, self.collection,
-                                ids=wanted[s:s + PK_CHUNK], output_fields=["meta"]):
+                                ids=wanted[s:s + PK_CHUNK], output_fields=["meta"],
+                                consistency_level=self.consistency):
                 found[int(r["id"])] = r["meta"]
         return [found.get(i) for i in ids]
 
@@ -443,60 +452,56 @@ class MilvusTorusIndex(IndexBase):
         return self._call("search", self.client.search, self.collection,
                           data=[row.tobytes() for row in queries_jc], limit=limit,
                           anns_field="johnson", search_params=self.search_params,
-                          output_fields=output_fields or [])
+                          output_fields=output_fields or [], consistency_level=self.consistency)
 
     def search(self, query_codes, k: int, batch: int = 1000):
         """k nearest by circular L1: (distances int64 [nq, k], ids int64 [nq, k]), ties -> smaller
-        id first."""
+        id first; k beyond the collection pads with id -1 and ``PAD_DISTANCE``."""
         q = self._check_codes(query_codes, "query_codes")
         k = self._check_k(k)
         if k > MAX_TOPK:
             raise ValueError(f"k must be <= {MAX_TOPK} (Milvus's largest limit per search), "
                              f"got {k}")
-        n = self.ntotal
-        kk = min(k, n, MAX_TOPK)
         D = np.full((q.shape[0], k), PAD_DISTANCE, np.int64)
         I = np.full((q.shape[0], k), PAD_ID, np.int64)
-        if kk == 0 or q.shape[0] == 0:
-            return D, I
         for s in range(0, q.shape[0], batch):
             part = q[s:s + batch]
             exact = self.bits <= 4
-            d, i = self._search_exact(part, kk, n) if exact else self._search_rerank(part, kk, n)
-            D[s:s + batch, :kk], I[s:s + batch, :kk] = d, i
+            D[s:s + batch], I[s:s + batch] = \
+                self._search_exact(part, k) if exact else self._search_rerank(part, k)
         return D, I
 
-    def _search_exact(self, q: np.ndarray, k: int, n: int):
+    def _search_exact(self, q: np.ndarray, k: int):
         """Johnson Hamming == circular L1; grow the limit until every item tied with the k-th is
-        in the list."""
+        in the list (or the list holds the whole collection)."""
         jq = johnson_encode(q, self.bits)
-        out_d = np.empty((q.shape[0], k), np.int64)
-        out_i = np.empty((q.shape[0], k), np.int64)
+        out_d = np.full((q.shape[0], k), PAD_DISTANCE, np.int64)
+        out_i = np.full((q.shape[0], k), PAD_ID, np.int64)
         rows = np.arange(q.shape[0])
-        limit = min(n, MAX_TOPK, k + 16)
+        limit = min(MAX_TOPK, k + 16)
         while rows.size:
             hits = self._hamming(jq[rows], limit)
             done_rows = []
             for r, h in zip(rows, hits):
                 d = np.array([x["distance"] for x in h], np.float64).round().astype(np.int64)
                 i = np.array([x["id"] for x in h], np.int64)
-                complete = limit >= min(n, MAX_TOPK) or d.size < limit or d[-1] > d[k - 1]
-                if complete:
-                    if limit >= MAX_TOPK and d.size == limit and d[-1] == d[k - 1]:
-                        raise RuntimeError(f"more than {MAX_TOPK} codes tie with the k-th "
-                                           "distance: Milvus cannot return them all; use "
-                                           "TorusIndexFlat")
-                    order = np.lexsort((i, d))[:k]
-                    out_d[r], out_i[r] = d[order], i[order]
-                    done_rows.append(r)
+                if d.size == limit and limit < MAX_TOPK and d[-1] == d[k - 1]:
+                    continue                      # more may tie with the k-th: ask for more
+                if d.size == limit == MAX_TOPK and d[-1] == d[k - 1]:
+                    raise RuntimeError(f"more than {MAX_TOPK} codes may tie with the k-th "
+                                       "distance: Milvus cannot return them all; use "
+                                       "TorusIndexFlat")
+                order = np.lexsort((i, d))[:k]
+                out_d[r, :order.size], out_i[r, :order.size] = d[order], i[order]
+                done_rows.append(r)
             rows = np.setdiff1d(rows, done_rows)
-            limit = min(n, MAX_TOPK, limit * 4)
+            limit = min(MAX_TOPK, limit * 4)
         return out_d, out_i
 
-    def _search_rerank(self, q: np.ndarray, k: int, n: int):
+    def _search_rerank(self, q: np.ndarray, k: int):
         """Shortlist of rerank * k by Hamming on the top 4 bits, returned with the full codes;
         exact circular L1 on those."""
-        limit = min(n, MAX_TOPK, max(k, self.rerank * k))
+        limit = min(MAX_TOPK, max(k, self.rerank * k))
         hits = self._hamming(johnson_encode(q >> (self.bits - 4), 4), limit,
                              output_fields=["codes"])
         out_d = np.full((q.shape[0], k), PAD_DISTANCE, np.int64)
