@@ -58,6 +58,8 @@ def link_binaries(data_dir: Path) -> None:
     try:
         import milvus
         cache = Path(milvus.MilvusServerConfig.get_default_data_dir())
+        if not cache.is_absolute():  # no $HOME: "${HOME}/..." would land in the working directory
+            return
         cache.mkdir(parents=True, exist_ok=True)
         with open(cache / ".unpack.lock", "w") as lock:  # xdist workers unpack one at a time
             fcntl.flock(lock, fcntl.LOCK_EX)
