@@ -368,7 +368,7 @@ def milvus_table(rng, n, repeat):
             m = MilvusTorusIndex(ANGLES, bits, uri=os.path.join(tmp, f"m{bits}.db"), collection=f"b{bits}",
                                  drop=True)
             t0 = time.perf_counter()
-            m.add(c, progress=False)
+            m.add(c, ids=np.arange(n), progress=False)  # ids 0..n-1, as TorusIndexFlat numbers them
             t_ins = time.perf_counter() - t0
             (D, I), t = best_time(lambda: m.search(q, K), repeat)
             flat = TorusIndexFlat(ANGLES, bits)
