@@ -1,25 +1,28 @@
-"""timm: any timm backbone with a torus projection head (torusN/torusC/sphere), found the timm way or attached.
+"""timm: torus embedding models in timm's registry, or a torus head on any timm backbone.
 
-Importing this module registers torus variants in timm's own model registry, ``<arch>_torusn`` and
-``<arch>_torusc`` for the backbones in :data:`BACKBONES` (others with :func:`register_torus_model`)::
+Importing this module registers ``<arch>_torusn`` and ``<arch>_torusc`` for the backbones in
+:data:`BACKBONES` (any other arch: :func:`register_torus_model`) with timm's ``register_model``.
+Each variant's ``default_cfgs`` entry holds the backbone's pretrained cfgs tag for tag, so
+``resnet18_torusn.tv_in1k`` is ``resnet18.tv_in1k``'s weights and input config under a torus head,
+and a tag the backbone lacks is refused by timm's own check::
 
     import timm
-    import torus_plugins.adapters.timm                       # registers the variants
-    timm.list_models("*torus*")                              # ['convnext_tiny_torusc', ..., 'resnet18_torusn', ...]
-    model = timm.create_model("resnet18_torusn", dim=64)     # [B, 3, H, W] -> [B, 64] on 32 circles, unit norm
-    model = torus_plugins.adapters.timm.attach_head(timm.create_model("vit_small_patch16_224"), head="torusC",
-                                                    dim=32)  # -> [B, 64]
+    import torus_plugins.adapters.timm                      # registers the variants
+    timm.list_models("*torus*")                             # ['convnext_tiny_torusc', ...]
+    model = timm.create_model("resnet18_torusn", dim=64)    # [B, 3, H, W] -> [B, 64], 32 circles
+    maps = timm.create_model("resnet18_torusn", features_only=True)   # = resnet18's feature maps
 
-A registered variant has no pretrained weights of its own: ``pretrained=True`` loads the *backbone's* timm
-weights (a download), the head starts fresh. ``create_torus_model(arch, head, dim)`` does the same for any arch.
-
-The backbone is built (or reset) with ``num_classes=0``, so it returns pooled features of width
-``model.num_features``; the head is :class:`torus_plugins.heads.ProjectionHead` (MLP -> torus projection), or with
-``n_layers=0`` just the projection on the pooled features. Outputs are unit-norm in the Clifford layout: a drop-in
-for ``F.normalize`` embeddings, ready for ``torus_plugins.to_turns`` and uint8 codes.
+A model is ``backbone`` (the timm arch with ``num_classes=0``) -> pooled features -> ``head``
+(:class:`torus_plugins.heads.ProjectionHead`: MLP -> torus projection; unit norm, Clifford layout).
+The head sits in timm's classifier slot: ``forward_head(x, pre_logits=True)`` returns the pooled
+features, ``num_classes=0`` or ``reset_classifier(0)`` removes the head, ``reset_classifier(n)``
+puts an n-class linear classifier in its place. ``pretrained=True`` loads the backbone's weights
+for the tag (a download, or ``pretrained_cfg_overlay=dict(file=...)``); the head starts fresh.
 """
 
+import dataclasses
 import warnings
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,24 +34,40 @@ from .normalize import canonical_mode
 
 timm = require("timm", "timm")
 
-__all__ = ["TorusTimmModel", "create_torus_model", "create_model", "attach_head", "make_head",
+# timm's register_model appends every registered variant's name to this list
+__all__ = ["TorusTimmModel", "create_torus_model", "attach_head", "make_head",
            "register_torus_model", "BACKBONES", "VARIANTS"]
 
-#: backbones whose torus variants are registered on import (any other: ``register_torus_model(arch)``)
-BACKBONES = ("resnet10t", "resnet18", "resnet50", "convnext_tiny", "efficientnet_b0", "vit_tiny_patch16_224",
-             "vit_small_patch16_224")
+#: backbones whose torus variants are registered on import
+BACKBONES = ("resnet10t", "resnet18", "resnet50", "convnext_tiny", "efficientnet_b0",
+             "vit_tiny_patch16_224", "vit_small_patch16_224")
 #: registered name suffix -> head
 VARIANTS = {"torusn": "torusN", "torusc": "torusC"}
 
 HEADS = ("sphere", "torusN", "torusC", "l2p", "clifford", "hyprs", "torul", "torus", "s1xs1")
 
+#: the variants' pretrained cfgs, read by ``timm.models.register_model`` (timm's module convention)
+default_cfgs: dict[str, Any] = {}
+_VARIANT_OF: dict[str, tuple[str, str]] = {}        # registered name -> (backbone arch, head)
 
-def make_head(in_features: int, head: str = "l2p", dim: int = 64, hidden_dim: int = 512, n_layers: int = 2):
+
+def make_head(in_features: int, head: str = "l2p", dim: int = 64, hidden_dim: int = 512,
+              n_layers: int = 2) -> nn.Module:
     """The head called ``head`` on ``in_features``-wide features.
 
-    sphere / l2p (torusN) / clifford (torusC), legacy names hyprs / torul / torus: :class:`ProjectionHead` with
-    ``n_layers`` linear layers (``n_layers=0``: the projection alone, which needs ``dim == in_features``).
-    ``s1xs1``: :class:`TorusMLPHead` with ``dim`` circles.
+    Args:
+        in_features: width of the features the head receives.
+        head: sphere / l2p (torusN) / clifford (torusC), legacy names hyprs / torul / torus:
+            a :class:`ProjectionHead`; ``s1xs1``: a :class:`TorusMLPHead` with ``dim`` circles.
+        dim: output dimension of the projection (circles for ``s1xs1``).
+        hidden_dim: width of the MLP's hidden layers.
+        n_layers: linear layers before the projection; 0 means the projection alone.
+
+    Returns:
+        The head module, with ``in_features`` and ``out_dim`` attributes.
+
+    Raises:
+        ValueError: unknown ``head``, or ``n_layers=0`` with ``dim != in_features``.
     """
     if str(head).lower() == "s1xs1":
         return TorusMLPHead(in_features, n_circles=dim, hidden_dim=hidden_dim)
@@ -58,71 +77,197 @@ def make_head(in_features: int, head: str = "l2p", dim: int = 64, hidden_dim: in
         raise ValueError(f"unknown head {head!r}; known: {', '.join(HEADS)}") from None
     if n_layers == 0:
         if dim != in_features:
-            raise ValueError(f"head with n_layers=0 projects the backbone features directly, so dim must equal "
-                             f"the backbone width {in_features}; got dim={dim}")
+            raise ValueError(f"head with n_layers=0 projects the backbone features directly, so "
+                             f"dim must equal the backbone width {in_features}; got dim={dim}")
         proj = make_projection(mode, dim)
         proj.in_features = in_features
         return proj
-    return ProjectionHead(in_features, dim, projection=mode, hidden_dim=hidden_dim, n_layers=n_layers)
+    return ProjectionHead(in_features, dim, projection=mode, hidden_dim=hidden_dim,
+                          n_layers=n_layers)
+
+
+def _pooled_width(backbone: nn.Module) -> int | None:
+    """Width of the pooled (pre-logits) features: ``head_hidden_size``, else ``num_features``."""
+    width = getattr(backbone, "head_hidden_size", None) or getattr(backbone, "num_features", None)
+    return None if width is None else int(width)
 
 
 class TorusTimmModel(nn.Module):
-    """A timm backbone (pooled features, no classifier) followed by a torus head.
+    """``head(pool(backbone.forward_features(x)))``: a head in a timm backbone's classifier slot.
 
-    ``forward(x)`` -> unit-norm torus embedding [B, out_dim]; ``forward_features(x)`` -> pooled backbone features
-    [B, num_features]; ``backbone`` and ``head`` are the two parts.
+    Follows timm's model interface: ``forward_features`` (the backbone's unpooled features),
+    ``forward_head(x, pre_logits=False)``, ``reset_classifier``, ``get_classifier``,
+    ``num_features``, ``head_hidden_size`` (pooled width), ``num_classes`` (the head's output width,
+    0 without a head), ``feature_info``, ``pretrained_cfg`` / ``default_cfg`` (the backbone's, or
+    the registered variant's). A backbone without ``forward_features`` (any module returning pooled
+    [B, width] features) also works: then ``forward_features(x)`` is ``backbone(x)``.
+
+    Args:
+        backbone: a timm model built or reset with ``num_classes=0``, or a pooled-feature module.
+        head: the head on the pooled features (:func:`make_head`), or ``nn.Identity()`` for none.
+
+    Raises:
+        ValueError: the backbone has a classifier, or its width differs from ``head.in_features``.
     """
 
     def __init__(self, backbone: nn.Module, head: nn.Module):
         super().__init__()
-        width = getattr(backbone, "num_features", None)
+        width = _pooled_width(backbone)
         expected = getattr(head, "in_features", None)
         if width is not None and expected is not None and width != expected:
-            raise ValueError(f"backbone width {width} (model.num_features) does not match the head's input "
-                             f"width {expected}")
+            raise ValueError(f"backbone width {width} (model.num_features) does not match the "
+                             f"head's input width {expected}")
+        if getattr(backbone, "num_classes", 0):
+            raise ValueError(f"the backbone has a classifier (num_classes={backbone.num_classes}): "
+                             f"build it with num_classes=0 or call reset_classifier(0)")
         self.backbone = backbone
         self.head = head
-        self.num_features = width
-        self.out_dim = head.out_dim
+        self.num_features = getattr(backbone, "num_features", width)
+        self.head_hidden_size = width
+        self.pretrained_cfg = dict(getattr(backbone, "pretrained_cfg", None) or {})
+        self.default_cfg = self.pretrained_cfg          # timm's alias
+        self.feature_info = [dict(info, module=f"backbone.{info['module']}")
+                             for info in getattr(backbone, "feature_info", None) or []
+                             if isinstance(info, dict) and "module" in info]
+
+    @property
+    def num_classes(self) -> int:
+        """Output width of the head; 0 without one (``forward`` then returns pooled features)."""
+        if isinstance(self.head, nn.Identity):
+            return 0
+        return int(getattr(self.head, "out_dim", None) or self.head.out_features)
+
+    @property
+    def out_dim(self) -> int | None:
+        """Width of ``forward``'s output: ``num_classes``, or the pooled width without a head."""
+        return self.num_classes or self.head_hidden_size
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x)
+        """The backbone's ``forward_features(x)`` (e.g. [B, C, H, W]), or ``backbone(x)``."""
+        features = getattr(self.backbone, "forward_features", None)
+        return features(x) if features is not None else self.backbone(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pool ``forward_features``' output with the backbone, then apply the head.
+
+        Args:
+            x: output of :meth:`forward_features`.
+            pre_logits: return the pooled features [B, head_hidden_size], not the head's output.
+
+        Returns:
+            The pooled features, or the head's output [B, num_classes] (unit-norm torus embedding).
+
+        Raises:
+            ValueError: the pooled width is not the head's input width.
+        """
+        pool = getattr(self.backbone, "forward_head", None)
+        pooled = pool(x, pre_logits=True) if pool is not None else x
+        if pre_logits:
+            return pooled
+        expected = getattr(self.head, "in_features", None)
+        if expected is not None and pooled.shape[-1] != expected:
+            raise ValueError(f"backbone returned features of width {pooled.shape[-1]} (shape "
+                             f"{tuple(pooled.shape)}) but the head expects {expected}; build the "
+                             f"backbone with num_classes=0")
+        return self.head(pooled)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.backbone(x)
-        expected = getattr(self.head, "in_features", None)
-        if expected is not None and feats.shape[-1] != expected:
-            raise ValueError(f"backbone returned features of width {feats.shape[-1]} (shape {tuple(feats.shape)}) "
-                             f"but the head expects {expected}; build the backbone with num_classes=0")
-        return self.head(feats)
+        """``forward_head(forward_features(x))``: [B, 3, H, W] -> [B, out_dim]."""
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        """The module in timm's classifier slot: the torus head (or what replaced it)."""
+        return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """Replace the head as timm's ``reset_classifier`` replaces a classifier.
+
+        ``num_classes=0`` removes the head (``forward`` returns the pooled features, as a timm model
+        with ``num_classes=0`` does); ``num_classes=n`` puts a fresh
+        ``nn.Linear(head_hidden_size, n)`` classifier on the pooled features in place of the torus
+        head (a new torus head instead: ``attach_head(model.backbone, ...)``).
+
+        Args:
+            num_classes: 0, or the classifier's number of classes.
+            global_pool: if given, passed to the backbone's ``reset_classifier`` (its pooling).
+
+        Raises:
+            TypeError: ``num_classes`` is not an int.
+            ValueError: ``num_classes`` is negative, or positive with no known pooled width.
+        """
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int):
+            raise TypeError(f"num_classes must be an int, got {type(num_classes).__name__}")
+        if num_classes < 0 or (num_classes and self.head_hidden_size is None):
+            raise ValueError(f"num_classes must be >= 0 (and > 0 needs a backbone with "
+                             f"num_features), got {num_classes}")
+        if global_pool is not None:
+            self.backbone.reset_classifier(0, global_pool)
+        self.head = nn.Linear(self.head_hidden_size, num_classes) if num_classes else nn.Identity()
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Gradient checkpointing in the backbone (timm's ``set_grad_checkpointing``)."""
+        self.backbone.set_grad_checkpointing(enable)
+
+    def no_weight_decay(self) -> set[str]:
+        """The backbone's ``no_weight_decay`` names as parameter names of this model."""
+        names = getattr(self.backbone, "no_weight_decay", None)
+        return {f"backbone.{name}" for name in names()} if names is not None else set()
 
 
 def create_torus_model(model_name: str, head: str = "l2p", dim: int = 64, pretrained: bool = False,
-                       hidden_dim: int = 512, n_layers: int = 2, **timm_kwargs) -> TorusTimmModel:
+                       hidden_dim: int = 512, n_layers: int = 2,
+                       **timm_kwargs: Any) -> TorusTimmModel:
     """``timm.create_model(model_name, num_classes=0, **timm_kwargs)`` followed by a torus head.
 
-    Usage: ``create_torus_model("resnet18", head="l2p", dim=64)``  # [B, 3, H, W] -> [B, 64] on 32 circles
+    Usage: ``create_torus_model("resnet18", head="l2p", dim=64)``  # [B, 3, H, W] -> [B, 64]
+
+    Args:
+        model_name: a timm model name (with or without a pretrained tag).
+        head, dim, hidden_dim, n_layers: the head, as in :func:`make_head`.
+        pretrained: load the backbone's timm weights (a download).
+        **timm_kwargs: passed to ``timm.create_model`` for the backbone.
+
+    Returns:
+        The :class:`TorusTimmModel`.
+
+    Raises:
+        ValueError: ``num_classes`` other than 0, ``features_only``, or a bad head.
     """
     if timm_kwargs.get("num_classes", 0) != 0:
         raise ValueError(f"the torus head replaces the classifier: num_classes must be 0, got "
                          f"{timm_kwargs['num_classes']!r}")
+    if timm_kwargs.get("features_only"):
+        raise ValueError(f"features_only=True builds feature maps without a head: call "
+                         f"timm.create_model({model_name!r}, features_only=True)")
     timm_kwargs["num_classes"] = 0
     backbone = timm.create_model(model_name, pretrained=pretrained, **timm_kwargs)
-    return TorusTimmModel(backbone, make_head(backbone.num_features, head, dim, hidden_dim, n_layers))
+    return TorusTimmModel(backbone, make_head(_pooled_width(backbone), head, dim, hidden_dim,
+                                              n_layers))
 
 
-def attach_head(model: nn.Module, head: str = "l2p", dim: int = 64, in_features: int = None,
-                hidden_dim: int = 512, n_layers: int = 2) -> TorusTimmModel:
-    """Put a torus head on an existing timm model (its classifier is removed with ``reset_classifier(0)``).
-
-    ``in_features``, if given, must equal ``model.num_features``.
+def attach_head(model: nn.Module, head: str = "l2p", dim: int = 64,
+                in_features: int | None = None, hidden_dim: int = 512,
+                n_layers: int = 2) -> TorusTimmModel:
+    """Put a torus head on a timm model, its classifier removed by ``reset_classifier(0)``.
 
     Usage: ``attach_head(timm.create_model("resnet18"), head="torusC", dim=32)``
+
+    Args:
+        model: a timm model (has ``reset_classifier`` and ``num_features``); modified in place.
+        head, dim, hidden_dim, n_layers: the head, as in :func:`make_head`.
+        in_features: if given, must equal the model's pooled width.
+
+    Returns:
+        The :class:`TorusTimmModel` around ``model``.
+
+    Raises:
+        TypeError: ``model`` is not a timm model.
+        ValueError: ``in_features`` differs from the model's width, or a bad head.
     """
     if not hasattr(model, "reset_classifier") or not hasattr(model, "num_features"):
         raise TypeError(f"expected a timm model (with reset_classifier and num_features), got "
                         f"{type(model).__name__}")
-    width = int(model.num_features)
+    width = _pooled_width(model)
     if in_features is not None and in_features != width:
         raise ValueError(f"in_features={in_features} does not match the backbone width {width} "
                          f"(model.num_features)")
@@ -130,48 +275,109 @@ def attach_head(model: nn.Module, head: str = "l2p", dim: int = 64, in_features:
     return TorusTimmModel(model, make_head(width, head, dim, hidden_dim, n_layers))
 
 
-def create_model(*args, **kwargs) -> TorusTimmModel:
-    """Deprecated name of :func:`create_torus_model` (it shadowed ``timm.create_model``)."""
-    warnings.warn("torus_plugins.adapters.timm.create_model is deprecated: use create_torus_model, or "
-                  "timm.create_model('<arch>_torusn', dim=...)", DeprecationWarning, stacklevel=2)
+def create_model(*args: Any, **kwargs: Any) -> TorusTimmModel:
+    """Deprecated 0.1.0 name of :func:`create_torus_model` (it shadowed ``timm.create_model``)."""
+    warnings.warn("torus_plugins.adapters.timm.create_model is deprecated: use create_torus_model, "
+                  "or timm.create_model('<arch>_torusn', dim=...)", DeprecationWarning,
+                  stacklevel=2)
     return create_torus_model(*args, **kwargs)
 
 
-def register_torus_model(arch: str, head: str = "torusN") -> str:
-    """Register ``<arch>_<torusn|torusc>`` in timm's model registry; returns the name.
+def _variant_cfgs(arch: str, name: str) -> dict[str, Any]:
+    """``name``'s default cfgs: the backbone's pretrained cfgs tag for tag, same default tag."""
+    default = timm.models.get_pretrained_cfg(arch)
+    default_tag = None if default is None else (default.tag or "")
+    cfgs = {}
+    for tagged in timm.list_models(arch, include_tags=True):      # 'arch.tag' (or 'arch')
+        tag = tagged.partition(".")[2]
+        star = "*" if tag == default_tag else ""                  # generate_default_cfgs' default
+        key = f"{name}.{tag}{star}" if tag or star else name
+        cfgs[key] = timm.models.get_pretrained_cfg(tagged) or timm.models.PretrainedCfg()
+    return timm.models.generate_default_cfgs(cfgs or {name: {}})
 
-    ``timm.create_model(name, dim=64, hidden_dim=512, n_layers=2, pretrained=False, **backbone_kwargs)`` then
-    builds :func:`create_torus_model` ``(arch, head, ...)``. Usage: ``register_torus_model("resnet34", "torusC")``
+
+def _create_torus(variant: str, pretrained: bool = False, pretrained_cfg: Any = None,
+                  pretrained_cfg_overlay: dict[str, Any] | None = None, dim: int = 64,
+                  hidden_dim: int = 512, n_layers: int = 2, num_classes: int | None = None,
+                  **kwargs: Any) -> nn.Module:
+    """Build the registered ``variant``; arguments as in :func:`register_torus_model`."""
+    arch, mode = _VARIANT_OF[variant]
+    # timm's resolution: a tag without a cfg raises timm's "Invalid pretrained tag", overlay applied
+    cfg = timm.models.resolve_pretrained_cfg(variant, pretrained_cfg,
+                                             dict(pretrained_cfg_overlay or {}))
+    backbone_cfg = dataclasses.replace(cfg, architecture=arch).to_dict()
+    kwargs = {key: value for key, value in kwargs.items() if value is not None}
+    if kwargs.get("features_only"):
+        model = timm.create_model(arch, pretrained, pretrained_cfg=backbone_cfg, **kwargs)
+        model.pretrained_cfg = model.default_cfg = dict(model.pretrained_cfg, architecture=variant)
+        return model
+    if num_classes == 0:
+        backbone = timm.create_model(arch, pretrained, pretrained_cfg=backbone_cfg, num_classes=0,
+                                     **kwargs)
+        model = TorusTimmModel(backbone, nn.Identity())
+    elif num_classes is None:
+        model = create_torus_model(arch, mode, dim, pretrained, hidden_dim, n_layers,
+                                   pretrained_cfg=backbone_cfg, **kwargs)
+    else:
+        raise ValueError(f"{variant}'s torus head replaces the classifier (its width is set by "
+                         f"dim): num_classes must be 0 (no head) or unset, got {num_classes!r}; "
+                         f"for an n-class classifier in the head's place call "
+                         f"model.reset_classifier(n)")
+    model.pretrained_cfg = model.default_cfg = cfg.to_dict()
+    return model
+
+
+def register_torus_model(arch: str, head: str = "torusN") -> str:
+    """Register ``<arch>_torusn`` or ``<arch>_torusc`` in timm's registry (``register_model``).
+
+    The entrypoint is a function of this module (so ``from ... import *`` exports it, as timm's
+    model modules do) with ``default_cfgs`` derived from the backbone's pretrained cfgs. Then
+    ``timm.create_model(name[.tag], pretrained=False, pretrained_cfg=None,
+    pretrained_cfg_overlay=None, dim=64, hidden_dim=512, n_layers=2, num_classes=None,
+    features_only=False, **backbone_kwargs)`` builds a :class:`TorusTimmModel` (``num_classes=0``:
+    without the head), or with ``features_only=True`` timm's feature extractor of the backbone.
+    Usage: ``register_torus_model("resnet34", "torusC")``.
+
+    Args:
+        arch: a timm architecture name, without a pretrained tag.
+        head: torusN or torusC (any alias, e.g. l2p / clifford).
+
+    Returns:
+        The registered name (registering it again returns it unchanged).
+
+    Raises:
+        TypeError: ``arch`` is not a string.
+        ValueError: unknown arch or head, a sphere head, or the name taken by another model.
     """
+    if not isinstance(arch, str):
+        raise TypeError(f"arch must be a timm model name (str), got {type(arch).__name__}")
     mode = canonical_mode(head)
     if mode == "sphere":
-        raise ValueError("only torus variants are registered (head torusN or torusC); for a sphere head use "
-                         "create_torus_model(arch, head='sphere')")
-    if not timm.is_model(arch):
-        raise ValueError(f"timm has no model {arch!r} (see timm.list_models())")
+        raise ValueError("only torus variants are registered (head torusN or torusC); for a sphere "
+                         "head use create_torus_model(arch, head='sphere')")
+    if "." in arch or not timm.is_model(arch):
+        raise ValueError(f"timm has no model {arch!r} (see timm.list_models(); give the arch "
+                         f"without a pretrained tag)")
     name = f"{arch}_{mode.lower()}"
-    registered = timm.models._registry._model_entrypoints.get(name)
-    if registered is not None:
-        if getattr(registered, "_torus_plugins", None) == (arch, mode):
-            return name                                   # already ours
+    if timm.is_model(name):
+        if timm.models.model_entrypoint(name) is globals().get(name):
+            return name                                          # already ours
         raise ValueError(f"timm already has a model named {name!r}; not overwriting it")
 
-    def entrypoint(pretrained=False, pretrained_cfg=None, pretrained_cfg_overlay=None, cache_dir=None, dim=64,
-                   hidden_dim=512, n_layers=2, **kwargs):
-        if cache_dir is not None:
-            kwargs["cache_dir"] = cache_dir
-        return create_torus_model(arch, head=mode, dim=dim, pretrained=pretrained, hidden_dim=hidden_dim,
-                                  n_layers=n_layers, **kwargs)
+    def entrypoint(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+        return _create_torus(name, pretrained, **kwargs)
 
     entrypoint.__name__ = entrypoint.__qualname__ = name
-    entrypoint.__module__ = __name__
-    entrypoint.__doc__ = f"timm {arch} (num_classes=0) + torus head {mode} (torus-plugins)."
-    entrypoint._torus_plugins = (arch, mode)
+    entrypoint.__doc__ = (f"timm {arch} (num_classes=0) -> MLP -> {mode} head; arguments as in "
+                          f"register_torus_model.")
+    globals()[name] = entrypoint                     # timm adds the name to __all__
+    _VARIANT_OF[name] = (arch, mode)
+    default_cfgs.update(_variant_cfgs(arch, name))
     timm.models.register_model(entrypoint)
     return name
 
 
 for _arch in BACKBONES:
-    if timm.is_model(_arch):          # skip names an older timm does not know
+    if timm.is_model(_arch):                         # skip a name an older timm does not know
         for _head in VARIANTS.values():
             register_torus_model(_arch, _head)

@@ -153,7 +153,10 @@ def build_model(head: str, args):
 @torch.no_grad()
 def embed(model, x, data):   # -> (backbone features, head embeddings)
     model.eval()
-    feats = torch.cat([model.forward_features(data["norm"](x[i:i + 512])) for i in range(0, len(x), 512)])
+    def pooled(xb):   # the backbone's pooled features (timm's pre-logits)
+        return model.forward_head(model.forward_features(data["norm"](xb)), pre_logits=True)
+
+    feats = torch.cat([pooled(x[i:i + 512]) for i in range(0, len(x), 512)])
     return feats, model.head(feats)
 
 

@@ -1,7 +1,6 @@
-"""Adapters for installed libraries: normalize (the patch mechanism), timm, lightly, pml, and the registry entries."""
+"""Adapters for installed libraries: normalize (the patch mechanism), lightly, pml, and the registry entries."""
 
 import importlib
-import math
 import types
 
 import pytest
@@ -109,121 +108,6 @@ def test_with_defaults_binds_only_missing_arguments():
     assert Bound(0.5, "torusN").mode == "torusN"
     assert Bound(tau=2.0, mode="sphere").mode == "sphere"
     assert issubclass(Bound, Loss) and Bound.__name__ == "Loss"
-
-
-# ---------------------------------------------------------------- timm
-
-def test_timm_create_model_cnn_on_the_torus():
-    from torus_plugins.adapters import timm as ttimm
-
-    model = ttimm.create_torus_model("resnet18", head="l2p", dim=16, pretrained=False, hidden_dim=32)
-    assert model.num_features == 512 and model.out_dim == 16
-    z = model(torch.randn(2, 3, 32, 32))
-    assert z.shape == (2, 16)
-    pair_norms = z.unflatten(-1, (8, 2)).norm(dim=-1)
-    assert torch.allclose(pair_norms, torch.full_like(pair_norms, 1 / math.sqrt(8)), atol=1e-5)
-    # gradient through backbone + MLP + L2p (fused backward) against a central finite difference in float64
-    model = model.double().eval()    # train-mode BatchNorm over 2 samples is too curved for a finite difference
-    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
-    weights = torch.randn(2, 16, dtype=torch.float64)
-    objective = lambda: (model(x) * weights).sum()
-    objective().backward()
-    w = model.backbone.conv1.weight
-    direction = torch.randn_like(w)
-    with torch.no_grad():
-        w += 1e-6 * direction
-        up = objective()
-        w -= 2e-6 * direction
-        down = objective()
-        w += 1e-6 * direction
-    numeric = (up - down) / 2e-6
-    assert float((w.grad * direction).sum()) == pytest.approx(float(numeric), rel=1e-6, abs=1e-8)
-
-
-def test_timm_attach_head_vit_torusC_and_errors():
-    import timm
-
-    from torus_plugins.adapters import timm as ttimm
-
-    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8, depth=2,
-                            num_classes=10)
-    with pytest.raises(ValueError, match="does not match the backbone width 192"):
-        ttimm.attach_head(vit, head="torusC", dim=8, in_features=512)
-    model = ttimm.attach_head(vit, head="torusC", dim=8, hidden_dim=32)
-    assert model.out_dim == 16 and vit.num_classes == 0
-    z = model(torch.randn(3, 3, 32, 32))
-    assert z.shape == (3, 16)
-    assert torch.allclose(z.norm(dim=1), torch.ones(3), atol=1e-5)
-    with pytest.raises(ValueError, match="unknown head"):
-        ttimm.create_torus_model("resnet18", head="hyperbolic")
-    with pytest.raises(ValueError, match="num_classes must be 0"):
-        ttimm.create_torus_model("resnet18", num_classes=10)
-    with pytest.raises(TypeError, match="timm model"):
-        ttimm.attach_head(torch.nn.Linear(3, 3))
-    with pytest.raises(ValueError, match="must equal the backbone width"):
-        ttimm.make_head(192, "l2p", dim=64, n_layers=0)
-
-
-def test_timm_registry_lists_and_builds_the_torus_variants():
-    import timm
-
-    from torus_plugins.adapters import timm as ttimm
-
-    found = timm.list_models("*torus*")
-    assert {"resnet18_torusn", "resnet18_torusc", "vit_tiny_patch16_224_torusc"} <= set(found)
-    assert not timm.list_models("*torus*", pretrained=True)          # no weights of their own
-    torch.manual_seed(0)
-    via_timm = timm.create_model("resnet18_torusn", dim=16, hidden_dim=32)
-    torch.manual_seed(0)
-    direct = ttimm.create_torus_model("resnet18", head="torusN", dim=16, hidden_dim=32)
-    x = torch.randn(2, 3, 32, 32)
-    via_timm.eval(), direct.eval()
-    torch.testing.assert_close(via_timm(x), direct(x))                # same construction, same numbers
-    assert isinstance(via_timm, ttimm.TorusTimmModel) and via_timm.out_dim == 16
-    vit = timm.create_model("vit_tiny_patch16_224_torusc", dim=8, hidden_dim=16, img_size=32, patch_size=8,
-                            depth=1)
-    z = vit(x)
-    assert z.shape == (2, 16)
-    torch.testing.assert_close(z.norm(dim=1), torch.ones(2))
-    # timm's own names are untouched: the plain arch still builds a classifier
-    assert timm.create_model("resnet18", num_classes=5)(x).shape == (2, 5)
-    with pytest.warns(DeprecationWarning, match="create_torus_model"):
-        ttimm.create_model("resnet18", dim=16, hidden_dim=32)
-
-
-def test_timm_register_torus_model_and_errors():
-    import timm
-
-    from torus_plugins.adapters import timm as ttimm
-
-    name = ttimm.register_torus_model("resnet26", "torusC")
-    assert name == "resnet26_torusc" and "resnet26_torusc" in timm.list_models("resnet26*")
-    assert ttimm.register_torus_model("resnet26", "clifford") == name          # idempotent, any alias
-    assert timm.create_model(name, dim=4, hidden_dim=8)(torch.randn(2, 3, 32, 32)).shape == (2, 8)
-    with pytest.raises(ValueError, match="timm has no model 'resnet9000'"):
-        ttimm.register_torus_model("resnet9000")
-    with pytest.raises(ValueError, match="only torus variants"):
-        ttimm.register_torus_model("resnet18", "sphere")
-    with pytest.raises(ValueError, match="num_classes must be 0"):
-        timm.create_model("resnet18_torusn", num_classes=10)
-
-    def someone_elses(pretrained=False, **kwargs):                     # a foreign model under our pattern
-        return torch.nn.Identity()
-    timm.models._registry._model_entrypoints["resnet34_torusn"] = someone_elses
-    try:
-        with pytest.raises(ValueError, match="already has a model named 'resnet34_torusn'; not overwriting"):
-            ttimm.register_torus_model("resnet34", "torusN")
-    finally:
-        timm.models._registry._model_entrypoints.pop("resnet34_torusn", None)
-
-
-def test_timm_head_mismatch_is_reported_at_forward():
-    from torus_plugins.adapters.timm import TorusTimmModel, make_head
-
-    backbone = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 24))
-    model = TorusTimmModel(backbone, make_head(32, "l2p", 8, hidden_dim=16))
-    with pytest.raises(ValueError, match="width 24 .* expects 32"):
-        model(torch.randn(2, 3, 2, 2))
 
 
 # ---------------------------------------------------------------- lightly
