@@ -2,8 +2,8 @@
 the float model.
 
 Per head and seed, the model is trained as `make demo` trains it (examples/ebjepa_cifar.py),
-exported with ``torus_plugins.deploy.export`` (calibrated on --calibration training images), loaded with
-``deploy.load`` and compared on the test images with the float pipeline's codes
+exported with ``torus_plugins.deploy.export`` (calibrated on --calibration training images),
+loaded with ``deploy.load`` and compared on the test images with the float pipeline's codes
 ``quantize(to_turns(model(x)), bits)``: codes equal / within one step; P@1 of test queries against
 the training set with device and with float codes (8 and 4 bits); where codes change (int8
 activations alone, int8 last-layer weights alone, the integer head on ideal int8 activations); file
