@@ -15,6 +15,7 @@ Usage::
     head = deploy.integer_head_from_linear(linear, input_scale=s, input_zero_point=zp,
                                            geometry="torusN", bits=8)
     codes = head.codes(q_int8)                                  # uint8 [N, n_angles]
+    deploy.export_integer_head_c("head.h", head, codes=stored_codes)   # + top-k over the codes
 """
 
 from .c_export import export_integer_head_c, integer_head_c_source

@@ -1,21 +1,24 @@
-"""Run the integer head and a top-k search over stored codes on an emulated Arm Cortex-M4, and check them.
+"""The integer head and a top-k search on an emulated Arm Cortex-M4, checked against Python.
 
-The exported C header (:func:`export_integer_head_c` with the stored codes in const memory) and the queries
-(int8 activations, also const) are cross-compiled with ``arm-none-eabi-gcc`` for the MPS2 AN386 board with a
-minimal startup of our own (``m4/startup.c``, ``m4/mps2_an386.ld``) and run in ``qemu-system-arm -M mps2-an386``;
-the firmware prints each query's codes and top-k (id, distance) over Arm semihosting. :func:`check_emulation`
-compares them with ``IntegerHead.codes`` and :class:`~torus_plugins.search.TorusIndexFlat`.
+The exported C header (:func:`export_integer_head_c` with the stored codes in const memory) and the
+queries (int8 activations, also const) are cross-compiled with ``arm-none-eabi-gcc`` for the MPS2
+AN386 board with a minimal startup of our own (``m4/startup.c``, ``m4/mps2_an386.ld``) and run in
+``qemu-system-arm -M mps2-an386``; the firmware prints each query's codes and top-k (id, distance)
+over Arm semihosting. :func:`check_emulation` compares them with ``IntegerHead.codes`` and
+:class:`~torus_plugins.search.TorusIndexFlat`.
 
-Instructions: QEMU runs with ``-icount shift=0`` (one virtual nanosecond per instruction) and the firmware reads
-the SysTick counter (processor clock, 25 MHz on this board: one tick every 40 instructions) around the head and
-the search of every query. QEMU does not emulate the DWT cycle counter, nor Cortex-M4 pipeline timing: these are
-instruction counts, not cycles.
+Instructions: QEMU runs with ``-icount shift=0`` (one virtual nanosecond per instruction) and the
+firmware reads the SysTick counter (processor clock, 25 MHz on this board: one tick every 40
+instructions) around the head and the search of every query; :func:`trace_instruction_count`
+cross-checks with a log of every executed instruction. QEMU emulates neither the DWT cycle counter
+nor the Cortex-M4 pipeline: these are instruction counts, not cycles.
 
 Needs the Debian packages ``gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm``.
 
 Usage::
 
-    python -m torus_plugins.deploy.cortex_m4 --head head.torh --codes db.torc --activations q.npy --k 10
+    python -m torus_plugins.deploy.cortex_m4 --head head.torh --codes db.torc \\
+        --activations q.npy --k 10
 """
 
 import argparse
@@ -36,15 +39,16 @@ from ..codes.quantize import check_codes
 from .c_export import export_integer_head_c
 from .integer_head import IntegerHead
 
-__all__ = ["DEBIAN_PACKAGES", "missing_packages", "M4Run", "build_firmware", "run_firmware", "emulate",
-           "check_emulation", "read_activations", "trace_instruction_count", "emulator_command", "NS_PER_TICK"]
+__all__ = ["DEBIAN_PACKAGES", "missing_packages", "M4Run", "build_firmware", "run_firmware",
+           "emulate", "check_emulation", "read_activations", "trace_instruction_count",
+           "emulator_command", "section_sizes", "NS_PER_TICK"]
 
 DEBIAN_PACKAGES = ("gcc-arm-none-eabi", "libnewlib-arm-none-eabi", "qemu-system-arm")
-#: SysTick runs on the 25 MHz processor clock of QEMU's MPS2 boards; with -icount shift=0 one instruction takes
-#: one virtual nanosecond, so one tick is 40 instructions.
+#: SysTick runs on the 25 MHz processor clock of QEMU's MPS2 boards; with -icount shift=0 one
+#: instruction takes one virtual nanosecond, so one tick is 40 instructions.
 NS_PER_TICK = 40
-CFLAGS = ("-mcpu=cortex-m4", "-mthumb", "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic",
-          "-ffreestanding", "--specs=nano.specs", "-nostartfiles")
+CFLAGS = ("-mcpu=cortex-m4", "-mthumb", "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror",
+          "-pedantic", "-ffreestanding", "--specs=nano.specs", "-nostartfiles")
 _LINE = re.compile(r"^Q (\d+) C([ \d]*) K((?: -?\d+:\d+)*) T (\d+) (\d+)$")
 
 
@@ -52,7 +56,8 @@ def _newlib_found() -> bool:
     """Whether arm-none-eabi-gcc finds newlib-nano's C library (what --specs=nano.specs links)."""
     try:
         found = subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb",
-                                "-print-file-name=libc_nano.a"], capture_output=True, text=True, timeout=60)
+                                "-print-file-name=libc_nano.a"],
+                               capture_output=True, text=True, timeout=60)
     except OSError:
         return False
     return os.path.isabs(found.stdout.strip()) and os.path.exists(found.stdout.strip())
@@ -83,11 +88,11 @@ class M4Run:
 
     Attributes:
         codes: uint8 [nq, n_angles], the head's codes on the device.
-        ids, distances: int64 [nq, k], the top-k (id -1 / distance 2**32 - 1 pad k > n).
-        head_instructions, search_instructions: int64 [nq], instructions of each step per query (40 per
-            SysTick tick, see module docstring).
-        text, data, bss: section sizes in bytes (``arm-none-eabi-size``): flash = text + data, RAM = data + bss
-            (bss includes the 8 KB stack).
+        ids, distances: int64 [nq, k], the top-k (k > n pads with id -1, distance 2**32 - 1).
+        head_instructions, search_instructions: int64 [nq], instructions of each step per query
+            (40 per SysTick tick, see module docstring).
+        text, data, bss: section sizes in bytes (``arm-none-eabi-size``): flash = text + data,
+            RAM = data + bss (bss includes the 8 KB stack).
     """
     codes: np.ndarray
     ids: np.ndarray
@@ -111,6 +116,16 @@ def _c_rows(array: np.ndarray) -> str:
     return ",\n".join("    {" + ", ".join(str(int(v)) for v in row) + "}" for row in array)
 
 
+def _check_queries(head: IntegerHead, queries) -> np.ndarray:
+    if not isinstance(queries, np.ndarray) or queries.dtype != np.int8:
+        kind = queries.dtype if isinstance(queries, np.ndarray) else type(queries).__name__
+        raise TypeError(f"queries must be a numpy int8 array [n, {head.in_features}], got {kind}")
+    if queries.ndim != 2 or queries.shape[1] != head.in_features or len(queries) == 0:
+        raise ValueError(f"queries must have shape [n >= 1, {head.in_features}], "
+                         f"got {queries.shape}")
+    return queries
+
+
 def build_firmware(head: IntegerHead, stored_codes, queries, k: int, workdir) -> Path:
     """Cross-compile the firmware (head + stored codes + queries in flash); returns the ELF path.
 
@@ -122,7 +137,8 @@ def build_firmware(head: IntegerHead, stored_codes, queries, k: int, workdir) ->
     workdir = Path(workdir)
     queries = _check_queries(head, queries)
     k = check_int(k, "k", 1, 1 << 16)
-    export_integer_head_c(workdir / "head.h", head, name="head", codes=stored_codes, codes_name="head_db")
+    export_integer_head_c(workdir / "head.h", head, name="head", codes=stored_codes,
+                          codes_name="head_db")
     (workdir / "queries.h").write_text(f"""/* Generated: {len(queries)} int8 activation vectors. */
 #define N_QUERIES {len(queries)}
 #define TOPK {k}
@@ -130,31 +146,35 @@ static const int8_t queries[N_QUERIES][HEAD_IN] = {{
 {_c_rows(queries)}
 }};
 """)
-    src = resources.files("torus_plugins.deploy") / "m4"
     elf = workdir / "firmware.elf"
-    with resources.as_file(src) as m4:
-        cmd = ["arm-none-eabi-gcc", *CFLAGS, f"-I{workdir}", f"-I{m4}", "-T", str(Path(m4) / "mps2_an386.ld"),
-               str(Path(m4) / "startup.c"), str(Path(m4) / "main.c"), "-o", str(elf)]
+    with resources.as_file(resources.files("torus_plugins.deploy") / "m4") as m4:
+        m4 = Path(m4)
+        cmd = ["arm-none-eabi-gcc", *CFLAGS, f"-I{workdir}", f"-I{m4}", "-T",
+               str(m4 / "mps2_an386.ld"), str(m4 / "startup.c"), str(m4 / "main.c"), "-o", str(elf)]
         subprocess.run(cmd, check=True, capture_output=True, text=True)
     return elf
 
 
 def section_sizes(elf) -> tuple:
     """(text, data, bss) in bytes from ``arm-none-eabi-size``."""
-    out = subprocess.run(["arm-none-eabi-size", str(elf)], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(["arm-none-eabi-size", str(elf)], check=True, capture_output=True,
+                         text=True).stdout
     text, data, bss = map(int, out.splitlines()[1].split()[:3])
     return text, data, bss
 
 
 def emulator_command(elf, output) -> list:
-    """``qemu-system-arm -M mps2-an386 -nographic`` with instruction counting and semihosting into ``output``."""
-    return ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none", "-serial", "none",
-            "-icount", "shift=0", "-chardev", f"file,id=semihosting,path={output}",
-            "-semihosting-config", "enable=on,target=native,chardev=semihosting", "-kernel", str(elf)]
+    """``qemu-system-arm -M mps2-an386 -nographic``, counting instructions, semihosting output
+    to a file."""
+    return ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
+            "-serial", "none", "-icount", "shift=0",
+            "-chardev", f"file,id=semihosting,path={output}",
+            "-semihosting-config", "enable=on,target=native,chardev=semihosting",
+            "-kernel", str(elf)]
 
 
 def run_firmware(elf, n_queries: int, n_angles: int, k: int, timeout: float = 600.0) -> M4Run:
-    """Run the firmware in ``qemu-system-arm -M mps2-an386`` (semihosting, -icount shift=0) and parse it.
+    """Run the firmware in ``qemu-system-arm -M mps2-an386`` and parse what it printed.
 
     Raises:
         RuntimeError: the emulator failed, timed out, or printed something unexpected.
@@ -162,16 +182,17 @@ def run_firmware(elf, n_queries: int, n_angles: int, k: int, timeout: float = 60
     _require_tools()
     out = Path(elf).with_suffix(".out")
     out.unlink(missing_ok=True)
-    cmd = emulator_command(elf, out)
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        done = subprocess.run(emulator_command(elf, out), capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"the emulator did not finish within {timeout} s") from None
     printed = out.read_text() if out.exists() else ""
     lines = printed.splitlines()
     if done.returncode != 0 or not lines or lines[-1] != "END":
+        tail = (printed[-300:] + done.stdout[-300:] + done.stderr[-300:]).strip()
         raise RuntimeError(f"the emulated firmware failed (exit status {done.returncode}): "
-                           f"{(printed[-300:] + done.stdout[-300:] + done.stderr[-300:]).strip()!r}")
+                           f"{tail!r}")
     codes = np.zeros((n_queries, n_angles), np.uint8)
     ids = np.zeros((n_queries, k), np.int64)
     dist = np.zeros((n_queries, k), np.int64)
@@ -190,41 +211,35 @@ def run_firmware(elf, n_queries: int, n_angles: int, k: int, timeout: float = 60
     if len(seen) != n_queries:
         raise RuntimeError(f"the firmware answered {len(seen)} of {n_queries} queries")
     text, data, bss = section_sizes(elf)
-    return M4Run(codes, ids, dist, ticks[:, 0] * NS_PER_TICK, ticks[:, 1] * NS_PER_TICK, text, data, bss)
+    return M4Run(codes, ids, dist, ticks[:, 0] * NS_PER_TICK, ticks[:, 1] * NS_PER_TICK,
+                 text, data, bss)
 
 
 def trace_instruction_count(elf, timeout: float = 600.0) -> int:
-    """Instructions executed by the whole firmware, counted independently of SysTick: QEMU translates one
-    instruction per block (``-singlestep``) and logs every block it executes (``-d exec,nochain``).
+    """Instructions executed by the whole firmware, counted without SysTick.
 
-    Slow (a log line per instruction): meant to cross-check the SysTick counts on a small run.
+    QEMU translates one instruction per block (``-singlestep``) and logs every block it executes
+    (``-d exec,nochain``): one log line per instruction. Slow; meant to cross-check the SysTick
+    counts on a small run.
     """
     _require_tools()
-    out = Path(elf).with_suffix(".trace.out")
-    cmd = emulator_command(elf, out)
+    cmd = emulator_command(elf, Path(elf).with_suffix(".trace.out"))
     cmd[1:1] = ["-singlestep", "-d", "exec,nochain", "-D", "/dev/stdout"]
     count, tail = 0, b""
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL) as p:
-        for chunk in iter(lambda: p.stdout.read(1 << 20), b""):
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          stdin=subprocess.DEVNULL) as proc:
+        for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):
             data = tail + chunk  # a marker split between two chunks is whole here, once
             count += data.count(b"Trace ")
             tail = data[-5:]
-        if p.wait(timeout) != 0:
-            raise RuntimeError(f"the emulator failed with exit status {p.returncode}")
+        if proc.wait(timeout) != 0:
+            raise RuntimeError(f"the emulator failed with exit status {proc.returncode}")
     return count
 
 
-def _check_queries(head: IntegerHead, queries) -> np.ndarray:
-    if not isinstance(queries, np.ndarray) or queries.dtype != np.int8:
-        kind = queries.dtype if isinstance(queries, np.ndarray) else type(queries).__name__
-        raise TypeError(f"queries must be a numpy int8 array [n, {head.in_features}], got {kind}")
-    if queries.ndim != 2 or queries.shape[1] != head.in_features or len(queries) == 0:
-        raise ValueError(f"queries must have shape [n >= 1, {head.in_features}], got {queries.shape}")
-    return queries
-
-
-def emulate(head: IntegerHead, stored_codes, queries, k: int = 10, workdir=None, timeout: float = 600.0) -> M4Run:
-    """Build and run the firmware for these stored codes and int8 queries (in a temporary folder by default).
+def emulate(head: IntegerHead, stored_codes, queries, k: int = 10, workdir=None,
+            timeout: float = 600.0) -> M4Run:
+    """Build and run the firmware for these stored codes and int8 queries.
 
     Args:
         head: the IntegerHead.
@@ -233,6 +248,13 @@ def emulate(head: IntegerHead, stored_codes, queries, k: int = 10, workdir=None,
         k: neighbours per query.
         workdir: keep the generated sources and ELF here (default: a temporary folder, removed).
         timeout: seconds allowed to the emulator.
+
+    Returns:
+        M4Run.
+
+    Raises:
+        TypeError, ValueError: bad codes or queries.
+        RuntimeError: missing toolchain, or the emulated run failed.
     """
     stored_codes = check_codes(stored_codes, head.bits, "stored_codes")
     queries = _check_queries(head, queries)
@@ -244,10 +266,11 @@ def emulate(head: IntegerHead, stored_codes, queries, k: int = 10, workdir=None,
 
 
 def check_emulation(head: IntegerHead, stored_codes, queries, k: int, run: M4Run) -> dict:
-    """Compare an emulated run with Python: codes with ``head.codes``, top-k with ``TorusIndexFlat.search``.
+    """Compare an emulated run with Python: ``head.codes`` and ``TorusIndexFlat.search``.
 
     Returns:
-        dict with ``codes_equal``, ``ids_equal``, ``distances_equal`` (fractions of queries) and ``all_equal``.
+        dict: ``codes_equal``, ``ids_equal``, ``distances_equal`` (fractions of queries whose
+        whole row is equal) and ``all_equal``.
     """
     from ..search import TorusIndexFlat
 
@@ -264,7 +287,7 @@ def check_emulation(head: IntegerHead, stored_codes, queries, k: int, run: M4Run
 
 
 def read_activations(path, in_features: int) -> np.ndarray:
-    """int8 activations [n, in_features] from a ``.npy`` (int8, 2-D) or a raw ``.bin`` of int8 bytes."""
+    """int8 activations [n, in_features] from a ``.npy`` (int8) or a raw ``.bin`` of int8 bytes."""
     path = Path(path)
     if path.suffix == ".npy":
         array = np.load(path, allow_pickle=False)
@@ -273,19 +296,20 @@ def read_activations(path, in_features: int) -> np.ndarray:
     else:
         array = np.fromfile(path, np.int8)
         if array.size % in_features:
-            raise ValueError(f"{path}: {array.size} bytes is not a multiple of in_features={in_features}")
+            raise ValueError(f"{path}: {array.size} bytes is not a multiple of "
+                             f"in_features={in_features}")
     return array.reshape(-1, in_features) if array.ndim == 1 else array
 
 
 def main(argv=None) -> int:
-    """Command line: emulate a saved head on stored codes and activations; exit status 1 on any mismatch."""
+    """Command line: emulate a saved head on stored codes and activations; 1 on any mismatch."""
     from ..codes.file_format import load_codes
     from .integer_head import load_integer_head
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--head", required=True, help="integer head file (save_integer_head)")
-    parser.add_argument("--codes", required=True, help="stored codes: a .torc code file or a uint8 .npy")
-    parser.add_argument("--activations", required=True, help="int8 queries: .npy [n, in] or raw .bin")
+    parser.add_argument("--codes", required=True, help="stored codes: .torc code file or .npy")
+    parser.add_argument("--activations", required=True, help="int8 queries: .npy [n, in] or .bin")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--workdir", default=None, help="keep the generated sources and ELF here")
     args = parser.parse_args(argv)
@@ -298,7 +322,8 @@ def main(argv=None) -> int:
     run = emulate(head, stored, queries, args.k, args.workdir)
     check = check_emulation(head, stored, queries, args.k, run)
     print(f"{len(queries)} queries, {len(stored)} stored codes, k={args.k}: {check}")
-    print(f"flash {run.flash_bytes} B (text {run.text}, data {run.data}), RAM {run.ram_bytes} B (bss {run.bss})")
+    print(f"flash {run.flash_bytes} B (text {run.text}, data {run.data}), "
+          f"RAM {run.ram_bytes} B (bss {run.bss})")
     print(f"instructions per query: head {run.head_instructions.mean():.0f}, "
           f"search {run.search_instructions.mean():.0f}")
     return 0 if check["all_equal"] else 1

@@ -1,5 +1,6 @@
-/* For every query: its codes by the integer head and the top-k stored codes by circular L1, printed over
-   semihosting as "Q <query> C <codes> K <id>:<distance> ... T <ticks of the head> <ticks of the search>".
+/* For every query: its codes by the integer head and the top-k stored codes by circular L1,
+   printed over semihosting as
+   "Q <query> C <codes> K <id>:<distance> ... T <ticks of the head> <ticks of the search>".
    The ticks are SysTick counts (processor clock; with qemu -icount they count instructions). */
 #include "head.h"
 #include "queries.h"

@@ -1,5 +1,6 @@
-/* Minimal startup for a Cortex-M4 on the MPS2 AN386 board: the vector table, a reset handler that copies
-   .data from flash to RAM, zeroes .bss and calls main, and Arm semihosting for output and exit. */
+/* Minimal startup for a Cortex-M4 on the MPS2 AN386 board: the vector table, a reset handler that
+   copies .data from flash to RAM, zeroes .bss and calls main, and Arm semihosting for output and
+   exit. */
 #include <stdint.h>
 #include <string.h>
 
@@ -9,15 +10,18 @@
 #define SYS_EXIT_EXTENDED 0x20u
 #define ADP_STOPPED_APPLICATION_EXIT 0x20026u
 
-extern uint32_t __data_load[], __data_start[], __data_end[], __bss_start[], __bss_end[], __stack_top[];
+/* Defined by the linker script. */
+extern uint32_t __data_load[], __data_start[], __data_end[];
+extern uint32_t __bss_start[], __bss_end[], __stack_top[];
 int main(void);
 void reset_handler(void);
 void fault_handler(void);
 
-/* Initial stack pointer, then the handlers: reset, NMI, hard fault, memory, bus and usage faults. */
+/* Initial stack pointer, then the handlers: reset, NMI, hard fault, memory, bus, usage faults. */
 __attribute__((section(".vectors"), used)) static const uintptr_t vectors[7] = {
-    (uintptr_t)__stack_top, (uintptr_t)reset_handler, (uintptr_t)fault_handler, (uintptr_t)fault_handler,
+    (uintptr_t)__stack_top,   (uintptr_t)reset_handler, (uintptr_t)fault_handler,
     (uintptr_t)fault_handler, (uintptr_t)fault_handler, (uintptr_t)fault_handler,
+    (uintptr_t)fault_handler,
 };
 
 static uint32_t semihost(uint32_t op, const void *arg)
