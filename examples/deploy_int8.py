@@ -185,6 +185,7 @@ def timings(runs, args) -> dict:
     eb = demo_args(args)
     data = ebjepa_cifar.load_data(eb)
     x = data["norm"](data["test_x"])[:120]
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     deploy.set_runtime_threads(1)
     out = {}
@@ -205,6 +206,7 @@ def timings(runs, args) -> dict:
                 row[key] = {"eager_float_us": eager, "executorch_program_us": program,
                             "integer_head_us": head, "eager_over_program": eager / program}
             out[(r["head"], r["seed"])] = row
+    torch.set_num_threads(threads)
     return out
 
 

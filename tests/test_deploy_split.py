@@ -5,6 +5,7 @@ calibration data, bits, paths; the atomic folder write; code agreement against a
 import importlib
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -160,6 +161,13 @@ def test_paths_that_cannot_be_written_are_refused_before_any_work(tmp_path):
         export(MODEL, [X], tmp_path / "taken", overwrite=True)
     assert sorted(os.listdir(tmp_path)) == ["file", "taken"]
     assert (tmp_path / "taken" / "mine.txt").read_text() == "keep"
+
+
+def test_a_missing_edge_extra_is_named(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "executorch", None)   # as if not installed
+    with pytest.raises(ModuleNotFoundError, match=r"\[edge\] extra.*torus-plugins\[edge\]"):
+        export(MODEL, [X], tmp_path / "out")
+    assert os.listdir(tmp_path) == []
 
 
 # ---- the atomic folder write --------------------------------------------------------------------
