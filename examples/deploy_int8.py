@@ -117,10 +117,20 @@ def fidelity(model, encoder, geometry, x, ref_x, y, ref_y, linear) -> dict:
                "p1_device_codes": p1(device, head.codes(ref_q))}
         row["p1_gap"] = row["p1_float_codes"] - row["p1_device_codes"]
         out[f"{bits}bit"] = row
+    with torch.no_grad():
+        pre = linear(a)
     if geometry == "torusC":  # the turns an int8 grid on the head's input would have to cover
-        with torch.no_grad():
-            turns = linear(a)
-        out["torusC_turns_span_test"] = float(turns.max() - turns.min())
+        out["torusC_turns_span_test"] = float(pre.max() - pre.min())
+    else:  # code steps moved, for the quarter of pairs nearest the origin and for the others
+        norm = pre.unflatten(-1, (-1, 2)).norm(dim=-1).numpy()
+        steps = np.abs(h.codes(q).astype(int) - quantize(to_turns(z), 8).numpy().astype(int))
+        steps = np.minimum(steps, 256 - steps)
+        small = norm <= np.quantile(norm, 0.25)
+        out["torusN_mean_steps_by_norm"] = {"smallest_quarter": float(steps[small].mean()),
+                                            "other_pairs": float(steps[~small].mean())}
+        big = steps > 4
+        out["torusN_moves_over_4_steps_in_smallest_quarter"] = (
+            float(small[big].mean()) if big.any() else None)
     return out
 
 
@@ -239,6 +249,11 @@ ROWS = [  # label, path in a head's metrics, digits
     ("  integer head (numpy)", ("timing", "batch_max", "integer_head_us"), 1),
     ("  eager / program", ("timing", "batch_max", "eager_over_program"), 2),
     ("program's largest batch", ("timing", "max_batch"), 0),
+    ("torusN: mean steps, quarter of pairs nearest 0", ("torusN_mean_steps_by_norm",
+                                                         "smallest_quarter"), 2),
+    ("torusN: mean steps, other pairs", ("torusN_mean_steps_by_norm", "other_pairs"), 2),
+    ("torusN: moves > 4 steps in that quarter", ("torusN_moves_over_4_steps_in_smallest_quarter",),
+     2),
     ("torusC: turns spanned by the head input", ("torusC_turns_span_test",), 2),
     ("torusC: levels per turn if requantised", ("levels_per_turn_if_requantised",), 1),
 ]
