@@ -360,7 +360,8 @@ def export(model: nn.Module, calibration_loader, path, *, bits: int = 8, max_bat
 
     body(x) -> q int8 (real = scale * (q - zero_point)) -> IntegerHead(q) -> uint8 codes
     [N, n_angles], approximating ``codes.quantize(to_turns(model(x)), bits)`` of the float model
-    (module docstring: the split and the folder). ``model`` is copied into eval mode, not changed.
+    (module docstring: the split and the folder). ``model`` is copied (to CPU, float32, eval
+    mode), not changed.
 
     Args:
         model: trained ``nn.Module`` taking one float tensor [N, ...] and ending with ... ->
@@ -403,7 +404,7 @@ def export(model: nn.Module, calibration_loader, path, *, bits: int = 8, max_bat
     c_name = check_c_identifier(c_name, "c_name")
     path = _check_target(path, overwrite)
     batches = calibration_batches(calibration_loader)
-    model = copy.deepcopy(model).eval()
+    model = copy.deepcopy(model).to("cpu", torch.float32).eval()   # XNNPACK: CPU, float32 in
     split = find_split(model, batches[0][:max_batch])
     edge = _edge_modules()
     body = copy.deepcopy(model)
