@@ -188,15 +188,23 @@ def train(model, head, data, args, gen, tr, val):
     return history, stop.finish(model, args.epochs), stop.best_epoch
 
 
-def run(head: str, seed: int, args) -> dict:
-    """Train one head with one seed (its own validation split, initialisation and augmentations); evaluate."""
+def fit(head: str, seed: int, args):
+    """Train one head with one seed (its own validation split, initialisation and augmentations).
+
+    Returns (model, data, training indices without the validation split, history, stop reason, best epoch)."""
     gen = common.seed_everything(seed, args.threads)
     data = load_data(args)
-    ytr = data["train_y"]
-    tr, val = model_selection.train_test_split(np.arange(len(ytr)), test_size=0.15, random_state=seed,
-                                               stratify=ytr.numpy())
+    tr, val = model_selection.train_test_split(np.arange(len(data["train_y"])), test_size=0.15, random_state=seed,
+                                               stratify=data["train_y"].numpy())
     model = build_model(head, args)
     history, reason, best = train(model, head, data, args, gen, torch.as_tensor(tr), torch.as_tensor(val[:2000]))
+    return model, data, tr, history, reason, best
+
+
+def run(head: str, seed: int, args) -> dict:
+    """Train one head with one seed (:func:`fit`); evaluate."""
+    model, data, tr, history, reason, best = fit(head, seed, args)
+    ytr = data["train_y"]
     ftr, ztr = embed(model, data["train_x"][tr], data)
     fte, zte = embed(model, data["test_x"], data)
     rows = quantisation_table(ztr, zte, ytr[tr], data["test_y"], geometry=HEADS[head][0], seed=seed)

@@ -26,7 +26,8 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 #: optional top-level modules -> the extra that provides them (what a core-only install lacks)
 OPTIONAL = {"faiss": "search", "ripser": "topology", "matplotlib": "plot", "timm": "timm", "lightly": "lightly",
             "pytorch_metric_learning": "pml", "pymilvus": "milvus", "milvus_lite": "milvus",
-            "sklearn": "examples", "librosa": "examples", "torchvision": "timm", "scipy": "examples"}
+            "sklearn": "examples", "librosa": "examples", "torchvision": "timm", "scipy": "examples",
+            "executorch": "edge", "torchao": "edge"}
 
 
 def git_files(under: str) -> list:
@@ -126,7 +127,7 @@ CORE_ONLY = textwrap.dedent("""
                                       CircularSpreadLoss, ToroidalCovarianceLoss, clip_gradients)
     from torus_plugins.codes import quantize, save_codes, load_codes
     from torus_plugins.search import TorusIndex
-    import torus_plugins.metrics, torus_plugins.plot, torus_plugins.adapters.normalize
+    import torus_plugins.metrics, torus_plugins.plot, torus_plugins.adapters.normalize, torus_plugins.deploy
     z = L2p(8)(torch.randn(6, 8))
     loss = SupConLoss(0.1)(torch.stack([z, z], 1), torch.arange(6) % 3) + KoLeoLoss()(z)
     codes = quantize(to_turns(z), bits=8)

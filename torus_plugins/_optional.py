@@ -1,7 +1,7 @@
 """Optional dependencies: import one, or raise an ImportError that names the extra to install.
 
 Core torus-plugins needs only torch, numpy, tqdm and numba; faiss, ripser, matplotlib, timm, lightly,
-pytorch-metric-learning and pymilvus come with extras (``pip install 'torus-plugins[search]'`` etc.).
+pytorch-metric-learning, pymilvus and executorch come with extras (``pip install 'torus-plugins[search]'`` etc.).
 
 Usage::
 
@@ -25,6 +25,7 @@ EXTRAS = {
     "lightly": "lightly: torus_plugins.adapters.lightly",
     "pml": "pytorch-metric-learning: adapters.pml, distances, regularizers, retrieval metrics",
     "milvus": "pymilvus + milvus-lite: torus_plugins.search.milvus (Milvus Lite or a cluster)",
+    "edge": "executorch + torchao: torus_plugins.deploy export/load (int8 ExecuTorch program + integer head)",
     "examples": "scikit-learn, librosa, torchvision and the extras the examples use",
 }
 
