@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..codes.kernel import HAVE_NUMBA, topk_l1
-from ..codes.tiled import lists_topk
+from ..codes.tiled import lists_topk, probe_lists
 from ._base import IndexBase, PAD_DISTANCE, PAD_ID, append_rows, check_int, empty_rows, keep_rows, pad_results
 from .flat import range_from_topk
 
@@ -254,12 +254,13 @@ class TorusIndexIVF(IndexBase):
         """(D, insertion numbers) [nq, k] over one snapshot, padded with PAD_DISTANCE / -1."""
         lists = state.lists
         nq = q.shape[0]
-        probe = self._assign(state.refs, q, nprobe, threads)           # [nq, nprobe], the snapshot's centroids
         if HAVE_NUMBA:
+            probe = probe_lists(q, state.refs, self.bits, nprobe)      # [nq, nprobe], the snapshot's centroids
             rows, seqs = self._typed_lists(state)
             D, S = lists_topk(q, probe, rows, seqs, self.bits, k, self.packed)
             D[S < 0] = PAD_DISTANCE
             return D, S
+        probe = self._assign(state.refs, q, nprobe, threads)
         cand_d = np.full((nq, nprobe, k), PAD_DISTANCE, np.int64)
         cand_s = np.full((nq, nprobe, k), np.iinfo(np.int64).max, np.int64)
         flat = probe.ravel()
