@@ -165,7 +165,7 @@ def forced_blas(fn):
     return run
 
 
-def exact_table(sizes, repeat, bw, lock):
+def exact_table(sizes, repeat, bw):
     rows = []
     nq_all = 1000
     threshold = faiss.cvar.distance_compute_blas_threshold
@@ -187,8 +187,7 @@ def exact_table(sizes, repeat, bw, lock):
                    "t4": lambda: flat4.search(q4, K)}
             if nq * 2 * ANGLES >= threshold:
                 del fns["ip_blas"]                # BLAS is faiss's own choice here
-            with held(lock):
-                _, t = interleaved(fns, repeat)
+            _, t = interleaved(fns, repeat)
             ip_how = "BLAS" if nq * 2 * ANGLES >= threshold else "default: no BLAS"
             rows.append((n, nq, 8, f"faiss IndexFlatIP, float32 Clifford ({ip_how})", 512, f"{nq / t['ip']:.0f}",
                          ""))
@@ -301,84 +300,83 @@ class Contender:
         self.points = []       # (setting, recall, best seconds)
 
 
-def ann_group(data, n, x_t, q_t, repeat, hnsw_max, lock, rows, nlists):
+def ann_group(data, n, x_t, q_t, repeat, hnsw_max, rows, nlists):
     """Build every contender on one data set at one size, sweep them in interleaved rounds, add table rows."""
     nq = q_t.shape[0]
     c8, q8, c4, q4 = quantize(x_t, 8), quantize(q_t, 8), quantize(x_t, 4), quantize(q_t, 4)
     del x_t, q_t
     rng = np.random.default_rng(5)
-    with held(lock):
-        set_threads(1)
-        flat8 = TorusIndexFlat(ANGLES, 8).add(c8)
-        flat4 = TorusIndexFlat(ANGLES, 4).add(c4)
-        D8, _ = flat8.search(q8, K)
-        kth = D8[:, K - 1]
-        rc = search_data.relative_contrast(c8, q8)
-        probes = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
-        cons = [Contender("TorusIndexFlat 8-bit (exact)", 8, lambda: flat8, lambda ix, s: ix.search(q8, K)[1],
-                          (None,), 64),
-                Contender("TorusIndexFlat 4-bit (exact 4-bit scan)", 4, lambda: flat4,
-                          lambda ix, s: ix.search(q4, K)[1], (None,), 32)]
-        for nlist in nlists:
-            train_n = min(n, 64 * nlist)
-            sample = rng.permutation(n)[:train_n]
-            cons.append(Contender(f"TorusIndexIVF 8-bit nlist={nlist} (nprobe)", 8,
-                                  lambda: TorusIndexIVF(ANGLES, 8, nlist=nlist).train(c8[sample]).add(c8),
-                                  lambda ix, s: ix.search(q8, K, nprobe=s)[1],
-                                  [p for p in probes if p <= nlist], 64 + 8))
-        nlist = nlists[0]
-        jc, jq = johnson_encode(c4, 4), johnson_encode(q4, 4)
-        sample = rng.permutation(n)[:min(n, 64 * nlist)]
+    set_threads(1)
+    flat8 = TorusIndexFlat(ANGLES, 8).add(c8)
+    flat4 = TorusIndexFlat(ANGLES, 4).add(c4)
+    D8, _ = flat8.search(q8, K)
+    kth = D8[:, K - 1]
+    rc = search_data.relative_contrast(c8, q8)
+    probes = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+    cons = [Contender("TorusIndexFlat 8-bit (exact)", 8, lambda: flat8, lambda ix, s: ix.search(q8, K)[1],
+                      (None,), 64),
+            Contender("TorusIndexFlat 4-bit (exact 4-bit scan)", 4, lambda: flat4,
+                      lambda ix, s: ix.search(q4, K)[1], (None,), 32)]
+    for nlist in nlists:
+        train_n = min(n, 64 * nlist)
+        sample = rng.permutation(n)[:train_n]
+        cons.append(Contender(f"TorusIndexIVF 8-bit nlist={nlist} (nprobe)", 8,
+                              lambda: TorusIndexIVF(ANGLES, 8, nlist=nlist).train(c8[sample]).add(c8),
+                              lambda ix, s: ix.search(q8, K, nprobe=s)[1],
+                              [p for p in probes if p <= nlist], 64 + 8))
+    nlist = nlists[0]
+    jc, jq = johnson_encode(c4, 4), johnson_encode(q4, 4)
+    sample = rng.permutation(n)[:min(n, 64 * nlist)]
 
-        def build_bivf():
-            quant = faiss.IndexBinaryFlat(512)
-            ix = faiss.IndexBinaryIVF(quant, 512, nlist)
-            ix.own_fields = True
-            quant.this.disown()
-            ix.train(jc[sample])
-            ix.add(jc)
+    def build_bivf():
+        quant = faiss.IndexBinaryFlat(512)
+        ix = faiss.IndexBinaryIVF(quant, 512, nlist)
+        ix.own_fields = True
+        quant.this.disown()
+        ix.train(jc[sample])
+        ix.add(jc)
+        return ix
+
+    def at_nprobe(ix, s):
+        ix.nprobe = s
+        return ix.search(jq, K)[1]
+
+    cons.append(Contender(f"faiss IndexBinaryIVF 4-bit Johnson nlist={nlist} (nprobe)", 4, build_bivf,
+                          at_nprobe, [p for p in probes if p <= min(nlist, 256)], 64 + 8))
+    xf, qf = clifford(c8, 8), clifford(q8, 8)
+    ipx = faiss.IndexFlatIP(2 * ANGLES)
+    ipx.add(xf)
+    cons.insert(2, Contender("faiss IndexFlatIP float Clifford of the 8-bit codes (exact in its metric)", 8,
+                             lambda: ipx, lambda ix, s: ix.search(qf, K)[1], (None,), 512))
+    if n <= hnsw_max or data == "realistic":
+
+        def build_hnsw():
+            ix = faiss.IndexHNSWFlat(2 * ANGLES, 32, faiss.METRIC_INNER_PRODUCT)
+            ix.add(xf)
             return ix
 
-        def at_nprobe(ix, s):
-            ix.nprobe = s
-            return ix.search(jq, K)[1]
+        def at_ef(ix, s):
+            ix.hnsw.efSearch = s
+            return ix.search(qf, K)[1]
 
-        cons.append(Contender(f"faiss IndexBinaryIVF 4-bit Johnson nlist={nlist} (nprobe)", 4, build_bivf,
-                              at_nprobe, [p for p in probes if p <= min(nlist, 256)], 64 + 8))
-        xf, qf = clifford(c8, 8), clifford(q8, 8)
-        ipx = faiss.IndexFlatIP(2 * ANGLES)
-        ipx.add(xf)
-        cons.insert(2, Contender("faiss IndexFlatIP float Clifford of the 8-bit codes (exact in its metric)", 8,
-                                 lambda: ipx, lambda ix, s: ix.search(qf, K)[1], (None,), 512))
-        if n <= hnsw_max or data == "realistic":
-
-            def build_hnsw():
-                ix = faiss.IndexHNSWFlat(2 * ANGLES, 32, faiss.METRIC_INNER_PRODUCT)
-                ix.add(xf)
-                return ix
-
-            def at_ef(ix, s):
-                ix.hnsw.efSearch = s
-                return ix.search(qf, K)[1]
-
-            cons.append(Contender("faiss IndexHNSWFlat M=32 float Clifford of the 8-bit codes (efSearch)", 8,
-                                  build_hnsw, at_ef, (16, 32, 64, 128, 256, 512, 1024), "512 + graph"))
-        print(f"  .. {data} n={n}: built " + ", ".join(f"{c.name} {c.build_s:.1f}s" for c in cons), flush=True)
-        # round 0: warm-up and recall; a sweep stops once it is (nearly) exact
+        cons.append(Contender("faiss IndexHNSWFlat M=32 float Clifford of the 8-bit codes (efSearch)", 8,
+                              build_hnsw, at_ef, (16, 32, 64, 128, 256, 512, 1024), "512 + graph"))
+    print(f"  .. {data} n={n}: built " + ", ".join(f"{c.name} {c.build_s:.1f}s" for c in cons), flush=True)
+    # round 0: warm-up and recall; a sweep stops once it is (nearly) exact
+    for c in cons:
+        kept = []
+        for s in c.settings:
+            rec = tie_recall(c.search_at(c.index, s), q8, c8, kth)
+            kept.append((s, rec))
+            if rec >= 0.999:
+                break
+        c.points = [(s, rec, float("inf")) for s, rec in kept]
+    for _ in range(repeat):
         for c in cons:
-            kept = []
-            for s in c.settings:
-                rec = tie_recall(c.search_at(c.index, s), q8, c8, kth)
-                kept.append((s, rec))
-                if rec >= 0.999:
-                    break
-            c.points = [(s, rec, float("inf")) for s, rec in kept]
-        for _ in range(repeat):
-            for c in cons:
-                for j, (s, rec, best) in enumerate(c.points):
-                    t = time.perf_counter()
-                    c.search_at(c.index, s)
-                    c.points[j] = (s, rec, min(best, time.perf_counter() - t))
+            for j, (s, rec, best) in enumerate(c.points):
+                t = time.perf_counter()
+                c.search_at(c.index, s)
+                c.points[j] = (s, rec, min(best, time.perf_counter() - t))
     exact_qps = nq / cons[0].points[0][2]
     for c in cons:
         pts = [(s, rec, nq / t) for s, rec, t in c.points]
@@ -402,9 +400,11 @@ def ann_table(sizes, repeat, hnsw_max, lock, sets, nlists):
     rows = []
     nq = 1000
     for data in sets:
-        for n in (sizes if data != "uniform" else sizes[:1]):   # uniform: nothing pays at any size
-            x_t, q_t = DATA_SETS[data](n, nq, seed=0)
-            ann_group(data, n, x_t, q_t, repeat, hnsw_max, lock, rows, nlists)
+        ns = sizes if data != "uniform" else sizes[:1]         # uniform: nothing pays at any size
+        made = [DATA_SETS[data](n, nq, seed=0) for n in ns]    # before the lock: generating is not timed
+        with held(lock):
+            for n, (x_t, q_t) in zip(ns, made):
+                ann_group(data, n, x_t, q_t, repeat, hnsw_max, rows, nlists)
     table(f"Approximate search, k={K}, nq={nq}, {ANGLES} angles, searches 1 thread, builds {BUILD_THREADS} threads; "
           f"recall@10 tie-aware, against the 8-bit exact neighbours (every row, 4-bit ones included); QPS best of "
           f"{repeat} interleaved rounds; 'x exact' = over the exact TorusIndexFlat 8-bit scan of the same data in "
@@ -548,8 +548,8 @@ def main():
     print(f"machine: {machine()}", flush=True)
     with held(args.lock):
         bw = bandwidth_probe()
-    if run("exact"):
-        exact_table(sizes, args.repeat, bw, args.lock)
+        if run("exact"):
+            exact_table(sizes, args.repeat, bw)
     if run("latency"):
         with held(args.lock):
             latency_and_threads(rng, args.repeat)
