@@ -34,7 +34,7 @@ def _wrap(x: np.ndarray) -> np.ndarray:
 def realistic(n: int, nq: int, seed: int = 0, angles: int = ANGLES, n_clusters: int = 10_000,
               manifold_share: float = 0.3, manifold_dim: int = 8, manifold_amp: float = 0.15,
               manifold_freqs: int = 3, manifold_noise: float = 0.02, angle_spread=(0.5, 1.5)):
-    """Zipf-sized clusters of varied, anisotropic noise plus a smooth low-dimensional manifold (see module doc)."""
+    """Zipf-sized clusters of varied, anisotropic noise plus a curved 8-d manifold (see the module doc)."""
     rng = np.random.default_rng(seed)
     centres = rng.random((n_clusters, angles))
     weights = 1.0 / np.arange(1, n_clusters + 1)
@@ -42,7 +42,7 @@ def realistic(n: int, nq: int, seed: int = 0, angles: int = ANGLES, n_clusters: 
     level = rng.uniform(0.02, 0.15, n_clusters)
     scale = level[:, None] * rng.uniform(*angle_spread, (n_clusters, angles))
     base = rng.random(angles)
-    harmonic = np.arange(1, manifold_freqs + 1)[:, None, None]          # amplitude of harmonic f: 1 / f
+    harmonic = np.arange(1, manifold_freqs + 1)[:, None, None]     # amplitude of harmonic f: 1 / f
     amp = rng.normal(0, manifold_amp, (manifold_freqs, angles, manifold_dim)) / harmonic
     phase = rng.random((manifold_freqs, angles, manifold_dim))
 
@@ -59,7 +59,8 @@ def realistic(n: int, nq: int, seed: int = 0, angles: int = ANGLES, n_clusters: 
             part = idx[s:s + (1 << 17)]
             u = r.random((part.size, manifold_dim))
             theta = np.broadcast_to(base, (part.size, angles)).copy()
-            for f in range(manifold_freqs):   # sum_j A sin(w u_j + p) = sin(w u) @ (A cos p)^T + cos(w u) @ (A sin p)^T
+            # sum_j A sin(w u_j + p) = sin(w u) @ (A cos p)^T + cos(w u) @ (A sin p)^T
+            for f in range(manifold_freqs):
                 w = 2 * np.pi * (f + 1) * u
                 p = 2 * np.pi * phase[f]
                 theta += np.sin(w) @ (amp[f] * np.cos(p)).T + np.cos(w) @ (amp[f] * np.sin(p)).T
@@ -69,8 +70,9 @@ def realistic(n: int, nq: int, seed: int = 0, angles: int = ANGLES, n_clusters: 
     return draw(n, np.random.default_rng([seed, 1])), draw(nq, np.random.default_rng([seed, 2]))
 
 
-def readme_set(n: int, nq: int, seed: int = 0, angles: int = ANGLES, n_centres: int = 1000, noise: float = 0.02):
-    """1000 centres uniform on the torus, points = centre + Gaussian noise of ``noise`` turns per angle."""
+def readme_set(n: int, nq: int, seed: int = 0, angles: int = ANGLES, n_centres: int = 1000,
+               noise: float = 0.02):
+    """1000 centres uniform on the torus, points = centre + Gaussian noise of ``noise`` turns."""
     centres = np.random.default_rng(seed).random((n_centres, angles))
 
     def draw(m: int, r: np.random.Generator) -> np.ndarray:
@@ -88,7 +90,7 @@ def uniform(n: int, nq: int, seed: int = 0, angles: int = ANGLES):
 
 def relative_contrast(codes: np.ndarray, queries: np.ndarray, bits: int = 8, sample: int = 2000,
                       seed: int = 0) -> float:
-    """Mean over queries of (mean circular L1 to ``sample`` random codes) / mean distance to the nearest code."""
+    """(mean circular L1 from the queries to ``sample`` random codes) / (mean distance to the nearest)."""
     from torus_plugins.codes.kernel import topk_l1
 
     rng = np.random.default_rng(seed)
