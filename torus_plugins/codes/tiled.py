@@ -33,7 +33,7 @@ from . import kernel, pack
 from .pack import nibble_unpack
 from .kernel import AVX2, AVX512, BLOCK, HAVE_NUMBA, PORTABLE
 
-__all__ = ["tiled_topk", "lists_topk", "nibble_pack", "nibble_unpack", "GROUP"]
+__all__ = ["tiled_topk", "lists_topk", "probe_lists", "nibble_pack", "nibble_unpack", "GROUP"]
 
 GROUP = 3      # queries per pass over a tile block (their broadcast chunks stay in registers); 1 if nq == 1
 TILE = 8       # rows per tile (the 64-bit lanes of a 512-bit vector)
@@ -425,9 +425,11 @@ if HAVE_NUMBA:
     @_jit(False)
     def _lists_scan(queries, probe, lists, seqs, shift, k, path, packed, order, out_d, out_s):  # pragma: no cover
         """Inverted lists: query i scans lists probe[i, :]; out_d / out_s [nq, k] get its k smallest (distance,
-        insertion number) pairs over them (2**62 / -1 where fewer). The queries probing one list are scanned
-        together (``GROUP`` per pass, or one), then merged into each query's top-k by (distance, insertion
-        number); rows of a list are in insertion order, so the scan's ties already are."""
+        insertion number) pairs over them (2**62 / -1 where fewer), each insertion number once (a code held in
+        several lists is counted once). Lists are visited in order; the queries probing one list are scanned
+        together (``GROUP`` per pass, or one) over its tiles, and every row goes straight into its query's top-k
+        against that query's current k-th pair: once a query has k results, a block whose smallest distance is
+        above its k-th costs one compare, and a row one or two."""
         nq, nprobe = probe.shape
         nlist = len(lists)
         counts = np.zeros(nlist + 1, np.int64)
@@ -448,6 +450,12 @@ if HAVE_NUMBA:
         out_s[:] = -1
         cnt = np.zeros(nq, np.int64)
         words = _prepare_tiled_queries(queries, shift, order, 1)
+        nch = words.shape[1]
+        tb = np.empty(BLOCK * nch * 8, np.uint8)
+        width = lists[0].shape[1]
+        spare = np.zeros((TILE, width), np.uint8)
+        buf = np.empty((GROUP, BLOCK + TILE), np.int64)
+        qw = np.empty(((nq + GROUP - 1) // GROUP * GROUP, nch), np.uint64)
         for li in range(nlist):
             a, b = counts[li], counts[li + 1]
             refs = lists[li]
@@ -456,46 +464,120 @@ if HAVE_NUMBA:
                 continue
             m = b - a
             group = 1 if m == 1 else GROUP
-            qw = np.empty(((m + group - 1) // group * group, words.shape[1]), np.uint64)
-            qw[:] = np.uint64(0x8080808080808080)   # padded query slots: distance 0 to zero pads, never read
             for t in range(m):
                 qw[t] = words[who[a + t]]
-            kk = min(k, n)
-            sub_d = np.empty((m, kk), np.int64)
-            sub_i = np.empty((m, kk), np.int64)
-            _tiled_scan(qw, m, refs, shift, kk, path, packed, group, 0, qw.shape[0] // group, sub_d, sub_i)
+            for t in range(m, (m + group - 1) // group * group):
+                qw[t] = np.uint64(0x8080808080808080)   # padded query slots: never read back
             seq = seqs[li]
-            for t in range(m):
-                qi = who[a + t]
-                od = out_d[qi]
-                os_ = out_s[qi]
-                c = cnt[qi]
-                for j in range(kk):
-                    v = sub_d[t, j]
-                    s = seq[sub_i[t, j]]
-                    if c == k and (v > od[k - 1] or (v == od[k - 1] and s > os_[k - 1])):
-                        break                        # the list's later candidates are no better
-                    p = c if c < k else k - 1
-                    while p > 0 and (od[p - 1] > v or (od[p - 1] == v and os_[p - 1] > s)):
-                        od[p] = od[p - 1]
-                        os_[p] = os_[p - 1]
-                        p -= 1
-                    od[p] = v
-                    os_[p] = s
-                    if c < k:
-                        c += 1
-                cnt[qi] = c
+            for i0 in range(0, n, BLOCK):
+                rows = min(BLOCK, n - i0)
+                ntiles = _to_tiles(refs, i0, rows, shift, packed, tb, spare)
+                for gr in range((m + group - 1) // group):
+                    _tile_sad(tb, ntiles, qw, gr * group, buf, path, group)
+                    for g in range(group):
+                        t = gr * group + g
+                        if t >= m:
+                            break
+                        qi = who[a + t]
+                        row = buf[g]
+                        c = cnt[qi]
+                        od = out_d[qi]
+                        os_ = out_s[qi]
+                        if c == k and row[BLOCK] > od[k - 1]:
+                            continue                 # nothing in this block can enter
+                        for r in range(rows):
+                            v = row[r]
+                            s = seq[i0 + r]
+                            if c == k and (v > od[k - 1] or (v == od[k - 1] and s >= os_[k - 1])):
+                                continue
+                            p = c
+                            while p > 0 and (od[p - 1] > v or (od[p - 1] == v and os_[p - 1] > s)):
+                                p -= 1
+                            if p > 0 and od[p - 1] == v and os_[p - 1] == s:
+                                continue             # the same code, met in another list
+                            last = c if c < k else k - 1
+                            for j in range(last, p, -1):
+                                od[j] = od[j - 1]
+                                os_[j] = os_[j - 1]
+                            od[p] = v
+                            os_[p] = s
+                            if c < k:
+                                c += 1
+                        cnt[qi] = c
         for i in range(nq):
             for j in range(k):
                 if out_s[i, j] >= 0:
                     out_d[i, j] >>= shift
 
 
+    @_jit(False)
+    def _probe_scan(queries, refs, shift, nprobe, path, order, out):  # pragma: no cover - compiled
+        """out[i] = the ``nprobe`` rows of ``refs`` nearest to query i (increasing row number; ties at the
+        boundary -> smaller rows). Every row's distance comes from the tiles (all rows tiled once); the selection
+        is a counting one over the integer distances (at most W * 128), linear in the number of rows."""
+        nq = queries.shape[0]
+        n = refs.shape[0]
+        group = 1 if nq == 1 else GROUP
+        qw = _prepare_tiled_queries(queries, shift, order, group)
+        nch = qw.shape[1]
+        ntiles_all = (n + TILE - 1) // TILE
+        tb = np.empty(ntiles_all * nch * 64, np.uint8)
+        spare = np.zeros((TILE, refs.shape[1]), np.uint8)
+        _to_tiles(refs, 0, n, shift, False, tb, spare)
+        buf = np.empty((group, BLOCK + TILE), np.int64)
+        dist = np.empty((group, n), np.int64)
+        hist = np.zeros(nch * 8 * 128 + 1, np.int64)
+        per_block = BLOCK // TILE
+        for gr in range(qw.shape[0] // group):
+            for t0 in range(0, ntiles_all, per_block):
+                nt = min(per_block, ntiles_all - t0)
+                _tile_sad(tb[t0 * nch * 64:], nt, qw, gr * group, buf, path, group)
+                i0 = t0 * TILE
+                rows = min(nt * TILE, n - i0)
+                for g in range(group):
+                    for r in range(rows):
+                        dist[g, i0 + r] = buf[g, r] >> shift
+            for g in range(group):
+                qi = gr * group + g
+                if qi >= nq:
+                    break
+                d = dist[g]
+                for r in range(n):
+                    hist[d[r]] += 1
+                below = 0                      # rows strictly nearer than the threshold
+                thr = 0
+                while below + hist[thr] < nprobe:
+                    below += hist[thr]
+                    thr += 1
+                at = nprobe - below            # rows taken at distance == thr (the smallest row numbers)
+                j = 0
+                for r in range(n):
+                    v = d[r]
+                    hist[v] = 0
+                    if v < thr or (v == thr and at > 0):
+                        if v == thr:
+                            at -= 1
+                        out[qi, j] = r
+                        j += 1
+
+
+def probe_lists(queries: np.ndarray, refs: np.ndarray, bits: int, nprobe: int) -> np.ndarray:
+    """The ``nprobe`` rows of ``refs`` ([n, W] uint8, unpacked, C order; n >= nprobe) nearest to each query by
+    circular L1: int64 [nq, nprobe], increasing row number within a query (not nearest first); among rows tied at
+    the boundary distance the smaller ones. One pass over every row's distance, no sort: the probe step of an
+    inverted file, whose scan visits lists in list order anyway."""
+    out = np.empty((queries.shape[0], nprobe), np.int64)
+    if queries.shape[0]:
+        _probe_scan(np.ascontiguousarray(queries), refs, 8 - bits, nprobe, kernel.BEST_PATH,
+                    _order(refs.shape[1], False), out)
+    return out
+
+
 def lists_topk(queries: np.ndarray, probe: np.ndarray, lists, seqs, bits: int, k: int, packed: bool = False):
     """Top-k over inverted lists (see _lists_scan): (distances int64 [nq, k] with 2**62 where missing,
     insertion numbers int64 [nq, k] with -1 where missing). ``lists``/``seqs``: numba typed Lists of the lists'
     [n_l, W] uint8 rows (C order; [n_l, W / 2] nibble-packed if ``packed``) and their int64 insertion numbers,
-    increasing within each list."""
+    increasing within each list. A code may sit in several lists (same insertion number): it is returned once."""
     out_d = np.empty((queries.shape[0], k), np.int64)
     out_s = np.empty((queries.shape[0], k), np.int64)
     width = lists[0].shape[1] * (2 if packed else 1)

@@ -26,7 +26,7 @@ import numpy as np
 
 from .._memory import check_allocation
 from ..codes.kernel import HAVE_NUMBA, topk_l1
-from ..codes.tiled import lists_topk
+from ..codes.tiled import lists_topk, probe_lists
 from ._base import (IndexBase, PAD_DISTANCE, PAD_ID, Rows, append_rows, check_int,
                     check_result_memory, empty_rows, keep_rows, pad_results)
 from .flat import range_from_topk
@@ -307,12 +307,13 @@ class TorusIndexIVF(IndexBase):
         nq = q.shape[0]
         if k == 0:
             return np.zeros((nq, 0), np.int64), np.zeros((nq, 0), np.int64)
-        probe = self._assign(state.refs, q, nprobe, threads)           # [nq, nprobe], the snapshot's centroids
         if HAVE_NUMBA:
+            probe = probe_lists(q, state.refs, self.bits, nprobe)      # [nq, nprobe], the snapshot's centroids
             rows, seqs = self._typed_lists(state)
             D, S = lists_topk(q, probe, rows, seqs, self.bits, k, self.packed)
             D[S < 0] = PAD_DISTANCE
             return D, S
+        probe = self._assign(state.refs, q, nprobe, threads)
         cand_d = np.full((nq, nprobe, k), PAD_DISTANCE, np.int64)
         cand_s = np.full((nq, nprobe, k), np.iinfo(np.int64).max, np.int64)
         flat = probe.ravel()
