@@ -17,6 +17,7 @@ from torus_plugins.adapters import protoclr as tpc
 from torus_plugins.adapters import supcon_framework as tsf
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+SGD = {"name": "SGD", "params": {"lr": 0.01}}
 
 
 @pytest.fixture
@@ -64,8 +65,9 @@ def test_supcon_framework_patch_gives_the_torusN_pipeline(fx):
     upstream_model = models.SupConModel
     handle = tsf.patch(models, losses, projmode="torusN")
     model = utils.build_model("resnet18", projection_dim=8, projmode="torusN")   # config at torusN
-    (criterion, _), = utils.build_criteria([{"name": "SupCon", "params": {"temperature": 0.1}}], "torusN")
-    assert isinstance(criterion, tsf.SupConLoss) and isinstance(model, upstream_model)
+    optim = utils.build_optim(model, SGD, None, [{"name": "SupCon", "params": {"temperature": 0.1}}], "torusN")
+    (criterion, _), = optim["criteria"]
+    assert type(criterion) is losses.SupConLoss and type(model) is upstream_model     # classes patched in place
     z = torch.stack((model(x), model(x.flip(-1))), dim=1)
     raw = torch.stack([model.head(model.encoder(v).flatten(1)) for v in (x, x.flip(-1))], dim=1)
     assert torch.allclose(z, pairs_on_circles(raw) / 2.0, atol=1e-6)               # unit norm, k = 4 circles
@@ -76,7 +78,44 @@ def test_supcon_framework_patch_gives_the_torusN_pipeline(fx):
     assert torch.allclose(model.embed(x), z[:, 0], atol=1e-6)
     handle.undo()
     assert models.SupConModel is upstream_model and utils.SupConModel is upstream_model
-    assert losses.SupConLoss is not tsf.SupConLoss and utils.LOSSES["SupCon"] is losses.SupConLoss
+    assert utils.LOSSES["SupCon"] is losses.SupConLoss and not hasattr(upstream_model, "embed")
+    upstream_z = torch.stack((model(x), model(x.flip(-1))), dim=1)                   # upstream's forward again
+    assert torch.allclose(upstream_z, pairs_on_circles(raw), atol=1e-6)
+    theirs = losses.SupConLoss(0.1, projmode="torusN")
+    assert torch.allclose(theirs(upstream_z, labels), expected, atol=1e-5)           # and upstream's loss
+
+
+@pytest.mark.parametrize("projmode", ["sphere", "torusN", "torusC", "hyprs", "torul", "torus"])
+def test_supcon_framework_patch_builds_trains_and_validates_with_name_bound_super(fx, projmode):
+    """Upstream writes ``super(SupConModel, self).__init__()`` (and the same in its losses), which looks the class
+    up in its module at call time: the patched model and losses must build, train one step and fill
+    upstream's validation buffer ``[N, model.embed_dim]``, and equal upstream's loss on upstream's features."""
+    models, losses, utils = fx("fx_supcon_framework.models"), fx("fx_supcon_framework.losses"), \
+        fx("fx_supcon_framework.utils")
+    torch.manual_seed(3)
+    criteria_params = [{"name": "SupCon", "params": {"temperature": 0.1}}, {"name": "koleo", "weight": 0.5}]
+    loaders = utils.build_loaders("data/cifar10")
+    images, labels = next(iter(loaders["train_supcon_loader"]))
+    with tsf.patch(models, losses, projmode=projmode):
+        model = utils.build_model("resnet18", projection_dim=8, projmode=projmode)
+        optim = utils.build_optim(model, SGD, None, criteria_params, projmode)
+        before = [p.detach().clone() for p in model.parameters()]
+        loss = utils.train_epoch_constructive([(images, labels)], model, optim["criteria"], optim["optimizer"],
+                                              None, None)["loss"]
+        assert math.isfinite(loss) and any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+        query, _ = utils.compute_embeddings(loaders["valid_loader"], model, None)
+        assert query.shape == (len(loaders["valid_loader"]) * 8, model.embed_dim) == (16, 8)
+        metrics = utils.validation_constructive(loaders["valid_loader"], loaders["train_features_loader"], model,
+                                                None, projmode)
+        assert 0.0 <= metrics["precision_at_1"] <= 1.0
+        model.eval()
+        x = torch.cat([images[0]["image"], images[1]["image"]])
+        z = torch.stack(torch.split(model(x), [8, 8]), dim=1)
+        ours = sum(c(z, labels) * w for c, w in optim["criteria"])
+    upstream_z = torch.stack(torch.split(model(x), [8, 8]), dim=1)                # unpatched: upstream's forward
+    theirs = sum(c(upstream_z, labels) * w for c, w in utils.build_optim(model, SGD, None, criteria_params,
+                                                                         projmode)["criteria"])
+    assert torch.allclose(ours, theirs, atol=1e-4), (float(ours), float(theirs))
 
 
 def test_supcon_framework_patch_torusC_keeps_turns_and_matches_reference(fx):
@@ -112,7 +151,8 @@ CANONICAL = {"sphere": "sphere", "hyprs": "sphere", "torusN": "torusN", "torul":
 
 def _hyperparams(projmode):
     return {"model": {"backbone": "resnet18", "projection_dim": 8}, "projmode": projmode,
-            "dataset": "data/cifar10", "train": {"n_epochs": 1},
+            "dataset": "data/cifar10", "train": {"n_epochs": 1, "stage": "first"}, "optimizer": SGD,
+            "scheduler": {"name": "CosineAnnealingLR", "params": {"T_max": 2}},
             "criteria": [{"name": "SupCon", "params": {"temperature": 0.1}, "weight": 1},
                          {"name": "koleo", "weight": 0.1}]}
 
@@ -250,6 +290,41 @@ def test_supcon_framework_patch_errors(fx):
     with pytest.raises(ValueError, match="no SupConLoss"):
         tsf.patch(models, __import__("types").ModuleType("not_losses"))
     assert not tn.is_patched(models)
+
+
+
+def test_supcon_framework_patch_is_in_place_and_undone_exactly(fx):
+    """The patch rebinds no module name; it sets methods on upstream's classes and restores their own
+    attributes exactly; a class is patched once; objects built before the patch keep upstream's behaviour."""
+    models, losses, utils = fx("fx_supcon_framework.models"), fx("fx_supcon_framework.losses"), \
+        fx("fx_supcon_framework.utils")
+    classes = (models.SupConModel, losses.SupConLoss, losses.KoLeoLoss)
+    before = [dict(vars(cls)) for cls in classes]
+    names = (dict(vars(models)), dict(vars(losses)), dict(utils.LOSSES))
+    torch.manual_seed(4)
+    early_model = models.SupConModel("resnet18", projection_dim=6, projmode="torusN")
+    early_loss = losses.SupConLoss(0.1, projmode="torusN")
+    x, labels = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 0, 1])
+    z_early = torch.stack((early_model(x), early_model(x.flip(-1))), dim=1)
+    loss_early = early_loss(z_early, labels)
+    handle = tsf.patch(models, losses, projmode="torusN")
+    assert {k: v for k, v in vars(models).items() if k != "_torus_plugins_patch"} == names[0]
+    assert {k: v for k, v in vars(losses).items() if k != "_torus_plugins_patch"} == names[1]
+    assert utils.LOSSES == names[2]
+    assert torch.equal(torch.stack((early_model(x), early_model(x.flip(-1))), dim=1), z_early)
+    assert torch.equal(early_loss(z_early, labels), loss_early)
+    alias = __import__("types").ModuleType("alias_of_tools_models")
+    alias.SupConModel = models.SupConModel
+    with pytest.raises(RuntimeError, match="already patched"):
+        tsf.patch(alias, projmode="torusN")
+    handle.undo()
+    assert [dict(vars(cls)) for cls in classes] == before
+    with tsf.patch(models, losses):                                   # follow the config
+        with pytest.raises(ValueError, match="built without projmode"):
+            losses.KoLeoLoss()
+        with pytest.raises(ValueError, match="set `projmode:` in the config"):
+            models.SupConModel("resnet18", projection_dim=6)
+    assert [dict(vars(cls)) for cls in classes] == before
 
 
 # ---------------------------------------------------------------- ProtoCLR
