@@ -453,3 +453,40 @@ def test_eb_jepa_vcloss_torus_and_toroidal_cov(fx):
     with pytest.raises(RuntimeError, match="already patched"):
         teb.patch(losses)
     teb.unpatch(losses)
+
+
+def test_eb_jepa_vcloss_uniformity_on_a_bounded_reproducible_subset_of_positions(fx):
+    """Dense outputs (video, patches) have B*T*H*W positions: the uniformity term sees at most
+    ``uniformity_samples`` of them, drawn by torch.randperm on torch's default generator."""
+    losses = fx("fx_eb_jepa.losses")
+    x = torch.randn(2, 6, 3, 10, 10)                                    # 600 positions of 6 features
+    seen = []
+    with teb.patch(losses, projection="torusN", uniformity_samples=64):
+        vc = losses.VCLoss(1.0, 1.0)
+        vc.terms._uniformity.register_forward_hook(lambda module, args, out: seen.append(args[0].shape))
+        torch.manual_seed(7)
+        loss, _, logs = vc(x)
+        torch.manual_seed(7)
+        again, _, _ = vc(x)
+    assert seen == [(64, 6), (64, 6)] and torch.equal(loss, again)      # bounded and reproducible
+    torch.manual_seed(7)
+    rows = torch.randperm(600)[:64]                                     # the same draw, by hand
+    unit = teb.torus_normalize(x.movedim(1, -1).reshape(-1, 6), mode="torusN", dim=1)
+    assert logs["uniformity_loss"] == pytest.approx(float(uniformity(unit[rows])), abs=1e-5)
+    # an estimate of the all-pairs value: the mean over draws is close to it
+    full = float(uniformity(unit))
+    terms = teb.TorusVCTerms("torusN", uniformity_samples=200)
+    draws = torch.stack([terms.uniformity_term(unit) for _ in range(20)])
+    assert float(draws.mean()) == pytest.approx(full, abs=0.05) and float(draws.std()) > 0
+    assert float(teb.TorusVCTerms("torusN", uniformity_samples=600).uniformity_term(unit)) == \
+        pytest.approx(full, abs=1e-5)                                  # no more rows than the bound: exact
+
+
+def test_eb_jepa_uniformity_samples_errors():
+    with pytest.raises(ValueError, match="uniformity_samples=None accepts at most 16384 rows"):
+        teb.VCLoss(1.0, 1.0, uniformity_samples=None)(torch.zeros(1, 4, 16385, 1, 1))   # before any N x N work
+    assert teb.VCLoss(1.0, 1.0, uniformity_samples=None, uniformity_coeff=0.0)(
+        torch.randn(1, 4, 16385, 1, 1))[0].isfinite()                  # no uniformity term: nothing to refuse
+    for bad, error in ((1, ValueError), (0, ValueError), (2.5, TypeError), (True, TypeError)):
+        with pytest.raises(error, match="uniformity_samples"):
+            teb.VCLoss(1.0, 1.0, uniformity_samples=bad)
