@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 DEV_STAMP := $(VENV)/.installed-dev
 EXAMPLES_STAMP := $(VENV)/.installed-examples
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench upstream-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ bench: $(DEV_STAMP)
 	$(PY) bench/search.py
 	$(PY) bench/pq.py
 	$(PY) bench/metrics.py
+
+# Adapters inside real upstream checkouts: UPSTREAM=dir with SupCon-Framework (torus and main branches), ProtoCLR,
+# eb_jepa; their own requirements (albumentations<1.4.4, torch-ema, torch-optimizer, tensorboard, torchaudio,
+# einops, fire, opencv-python-headless, wandb, moviepy) must be installed. Skips with a message without them.
+upstream-check: $(DEV_STAMP)
+	$(PY) tests/upstream_check.py --upstream "$(UPSTREAM)"
 
 clean:
 	rm -rf $(VENV) runs build dist *.egg-info

@@ -27,8 +27,8 @@ coordinate's std with eps 1e-4, covariance = mean squared off-diagonal covarianc
   every call, by ``torch.randperm`` on torch's default generator (reproducible under ``torch.manual_seed``). It is
   then a Monte-Carlo estimate of the same log-mean-exp over a random subset of pairs (about 16.8M of them): its
   memory stays near 0.5 GB whatever B, T, H, W. Fewer rows than that: every pair, exactly as before.
-  ``uniformity_samples=None`` asks for every pair always, and raises a ``ValueError`` above 16384 rows (an
-  N x N float matrix of 1 GiB and several temporaries) instead of exhausting memory.
+  ``uniformity_samples=None`` asks for every pair always, and raises a ``ValueError`` above 8192 rows (N x N
+  float matrices, about 1.8 GiB at 8192 rows) instead of exhausting memory.
 
 ``VICRegLoss.forward(z1, z2)`` -> dict with ``loss``, ``invariance_loss``, ``var_loss``, ``cov_loss`` and, when
 ``uniformity_coeff`` != 0, ``uniformity_loss``. ``loss`` *includes* the uniformity term:
@@ -56,8 +56,8 @@ COVARIANCES = ("isotropic", "toroidal")
 
 #: Rows the uniformity term sees at most by default (its memory is quadratic in them).
 UNIFORMITY_SAMPLES = 4096
-#: Most rows ``uniformity_samples=None`` (every pair) accepts before refusing: 16384^2 float32 = 1 GiB per copy.
-MAX_EXACT_UNIFORMITY_ROWS = 16384
+#: Most rows ``uniformity_samples=None`` (every pair) accepts before refusing (about 1.8 GiB measured at 8192).
+MAX_EXACT_UNIFORMITY_ROWS = 8192
 
 
 def hinge_std(x: torch.Tensor, margin: float) -> torch.Tensor:

@@ -374,6 +374,29 @@ def test_protoclr_dropins_and_errors(fx):
         tpc.unpatch(losses)
 
 
+
+@pytest.mark.parametrize("mode", ["sphere", "torusN", "torusC"])
+def test_protoclr_patch_before_the_training_script_import(fx, mode):
+    """train_encoder.py binds the loss classes at import (``from losses import ...``): patched first, its
+    training step computes upstream's loss on the torus embeddings; its validation sees the encoder features."""
+    losses = fx("fx_protoclr.losses")
+    upstream = losses.ProtoCLRLoss
+    with tpc.patch(losses, mode=mode):
+        script = fx("fx_protoclr.train_encoder")
+        torch.manual_seed(8)
+        encoder, projector, loss_fn, optim = script.build(tau=0.1)
+        x, y = torch.randn(12, 12), torch.arange(12) % 3
+        assert math.isfinite(script.train_step(encoder, projector, loss_fn, optim, x, y))
+        acc, shape = script.fewshot_val(encoder, x, y)
+        assert shape == (12, 8) and 0.0 <= acc <= 1.0
+        h1, h2 = projector(encoder(x)), projector(encoder(x.flip(0)))
+        ours = loss_fn(h1, h2, y)
+    theirs = upstream(0.1)(tn.torus_normalize(h1, mode, dim=1), tn.torus_normalize(h2, mode, dim=1), y)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    del sys.modules["fx_protoclr.train_encoder"]
+    late = fx("fx_protoclr.train_encoder")                     # imported without the patch: upstream's classes
+    assert late.ProtoCLRLoss is upstream
+
 # ---------------------------------------------------------------- EB-JEPA
 
 def test_eb_jepa_without_projection_is_upstream(fx):
@@ -483,10 +506,26 @@ def test_eb_jepa_vcloss_uniformity_on_a_bounded_reproducible_subset_of_positions
 
 
 def test_eb_jepa_uniformity_samples_errors():
-    with pytest.raises(ValueError, match="uniformity_samples=None accepts at most 16384 rows"):
-        teb.VCLoss(1.0, 1.0, uniformity_samples=None)(torch.zeros(1, 4, 16385, 1, 1))   # before any N x N work
+    with pytest.raises(ValueError, match="uniformity_samples=None accepts at most 8192 rows"):
+        teb.VCLoss(1.0, 1.0, uniformity_samples=None)(torch.zeros(1, 4, 8193, 1, 1))   # before any N x N work
     assert teb.VCLoss(1.0, 1.0, uniformity_samples=None, uniformity_coeff=0.0)(
-        torch.randn(1, 4, 16385, 1, 1))[0].isfinite()                  # no uniformity term: nothing to refuse
+        torch.randn(1, 4, 8193, 1, 1))[0].isfinite()                  # no uniformity term: nothing to refuse
     for bad, error in ((1, ValueError), (0, ValueError), (2.5, TypeError), (True, TypeError)):
         with pytest.raises(error, match="uniformity_samples"):
             teb.VCLoss(1.0, 1.0, uniformity_samples=bad)
+
+
+def test_eb_jepa_video_training_step_with_the_patch_before_the_script_import(fx):
+    """The video example's regulariser, called as ``regularizer(state, actions)`` on a dense [B, C, T, H, W]
+    state, trains with the patched VCLoss; its uniformity term sees ``uniformity_samples`` positions."""
+    losses = fx("fx_eb_jepa.losses")
+    with teb.patch(losses, projection="torusN", cov="toroidal", grid_size=4, uniformity_samples=64):
+        script = fx("fx_eb_jepa.video_main")
+        torch.manual_seed(9)
+        model = script.TinyJEPA()
+        seen = []
+        model.regularizer.terms._uniformity.register_forward_hook(lambda m, args, out: seen.append(args[0].shape))
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        total, logs = script.train_step(model, optimizer, torch.rand(2, 1, 4, 8, 8))   # 512 positions
+    assert math.isfinite(total) and set(logs) == {"std_loss", "cov_loss", "uniformity_loss"}
+    assert seen == [(64, 16)] and isinstance(model.regularizer, teb.VCLoss)
