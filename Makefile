@@ -33,9 +33,10 @@ bench: $(DEV_STAMP)
 	$(PY) bench/pq.py
 	$(PY) bench/metrics.py
 
-# Adapters inside real upstream checkouts: UPSTREAM=dir with SupCon-Framework (torus and main branches), ProtoCLR,
-# eb_jepa; their own requirements (albumentations<1.4.4, torch-ema, torch-optimizer, tensorboard, torchaudio,
-# einops, fire, opencv-python-headless, wandb, moviepy) must be installed. Skips with a message without them.
+# Adapters inside real upstream checkouts: UPSTREAM=dir holding SupCon-Framework (torus and main
+# branches), ProtoCLR and eb_jepa. Their own requirements must be installed (albumentations<1.4.4,
+# torch-ema, torch-optimizer, tensorboard, torchaudio, einops, fire, opencv-python-headless, wandb,
+# moviepy). Skipped with a message when the checkouts are absent.
 upstream-check: $(DEV_STAMP)
 	$(PY) tests/upstream_check.py --upstream "$(UPSTREAM)"
 

@@ -8,7 +8,8 @@ Two lines at the top of ``examples/image_jepa/main.py`` (or ``video_jepa/main.py
 
 After the patch, ``VICRegLoss(std_coeff, cov_coeff)`` and ``VCLoss(std_coeff, cov_coeff, proj)`` built by the
 script are the drop-ins below: same constructor arguments, same outputs, plus keyword options that ``patch``
-binds (``projection``, ``cov``, ``uniformity_coeff``, ``grid_size``, ``std_margin``, ``uniformity_samples``).
+binds (``projection``, ``cov``, ``uniformity_coeff``, ``grid_size``, ``std_margin``,
+``uniformity_samples``).
 
 What changes inside (everything else follows upstream: invariance = MSE between views, variance = hinge on each
 coordinate's std with eps 1e-4, covariance = mean squared off-diagonal covariance, summed over the two views):
@@ -21,14 +22,15 @@ coordinate's std with eps 1e-4, covariance = mean squared off-diagonal covarianc
 * ``cov="toroidal"`` replaces the isotropic covariance term with :class:`torus_plugins.losses.ToroidalCovarianceLoss`;
 * ``uniformity_coeff`` (default 1) adds ``torus_plugins.losses.UniformityLoss`` (t=2) on the unit-norm embeddings
   of each view (VCLoss: on its B*T*H*W positions).
-* ``uniformity_samples`` (default 4096) bounds that term's memory, which is quadratic in the number of rows it
-  sees: when a view has more rows (VCLoss on a video, [64, 16, 10, 64, 64] -> 2.6M positions at the video
-  example's defaults), the term is computed on ``uniformity_samples`` rows drawn without replacement, afresh at
-  every call, by ``torch.randperm`` on torch's default generator (reproducible under ``torch.manual_seed``). It is
-  then a Monte-Carlo estimate of the same log-mean-exp over a random subset of pairs (about 16.8M of them): its
-  memory stays near 0.5 GB whatever B, T, H, W. Fewer rows than that: every pair, exactly as before.
-  ``uniformity_samples=None`` asks for every pair always, and raises a ``ValueError`` above 8192 rows (N x N
-  float matrices, about 1.8 GiB at 8192 rows) instead of exhausting memory.
+* ``uniformity_samples`` (default 4096) bounds that term's memory, which is quadratic in the
+  number of rows it sees: when a view has more rows (VCLoss on a video, [64, 16, 10, 64, 64] ->
+  2.6M positions at the video example's defaults), the term is computed on ``uniformity_samples``
+  rows drawn without replacement, afresh at every call, by ``torch.randperm`` on torch's default
+  generator (reproducible under ``torch.manual_seed``). It is then a Monte-Carlo estimate of the
+  same log-mean-exp over a random subset of pairs (about 16.8M of them): its memory stays near
+  0.5 GB whatever B, T, H, W. Fewer rows than that: every pair, exactly as before.
+  ``uniformity_samples=None`` asks for every pair always, and raises a ``ValueError`` above 8192
+  rows (N x N float matrices, about 1.8 GiB at 8192 rows) instead of exhausting memory.
 
 ``VICRegLoss.forward(z1, z2)`` -> dict with ``loss``, ``invariance_loss``, ``var_loss``, ``cov_loss`` and, when
 ``uniformity_coeff`` != 0, ``uniformity_loss``. ``loss`` *includes* the uniformity term:
@@ -56,7 +58,7 @@ COVARIANCES = ("isotropic", "toroidal")
 
 #: Rows the uniformity term sees at most by default (its memory is quadratic in them).
 UNIFORMITY_SAMPLES = 4096
-#: Most rows ``uniformity_samples=None`` (every pair) accepts before refusing (about 1.8 GiB measured at 8192).
+#: Most rows ``uniformity_samples=None`` (every pair) accepts before refusing (1.8 GiB at 8192).
 MAX_EXACT_UNIFORMITY_ROWS = 8192
 
 
@@ -86,7 +88,8 @@ class TorusVCTerms(nn.Module):
                 raise TypeError(f"uniformity_samples must be an int or None, got "
                                 f"{type(uniformity_samples).__name__}")
             if uniformity_samples < 2:
-                raise ValueError(f"uniformity_samples must be >= 2 (pairs of rows), got {uniformity_samples}")
+                raise ValueError(
+                    f"uniformity_samples must be >= 2 (pairs of rows), got {uniformity_samples}")
         self.uniformity_samples = uniformity_samples
         self.projection = None if projection is None else canonical_mode(projection)
         if cov not in COVARIANCES:
@@ -113,17 +116,19 @@ class TorusVCTerms(nn.Module):
         return unit, unit * self.circle_scale(unit.shape[1])
 
     def circle_scale(self, width: int) -> float:
-        """Circle coordinates = unit-norm embedding * this: sqrt(width / 2) on a torus (every circle at
-        radius 1), else 1."""
+        """Circle coordinates = unit-norm embedding * this: sqrt(width / 2) on a torus (every
+        circle at radius 1), else 1."""
         return math.sqrt(width / 2) if self.projection in ("torusN", "torusC") else 1.0
 
     def check_rows(self, n: int) -> None:
-        """Raise before any work if the uniformity term would need every pair of more rows than is safe."""
-        if self._uniformity is not None and self.uniformity_samples is None and n > MAX_EXACT_UNIFORMITY_ROWS:
+        """Raise before any work if the uniformity term would need every pair of too many rows."""
+        exact = self._uniformity is not None and self.uniformity_samples is None
+        if exact and n > MAX_EXACT_UNIFORMITY_ROWS:
             raise ValueError(
-                f"uniformity over every pair of {n} rows needs {n}x{n} matrices ({4 * n * n / 2**30:.1f} GiB "
-                f"each); uniformity_samples=None accepts at most {MAX_EXACT_UNIFORMITY_ROWS} rows: set "
-                f"uniformity_samples (e.g. {UNIFORMITY_SAMPLES}) to estimate it on a random subset")
+                f"uniformity over every pair of {n} rows needs {n}x{n} matrices "
+                f"({4 * n * n / 2**30:.1f} GiB each); uniformity_samples=None accepts at most "
+                f"{MAX_EXACT_UNIFORMITY_ROWS} rows: set uniformity_samples (e.g. "
+                f"{UNIFORMITY_SAMPLES}) to estimate it on a random subset")
 
     def cov_term(self, q: torch.Tensor) -> torch.Tensor:
         if self.cov == "isotropic":
@@ -136,7 +141,8 @@ class TorusVCTerms(nn.Module):
 
     def uniformity_term(self, unit: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         """Uniformity of the rows of ``unit / scale`` [N, D] (pass circle coordinates and their
-        :meth:`circle_scale` to skip a full-size copy); on ``uniformity_samples`` random rows when N is larger."""
+        :meth:`circle_scale` to skip a full-size copy); on ``uniformity_samples`` random rows when
+        N is larger."""
         if self._uniformity is None:
             return unit.new_zeros(())
         n = unit.shape[0]
@@ -151,7 +157,8 @@ class VICRegLoss(nn.Module):
     """Drop-in for ``eb_jepa.losses.VICRegLoss(std_coeff, cov_coeff)`` with a torus projection."""
 
     def __init__(self, std_coeff=1.0, cov_coeff=1.0, projection="torusN", cov="isotropic", uniformity_coeff=1.0,
-                 grid_size=12, std_margin=None, penalty="distance", uniformity_samples=UNIFORMITY_SAMPLES):
+                 grid_size=12, std_margin=None, penalty="distance",
+                 uniformity_samples=UNIFORMITY_SAMPLES):
         super().__init__()
         self.std_coeff = std_coeff
         self.cov_coeff = cov_coeff
@@ -183,7 +190,8 @@ class VCLoss(nn.Module):
     ``proj``. ``forward(x[B, C, T, H, W])`` reads every (b, t, h, w) position as a sample of C features."""
 
     def __init__(self, std_coeff, cov_coeff, proj=None, projection="torusN", cov="isotropic", uniformity_coeff=1.0,
-                 grid_size=12, std_margin=None, penalty="distance", uniformity_samples=UNIFORMITY_SAMPLES):
+                 grid_size=12, std_margin=None, penalty="distance",
+                 uniformity_samples=UNIFORMITY_SAMPLES):
         super().__init__()
         self.std_coeff = std_coeff
         self.cov_coeff = cov_coeff
@@ -197,7 +205,7 @@ class VCLoss(nn.Module):
             raise ValueError(f"x must be a [B, C, ...] tensor, got {getattr(x, 'shape', type(x))}")
         samples = x.transpose(0, 1).flatten(1).transpose(0, 1)  # [B*T*H*W, C]
         self.terms.check_rows(samples.shape[0])
-        _, q = self.terms.project(self.proj(samples))          # the unit-norm copy is not kept: O(N) memory
+        _, q = self.terms.project(self.proj(samples))   # the unit-norm copy is not kept
         std_loss = hinge_std(q, self.terms.std_margin)
         cov_loss = self.terms.cov_term(q)
         unif = self.terms.uniformity_term(q, self.terms.circle_scale(q.shape[1]))

@@ -13,10 +13,11 @@ raises a ``ValueError`` saying what to set, when ``utils.build_model``/``build_o
 touches any folder. (``projmode=None``: follow whatever the config says.) The upstream ``main`` branch has no
 projmode and its run names would not mark a torus run: patching it is refused at patch time.
 
-How: the upstream classes themselves are patched in place -- ``SupConModel.__init__``/``forward`` (plus a new
-``embed``), ``SupConLoss`` and ``KoLeoLoss``'s ``__init__``/``forward`` -- and every original is restored by
-``unpatch``. No module name is rebound, so upstream's ``super(SupConModel, self)``, ``from .models import
-SupConModel`` in ``tools/utils.py`` and its ``LOSSES`` dict all keep meaning the one (patched) class.
+How: the upstream classes themselves are patched in place -- ``SupConModel.__init__``/``forward``
+(plus a new ``embed``), ``SupConLoss`` and ``KoLeoLoss``'s ``__init__``/``forward`` -- and every
+original is restored by ``unpatch``. No module name is rebound, so upstream's
+``super(SupConModel, self)``, ``from .models import SupConModel`` in ``tools/utils.py`` and its
+``LOSSES`` dict all keep meaning the one (patched) class.
 
 What the patch changes, per config projmode:
 
@@ -25,9 +26,10 @@ What the patch changes, per config projmode:
   validation (inner-product kNN) unchanged; the cosine ranking is the same.
 * ``torusC``: the model is upstream's (raw head output read as turns; the loss and validation apply cos/sin).
 * ``sphere``: nothing in the model.
-* ``tools.losses``: ``SupConLoss`` and ``KoLeoLoss`` still run upstream's ``__init__`` (its checks and
-  attributes), then compute with the drop-ins below (held as ``loss.torus_loss``): identical logits for every
-  projmode, package-tested numerics. Instances built before the patch keep upstream's behaviour.
+* ``tools.losses``: ``SupConLoss`` and ``KoLeoLoss`` still run upstream's ``__init__`` (its checks
+  and attributes), then compute with the drop-ins below (held as ``loss.torus_loss``): identical
+  logits for every projmode, package-tested numerics. Instances built before the patch keep
+  upstream's behaviour.
 
 Drop-ins with upstream's constructor and forward signatures:
 
@@ -225,8 +227,9 @@ def _check_config(config_projmode, mode, what):
 
 
 class _ClassAttributes:
-    """A class's own attributes seen as the mapping a :class:`Patch` item expects (``get``, ``[key] = value``,
-    ``pop``), so that undoing the patch restores (or deletes) exactly what was set on the class."""
+    """A class's own attributes as the mapping a :class:`Patch` item expects (``get``,
+    ``[key] = value``, ``pop``), so that undoing the patch restores (or deletes) exactly what was
+    set on the class."""
 
     def __init__(self, cls):
         self.cls = cls
@@ -254,9 +257,9 @@ _CLASS_MARK = "_torus_plugins_patched"
 
 
 def _model_attributes(upstream, mode):
-    """Methods that, set on upstream's ``SupConModel`` itself, check the config's projmode before anything is built
-    and put torusN at unit norm. Upstream's own methods run unchanged, so however upstream spells ``super()`` it
-    resolves to the same class."""
+    """Methods that, set on upstream's ``SupConModel`` itself, check the config's projmode before
+    anything is built and put torusN at unit norm. Upstream's own methods run unchanged, so however
+    upstream spells ``super()`` it resolves to the same class."""
     signature = inspect.signature(upstream.__init__)
     upstream_init, upstream_forward = upstream.__init__, upstream.forward
 
@@ -265,13 +268,21 @@ def _model_attributes(upstream, mode):
         bound.apply_defaults()
         arguments = bound.arguments
         self_mode = _check_config(arguments["projmode"], mode, "model")
-        if self_mode == "torusN" and not arguments["second_stage"] and arguments["projection_dim"] % 2:
-            raise ValueError(f"torusN needs an even projection_dim, got {arguments['projection_dim']}")
+        if (
+            self_mode == "torusN"
+            and not arguments["second_stage"]
+            and arguments["projection_dim"] % 2
+        ):
+            raise ValueError(
+                f"torusN needs an even projection_dim, got {arguments['projection_dim']}"
+            )
         upstream_init(self, *args, **kwargs)
         self.torus_mode = self_mode
 
     def forward(self, x, donormalise=True):
-        torus_mode = getattr(self, "torus_mode", None)        # None: built before the patch, left as upstream's
+        torus_mode = getattr(
+            self, "torus_mode", None
+        )  # None: built before the patch, left as upstream's
         if self.second_stage or not donormalise or torus_mode != "torusN":
             return upstream_forward(self, x, donormalise)
         return torus_normalize(upstream_forward(self, x, False), mode="torusN", dim=1)
@@ -283,15 +294,21 @@ def _model_attributes(upstream, mode):
         torus_mode = getattr(self, "torus_mode", None) or canonical_mode(self.projmode)
         return torus_normalize(upstream_forward(self, x, False), mode=torus_mode, dim=1)
 
-    __init__.__doc__ = f"upstream's __init__, patched by torus-plugins ({mode or 'following the config'})"
-    functools.update_wrapper(__init__, upstream_init, assigned=("__module__", "__name__", "__qualname__"))
-    functools.update_wrapper(forward, upstream_forward, assigned=("__module__", "__name__", "__qualname__"))
+    __init__.__doc__ = (
+        f"upstream's __init__, patched by torus-plugins ({mode or 'following the config'})"
+    )
+    functools.update_wrapper(
+        __init__, upstream_init, assigned=("__module__", "__name__", "__qualname__")
+    )
+    functools.update_wrapper(
+        forward, upstream_forward, assigned=("__module__", "__name__", "__qualname__")
+    )
     return {"__init__": __init__, "forward": forward, "embed": embed}
 
 
 def _loss_attributes(upstream, dropin, mode, argument_names):
-    """Methods that, set on upstream's loss class itself, check (or fill) its projmode and compute the loss with
-    the package's ``dropin`` built from the same arguments (``argument_names``)."""
+    """Methods that, set on upstream's loss class itself, check (or fill) its projmode and compute
+    the loss with the package's ``dropin`` built from the same arguments (``argument_names``)."""
     signature = inspect.signature(upstream.__init__)
     upstream_init, upstream_forward = upstream.__init__, upstream.forward
 
@@ -299,8 +316,10 @@ def _loss_attributes(upstream, dropin, mode, argument_names):
         bound = signature.bind(self, *args, **kwargs)
         if "projmode" not in bound.arguments:
             if mode is None:
-                raise ValueError(f"SupCon-Framework {upstream.__name__} built without projmode: pass projmode "
-                                 f"(sphere, torusN or torusC), or patch with projmode=")
+                raise ValueError(
+                    f"SupCon-Framework {upstream.__name__} built without projmode: pass projmode "
+                    f"(sphere, torusN or torusC), or patch with projmode="
+                )
             bound.arguments["projmode"] = mode
         _check_config(bound.arguments["projmode"], mode, upstream.__name__)
         upstream_init(*bound.args, **bound.kwargs)
@@ -308,72 +327,101 @@ def _loss_attributes(upstream, dropin, mode, argument_names):
         self.torus_loss = dropin(**{name: bound.arguments[name] for name in argument_names})
 
     def forward(self, features, *args, **kwargs):
-        torus_loss = getattr(self, "torus_loss", None)      # None: built before the patch, left as upstream's
+        torus_loss = getattr(
+            self, "torus_loss", None
+        )  # None: built before the patch, left as upstream's
         if torus_loss is None:
             return upstream_forward(self, features, *args, **kwargs)
         return torus_loss(features, *args, **kwargs)
 
-    functools.update_wrapper(__init__, upstream_init, assigned=("__module__", "__name__", "__qualname__"))
-    functools.update_wrapper(forward, upstream_forward, assigned=("__module__", "__name__", "__qualname__"))
+    functools.update_wrapper(
+        __init__, upstream_init, assigned=("__module__", "__name__", "__qualname__")
+    )
+    functools.update_wrapper(
+        forward, upstream_forward, assigned=("__module__", "__name__", "__qualname__")
+    )
     return {"__init__": __init__, "forward": forward}
 
 
 def _check_unpatched_class(cls):
     if _CLASS_MARK in cls.__dict__:
-        raise RuntimeError(f"class {cls.__module__}.{cls.__qualname__} is already patched by torus-plugins; call "
-                           f"unpatch() on the module that was patched first")
+        raise RuntimeError(
+            f"class {cls.__module__}.{cls.__qualname__} is already patched by torus-plugins; call "
+            f"unpatch() on the module that was patched first"
+        )
 
 
 def patch(models_module, losses_module=None, projmode=None) -> Patch:
-    """Make SupCon-Framework's ``tools.models`` (and ``tools.losses``) use torus geometry; see the module docs.
+    """Make SupCon-Framework's ``tools.models`` (and ``tools.losses``) use torus geometry; see the
+    module docs.
 
-    The classes are patched in place (their ``__init__`` and ``forward``; ``SupConModel`` gains ``embed``): no
-    module name is rebound, so every reference upstream holds (``from .models import SupConModel``,
-    ``LOSSES``, ``super(SupConModel, self)``) sees the same, patched class.
+    The classes are patched in place (their ``__init__`` and ``forward``; ``SupConModel`` gains
+    ``embed``): no module name is rebound, so every reference upstream holds (``from .models import
+    SupConModel``, ``LOSSES``, ``super(SupConModel, self)``) sees the same, patched class.
 
     Args:
         models_module: SupCon-Framework's ``tools.models`` (torus branch).
-        losses_module: its ``tools.losses`` (``SupConLoss``, ``KoLeoLoss``), or None to leave the losses.
-        projmode: the torus mode of the run (sphere, torusN, torusC, or a legacy name); the config must name the
-            same mode, else building the model or loss raises. None follows the config.
+        losses_module: its ``tools.losses`` (``SupConLoss``, ``KoLeoLoss``), or None to leave
+            the losses.
+        projmode: the torus mode of the run (sphere, torusN, torusC, or a legacy name); the config
+            must name the same mode, else building the model or loss raises. None follows the
+            config.
 
     Returns:
-        A :class:`~torus_plugins.adapters.normalize.Patch` (a context manager); ``unpatch(module)`` undoes one
-        module.
+        A :class:`~torus_plugins.adapters.normalize.Patch` (a context manager);
+        ``unpatch(module)`` undoes one module.
 
     Raises:
-        ValueError: unknown ``projmode``; a module without the upstream classes; a ``SupConModel`` without a
-            ``projmode`` argument (the ``main`` branch).
+        ValueError: unknown ``projmode``; a module without the upstream classes; a ``SupConModel``
+            without a ``projmode`` argument (the ``main`` branch).
         RuntimeError: a module or class already patched.
     """
     mode = None if projmode is None else canonical_mode(projmode)
     check_patchable(models_module)
     upstream = getattr(models_module, "SupConModel", None)
     if not isinstance(upstream, type):
-        raise ValueError(f"{models_module.__name__!r} has no SupConModel class; pass SupCon-Framework's tools.models")
+        raise ValueError(
+            f"{models_module.__name__!r} has no SupConModel class; pass SupCon-Framework's "
+            f"tools.models"
+        )
     if "projmode" not in inspect.signature(upstream.__init__).parameters:
         raise ValueError(
             "this SupConModel has no projmode argument (SupCon-Framework's main branch): its run names would not "
             "mark a torus run, so a patched run would overwrite the sphere run's weights/, runs/ and logs/. Use "
             "the torus branch with `projmode: torusN` (or torusC) in the config, or the drop-in "
-            "torus_plugins.adapters.supcon_framework.SupConModel")
+            "torus_plugins.adapters.supcon_framework.SupConModel"
+        )
     _check_unpatched_class(upstream)
     loss_items = []
     if losses_module is not None:
         check_patchable(losses_module)
         supcon = getattr(losses_module, "SupConLoss", None)
         if not isinstance(supcon, type):
-            raise ValueError(f"{losses_module.__name__!r} has no SupConLoss; pass SupCon-Framework's tools.losses")
+            raise ValueError(
+                f"{losses_module.__name__!r} has no SupConLoss; pass SupCon-Framework's "
+                f"tools.losses"
+            )
         _check_unpatched_class(supcon)
-        loss_items += _class_items(supcon, _loss_attributes(
-            supcon, SupConLoss, mode, ("temperature", "contrast_mode", "base_temperature", "projmode")))
+        loss_items += _class_items(
+            supcon,
+            _loss_attributes(
+                supcon,
+                SupConLoss,
+                mode,
+                ("temperature", "contrast_mode", "base_temperature", "projmode"),
+            ),
+        )
         koleo = getattr(losses_module, "KoLeoLoss", None)
         if isinstance(koleo, type):
             _check_unpatched_class(koleo)
-            loss_items += _class_items(koleo, _loss_attributes(koleo, KoLeoLoss, mode, ("projmode",)))
+            loss_items += _class_items(
+                koleo, _loss_attributes(koleo, KoLeoLoss, mode, ("projmode",))
+            )
     info = {"adapter": "supcon_framework", "mode": mode or "config"}
     handle = Patch()
-    handle._apply(models_module, {}, info, items=_class_items(upstream, _model_attributes(upstream, mode)))
+    handle._apply(
+        models_module, {}, info, items=_class_items(upstream, _model_attributes(upstream, mode))
+    )
     if losses_module is not None:
         handle._apply(losses_module, {}, info, items=loss_items)
     return handle

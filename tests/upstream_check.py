@@ -1,24 +1,30 @@
-"""Run the repository adapters inside real upstream checkouts and print one table row per (repository, mode).
+"""Run the repository adapters inside real upstream checkouts; print one row per (repository, mode).
 
-A local check, not part of the test suite (CI has no upstream copies): ``make upstream-check UPSTREAM=dir``, with
+A local check, not part of the test suite (CI has no upstream copies): ``make upstream-check
+UPSTREAM=dir``, with
 
-* ``dir/SupCon-Framework``: a git clone holding the ``torus`` and ``main`` branches (local or ``origin/...``);
-  each branch is exported with ``git archive`` to a temporary folder, the clone is not changed;
+* ``dir/SupCon-Framework``: a git clone holding the ``torus`` and ``main`` branches (local or
+  ``origin/...``); each branch is exported with ``git archive`` to a temporary folder, the clone is
+  not changed;
 * ``dir/ProtoCLR``: a ProtoCLR checkout;
 * ``dir/eb_jepa``: an eb_jepa checkout.
 
-A missing checkout is skipped with a message. Each (repository, branch) runs in its own Python process (upstream
-modules are process state) and applies the patch the adapter documents, then runs upstream's own code: one short
-training epoch and upstream's validation call, on tiny SYNTHETIC data written in upstream's on-disk format
-(CIFAR-10 python batches, ProtoCLR's class folders of .pt waveforms and pow.pt, Moving MNIST's .npy). Columns:
-build (the patched model and losses were built), loss (upstream's training loop, first step or epoch mean),
-validation (the shape upstream's validation embedded, and its metric), equality (largest difference between the
-patched loss and upstream's own loss on the same features; see each worker). This machine has no GPU and no
-network, so the workers make three environment adaptations, printed under the table: ``.cuda()`` is the
-identity, torchvision backbones are built without pretrained weights, and torchvision's CIFAR checksum test
-accepts the synthetic files.
+A missing checkout is skipped with a message. Each (repository, branch) runs in its own Python
+process (upstream modules are process state) and applies the patch the adapter documents, then runs
+upstream's own code: one short training epoch and upstream's validation call, on tiny SYNTHETIC data
+written in upstream's on-disk format (CIFAR-10 python batches, ProtoCLR's class folders of .pt
+waveforms and pow.pt, Moving MNIST's .npy). Columns: build (the patched model and losses were
+built), loss (upstream's training loop, first step or epoch mean), validation (the shape upstream's
+validation embedded, and its metric), equality (largest difference between the patched loss and
+upstream's own loss on the same inputs; SupCon-Framework: each criterion on a freshly built model,
+the trained model's in the note, where KoLeo's -log(distance + eps) is ill-conditioned at
+near-duplicate points). This machine has no GPU and no network, so the workers make three
+environment adaptations, printed under the table: ``.cuda()`` is the identity, torchvision backbones
+are built without pretrained weights, and torchvision's CIFAR checksum test accepts the synthetic
+files.
 
-Usage: python tests/upstream_check.py --upstream DIR [--only supcon,protoclr,eb_jepa]
+Usage: python tests/upstream_check.py --upstream DIR [--only supcon,protoclr,eb_jepa] (or
+supcon_torus, supcon_main)
 """
 
 import argparse
@@ -42,7 +48,7 @@ ADAPTATIONS = {
     "cuda": ".cuda() is the identity (no GPU here)",
     "weights": "torchvision backbones built with weights=None (no download)",
     "cifar": "torchvision's CIFAR-10 checksum test accepts the synthetic batches",
-    "wandb": "wandb logging off in the config (log_wandb=false); wandb.Video still built by validation",
+    "wandb": "wandb logging off (log_wandb=false); validation still builds wandb.Video",
 }
 
 
@@ -55,11 +61,13 @@ def fmt(x, digits=4):
     return "-" if x is None else (f"{x:.{digits}g}" if isinstance(x, float) else str(x))
 
 
-# ---------------------------------------------------------------- synthetic data in upstream formats
+# ------------------------------------------------------------ synthetic data in upstream formats
+
 
 def write_cifar10(root, n_train_per_batch=4, n_test=8, seed=0):
-    """CIFAR-10's python layout (cifar-10-batches-py/data_batch_1..5, test_batch, batches.meta), random images
-    with 10 classes cycling. These are our own files: reading them back with pickle is safe."""
+    """CIFAR-10's python layout (cifar-10-batches-py/data_batch_1..5, test_batch, batches.meta),
+    random images with 10 classes cycling. These are our own files: reading them back with pickle is
+    safe."""
     rng = np.random.default_rng(seed)
     folder = pathlib.Path(root) / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
@@ -79,7 +87,8 @@ def write_cifar10(root, n_train_per_batch=4, n_test=8, seed=0):
 
 
 def accept_synthetic_cifar():
-    """torchvision compares every CIFAR file with the real set's md5; accept ours when the file exists."""
+    """torchvision compares every CIFAR file with the real set's md5; accept ours when the file
+    exists."""
     import torchvision.datasets.cifar
 
     torchvision.datasets.cifar.check_integrity = lambda fpath, md5=None: os.path.isfile(fpath)
@@ -99,15 +108,30 @@ SUPCON_MODES = ["sphere", "torusN", "torusC", "hyprs", "torul", "torus"]
 
 def supcon_config(projmode, data_dir):
     return {
-        "model": {"backbone": "resnet18", "ckpt_pretrained": None, "projection_dim": 16, "num_classes": None},
-        "train": {"n_epochs": 1, "amp": False, "ema": True, "ema_decay_per_epoch": 0.3, "logging_name_suffix": None,
-                  "target_metric": "precision_at_1", "stage": "first"},
+        "model": {
+            "backbone": "resnet18",
+            "ckpt_pretrained": None,
+            "projection_dim": 16,
+            "num_classes": None,
+        },
+        "train": {
+            "n_epochs": 1,
+            "amp": False,
+            "ema": True,
+            "ema_decay_per_epoch": 0.3,
+            "logging_name_suffix": None,
+            "target_metric": "precision_at_1",
+            "stage": "first",
+        },
         "dataset": data_dir,
         "dataloaders": {"train_batch_size": 8, "valid_batch_size": 8, "num_workers": 0},
         "optimizer": {"name": "SGD", "params": {"lr": 0.1}},
         "scheduler": {"name": "CosineAnnealingLR", "params": {"T_max": 1, "eta_min": 0.01}},
         "projmode": projmode,
-        "criteria": [{"name": "SupCon", "params": {"temperature": 0.1}}, {"name": "koleo", "weight": 1}],
+        "criteria": [
+            {"name": "SupCon", "params": {"temperature": 0.1}},
+            {"name": "koleo", "weight": 1},
+        ],
     }
 
 
@@ -132,7 +156,19 @@ def _two_views(loader):
 
     images, labels = next(iter(loader))
     b = len(labels) // 2
-    return torch.cat([images[:b], images[b:2 * b]]), labels[:b], b
+    return torch.cat([images[:b], images[b : 2 * b]]), labels[:b], b
+
+
+def supcon_terms(model, criteria, images, labels, b):
+    """([weighted value of each criterion], closest pair distance) on a fixed two-view batch, in
+    eval mode."""
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        z = torch.stack(torch.split(model(images), [b, b]), dim=1)
+        values = [float(c(z, labels)) * w for c, w in criteria if w]
+        return values, float(torch.pdist(z.flatten(0, 1)).min())
 
 
 def worker_supcon_torus(root, commit):
@@ -147,8 +183,10 @@ def worker_supcon_torus(root, commit):
     from torus_plugins.adapters.supcon_framework import patch
 
     seen = {}
-    original = {name: getattr(utils, name) for name in ("train_epoch_constructive", "compute_embeddings",
-                                                         "validation_constructive")}
+    original = {
+        name: getattr(utils, name)
+        for name in ("train_epoch_constructive", "compute_embeddings", "validation_constructive")
+    }
 
     def train_epoch(*args, **kwargs):
         seen["loss"] = original["train_epoch_constructive"](*args, **kwargs)["loss"]
@@ -178,33 +216,49 @@ def worker_supcon_torus(root, commit):
         row = dict(repo="SupCon-Framework", ref=f"torus@{commit}", mode=projmode, build=False)
         try:
             torch.manual_seed(0)
-            with patch(tools.models, tools.losses, projmode=projmode) as handle:
+            with patch(tools.models, tools.losses, projmode=projmode):
                 g = run_train_py(projmode)
                 row["build"] = True
                 model, criteria = g["model"], g["criteria"]
                 head_shape, encoder_shape = seen["shapes"][0], seen["shapes"][2]
                 images, labels, b = _two_views(g["loaders"]["train_features_loader"])
-                model.eval()
-                with torch.no_grad():
-                    z = torch.stack(torch.split(model(images), [b, b]), dim=1)
-                    ours = [float(c(z, labels)) * w for c, w in criteria if w]
-                    gap = float(torch.pdist(z.flatten(0, 1)).min())
-            with torch.no_grad():                                         # unpatched: upstream's model and losses
-                params = supcon_config(projmode, "data/cifar10")
-                theirs_criteria = utils.build_optim(model, params["optimizer"], None, params["criteria"],
-                                                    projmode)["criteria"]
-                z = torch.stack(torch.split(model(images), [b, b]), dim=1)
-                theirs = [float(c(z, labels)) * w for c, w in theirs_criteria if w]
-            row.update(loss=seen["loss"], validation=f"{head_shape} head, {encoder_shape} encoder, "
-                       f"P@1 {seen['p_at_1'][0]:.2f}", equality=max(abs(a - b) for a, b in zip(ours, theirs)),
-                       note=f"run {g['logging_name']}; SupCon, KoLeo {fmt(ours[0])}, {fmt(ours[1])} vs "
-                            f"{fmt(theirs[0])}, {fmt(theirs[1])}; closest pair {gap:.1e}")
-        except Exception as error:                                       # reported in the table, not hidden
+                torch.manual_seed(1)
+                # a model not yet trained
+                fresh = utils.build_model("resnet18", projection_dim=16, projmode=projmode)
+                ours = {
+                    "trained": supcon_terms(model, criteria, images, labels, b),
+                    "fresh": supcon_terms(fresh, criteria, images, labels, b),
+                }
+            # unpatched: upstream's model and losses
+            params = supcon_config(projmode, "data/cifar10")
+            theirs_criteria = utils.build_optim(
+                model, params["optimizer"], None, params["criteria"], projmode
+            )["criteria"]
+            theirs = {
+                "trained": supcon_terms(model, theirs_criteria, images, labels, b),
+                "fresh": supcon_terms(fresh, theirs_criteria, images, labels, b),
+            }
+            diffs = {k: [abs(a - c) for a, c in zip(ours[k][0], theirs[k][0])] for k in ours}
+            row.update(
+                loss=seen["loss"],
+                validation=f"{head_shape} head, {encoder_shape} encoder, "
+                f"P@1 {seen['p_at_1'][0]:.2f}",
+                equality=max(diffs["fresh"]),
+                note=f"run {g['logging_name']}; trained model: SupCon/KoLeo differ by "
+                f"{diffs['trained'][0]:.1e}/{diffs['trained'][1]:.1e} (closest pair "
+                f"{ours['trained'][1]:.1e})",
+            )
+        except Exception as error:  # reported in the table, not hidden
             row.update(error=f"{type(error).__name__}: {str(error)[:200]}")
         emit(**row)
 
     # a config/patch mismatch is refused before train.py removes any folder
-    row = dict(repo="SupCon-Framework", ref=f"torus@{commit}", mode="config torusC, patch torusN", build=False)
+    row = dict(
+        repo="SupCon-Framework",
+        ref=f"torus@{commit}",
+        mode="config torusC, patch torusN",
+        build=False,
+    )
     name = "supcon_stage_first_resnet18_cifar10_D16_torusC_koleo1"
     sentinel = pathlib.Path("weights", name, "keep")
     sentinel.parent.mkdir(parents=True, exist_ok=True)
@@ -215,7 +269,10 @@ def worker_supcon_torus(root, commit):
             row.update(error="not refused")
         except ValueError as error:
             intact = sentinel.read_text() == "an earlier run"
-            row.update(validation="refused: ValueError", note=f"{str(error)[:80]}...; earlier run intact: {intact}")
+            row.update(
+                validation="refused: ValueError",
+                note=f"{str(error)[:80]}...; earlier run intact: {intact}",
+            )
         except Exception as error:
             row.update(error=f"{type(error).__name__}: {str(error)[:200]}")
     emit(**row)
@@ -240,17 +297,22 @@ def worker_supcon_main(root, commit):
     emit(**row)
 
     # the sphere drop-in loss inside main's own training loop and validation
-    row = dict(repo="SupCon-Framework", ref=f"main@{commit}", mode="sphere drop-in SupConLoss", build=False)
+    row = dict(
+        repo="SupCon-Framework", ref=f"main@{commit}", mode="sphere drop-in SupConLoss", build=False
+    )
     try:
         torch.manual_seed(0)
         transforms = utils.build_transforms(second_stage=False)
-        loaders = utils.build_loaders("data/cifar10", transforms, {"train_batch_size": 8, "valid_batch_size": 8}, 0)
+        loaders = utils.build_loaders(
+            "data/cifar10", transforms, {"train_batch_size": 8, "valid_batch_size": 8}, 0
+        )
         model = utils.build_model("resnet18", projection_dim=16)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         criteria = [(tsf.SupConLoss(temperature=0.1, projmode="sphere"), 1)]
         row["build"] = True
-        loss = utils.train_epoch_constructive(loaders["train_supcon_loader"], model, criteria, optimizer, None,
-                                              None)["loss"]
+        loss = utils.train_epoch_constructive(
+            loaders["train_supcon_loader"], model, criteria, optimizer, None, None
+        )["loss"]
         shapes = []
         original = utils.compute_embeddings
 
@@ -258,20 +320,29 @@ def worker_supcon_main(root, commit):
             out = original(*args, **kwargs)
             shapes.append(tuple(out[0].shape))
             return out
+
         utils.compute_embeddings = compute_embeddings
-        metrics = utils.validation_constructive(loaders["valid_loader"], loaders["train_features_loader"], model, None)
+        metrics = utils.validation_constructive(
+            loaders["valid_loader"], loaders["train_features_loader"], model, None
+        )
         images, labels, b = _two_views(loaders["train_features_loader"])
         model.eval()
         with torch.no_grad():
             z = torch.stack(torch.split(model(images), [b, b]), dim=1)
-            diff = abs(float(criteria[0][0](z, labels)) - float(tools.losses.SupConLoss(temperature=0.1)(z, labels)))
-        row.update(loss=loss, validation=f"{shapes[0]}, P@1 {metrics['precision_at_1']:.2f}", equality=diff)
+            diff = abs(
+                float(criteria[0][0](z, labels))
+                - float(tools.losses.SupConLoss(temperature=0.1)(z, labels))
+            )
+        row.update(
+            loss=loss, validation=f"{shapes[0]}, P@1 {metrics['precision_at_1']:.2f}", equality=diff
+        )
     except Exception as error:
         row.update(error=f"{type(error).__name__}: {str(error)[:200]}")
     emit(**row)
 
 
 # ---------------------------------------------------------------- ProtoCLR
+
 
 def worker_protoclr(root, commit):
     import torch
@@ -280,11 +351,19 @@ def worker_protoclr(root, commit):
     from synthetic_birb import write_synthetic_birb
 
     data = write_synthetic_birb(tempfile.mkdtemp(prefix="protoclr-data-"), seconds=6.0, quick=True)
+    for path in pathlib.Path(data).rglob("*.pt"):  # ProtoCLR reads mono clips as [1, samples]
+        item = torch.load(path)
+        if isinstance(item, dict):
+            item["data"] = item["data"].unsqueeze(1)
+        else:
+            item = item.unsqueeze(0)
+        torch.save(item, path)
     sys.path.insert(0, root)
     os.chdir(root)
-    sys.argv = ["train_encoder.py", "--device", "cpu", "--traindir", os.path.join(data, "train"), "--evaldir",
-                os.path.join(data, "eval"), "--epochs", "1", "--bs", "8", "--nworkers", "1", "--nruns", "2",
-                "--loss", "protoclr", "--tau", "0.1"]
+    sys.argv = ["train_encoder.py", "--traindir", os.path.join(data, "train"), "--evaldir",
+                os.path.join(data, "eval")]
+    sys.argv += "--device cpu --epochs 1 --bs 8 --nworkers 1 --nruns 2".split()
+    sys.argv += "--loss protoclr --tau 0.1".split()
     import losses
     import train_utils
 
@@ -301,7 +380,9 @@ def worker_protoclr(root, commit):
         return out
 
     def recording_fewshot_val(encoder, dataset, *args, **kwargs):
-        hook = encoder.register_forward_hook(lambda m, i, o: seen.setdefault("rows", []).append(o.shape))
+        hook = encoder.register_forward_hook(
+            lambda m, i, o: seen.setdefault("rows", []).append(o.shape)
+        )
         try:
             seen["acc"] = fewshot_val(encoder, dataset, *args, **kwargs)
         finally:
@@ -324,12 +405,20 @@ def worker_protoclr(root, commit):
                     h1 = projector(encoder(transform(x)))
                     h2 = projector(encoder(transform(torch.roll(x, 1600, dims=-1))))
                     ours = float(g["loss_fn"](h1, h2, y))
-            with torch.no_grad():                        # upstream's loss, unpatched, on the torus embeddings
-                theirs = float(upstream_loss(0.1)(torus_normalize(h1, mode=mode), torus_normalize(h2, mode=mode), y))
+            with torch.no_grad():  # upstream's loss, unpatched, on the torus embeddings
+                theirs = float(
+                    upstream_loss(0.1)(
+                        torus_normalize(h1, mode=mode), torus_normalize(h2, mode=mode), y
+                    )
+                )
             rows = sum(s[0] for s in seen["rows"])
             acc, std = seen["acc"]
-            row.update(loss=seen["loss"], validation=f"({rows}, {seen['rows'][0][1]}) encoder, 1-shot "
-                       f"{float(acc):.2f}+-{float(std):.2f}", equality=abs(ours - theirs))
+            row.update(
+                loss=seen["loss"],
+                validation=f"({rows}, {seen['rows'][0][1]}) encoder, 1-shot "
+                f"{float(acc):.2f}+-{float(std):.2f}",
+                equality=abs(ours - theirs),
+            )
         except Exception as error:
             row.update(error=f"{type(error).__name__}: {str(error)[:200]}")
         emit(**row)
@@ -337,8 +426,13 @@ def worker_protoclr(root, commit):
 
 # ---------------------------------------------------------------- eb_jepa
 
-EB_MODES = [(None, {"uniformity_coeff": 0.0}), ("sphere", {}), ("torusN", {}), ("torusC", {}),
-            ("torusN", {"cov": "toroidal"})]
+EB_MODES = [
+    (None, {"uniformity_coeff": 0.0}),
+    ("sphere", {}),
+    ("torusN", {}),
+    ("torusC", {}),
+    ("torusN", {"cov": "toroidal"}),
+]
 
 
 def _eb_mode_name(projection, options):
@@ -347,7 +441,8 @@ def _eb_mode_name(projection, options):
 
 
 def _upstream_on_circles(upstream_cls, terms, *args, **kwargs):
-    """Upstream's own loss object with its hinge margin set to the adapter's (instance attribute only)."""
+    """Upstream's own loss object with its hinge margin set to the adapter's (instance attribute
+    only)."""
     loss = upstream_cls(*args, **kwargs)
     loss.std_loss_fn.std_margin = terms.std_margin
     return loss
@@ -368,22 +463,35 @@ def worker_eb_jepa_image(root, commit):
     upstream_vicreg = eb_jepa.losses.VICRegLoss
     for projection, options in EB_MODES:
         if options.get("cov") == "toroidal":
-            continue                                     # image rows: the isotropic covariance of the example
-        row = dict(repo="eb_jepa", ref=f"main@{commit} image_jepa", mode=_eb_mode_name(projection, options),
-                   build=False)
+            continue  # image rows: the isotropic covariance of the example
+        row = dict(
+            repo="eb_jepa",
+            ref=f"main@{commit} image_jepa",
+            mode=_eb_mode_name(projection, options),
+            build=False,
+        )
         try:
             torch.manual_seed(0)
             with patch(eb_jepa.losses, projection=projection, **options):
                 sys.modules.pop("examples.image_jepa.main", None)
-                import examples.image_jepa.main as main   # its `from eb_jepa.losses import VICRegLoss` now
+                # imported now, its `from eb_jepa.losses import VICRegLoss` gets the patched class
+                import examples.image_jepa.main as main
 
                 calls, seen = [], {}
 
                 class Recording(main.VICRegLoss):
                     def forward(self, z1, z2):
                         out = super().forward(z1, z2)
-                        calls.append((self, z1.detach(), z2.detach(), {k: v.detach() for k, v in out.items()}))
+                        calls.append(
+                            (
+                                self,
+                                z1.detach(),
+                                z2.detach(),
+                                {k: v.detach() for k, v in out.items()},
+                            )
+                        )
                         return out
+
                 main.VICRegLoss = Recording
                 train_epoch, evaluate = main.train_epoch, main.evaluate_linear_probe
 
@@ -393,28 +501,50 @@ def worker_eb_jepa_image(root, commit):
 
                 def recording_evaluate(model, *args, **kwargs):
                     hook = model.register_forward_hook(
-                        lambda m, i, o: seen.setdefault("rows", []).append(o[0].shape))
+                        lambda m, i, o: seen.setdefault("rows", []).append(o[0].shape)
+                    )
                     try:
                         seen["val"] = evaluate(model, *args, **kwargs)
                     finally:
                         hook.remove()
                     return seen["val"]
-                main.train_epoch, main.evaluate_linear_probe = recording_train_epoch, recording_evaluate
-                main.run(fname="examples/image_jepa/cfgs/default.yaml", folder=tempfile.mkdtemp(), **{
-                    "meta.device": "cpu", "data.batch_size": 16, "data.num_workers": 0, "optim.epochs": 1,
-                    "logging.log_wandb": False, "logging.tqdm_silent": True, "training.use_amp": False,
-                    "model.proj_hidden_dim": 256, "model.proj_output_dim": 256})
+
+                main.train_epoch, main.evaluate_linear_probe = (
+                    recording_train_epoch,
+                    recording_evaluate,
+                )
+                main.run(
+                    fname="examples/image_jepa/cfgs/default.yaml",
+                    folder=tempfile.mkdtemp(),
+                    **{
+                        "meta.device": "cpu",
+                        "data.batch_size": 16,
+                        "data.num_workers": 0,
+                        "optim.epochs": 1,
+                        "logging.log_wandb": False,
+                        "logging.tqdm_silent": True,
+                        "training.use_amp": False,
+                        "model.proj_hidden_dim": 256,
+                        "model.proj_output_dim": 256,
+                    },
+                )
                 row["build"] = True
                 loss_obj, z1, z2, out = calls[0]
                 terms = loss_obj.terms
                 q1, q2 = terms.project(z1)[1], terms.project(z2)[1]
                 unif = float(out.get("uniformity_loss", torch.zeros(())))
-            theirs = _upstream_on_circles(upstream_vicreg, terms, loss_obj.std_coeff, loss_obj.cov_coeff)(q1, q2)
+            theirs = _upstream_on_circles(
+                upstream_vicreg, terms, loss_obj.std_coeff, loss_obj.cov_coeff
+            )(q1, q2)
             ours = float(out["loss"]) - terms.uniformity_coeff * unif
             rows = sum(s[0] for s in seen["rows"])
-            row.update(loss=float(out["loss"]), validation=f"({rows}, {seen['rows'][0][1]}) features, probe acc "
-                       f"{seen['val'][0]:.1f}", equality=abs(ours - float(theirs["loss"])),
-                       note=f"uniformity {unif:.3f}" if terms.uniformity_coeff else "")
+            row.update(
+                loss=float(out["loss"]),
+                validation=f"({rows}, {seen['rows'][0][1]}) features, probe acc "
+                f"{seen['val'][0]:.1f}",
+                equality=abs(ours - float(theirs["loss"])),
+                note=f"uniformity {unif:.3f}" if terms.uniformity_coeff else "",
+            )
         except Exception as error:
             row.update(error=f"{type(error).__name__}: {str(error)[:200]}")
         emit(**row)
@@ -428,11 +558,12 @@ def worker_eb_jepa_video(root, commit):
     os.chdir(root)
     data = pathlib.Path(tempfile.mkdtemp(prefix="ebjepa-mnist-"))
     rng = np.random.default_rng(0)
-    frames = np.zeros((20, 4, 64, 64), dtype=np.uint8)          # Moving MNIST layout (T, N, H, W): moving squares
-    for n in range(4):
+    # Moving MNIST's layout (T, N, H, W) uint8: moving squares
+    frames = np.zeros((20, 2, 64, 64), dtype=np.uint8)
+    for n in range(2):
         y, x, dy, dx = *rng.integers(0, 48, 2), *rng.choice([-3, -2, 2, 3], 2)
         for t in range(20):
-            frames[t, n, y:y + 14, x:x + 14] = 255
+            frames[t, n, y : y + 14, x : x + 14] = 255
             y, x = (y + dy) % 50, (x + dx) % 50
     np.save(data / "mnist_test_seq.npy", frames)
     os.environ["EBJEPA_DSETS"] = str(data)
@@ -442,43 +573,64 @@ def worker_eb_jepa_video(root, commit):
 
     upstream_vc = eb_jepa.losses.VCLoss
     for projection, options in EB_MODES:
-        row = dict(repo="eb_jepa", ref=f"main@{commit} video_jepa", mode=_eb_mode_name(projection, options),
-                   build=False)
+        row = dict(
+            repo="eb_jepa",
+            ref=f"main@{commit} video_jepa",
+            mode=_eb_mode_name(projection, options),
+            build=False,
+        )
         try:
             torch.manual_seed(0)
             with patch(eb_jepa.losses, projection=projection, **options):
                 for name in ("examples.video_jepa.main", "eb_jepa.datasets.moving_mnist"):
                     sys.modules.pop(name, None)
-                import examples.video_jepa.main as m       # its `from eb_jepa.losses import VCLoss` now
+                import examples.video_jepa.main as m  # its `from eb_jepa.losses import VCLoss` now
 
                 cfg = m.load_config("examples/video_jepa/cfgs/default.yaml", quiet=True)
-                val_set = m.MovingMNISTDet(split="val")                 # 8 clips of the synthetic sequences
+                val_set = m.MovingMNISTDet(split="val")  # 4 clips of the synthetic sequences
                 loader = m.DataLoader(val_set, batch_size=2, shuffle=False, num_workers=0)
                 # main.py's construction, with its config's sizes
                 encoder = m.ResNet5(cfg.model.dobs, cfg.model.henc, cfg.model.dstc)
-                predictor = m.StateOnlyPredictor(m.ResUNet(2 * cfg.model.dstc, cfg.model.hpre, cfg.model.dstc),
-                                                 context_length=2)
-                projector = m.Projector(f"{cfg.model.dstc}-{cfg.model.dstc * 4}-{cfg.model.dstc * 4}")
+                predictor = m.StateOnlyPredictor(
+                    m.ResUNet(2 * cfg.model.dstc, cfg.model.hpre, cfg.model.dstc), context_length=2
+                )
+                projector = m.Projector(
+                    f"{cfg.model.dstc}-{cfg.model.dstc * 4}-{cfg.model.dstc * 4}"
+                )
                 regularizer = m.VCLoss(cfg.loss.std_coeff, cfg.loss.cov_coeff, proj=projector)
                 jepa = m.JEPA(encoder, encoder, predictor, regularizer, m.SquareLossSeq(projector))
-                pixel_decoder = m.JEPAProbe(jepa, m.ImageDecoder(cfg.model.dstc, cfg.model.dobs), nn.MSELoss())
-                detection_head = m.JEPAProbe(jepa, m.DetHead(cfg.model.dstc, cfg.model.hpre, cfg.model.dobs),
-                                             nn.BCELoss())
-                optimizer = m.Adam([{"params": jepa.parameters(), "lr": cfg.optim.lr},
-                                    {"params": pixel_decoder.head.parameters(), "lr": cfg.optim.lr / 10},
-                                    {"params": detection_head.head.parameters(), "lr": cfg.optim.lr}])
+                pixel_decoder = m.JEPAProbe(
+                    jepa, m.ImageDecoder(cfg.model.dstc, cfg.model.dobs), nn.MSELoss()
+                )
+                detection_head = m.JEPAProbe(
+                    jepa, m.DetHead(cfg.model.dstc, cfg.model.hpre, cfg.model.dobs), nn.BCELoss()
+                )
+                optimizer = m.Adam(
+                    [
+                        {"params": jepa.parameters(), "lr": cfg.optim.lr},
+                        {"params": pixel_decoder.head.parameters(), "lr": cfg.optim.lr / 10},
+                        {"params": detection_head.head.parameters(), "lr": cfg.optim.lr},
+                    ]
+                )
                 row["build"] = True
-                batch = next(iter(loader))                             # main.py's training step
+                batch = next(iter(loader))  # main.py's training step
                 x, loc_map = batch["video"], batch["digit_location"]
                 optimizer.zero_grad()
                 _, (jepa_loss, regl, _, regldict, pl) = jepa.unroll(
-                    x, actions=None, nsteps=cfg.model.steps, unroll_mode="parallel", compute_loss=True,
-                    return_all_steps=False)
+                    x,
+                    actions=None,
+                    nsteps=cfg.model.steps,
+                    unroll_mode="parallel",
+                    compute_loss=True,
+                    return_all_steps=False,
+                )
                 total = jepa_loss + pixel_decoder(x, x) + detection_head(x, loc_map)
                 total.backward()
                 optimizer.step()
-                val_logs = m.validation_loop(loader, jepa, detection_head, pixel_decoder, cfg.model.steps, "cpu")
-                with torch.no_grad():                                  # the regulariser against upstream's
+                val_logs = m.validation_loop(
+                    loader, jepa, detection_head, pixel_decoder, cfg.model.steps, "cpu"
+                )
+                with torch.no_grad():  # the regulariser against upstream's
                     state = jepa.encoder(x)
                     torch.manual_seed(1)
                     loss, _, logs = regularizer(state)
@@ -486,29 +638,46 @@ def worker_eb_jepa_video(root, commit):
                     terms = regularizer.terms
                     q = terms.project(projector(samples))[1]
             with torch.no_grad():
-                theirs = _upstream_on_circles(upstream_vc, terms, cfg.loss.std_coeff, cfg.loss.cov_coeff)
-                if terms.cov == "toroidal":                            # upstream has no toroidal term
+                theirs = _upstream_on_circles(
+                    upstream_vc, terms, cfg.loss.std_coeff, cfg.loss.cov_coeff
+                )
+                if terms.cov == "toroidal":  # upstream has no toroidal term
                     theirs.cov_loss_fn = lambda z: terms.cov_term(z)
                 upstream_loss = float(theirs(q)[0])
             ours = float(loss) - terms.uniformity_coeff * logs.get("uniformity_loss", 0.0)
-            row.update(loss=float(jepa_loss), validation=f"{tuple(state.shape)} states, recon "
-                       f"{val_logs['val/recon_loss']:.3f}, AP_0 {val_logs['AP_0']:.2f}",
-                       equality=abs(ours - upstream_loss) / max(1.0, abs(upstream_loss)),
-                       note=f"vc {float(regl):.3f}" + (f", uniformity {logs['uniformity_loss']:.3f}"
-                                                       if "uniformity_loss" in logs else ""))
+            row.update(
+                loss=float(jepa_loss),
+                validation=f"{tuple(state.shape)} states, recon "
+                f"{val_logs['val/recon_loss']:.3f}, AP_0 {val_logs['AP_0']:.2f}",
+                equality=abs(ours - upstream_loss) / max(1.0, abs(upstream_loss)),
+                note=f"vc {float(regl):.3f}"
+                + (
+                    f", uniformity {logs['uniformity_loss']:.3f}"
+                    if "uniformity_loss" in logs
+                    else ""
+                ),
+            )
         except Exception as error:
             row.update(error=f"{type(error).__name__}: {str(error)[:200]}")
         emit(**row)
 
 
-WORKERS = {"supcon_torus": worker_supcon_torus, "supcon_main": worker_supcon_main, "protoclr": worker_protoclr,
-           "eb_jepa_image": worker_eb_jepa_image, "eb_jepa_video": worker_eb_jepa_video}
+WORKERS = {
+    "supcon_torus": worker_supcon_torus,
+    "supcon_main": worker_supcon_main,
+    "protoclr": worker_protoclr,
+    "eb_jepa_image": worker_eb_jepa_image,
+    "eb_jepa_video": worker_eb_jepa_video,
+}
 
 
 # ---------------------------------------------------------------- driver
 
+
 def git(repo, *args):
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def resolve_branch(repo, branch):
@@ -522,7 +691,9 @@ def resolve_branch(repo, branch):
 
 def export(repo, commit, into):
     """``git archive`` of ``commit`` extracted to ``into`` (the clone itself is not changed)."""
-    archive = subprocess.run(["git", "-C", str(repo), "archive", commit], check=True, capture_output=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", commit], check=True, capture_output=True
+    ).stdout
     with tempfile.TemporaryFile() as f:
         f.write(archive)
         f.seek(0)
@@ -531,17 +702,41 @@ def export(repo, commit, into):
     return str(into)
 
 
-def run_worker(name, root, commit, timeout=3600):
+def run_worker(name, root, commit, timeout=7200):
     start = time.time()
-    proc = subprocess.run([sys.executable, str(pathlib.Path(__file__).resolve()), "--worker", name, "--root", root,
-                           "--commit", commit], capture_output=True, text=True, timeout=timeout,
-                          env=dict(os.environ, PYTHONWARNINGS="ignore", WANDB_MODE="disabled"))
-    rows = [json.loads(line[len(ROW):]) for line in proc.stdout.splitlines() if line.startswith(ROW)]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(pathlib.Path(__file__).resolve()),
+            "--worker",
+            name,
+            "--root",
+            root,
+            "--commit",
+            commit,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ, PYTHONWARNINGS="ignore", WANDB_MODE="disabled"),
+    )
+    rows = [
+        json.loads(line[len(ROW) :]) for line in proc.stdout.splitlines() if line.startswith(ROW)
+    ]
     if proc.returncode != 0 or not rows:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        rows.append(dict(repo=name, ref=commit[:12], mode="-", build=False,
-                         error=f"worker exited {proc.returncode}: " + " | ".join(tail)))
-    print(f"  {name}: {len(rows)} row(s) in {time.time() - start:.0f} s", file=sys.stderr, flush=True)
+        rows.append(
+            dict(
+                repo=name,
+                ref=commit[:12],
+                mode="-",
+                build=False,
+                error=f"worker exited {proc.returncode}: " + " | ".join(tail),
+            )
+        )
+    print(
+        f"  {name}: {len(rows)} row(s) in {time.time() - start:.0f} s", file=sys.stderr, flush=True
+    )
     return rows
 
 
@@ -549,9 +744,14 @@ def jobs(upstream, only):
     """(worker, checkout folder, commit) for every checkout present; messages for those absent."""
     todo, skipped = [], []
     supcon = upstream / "SupCon-Framework"
-    if "supcon" in only:
+    branches = [
+        (b, w)
+        for b, w in (("torus", "supcon_torus"), ("main", "supcon_main"))
+        if {"supcon", w} & only
+    ]
+    if branches:
         if (supcon / ".git").exists():
-            for branch, worker in (("torus", "supcon_torus"), ("main", "supcon_main")):
+            for branch, worker in branches:
                 commit = resolve_branch(supcon, branch)
                 if commit is None:
                     skipped.append(f"SupCon-Framework: no branch {branch!r} in {supcon}")
@@ -560,8 +760,10 @@ def jobs(upstream, only):
                 todo.append((worker, export(supcon, commit, folder), commit[:12]))
         else:
             skipped.append(f"SupCon-Framework: no git checkout at {supcon}")
-    for key, name, workers in (("protoclr", "ProtoCLR", ("protoclr",)),
-                               ("eb_jepa", "eb_jepa", ("eb_jepa_image", "eb_jepa_video"))):
+    for key, name, workers in (
+        ("protoclr", "ProtoCLR", ("protoclr",)),
+        ("eb_jepa", "eb_jepa", ("eb_jepa_image", "eb_jepa_video")),
+    ):
         if key not in only:
             continue
         folder = upstream / name
@@ -574,10 +776,29 @@ def jobs(upstream, only):
 
 
 def print_table(rows):
-    header = ["repo", "ref", "mode", "build", "train loss", "validation", "|ours - upstream|", "note / error"]
-    table = [[r["repo"], r["ref"], r["mode"], "ok" if r.get("build") else "no", fmt(r.get("loss")),
-              r.get("validation", "-"), fmt(r.get("equality"), 2), r.get("error") or r.get("note") or ""]
-             for r in rows]
+    header = [
+        "repo",
+        "ref",
+        "mode",
+        "build",
+        "train loss",
+        "validation",
+        "|ours - upstream|",
+        "note / error",
+    ]
+    table = [
+        [
+            r["repo"],
+            r["ref"],
+            r["mode"],
+            "ok" if r.get("build") else "no",
+            fmt(r.get("loss")),
+            r.get("validation", "-"),
+            fmt(r.get("equality"), 2),
+            r.get("error") or r.get("note") or "",
+        ]
+        for r in rows
+    ]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *table)]
     for line in [header, ["-" * w for w in widths], *table]:
         print(" | ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip())
@@ -596,8 +817,10 @@ def main(argv=None):
         return 0
     upstream = pathlib.Path(args.upstream) if args.upstream else None
     if upstream is None or not upstream.is_dir():
-        print(f"upstream-check skipped: no upstream folder (got UPSTREAM={args.upstream!r}); clone "
-              f"SupCon-Framework (torus and main branches), ProtoCLR and eb_jepa into one folder and pass it")
+        print(
+            f"upstream-check skipped: no upstream folder (got UPSTREAM={args.upstream!r}); clone "
+            f"SupCon-Framework (torus and main branches), ProtoCLR and eb_jepa into one folder"
+        )
         return 0
     todo, skipped = jobs(upstream, set(args.only.split(",")))
     for message in skipped:
