@@ -344,6 +344,9 @@ def worker_supcon_main(root, commit):
 # ---------------------------------------------------------------- ProtoCLR
 
 
+PROTOCLR_MODES = ("sphere", "torusN", "torusC")
+
+
 def worker_protoclr(root, commit):
     import torch
 
@@ -358,6 +361,13 @@ def worker_protoclr(root, commit):
         else:
             item = item.unsqueeze(0)
         torch.save(item, path)
+    for species in sorted(pathlib.Path(data, "train").iterdir())[2:]:  # one batch of 8: 2 x 4 clips
+        for clip in species.iterdir():
+            clip.unlink()
+        species.rmdir()
+    for species in pathlib.Path(data, "train").iterdir():
+        for clip in sorted(species.iterdir())[4:]:
+            clip.unlink()
     sys.path.insert(0, root)
     os.chdir(root)
     sys.argv = ["train_encoder.py", "--traindir", os.path.join(data, "train"), "--evaldir",
@@ -390,7 +400,7 @@ def worker_protoclr(root, commit):
         return seen["acc"]
 
     train_utils.train_epoch, train_utils.fewshot_val = recording_train_epoch, recording_fewshot_val
-    for mode in ("sphere", "torusN", "torusC"):
+    for mode in PROTOCLR_MODES:
         seen.clear()
         row = dict(repo="ProtoCLR", ref=f"main@{commit}", mode=mode, build=False)
         try:
