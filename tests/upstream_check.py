@@ -445,6 +445,9 @@ EB_MODES = [
 ]
 
 
+VIDEO_MODES = EB_MODES
+
+
 def _eb_mode_name(projection, options):
     name = str(projection)
     return name + "".join(f", {k}={v}" for k, v in options.items())
@@ -569,8 +572,8 @@ def worker_eb_jepa_video(root, commit):
     data = pathlib.Path(tempfile.mkdtemp(prefix="ebjepa-mnist-"))
     rng = np.random.default_rng(0)
     # Moving MNIST's layout (T, N, H, W) uint8: moving squares
-    frames = np.zeros((20, 2, 64, 64), dtype=np.uint8)
-    for n in range(2):
+    frames = np.zeros((20, 8, 64, 64), dtype=np.uint8)
+    for n in range(8):
         y, x, dy, dx = *rng.integers(0, 48, 2), *rng.choice([-3, -2, 2, 3], 2)
         for t in range(20):
             frames[t, n, y : y + 14, x : x + 14] = 255
@@ -582,7 +585,7 @@ def worker_eb_jepa_video(root, commit):
     from torus_plugins.adapters.eb_jepa import patch
 
     upstream_vc = eb_jepa.losses.VCLoss
-    for projection, options in EB_MODES:
+    for projection, options in VIDEO_MODES:
         row = dict(
             repo="eb_jepa",
             ref=f"main@{commit} video_jepa",
@@ -597,8 +600,10 @@ def worker_eb_jepa_video(root, commit):
                 import examples.video_jepa.main as m  # its `from eb_jepa.losses import VCLoss` now
 
                 cfg = m.load_config("examples/video_jepa/cfgs/default.yaml", quiet=True)
-                val_set = m.MovingMNISTDet(split="val")  # 4 clips of the synthetic sequences
+                val_set = m.MovingMNISTDet(split="val")  # 16 clips of the synthetic sequences
                 loader = m.DataLoader(val_set, batch_size=2, shuffle=False, num_workers=0)
+                # validation_loop visualises 16 samples of its last batch: one batch of 16
+                val_loader = m.DataLoader(val_set, batch_size=16, shuffle=False, num_workers=0)
                 # main.py's construction, with its config's sizes
                 encoder = m.ResNet5(cfg.model.dobs, cfg.model.henc, cfg.model.dstc)
                 predictor = m.StateOnlyPredictor(
@@ -638,7 +643,7 @@ def worker_eb_jepa_video(root, commit):
                 total.backward()
                 optimizer.step()
                 val_logs = m.validation_loop(
-                    loader, jepa, detection_head, pixel_decoder, cfg.model.steps, "cpu"
+                    val_loader, jepa, detection_head, pixel_decoder, cfg.model.steps, "cpu"
                 )
                 with torch.no_grad():  # the regulariser against upstream's
                     state = jepa.encoder(x)
