@@ -653,12 +653,12 @@ def worker_eb_jepa_video(root, commit):
                     terms = regularizer.terms
                     q = terms.project(projector(samples))[1]
             with torch.no_grad():
-                theirs = _upstream_on_circles(
-                    upstream_vc, terms, cfg.loss.std_coeff, cfg.loss.cov_coeff
-                )
-                if terms.cov == "toroidal":  # upstream has no toroidal term
-                    theirs.cov_loss_fn = lambda z: terms.cov_term(z)
+                toroidal = terms.cov == "toroidal"  # upstream has no toroidal term: the package's
+                cov_coeff = 0.0 if toroidal else cfg.loss.cov_coeff
+                theirs = _upstream_on_circles(upstream_vc, terms, cfg.loss.std_coeff, cov_coeff)
                 upstream_loss = float(theirs(q)[0])
+                if toroidal:
+                    upstream_loss += cfg.loss.cov_coeff * float(terms.cov_term(q))
             ours = float(loss) - terms.uniformity_coeff * logs.get("uniformity_loss", 0.0)
             row.update(
                 loss=float(jepa_loss),
