@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 DEV_STAMP := $(VENV)/.installed-dev
 EXAMPLES_STAMP := $(VENV)/.installed-examples
 
-.PHONY: demo test bench m4 clean
+.PHONY: demo test bench m4 upstream-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ bench: $(DEV_STAMP)
 	$(PY) bench/search.py
 	$(PY) bench/pq.py
 	$(PY) bench/metrics.py
+
+# Adapters inside real upstream checkouts: UPSTREAM=dir holding SupCon-Framework (torus and main
+# branches), ProtoCLR and eb_jepa. Their own requirements must be installed (albumentations<1.4.4,
+# torch-ema, torch-optimizer, tensorboard, torchaudio, einops, fire, opencv-python-headless, wandb,
+# moviepy). Skipped with a message when the checkouts are absent.
+upstream-check: $(DEV_STAMP)
+	$(PY) tests/upstream_check.py --upstream "$(UPSTREAM)"
 
 clean:
 	rm -rf $(VENV) runs build dist *.egg-info
