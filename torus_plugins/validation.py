@@ -7,11 +7,12 @@ synchronisation every step), and under ``torch.compile`` it is a graph break (an
 ``fullgraph=True``). So every value check runs in one of three ways:
 
 * ``"host"``: read on the host; a ``ValueError`` that counts or shows the bad values.
-* ``"device"``: ``torch._assert_async`` on a condition computed where the tensor lives: no host read,
-  no graph break. A failed check raises ``RuntimeError`` with the message on CPU (eager and
+* ``"device"``: ``torch._assert_async`` on a condition computed where the tensor lives: no host
+  read, no graph break. A failed check raises ``RuntimeError`` with the message on CPU (eager and
   compiled); on CUDA it is a device-side assert reported at the next synchronisation, after which
   the process must restart (as after any device-side assert, e.g. an out-of-range class index in
-  ``cross_entropy``). Nothing reads a tensor value on the host in this mode.
+  ``cross_entropy``). Nothing reads a tensor value on the host in this mode (except
+  ``gather_distributed=True``'s check that all ranks hold the same batch size).
 * ``"off"``: not checked: NaN/inf reaches the loss, as in lightly and pytorch-metric-learning.
 
 ``"auto"``, the default, is ``"host"`` for eager CPU tensors and ``"device"`` otherwise (tensors on
@@ -115,7 +116,14 @@ def _eager_cpu(t: torch.Tensor) -> bool:
 
 
 def check_mode(t: torch.Tensor) -> str:
-    """How a value check on ``t`` runs now: 'host', 'device' or 'off' ('auto' resolved for ``t``)."""
+    """How a value check on ``t`` runs now ('auto' resolved for ``t``).
+
+    Args:
+        t: a tensor of the batch being checked (its device decides 'auto').
+
+    Returns:
+        'host', 'device' or 'off'.
+    """
     mode = get_validation()
     if mode == "auto":
         return "host" if _eager_cpu(t) else "device"
@@ -125,9 +133,13 @@ def check_mode(t: torch.Tensor) -> str:
 def host_reads_allowed(t: torch.Tensor) -> bool:
     """Whether a computation on ``t`` may read values on the host (e.g. to pick a cheaper shape).
 
-    True for eager CPU tensors (no synchronisation there) unless the mode is 'device', which
-    promises no host read at all, and everywhere in 'host' mode, which accepts a synchronisation
-    per read.
+    Args:
+        t: a tensor of the computation.
+
+    Returns:
+        True for eager CPU tensors (no synchronisation there) unless the mode is 'device', which
+        promises no host read at all; True everywhere in 'host' mode, which accepts a
+        synchronisation per read; False otherwise.
     """
     mode = get_validation()
     return mode == "host" or (mode != "device" and _eager_cpu(t))
