@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import os
 import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,8 +227,16 @@ def _cli_help(module) -> str:
         if isinstance(action, argparse._SubParsersAction):
             blocks += [(f" {name}", sub) for name, sub in action.choices.items()]
     out = []
-    for suffix, sub in blocks:
-        text = sub.format_help().replace("\t", "    ")
+    columns = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"                        # argparse wraps at the terminal's width: fix it
+    try:
+        texts = [sub.format_help().replace("\t", "    ") for _, sub in blocks]
+    finally:
+        if columns is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = columns
+    for (suffix, _), text in zip(blocks, texts):
         out.append(f".. code-block:: text\n   :caption: {parser.prog}{suffix} --help\n\n"
                    + "".join(f"   {line}\n" if line else "\n" for line in text.splitlines()))
     return "\n".join(out)
@@ -250,7 +259,7 @@ def render_page(page: str, sections: list[Section], object_names: set[str]) -> s
         for entry in own:
             out.append(_directive(entry))
         if linked:
-            out.append(f"Also exported by ``{section.module}``, documented where they are defined:\n")
+            out.append(f"Also exported by ``{section.module}``, documented under the name linked:\n")
             out.append(_links(linked))
     return "\n".join(out)
 

@@ -4,7 +4,8 @@ The public symbols are those the API reference documents (``apidoc.py``): every 
 object under its documented name, and the public methods and properties those classes get from the package's own
 classes. What applies:
 
-* a docstring, for every symbol;
+* a docstring of its own, for every symbol (one inherited from torch's or another library's class does not
+  count, and the reference does not show it);
 * ``Args:`` for a function or method with parameters besides ``self``/``cls`` (a class: its constructor's, in the
   class docstring or its own ``__init__``'s);
 * ``Returns:`` (or ``Yields:``) when the body returns (yields) a value;
@@ -127,7 +128,7 @@ def check(inventory: apidoc.Inventory) -> tuple[list[Finding], dict[str, int]]:
     for entry in inventory.documented():
         obj = entry.obj
         if entry.kind == "function":
-            add(entry.name, "function", _missing(inspect.getdoc(obj), needed_sections(obj, False)))
+            add(entry.name, "function", _missing(obj.__doc__, needed_sections(obj, False)))
         elif entry.kind == "class":
             init = _own_init(obj)
             needed = needed_sections(init, True) if init is not None else []
@@ -154,7 +155,7 @@ def check(inventory: apidoc.Inventory) -> tuple[list[Finding], dict[str, int]]:
                     continue
                 seen.add(id(func))
                 needed = [] if isinstance(raw, property) else needed_sections(func, skip)
-                add(f"{entry.name}.{member}", "method", _missing(inspect.getdoc(func), needed))
+                add(f"{entry.name}.{member}", "method", _missing(func.__doc__, needed))
     return findings, counts
 
 

@@ -29,15 +29,15 @@ extensions = [
     "myst_parser",
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
-    "sphinx.ext.mathjax",
 ]
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
 exclude_patterns = ["_build"]
 
-# MyST: $...$ maths, ```{directive} fences, anchors for headings down to ### (links like page.md#anchor).
-myst_enable_extensions = ["dollarmath", "colon_fence", "deflist"]
+# MyST: ```{directive} fences, anchors for headings down to ### (links like page.md#anchor). Formulas are plain
+# text, as in the docstrings: the site needs no JavaScript from the network.
+myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
 
 # autodoc + napoleon: Google-style sections, signatures with type hints, members in source order.
@@ -48,6 +48,7 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_preserve_defaults = True
 autoclass_content = "class"
+autodoc_inherit_docstrings = False      # a forward() without its own docstring shows none, not torch's generic one
 python_use_unqualified_type_names = True
 
 # Strict references: every reference to torus_plugins.* must resolve (nitpicky). Other libraries' types
