@@ -1,16 +1,18 @@
 """The API reference, generated from the package as it is at build time.
 
-One page per top-level subpackage or module of ``torus_plugins`` (heads, losses, codes, search, ...). A page
-documents the namespace's public names (its ``__all__``, or else the classes and functions it defines and its
-UPPER_CASE constants), then every public submodule: its docstring and the public names it adds. Each object is
-documented once, under its canonical name (the shortest public namespace that exports it and contains the module
-that defines it, so ``torus_plugins.heads.L2p`` rather than ``torus_plugins.heads.l2p.L2p`` or the top-level
-re-export ``torus_plugins.L2p``); every other place that exports it links there.
+One page per top-level subpackage or module of ``torus_plugins`` (heads, losses, codes, search,
+...). A page documents the namespace's public names (its ``__all__``, or else the classes and
+functions it defines and its UPPER_CASE constants), then every public submodule: its docstring and
+the public names it adds. Each object is documented once, under its canonical name: the shortest
+public namespace that exports it and contains the module that defines it, so
+``torus_plugins.heads.L2p`` rather than ``torus_plugins.heads.l2p.L2p`` or the top-level re-export
+``torus_plugins.L2p``. Every other place that exports it links there.
 
-Nothing here names a module of the package: moving or renaming one changes the pages, not this script.
-``conf.py`` calls :func:`write_pages` when a build starts, and :func:`canonical_target` resolves references to
-an object under any of its public names (``torus_plugins.heads.l2p.L2p`` -> ``torus_plugins.heads.L2p``).
-``check_docstrings.py`` uses :func:`documented_objects` for the same list of public symbols.
+Nothing here names a module of the package: moving or renaming one changes the pages, not this
+script. ``conf.py`` calls :func:`write_pages` when a build starts, and :func:`canonical_target`
+resolves a reference to an object under any of its public names (``torus_plugins.heads.l2p.L2p``
+-> ``torus_plugins.heads.L2p``). ``check_docstrings.py`` checks the symbols of
+:meth:`Inventory.documented`.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ ROOT = "torus_plugins"
 #: pkgutil cannot see by walking ROOT's own folder. Harmless once they live under it.
 EXTRA_PACKAGES = ("torus_plugins.adapters",)
 #: Page order of the reference; pages not listed here follow in alphabetical order.
-PAGE_ORDER = ("torus_plugins", "heads", "losses", "codes", "search", "metrics", "deploy", "adapters",
-              "geometry", "registry", "distances", "regularizers", "plot", "report", "cli")
+PAGE_ORDER = ("torus_plugins", "heads", "losses", "codes", "search", "metrics", "deploy",
+              "adapters", "geometry", "registry", "distances", "regularizers", "plot", "report",
+              "cli")
 
 
 @dataclass
@@ -80,7 +83,8 @@ def kind_of(obj) -> str:
 
 
 def public_names(module) -> list[str]:
-    """``__all__``, else the classes and functions the module defines and its UPPER_CASE constants."""
+    """``__all__``, else the classes and functions the module defines and its UPPER_CASE
+    constants."""
     if hasattr(module, "__all__"):
         return list(module.__all__)
     names = []
@@ -96,8 +100,8 @@ def public_names(module) -> list[str]:
 
 
 def _key(obj, name: str):
-    """Identity of an exported object: classes and functions by object, data by object and name (small ints
-    and strings are shared by unrelated constants)."""
+    """Identity of an exported object: classes and functions by object, data by object and name
+    (small ints and strings are shared by unrelated constants)."""
     return id(obj) if kind_of(obj) != "data" else (id(obj), name)
 
 
@@ -109,13 +113,14 @@ def _choose(obj, candidates: list[str]) -> str | None:
     """The canonical name among every public ``module.name`` bound to ``obj``."""
     home = getattr(obj, "__module__", None)
     if kind_of(obj) != "data" and not (home or "").startswith(ROOT):
-        return None                                      # torch's, faiss's ...: not ours to document
+        return None                              # torch's, faiss's ...: not ours to document
 
     def rank(candidate):
         module, name = candidate.rsplit(".", 1)
         own_name = name == getattr(obj, "__name__", name)
         contains_home = home is not None and (home == module or home.startswith(module + "."))
-        return (not own_name, module == ROOT and home != ROOT, not contains_home, _depth(module), candidate)
+        return (not own_name, module == ROOT and home != ROOT, not contains_home, _depth(module),
+                candidate)
 
     return min(candidates, key=rank)
 
@@ -125,7 +130,7 @@ class Inventory:
     """Every public module with its entries, and the canonical name of every exported object."""
 
     sections: dict[str, Section]
-    canonical: dict[object, str]
+    canonical: dict[object, str | None]
     missing: list[str]          # names an ``__all__`` lists that its module does not define
 
     def pages(self) -> dict[str, list[Section]]:
@@ -173,8 +178,9 @@ def build_inventory() -> Inventory:
 
 
 def class_members(cls) -> list[str]:
-    """Public methods and attributes a class gets from the package's own classes (its private bases too, not
-    torch's or another library's), in definition order; ``__init__`` when it has its own docstring."""
+    """Public methods and attributes a class gets from the package's own classes (its private bases
+    too, not torch's or another library's), in definition order; ``__init__`` when it has its own
+    docstring."""
     names: list[str] = []
     for klass in cls.__mro__:
         if not getattr(klass, "__module__", "").startswith(ROOT):
@@ -189,7 +195,7 @@ def class_members(cls) -> list[str]:
     return names
 
 
-# ---------------------------------------------------------------------------------------------- pages
+# ------------------------------------------------------------------------------------------ pages
 
 
 def _heading(text: str, char: str) -> str:
@@ -213,7 +219,8 @@ def _links(entries: list[Entry]) -> str:
         short = entry.name.rsplit(".", 1)[1]
         if entry.canonical is None:
             home = getattr(entry.obj, "__module__", "?")
-            items.append(f"* ``{short}``: ``{home}.{getattr(entry.obj, '__qualname__', short)}``")
+            qualname = getattr(entry.obj, "__qualname__", short)
+            items.append(f"* ``{short}``: ``{home}.{qualname}``")
         else:
             items.append(f"* ``{short}``: :py:obj:`{entry.canonical}`")
     return "\n".join(items) + "\n"
@@ -223,12 +230,12 @@ def _cli_help(module) -> str:
     """The ``--help`` of a module's ``build_parser()`` and of each of its sub-commands."""
     parser = module.build_parser()
     blocks = [("", parser)]
-    for action in parser._actions:                       # argparse keeps sub-parsers only here
+    for action in parser._actions:               # argparse keeps sub-parsers only here
         if isinstance(action, argparse._SubParsersAction):
             blocks += [(f" {name}", sub) for name, sub in action.choices.items()]
     out = []
     columns = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = "100"                        # argparse wraps at the terminal's width: fix it
+    os.environ["COLUMNS"] = "100"                # argparse wraps at the terminal's width: fix it
     try:
         texts = [sub.format_help().replace("\t", "    ") for _, sub in blocks]
     finally:
@@ -244,11 +251,11 @@ def _cli_help(module) -> str:
 
 def render_page(page: str, sections: list[Section], object_names: set[str]) -> str:
     """reStructuredText of one reference page."""
-    out = [f".. This page is generated by docs/apidoc.py when the docs are built; edit the docstrings.\n"]
+    out = [".. Generated by docs/apidoc.py when the docs are built; edit the docstrings.\n"]
     for i, section in enumerate(sections):
         out.append(_heading(f"``{section.module}``", "=" if i == 0 else "-"))
         automodule = f".. automodule:: {section.module}\n"
-        if section.module in object_names:              # e.g. codes.quantize: a submodule and a function
+        if section.module in object_names:   # e.g. codes.quantize: a submodule and a function
             automodule += "   :no-index:\n"
         out.append(automodule)
         module = importlib.import_module(section.module)
@@ -259,14 +266,15 @@ def render_page(page: str, sections: list[Section], object_names: set[str]) -> s
         for entry in own:
             out.append(_directive(entry))
         if linked:
-            out.append(f"Also exported by ``{section.module}``, documented under the name linked:\n")
+            out.append(f"Also exported by ``{section.module}``, documented under the name linked:"
+                       "\n")
             out.append(_links(linked))
     return "\n".join(out)
 
 
 def write_pages(outdir: Path, inventory: Inventory | None = None) -> list[str]:
-    """Write ``<outdir>/<page>.rst`` for every page and ``index.rst`` with their toctree; remove stale pages.
-    Returns the page names."""
+    """Write ``<outdir>/<page>.rst`` for every page and ``index.rst`` with their toctree; remove
+    stale pages. Returns the page names."""
     inventory = inventory or build_inventory()
     outdir.mkdir(parents=True, exist_ok=True)
     pages = inventory.pages()
@@ -275,15 +283,15 @@ def write_pages(outdir: Path, inventory: Inventory | None = None) -> list[str]:
     for page, sections in pages.items():
         text = render_page(page, sections, object_names)
         path = outdir / f"{page}.rst"
-        if not path.exists() or path.read_text() != text:       # unchanged pages keep Sphinx's cache
+        if not path.exists() or path.read_text() != text:   # unchanged pages keep Sphinx's cache
             path.write_text(text)
         written.add(path.name)
     toctree = "\n".join(f"   {page}" for page in pages)
-    index = (".. This page is generated by docs/apidoc.py when the docs are built.\n\n"
+    index = (".. Generated by docs/apidoc.py when the docs are built.\n\n"
              + _heading("API reference", "=") + "\n"
-             "Generated from the docstrings of the installed package: one page per subpackage or module.\n"
-             "Each object is documented once, under the namespace you import it from; the pages of other\n"
-             "namespaces that export it link there.\n\n"
+             "Generated from the docstrings of the installed package: one page per subpackage or\n"
+             "module. Each object is documented once, under the namespace you import it from; the\n"
+             "pages of other namespaces that export it link there.\n\n"
              f".. toctree::\n   :maxdepth: 1\n\n{toctree}\n")
     if not (outdir / "index.rst").exists() or (outdir / "index.rst").read_text() != index:
         (outdir / "index.rst").write_text(index)
@@ -309,8 +317,8 @@ def _locate(dotted: str):
 
 
 def canonical_target(dotted: str, inventory: Inventory) -> str | None:
-    """The documented name of the object ``dotted`` names (an attribute of it: its class's documented name +
-    the attribute), or None when neither is a documented object."""
+    """The documented name of the object ``dotted`` names (of an attribute: its class's documented
+    name + the attribute), or None when neither is a documented object."""
     parts = dotted.split(".")
     for i in range(len(parts), 0, -1):
         try:
@@ -324,8 +332,8 @@ def canonical_target(dotted: str, inventory: Inventory) -> str | None:
 
 
 def doc_comment(name: str, obj) -> list[str]:
-    """The ``#:`` comment (or string after the assignment) that documents constant ``obj`` in the module of the
-    package that assigns it, found under its short name; [] when there is none."""
+    """The ``#:`` comment (or string after the assignment) that documents constant ``obj`` in the
+    module of the package that assigns it, found under its short name; [] when there is none."""
     import sys
 
     from sphinx.pycode import ModuleAnalyzer, PycodeError

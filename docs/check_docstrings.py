@@ -1,19 +1,19 @@
-"""List the public symbols of torus_plugins whose docstrings lack the Google-style sections that apply to them.
+"""List the public symbols of torus_plugins whose docstrings lack a Google-style section.
 
-The public symbols are those the API reference documents (``apidoc.py``): every public module, every public
-object under its documented name, and the public methods and properties those classes get from the package's own
-classes. What applies:
+The public symbols are those the API reference documents (``apidoc.py``): every public module,
+every public object under its documented name, and the public methods and properties those classes
+get from the package's own classes. What applies:
 
-* a docstring of its own, for every symbol (one inherited from torch's or another library's class does not
-  count, and the reference does not show it);
-* ``Args:`` for a function or method with parameters besides ``self``/``cls`` (a class: its constructor's, in the
-  class docstring or its own ``__init__``'s);
+* a docstring of its own, for every symbol (one inherited from torch's or another library's class
+  does not count, and the reference does not show it);
+* ``Args:`` for a function or method with parameters besides ``self``/``cls`` (a class: its
+  constructor's, in the class docstring or its own ``__init__``'s);
 * ``Returns:`` (or ``Yields:``) when the body returns (yields) a value;
 * ``Raises:`` when the body has a ``raise`` statement of its own (not in a nested function).
 
 Usage::
 
-    python docs/check_docstrings.py            # one line per symbol that lacks something, then the counts
+    python docs/check_docstrings.py            # a line per symbol that lacks something, the counts
     python docs/check_docstrings.py --strict   # ... and exit 1 if any does
 """
 
@@ -62,8 +62,9 @@ def _source_tree(func) -> ast.AST | None:
 
 
 def _own_nodes(tree: ast.AST):
-    """The nodes of the first function in ``tree``, nested functions, lambdas and classes left out."""
-    top = next((n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))), None)
+    """The nodes of the first function in ``tree``; nested functions, lambdas, classes left out."""
+    functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+    top = next((n for n in ast.walk(tree) if isinstance(n, functions)), None)
     if top is None:
         return
     todo = list(top.body)
@@ -89,8 +90,9 @@ def needed_sections(func, skip_first: bool) -> list[str]:
     tree = _source_tree(func)
     if tree is not None:
         nodes = list(_own_nodes(tree))
-        if any(isinstance(n, (ast.Yield, ast.YieldFrom)) or (isinstance(n, ast.Return) and n.value is not None
-                                                              and not _is_none(n.value)) for n in nodes):
+        if any(isinstance(n, (ast.Yield, ast.YieldFrom))
+               or (isinstance(n, ast.Return) and n.value is not None and not _is_none(n.value))
+               for n in nodes):
             needed.append("Returns")
         if any(isinstance(n, ast.Raise) for n in nodes):
             needed.append("Raises")
@@ -109,7 +111,9 @@ def _missing(doc: str | None, needed: list[str]) -> list[str]:
 
 def _own_init(cls):
     init = vars(cls).get("__init__")
-    return init if init is not None and getattr(init, "__module__", "").startswith(apidoc.ROOT) else None
+    if init is not None and getattr(init, "__module__", "").startswith(apidoc.ROOT):
+        return init
+    return None
 
 
 def check(inventory: apidoc.Inventory) -> tuple[list[Finding], dict[str, int]]:
@@ -161,7 +165,8 @@ def check(inventory: apidoc.Inventory) -> tuple[list[Finding], dict[str, int]]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--strict", action="store_true", help="exit 1 when any public symbol lacks a section")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 1 when any public symbol lacks a section")
     parser.add_argument("--quiet", action="store_true", help="print the counts only")
     args = parser.parse_args(argv)
     inventory = apidoc.build_inventory()
@@ -174,8 +179,8 @@ def main(argv=None) -> int:
     total = sum(counts.values())
     undocumented = sum("docstring" in f.missing for f in findings)
     per_kind = {kind: sum(f.kind == kind for f in findings) for kind in counts}
-    print(f"{len(findings)} of {total} public symbols lack a Google-style section that applies to them "
-          f"({undocumented} have no docstring at all):")
+    print(f"{len(findings)} of {total} public symbols lack a Google-style section that applies to "
+          f"them ({undocumented} have no docstring at all):")
     print("  " + ", ".join(f"{PLURAL[kind]} {per_kind[kind]}/{counts[kind]}" for kind in counts))
     section_counts = {s: sum(s in f.missing for f in findings) for s in SECTIONS}
     print("  missing " + ", ".join(f"{s}: {n}" for s, n in section_counts.items()))

@@ -1,11 +1,12 @@
 """Docstrings as the package writes them, read as reStructuredText.
 
-The package's docstrings are Google style (``Args:``, ``Returns:``, ``Raises:``) in plain text with formulas:
-``|x|`` is an absolute value and ``||x||`` a norm, not a reStructuredText substitution, and a table is a
-Markdown pipe table; a bullet list may follow its paragraph without a blank line. Before napoleon reads a
-docstring, :func:`rst_lines` turns those tables into ``list-table`` directives, puts blank lines around such
-lists and escapes every other ``|`` outside backquotes and literal blocks, so a formula never breaks the strict
-build and nobody has to write ``\\|x\\|`` in the source.
+The package's docstrings are Google style (``Args:``, ``Returns:``, ``Raises:``) in plain text
+with formulas: ``|x|`` is an absolute value and ``||x||`` a norm, not a reStructuredText
+substitution, and a table is a Markdown pipe table; a bullet list may follow its paragraph without
+a blank line. Before napoleon reads a docstring, :func:`rst_lines` turns those tables into
+``list-table`` directives, puts blank lines around such lists and escapes every other ``|``
+outside backquotes and literal blocks, so a formula never breaks the strict build and nobody has to
+write ``\\|x\\|`` in the source.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ _BULLET = re.compile(r"^\s*[*+-] \S")
 
 
 def escape_bars(text: str) -> str:
-    """``|`` -> ``\\|`` outside backquoted spans (inline literals, roles and their targets keep theirs)."""
+    """``|`` -> ``\\|`` outside backquoted spans (literals and roles keep theirs)."""
     parts = _BACKQUOTED.split(text)
     return "".join(p if i % 2 else p.replace("|", r"\|") for i, p in enumerate(parts))
 
@@ -46,8 +47,8 @@ def _indent(line: str) -> int:
 def rst_lines(lines: list[str]) -> list[str]:
     """A plain-text docstring's lines as reStructuredText (see the module docstring)."""
     out: list[str] = []
-    literal_at = None               # indentation of the line that opened a literal block, while inside one
-    list_at = None                  # indentation of the bullets of the list being read
+    literal_at = None   # indentation of the line that opened a literal block, while inside one
+    list_at = None      # indentation of the bullets of the list being read
     i = 0
     while i < len(lines):
         line = lines[i]
@@ -58,13 +59,13 @@ def rst_lines(lines: list[str]) -> list[str]:
                 continue
             literal_at = None
         stripped = line.strip()
-        if (stripped.startswith("|") and i + 1 < len(lines) and _TABLE_RULE.match(lines[i + 1])):
+        if stripped.startswith("|") and i + 1 < len(lines) and _TABLE_RULE.match(lines[i + 1]):
             end = i + 2
             while end < len(lines) and lines[end].strip().startswith("|"):
                 end += 1
             if out and out[-1].strip():
                 out.append("")
-            out += _list_table([l.strip() for l in lines[i:end]], line[:_indent(line)])
+            out += _list_table([row.strip() for row in lines[i:end]], line[:_indent(line)])
             i = end
             continue
         if stripped.startswith(">>>"):              # a doctest block runs to the next blank line
@@ -77,7 +78,7 @@ def rst_lines(lines: list[str]) -> list[str]:
                 out.append("")                      # a list may follow its paragraph directly
             list_at = _indent(line)
         elif list_at is not None and stripped and _indent(line) <= list_at:
-            out.append("")                          # ... and the paragraph may follow the list directly
+            out.append("")                          # ... and a paragraph may follow the list
             list_at = None
         elif not stripped:
             list_at = None

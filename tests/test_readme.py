@@ -16,10 +16,11 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def test_readme_has_python_blocks():
     blocks = python_blocks(README)
     assert len(blocks) >= 7
-    assert len(blocks) == count_openings(README)          # none missed by the pattern, none marked norun
+    assert len(blocks) == count_openings(README)      # none missed by the pattern, none norun
 
 
-@pytest.mark.parametrize("line,code", python_blocks(README), ids=[f"line{n}" for n, _ in python_blocks(README)])
+@pytest.mark.parametrize("line,code", python_blocks(README),
+                         ids=[f"line{n}" for n, _ in python_blocks(README)])
 def test_readme_block_runs_verbatim(line, code, tmp_path):
     torch.manual_seed(0)
     scope = run_block(code, f"README.md:{line}", tmp_path)
