@@ -177,3 +177,45 @@ def test_inverted_lists_scan_equals_brute_force_over_the_probed_lists(n_angles):
         held = np.flatnonzero(np.isin(owner, probe[i]))
         Dr, Ir = brute_knn(q[i:i + 1], x[held], bits, 15)
         assert np.array_equal(D[i], Dr[0]) and np.array_equal(S[i], held[Ir[0]])
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), bits=st.sampled_from([1, 3, 8]), n_angles=st.sampled_from([5, 64, 70]),
+       nlist=st.integers(1, 600), nq=st.integers(1, 8))
+def test_probe_lists_is_the_set_of_the_nprobe_nearest_rows(seed, bits, n_angles, nlist, nq):
+    """kernel.probe_lists: per query the nprobe rows of smallest (distance, row), in increasing row order (the
+    same set as a python sort, ties at the boundary included: few bits make many ties)."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 1 << bits, (nlist, n_angles), dtype=np.uint8)
+    q = rng.integers(0, 1 << bits, (nq, n_angles), dtype=np.uint8)
+    refs = prepare_references(x)
+    for nprobe in sorted({1, min(nlist, 3), max(1, nlist // 2), nlist}):
+        P = kernel.probe_lists(q, refs, bits, nprobe)
+        _, Ir = brute_knn(q, x, bits, nprobe)
+        assert P.shape == (nq, nprobe)
+        assert np.array_equal(P, np.sort(Ir, axis=1))
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_inverted_lists_scan_returns_a_code_held_in_several_lists_once(packed):
+    """A code assigned to several lists (same insertion number in each) is returned once, and the result is the
+    brute-force top-k over the distinct codes of the probed lists."""
+    from numba.typed import List
+
+    rng = np.random.default_rng(7)
+    bits, nlist, n, n_angles = 4, 6, 300, 64
+    x = rng.integers(0, 1 << bits, (n, n_angles), dtype=np.uint8)
+    owners = [rng.choice(nlist, 2, replace=False) for _ in range(n)]      # every code in two lists
+    lists, seqs = List(), List()
+    for li in range(nlist):
+        rows = np.array([i for i in range(n) if li in owners[i]], np.int64)
+        lists.append(kernel.nibble_pack(x[rows]) if packed else prepare_references(x[rows]))
+        seqs.append(rows)
+    q = np.concatenate([x[:3], rng.integers(0, 1 << bits, (5, n_angles), dtype=np.uint8)])
+    probe = np.array([rng.permutation(nlist)[:4] for _ in range(len(q))])
+    D, S = kernel.lists_topk(q, probe, lists, seqs, bits, 20, packed)
+    for i in range(len(q)):
+        held = np.array([j for j in range(n) if set(owners[j]) & set(probe[i])])
+        Dr, Ir = brute_knn(q[i:i + 1], x[held], bits, 20)
+        assert len(set(S[i])) == 20
+        assert np.array_equal(D[i], Dr[0]) and np.array_equal(S[i], held[Ir[0]])

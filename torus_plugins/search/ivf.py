@@ -27,7 +27,7 @@ import numpy as np
 from .._memory import check_allocation
 from ._args import check_int
 from ._file import FileMeta, PersistentIndex, b64
-from ._kernel import lists_topk, topk_l1
+from ._kernel import lists_topk, probe_lists, topk_l1
 from ._results import PAD_DISTANCE, PAD_ID
 from ._store import RowLayout, Rows, append_rows, empty_rows, keep_rows
 from .centroids import clifford, train_torus_centroids
@@ -314,7 +314,7 @@ class TorusIndexIVF(PersistentIndex):
         nq = q.shape[0]
         if k == 0 or nq == 0:
             return np.zeros((nq, k), np.int64), np.zeros((nq, k), np.int64)
-        probe = self._assign(view.refs, q, nprobe, params.threads)     # the snapshot's centroids
+        probe = probe_lists(q, view.refs, self.bits, nprobe)           # the snapshot's centroids
         rows, seqs = self._typed_lists(view)
         D, S = lists_topk(q, probe, rows, seqs, self.bits, k, self.packed)
         D[S < 0] = PAD_DISTANCE

@@ -19,7 +19,7 @@ from .cpu import BLOCK, GROUP, TILE, jit
 from .ir import tile_sad, to_tiles
 
 __all__ = ["push", "prepare_queries", "tiled_serial", "tiled_parallel", "tiled_parallel_rows",
-           "lists_scan", "FAR"]
+           "lists_scan", "probe_scan", "FAR"]
 
 #: Distance of an empty top-k slot inside the scans (larger than any scaled distance).
 FAR = np.int64(1) << 62
@@ -146,10 +146,14 @@ def tiled_parallel_rows(qw, nq, refs, shift, k, path, packed, group, ntask, out_
 def lists_scan(queries, probe, lists, seqs, shift, k, path, packed, order, out_d,
                out_s):  # pragma: no cover - compiled
     """Inverted lists: query i scans lists probe[i, :]; out_d / out_s [nq, k] get its k smallest
-    (distance, insertion number) pairs over them (FAR / -1 where fewer). The queries probing one
-    list are scanned together (GROUP per pass, or one), then merged into each query's top-k by
-    (distance, insertion number); rows of a list are in insertion order, so the scan's ties already
-    are."""
+    (distance, insertion number) pairs over them (FAR / -1 where fewer), each insertion number once
+    (a code held in several lists is counted once).
+
+    Lists are visited in order; the queries probing one list are scanned together (GROUP per pass,
+    or one) over its tiles, and every row goes straight into its query's top-k (:func:`push`)
+    against that query's current k-th pair: once a query has k results, a block whose smallest
+    distance is above its k-th costs one compare, and a row one or two.
+    """
     nq, nprobe = probe.shape
     nlist = len(lists)
     counts = np.zeros(nlist + 1, np.int64)
@@ -169,6 +173,11 @@ def lists_scan(queries, probe, lists, seqs, shift, k, path, packed, order, out_d
     out_s[:] = -1
     cnt = np.zeros(nq, np.int64)
     words = prepare_queries(queries, shift, order, 1)
+    nch = words.shape[1]
+    tb = np.empty(BLOCK * nch * 8, np.uint8)
+    spare = np.zeros((TILE, lists[0].shape[1]), np.uint8)
+    buf = np.empty((GROUP, BLOCK + TILE), np.int64)
+    qw = np.empty(((nq + GROUP - 1) // GROUP * GROUP, nch), np.uint64)
     for li in range(nlist):
         a, b = counts[li], counts[li + 1]
         refs = lists[li]
@@ -177,29 +186,89 @@ def lists_scan(queries, probe, lists, seqs, shift, k, path, packed, order, out_d
             continue
         m = b - a
         group = 1 if m == 1 else GROUP
-        qw = np.empty(((m + group - 1) // group * group, words.shape[1]), np.uint64)
-        qw[:] = np.uint64(0x8080808080808080)   # padded query slots (never read back)
         for t in range(m):
             qw[t] = words[who[a + t]]
-        kk = min(k, n)
-        sub_d = np.empty((m, kk), np.int64)
-        sub_i = np.empty((m, kk), np.int64)
-        tiled_scan(qw, m, refs, shift, kk, path, packed, group, 0, qw.shape[0] // group, sub_d,
-                   sub_i)
+        for t in range(m, (m + group - 1) // group * group):
+            qw[t] = np.uint64(0x8080808080808080)   # padded query slots: never read back
         seq = seqs[li]
-        for t in range(m):
-            qi = who[a + t]
-            od = out_d[qi]
-            os_ = out_s[qi]
-            c = cnt[qi]
-            for j in range(kk):
-                v = sub_d[t, j]
-                s = seq[sub_i[t, j]]
-                if c == k and (v > od[k - 1] or (v == od[k - 1] and s > os_[k - 1])):
-                    break                        # the list's later candidates are no better
-                c = push(od, os_, c, k, v, s)
-            cnt[qi] = c
+        for i0 in range(0, n, BLOCK):
+            rows = min(BLOCK, n - i0)
+            ntiles = to_tiles(refs, i0, rows, shift, packed, tb, spare)
+            for gr in range((m + group - 1) // group):
+                tile_sad(tb, ntiles, qw, gr * group, buf, path, group)
+                for g in range(group):
+                    t = gr * group + g
+                    if t >= m:
+                        break
+                    qi = who[a + t]
+                    row = buf[g]
+                    c = cnt[qi]
+                    od = out_d[qi]
+                    os_ = out_s[qi]
+                    if c == k and row[BLOCK] > od[k - 1]:
+                        continue                 # nothing in this block can enter
+                    for r in range(rows):
+                        v = row[r]
+                        s = seq[i0 + r]
+                        if c == k and (v > od[k - 1] or (v == od[k - 1] and s >= os_[k - 1])):
+                            continue
+                        c = push(od, os_, c, k, v, s)
+                    cnt[qi] = c
     for i in range(nq):
         for j in range(k):
             if out_s[i, j] >= 0:
                 out_d[i, j] >>= shift
+
+
+@jit(False)
+def probe_scan(queries, refs, shift, nprobe, path, order, out):  # pragma: no cover - compiled
+    """out[i] = the ``nprobe`` rows of ``refs`` nearest to query i (increasing row number; ties at
+    the boundary -> smaller rows).
+
+    Every row's distance comes from the tiles (all rows tiled once); the selection counts the
+    integer distances (at most W * 128), linear in the number of rows: no sort.
+    """
+    nq = queries.shape[0]
+    n = refs.shape[0]
+    group = 1 if nq == 1 else GROUP
+    qw = prepare_queries(queries, shift, order, group)
+    nch = qw.shape[1]
+    ntiles_all = (n + TILE - 1) // TILE
+    tb = np.empty(ntiles_all * nch * 64, np.uint8)
+    spare = np.zeros((TILE, refs.shape[1]), np.uint8)
+    to_tiles(refs, 0, n, shift, False, tb, spare)
+    buf = np.empty((group, BLOCK + TILE), np.int64)
+    dist = np.empty((group, n), np.int64)
+    hist = np.zeros(nch * 8 * 128 + 1, np.int64)
+    per_block = BLOCK // TILE
+    for gr in range(qw.shape[0] // group):
+        for t0 in range(0, ntiles_all, per_block):
+            nt = min(per_block, ntiles_all - t0)
+            tile_sad(tb[t0 * nch * 64:], nt, qw, gr * group, buf, path, group)
+            i0 = t0 * TILE
+            rows = min(nt * TILE, n - i0)
+            for g in range(group):
+                for r in range(rows):
+                    dist[g, i0 + r] = buf[g, r] >> shift
+        for g in range(group):
+            qi = gr * group + g
+            if qi >= nq:
+                break
+            d = dist[g]
+            for r in range(n):
+                hist[d[r]] += 1
+            below = 0                      # rows strictly nearer than the threshold
+            thr = 0
+            while below + hist[thr] < nprobe:
+                below += hist[thr]
+                thr += 1
+            at = nprobe - below            # rows taken at distance == thr (the smallest rows)
+            j = 0
+            for r in range(n):
+                v = d[r]
+                hist[v] = 0
+                if v < thr or (v == thr and at > 0):
+                    if v == thr:
+                        at -= 1
+                    out[qi, j] = r
+                    j += 1

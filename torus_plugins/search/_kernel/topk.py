@@ -14,10 +14,11 @@ from .._results import smallest_k
 from . import cpu
 from .cpu import (AVAILABLE_PATHS, GROUP, PATH_NAMES, PORTABLE, cached_order, padded_width,
                   task_count)
-from .scan import (FAR, lists_scan, prepare_queries, tiled_parallel, tiled_parallel_rows,
-                   tiled_serial)
+from .scan import (FAR, lists_scan, prepare_queries, probe_scan, tiled_parallel,
+                   tiled_parallel_rows, tiled_serial)
 
-__all__ = ["prepare_references", "nibble_pack", "topk_l1", "tiled_topk", "lists_topk"]
+__all__ = ["prepare_references", "nibble_pack", "topk_l1", "tiled_topk", "lists_topk",
+           "probe_lists"]
 
 
 def prepare_references(codes: np.ndarray) -> np.ndarray:
@@ -134,6 +135,9 @@ def lists_topk(queries: np.ndarray, probe: np.ndarray, lists, seqs, bits: int, k
         bits: bits per code.
         k: results per query.
         packed: rows hold two codes per byte.
+
+    Returns:
+        (distances, insertion numbers): a code held in several lists is returned once.
     """
     out_d = np.empty((queries.shape[0], k), np.int64)
     out_s = np.empty((queries.shape[0], k), np.int64)
@@ -141,3 +145,26 @@ def lists_topk(queries: np.ndarray, probe: np.ndarray, lists, seqs, bits: int, k
     lists_scan(np.ascontiguousarray(queries), np.ascontiguousarray(probe, dtype=np.int64), lists,
                seqs, 8 - bits, k, cpu.BEST_PATH, packed, cached_order(width, packed), out_d, out_s)
     return out_d, out_s
+
+
+def probe_lists(queries: np.ndarray, refs: np.ndarray, bits: int, nprobe: int) -> np.ndarray:
+    """The ``nprobe`` rows of ``refs`` nearest to each query by circular L1, in increasing row order.
+
+    One pass over every row's distance and a counting selection, no sort: the probe step of an
+    inverted file, whose scan visits lists in list order anyway. Among rows tied at the boundary
+    distance the smaller ones are taken.
+
+    Args:
+        queries: [nq, n_angles] uint8 codes.
+        refs: ``prepare_references(centroids)`` ([n, W] uint8, unpacked, C order; n >= nprobe).
+        bits: bits per code.
+        nprobe: rows per query, 1 <= nprobe <= n.
+
+    Returns:
+        int64 [nq, nprobe] row numbers, increasing within a query (not nearest first).
+    """
+    out = np.empty((queries.shape[0], nprobe), np.int64)
+    if queries.shape[0]:
+        probe_scan(np.ascontiguousarray(queries), refs, 8 - bits, nprobe, cpu.BEST_PATH,
+                   cached_order(refs.shape[1], False), out)
+    return out
