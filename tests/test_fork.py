@@ -41,7 +41,7 @@ SCRIPT = textwrap.dedent("""
         try:
             ok = same(flat.search(queries, 5), (D, I))
             ok = ok and same(ivf.search(queries[:50], 5), (Div, Iiv))
-            code = (0 if ok else 3) + (10 if getattr(kernel, "SERIAL_AFTER_FORK", False) else 0)
+            code = (0 if ok else 3) + (10 if kernel.cpu.SERIAL_AFTER_FORK else 0)
         finally:
             os._exit(code)
     status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])

@@ -3,13 +3,14 @@ bounded in time, the collection's schema and its record of what it holds, and id
 Milvus's allocator. See :mod:`torus_plugins.search.milvus` for the behaviour these give.
 """
 
+import base64
 import json
 import re
 import time
 
 import numpy as np
 
-from ..codes.johnson import johnson_bytes
+from ..codes.johnson import johnson_bytes, johnson_encode
 from .params import CONSISTENCY
 
 __all__ = ["MilvusError", "MilvusAddError", "require_pymilvus", "MilvusCollection", "CONSISTENCY",
@@ -190,6 +191,35 @@ class MilvusCollection:
             raise ValueError(f"collection {self.collection!r} records {held} but its fields do "
                              f"not match (johnson dim {dim}, codes max_length {chars}); use "
                              f"another collection name or drop=True")
+
+    def _rows(self, codes: np.ndarray, top: np.ndarray, ids: np.ndarray, metadata) -> list:
+        """One batch as Milvus rows: id, Johnson vector, (full codes, base64), metadata."""
+        jc = johnson_encode(top, self.top_bits)
+        rows = []
+        for i in range(codes.shape[0]):
+            row = {"id": int(ids[i]), "johnson": jc[i].tobytes(),
+                   "meta": metadata[i] if metadata is not None else {}}
+            if self.bits > 4:
+                row["codes"] = base64.b64encode(codes[i].tobytes()).decode("ascii")
+            rows.append(row)
+        return rows
+
+    @staticmethod
+    def _check_metadata(metadata, n: int):
+        if metadata is None:
+            return None
+        if not isinstance(metadata, (list, tuple)) or len(metadata) != n \
+                or not all(isinstance(m, dict) for m in metadata):
+            size = len(metadata) if hasattr(metadata, "__len__") else "?"
+            raise ValueError(f"metadata must be a list of {n} dicts (one per code), got "
+                             f"{type(metadata).__name__} of length {size}")
+        for i, m in enumerate(metadata):
+            try:
+                json.dumps(m)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"metadata[{i}] must be JSON-serialisable (str keys; str, int, "
+                                 f"float, bool, None, lists, dicts), got {m!r:.200}: {e}") from None
+        return metadata
 
     def _draw_ids(self, n: int, bar) -> np.ndarray:
         """n ids from Milvus's allocator: the auto ids of n rows put into the companion

@@ -61,7 +61,6 @@ Usage::
 """
 
 import base64
-import json
 import math
 import time
 
@@ -69,7 +68,7 @@ import numpy as np
 
 from ..codes.distance import coordinate_distance
 from ..codes.johnson import johnson_encode
-from ._args import check_int
+from ._args import check_int, deprecated
 from ._base import IndexBase
 from ._milvus_server import (CONSISTENCY, ID_SUFFIX, MAX_TOPK, PK_CHUNK, MilvusAddError,
                              MilvusCollection, MilvusError, _cause, _layout, require_pymilvus)
@@ -152,8 +151,8 @@ class MilvusTorusIndex(MilvusCollection, IndexBase):
         return int(rows[0]["count(*)"])
 
     # ------------------------------------------------------------------ writes
-    def add(self, x, *, metadata=None, batch_size: int = 500, progress: bool = True,
-            flush: bool = False) -> np.ndarray:
+    def add(self, x, *legacy, metadata=None, batch_size: int = 500, progress: bool = True,
+            flush: bool = False, ids=None) -> np.ndarray:
         """Store codes under new ids from Milvus's allocator (unique across clients and restarts,
         never reused), with optional JSON metadata; returns the ids.
 
@@ -181,9 +180,15 @@ class MilvusTorusIndex(MilvusCollection, IndexBase):
                 again with ``add_with_ids`` and ``.ids``.
 
         Usage: ``ids = index.add(codes, metadata=[{"label": 3}, ...])``
+
+        The 0.1.0 forms ``add(codes, ids, metadata, batch_size, progress, flush)`` and
+        ``add(codes, ids=...)`` still work (with explicit ids: :meth:`add_with_ids`, returning
+        the ids), with a DeprecationWarning.
         """
         from tqdm.auto import tqdm
 
+        if legacy or ids is not None:
+            return self._legacy_add(x, legacy, ids, metadata, batch_size, progress, flush)
         codes = self._check_codes(x, "x")
         args = self._write_args(codes, metadata, batch_size)
         with self._lock:
@@ -192,6 +197,30 @@ class MilvusTorusIndex(MilvusCollection, IndexBase):
                 ids = self._draw_ids(codes.shape[0], bar)
             self._upsert(codes, ids, *args, progress, flush)
         return ids
+
+    def _legacy_add(self, x, legacy: tuple, ids, metadata, batch_size, progress, flush):
+        """``add`` called as in 0.1.0: ``(codes, ids, metadata, batch_size, progress, flush)``."""
+        names = ("ids", "metadata", "batch_size", "progress", "flush")
+        if len(legacy) > len(names):
+            raise TypeError(f"MilvusTorusIndex.add() takes at most {1 + len(names)} positional "
+                            f"arguments, got {1 + len(legacy)}")
+        given = dict(zip(names, legacy))
+        if "ids" in given and ids is not None:
+            raise TypeError("MilvusTorusIndex.add() got multiple values for 'ids'")
+        kw = {"ids": ids, "metadata": metadata, "batch_size": batch_size, "progress": progress,
+              "flush": flush}
+        kw.update(given)
+        if kw["ids"] is None:
+            deprecated("MilvusTorusIndex.add(codes, None, ...) is deprecated: pass metadata, "
+                       "batch_size, progress and flush by keyword", stacklevel=4)
+            kw.pop("ids")
+            return self.add(x, **kw)
+        deprecated("MilvusTorusIndex.add(codes, ids) is deprecated: use add_with_ids(codes, ids) "
+                   "(as in faiss)", stacklevel=4)
+        codes = self._check_codes(x, "x")
+        checked = self._check_ids(kw.pop("ids"), codes.shape[0])
+        self.add_with_ids(codes, checked, **kw)
+        return checked
 
     def add_with_ids(self, x, ids, *, metadata=None, batch_size: int = 500, progress: bool = True,
                      flush: bool = False) -> None:
@@ -238,35 +267,6 @@ class MilvusTorusIndex(MilvusCollection, IndexBase):
                 bar.update(e - s)
         if flush:
             self.flush()
-
-    def _rows(self, codes: np.ndarray, top: np.ndarray, ids: np.ndarray, metadata) -> list:
-        """One batch as Milvus rows: id, Johnson vector, (full codes, base64), metadata."""
-        jc = johnson_encode(top, self.top_bits)
-        rows = []
-        for i in range(codes.shape[0]):
-            row = {"id": int(ids[i]), "johnson": jc[i].tobytes(),
-                   "meta": metadata[i] if metadata is not None else {}}
-            if self.bits > 4:
-                row["codes"] = base64.b64encode(codes[i].tobytes()).decode("ascii")
-            rows.append(row)
-        return rows
-
-    @staticmethod
-    def _check_metadata(metadata, n: int):
-        if metadata is None:
-            return None
-        if not isinstance(metadata, (list, tuple)) or len(metadata) != n \
-                or not all(isinstance(m, dict) for m in metadata):
-            size = len(metadata) if hasattr(metadata, "__len__") else "?"
-            raise ValueError(f"metadata must be a list of {n} dicts (one per code), got "
-                             f"{type(metadata).__name__} of length {size}")
-        for i, m in enumerate(metadata):
-            try:
-                json.dumps(m)
-            except (TypeError, ValueError) as e:
-                raise ValueError(f"metadata[{i}] must be JSON-serialisable (str keys; str, int, "
-                                 f"float, bool, None, lists, dicts), got {m!r:.200}: {e}") from None
-        return metadata
 
     def flush(self) -> None:
         """Seal the collection's growing segments into object storage (Milvus ``flush``)."""
