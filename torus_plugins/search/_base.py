@@ -126,6 +126,9 @@ class IndexBase:
         """Nothing to learn: checks ``x`` ([n, n_angles] uint8 codes), as faiss's flat indexes
         accept a no-op ``train`` so that code written for any index type runs unchanged.
 
+        Args:
+            x: [n, n_angles] uint8 codes.
+
         Raises:
             TypeError, ValueError: ``x`` is not [n, n_angles] uint8 codes < 2**bits.
         """

@@ -137,6 +137,9 @@ class PersistentIndex(IndexBase):
         """Write the whole index to one CRC-checked file (as
         :func:`torus_plugins.search.write_index`).
 
+        Args:
+            path: the file to write (replaced atomically).
+
         Raises:
             OSError: the file cannot be written (a previous file at ``path`` stays intact).
         """
@@ -147,6 +150,12 @@ class PersistentIndex(IndexBase):
     @classmethod
     def load(cls, path):
         """Read an index written by :meth:`save` / ``write_index``; it must be of this class.
+
+        Args:
+            path: a file written by ``save`` or ``write_index``.
+
+        Returns:
+            The index, of this class.
 
         Raises:
             CodeFileError: the file is damaged or its metadata is not valid.

@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 from ..codes.johnson import johnson_bytes, johnson_encode
+from ._results import PAD_ID
 from .params import CONSISTENCY
 
 __all__ = ["MilvusError", "MilvusAddError", "require_pymilvus", "MilvusCollection", "CONSISTENCY",
@@ -38,6 +39,11 @@ class MilvusAddError(MilvusError):
     """``add`` stopped at a failed batch: ``codes[:acknowledged]`` are stored (acknowledged by
     Milvus), ``codes[acknowledged:]`` may be partly stored: send them again with
     ``ids[acknowledged:]`` (writes are upserts: a row already stored is replaced, not duplicated).
+
+    Args:
+        message: what failed and what to resend.
+        acknowledged: codes stored, from the start of the call.
+        ids: the ids of every code of the call, int64 [n].
     """
 
     def __init__(self, message: str, acknowledged: int, ids: np.ndarray):
@@ -47,7 +53,14 @@ class MilvusAddError(MilvusError):
 
 
 def require_pymilvus():
-    """Import pymilvus or raise ImportError saying which extra to install."""
+    """Import pymilvus or raise ImportError saying which extra to install.
+
+    Returns:
+        The pymilvus module.
+
+    Raises:
+        ImportError: pymilvus (or milvus-lite's ``pkg_resources``) cannot be imported.
+    """
     try:
         import pymilvus
     except ImportError as e:  # pkg_resources missing (setuptools >= 70) lands here too
@@ -220,6 +233,29 @@ class MilvusCollection:
                 raise ValueError(f"metadata[{i}] must be JSON-serialisable (str keys; str, int, "
                                  f"float, bool, None, lists, dicts), got {m!r:.200}: {e}") from None
         return metadata
+
+    def flush(self) -> None:
+        """Seal the collection's growing segments into object storage (Milvus ``flush``)."""
+        self._call("flush", self.client.flush, self.collection)
+
+    def metadata(self, ids) -> list:
+        """The metadata dict of each id, in the order given (None for an id not held, or -1).
+
+        Args:
+            ids: integer ids (any shape; read in flat order), e.g. a row of ``search``'s I.
+
+        Returns:
+            A list of dicts (or None), one per id.
+        """
+        ids = [int(i) for i in np.asarray(ids).ravel()]
+        wanted = sorted({i for i in ids if i != PAD_ID})
+        found = {}
+        for s in range(0, len(wanted), PK_CHUNK):
+            for r in self._call("query", self.client.query, self.collection,
+                                ids=wanted[s:s + PK_CHUNK], output_fields=["meta"],
+                                consistency_level=self.consistency):
+                found[int(r["id"])] = r["meta"]
+        return [found.get(i) for i in ids]
 
     def _draw_ids(self, n: int, bar) -> np.ndarray:
         """n ids from Milvus's allocator: the auto ids of n rows put into the companion

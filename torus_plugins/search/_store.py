@@ -129,6 +129,7 @@ class FlatStore(PersistentIndex):
 
     @property
     def ntotal(self) -> int:
+        """Number of codes held."""
         return self._state.n
 
     @property
@@ -152,7 +153,10 @@ class FlatStore(PersistentIndex):
 
     # ------------------------------------------------------------------ build
     def add(self, x) -> None:
-        """Append [n, n_angles] uint8 codes; their ids continue from ntotal.
+        """Append [n, n_angles] uint8 codes; their ids continue from ntotal. Returns None (faiss).
+
+        Args:
+            x: [n, n_angles] uint8 codes < 2**bits (one code: [n_angles]).
 
         Raises:
             TypeError, ValueError: x is not [n, n_angles] uint8 codes < 2**bits.
@@ -168,6 +172,10 @@ class FlatStore(PersistentIndex):
     def add_with_ids(self, x, ids) -> None:
         """Append codes with your own int64 ids >= 0 (like faiss ``IndexIDMap.add_with_ids``).
 
+        Args:
+            x: [n, n_angles] uint8 codes < 2**bits.
+            ids: n integer ids >= 0, one per code.
+
         Raises:
             TypeError, ValueError: bad codes, or ids not n integers >= 0.
         """
@@ -181,6 +189,15 @@ class FlatStore(PersistentIndex):
         :mod:`.selectors`). Returns how many were removed.
 
         Sequential ids shift down (faiss ``IndexFlat``); explicit ids stay (``IndexIDMap``).
+
+        Args:
+            ids: integer ids (any iterable or array) or a faiss ``IDSelector``.
+
+        Returns:
+            The number of codes removed.
+
+        Raises:
+            TypeError: ids is neither integers nor a faiss IDSelector.
         """
         with self._lock:
             st = self._state

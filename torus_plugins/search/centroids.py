@@ -15,7 +15,15 @@ __all__ = ["clifford", "train_torus_centroids"]
 
 
 def clifford(codes: np.ndarray, bits: int) -> np.ndarray:
-    """[n, k] codes -> [n, 2k] float32 (cos, sin) interleaved, each circle scaled by 1/sqrt(k)."""
+    """(cos t, sin t) / sqrt(k) per angle, t = 2 pi code / 2**bits: the Clifford coordinates.
+
+    Args:
+        codes: [n, k] uint8 codes.
+        bits: bits per code.
+
+    Returns:
+        float32 [n, 2k], (cos, sin) interleaved; every row has norm 1.
+    """
     t = codes.astype(np.float32) * np.float32(2 * np.pi / (1 << bits))
     out = np.empty((codes.shape[0], 2 * codes.shape[1]), np.float32)
     out[:, 0::2], out[:, 1::2] = np.cos(t), np.sin(t)

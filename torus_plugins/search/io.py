@@ -38,6 +38,9 @@ def write_index(index, path) -> None:
 def read_index(path):
     """Read an index written by :func:`write_index` (or any code file, as a flat index).
 
+    Args:
+        path: the file.
+
     Returns:
         The index, of the class that wrote it.
 

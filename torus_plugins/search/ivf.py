@@ -8,9 +8,8 @@ queries that probe one list in one pass. Probing every list (``nprobe = nlist``)
 included: within a list rows stay in insertion order and lists merge by (distance, insertion
 order).
 
-Results follow faiss: distances int64 [nq, k] and ids int64 [nq, k]; fewer than k codes in the
-probed lists pad with id -1 and distance ``PAD_DISTANCE``. Ids are insertion positions (``add``) or
-your own (``add_with_ids``); ``remove_ids`` keeps the others' ids, as faiss's IVF indexes do.
+Fewer than k codes in the probed lists pad with id -1 and distance ``PAD_DISTANCE``, as in faiss;
+``remove_ids`` keeps the others' ids, as faiss's IVF indexes do.
 
 Usage::
 
@@ -27,7 +26,7 @@ import numpy as np
 from .._memory import check_allocation
 from ._args import check_int
 from ._file import FileMeta, PersistentIndex, b64
-from ._kernel import lists_topk, probe_lists, topk_l1
+from ._kernel import lists_topk, probe_lists, topk_l1, typed_lists
 from ._results import PAD_DISTANCE, PAD_ID
 from ._store import RowLayout, Rows, append_rows, empty_rows, keep_rows
 from .centroids import clifford, train_torus_centroids
@@ -67,15 +66,11 @@ class TorusIndexIVF(PersistentIndex):
     per code (``n_angles``, exposed as ``d``), not faiss's float width: a torusN head of width 128
     has 64 angles, so ``TorusIndexIVF(64, ...)``.
 
-    Thread safety: every method may run concurrently with every other. Writers (``train``,
-    ``add``, ``add_with_ids``, ``remove_ids``, ``reset``) take the lock; ``search``,
-    ``range_search`` and ``save`` read one published snapshot holding the centroids together with
-    the lists assigned by them, so a search never probes one training's centroids over another's
-    lists. ``train`` replaces the centroids and empties the index (as ``reset``); k-means runs
-    outside the lock. An ``add`` takes effect when it takes the lock: its codes are assigned to
-    lists outside the lock, and re-assigned under it if ``train`` published new centroids in
-    between, so a code always sits in the list of its nearest centroid. An ``add`` that took the
-    lock before ``train`` published is emptied by that ``train`` like any earlier add.
+    Thread safety: writers take the lock; ``search``, ``range_search`` and ``save`` read one
+    published snapshot holding the centroids with the lists assigned by them. ``train`` (k-means
+    outside the lock) replaces the centroids and empties the index, as ``reset``; an ``add``
+    assigns its codes outside the lock and again under it if ``train`` published in between, so a
+    code always sits in the list of its nearest centroid.
 
     Args:
         n_angles: angles per code.
@@ -145,10 +140,12 @@ class TorusIndexIVF(PersistentIndex):
 
     @property
     def is_trained(self) -> bool:
+        """Whether ``train`` has run (``add`` and ``search`` need it)."""
         return self._state.centroids is not None
 
     @property
     def ntotal(self) -> int:
+        """Number of codes held."""
         return int(sum(r.n for r in self._state.lists))
 
     @property
@@ -186,21 +183,19 @@ class TorusIndexIVF(PersistentIndex):
         with self._lock:
             self._state = state
 
-    def _assign(self, refs: np.ndarray, codes: np.ndarray, nprobe: int = 1,
-                threads=None) -> np.ndarray:
-        """[n, nprobe] indices of the nearest centroids (padded ``refs`` of one snapshot), nearest
-        first."""
-        return topk_l1(codes, refs, self.bits, min(nprobe, self.nlist), threads=threads)[1]
-
     def _group_by_list(self, refs: np.ndarray, codes: np.ndarray) -> list:
-        """[(list number, row positions in insertion order)] for the lists of nearest centroid."""
-        assign = self._assign(refs, codes)[:, 0]
+        """[(list number, row positions in insertion order)] for the lists of nearest centroid
+        (``refs``: the padded centroids of one snapshot)."""
+        assign = topk_l1(codes, refs, self.bits, 1)[1][:, 0]
         order = np.argsort(assign, kind="stable")
         bounds = np.flatnonzero(np.diff(assign[order])) + 1
         return [(int(assign[part[0]]), part) for part in np.split(order, bounds)]
 
     def add(self, x) -> None:
         """Append codes; ids are insertion positions 0, 1, ... (or use add_with_ids).
+
+        Args:
+            x: [n, n_angles] uint8 codes < 2**bits.
 
         Raises:
             ValueError: the index is not trained, holds explicit ids, or bad codes.
@@ -209,6 +204,10 @@ class TorusIndexIVF(PersistentIndex):
 
     def add_with_ids(self, x, ids) -> None:
         """Append codes with your own int64 ids >= 0.
+
+        Args:
+            x: [n, n_angles] uint8 codes < 2**bits.
+            ids: n integer ids >= 0, one per code.
 
         Raises:
             ValueError: the index is not trained, bad codes or ids.
@@ -267,8 +266,14 @@ class TorusIndexIVF(PersistentIndex):
         return idmap
 
     def remove_ids(self, ids) -> int:
-        """Remove the codes with these ids: integer ids or a faiss ``IDSelector``
-        (:mod:`.selectors`). Returns how many; the others keep their ids, as in faiss IVF."""
+        """Remove the codes with these ids; the others keep their ids, as in faiss IVF.
+
+        Args:
+            ids: integer ids or a faiss ``IDSelector`` (:mod:`.selectors`).
+
+        Returns:
+            The number of codes removed.
+        """
         with self._lock:
             st = self._state
             lists, idmap = st.lists, st.idmap
@@ -327,13 +332,7 @@ class TorusIndexIVF(PersistentIndex):
         snapshot."""
         cache = getattr(self, "_typed_cache", None)
         if cache is None or cache[0] is not state:
-            from numba.typed import List
-
-            rows, seqs = List(), List()
-            for r in state.lists:
-                rows.append(r.buf[:r.n])
-                seqs.append(r.ids[:r.n] if r.ids is not None else np.zeros(0, np.int64))
-            cache = (state, rows, seqs)
+            cache = (state, *typed_lists(state.lists))
             self._typed_cache = cache
         return cache[1], cache[2]
 

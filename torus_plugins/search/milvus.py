@@ -83,20 +83,23 @@ __all__ = ["MilvusTorusIndex", "MilvusError", "MilvusAddError", "require_pymilvu
 class MilvusTorusIndex(MilvusCollection, IndexBase):
     """k-NN of b-bit codes by circular L1 in a Milvus collection.
 
-    Usage: ``MilvusTorusIndex(64, 4, uri="x.db")`` or ``uri="http://host:19530"``.
-
-    ``index_type`` / ``index_params`` / ``search_params`` pass through to Milvus (e.g.
-    ``"BIN_IVF_FLAT"``, ``{"nlist": 1024}``, ``{"nprobe": 16}`` on a cluster); the default
-    ``BIN_FLAT`` is exact. An existing collection of the same name is opened and must hold the same
-    ``n_angles`` and ``bits`` (``drop=True`` starts empty). ``timeout`` (seconds; the attribute can
-    be changed later) bounds every call to the server, the first connection included. ``client``:
-    a ``pymilvus.MilvusClient`` to use instead of connecting to ``uri`` (which then only names the
-    server in messages; a local file means Milvus Lite). ``consistency`` (attribute too; one
-    search: :class:`~torus_plugins.search.SearchParametersMilvus`): what a search or count sees.
-    ``"Strong"`` (default): every write any client had acknowledged, at the cost of waiting for
-    Milvus's next time tick (~0.2 s per call on a server; batch the queries); ``"Session"``: this
-    process's own acknowledged writes, others' within Milvus's staleness bound (a few ms per call);
-    ``"Bounded"`` / ``"Eventually"``: Milvus's weaker levels.
+    Args:
+        n_angles: angles per code.
+        bits: bits per angle, 1..8.
+        uri: a local file (Milvus Lite) or ``"http://host:19530"``.
+        token: the server's credentials.
+        collection: the collection; an existing one must hold the same n_angles and bits.
+        rerank: bits > 4: the Hamming shortlist holds ``rerank * k`` codes, re-ranked exactly.
+        index_type, index_params, search_params: passed to Milvus (e.g. ``"BIN_IVF_FLAT"``,
+            ``{"nlist": 1024}``, ``{"nprobe": 16}``); the default ``BIN_FLAT`` is exact.
+        drop: start from an empty collection.
+        client: a ``pymilvus.MilvusClient`` to use instead of connecting to ``uri``.
+        timeout: seconds bounding every call to the server (an attribute too).
+        consistency: what a search or count sees (an attribute too; one search:
+            :class:`~torus_plugins.search.SearchParametersMilvus`). ``"Strong"``: every write any
+            client had acknowledged (~0.2 s per call on a server: batch the queries);
+            ``"Session"``: this process's own writes, others' within Milvus's staleness bound;
+            ``"Bounded"`` / ``"Eventually"``: Milvus's weaker levels.
 
     Raises:
         ValueError: bad arguments, or the collection holds other codes (both named).
@@ -146,6 +149,7 @@ class MilvusTorusIndex(MilvusCollection, IndexBase):
 
     @property
     def ntotal(self) -> int:
+        """Number of codes held (a count query at the index's consistency level)."""
         rows = self._call("count", self.client.query, self.collection, filter="",
                           output_fields=["count(*)"], consistency_level=self.consistency)
         return int(rows[0]["count(*)"])
@@ -227,6 +231,11 @@ class MilvusTorusIndex(MilvusCollection, IndexBase):
         """Store codes under your own int64 ids >= 0 (a code whose id is held replaces it), as
         :meth:`add` does otherwise; returns None, as faiss's ``add_with_ids``.
 
+        Args:
+            x: [n, n_angles] uint8 codes.
+            ids: n integer ids >= 0.
+            metadata, batch_size, progress, flush: as for :meth:`add`.
+
         Raises:
             ValueError: codes, ids, metadata or batch_size malformed (nothing is written).
             MilvusAddError: a batch failed (see :meth:`add`).
@@ -268,14 +277,19 @@ class MilvusTorusIndex(MilvusCollection, IndexBase):
         if flush:
             self.flush()
 
-    def flush(self) -> None:
-        """Seal the collection's growing segments into object storage (Milvus ``flush``)."""
-        self._call("flush", self.client.flush, self.collection)
-
     def remove_ids(self, ids) -> int:
-        """Delete the codes with these ids (integer ids, a faiss ``IDSelectorRange`` -- a Milvus
-        filter ``imin <= id < imax`` -- or ``IDSelectorArray``); returns how many were held.
-        Their ids are never given out again."""
+        """Delete the codes with these ids; their ids are never given out again.
+
+        Args:
+            ids: integer ids, a faiss ``IDSelectorRange`` (a Milvus filter ``imin <= id <
+                imax``) or ``IDSelectorArray``.
+
+        Returns:
+            How many of them were held.
+
+        Raises:
+            ValueError: another kind of selector, or ids that are not integers.
+        """
         bounds = selector_bounds(ids)
         with self._lock:
             if bounds is not None:
@@ -298,18 +312,6 @@ class MilvusTorusIndex(MilvusCollection, IndexBase):
         """Delete every code (the collection and its settings stay; ids are not reused)."""
         with self._lock:
             self._call("delete", self.client.delete, self.collection, filter="id >= 0 or id < 0")
-
-    def metadata(self, ids) -> list:
-        """The metadata dict of each id, in the order given (None for an id not held, or -1)."""
-        ids = [int(i) for i in np.asarray(ids).ravel()]
-        wanted = sorted({i for i in ids if i != PAD_ID})
-        found = {}
-        for s in range(0, len(wanted), PK_CHUNK):
-            for r in self._call("query", self.client.query, self.collection,
-                                ids=wanted[s:s + PK_CHUNK], output_fields=["meta"],
-                                consistency_level=self.consistency):
-                found[int(r["id"])] = r["meta"]
-        return [found.get(i) for i in ids]
 
     # ------------------------------------------------------------------ search
     def _snapshot(self, what: str):
@@ -386,6 +388,7 @@ class MilvusTorusIndex(MilvusCollection, IndexBase):
         return out_d, out_i
 
     def close(self) -> None:
+        """Close the connection (Milvus Lite: release the local file)."""
         self.client.close()
 
     def __repr__(self) -> str:

@@ -10,8 +10,9 @@ it).
 from .cpu import (AVAILABLE_PATHS, AVX2, AVX512, BEST_PATH, BLOCK, PATH_NAMES, PORTABLE,
                   USES_PSADBW, choose_threads, padded_width, query_order)
 from .topk import (lists_topk, nibble_pack, prepare_references, probe_lists, tiled_topk,
-                   topk_l1)
+                   topk_l1, typed_lists)
 
 __all__ = ["AVAILABLE_PATHS", "AVX2", "AVX512", "BEST_PATH", "BLOCK", "PATH_NAMES", "PORTABLE",
            "USES_PSADBW", "choose_threads", "padded_width", "query_order", "lists_topk",
-           "nibble_pack", "prepare_references", "probe_lists", "tiled_topk", "topk_l1"]
+           "nibble_pack", "prepare_references", "probe_lists", "tiled_topk", "topk_l1",
+           "typed_lists"]

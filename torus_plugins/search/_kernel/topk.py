@@ -18,7 +18,7 @@ from .scan import (FAR, lists_scan, prepare_queries, probe_scan, tiled_parallel,
                    tiled_parallel_rows, tiled_serial)
 
 __all__ = ["prepare_references", "nibble_pack", "topk_l1", "tiled_topk", "lists_topk",
-           "probe_lists"]
+           "probe_lists", "typed_lists"]
 
 
 def prepare_references(codes: np.ndarray) -> np.ndarray:
@@ -119,6 +119,26 @@ def tiled_topk(queries: np.ndarray, refs: np.ndarray, bits: int, k: int, path: i
                                   part_i.transpose(1, 0, 2).reshape(nq, -1), k)
     out_d >>= shift
     return out_d, out_i
+
+
+def typed_lists(lists) -> tuple:
+    """The inverted lists as :func:`lists_topk` reads them: numba typed Lists of each list's rows
+    and insertion numbers (views, no copy).
+
+    Args:
+        lists: a sequence of stores with ``buf`` (rows), ``ids`` (insertion numbers or None when
+            empty) and ``n`` (rows held).
+
+    Returns:
+        (rows, seqs): two numba typed Lists, one entry per list.
+    """
+    from numba.typed import List
+
+    rows, seqs = List(), List()
+    for r in lists:
+        rows.append(r.buf[:r.n])
+        seqs.append(r.ids[:r.n] if r.ids is not None else np.zeros(0, np.int64))
+    return rows, seqs
 
 
 def lists_topk(queries: np.ndarray, probe: np.ndarray, lists, seqs, bits: int, k: int,
