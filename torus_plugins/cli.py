@@ -326,6 +326,17 @@ def _search_queries(path: str, key, index) -> np.ndarray:
 
 
 def cmd_search(args) -> int:
+    """``torus-plugins search``: k-NN or range search of a code file against an index file.
+
+    Args:
+        args: the parsed command line (index, queries, k or radius, nprobe, threads, out).
+
+    Returns:
+        0 (the exit status).
+
+    Raises:
+        InputError: a missing or unreadable file, or an option the index does not take.
+    """
     from .search import read_index
 
     out_ext = None if args.out is None else os.path.splitext(args.out)[1].lower()

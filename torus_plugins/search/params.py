@@ -78,7 +78,8 @@ class SearchParametersIVF(SearchParameters):
     Args:
         nprobe: lists probed per query (None: the index's ``nprobe``; more than ``nlist`` probes
             every list, which is exact).
-        threads: at most this many threads for probing the centroids (None: numba's setting).
+        threads: accepted so that code written for any index runs unchanged; the probe and the
+            list scan run on one thread.
 
     Raises:
         ValueError: nprobe or threads not an integer >= 1 or None.
