@@ -1,4 +1,4 @@
-"""The package's module-level imports form no cycle, and the search kernel's CPU module is a leaf."""
+"""The package's module-level imports form no cycle; the search kernel's CPU module is a leaf."""
 
 import ast
 from pathlib import Path

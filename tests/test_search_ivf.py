@@ -264,7 +264,7 @@ def test_add_racing_train_lands_under_the_new_centroids():
     index.train(y)
     assert index.ntotal == 0 and index.is_trained
     index.train(x)
-    entered, go = _pause_in(index, "_assign", after=True)
+    entered, go = _pause_in(index, "_group_by_list", after=True)
     t = threading.Thread(target=lambda: index.add_with_ids(batch, np.arange(1000, 1200)), name="paused add")
     t.start()
     assert entered.acquire(timeout=10)                   # assigned against x's centroids, lock not yet taken

@@ -21,6 +21,12 @@ from .selectors import selection_mask
 
 __all__ = ["IndexBase"]
 
+#: Default search parameters per parameter class (searches read them, never change them).
+_DEFAULTS: dict = {}
+
+#: The context of a search that holds no lock (reusable).
+_NOTHING_HELD = contextlib.nullcontext()
+
 
 def accepts_legacy_search_args(method):
     """Accept the call forms of ``search`` / ``range_search`` from before search parameter objects,
@@ -30,6 +36,8 @@ def accepts_legacy_search_args(method):
 
     @functools.wraps(method)
     def wrapper(self, *args, params=None, **kwargs):
+        if not kwargs and len(args) <= 2:
+            return method(self, *args, params=params)       # today's form: nothing to translate
         name = f"{type(self).__name__}.{method.__name__}"
         if "query_codes" in kwargs:
             deprecated(f"{name}(query_codes=...) is deprecated: the queries are the first "
@@ -106,7 +114,7 @@ class IndexBase:
 
     def _reading(self):
         """Held while a search reads its snapshot (default: nothing, snapshots are immutable)."""
-        return contextlib.nullcontext()
+        return _NOTHING_HELD
 
     # ------------------------------------------------------------------ faiss interface
     @property
@@ -193,7 +201,10 @@ class IndexBase:
         """The search parameters to use (the index's defaults for None); TypeError for another
         kind."""
         if params is None:
-            return self.params_type()
+            defaults = _DEFAULTS.get(self.params_type)
+            if defaults is None:                       # one per class, never handed out
+                defaults = _DEFAULTS[self.params_type] = self.params_type()
+            return defaults
         if not isinstance(params, self.params_type) or not self._params_fit(params):
             raise TypeError(f"params must be a {self.params_type.__name__} for "
                             f"{type(self).__name__}, got {type(params).__name__}")

@@ -5,7 +5,7 @@ Every scan walks blocks of BLOCK rows: a block is tiled once (:func:`.ir.to_tile
 of GROUP queries (one when there is only one) gets the block's distances in one pass
 (:func:`.ir.tile_sad`). Selection per query and block: the block's smallest distance is compared
 with the query's current k-th; only blocks that improve it are walked, and their rows go through
-:func:`push`, the one top-k insertion every scan shares: ordered by (distance, id), so ties go to
+:func:`make_push`'s insertion, the one every scan shares: ordered by (distance, id), so ties go to
 the smaller id (the earlier-inserted code).
 
 Distances inside a scan are scaled by 2^(8 - bits) (the codes sit at the top of their byte); the
@@ -18,30 +18,57 @@ from numba import prange
 from .cpu import BLOCK, GROUP, TILE, jit
 from .ir import tile_sad, to_tiles
 
-__all__ = ["push", "prepare_queries", "tiled_serial", "tiled_parallel", "tiled_parallel_rows",
-           "lists_scan", "probe_scan", "FAR"]
+__all__ = ["make_push", "push_rows", "push_lists", "prepare_queries", "tiled_serial",
+           "tiled_parallel", "tiled_parallel_rows", "lists_scan", "probe_scan", "FAR"]
 
 #: Distance of an empty top-k slot inside the scans (larger than any scaled distance).
 FAR = np.int64(1) << 62
 
 
-@jit(False)
-def push(od, oi, c, k, v, s):  # pragma: no cover - compiled
-    """Insert (distance ``v``, id ``s``) into the top-k ``od`` / ``oi`` holding ``c`` pairs sorted
-    by (distance, id); returns the new count. The caller has checked that (v, s) comes before the
-    k-th pair when ``c == k``. A pair already held (the same code met twice) is not added again."""
-    p = c
-    while p > 0 and (od[p - 1] > v or (od[p - 1] == v and oi[p - 1] > s)):
-        p -= 1
-    if p > 0 and od[p - 1] == v and oi[p - 1] == s:
-        return c
-    last = c if c < k else k - 1
-    for j in range(last, p, -1):
-        od[j] = od[j - 1]
-        oi[j] = oi[j - 1]
-    od[p] = v
-    oi[p] = s
-    return c + 1 if c < k else c
+def make_push(repeats: bool):
+    """The top-k insertion every scan shares, specialised at compile time (``repeats`` is a
+    constant numba folds away).
+
+    ``push(od, oi, c, k, v, s)`` inserts (distance ``v``, id ``s``) into the top-k ``od`` / ``oi``
+    holding ``c`` pairs sorted by (distance, id) and returns the new count; the caller has checked
+    that (v, s) comes before the k-th pair when ``c == k``.
+
+    Args:
+        repeats: ids may come in any order and a pair may come twice (inverted lists: a code held
+            in two lists); the slot is found first and a pair already held is not added again.
+            False: ids only increase from call to call (a scan over rows), so (v, s) goes after
+            every pair of distance v, in one pass that moves the pairs after it.
+
+    Returns:
+        The compiled ``push``.
+    """
+
+    @jit(False)
+    def push(od, oi, c, k, v, s):  # pragma: no cover - compiled
+        if repeats:
+            p = c
+            while p > 0 and (od[p - 1] > v or (od[p - 1] == v and oi[p - 1] > s)):
+                p -= 1
+            if p > 0 and od[p - 1] == v and oi[p - 1] == s:
+                return c
+            for j in range(c if c < k else k - 1, p, -1):
+                od[j] = od[j - 1]
+                oi[j] = oi[j - 1]
+        else:
+            p = c if c < k else k - 1
+            while p > 0 and od[p - 1] > v:
+                od[p] = od[p - 1]
+                oi[p] = oi[p - 1]
+                p -= 1
+        od[p] = v
+        oi[p] = s
+        return c + 1 if c < k else c
+
+    return push
+
+
+#: :func:`make_push` for a scan over rows (ids increasing) and over inverted lists.
+push_rows, push_lists = make_push(False), make_push(True)
 
 
 @jit(False)
@@ -88,7 +115,7 @@ def tiled_scan(qw, nq, refs, shift, k, path, packed, group, g0, g1, out_d,
                 oi = out_i[qi]
                 for i in range(m):
                     if row[i] < thr:       # rows come in increasing id: a tie never enters
-                        c = push(od, oi, c, k, row[i], i0 + i)
+                        c = push_rows(od, oi, c, k, row[i], i0 + i)
                         thr = od[k - 1] if c == k else FAR
                 cnt[qi] = c
 
@@ -150,7 +177,7 @@ def lists_scan(queries, probe, lists, seqs, shift, k, path, packed, order, out_d
     (a code held in several lists is counted once).
 
     Lists are visited in order; the queries probing one list are scanned together (GROUP per pass,
-    or one) over its tiles, and every row goes straight into its query's top-k (:func:`push`)
+    or one) over its tiles, and every row goes straight into its query's top-k (``push_lists``)
     against that query's current k-th pair: once a query has k results, a block whose smallest
     distance is above its k-th costs one compare, and a row one or two.
     """
@@ -212,7 +239,7 @@ def lists_scan(queries, probe, lists, seqs, shift, k, path, packed, order, out_d
                         s = seq[i0 + r]
                         if c == k and (v > od[k - 1] or (v == od[k - 1] and s >= os_[k - 1])):
                             continue
-                        c = push(od, os_, c, k, v, s)
+                        c = push_lists(od, os_, c, k, v, s)
                     cnt[qi] = c
     for i in range(nq):
         for j in range(k):
