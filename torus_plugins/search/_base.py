@@ -24,6 +24,9 @@ __all__ = ["IndexBase"]
 #: Default search parameters per parameter class (searches read them, never change them).
 _DEFAULTS: dict = {}
 
+#: An argument not given.
+_UNSET = object()
+
 #: The context of a search that holds no lock (reusable).
 _NOTHING_HELD = contextlib.nullcontext()
 
@@ -35,9 +38,10 @@ def accepts_legacy_search_args(method):
     ``query_codes=`` for ``x``."""
 
     @functools.wraps(method)
-    def wrapper(self, *args, params=None, **kwargs):
-        if not kwargs and len(args) <= 2:
-            return method(self, *args, params=params)       # today's form: nothing to translate
+    def wrapper(self, x=_UNSET, second=_UNSET, *args, params=None, **kwargs):
+        if second is not _UNSET and not args and not kwargs:
+            return method(self, x, second, params=params)   # today's form: nothing to translate
+        args = tuple(a for a in (x, second) if a is not _UNSET) + args
         name = f"{type(self).__name__}.{method.__name__}"
         if "query_codes" in kwargs:
             deprecated(f"{name}(query_codes=...) is deprecated: the queries are the first "
