@@ -15,7 +15,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def test_readme_has_python_blocks():
     blocks = python_blocks(README)
-    assert len(blocks) >= 7
+    assert len(blocks) >= 2
     assert len(blocks) == count_openings(README)      # none missed by the pattern, none norun
 
 
