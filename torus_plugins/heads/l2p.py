@@ -42,10 +42,19 @@ def _inverse_norms(x: torch.Tensor, eps: float, with_mask: bool = False):
 
 
 def l2p_reference(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """The L2p formula in plain differentiable torch ops (used for double backward, tracers and half precision).
+    """z_2i, z_2i+1 = (x_2i, x_2i+1) / (sqrt(k) * max(||(x_2i, x_2i+1)||, eps)) in plain torch ops.
 
-    float16/bfloat16 are computed in float32 and cast back: squares of fp16 values under/overflow (|x| < 6e-3 or
-    > 256) and eps**2 = 1e-24 rounds to 0 in fp16 (a zero pair would give 0/0 = NaN).
+    The L2p formula as differentiable torch ops, used for double backward, tracers and half
+    precision. float16/bfloat16 are computed in float32 and cast back: squares of fp16 values
+    under/overflow (|x| < 6e-3 or > 256) and eps**2 = 1e-24 rounds to 0 in fp16 (a zero pair would
+    give 0/0 = NaN). The input is not checked (:class:`L2p` checks it).
+
+    Args:
+        x: floating-point tensor of shape [..., 2k] (an even last dimension).
+        eps: lower bound on each pair's norm.
+
+    Returns:
+        A tensor of the shape and dtype of ``x``, each pair on a circle of radius 1/sqrt(k).
     """
     if x.dtype not in _FAST_DTYPES:
         return l2p_reference(x.float(), eps).to(x.dtype)
@@ -127,7 +136,19 @@ class L2p(nn.Module):
     and tracers (compile, export) use the plain formula ``l2p_reference``; float16/bfloat16 are computed in float32
     and cast back (no inf, 0 or NaN where the half-precision squares would under/overflow).
 
-    Usage: ``z = L2p(dim=64)(features)``  # [B, 64] -> [B, 64], 32 circles
+    Args:
+        dim: input and output width, an even number (k = dim / 2 circles).
+        eps: lower bound on each pair's norm; at least the smallest value whose square does not
+            underflow in float32.
+
+    Raises:
+        ValueError: ``dim`` is not a positive even integer, or ``eps`` is not a number above its
+            minimum.
+
+    Example:
+        >>> z = L2p(dim=64)(torch.randn(8, 64))     # [8, 64] -> [8, 64], 32 circles
+        >>> z.shape
+        torch.Size([8, 64])
     """
 
     def __init__(self, dim: int, eps: float = 1e-12):
@@ -140,6 +161,19 @@ class L2p(nn.Module):
         self.eps = check_positive_float(eps, "L2p eps", MIN_EPS, "eps**2 must not underflow to 0 in float32")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise each pair of ``x`` onto a circle of radius 1/sqrt(k).
+
+        Args:
+            x: floating-point tensor of shape [..., dim].
+
+        Returns:
+            A tensor of the shape and dtype of ``x``, of unit norm along the last dimension
+            (zero pairs stay zero).
+
+        Raises:
+            TypeError: ``x`` is not a floating-point tensor.
+            ValueError: its last dimension is not ``dim``.
+        """
         check_float_tensor(x)
         check_width(x, self.dim)
         if x.dtype not in _FAST_DTYPES or _use_plain_formula():
@@ -149,6 +183,11 @@ class L2p(nn.Module):
         return x * _inverse_norms(x, self.eps)
 
     def extra_repr(self) -> str:
+        """The constructor arguments shown by ``repr``: ``dim`` and the number of circles.
+
+        Returns:
+            A string such as ``"dim=64, n_circles=32"``.
+        """
         return f"dim={self.dim}, n_circles={self.n_circles}"
 
 
