@@ -142,6 +142,7 @@ class L2p(nn.Module):
             underflow in float32.
 
     Raises:
+        TypeError: ``eps`` is not a real number.
         ValueError: ``dim`` is not a positive even integer, or ``eps`` is not a number above its
             minimum.
 

@@ -18,6 +18,7 @@ class Sphere(nn.Module):
         eps: lower bound on the norm; at least the smallest value that does not underflow.
 
     Raises:
+        TypeError: ``eps`` is not a real number.
         ValueError: ``dim`` is not a positive integer, or ``eps`` is not a number above its minimum.
 
     Example:
