@@ -143,7 +143,8 @@ def describe(prov: dict) -> str:
         The line, without a newline.
     """
     return (f"machine: {prov['cpu_model']} ({prov['cpu_count']} CPUs), {prov['threads']} torch "
-            f"thread(s) per run, load average {prov['load_average_at_start']}; seeds {prov['seeds']}")
+            f"thread(s) per run, load average {prov['load_average_at_start']}; "
+            f"seeds {prov['seeds']}")
 
 
 def finish(prov: dict) -> dict:
