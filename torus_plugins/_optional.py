@@ -46,7 +46,21 @@ DISTRIBUTIONS = {
 
 def install_hint(*extras: str) -> str:
     """``pip install 'torus-plugins[<extra>,...]'`` for one or more extras (in the order given, no
-    repeats)."""
+    repeats).
+
+    Args:
+        *extras: names of :data:`EXTRAS`.
+
+    Returns:
+        The install command.
+
+    Raises:
+        ValueError: no extra is given, or one is unknown.
+
+    Example:
+        >>> install_hint("search", "plot", "search")
+        "pip install 'torus-plugins[search,plot]'"
+    """
     if not extras:
         raise ValueError("install_hint needs at least one extra")
     for extra in extras:

@@ -61,10 +61,11 @@ class ProtoCLRLoss(nn.Module):
             A 0-d tensor: float32 for float16/bfloat16 input, else the dtype of ``z1``.
 
         Raises:
-            TypeError: ``z1`` or ``z2`` is not a floating-point tensor, or ``y`` is not a tensor
-                of integral class ids.
+            TypeError: ``z1`` or ``z2`` is not a floating-point tensor, or ``y`` is not a real
+                tensor.
             ValueError: ``z1`` or ``z2`` is not 2-D, has fewer than 2 samples or an empty
-                dimension, their shapes differ, ``y`` has the wrong shape, an input holds
+                dimension, their shapes differ, ``y`` has the wrong shape, float ``y`` is not
+                integral, an input holds
                 NaN/inf (validation mode "host"; mode "device" raises
                 RuntimeError instead, see :mod:`torus_plugins.validation`), or the loss overflowed
                 on finite input.

@@ -115,11 +115,11 @@ class SupConLoss(nn.Module):
             A 0-d tensor: float32 for float16/bfloat16 input, else the dtype of ``features``.
 
         Raises:
-            TypeError: ``features`` is not a floating-point tensor, or ``labels`` is not a tensor
-                of integral class ids.
+            TypeError: ``features`` is not a floating-point tensor, or ``labels`` is not a real
+                tensor.
             ValueError: ``features`` is not 3-D or has fewer than 2 samples or an empty
                 dimension, ``labels`` has the wrong shape, there are no labels and n_views < 2,
-                no anchor has a positive, ``features`` holds
+                no anchor has a positive, float ``labels`` are not integral, an input holds
                 NaN/inf (validation mode "host"; mode "device" raises
                 RuntimeError instead, see :mod:`torus_plugins.validation`), or the loss overflowed
                 on finite input.
