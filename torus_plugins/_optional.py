@@ -1,7 +1,8 @@
 """Optional dependencies: import one, or raise an ImportError that names the extra to install.
 
-Core torus-plugins needs only torch, numpy, tqdm and numba; faiss, ripser, matplotlib, timm, lightly,
-pytorch-metric-learning, pymilvus and executorch come with extras (``pip install 'torus-plugins[search]'`` etc.).
+Core torus-plugins needs only torch, numpy, tqdm and numba; faiss, ripser, matplotlib, timm,
+lightly, pytorch-metric-learning, pymilvus and executorch come with extras
+(``pip install 'torus-plugins[search]'`` etc.).
 
 Usage::
 

@@ -141,7 +141,7 @@ OFF_TORUS_TOLERANCE = 1e-3
 
 
 def _check_geometry(x, geometry, path):
-    """InputError for an odd torus width; a warning on stderr when torus pairs are not of equal norm."""
+    """InputError for an odd torus width; a warning on stderr when torus pairs differ in norm."""
     if geometry in ("torusN", "torusC") and x.shape[1] % 2:
         raise InputError(f"{geometry} embeddings need an even width (cos, sin pairs); {path!r} has {x.shape[1]}")
     if geometry in ("torusN", "torusC"):

@@ -149,7 +149,9 @@ def plot_persistence(diagrams, path, title: str = "persistence diagram") -> str:
 
 
 def _values(v):
-    """A float, a list of per-seed floats, or a ``report.aggregate`` leaf -> 1-D float array (None -> empty)."""
+    """A float, a list of per-seed floats, or a ``report.aggregate`` leaf -> 1-D finite floats.
+
+    None gives an empty array; non-finite values are dropped."""
     if v is None:
         return np.zeros(0)
     if isinstance(v, dict):

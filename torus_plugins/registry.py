@@ -22,7 +22,7 @@ Usage::
 
     torus_plugins.available_heads()             # ['clifford', 'l2p', ..., 'my_head']
     head = torus_plugins.create_head("l2p", dim=64)
-    torus_plugins.broken_plugins()              # {'torus_plugins.heads:bad': 'ModuleNotFoundError: ...'}
+    torus_plugins.broken_plugins()   # {'torus_plugins.heads:bad': 'ModuleNotFoundError: ...'}
 """
 
 import importlib.metadata
@@ -68,8 +68,8 @@ def _normalise(dist_name: str) -> str:
 
 
 def _distributions():
-    """(name, distribution) for every installed distribution, the first on sys.path winning a duplicate name;
-    a distribution with unreadable metadata is yielded with name None and its location."""
+    """(name, distribution) for every installed distribution, the first on sys.path winning a
+    duplicate name; a distribution with unreadable metadata is yielded with name None."""
     seen = set()
     for dist in importlib.metadata.distributions():
         try:

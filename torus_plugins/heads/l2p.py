@@ -18,8 +18,8 @@ def _pair_sum(t: torch.Tensor) -> torch.Tensor:
 
 
 def _repeat_pairs(h: torch.Tensor) -> torch.Tensor:
-    """[..., k] -> [..., 2k]: (h_0, h_0, h_1, h_1, ...), one contiguous copy (float32/float64; not differentiable:
-    used inside the fused Function and the no-grad path only)."""
+    """[..., k] -> [..., 2k]: (h_0, h_0, h_1, h_1, ...), one contiguous copy (float32/float64; not
+    differentiable: used inside the fused Function and the no-grad path only)."""
     return torch.complex(h, h).contiguous().view(h.dtype)
 
 
@@ -76,11 +76,12 @@ _TRACING_CHECKS = _tracing_checks()
 
 
 def _use_plain_formula() -> bool:
-    """True under torch.compile / torch.export / TorchScript tracing, torch.func transforms, and forward-mode AD.
+    """True under torch.compile / torch.export / TorchScript tracing, torch.func, forward-mode AD.
 
-    The fused Function reads data (is any pair clamped?), which tracers cannot, and keeps the classic ctx-in-forward
-    form without a jvp, which torch.func and forward AD need (the setup_context form and saving for jvp cost 5-25%
-    more per call in bench/losses.py's setting). Those callers get the plain formula, which they handle natively.
+    The fused Function reads data (is any pair clamped?), which tracers cannot, and keeps the
+    classic ctx-in-forward form without a jvp, which torch.func and forward AD need (the
+    setup_context form and saving for jvp cost 5-25% more per call in bench/losses.py's setting).
+    Those callers get the plain formula, which they handle natively.
     """
     if getattr(fwAD, "_current_level", -1) >= 0:
         return True
@@ -92,8 +93,10 @@ def _use_plain_formula() -> bool:
 
 
 def _project(x: torch.Tensor, inv: torch.Tensor, k_mask: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """J t for the L2p Jacobian J (symmetric, so J^T g = J g is the backward): (t - y * c) * inv with y = x * inv,
-    c = k_mask * pair_sum(t * y), ``k_mask`` being k, or 0 on pairs clamped at eps (where the forward is linear)."""
+    """J t for the L2p Jacobian J (symmetric, so J^T g = J g is the backward).
+
+    J t = (t - y * c) * inv with y = x * inv, c = k_mask * pair_sum(t * y), ``k_mask`` being k, or
+    0 on pairs clamped at eps (where the forward is linear)."""
     y = x * inv
     c = _repeat_pairs(_pair_sum(t * y).mul_(k_mask))
     return torch.addcmul(t, y, c, value=-1).mul_(inv)
@@ -102,11 +105,11 @@ def _project(x: torch.Tensor, inv: torch.Tensor, k_mask: torch.Tensor, t: torch.
 class _PairNormalize(torch.autograd.Function):
     """L2p with a hand-written backward on contiguous full-width tensors.
 
-    Autograd of the plain formula broadcasts over the size-2 pair axis, which CPU kernels run slowly (about 3x
-    ``F.normalize``). Here every full-width op is contiguous: y = x * inv and dL/dx = (g - y * c) * inv with
-    c = k * pair_sum(g * y) (the tangential projection of g, scaled), c = 0 on pairs with norm < eps (as in
-    ``F.normalize``, where the clamped forward is linear). Saves x and inv, not the output, so the output may be
-    modified in place.
+    Autograd of the plain formula broadcasts over the size-2 pair axis, which CPU kernels run slowly
+    (about 3x ``F.normalize``). Here every full-width op is contiguous: y = x * inv and dL/dx = (g -
+    y * c) * inv with c = k * pair_sum(g * y) (the tangential projection of g, scaled), c = 0 on
+    pairs with norm < eps (as in ``F.normalize``, where the clamped forward is linear). Saves x and
+    inv, not the output, so the output may be modified in place.
     """
 
     @staticmethod
@@ -129,12 +132,13 @@ class L2p(nn.Module):
 
     z_2i, z_2i+1 = (x_2i, x_2i+1) / (sqrt(k) * max(||(x_2i, x_2i+1)||, eps)),  k = dim / 2 circles.
 
-    The output is already in the Clifford layout (cos t_i, sin t_i) / sqrt(k) with t_i = atan2(x_2i+1, x_2i), so
-    the dot product of two outputs is (1/k) sum_i cos(t_i - t'_i): a drop-in for ``F.normalize``. A zero pair
-    gives zeros and gradient g / (sqrt(k) * eps), as ``F.normalize`` gives g / eps. float32/float64 use a fused
-    backward (about as fast as ``F.normalize``, see bench/losses.py); double backward, torch.func, forward-mode AD
-    and tracers (compile, export) use the plain formula ``l2p_reference``; float16/bfloat16 are computed in float32
-    and cast back (no inf, 0 or NaN where the half-precision squares would under/overflow).
+    The output is already in the Clifford layout (cos t_i, sin t_i) / sqrt(k) with t_i =
+    atan2(x_2i+1, x_2i), so the dot product of two outputs is (1/k) sum_i cos(t_i - t'_i): a drop-in
+    for ``F.normalize``. A zero pair gives zeros and gradient g / (sqrt(k) * eps), as
+    ``F.normalize`` gives g / eps. float32/float64 use a fused backward (about as fast as
+    ``F.normalize``, see bench/losses.py); double backward, torch.func, forward-mode AD and tracers
+    (compile, export) use the plain formula ``l2p_reference``; float16/bfloat16 are computed in
+    float32 and cast back (no inf, 0 or NaN where the half-precision squares would under/overflow).
 
     Args:
         dim: input and output width, an even number (k = dim / 2 circles).

@@ -12,7 +12,7 @@ ANGLE_MAPS = ("sigmoid", "turns")
 
 
 class TorusMLPHead(nn.Module):
-    """x -> Linear(in, hidden) -> BatchNorm -> ReLU -> Linear(hidden, k) -> angle map -> Clifford [.., 2k].
+    """x -> Linear -> BatchNorm -> ReLU -> Linear(hidden, k) -> angle map -> Clifford [..., 2k].
 
     angle_map:
 

@@ -1,4 +1,4 @@
-"""Projection head: the usual "backbone -> MLP -> normalise", with the normalisation chosen by name."""
+"""Projection head: the usual "backbone -> MLP -> normalise", the normalisation chosen by name."""
 
 import torch
 from torch import nn
@@ -19,7 +19,7 @@ PROJECTIONS = {"sphere": Sphere, "torusN": L2p, "torusC": Clifford}
 
 
 def canonical_projection(name) -> str:
-    """'sphere', 'torusN' or 'torusC' for any accepted name (l2p, clifford; legacy hyprs, torul, torus).
+    """'sphere', 'torusN' or 'torusC' for any accepted name (l2p, clifford; legacy hyprs, torul...).
 
     Args:
         name: a key of :data:`PROJECTION_NAMES`, in any case.

@@ -224,7 +224,7 @@ def _autocast_enabled(device: str) -> bool:
 
 
 def _check_result(loss: nn.Module, out, inputs) -> None:
-    """The inputs were checked finite, so a non-finite loss means an intermediate overflowed: say so."""
+    """The inputs were checked finite, so a non-finite loss means an intermediate overflowed."""
     values = list(out.values()) if isinstance(out, dict) else [out]
     mode = check_mode(values[0])
     if mode == "off":

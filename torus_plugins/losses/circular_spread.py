@@ -1,4 +1,5 @@
-"""Circular spread: penalise Fisher-Lee circular correlation between the circles of a torus output."""
+"""Circular spread: penalise Fisher-Lee circular correlation between the circles of a torus
+output."""
 
 import torch
 from torch import nn
@@ -48,7 +49,7 @@ def fisher_lee_matrix(z: torch.Tensor, eps: float = 1e-12, min_spread: float = 0
 
 
 class CircularSpreadLoss(nn.Module):
-    """L = mean_{a<b} rho_FL(theta_a, theta_b)^2 over all pairs of circles (Fisher & Lee 1983), in [0, 1].
+    """L = mean_{a<b} rho_FL(theta_a, theta_b)^2 over circle pairs (Fisher & Lee 1983) in [0, 1].
 
     Angles are those of ``to_turns`` on the interleaved output (each (cos, sin) pair, any scale).
     Driving the circular correlation between circles to zero stops the embedding from collapsing

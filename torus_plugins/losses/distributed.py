@@ -36,7 +36,7 @@ def world_size() -> int:
 
 
 class _AllGather(torch.autograd.Function):
-    """all_gather whose backward sums each slice's gradient over ranks (all_reduce) and keeps this rank's."""
+    """all_gather whose backward sums each slice's gradient over ranks and keeps this rank's."""
 
     @staticmethod
     def forward(ctx, x):

@@ -21,10 +21,10 @@ class ProtoCLRLoss(nn.Module):
     prototype per circle (the circular mean on every circle, scaled to the unit-norm Clifford
     layout): a proper point on the torus, for interleaved torus outputs. It is off by default to
     keep upstream numbers; with it on, class spread no longer shrinks the prototype's norm.
-    The number of classes C is a value of ``y``: where host reads are free (eager CPU) the logits are
-    [2B, C] as upstream; elsewhere (GPU, torch.compile, validation mode 'device') they are [2B, B],
-    one column per class's first sample and the rest at -inf: the same loss, no host read, B/C times
-    the matmul work.
+    The number of classes C is a value of ``y``: where host reads are free (eager CPU) the logits
+    are [2B, C] as upstream; elsewhere (GPU, torch.compile, validation mode 'device') they are
+    [2B, B], one column per class's first sample and the rest at -inf: the same loss, no host read,
+    B/C times the matmul work.
 
     Args:
         tau: the temperature, a number > 0.

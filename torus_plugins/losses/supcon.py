@@ -56,7 +56,9 @@ def project(features: torch.Tensor, projmode) -> torch.Tensor:
 
 
 class SupConLoss(nn.Module):
-    """L = -(tau/tau_b) mean_a 1/|P(a)| sum_{p in P(a)} log( exp(z_a.z_p/tau) / sum_{c != a} exp(z_a.z_c/tau) ).
+    """L = -(tau/tau_b) mean_a 1/|P(a)| sum_{p in P(a)} log(exp(z_a.z_p/tau) / Z_a).
+
+    Z_a = sum_{c != a} exp(z_a.z_c/tau): the anchor's contrast set is every other view in the batch.
 
     ``features`` [B, n_views, D], ``labels`` [B] or None (SimCLR: the positives are the other
     views). ``projmode`` says how the inputs are read, as in the paper's SupCon-Framework torus

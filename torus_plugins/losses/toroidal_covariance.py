@@ -48,7 +48,7 @@ def torus_grid_penalty(grid_size: int, penalty: str = "distance") -> torch.Tenso
 
 
 class ToroidalCovarianceLoss(nn.Module):
-    """L = sum_{i != j} W[pos(i), pos(j)] C_ij^2 / (D (D-1)),  pos(d) = d mod N^2,  C the batch covariance.
+    """L = sum_{i != j} W[pos(i), pos(j)] C_ij^2 / (D (D-1)), pos(d) = d mod N^2, C the covariance.
 
     Replaces VICReg's isotropic off-diagonal penalty with one weighted by an N x N torus grid
     (jepa-torus V1, same weights and normalisation as its ``ToroidalCovarianceLoss``). The grid's
