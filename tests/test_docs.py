@@ -2,6 +2,7 @@
 strict mode (a warning, a broken link between pages or an unresolved reference to the package fails
 it), and the generated API reference documents every public object of the package once."""
 
+import doctest
 import shutil
 import subprocess
 import sys
@@ -225,3 +226,19 @@ def test_scopes_select_by_defining_module():
     assert not check_docstrings.in_scope("torus_plugins.codesx", ("torus_plugins.codes",))
     assert not check_docstrings.in_scope("torus_plugins.codes.kernel", ("torus_plugins",),
                                          ("torus_plugins.codes.kernel",))
+
+
+@pytest.mark.parametrize("scope", STRICT_DOCSTRINGS)
+def test_docstring_examples_run(scope, inventory):
+    """Every ``Example:`` of the strict packages' public modules runs and prints what it shows."""
+    modules = [name for name in inventory.sections
+               if check_docstrings.in_scope(name, (scope,), NOT_YET_STRICT)]
+    assert modules, f"{scope} has no public module"
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    report = []
+    for name in modules:
+        for test in finder.find(sys.modules[name], name):
+            torch.manual_seed(0)
+            runner.run(test, out=report.append)
+    assert runner.failures == 0, "".join(report)

@@ -359,9 +359,10 @@ def plot_spectrograms(specs, titles, path, seconds: float, title: str = "", ylab
         ModuleNotFoundError: matplotlib is not installed (the message names the ``plot`` extra).
 
     Example:
-        >>> import tempfile, os
-        >>> path = os.path.join(tempfile.mkdtemp(), "spectrograms.png")
-        >>> plot_spectrograms([np.zeros((8, 20))], ["silence"], path, seconds=1.0) == path
+        >>> import os, tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = os.path.join(folder, "spectrograms.png")
+        ...     plot_spectrograms([np.zeros((8, 20))], ["silence"], path, seconds=1.0) == path
         True
     """
     specs = [np.asarray(s, dtype=np.float64) for s in specs]

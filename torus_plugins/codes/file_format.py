@@ -94,10 +94,11 @@ def save_codes(path, codes, bits: int, geometry: str = "torusN", meta: dict | No
         OSError: the file cannot be written (nothing is left behind).
 
     Example:
-        >>> import os, tempfile
-        >>> path = os.path.join(tempfile.mkdtemp(), "emb.torc")
-        >>> save_codes(path, np.array([[1, 2, 3]], dtype=np.uint8), bits=4)
-        >>> load_codes(path).codes
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = os.path.join(folder, "emb.torc")
+        ...     save_codes(path, np.array([[1, 2, 3]], dtype=np.uint8), bits=4)
+        ...     load_codes(path).codes
         array([[1, 2, 3]], dtype=uint8)
     """
     bits = check_bits(bits)
