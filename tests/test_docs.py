@@ -154,16 +154,6 @@ def test_inventory_covers_every_package_and_documents_each_object_once():
     assert apidoc.canonical_target("torus_plugins.no_such_module.X", inventory) is None
 
 
-def test_plain_text_docstrings_become_restructuredtext():
-    lines = ["|x| = ``|y|`` and :math:`|z|`", "", "| a | b |", "|---|---|", "| ``c`` | x / ||x|| |",
-             "", "Usage::", "", "    q = |w|", "para", "* item", "  more", "after"]
-    assert plaintext.rst_lines(lines) == [
-        r"\|x\| = ``|y|`` and :math:`|z|`", "",
-        ".. list-table::", "   :header-rows: 1", "", "   * - a", "     - b", "   * - ``c``",
-        r"     - x / \|\|x\|\|", "",
-        "", "Usage::", "", "    q = |w|", "para", "", "* item", "  more", "", "after"]
-
-
 @pytest.fixture(scope="module")
 def inventory():
     return apidoc.build_inventory()
@@ -242,3 +232,13 @@ def test_docstring_examples_run(scope, inventory):
             torch.manual_seed(0)
             runner.run(test, out=report.append)
     assert runner.failures == 0, "".join(report)
+
+
+def test_plain_text_docstrings_become_restructuredtext():
+    lines = ["|x| = ``|y|`` and :math:`|z|`", "", "| a | b |", "|---|---|", "| ``c`` | x / ||x|| |",
+             "", "Usage::", "", "    q = |w|", "para", "* item", "  more", "after"]
+    assert plaintext.rst_lines(lines) == [
+        r"\|x\| = ``|y|`` and :math:`|z|`", "",
+        ".. list-table::", "   :header-rows: 1", "", "   * - a", "     - b", "   * - ``c``",
+        r"     - x / \|\|x\|\|", "",
+        "", "Usage::", "", "    q = |w|", "para", "", "* item", "  more", "", "after"]

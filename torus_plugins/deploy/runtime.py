@@ -136,13 +136,16 @@ class IntegerEncoder:
         return x.detach().to("cpu", torch.float32).contiguous()
 
     def activations(self, x) -> torch.Tensor:
-        """The program's int8 output for float input ``x``, run ``max_batch`` samples at a time.
+        """The program's int8 output [N, in_features] for float input ``x``.
+
+        ``x`` has shape ``[N, *sample_shape]``.
 
         Args:
-            x: float input ``[N, *sample_shape]``, a torch tensor or numpy array (N may be 0).
+            x: float input, a torch tensor or numpy array (N may be 0).
 
         Returns:
-            An int8 torch tensor [N, in_features] (real value = scale * (q - zero_point)).
+            An int8 torch tensor [N, in_features] (real value = scale * (q - zero_point)), run
+            ``max_batch`` samples at a time.
 
         Raises:
             TypeError: ``x`` is not a floating-point tensor or array.
