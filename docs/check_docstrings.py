@@ -15,6 +15,8 @@ Usage::
 
     python docs/check_docstrings.py            # a line per symbol that lacks something, the counts
     python docs/check_docstrings.py --strict   # ... and exit 1 if any does
+    python docs/check_docstrings.py --strict --scope torus_plugins.heads --scope torus_plugins.cli
+                                               # only symbols defined in those modules (packages)
 """
 
 from __future__ import annotations
@@ -45,6 +47,24 @@ class Finding:
     name: str
     kind: str
     missing: list[str]
+    module: str = ""        # the module that defines it (a method: its function's module)
+
+
+def in_scope(module: str, scopes: list[str] | tuple[str, ...],
+             exclude: list[str] | tuple[str, ...] = ()) -> bool:
+    """True when ``module`` is one of ``scopes`` or inside one, and neither of ``exclude``.
+
+    Args:
+        module: a dotted module name, e.g. ``torus_plugins.codes.pack``.
+        scopes: dotted module or package names; ``torus_plugins`` covers the whole package.
+        exclude: dotted module or package names left out even when inside a scope.
+
+    Returns:
+        Whether a symbol defined in ``module`` is checked.
+    """
+    def inside(names):
+        return any(module == name or module.startswith(name + ".") for name in names)
+    return inside(scopes) and not inside(exclude)
 
 
 def _source_tree(func) -> ast.AST | None:
@@ -116,23 +136,42 @@ def _own_init(cls):
     return None
 
 
-def check(inventory: apidoc.Inventory) -> tuple[list[Finding], dict[str, int]]:
-    """(every symbol that lacks something, number of symbols checked per kind)."""
+def _module_of(func) -> str:
+    """The module that defines a function (numba dispatchers: their Python function's)."""
+    return getattr(getattr(func, "py_func", func), "__module__", "") or ""
+
+
+def check(inventory: apidoc.Inventory, scopes: tuple[str, ...] = (apidoc.ROOT,),
+          exclude: tuple[str, ...] = ()) -> tuple[list[Finding], dict[str, int]]:
+    """Check the documented symbols defined in ``scopes`` (see :func:`in_scope`).
+
+    Args:
+        inventory: the public symbols, from ``apidoc.build_inventory()``.
+        scopes: dotted module or package names whose symbols are checked; the default, the
+            whole package.
+        exclude: dotted module or package names left out even when inside a scope.
+
+    Returns:
+        (every symbol checked that lacks something, number of symbols checked per kind).
+    """
     findings: list[Finding] = []
     counts = {"module": 0, "class": 0, "function": 0, "method": 0}
     seen: set[int] = set()
 
-    def add(name, kind, missing):
+    def add(name, kind, missing, module):
+        if not in_scope(module, scopes, exclude):
+            return
         counts[kind] += 1
         if missing:
-            findings.append(Finding(name, kind, missing))
+            findings.append(Finding(name, kind, missing, module))
 
     for module in inventory.sections:
-        add(module, "module", _missing(sys.modules[module].__doc__, []))
+        add(module, "module", _missing(sys.modules[module].__doc__, []), module)
     for entry in inventory.documented():
         obj = entry.obj
         if entry.kind == "function":
-            add(entry.name, "function", _missing(obj.__doc__, needed_sections(obj, False)))
+            add(entry.name, "function", _missing(obj.__doc__, needed_sections(obj, False)),
+                _module_of(obj))
         elif entry.kind == "class":
             init = _own_init(obj)
             needed = needed_sections(init, True) if init is not None else []
@@ -142,7 +181,7 @@ def check(inventory: apidoc.Inventory) -> tuple[list[Finding], dict[str, int]]:
                 except (TypeError, ValueError):
                     needed = []
             doc = (obj.__doc__ or "") + "\n" + ((init.__doc__ or "") if init is not None else "")
-            add(entry.name, "class", _missing(obj.__doc__ and doc, needed))
+            add(entry.name, "class", _missing(obj.__doc__ and doc, needed), obj.__module__)
             for member in apidoc.class_members(obj):
                 if member == "__init__":
                     continue
@@ -159,7 +198,8 @@ def check(inventory: apidoc.Inventory) -> tuple[list[Finding], dict[str, int]]:
                     continue
                 seen.add(id(func))
                 needed = [] if isinstance(raw, property) else needed_sections(func, skip)
-                add(f"{entry.name}.{member}", "method", _missing(func.__doc__, needed))
+                add(f"{entry.name}.{member}", "method", _missing(func.__doc__, needed),
+                    _module_of(func))
     return findings, counts
 
 
@@ -168,9 +208,14 @@ def main(argv=None) -> int:
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 when any public symbol lacks a section")
     parser.add_argument("--quiet", action="store_true", help="print the counts only")
+    parser.add_argument("--scope", action="append", metavar="MODULE",
+                        help="check only symbols defined in this module or package (repeatable; "
+                             "default: the whole package)")
+    parser.add_argument("--exclude", action="append", default=[], metavar="MODULE",
+                        help="leave out symbols defined in this module or package (repeatable)")
     args = parser.parse_args(argv)
     inventory = apidoc.build_inventory()
-    findings, counts = check(inventory)
+    findings, counts = check(inventory, tuple(args.scope or (apidoc.ROOT,)), tuple(args.exclude))
     if not args.quiet:
         for f in findings:
             print(f"{f.name} ({f.kind}): lacks {', '.join(f.missing)}")

@@ -2,6 +2,7 @@
 strict mode (a warning, a broken link between pages or an unresolved reference to the package fails
 it), and the generated API reference documents every public object of the package once."""
 
+import doctest
 import shutil
 import subprocess
 import sys
@@ -33,7 +34,18 @@ INCLUDED = ("CHANGELOG.md", "SECURITY.md")
 
 sys.path.insert(0, str(DOCS))
 import apidoc  # noqa: E402  (docs/apidoc.py)
+import check_docstrings  # noqa: E402  (docs/check_docstrings.py)
 import plaintext  # noqa: E402  (docs/plaintext.py)
+
+
+#: modules and packages whose public symbols must carry every Google-style section that applies
+#: (Args when it takes parameters, Returns when it returns a value, Raises when its body raises);
+#: add a package here once its docstrings comply, ``"torus_plugins"`` once the whole package does
+STRICT_DOCSTRINGS = ("torus_plugins.heads", "torus_plugins.losses", "torus_plugins.codes",
+                     "torus_plugins.deploy", "torus_plugins.validation", "torus_plugins.registry",
+                     "torus_plugins.cli", "torus_plugins.report", "torus_plugins.plot")
+#: modules inside a strict package whose docstrings do not comply yet
+NOT_YET_STRICT = ("torus_plugins.codes.kernel", "torus_plugins.codes.tiled")
 
 
 def ids(blocks):
@@ -143,6 +155,86 @@ def test_inventory_covers_every_package_and_documents_each_object_once():
     assert apidoc.canonical_target("torus_plugins.no_such_module.X", inventory) is None
 
 
+@pytest.fixture(scope="module")
+def inventory():
+    return apidoc.build_inventory()
+
+
+@pytest.mark.parametrize("scope", STRICT_DOCSTRINGS)
+def test_public_symbols_have_the_docstring_sections_that_apply(scope, inventory):
+    findings, counts = check_docstrings.check(inventory, (scope,), NOT_YET_STRICT)
+    assert sum(counts.values()) > 0, f"{scope} defines no public symbol: a stale entry?"
+    lacking = [f"{f.name}: lacks {', '.join(f.missing)}" for f in findings]
+    assert not lacking, "\n".join(lacking)
+
+
+def test_the_docstring_check_finds_each_missing_section():
+    def documented(x, y):
+        """Scale.
+
+        Args:
+            x: a number.
+            y: a number.
+
+        Returns:
+            The product.
+
+        Raises:
+            ValueError: when x is negative.
+        """
+        if x < 0:
+            raise ValueError("x")
+        return x * y
+
+    def bare(x):
+        """Scale."""
+        if x < 0:
+            raise ValueError("x")
+        return x
+
+    def no_return(x):
+        """Check.
+
+        Args:
+            x: a number.
+        """
+        def inner():                    # a nested function's raise is not the outer one's
+            raise ValueError("x")
+        return None
+
+    needed = check_docstrings.needed_sections
+    assert needed(documented, False) == ["Args", "Returns", "Raises"]
+    assert check_docstrings._missing(documented.__doc__, needed(documented, False)) == []
+    assert check_docstrings._missing(bare.__doc__, needed(bare, False)) == \
+        ["Args", "Returns", "Raises"]
+    assert check_docstrings._missing(no_return.__doc__, needed(no_return, False)) == []
+    assert check_docstrings._missing(None, []) == ["docstring"]
+
+
+def test_scopes_select_by_defining_module():
+    assert check_docstrings.in_scope("torus_plugins.codes.pack", ("torus_plugins.codes",))
+    assert check_docstrings.in_scope("torus_plugins.codes", ("torus_plugins.codes",))
+    assert not check_docstrings.in_scope("torus_plugins.codesx", ("torus_plugins.codes",))
+    assert not check_docstrings.in_scope("torus_plugins.codes.kernel", ("torus_plugins",),
+                                         ("torus_plugins.codes.kernel",))
+
+
+@pytest.mark.parametrize("scope", STRICT_DOCSTRINGS)
+def test_docstring_examples_run(scope, inventory):
+    """Every ``Example:`` of the strict packages' public modules runs and prints what it shows."""
+    modules = [name for name in inventory.sections
+               if check_docstrings.in_scope(name, (scope,), NOT_YET_STRICT)]
+    assert modules, f"{scope} has no public module"
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    report = []
+    for name in modules:
+        for test in finder.find(sys.modules[name], name):
+            torch.manual_seed(0)
+            runner.run(test, out=report.append)
+    assert runner.failures == 0, "".join(report)
+
+
 def test_plain_text_docstrings_become_restructuredtext():
     lines = ["|x| = ``|y|`` and :math:`|z|`", "", "| a | b |", "|---|---|", "| ``c`` | x / ||x|| |",
              "", "Usage::", "", "    q = |w|", "para", "* item", "  more", "after"]
@@ -151,3 +243,6 @@ def test_plain_text_docstrings_become_restructuredtext():
         ".. list-table::", "   :header-rows: 1", "", "   * - a", "     - b", "   * - ``c``",
         r"     - x / \|\|x\|\|", "",
         "", "Usage::", "", "    q = |w|", "para", "", "* item", "  more", "", "after"]
+    # a star that opens no emphasis is text; emphasis, bullets and literals keep theirs
+    assert plaintext.rst_lines(["x [N, *shape] and ``*a``", "*em* **st**", "* item"]) == [
+        r"x [N, \*shape] and ``*a``", "*em* **st**", "", "* item"]

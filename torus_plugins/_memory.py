@@ -74,14 +74,29 @@ def _cgroup_room() -> int | None:
 
 
 def available_memory() -> int | None:
-    """Bytes this process can still allocate (see module docstring); None if nothing is readable."""
+    """Bytes this process can still allocate (see module docstring); None if nothing is readable.
+
+    Returns:
+        The smallest of the available-memory, address-space and cgroup readings, or None.
+    """
     readings = (_meminfo_available(), _address_space_room(), _cgroup_room())
     known = [v for v in readings if v is not None]
     return min(known) if known else None
 
 
 def format_bytes(n: int) -> str:
-    """``1536`` -> ``'1.5 KiB'``; binary units up to EiB."""
+    """``1536`` -> ``'1.5 KiB'``; binary units up to EiB.
+
+    Args:
+        n: a number of bytes.
+
+    Returns:
+        Whole bytes below 1 KiB (``'512 B'``), else one decimal and the largest fitting unit.
+
+    Example:
+        >>> format_bytes(1536)
+        '1.5 KiB'
+    """
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if value < 1024:

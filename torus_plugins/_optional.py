@@ -1,7 +1,8 @@
 """Optional dependencies: import one, or raise an ImportError that names the extra to install.
 
-Core torus-plugins needs only torch, numpy, tqdm and numba; faiss, ripser, matplotlib, timm, lightly,
-pytorch-metric-learning, pymilvus and executorch come with extras (``pip install 'torus-plugins[search]'`` etc.).
+Core torus-plugins needs only torch, numpy, tqdm and numba; faiss, ripser, matplotlib, timm,
+lightly, pytorch-metric-learning, pymilvus and executorch come with extras
+(``pip install 'torus-plugins[search]'`` etc.).
 
 Usage::
 
@@ -46,7 +47,21 @@ DISTRIBUTIONS = {
 
 def install_hint(*extras: str) -> str:
     """``pip install 'torus-plugins[<extra>,...]'`` for one or more extras (in the order given, no
-    repeats)."""
+    repeats).
+
+    Args:
+        *extras: names of :data:`EXTRAS`.
+
+    Returns:
+        The install command.
+
+    Raises:
+        ValueError: no extra is given, or one is unknown.
+
+    Example:
+        >>> install_hint("search", "plot", "search")
+        "pip install 'torus-plugins[search,plot]'"
+    """
     if not extras:
         raise ValueError("install_hint needs at least one extra")
     for extra in extras:

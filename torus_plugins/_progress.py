@@ -30,7 +30,18 @@ REFRESH = 0.5        # seconds between refreshes of a running() bar
 
 
 def check_progress(progress, name: str = "progress"):
-    """``progress`` if it is None, True or False; TypeError naming ``name`` otherwise."""
+    """``progress`` if it is None, True or False; TypeError naming ``name`` otherwise.
+
+    Args:
+        progress: the caller's ``progress`` argument.
+        name: the argument's name in the error message.
+
+    Returns:
+        ``progress`` unchanged.
+
+    Raises:
+        TypeError: ``progress`` is not None, True or False (0 and 1 included).
+    """
     if progress is not None and not isinstance(progress, bool):
         raise TypeError(f"{name} must be None (a bar when stderr is a terminal), True or False, "
                         f"got {progress!r} ({type(progress).__name__})")
@@ -43,7 +54,20 @@ def _disable(progress):
 
 
 def progress_bar(total: int, desc: str, progress=None, unit: str = "it"):
-    """A tqdm bar of ``total`` steps on stderr (see the module docstring for ``progress``)."""
+    """A tqdm bar of ``total`` steps on stderr (see the module docstring for ``progress``).
+
+    Args:
+        total: the number of steps.
+        desc: the bar's label.
+        progress: None (a bar when stderr is a terminal), True or False.
+        unit: the steps' unit shown by the bar.
+
+    Returns:
+        A ``tqdm`` bar (also a context manager); call ``update()`` per step.
+
+    Raises:
+        TypeError: ``progress`` is not None, True or False.
+    """
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, disable=_disable(check_progress(progress)),
@@ -52,7 +76,21 @@ def progress_bar(total: int, desc: str, progress=None, unit: str = "it"):
 
 @contextlib.contextmanager
 def running(desc: str, progress=None):
-    """Show ``desc`` and the elapsed time while the block runs (one call that reports no steps)."""
+    """Show ``desc`` and the elapsed time while the block runs (one call that reports no steps).
+
+    A daemon thread refreshes the bar every ``REFRESH`` seconds; it is joined and the bar closed
+    when the block exits, also on an exception.
+
+    Args:
+        desc: the bar's label.
+        progress: None (a bar when stderr is a terminal), True or False.
+
+    Yields:
+        The ``tqdm`` bar.
+
+    Raises:
+        TypeError: ``progress`` is not None, True or False.
+    """
     from tqdm.auto import tqdm
 
     bar = tqdm(total=None, desc=desc, bar_format="{desc}: {elapsed} elapsed", delay=DELAY,

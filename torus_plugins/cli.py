@@ -3,7 +3,8 @@
 Usage::
 
     torus-plugins list
-    torus-plugins eval emb.npy --labels y.npy --geometry torusN [--query q.npy --query-labels qy.npy] [--json]
+    torus-plugins eval emb.npy --labels y.npy --geometry torusN \
+        [--query q.npy --query-labels qy.npy] [--json]
     torus-plugins export emb.npy --bits 8 --out ref.torc [--geometry torusN]
     torus-plugins search ref.torc queries.npy -k 10 [--out results.npz]   # or --radius R
     torus-plugins eval ref.torc --labels y.npy                            # the stored codes' row
@@ -48,6 +49,19 @@ def load_array(path: str, key: str | None = None, what: str = "file") -> np.ndar
     Only regular files are opened (a FIFO or device is refused without blocking), and nothing is
     unpickled: object arrays and .pt files holding anything but tensors and plain containers are
     refused.
+
+    Args:
+        path: the file; its extension (``.npy``, ``.npz`` or ``.pt``) says how to read it.
+        key: the array's name in a ``.npz`` (default: its first array) or its key in a ``.pt``
+            dict (default: the file must hold a tensor).
+        what: how the file is named in error messages (e.g. ``"labels"``).
+
+    Returns:
+        The array, as stored (any numeric dtype and shape; a tensor moved to the CPU).
+
+    Raises:
+        InputError: the file does not exist, is not a regular file, has another extension, holds
+            Python objects, lacks ``key``, holds no tensor, or cannot be read.
     """
     import pickle
 
@@ -127,7 +141,7 @@ OFF_TORUS_TOLERANCE = 1e-3
 
 
 def _check_geometry(x, geometry, path):
-    """InputError for an odd torus width; a warning on stderr when torus pairs are not of equal norm."""
+    """InputError for an odd torus width; a warning on stderr when torus pairs differ in norm."""
     if geometry in ("torusN", "torusC") and x.shape[1] % 2:
         raise InputError(f"{geometry} embeddings need an even width (cos, sin pairs); {path!r} has {x.shape[1]}")
     if geometry in ("torusN", "torusC"):
@@ -142,6 +156,14 @@ def _check_geometry(x, geometry, path):
 
 
 def cmd_list(args) -> int:
+    """``torus-plugins list``: every installed head, loss and adapter, broken ones marked.
+
+    Args:
+        args: the parsed command line (unused).
+
+    Returns:
+        The exit code, 0.
+    """
     from . import registry
 
     for kind in registry.GROUPS:
@@ -166,6 +188,21 @@ def _jsonable(v):
 
 
 def cmd_eval(args) -> int:
+    """``torus-plugins eval``: print the quantisation table of embeddings (or of a code file).
+
+    Args:
+        args: the parsed command line: ``embeddings``, ``labels``, ``geometry``, ``query``,
+            ``query_labels``, ``key``, ``seed``, ``no_pq``, ``no_baseline``, ``json``.
+
+    Returns:
+        The exit code, 0 (errors raise).
+
+    Raises:
+        InputError: a missing, unreadable, malformed or degenerate input, or an unwritable output.
+        ValueError, TypeError: a bad value found deeper (e.g. by the metrics); :func:`main`
+            prints these as one ``error:`` line too.
+        ModuleNotFoundError: a needed extra is not installed (the message names it).
+    """
     from .metrics import PQ_SETTINGS, format_table, quantisation_table
     from .metrics.retrieval import require_retrieval
 
@@ -273,6 +310,20 @@ def _eval_codes(args) -> int:
 
 
 def cmd_export(args) -> int:
+    """``torus-plugins export``: quantise embeddings to b-bit codes and save a ``.torc`` file.
+
+    Args:
+        args: the parsed command line: ``embeddings``, ``key``, ``geometry``, ``bits``, ``out``.
+
+    Returns:
+        The exit code, 0 (errors raise).
+
+    Raises:
+        InputError: a missing, unreadable, malformed or degenerate input, or an unwritable output.
+        ValueError, TypeError: a bad value found deeper (e.g. by the metrics); :func:`main`
+            prints these as one ``error:`` line too.
+        ModuleNotFoundError: a needed extra is not installed (the message names it).
+    """
     from .codes import quantize, save_codes
     from .metrics._inputs import turns_of
 
@@ -326,16 +377,22 @@ def _search_queries(path: str, key, index) -> np.ndarray:
 
 
 def cmd_search(args) -> int:
-    """``torus-plugins search``: k-NN or range search of a code file against an index file.
+    """``torus-plugins search``: k nearest (or within ``--radius``) stored codes of each query.
+
+    Writes a TSV (query, rank, id, distance) to stdout or ``--out``, or the arrays to an ``.npz``.
 
     Args:
-        args: the parsed command line (index, queries, k or radius, nprobe, threads, out).
+        args: the parsed command line: ``index``, ``queries``, ``key``, ``k``, ``radius``,
+            ``nprobe``, ``threads``, ``out``.
 
     Returns:
-        0 (the exit status).
+        The exit code, 0 (errors raise).
 
     Raises:
-        InputError: a missing or unreadable file, or an option the index does not take.
+        InputError: a missing, unreadable, malformed or degenerate input, or an unwritable output.
+        ValueError, TypeError: a bad value found deeper (e.g. by the metrics); :func:`main`
+            prints these as one ``error:`` line too.
+        ModuleNotFoundError: a needed extra is not installed (the message names it).
     """
     from .search import read_index
 
@@ -408,7 +465,20 @@ SEED_MAX = 2 ** 31 - 1   # faiss k-means seeds are C ints
 
 
 def int_in(lo: int, hi: int):
-    """argparse type: an integer in [lo, hi]; anything else is a usage error (exit 2) naming it."""
+    """argparse type: an integer in [lo, hi]; anything else is a usage error (exit 2) naming it.
+
+    Args:
+        lo: the smallest accepted value.
+        hi: the largest accepted value.
+
+    Returns:
+        A function ``str -> int`` for ``add_argument(type=...)``, which raises
+        ``argparse.ArgumentTypeError`` on anything else.
+
+    Example:
+        >>> int_in(1, 8)("4")
+        4
+    """
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -423,13 +493,31 @@ def int_in(lo: int, hi: int):
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
-    """argparse parser whose usage errors are one ``prog: error: ...`` line (exit 2), no usage block."""
+    """argparse parser whose usage errors are one ``prog: error: ...`` line (exit 2), no usage.
+
+    Args:
+        *args: as for ``argparse.ArgumentParser``.
+        **kwargs: as for ``argparse.ArgumentParser``.
+    """
 
     def error(self, message: str):
+        """Print ``prog: error: message`` on stderr and exit with status 2.
+
+        Args:
+            message: what is wrong with the command line.
+
+        Raises:
+            SystemExit: always, with code 2.
+        """
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``torus-plugins`` parser with its four sub-commands (list, eval, export, search).
+
+    Returns:
+        A :class:`OneLineErrorParser`.
+    """
     p = OneLineErrorParser(prog="torus-plugins", description="Torus embedding heads, codes and evaluation.")
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -500,7 +588,14 @@ def _add_search_parser(sub) -> None:
 
 
 def main(argv=None) -> int:
-    """Entry point; returns the exit code (0 ok, 2 bad input or usage)."""
+    """Entry point: parse ``argv``, run the command, print errors as one ``error:`` line.
+
+    Args:
+        argv: the arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code: 0 ok, 2 bad input or usage (``--help`` and ``--version`` return 0).
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -1,15 +1,18 @@
-"""Plots (matplotlib, Agg backend); each saves a PNG and returns its path. Per-seed values are drawn as
-mean +- std error bars (sample std over seeds); markers only between unrelated settings, never a joining line.
+"""Plots (matplotlib, Agg backend); each saves a PNG and returns its path. Per-seed values are drawn
+as mean +- std error bars (sample std over seeds); markers only between unrelated settings, never a
+joining line.
 
-* ``plot_angles``: several circle pairs' angles in turns, each on the unit square [0,1) x [0,1) (the flat torus;
-  opposite edges are identified), coloured by class with class names in the legend.
+* ``plot_angles``: several circle pairs' angles in turns, each on the unit square [0,1) x [0,1) (the
+  flat torus; opposite edges are identified), coloured by class with class names in the legend.
 * ``plot_persistence``: persistence diagram (birth, death) per homology dimension.
-* ``plot_p1_vs_bits``: P@1 (or any retrieval score) against bits per vector (log2 x axis): one colour per head,
-  one marker per setting family (float, grid, sign, PQ, raw PQ), error bars over seeds.
-* ``plot_few_shot``: few-shot accuracy against the number of shots (integer ticks), one panel per evaluation
-  set so that validation and test sets stay apart, error bars = std.
+* ``plot_p1_vs_bits``: P@1 (or any retrieval score) against bits per vector (log2 x axis): one
+  colour per head, one marker per setting family (float, grid, sign, PQ, raw PQ), error bars over
+  seeds.
+* ``plot_few_shot``: few-shot accuracy against the number of shots (integer ticks), one panel per
+  evaluation set so that validation and test sets stay apart, error bars = std.
 * ``plot_loss_curves``: training/validation loss per epoch, mean over seeds with a +- std band.
-* ``plot_spectrograms``: 2-D dB arrays (e.g. one clip per class) on a grid of panels with one colour bar.
+* ``plot_spectrograms``: 2-D dB arrays (e.g. one clip per class) on a grid of panels with one
+  colour bar.
 
 Usage: ``plot_angles(z, y, "angles.png", geometry="torusN", class_names=["cat", "dog"])``
 """
@@ -42,8 +45,30 @@ def _class_style(plt, classes):
 
 def plot_angles(x, labels, path, geometry: str = "torusN", bits: int = 8, title: str | None = None,
                 n_pairs: int = 3, class_names=None) -> str:
-    """Scatter of circle pairs (turn_0, turn_1), (turn_2, turn_3), ... (up to ``n_pairs`` panels) coloured by
-    label on the unit square (a torus: edges wrap around). ``class_names``: list indexed by label, or a dict."""
+    """Scatter of circle pairs (turn_0, turn_1), (turn_2, turn_3), ... coloured by label.
+
+    One panel per pair (up to ``n_pairs``), each the unit square (a torus: edges wrap around).
+
+    Args:
+        x: torus embeddings in the Clifford layout [n, 2k] or b-bit codes [n, k] (as
+            ``geometry`` reads them), k >= 2.
+        labels: one class label per row, numbers or strings.
+        path: the PNG file to write.
+        geometry: how ``x`` is read (``"torusN"``, ``"torusC"``, a code geometry, ...).
+        bits: bits per code when ``x`` holds codes.
+        title: the figure title (default: the geometry and number of pairs).
+        n_pairs: the largest number of panels, >= 1.
+        class_names: display names: a list indexed by label, or a dict label -> name; labels it
+            lacks are shown as they are.
+
+    Returns:
+        ``str(path)``.
+
+    Raises:
+        ValueError: ``x`` has fewer than 2 circles, ``n_pairs`` < 1, or ``labels`` does not hold
+            one finite label per row (or ``x`` is not a valid input for ``geometry``).
+        ModuleNotFoundError: matplotlib is not installed (the message names the ``plot`` extra).
+    """
     from .metrics._inputs import as_labels, turns_of
 
     t = turns_of(x, geometry, bits)
@@ -89,7 +114,20 @@ def plot_angles(x, labels, path, geometry: str = "torusN", bits: int = 8, title:
 
 
 def plot_persistence(diagrams, path, title: str = "persistence diagram") -> str:
-    """Birth/death scatter for H0, H1, H2 ... (infinite deaths drawn at the top edge)."""
+    """Birth/death scatter for H0, H1, H2 ... (infinite deaths drawn at the top edge).
+
+    Args:
+        diagrams: one array [m, 2] of (birth, death) per homology dimension, in order (ripser's
+            ``dgms``); empty arrays are skipped.
+        path: the PNG file to write.
+        title: the axes title.
+
+    Returns:
+        ``str(path)``.
+
+    Raises:
+        ModuleNotFoundError: matplotlib is not installed (the message names the ``plot`` extra).
+    """
     plt = _plt()
     fin = [d[np.isfinite(d[:, 1])] for d in diagrams if len(d)]
     top = max([float(f[:, 1].max()) for f in fin if len(f)] + [1.0]) * 1.1
@@ -111,7 +149,9 @@ def plot_persistence(diagrams, path, title: str = "persistence diagram") -> str:
 
 
 def _values(v):
-    """A float, a list of per-seed floats, or a ``report.aggregate`` leaf -> 1-D float array (None -> empty)."""
+    """A float, a list of per-seed floats, or a ``report.aggregate`` leaf -> 1-D finite floats.
+
+    None gives an empty array; non-finite values are dropped."""
     if v is None:
         return np.zeros(0)
     if isinstance(v, dict):
@@ -148,9 +188,26 @@ _MARKERS = {"float": "*", "grid": "o", "sign": "s", "PQ": "^", "raw PQ": "v"}
 
 def plot_p1_vs_bits(runs: dict, path, title: str = "P@1 against bits per vector", ylabel: str = "P@1",
                     metric: str = "precision_at_1") -> str:
-    """``runs``: head name -> points; a point is a quantisation-table row (dict with ``bits_per_vector``, ``metric``
-    as a float, per-seed list or ``report.aggregate`` leaf, optional ``setting``) or a ``(bits, value[s])`` pair.
-    Draws mean +- std error bars; colour = head, marker = setting family; rows without a value are skipped."""
+    """A score against bits per vector (log2 axis), mean +- std error bars per point.
+
+    Colour = head, marker = setting family (float, grid, sign, PQ, raw PQ from the ``setting``
+    name); points without a value are skipped.
+
+    Args:
+        runs: head name -> points; a point is a quantisation-table row (a dict with
+            ``bits_per_vector``, ``metric`` as a float, per-seed list or ``report.aggregate`` leaf,
+            optional ``setting``) or a ``(bits, value[s][, setting])`` tuple.
+        path: the PNG file to write.
+        title: the axes title.
+        ylabel: the score's name on the y axis.
+        metric: the key of the score in row dicts.
+
+    Returns:
+        ``str(path)``.
+
+    Raises:
+        ModuleNotFoundError: matplotlib is not installed (the message names the ``plot`` extra).
+    """
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     cmap = plt.get_cmap("tab10")
@@ -185,9 +242,25 @@ def plot_p1_vs_bits(runs: dict, path, title: str = "P@1 against bits per vector"
 
 
 def plot_few_shot(results: dict, path, title: str = "few-shot accuracy", ylabel: str = "accuracy") -> str:
-    """``results``: evaluation-set name -> head -> {shots (int): values}, values as in ``plot_p1_vs_bits``
-    (per-episode or per-seed list, or an aggregate leaf with mean/std). One panel per evaluation set, in the
-    given order (put validation sets first and label them, e.g. ``"validation: pow"``), integer shot ticks."""
+    """Few-shot accuracy against shots per class, one panel per evaluation set, error bars = std.
+
+    Panels follow the given order (put validation sets first and label them, e.g.
+    ``"validation: pow"``); shot ticks are integers.
+
+    Args:
+        results: evaluation-set name -> head -> {shots (int): values}, values as in
+            :func:`plot_p1_vs_bits` (per-episode or per-seed list, or an aggregate leaf).
+        path: the PNG file to write.
+        title: the figure title.
+        ylabel: the score's name on the y axis.
+
+    Returns:
+        ``str(path)``.
+
+    Raises:
+        ValueError: ``results`` is empty.
+        ModuleNotFoundError: matplotlib is not installed (the message names the ``plot`` extra).
+    """
     if not results:
         raise ValueError("plot_few_shot: results is empty")
     plt = _plt()
@@ -225,8 +298,22 @@ def plot_few_shot(results: dict, path, title: str = "few-shot accuracy", ylabel:
 
 def plot_loss_curves(curves: dict, path, title: str = "training loss", xlabel: str = "epoch",
                      ylabel: str = "loss") -> str:
-    """``curves``: name -> list of per-seed histories (lists of floats, possibly of different lengths when early
-    stopping ended some runs sooner). Mean over the seeds still running at each step, +- std band."""
+    """Loss per epoch: the mean over the seeds still running at each step, with a +- std band.
+
+    Args:
+        curves: name -> per-seed histories (lists of floats, possibly of different lengths when
+            early stopping ended some runs sooner), or a single history.
+        path: the PNG file to write.
+        title: the axes title.
+        xlabel: the x axis label.
+        ylabel: the y axis label.
+
+    Returns:
+        ``str(path)``.
+
+    Raises:
+        ModuleNotFoundError: matplotlib is not installed (the message names the ``plot`` extra).
+    """
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.8))
     cmap = plt.get_cmap("tab10")
@@ -253,13 +340,35 @@ def plot_loss_curves(curves: dict, path, title: str = "training loss", xlabel: s
 
 def plot_spectrograms(specs, titles, path, seconds: float, title: str = "", ylabel: str = "band",
                       per_row: int = 4) -> str:
-    """Spectrograms ``specs`` ([bands, frames] arrays in dB, each of a clip ``seconds`` long) as image panels,
-    ``per_row`` to a row, titled ``titles``, with one shared colour bar.
-    Usage: ``plot_spectrograms([front.db(wave)[0].numpy()], ["wren"], "spectrograms.png", seconds=3.0)``"""
+    """Spectrograms as image panels, ``per_row`` to a row, with one shared colour bar.
+
+    Args:
+        specs: [bands, frames] arrays in dB, each of a clip ``seconds`` long.
+        titles: one panel title per array.
+        path: the PNG file to write.
+        seconds: the clips' duration (the x axis).
+        title: the figure title.
+        ylabel: the y axis label.
+        per_row: panels per row.
+
+    Returns:
+        ``str(path)``.
+
+    Raises:
+        ValueError: ``specs`` is empty, not 2-D, or its length differs from ``titles``'.
+        ModuleNotFoundError: matplotlib is not installed (the message names the ``plot`` extra).
+
+    Example:
+        >>> import os, tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = os.path.join(folder, "spectrograms.png")
+        ...     plot_spectrograms([np.zeros((8, 20))], ["silence"], path, seconds=1.0) == path
+        True
+    """
     specs = [np.asarray(s, dtype=np.float64) for s in specs]
     if not specs or len(titles) != len(specs) or any(s.ndim != 2 for s in specs):
-        raise ValueError(f"plot_spectrograms: need one title per 2-D array, got {len(titles)} title(s) for arrays "
-                         f"of shapes {[s.shape for s in specs]}")
+        raise ValueError(f"plot_spectrograms: need one title per 2-D array, got {len(titles)} "
+                         f"title(s) for arrays of shapes {[s.shape for s in specs]}")
     plt = _plt()
     rows = (len(specs) + per_row - 1) // per_row
     fig, axes = plt.subplots(rows, per_row, figsize=(13, 2.8 * rows), squeeze=False, layout="constrained")

@@ -1,4 +1,5 @@
-"""Plugin registry: heads, losses and adapters declared as entry points, read with ``importlib.metadata``.
+"""Plugin registry: heads, losses and adapters declared as entry points, read with
+``importlib.metadata``.
 
 Any installed distribution can add a head by declaring, in its own ``pyproject.toml``::
 
@@ -7,19 +8,21 @@ Any installed distribution can add a head by declaring, in its own ``pyproject.t
 
 Rules (names are case-insensitive):
 
-* the built-ins (entry points of the ``torus-plugins`` distribution itself) always win: a third-party entry point
-  with a built-in's name is ignored and reported as broken, naming both distributions;
-* one name declared by two third-party distributions is ambiguous: loading it raises :class:`PluginError` naming
-  both, and both are reported as broken;
-* a distribution whose metadata or ``entry_points.txt`` cannot be read is reported and skipped; the others work;
-* a plugin that fails at import in any way (including ``SystemExit`` / ``KeyboardInterrupt`` raised by its
-  module) is reported as broken and never stops the listing.
+* the built-ins (entry points of the ``torus-plugins`` distribution itself) always win: a
+  third-party entry point with a built-in's name is ignored and reported as broken, naming both
+  distributions;
+* one name declared by two third-party distributions is ambiguous: loading it raises
+  :class:`PluginError` naming both, and both are reported as broken;
+* a distribution whose metadata or ``entry_points.txt`` cannot be read is reported and skipped; the
+  others work;
+* a plugin that fails at import in any way (including ``SystemExit`` / ``KeyboardInterrupt`` raised
+  by its module) is reported as broken and never stops the listing.
 
 Usage::
 
     torus_plugins.available_heads()             # ['clifford', 'l2p', ..., 'my_head']
     head = torus_plugins.create_head("l2p", dim=64)
-    torus_plugins.broken_plugins()              # {'torus_plugins.heads:bad': 'ModuleNotFoundError: ...'}
+    torus_plugins.broken_plugins()   # {'torus_plugins.heads:bad': 'ModuleNotFoundError: ...'}
 """
 
 import importlib.metadata
@@ -65,8 +68,8 @@ def _normalise(dist_name: str) -> str:
 
 
 def _distributions():
-    """(name, distribution) for every installed distribution, the first on sys.path winning a duplicate name;
-    a distribution with unreadable metadata is yielded with name None and its location."""
+    """(name, distribution) for every installed distribution, the first on sys.path winning a
+    duplicate name; a distribution with unreadable metadata is yielded with name None."""
     seen = set()
     for dist in importlib.metadata.distributions():
         try:
@@ -121,8 +124,21 @@ def _scan(kind: str) -> _Scan:
 
 
 def available(kind: str) -> list:
-    """Sorted names of the declared plugins of one kind ("heads", "losses" or "adapters"), spelled as declared
-    (look-ups ignore case)."""
+    """Sorted names of the declared plugins of one kind, spelled as declared (look-ups ignore case).
+
+    Args:
+        kind: ``"heads"``, ``"losses"`` or ``"adapters"``.
+
+    Returns:
+        A list of names, sorted case-insensitively (plugins that fail to import included).
+
+    Raises:
+        ValueError: ``kind`` is not one of the three.
+
+    Example:
+        >>> "l2p" in available("heads")
+        True
+    """
     return sorted((e.name for e in _scan(kind).entries.values()), key=str.lower)
 
 
@@ -135,9 +151,19 @@ def _try_load(entry: _Entry):
 
 
 def describe(kind: str) -> list:
-    """One dict per plugin of ``kind``: name, target (``module:attr``), distribution, and error (None if it loads).
+    """One dict per plugin of ``kind``: name, target (``module:attr``), distribution, and error.
 
-    Ignored entry points (collisions, ambiguities) and unreadable distributions get their own rows with the reason.
+    Every plugin is imported to fill ``error`` (None if it loads). Ignored entry points
+    (collisions, ambiguities) and unreadable distributions get their own rows with the reason.
+
+    Args:
+        kind: ``"heads"``, ``"losses"`` or ``"adapters"``.
+
+    Returns:
+        A list of dicts with keys ``name``, ``target``, ``distribution`` and ``error``.
+
+    Raises:
+        ValueError: ``kind`` is not one of the three.
     """
     scan = _scan(kind)
     rows = []
@@ -153,8 +179,12 @@ def describe(kind: str) -> list:
 
 
 def broken_plugins() -> dict:
-    """``group:name`` -> reason, for every plugin that fails to import, is ignored, or whose distribution is
-    unreadable (keys of ignored entries add ``@distribution``)."""
+    """``group:name`` -> reason, for every plugin that fails to import, is ignored, or whose
+    distribution is unreadable (keys of ignored entries add ``@distribution``).
+
+    Returns:
+        A dict, empty when every plugin of every kind loads.
+    """
     out = {}
     for kind, group in GROUPS.items():
         for row in describe(kind):
@@ -167,7 +197,21 @@ def broken_plugins() -> dict:
 
 
 def load(kind: str, name: str):
-    """The object an entry point names; unknown, ambiguous or broken names raise :class:`PluginError`."""
+    """The object an entry point names (a class, usually), imported.
+
+    Args:
+        kind: ``"heads"``, ``"losses"`` or ``"adapters"``.
+        name: the entry point's name, in any case.
+
+    Returns:
+        The object the entry point's ``module:attr`` names.
+
+    Raises:
+        TypeError: ``name`` is not a string.
+        ValueError: ``kind`` is not one of the three.
+        PluginError: (a LookupError) ``name`` is unknown, ambiguous, collides with a built-in, or
+            fails to import.
+    """
     if not isinstance(name, str):
         raise TypeError(f"{kind[:-1]} name must be a string, got {name!r} ({type(name).__name__})")
     scan = _scan(kind)
@@ -186,27 +230,79 @@ def load(kind: str, name: str):
 
 
 def create(kind: str, name: str, **kwargs):
-    """Instantiate the plugin ``name`` of ``kind`` with ``kwargs``."""
+    """``load(kind, name)(**kwargs)``: instantiate a plugin.
+
+    Args:
+        kind: ``"heads"``, ``"losses"`` or ``"adapters"``.
+        name: the entry point's name, in any case.
+        **kwargs: the constructor's arguments.
+
+    Returns:
+        The new instance.
+
+    Raises:
+        TypeError: ``name`` is not a string (or the constructor rejects ``kwargs``).
+        ValueError: ``kind`` is not one of the three (or the constructor rejects a value).
+        PluginError: as for :func:`load`.
+    """
     return load(kind, name)(**kwargs)
 
 
 def available_heads() -> list:
-    """Names of the installed heads."""
+    """Names of the installed heads: ``available("heads")``.
+
+    Returns:
+        A sorted list of names.
+    """
     return available("heads")
 
 
 def available_losses() -> list:
-    """Names of the installed losses."""
+    """Names of the installed losses: ``available("losses")``.
+
+    Returns:
+        A sorted list of names.
+    """
     return available("losses")
 
 
 def create_head(name: str, **kwargs):
-    """``create_head("l2p", dim=64)``: a head by its entry-point name."""
+    """A head by its entry-point name: ``create("heads", name, **kwargs)``.
+
+    Args:
+        name: the head's name (``"l2p"``, ``"clifford"``, ``"sphere"``, ...), in any case.
+        **kwargs: the head's constructor arguments.
+
+    Returns:
+        The new head (an ``nn.Module``).
+
+    Raises:
+        TypeError: ``name`` is not a string (or the constructor rejects ``kwargs``).
+        ValueError: the constructor rejects a value.
+        PluginError: ``name`` is unknown, ambiguous or fails to import.
+
+    Example:
+        >>> create_head("l2p", dim=64)
+        L2p(dim=64, n_circles=32)
+    """
     return create("heads", name, **kwargs)
 
 
 def create_loss(name: str, **kwargs):
-    """``create_loss("koleo")``: a loss by its entry-point name."""
+    """A loss by its entry-point name: ``create("losses", name, **kwargs)``.
+
+    Args:
+        name: the loss's name (``"koleo"``, ``"supcon"``, ...), in any case.
+        **kwargs: the loss's constructor arguments.
+
+    Returns:
+        The new loss (an ``nn.Module``).
+
+    Raises:
+        TypeError: ``name`` is not a string (or the constructor rejects ``kwargs``).
+        ValueError: the constructor rejects a value.
+        PluginError: ``name`` is unknown, ambiguous or fails to import.
+    """
     return create("losses", name, **kwargs)
 
 

@@ -1,15 +1,15 @@
 """Provenance and mean +- std aggregation for experiment outputs (results.json, printed tables).
 
-* ``provenance(args, seeds, threads)``: versions (package, torch, numpy, faiss), CPU model, thread count, seeds,
-  git commit when available, start time (UTC, ISO 8601) and a monotonic start stamp; ``finish(prov)`` adds the
-  wall time in seconds.
-  ``describe(prov)``: a one-line summary to print.
+* ``provenance(args, seeds, threads)``: versions (package, torch, numpy, faiss), CPU model, thread
+  count, seeds, git commit when available, start time (UTC, ISO 8601) and a monotonic start stamp;
+  ``finish(prov)`` adds the wall time in seconds. ``describe(prov)``: a one-line summary to print.
 * ``mean_std(values)`` -> (mean, std) with the sample std (ddof=1; 0.0 for one value);
   ``format_mean_std(values)`` -> ``"0.912 +- 0.004 (n=3)"`` (one value: ``"0.912"``, no std).
 * ``aggregate(per_seed)``: a list of per-seed dicts/lists of numbers -> the same structure with
   ``{"mean", "std", "n", "values"}`` at each numeric leaf.
-* ``aggregate_rows(per_seed_rows, key="setting")``: per-seed lists of table rows (e.g. ``quantisation_table``) ->
-  one row per ``key`` value, numeric columns aggregated over seeds (as ``aggregate``).
+* ``aggregate_rows(per_seed_rows, key="setting")``: per-seed lists of table rows (e.g.
+  ``quantisation_table``) -> one row per ``key`` value, numeric columns aggregated over seeds (as
+  ``aggregate``).
 * ``format_leaf(leaf)``: an ``aggregate`` leaf -> ``"0.912 +- 0.004"`` (``"0.912"`` over one seed: a
   std of one value is not 0, it is undefined; ``"-"`` for None); ``format_grid(title, header,
   rows)``: a fixed-width text table of strings / numbers.
@@ -42,7 +42,12 @@ __all__ = ["provenance", "describe", "finish", "cpu_model", "git_commit", "mean_
 
 
 def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux), else ``platform.processor()`` / ``platform.machine()``."""
+    """The CPU's model name from /proc/cpuinfo (Linux), else ``platform.processor()`` /
+    ``platform.machine()``.
+
+    Returns:
+        The model name, or ``"unknown"``.
+    """
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -54,8 +59,15 @@ def cpu_model() -> str:
 
 
 def git_commit(path: str | None = None) -> str | None:
-    """The git commit of the checkout holding ``path`` (default: this package), ``+dirty`` if the work tree has
-    uncommitted changes; None when git or the repository is unavailable."""
+    """The git commit of the checkout holding ``path`` (default: this package).
+
+    Args:
+        path: a folder inside a git work tree; default the package's own folder.
+
+    Returns:
+        The commit hash, with ``+dirty`` appended if tracked files have uncommitted changes; None
+        when git or the repository is unavailable.
+    """
     where = path or os.path.dirname(os.path.abspath(__file__))
     try:
         run = lambda *cmd: subprocess.run(["git", "-C", where, *cmd], capture_output=True, text=True,  # noqa
@@ -78,8 +90,21 @@ def _version(module: str) -> str | None:
 
 
 def provenance(args=None, seeds=(), threads: int | None = None) -> dict:
-    """Where and how a run happened. ``args``: dict (or argparse.Namespace) of arguments; ``threads``: the torch
-    intra-op thread count used (default: ``torch.get_num_threads()``)."""
+    """Where and how a run happened: versions, machine, threads, seeds, commit, start time.
+
+    Args:
+        args: the run's arguments, a dict or an ``argparse.Namespace`` (or None).
+        seeds: the seeds the run uses (integers).
+        threads: the torch intra-op thread count used (default: ``torch.get_num_threads()``).
+
+    Returns:
+        A dict of JSON values plus a private monotonic start stamp ``_t0`` that :func:`finish`
+        turns into ``wall_seconds``.
+
+    Raises:
+        TypeError: ``args`` is neither a dict nor an object with ``__dict__``.
+        ValueError: ``args`` holds a non-finite float.
+    """
     import torch
 
     from . import __version__
@@ -109,13 +134,29 @@ def _load_average():
 
 
 def describe(prov: dict) -> str:
-    """One line for a run's output: CPU model, threads, load average, seeds."""
-    return (f"machine: {prov['cpu_model']} ({prov['cpu_count']} CPUs), {prov['threads']} torch thread(s) per run, "
-            f"load average {prov['load_average_at_start']}; seeds {prov['seeds']}")
+    """One line for a run's output: CPU model, threads, load average, seeds.
+
+    Args:
+        prov: a dict from :func:`provenance` or :func:`finish`.
+
+    Returns:
+        The line, without a newline.
+    """
+    return (f"machine: {prov['cpu_model']} ({prov['cpu_count']} CPUs), {prov['threads']} torch "
+            f"thread(s) per run, load average {prov['load_average_at_start']}; "
+            f"seeds {prov['seeds']}")
 
 
 def finish(prov: dict) -> dict:
-    """A copy of ``prov`` with ``wall_seconds`` (since ``provenance()``), the end time and the load average."""
+    """A copy of ``prov`` with ``wall_seconds`` (since ``provenance()``), end time, load average.
+
+    Args:
+        prov: a dict from :func:`provenance` (with its ``_t0`` stamp).
+
+    Returns:
+        A new dict without ``_t0``, with ``wall_seconds``, ``end_time_utc`` and
+        ``load_average_at_end`` added.
+    """
     out = {k: v for k, v in prov.items() if k != "_t0"}
     out["wall_seconds"] = round(time.perf_counter() - prov["_t0"], 1)
     out["end_time_utc"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -134,7 +175,20 @@ def _as_floats(values, name="values") -> np.ndarray:
 
 def mean_std(values) -> tuple:
     """(mean, sample std with ddof=1) of the per-seed values; std is 0.0 for a single value.
-    Usage: ``mean_std([0.91, 0.92, 0.90])`` -> (0.91, 0.01)."""
+
+    Args:
+        values: an iterable of finite numbers (flattened).
+
+    Returns:
+        A tuple of two floats.
+
+    Raises:
+        ValueError: ``values`` is empty, not numeric, or holds NaN or inf.
+
+    Example:
+        >>> mean_std([1, 2, 3])
+        (2.0, 1.0)
+    """
     v = _as_floats(values)
     return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
 
@@ -142,7 +196,22 @@ def mean_std(values) -> tuple:
 def format_mean_std(values, digits: int = 3, with_n: bool = False) -> str:
     """``"0.912 +- 0.004"`` (``with_n``: ``" (n=3)"`` appended); a single value prints without a
     std.
-    Usage: ``format_mean_std([0.91, 0.92])``."""
+
+    Args:
+        values: an iterable of finite numbers.
+        digits: digits after the decimal point.
+        with_n: append the number of values.
+
+    Returns:
+        The formatted text.
+
+    Raises:
+        ValueError: ``values`` is empty, not numeric, or holds NaN or inf.
+
+    Example:
+        >>> format_mean_std([0.91, 0.92], with_n=True)
+        '0.915 +- 0.007 (n=2)'
+    """
     m, s = mean_std(values)
     n = len(_as_floats(values))
     text = f"{m:.{digits}f}" + (f" +- {s:.{digits}f}" if n > 1 else "")
@@ -151,8 +220,27 @@ def format_mean_std(values, digits: int = 3, with_n: bool = False) -> str:
 
 def aggregate(per_seed: list):
     """Per-seed results with the same structure -> one structure whose numeric leaves are
-    ``{"mean", "std", "n", "values"}``; None leaves (a setting that did not run) stay None if all seeds agree,
-    strings must match across seeds. Usage: ``aggregate([{"p1": 0.9}, {"p1": 0.8}])["p1"]["mean"]``."""
+    ``{"mean", "std", "n", "values"}``.
+
+    Dicts and lists are walked recursively. A None leaf (a setting that did not run) stays None if
+    every seed has None; a string, bool or None leaf shared by every seed stays as is, and one that
+    differs becomes ``{"values": [...]}``.
+
+    Args:
+        per_seed: one result per seed (dicts, lists or tuples of numbers, strings, None), all with
+            the same keys and lengths.
+
+    Returns:
+        The aggregated structure (dicts and lists as in the input).
+
+    Raises:
+        ValueError: ``per_seed`` is empty, the seeds differ in keys or list lengths, or a numeric
+            leaf holds NaN or inf (or mixes numbers with None).
+
+    Example:
+        >>> aggregate([{"p1": 0.9}, {"p1": 0.8}])["p1"]["n"]
+        2
+    """
     if not per_seed:
         raise ValueError("aggregate: need results from at least one seed, got none")
     first = per_seed[0]
@@ -179,9 +267,28 @@ def aggregate(per_seed: list):
 
 
 def aggregate_rows(per_seed_rows: list, key: str = "setting") -> list:
-    """Rows from several seeds (a list of lists of dicts) -> one dict per ``key`` value, in first-seen order, with
-    the other columns aggregated over the seeds that have that row (``aggregate`` leaves; ``n`` says how many).
-    Usage: ``aggregate_rows([quantisation_table(...) for seed in seeds])``."""
+    """Rows from several seeds -> one dict per ``key`` value, in first-seen order.
+
+    The other columns are aggregated over the seeds that have that row (:func:`aggregate` leaves;
+    ``n`` says how many). A numeric column some seeds left None is aggregated over the others and
+    its leaf gets ``missing``, the number of seeds without it.
+
+    Args:
+        per_seed_rows: one list of row dicts per seed (e.g. ``quantisation_table`` outputs).
+        key: the column that names a row.
+
+    Returns:
+        A list of dicts: ``key`` and one :func:`aggregate` leaf per other column.
+
+    Raises:
+        ValueError: ``per_seed_rows`` is empty, a row lacks ``key``, or a numeric column holds NaN
+            or inf.
+
+    Example:
+        >>> rows = aggregate_rows([[{"setting": "8b", "p1": 0.9}], [{"setting": "8b", "p1": 0.8}]])
+        >>> rows[0]["setting"], round(rows[0]["p1"]["mean"], 2)
+        ('8b', 0.85)
+    """
     if not per_seed_rows:
         raise ValueError("aggregate_rows: need rows from at least one seed, got none")
     groups: dict = {}
@@ -209,9 +316,23 @@ def aggregate_rows(per_seed_rows: list, key: str = "setting") -> list:
 
 
 def format_leaf(leaf, digits: int = 3) -> str:
-    """``{"mean": .912, "std": .004, ...}`` -> ``"0.912 +- 0.004"``; a plain number -> ``"0.912"``;
-    None -> ``"-"``. A leaf over one value prints its mean alone (no std of a single seed); a leaf
-    some seeds lacked (``missing``) gets ``" (n=2)"``."""
+    """``{"mean": .912, "std": .004, ...}`` -> ``"0.912 +- 0.004"``; a plain float -> ``"0.912"``;
+    None -> ``"-"``.
+
+    A leaf over one value prints its mean alone (no std of a single seed); a leaf some seeds lacked
+    (``missing``) gets ``" (n=2)"``; anything else prints as ``str()``.
+
+    Args:
+        leaf: an :func:`aggregate` leaf, a number, a string or None.
+        digits: digits after the decimal point.
+
+    Returns:
+        The cell text.
+
+    Example:
+        >>> format_leaf({"mean": 0.912, "std": 0.004, "n": 3})
+        '0.912 +- 0.004'
+    """
     if leaf is None:
         return "-"
     if isinstance(leaf, dict) and "mean" in leaf:
@@ -225,8 +346,27 @@ def format_leaf(leaf, digits: int = 3) -> str:
 
 
 def format_grid(title: str, header: list, rows: list) -> str:
-    """A text table: ``title``, the ``header`` row, a rule, then ``rows`` (cells: str, or number via format_leaf).
-    Usage: ``print(format_grid("P@1", ["setting", "sphere"], [["none", aggregate([0.9, 0.8])]]))``"""
+    """A text table: ``title``, the ``header`` row, a rule, then ``rows``, columns left-aligned.
+
+    Args:
+        title: the first line.
+        header: the column titles.
+        rows: lists of cells, one per column: strings as they are, anything else through
+            :func:`format_leaf`.
+
+    Returns:
+        The table text, lines joined by newlines.
+
+    Raises:
+        ValueError: a row's length differs from the header's.
+
+    Example:
+        >>> print(format_grid("P@1", ["setting", "sphere"], [["none", 0.9]]))
+        P@1
+        setting  sphere
+        -------  ------
+        none     0.900
+    """
     cells = [[str(h) for h in header]] + [[c if isinstance(c, str) else format_leaf(c) for c in r] for r in rows]
     if any(len(r) != len(header) for r in cells):
         raise ValueError(f"format_grid: every row needs {len(header)} cells (the header's), got "
@@ -293,7 +433,21 @@ def _reasons(leaf) -> list:
 
 
 def to_jsonable(obj):
-    """numpy / torch scalars and arrays, tuples and non-str keys -> plain JSON types."""
+    """numpy / torch scalars and arrays, tuples and non-str keys -> plain JSON types.
+
+    Dicts (keys as ``str``), lists and tuples are converted recursively; numpy and torch arrays
+    become nested lists; any other object becomes its ``str()``.
+
+    Args:
+        obj: the value to convert.
+
+    Returns:
+        A structure of dicts, lists, str, int, float, bool and None.
+
+    Raises:
+        ValueError: ``obj`` holds a non-finite Python float. (NaN inside numpy or torch values is
+            not checked here; :func:`write_results` refuses it when writing.)
+    """
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -312,7 +466,22 @@ def to_jsonable(obj):
 
 
 def write_results(path, provenance: dict, args, metrics) -> str:
-    """Write ``{"provenance", "args", "metrics"}`` as JSON (NaN/inf refused); return the path."""
+    """Write ``{"provenance", "args", "metrics"}`` as indented JSON (NaN/inf refused).
+
+    Args:
+        path: the file to write (str or path-like); replaced if it exists.
+        provenance: a dict from :func:`finish` (or :func:`provenance`; ``_t0`` is dropped).
+        args: the run's arguments, a dict, an ``argparse.Namespace`` or None.
+        metrics: the results, any structure :func:`to_jsonable` converts.
+
+    Returns:
+        ``str(path)``.
+
+    Raises:
+        ValueError: a value is NaN or inf (nothing is written then).
+        TypeError: ``args`` is neither a dict nor an object with ``__dict__``.
+        OSError: the file cannot be written.
+    """
     if args is not None and not isinstance(args, dict):
         args = vars(args)
     prov = {k: v for k, v in provenance.items() if k != "_t0"}

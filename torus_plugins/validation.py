@@ -86,8 +86,16 @@ def validation_mode(mode: str):
     Args:
         mode: 'auto', 'host', 'device' or 'off'.
 
+    Yields:
+        None; the previous mode is restored when the block exits, also on an exception.
+
     Raises:
         ValueError: ``mode`` is not one of the four.
+
+    Example:
+        >>> with validation_mode("off"):
+        ...     get_validation()
+        'off'
     """
     token = _block_mode.set(_checked(mode, "validation mode"))
     try:

@@ -1,4 +1,5 @@
-"""Integer codes of torus embeddings: quantisation, circular distances, Johnson codes, baselines, file and C export.
+"""Integer codes of torus embeddings: quantisation, circular distances, Johnson codes, baselines,
+file and C export.
 
 Usage::
 

@@ -33,7 +33,18 @@ _TOKEN_HEX = 12
 
 
 def temp_name_pattern(path) -> re.Pattern:
-    """The names of ``path``'s temporary files (in its directory): ``.<name>.<12 hex>.tmp``."""
+    """The names of ``path``'s temporary files (in its directory): ``.<name>.<12 hex>.tmp``.
+
+    Args:
+        path: the target file (str or path-like); only its base name is used.
+
+    Returns:
+        A compiled pattern to ``fullmatch`` against names in the target's directory.
+
+    Example:
+        >>> bool(temp_name_pattern("out/codes.h").fullmatch(".codes.h.0123456789ab.tmp"))
+        True
+    """
     base = os.path.basename(os.fspath(path))
     return re.compile(re.escape(f".{base}.") + f"[0-9a-f]{{{_TOKEN_HEX}}}" + re.escape(".tmp"))
 
@@ -138,6 +149,12 @@ def _fsync_directory(directory: str) -> None:
 
 def atomic_write(path, data) -> None:
     """Replace ``path`` atomically by ``data`` (bytes, or str written as ASCII): see the module.
+
+    Temporary files of ``path`` left by dead writers are removed first.
+
+    Args:
+        path: the file to replace or create (str or path-like).
+        data: the new contents: bytes (or another buffer), or an ASCII str.
 
     Raises:
         OSError: the temporary file cannot be created, written or renamed (``path`` is then

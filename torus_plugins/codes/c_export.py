@@ -1,7 +1,8 @@
 """Export codes as a C99 header with a plain circular-L1 distance function.
 
-Generated (for ``name="codes"``): ``CODES_N``, ``CODES_K``, ``CODES_BITS``, ``static const uint8_t codes[N][K]``
-and ``static inline uint32_t codes_l1(const uint8_t *a, const uint8_t *b, size_t n)`` computing
+Generated (for ``name="codes"``): ``CODES_N``, ``CODES_K``, ``CODES_BITS``,
+``static const uint8_t codes[N][K]`` and
+``static inline uint32_t codes_l1(const uint8_t *a, const uint8_t *b, size_t n)`` computing
 sum_i min(d, (uint8_t)-d) with d = (uint8_t)(a_i - b_i) (masked to ``bits`` bits when bits < 8).
 
 Usage: ``export_c_header("codes.h", codes, bits=8, name="codes")``
@@ -15,11 +16,25 @@ __all__ = ["export_c_header", "codes_c_source"]
 
 
 def export_c_header(path, codes, bits: int = 8, name: str = "codes", topk: bool = False) -> None:
-    """Write a self-contained C99 header with the codes and ``<name>_l1``. Usage: see module docstring.
+    """Write a self-contained C99 header with the codes and ``<name>_l1``: see the module docstring.
 
-    ``name`` must be a C identifier that is not a C/C++ keyword or standard type name (``int``, ``size_t``...);
-    the header is written atomically (see :mod:`torus_plugins.codes.atomic`).
-    ``topk=True`` adds ``<name>_topk`` (see :func:`codes_c_source`).
+    The header is :func:`codes_c_source` inside an include guard ``TORUS_<NAME>_H``, written
+    atomically (see :mod:`torus_plugins.codes.atomic`).
+
+    Args:
+        path: the header file to write (str or path-like); replaced if it exists.
+        codes: uint8 codes < 2**bits, [n, k], non-empty, a numpy array or torch tensor.
+        bits: bits per angle, an integer in [1, 8].
+        name: a C identifier, not a C/C++ keyword or standard type name (``int``, ``size_t``...),
+            not starting with ``_``.
+        topk: also write ``<name>_topk`` (see :func:`codes_c_source`).
+
+    Raises:
+        ValueError: ``bits`` is not an integer in [1, 8], a code is >= 2**bits, ``codes`` is not
+            a non-empty [n, k] array, or ``name`` is not an accepted C identifier.
+        TypeError: ``codes`` is not a numpy array or torch tensor of dtype uint8, or ``name`` is
+            not a string.
+        OSError: the file cannot be written (nothing is left behind).
     """
     text = codes_c_source(codes, bits, name, topk=topk)
     n, k = codes.shape
@@ -44,6 +59,28 @@ def codes_c_source(codes, bits: int = 8, name: str = "codes", topk: bool = False
     ``void <name>_topk(const uint8_t *query, size_t k, uint32_t *dist, int32_t *ids)``: the k
     nearest rows by circular L1 sorted by distance, ties -> the smaller row id first (as
     ``TorusIndexFlat``); k > N pads with id -1 and distance UINT32_MAX.
+
+    Args:
+        codes: uint8 codes < 2**bits, [n, k], non-empty, a numpy array or torch tensor.
+        bits: bits per angle, an integer in [1, 8].
+        name: a C identifier, not a C/C++ keyword or standard type name, not starting with ``_``.
+        topk: also define ``<name>_topk``.
+
+    Returns:
+        The C source text.
+
+    Raises:
+        ValueError: ``bits`` is not an integer in [1, 8], a code is >= 2**bits, ``codes`` is not
+            a non-empty [n, k] array, or ``name`` (or a name derived from it) is not an accepted
+            C identifier.
+        TypeError: ``codes`` is not a numpy array or torch tensor of dtype uint8, or ``name`` is
+            not a string.
+
+    Example:
+        >>> import numpy as np
+        >>> text = codes_c_source(np.array([[1, 2]], dtype=np.uint8), bits=8, name="db")
+        >>> "static const uint8_t db[DB_N][DB_K]" in text
+        True
     """
     bits = check_bits(bits)
     codes = check_codes(codes, bits)

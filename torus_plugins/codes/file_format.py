@@ -13,9 +13,10 @@
     ...     n*ceil(k*bits/8)  packed codes (see pack_codes)
     end-4   4     CRC32 (zlib) of every preceding byte
 
-Anything truncated, extended, corrupt or unsupported raises :class:`CodeFileError` (a ValueError). Only regular files
-are read (not devices, FIFOs or directories), and never more bytes than the header declares: a code file from an
-untrusted source is safe to load (no pickle; every byte is checked). Writes are atomic
+Anything truncated, extended, corrupt or unsupported raises :class:`CodeFileError` (a ValueError).
+Only regular files are read (not devices, FIFOs or directories), and never more bytes than the
+header declares: a code file from an untrusted source is safe to load (no pickle; every byte is
+checked). Writes are atomic
 (:mod:`.atomic`): a uniquely named temporary file in the same directory, fsync, rename; the
 temporary file is removed on any failure.
 
@@ -52,6 +53,16 @@ class CodeFileError(ValueError):
 
 @dataclass
 class CodeFile:
+    """The contents of a code file, as :func:`load_codes` returns them; ``len()`` is n.
+
+    Args:
+        codes: the codes, a numpy uint8 array [n, n_angles], each < 2**bits.
+        bits: bits per angle, 1..8.
+        n_angles: k, the number of angles per vector.
+        geometry: the geometry name stored with the codes (e.g. ``"torusN"``).
+        meta: the stored JSON metadata (empty when none was saved).
+    """
+
     codes: np.ndarray
     bits: int
     n_angles: int
@@ -65,22 +76,46 @@ class CodeFile:
 def save_codes(path, codes, bits: int, geometry: str = "torusN", meta: dict | None = None) -> None:
     """Write [n, k] uint8 codes packed at ``bits`` bits per angle, with header and CRC32.
 
-    Usage: ``save_codes("emb.torc", codes, bits=8)``
+    The write is atomic: a temporary file in the same directory, fsync, then rename over ``path``.
+
+    Args:
+        path: the file to write (str or path-like); replaced if it exists.
+        codes: uint8 codes < 2**bits, [n, k] with k >= 1, a numpy array or torch tensor.
+        bits: bits per angle, an integer in [1, 8].
+        geometry: an ASCII name of at most 255 characters stored in the header.
+        meta: a dict of JSON values stored with the codes, or None.
+
+    Raises:
+        ValueError: ``bits`` is not an integer in [1, 8], a code is >= 2**bits, ``codes`` is not
+            [n, k] with k >= 1, ``geometry`` is not a short ASCII string, or ``meta`` holds a
+            value JSON cannot store (NaN included).
+        TypeError: ``codes`` is not a numpy array or torch tensor of dtype uint8, or ``meta`` is
+            not a dict.
+        OSError: the file cannot be written (nothing is left behind).
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = os.path.join(folder, "emb.torc")
+        ...     save_codes(path, np.array([[1, 2, 3]], dtype=np.uint8), bits=4)
+        ...     load_codes(path).codes
+        array([[1, 2, 3]], dtype=uint8)
     """
     bits = check_bits(bits)
     codes = check_codes(codes, bits)
     if codes.ndim != 2 or codes.shape[1] == 0:
         raise ValueError(f"codes must be 2-D [n, k] with k >= 1, got shape {codes.shape}")
     if not isinstance(geometry, str) or not geometry.isascii() or len(geometry) > 255:
-        raise ValueError(f"geometry must be an ASCII string of at most 255 characters, got {geometry!r}")
+        raise ValueError(f"geometry must be an ASCII string of at most 255 characters, "
+                         f"got {geometry!r}")
     g = geometry.encode("ascii")
     if meta is not None and not isinstance(meta, dict):
         raise TypeError(f"meta must be a dict (stored as JSON) or None, got {type(meta).__name__}")
     try:
         m = json.dumps(meta, sort_keys=True, allow_nan=False).encode("utf-8") if meta else b""
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"meta must hold only JSON values (str, finite numbers, bools, None, lists, dicts): "
-                         f"{exc}") from None
+        raise ValueError(f"meta must hold only JSON values (str, finite numbers, bools, None, "
+                         f"lists, dicts): {exc}") from None
     body = _HEAD.pack(MAGIC, VERSION, bits, 0, codes.shape[1], codes.shape[0], len(g), len(m)) + g + m
     body += pack_codes(codes, bits).tobytes()
     atomic_write(path, body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF))
@@ -93,6 +128,12 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
 
 def open_regular_file(path):
     """Open ``path`` for binary reading only if it is a regular file; never blocks.
+
+    Args:
+        path: the file to open (str or path-like).
+
+    Returns:
+        A binary file object open for reading; close it (``with``).
 
     Raises:
         CodeFileError: ``path`` is a FIFO, device, socket or directory (named in the message);
@@ -117,9 +158,20 @@ def open_regular_file(path):
 
 
 def load_codes(path) -> CodeFile:
-    """Read a code file written by :func:`save_codes`; raises CodeFileError on any inconsistency.
+    """Read a code file written by :func:`save_codes`, checking every byte.
 
-    Usage: ``f = load_codes("emb.torc"); f.codes``  # [n, k] uint8
+    Reads at most the number of bytes the header declares (plus one, to detect extra bytes).
+
+    Args:
+        path: the file to read (str or path-like).
+
+    Returns:
+        A :class:`CodeFile`: ``codes`` [n, k] uint8, ``bits``, ``n_angles``, ``geometry``, ``meta``.
+
+    Raises:
+        CodeFileError: a ValueError: ``path`` is not a regular file, or it is truncated,
+            extended, corrupt (CRC32 mismatch) or of an unsupported version.
+        OSError: ``path`` cannot be opened.
     """
     name = os.fspath(path)
     with open_regular_file(name) as fh:

@@ -15,15 +15,45 @@ __all__ = ["pack_codes", "unpack_codes", "packed_row_bytes", "nibble_pack", "nib
 
 
 def packed_row_bytes(n_angles: int, bits: int) -> int:
-    """Bytes per packed vector: ceil(n_angles * bits / 8)."""
+    """Bytes per packed vector: ceil(n_angles * bits / 8).
+
+    Args:
+        n_angles: k, the number of angles per vector, an integer >= 0.
+        bits: bits per angle, an integer in [1, 8].
+
+    Returns:
+        The packed row length in bytes.
+
+    Raises:
+        TypeError: ``n_angles`` is not an integer.
+        ValueError: ``n_angles`` < 0, or ``bits`` is not an integer in [1, 8].
+
+    Example:
+        >>> packed_row_bytes(64, 3)
+        24
+    """
     n_angles, bits = check_int(n_angles, "n_angles", minimum=0), check_bits(bits)
     return (n_angles * bits + 7) // 8
 
 
 def nibble_pack(codes: np.ndarray, width: int | None = None) -> np.ndarray:
-    """[n, k] codes < 16 -> [n, ceil(W / 2)] uint8, angle 2j in the low nibble of byte j and 2j + 1 in the high
-    one (:func:`pack_codes`' order at 4 bits), rows zero-padded to W = ``width`` angles (default k).
-    Usage: ``nibble_pack(codes4)``"""
+    """[n, k] codes < 16 -> [n, ceil(W / 2)] uint8: angle 2j in the low nibble of byte j, 2j + 1 in
+    the high one.
+
+    :func:`pack_codes`' order at 4 bits, rows zero-padded to W angles. Unchecked: the caller
+    guarantees the codes are < 16.
+
+    Args:
+        codes: a 2-D numpy uint8 array of codes < 16.
+        width: W, the padded number of angles per row, >= k (default k).
+
+    Returns:
+        A numpy uint8 array of shape [n, ceil(W / 2)].
+
+    Example:
+        >>> nibble_pack(np.array([[1, 2, 3]], dtype=np.uint8))
+        array([[33,  3]], dtype=uint8)
+    """
     n, k = codes.shape
     width = k if width is None else width
     out = np.zeros((n, (width + 1) // 2), np.uint8)
@@ -35,7 +65,17 @@ def nibble_pack(codes: np.ndarray, width: int | None = None) -> np.ndarray:
 
 
 def nibble_unpack(packed: np.ndarray, n_angles: int) -> np.ndarray:
-    """Inverse of :func:`nibble_pack`: [n, B] -> [n, n_angles] uint8 (n_angles <= 2 B)."""
+    """Inverse of :func:`nibble_pack`: [n, B] -> [n, n_angles] uint8 (n_angles <= 2 B).
+
+    Unchecked, like :func:`nibble_pack`.
+
+    Args:
+        packed: a 2-D numpy uint8 array, two codes per byte.
+        n_angles: the number of angles to keep per row, <= 2 B.
+
+    Returns:
+        A C-contiguous numpy uint8 array of shape [n, n_angles], codes < 16.
+    """
     out = np.empty((packed.shape[0], 2 * packed.shape[1]), np.uint8)
     out[:, 0::2] = packed & np.uint8(15)
     out[:, 1::2] = packed >> np.uint8(4)
@@ -43,9 +83,25 @@ def nibble_unpack(packed: np.ndarray, n_angles: int) -> np.ndarray:
 
 
 def pack_codes(codes, bits: int) -> np.ndarray:
-    """Pack the low ``bits`` bits of every code, little-endian bit order, row by row.
+    """[..., k] uint8 -> [..., ceil(k*bits/8)] uint8: the low ``bits`` bits of every code, packed.
 
-    [..., k] uint8 -> [..., ceil(k*bits/8)] uint8.  Usage: ``pack_codes(codes, 4)``
+    Little-endian bit order, row by row; each row is padded to a whole byte with zero bits.
+
+    Args:
+        codes: uint8 codes < 2**bits, a numpy array or torch tensor with at least one dimension.
+        bits: bits per code, an integer in [1, 8] (8: a contiguous copy of the codes).
+
+    Returns:
+        A numpy uint8 array of shape [..., :func:`packed_row_bytes` (k, bits)].
+
+    Raises:
+        ValueError: ``bits`` is not an integer in [1, 8], a code is >= 2**bits, or ``codes`` is
+            0-dimensional.
+        TypeError: ``codes`` is not a numpy array or torch tensor of dtype uint8.
+
+    Example:
+        >>> pack_codes(np.array([[1, 2, 3]], dtype=np.uint8), bits=4)
+        array([[33,  3]], dtype=uint8)
     """
     bits = check_bits(bits)
     codes = check_codes(codes, bits)
@@ -65,7 +121,23 @@ def pack_codes(codes, bits: int) -> np.ndarray:
 def unpack_codes(packed, bits: int, n_angles: int) -> np.ndarray:
     """Inverse of :func:`pack_codes`: [..., ceil(k*bits/8)] uint8 -> [..., k] uint8 codes.
 
-    Usage: ``unpack_codes(packed, 4, n_angles=64)``
+    Args:
+        packed: packed rows, a numpy uint8 array or torch tensor whose last dimension is
+            :func:`packed_row_bytes` (n_angles, bits).
+        bits: bits per code, an integer in [1, 8].
+        n_angles: k, the number of angles per row, a positive integer.
+
+    Returns:
+        A numpy uint8 array of shape [..., n_angles], codes < 2**bits.
+
+    Raises:
+        ValueError: ``bits`` is not an integer in [1, 8], ``n_angles`` is not a positive integer,
+            or the rows of ``packed`` do not have the expected number of bytes.
+        TypeError: ``packed`` is not a numpy array or torch tensor of dtype uint8.
+
+    Example:
+        >>> unpack_codes(np.array([[33, 3]], dtype=np.uint8), bits=4, n_angles=3)
+        array([[1, 2, 3]], dtype=uint8)
     """
     bits = check_bits(bits)
     if isinstance(n_angles, bool) or not isinstance(n_angles, (int, np.integer)) or n_angles <= 0:

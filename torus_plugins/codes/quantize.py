@@ -13,14 +13,39 @@ __all__ = ["quantize", "dequantize", "check_bits", "check_codes", "check_finite_
 
 
 def check_bits(bits, lo: int = 1, hi: int = 8) -> int:
-    """Raise ValueError unless ``bits`` is an integer in [lo, hi]; return it as int."""
+    """``bits`` as an int, checked to be an integer in [lo, hi].
+
+    Args:
+        bits: the number of bits per angle (a Python or numpy integer, not a bool).
+        lo: the smallest accepted value.
+        hi: the largest accepted value.
+
+    Returns:
+        ``int(bits)``.
+
+    Raises:
+        ValueError: ``bits`` is not an integer in [lo, hi].
+    """
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not lo <= int(bits) <= hi:
         raise ValueError(f"bits must be an integer in [{lo}, {hi}], got {bits!r}")
     return int(bits)
 
 
 def check_codes(codes, bits: int, name: str = "codes") -> np.ndarray:
-    """Return ``codes`` as a numpy uint8 array; TypeError unless uint8, ValueError if any code >= 2**bits."""
+    """``codes`` as a numpy uint8 array, checked to hold b-bit codes (every code < 2**bits).
+
+    Args:
+        codes: a numpy array, numpy scalar or torch tensor (moved to the CPU) of dtype uint8.
+        bits: the number of bits per code, 1..8.
+        name: the argument's name in error messages.
+
+    Returns:
+        A numpy uint8 array of the shape of ``codes`` (no copy for a numpy array).
+
+    Raises:
+        TypeError: ``codes`` is not a numpy array or torch tensor, or its dtype is not uint8.
+        ValueError: a code is >= 2**bits.
+    """
     if isinstance(codes, torch.Tensor):
         if codes.dtype != torch.uint8:
             raise TypeError(f"{name} must have dtype uint8, got {codes.dtype}")
@@ -28,7 +53,8 @@ def check_codes(codes, bits: int, name: str = "codes") -> np.ndarray:
     if isinstance(codes, np.generic):
         codes = np.asarray(codes)
     if not isinstance(codes, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array or torch tensor of uint8, got {type(codes).__name__}")
+        raise TypeError(f"{name} must be a numpy array or torch tensor of uint8, "
+                        f"got {type(codes).__name__}")
     if codes.dtype != np.uint8:
         raise TypeError(f"{name} must have dtype uint8, got {codes.dtype}")
     if bits < 8 and codes.size and int(codes.max()) >= (1 << bits):
@@ -60,7 +86,15 @@ def _nonfinite_error(index: int, name: str = "turns") -> ValueError:
 
 
 def check_finite_turns(turns: torch.Tensor, name: str = "turns") -> None:
-    """Raise ValueError if a torch tensor holds NaN or inf (skipped while compiling or exporting)."""
+    """Check that a torch tensor holds no NaN or inf (skipped while compiling or exporting).
+
+    Args:
+        turns: a floating-point tensor.
+        name: the argument's name in the error message.
+
+    Raises:
+        ValueError: ``turns`` holds NaN or inf (the message gives the first flat index).
+    """
     if torch.compiler.is_compiling() or getattr(torch.compiler, "is_exporting", lambda: False)():
         return
     if turns.numel() and not bool(torch.isfinite(turns).all()):
@@ -85,16 +119,32 @@ def _quantize_numpy(turns: np.ndarray, bits: int) -> np.ndarray:
 
 
 def quantize(turns, bits: int = 8):
-    """b-bit codes of angles in turns: ``round(turn * 2**b) mod 2**b`` (uint8, same shape, same kind).
+    """b-bit codes of angles in turns: ``round(turn * 2**b) mod 2**b`` (uint8, same shape and kind).
 
-    numpy in -> numpy out; torch in -> torch out (traceable by ``torch.export``; the finite check is skipped
-    while compiling). Exact for every finite turn of either sign in any floating dtype (float16,
-    bfloat16, float32, float64, longdouble): the code is the exact real product turn * 2**b rounded
-    half to even (a tie at 0.5 -> 0, 1.5 -> 2, -0.5 -> 0, -1.5 -> -2 = 2**b - 2), then taken
-    mod 2**b; nothing overflows (computed as round((turn - trunc(turn)) * 2**b), every step exact).
-    Works in chunks of ``CHUNK`` elements: no full-size temporaries besides the uint8 output.
+    numpy in -> numpy out; torch in -> torch out (traceable by ``torch.export``; the finite check
+    is skipped while compiling). Exact for every finite turn of either sign in any floating dtype
+    (float16, bfloat16, float32, float64, longdouble): the code is the exact real product
+    turn * 2**b rounded half to even (a tie at 0.5 -> 0, 1.5 -> 2, -0.5 -> 0, -1.5 -> -2 =
+    2**b - 2), then taken mod 2**b; nothing overflows (computed as
+    round((turn - trunc(turn)) * 2**b), every step exact). Works in chunks of ``CHUNK`` elements: no
+    full-size temporaries besides the uint8 output.
 
-    Usage: ``codes = quantize(to_turns(z), bits=8)``
+    Args:
+        turns: angles in turns, a floating-point numpy array or torch tensor of any shape (a
+            Python float, int, list or tuple is read as a float64 array).
+        bits: b, an integer in [1, 8].
+
+    Returns:
+        uint8 codes in [0, 2**b), of the shape of ``turns``: a torch tensor on the device of a
+        tensor input, else a numpy array.
+
+    Raises:
+        ValueError: ``bits`` is not an integer in [1, 8], or ``turns`` holds NaN or inf.
+        TypeError: ``turns`` is neither a numpy array nor a torch tensor, or not floating point.
+
+    Example:
+        >>> quantize(np.array([0.0, 0.25, -0.25, 0.999]), bits=8)
+        array([  0,  64, 192,   0], dtype=uint8)
     """
     bits = check_bits(bits)
     if isinstance(turns, torch.Tensor):
@@ -118,9 +168,25 @@ def quantize(turns, bits: int = 8):
 
 
 def dequantize(codes, bits: int = 8):
-    """Turns of b-bit codes: ``code / 2**b`` in [0, 1) (float32; numpy or torch like the input).
+    """Turns of b-bit codes: ``code / 2**b`` in [0, 1).
 
-    Usage: ``turns = dequantize(codes, bits=8)``
+    The inverse of :func:`quantize` up to a circular error <= 2**-(b+1) turns.
+
+    Args:
+        codes: uint8 codes < 2**bits, a numpy array or torch tensor of any shape.
+        bits: b, an integer in [1, 8].
+
+    Returns:
+        float32 turns of the shape of ``codes``: a torch tensor for a tensor input, else a numpy
+        array.
+
+    Raises:
+        ValueError: ``bits`` is not an integer in [1, 8], or a code is >= 2**bits.
+        TypeError: ``codes`` is not a numpy array or torch tensor of dtype uint8.
+
+    Example:
+        >>> dequantize(np.array([0, 64, 192], dtype=np.uint8), bits=8)
+        array([0.  , 0.25, 0.75], dtype=float32)
     """
     bits = check_bits(bits)
     if isinstance(codes, torch.Tensor):

@@ -1,7 +1,8 @@
 """Hypersphere baseline: per-dimension min/max uniform grid fitted on reference data.
 
-code = round((x - lo) / (hi - lo) * (2**b - 1)), clipped to [0, 2**b - 1]; decode = lo + code / (2**b-1) * (hi-lo).
-(The flat torus needs no fitted parameters; the sphere does.)
+code = round((x - lo) / (hi - lo) * (2**b - 1)), clipped to [0, 2**b - 1];
+decode = lo + code / (2**b-1) * (hi-lo). (The flat torus needs no fitted parameters; the sphere
+does.)
 
 Usage::
 
@@ -17,7 +18,22 @@ __all__ = ["SphereGridQuantizer"]
 
 
 class SphereGridQuantizer:
-    """Per-dimension min/max grid with 2**bits levels (uint8 codes). Usage: ``SphereGridQuantizer(8).fit(x)``"""
+    """code = round((x - lo) / (hi - lo) * (2**b - 1)): a per-dimension min/max grid of 2**b levels.
+
+    ``lo`` and ``hi`` (per dimension) come from :meth:`fit`; a dimension with hi == lo encodes to
+    0. Values outside [lo, hi] are clipped.
+
+    Args:
+        bits: b, an integer in [1, 8] (uint8 codes).
+
+    Raises:
+        ValueError: ``bits`` is not an integer in [1, 8].
+
+    Example:
+        >>> sq = SphereGridQuantizer(bits=8).fit(np.array([[0.0, -1.0], [1.0, 1.0]]))
+        >>> sq.encode(np.array([[0.5, 0.0]]))
+        array([[128, 128]], dtype=uint8)
+    """
 
     def __init__(self, bits: int = 8):
         self.bits = check_bits(bits)
@@ -38,6 +54,18 @@ class SphereGridQuantizer:
         return x.astype(np.float64)
 
     def fit(self, x):
+        """Set ``lo`` and ``hi`` to the per-dimension minimum and maximum of ``x``.
+
+        Args:
+            x: reference vectors [n, d], n >= 1: a floating-point numpy array, tensor or array-like.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            TypeError: ``x`` is not floating point.
+            ValueError: ``x`` is not 2-D, is empty, or holds NaN or inf.
+        """
         x = self._as_2d_float(x)
         if x.shape[0] == 0:
             raise ValueError("cannot fit on an empty array")
@@ -51,6 +79,19 @@ class SphereGridQuantizer:
             raise ValueError(f"expected {self.lo.shape[0]} dimensions, got {d}")
 
     def encode(self, x) -> np.ndarray:
+        """Codes of vectors on the fitted grid.
+
+        Args:
+            x: vectors [n, d]: a floating-point numpy array, tensor or array-like.
+
+        Returns:
+            A numpy uint8 array [n, d], codes in [0, 2**bits - 1].
+
+        Raises:
+            TypeError: ``x`` is not floating point.
+            ValueError: ``x`` is not 2-D, holds NaN or inf, or its d differs from the fit's.
+            RuntimeError: :meth:`fit` was not called.
+        """
         x = self._as_2d_float(x)
         self._check_fitted(x.shape[1])
         top = (1 << self.bits) - 1
@@ -58,6 +99,20 @@ class SphereGridQuantizer:
         return np.clip(np.round((x - self.lo) / span * top), 0, top).astype(np.uint8)
 
     def decode(self, codes) -> np.ndarray:
+        """Vectors of codes: lo + code / (2**b - 1) * (hi - lo).
+
+        Args:
+            codes: uint8 codes < 2**bits of shape [n, d], a numpy array or torch tensor.
+
+        Returns:
+            A numpy float32 array [n, d].
+
+        Raises:
+            TypeError: ``codes`` is not a numpy array or torch tensor of dtype uint8.
+            ValueError: a code is >= 2**bits, ``codes`` is not 2-D, or its d differs from the
+                fit's.
+            RuntimeError: :meth:`fit` was not called.
+        """
         codes = check_codes(codes, self.bits)
         if codes.ndim != 2:
             raise ValueError(f"codes must be 2-D [n, d], got shape {codes.shape}")

@@ -132,9 +132,20 @@ static inline uint8_t {name}_turn_code(int32_t acc)
 def integer_head_c_source(head: IntegerHead, name: str = "head") -> str:
     """C99 declarations of ``head`` without include guard (needs <stddef.h>, <stdint.h>).
 
+    Defines the shape and quantisation constants, ``<name>_weight``, ``<name>_bias``,
+    ``<name>_accumulate(q, acc)`` and ``<name>_codes(q, codes)`` (int8 activations in, uint8
+    codes out), plus the torusN angle step or the torusC fixed-point step.
+
+    Args:
+        head: the integer head.
+        name: the C identifier the declarations are prefixed with.
+
+    Returns:
+        The C source text.
+
     Raises:
-        TypeError: head is not an IntegerHead, name is not a string.
-        ValueError: name is not a usable C identifier.
+        TypeError: ``head`` is not an IntegerHead, or ``name`` is not a string.
+        ValueError: ``name`` (or a name derived from it) is not a usable C identifier.
     """
     if not isinstance(head, IntegerHead):
         raise TypeError(f"head must be an IntegerHead, got {type(head).__name__}")

@@ -64,7 +64,11 @@ def _newlib_found() -> bool:
 
 
 def missing_packages() -> list:
-    """The Debian packages of ``DEBIAN_PACKAGES`` whose programs or libraries are not found."""
+    """The Debian packages of ``DEBIAN_PACKAGES`` whose programs or libraries are not found.
+
+    Returns:
+        A list of package names, in the order of ``DEBIAN_PACKAGES``; empty when all are found.
+    """
     missing = []
     if shutil.which("arm-none-eabi-gcc") is None or shutil.which("arm-none-eabi-size") is None:
         missing.append("gcc-arm-none-eabi")
@@ -86,6 +90,18 @@ def _require_tools():
 class M4Run:
     """What the emulated Cortex-M4 computed, and what the firmware costs.
 
+    Made by :func:`run_firmware`; the fields are its arguments.
+
+    Args:
+        codes: uint8 [nq, n_angles], the head's codes on the device.
+        ids: int64 [nq, k], the top-k ids.
+        distances: int64 [nq, k], their circular L1 distances.
+        head_instructions: int64 [nq], instructions of the head per query.
+        search_instructions: int64 [nq], instructions of the search per query.
+        text: size of the .text section in bytes.
+        data: size of the .data section in bytes.
+        bss: size of the .bss section in bytes.
+
     Attributes:
         codes: uint8 [nq, n_angles], the head's codes on the device.
         ids, distances: int64 [nq, k], the top-k (k > n pads with id -1, distance 2**32 - 1).
@@ -105,10 +121,12 @@ class M4Run:
 
     @property
     def flash_bytes(self) -> int:
+        """Flash the firmware occupies: text + data bytes."""
         return self.text + self.data
 
     @property
     def ram_bytes(self) -> int:
+        """RAM the firmware occupies: data + bss bytes (the stack included)."""
         return self.data + self.bss
 
 
@@ -127,11 +145,23 @@ def _check_queries(head: IntegerHead, queries) -> np.ndarray:
 
 
 def build_firmware(head: IntegerHead, stored_codes, queries, k: int, workdir) -> Path:
-    """Cross-compile the firmware (head + stored codes + queries in flash); returns the ELF path.
+    """Cross-compile the firmware (head + stored codes + queries in flash).
+
+    Args:
+        head: the integer head.
+        stored_codes: uint8 codes [n, head.n_angles] at ``head.bits``, searched on the device.
+        queries: int8 activations [nq, head.in_features], nq >= 1, a numpy array.
+        k: neighbours per query, in [1, 65536].
+        workdir: an existing folder for the generated headers and the ELF.
+
+    Returns:
+        The path of the ELF file, ``workdir / "firmware.elf"``.
 
     Raises:
         RuntimeError: the toolchain is missing.
         subprocess.CalledProcessError: the compiler failed (its output is in the exception).
+        TypeError, ValueError: ``queries``, ``k`` or ``stored_codes`` is malformed (see
+            :func:`emulate`).
     """
     _require_tools()
     workdir = Path(workdir)
@@ -156,7 +186,17 @@ static const int8_t queries[N_QUERIES][HEAD_IN] = {{
 
 
 def section_sizes(elf) -> tuple:
-    """(text, data, bss) in bytes from ``arm-none-eabi-size``."""
+    """(text, data, bss) in bytes from ``arm-none-eabi-size``.
+
+    Args:
+        elf: the ELF file (str or path-like).
+
+    Returns:
+        A tuple of three ints.
+
+    Raises:
+        subprocess.CalledProcessError: ``arm-none-eabi-size`` failed.
+    """
     out = subprocess.run(["arm-none-eabi-size", str(elf)], check=True, capture_output=True,
                          text=True).stdout
     text, data, bss = map(int, out.splitlines()[1].split()[:3])
@@ -165,7 +205,15 @@ def section_sizes(elf) -> tuple:
 
 def emulator_command(elf, output) -> list:
     """``qemu-system-arm -M mps2-an386 -nographic``, counting instructions, semihosting output
-    to a file."""
+    to a file.
+
+    Args:
+        elf: the firmware to run (str or path-like).
+        output: the file the firmware's semihosting output goes to.
+
+    Returns:
+        The command as a list of strings for ``subprocess``.
+    """
     return ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
             "-serial", "none", "-icount", "shift=0",
             "-chardev", f"file,id=semihosting,path={output}",
@@ -176,8 +224,21 @@ def emulator_command(elf, output) -> list:
 def run_firmware(elf, n_queries: int, n_angles: int, k: int, timeout: float = 600.0) -> M4Run:
     """Run the firmware in ``qemu-system-arm -M mps2-an386`` and parse what it printed.
 
+    The semihosting output goes to the ELF's path with suffix ``.out``.
+
+    Args:
+        elf: the firmware from :func:`build_firmware`.
+        n_queries: the number of queries it was built with.
+        n_angles: angles per code of its head.
+        k: neighbours per query it was built with.
+        timeout: seconds allowed to the emulator.
+
+    Returns:
+        An :class:`M4Run`.
+
     Raises:
-        RuntimeError: the emulator failed, timed out, or printed something unexpected.
+        RuntimeError: the toolchain is missing, or the emulator failed, timed out, or printed
+            something unexpected.
     """
     _require_tools()
     out = Path(elf).with_suffix(".out")
@@ -221,6 +282,17 @@ def trace_instruction_count(elf, timeout: float = 600.0) -> int:
     QEMU translates one instruction per block (``-singlestep``) and logs every block it executes
     (``-d exec,nochain``): one log line per instruction. Slow; meant to cross-check the SysTick
     counts on a small run.
+
+    Args:
+        elf: the firmware to run (str or path-like).
+        timeout: seconds allowed to the emulator after its output ends.
+
+    Returns:
+        The number of instructions executed.
+
+    Raises:
+        RuntimeError: the toolchain is missing, or the emulator exited with an error.
+        subprocess.TimeoutExpired: the emulator did not exit within ``timeout``.
     """
     _require_tools()
     cmd = emulator_command(elf, Path(elf).with_suffix(".trace.out"))
@@ -268,6 +340,13 @@ def emulate(head: IntegerHead, stored_codes, queries, k: int = 10, workdir=None,
 def check_emulation(head: IntegerHead, stored_codes, queries, k: int, run: M4Run) -> dict:
     """Compare an emulated run with Python: ``head.codes`` and ``TorusIndexFlat.search``.
 
+    Args:
+        head: the integer head the firmware ran.
+        stored_codes: the stored codes it searched.
+        queries: the int8 activations it ran on.
+        k: neighbours per query.
+        run: the :class:`M4Run` of :func:`run_firmware` or :func:`emulate`.
+
     Returns:
         dict: ``codes_equal``, ``ids_equal``, ``distances_equal`` (fractions of queries whose
         whole row is equal) and ``all_equal``.
@@ -287,7 +366,23 @@ def check_emulation(head: IntegerHead, stored_codes, queries, k: int, run: M4Run
 
 
 def read_activations(path, in_features: int) -> np.ndarray:
-    """int8 activations [n, in_features] from a ``.npy`` (int8) or a raw ``.bin`` of int8 bytes."""
+    """int8 activations [n, in_features] from a ``.npy`` (int8) or a raw ``.bin`` of int8 bytes.
+
+    A ``.npy`` file is read without pickle; any other suffix is read as raw int8 bytes.
+
+    Args:
+        path: the file (str or path-like).
+        in_features: values per activation vector.
+
+    Returns:
+        A numpy int8 array [n, in_features] (a 2-D ``.npy`` array is returned as stored).
+
+    Raises:
+        TypeError: a ``.npy`` file does not hold int8.
+        ValueError: a raw file's size is not a multiple of ``in_features``, or a ``.npy`` file
+            is malformed or holds objects.
+        OSError: the file cannot be read.
+    """
     path = Path(path)
     if path.suffix == ".npy":
         array = np.load(path, allow_pickle=False)

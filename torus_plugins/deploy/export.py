@@ -84,7 +84,15 @@ def _check_int(value, name: str, low: int, high: int | None = None) -> int:
 
 
 def is_export(path) -> bool:
-    """True if ``path`` is a folder holding an export manifest (overwrite=True may replace it)."""
+    """True if ``path`` is a folder holding an export manifest (overwrite=True may replace it).
+
+    Args:
+        path: a folder (str or path-like).
+
+    Returns:
+        Whether its manifest file exists, is JSON and names this export format; False on any
+        read or parse error.
+    """
     try:
         with open(os.path.join(path, MANIFEST_FILE), "rb") as fh:
             return json.loads(fh.read(1 << 20)).get("format") == FORMAT

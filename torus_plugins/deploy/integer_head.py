@@ -359,10 +359,12 @@ class IntegerHead:
 
     @property
     def in_features(self) -> int:
+        """Inputs per sample: the number of columns of ``weight``."""
         return int(self.weight.shape[1])
 
     @property
     def out_features(self) -> int:
+        """Accumulators per sample: the number of rows of ``weight``."""
         return int(self.weight.shape[0])
 
     @property
@@ -386,14 +388,20 @@ class IntegerHead:
         return q
 
     def accumulate(self, q) -> np.ndarray:
-        """acc = (q - input_zero_point) @ weight.T + bias, exactly: int64 [..., out], fits int32.
+        """acc = (q - input_zero_point) @ weight.T + bias, exactly.
 
         Computed as a float64 product: every term and partial sum is an integer below
         2**31 < 2**53, so any summation order is exact.
 
+        Args:
+            q: int8 activations [..., in_features], a numpy array or torch tensor.
+
+        Returns:
+            A numpy int64 array [..., out_features], every value within int32.
+
         Raises:
-            TypeError: q is not int8.
-            ValueError: q's last dimension is not in_features.
+            TypeError: ``q`` is not a numpy array or torch tensor of dtype int8.
+            ValueError: ``q``'s last dimension is not ``in_features``.
         """
         q = self._check_input(q)
         centred = q.astype(np.float64) - self.input_zero_point
@@ -401,11 +409,17 @@ class IntegerHead:
         return acc.astype(np.int64)
 
     def codes(self, q) -> np.ndarray:
-        """uint8 codes [..., n_angles] of int8 activations q [..., in_features].
+        """The b-bit codes of int8 activations, in integers only (see the module docstring).
+
+        Args:
+            q: int8 activations [..., in_features], a numpy array or torch tensor.
+
+        Returns:
+            A numpy uint8 array [..., n_angles], codes < 2**bits.
 
         Raises:
-            TypeError: q is not int8.
-            ValueError: q's last dimension is not in_features.
+            TypeError: ``q`` is not a numpy array or torch tensor of dtype int8.
+            ValueError: ``q``'s last dimension is not ``in_features``.
         """
         acc = self.accumulate(q)
         if self.geometry == "torusN":
@@ -413,7 +427,19 @@ class IntegerHead:
         return turn_codes(acc, self.multiplier, self.shift, self.bits)
 
     def turns(self, q) -> np.ndarray:
-        """The real angles behind the codes, in turns (float64; torusC's not reduced mod 1)."""
+        """The real angles behind the codes, in turns: atan2(y, x) / 2pi mod 1 (torusN) or
+        input_scale * weight_scale * acc (torusC, not reduced mod 1).
+
+        Args:
+            q: int8 activations [..., in_features], a numpy array or torch tensor.
+
+        Returns:
+            A numpy float64 array [..., n_angles].
+
+        Raises:
+            TypeError: ``q`` is not a numpy array or torch tensor of dtype int8.
+            ValueError: ``q``'s last dimension is not ``in_features``.
+        """
         acc = self.accumulate(q).astype(np.float64)
         if self.geometry == "torusN":
             return np.mod(np.arctan2(acc[..., 1::2], acc[..., 0::2]) / (2 * np.pi), 1.0)
@@ -483,6 +509,10 @@ _HEAD_STRUCT = struct.Struct("<4sHBBIIddiIB3x")
 def save_integer_head(path, head: IntegerHead) -> None:
     """Write ``head`` to ``path``: header, int8 weights, int32 bias, CRC32 (atomic; no pickle).
 
+    Args:
+        path: the file to write (str or path-like); replaced if it exists.
+        head: the head to save.
+
     Raises:
         TypeError: head is not an IntegerHead.
         OSError: the path cannot be written (nothing is left behind).
@@ -511,6 +541,12 @@ def _read_regular_file(path, max_bytes: int) -> bytes:
 
 def load_integer_head(path) -> IntegerHead:
     """Read a head written by :func:`save_integer_head`, checking size, CRC and every field.
+
+    Args:
+        path: the file to read (str or path-like).
+
+    Returns:
+        The :class:`IntegerHead`, with read-only arrays.
 
     Raises:
         IntegerHeadFileError: (a ValueError) truncated, extended, corrupt or invalid file.

@@ -31,8 +31,12 @@ class ExportFileError(ValueError):
 def set_runtime_threads(threads: int) -> None:
     """Size ExecuTorch's XNNPACK thread pool (process-wide); 1 for single-thread timings.
 
+    Args:
+        threads: the number of threads, an integer >= 1.
+
     Raises:
-        ValueError: threads is not an integer >= 1.
+        ValueError: ``threads`` is not an integer >= 1.
+        ModuleNotFoundError: executorch is not installed (the message names the ``edge`` extra).
     """
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
@@ -79,6 +83,14 @@ def _manifest(folder: str) -> dict:
 class IntegerEncoder:
     """A loaded export: ``encoder(x)`` = ``head.codes(program(x))``, uint8 codes [N, n_angles].
 
+    Made by :func:`load`, which checks the files first; the constructor checks nothing.
+
+    Args:
+        folder: the export folder (shown by ``repr``).
+        manifest: the export's parsed manifest.
+        program: the bytes of the int8 ExecuTorch program.
+        head: the integer head, consistent with the manifest.
+
     Attributes:
         geometry, bits, n_angles: of the codes.
         head: the :class:`~torus_plugins.deploy.integer_head.IntegerHead`.
@@ -124,11 +136,20 @@ class IntegerEncoder:
         return x.detach().to("cpu", torch.float32).contiguous()
 
     def activations(self, x) -> torch.Tensor:
-        """The program's int8 output [N, in_features] for float input ``x`` [N, *sample_shape].
+        """The program's int8 output [N, in_features] for float input ``x``.
+
+        ``x`` has shape ``[N, *sample_shape]``.
+
+        Args:
+            x: float input, a torch tensor or numpy array (N may be 0).
+
+        Returns:
+            An int8 torch tensor [N, in_features] (real value = scale * (q - zero_point)), run
+            ``max_batch`` samples at a time.
 
         Raises:
-            TypeError: x is not a float tensor / array.
-            ValueError: x has the wrong sample shape or holds NaN/inf.
+            TypeError: ``x`` is not a floating-point tensor or array.
+            ValueError: ``x`` has the wrong sample shape or holds NaN/inf.
         """
         x = self._check_input(x)
         if len(x) == 0:
@@ -138,7 +159,7 @@ class IntegerEncoder:
                           for i in range(0, len(x), step)])
 
     def __call__(self, x):
-        """uint8 codes [N, n_angles] of float input ``x`` [N, *sample_shape]; torch in -> torch
+        """uint8 codes [N, n_angles] of float input ``x`` ``[N, *sample_shape]``; torch in -> torch
         out, numpy in -> numpy out.
 
         Raises:
@@ -160,7 +181,7 @@ def load(path) -> IntegerEncoder:
         path: the export folder.
 
     Returns:
-        IntegerEncoder.
+        An :class:`IntegerEncoder`.
 
     Raises:
         TypeError: path is not str / os.PathLike.

@@ -18,8 +18,8 @@ def _pair_sum(t: torch.Tensor) -> torch.Tensor:
 
 
 def _repeat_pairs(h: torch.Tensor) -> torch.Tensor:
-    """[..., k] -> [..., 2k]: (h_0, h_0, h_1, h_1, ...), one contiguous copy (float32/float64; not differentiable:
-    used inside the fused Function and the no-grad path only)."""
+    """[..., k] -> [..., 2k]: (h_0, h_0, h_1, h_1, ...), one contiguous copy (float32/float64; not
+    differentiable: used inside the fused Function and the no-grad path only)."""
     return torch.complex(h, h).contiguous().view(h.dtype)
 
 
@@ -42,10 +42,19 @@ def _inverse_norms(x: torch.Tensor, eps: float, with_mask: bool = False):
 
 
 def l2p_reference(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """The L2p formula in plain differentiable torch ops (used for double backward, tracers and half precision).
+    """z_2i, z_2i+1 = (x_2i, x_2i+1) / (sqrt(k) * max(||(x_2i, x_2i+1)||, eps)) in plain torch ops.
 
-    float16/bfloat16 are computed in float32 and cast back: squares of fp16 values under/overflow (|x| < 6e-3 or
-    > 256) and eps**2 = 1e-24 rounds to 0 in fp16 (a zero pair would give 0/0 = NaN).
+    The L2p formula as differentiable torch ops, used for double backward, tracers and half
+    precision. float16/bfloat16 are computed in float32 and cast back: squares of fp16 values
+    under/overflow (|x| < 6e-3 or > 256) and eps**2 = 1e-24 rounds to 0 in fp16 (a zero pair would
+    give 0/0 = NaN). The input is not checked (:class:`L2p` checks it).
+
+    Args:
+        x: floating-point tensor of shape [..., 2k] (an even last dimension).
+        eps: lower bound on each pair's norm.
+
+    Returns:
+        A tensor of the shape and dtype of ``x``, each pair on a circle of radius 1/sqrt(k).
     """
     if x.dtype not in _FAST_DTYPES:
         return l2p_reference(x.float(), eps).to(x.dtype)
@@ -67,11 +76,12 @@ _TRACING_CHECKS = _tracing_checks()
 
 
 def _use_plain_formula() -> bool:
-    """True under torch.compile / torch.export / TorchScript tracing, torch.func transforms, and forward-mode AD.
+    """True under torch.compile / torch.export / TorchScript tracing, torch.func, forward-mode AD.
 
-    The fused Function reads data (is any pair clamped?), which tracers cannot, and keeps the classic ctx-in-forward
-    form without a jvp, which torch.func and forward AD need (the setup_context form and saving for jvp cost 5-25%
-    more per call in bench/losses.py's setting). Those callers get the plain formula, which they handle natively.
+    The fused Function reads data (is any pair clamped?), which tracers cannot, and keeps the
+    classic ctx-in-forward form without a jvp, which torch.func and forward AD need (the
+    setup_context form and saving for jvp cost 5-25% more per call in bench/losses.py's setting).
+    Those callers get the plain formula, which they handle natively.
     """
     if getattr(fwAD, "_current_level", -1) >= 0:
         return True
@@ -83,8 +93,10 @@ def _use_plain_formula() -> bool:
 
 
 def _project(x: torch.Tensor, inv: torch.Tensor, k_mask: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """J t for the L2p Jacobian J (symmetric, so J^T g = J g is the backward): (t - y * c) * inv with y = x * inv,
-    c = k_mask * pair_sum(t * y), ``k_mask`` being k, or 0 on pairs clamped at eps (where the forward is linear)."""
+    """J t for the L2p Jacobian J (symmetric, so J^T g = J g is the backward).
+
+    J t = (t - y * c) * inv with y = x * inv, c = k_mask * pair_sum(t * y), ``k_mask`` being k, or
+    0 on pairs clamped at eps (where the forward is linear)."""
     y = x * inv
     c = _repeat_pairs(_pair_sum(t * y).mul_(k_mask))
     return torch.addcmul(t, y, c, value=-1).mul_(inv)
@@ -93,11 +105,11 @@ def _project(x: torch.Tensor, inv: torch.Tensor, k_mask: torch.Tensor, t: torch.
 class _PairNormalize(torch.autograd.Function):
     """L2p with a hand-written backward on contiguous full-width tensors.
 
-    Autograd of the plain formula broadcasts over the size-2 pair axis, which CPU kernels run slowly (about 3x
-    ``F.normalize``). Here every full-width op is contiguous: y = x * inv and dL/dx = (g - y * c) * inv with
-    c = k * pair_sum(g * y) (the tangential projection of g, scaled), c = 0 on pairs with norm < eps (as in
-    ``F.normalize``, where the clamped forward is linear). Saves x and inv, not the output, so the output may be
-    modified in place.
+    Autograd of the plain formula broadcasts over the size-2 pair axis, which CPU kernels run slowly
+    (about 3x ``F.normalize``). Here every full-width op is contiguous: y = x * inv and dL/dx = (g -
+    y * c) * inv with c = k * pair_sum(g * y) (the tangential projection of g, scaled), c = 0 on
+    pairs with norm < eps (as in ``F.normalize``, where the clamped forward is linear). Saves x and
+    inv, not the output, so the output may be modified in place.
     """
 
     @staticmethod
@@ -120,14 +132,28 @@ class L2p(nn.Module):
 
     z_2i, z_2i+1 = (x_2i, x_2i+1) / (sqrt(k) * max(||(x_2i, x_2i+1)||, eps)),  k = dim / 2 circles.
 
-    The output is already in the Clifford layout (cos t_i, sin t_i) / sqrt(k) with t_i = atan2(x_2i+1, x_2i), so
-    the dot product of two outputs is (1/k) sum_i cos(t_i - t'_i): a drop-in for ``F.normalize``. A zero pair
-    gives zeros and gradient g / (sqrt(k) * eps), as ``F.normalize`` gives g / eps. float32/float64 use a fused
-    backward (about as fast as ``F.normalize``, see bench/losses.py); double backward, torch.func, forward-mode AD
-    and tracers (compile, export) use the plain formula ``l2p_reference``; float16/bfloat16 are computed in float32
-    and cast back (no inf, 0 or NaN where the half-precision squares would under/overflow).
+    The output is already in the Clifford layout (cos t_i, sin t_i) / sqrt(k) with t_i =
+    atan2(x_2i+1, x_2i), so the dot product of two outputs is (1/k) sum_i cos(t_i - t'_i): a drop-in
+    for ``F.normalize``. A zero pair gives zeros and gradient g / (sqrt(k) * eps), as
+    ``F.normalize`` gives g / eps. float32/float64 use a fused backward (about as fast as
+    ``F.normalize``, see bench/losses.py); double backward, torch.func, forward-mode AD and tracers
+    (compile, export) use the plain formula ``l2p_reference``; float16/bfloat16 are computed in
+    float32 and cast back (no inf, 0 or NaN where the half-precision squares would under/overflow).
 
-    Usage: ``z = L2p(dim=64)(features)``  # [B, 64] -> [B, 64], 32 circles
+    Args:
+        dim: input and output width, an even number (k = dim / 2 circles).
+        eps: lower bound on each pair's norm; at least the smallest value whose square does not
+            underflow in float32.
+
+    Raises:
+        TypeError: ``eps`` is not a real number.
+        ValueError: ``dim`` is not a positive even integer, or ``eps`` is not a number above its
+            minimum.
+
+    Example:
+        >>> z = L2p(dim=64)(torch.randn(8, 64))     # [8, 64] -> [8, 64], 32 circles
+        >>> z.shape
+        torch.Size([8, 64])
     """
 
     def __init__(self, dim: int, eps: float = 1e-12):
@@ -140,6 +166,19 @@ class L2p(nn.Module):
         self.eps = check_positive_float(eps, "L2p eps", MIN_EPS, "eps**2 must not underflow to 0 in float32")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise each pair of ``x`` onto a circle of radius 1/sqrt(k).
+
+        Args:
+            x: floating-point tensor of shape [..., dim].
+
+        Returns:
+            A tensor of the shape and dtype of ``x``, of unit norm along the last dimension
+            (zero pairs stay zero).
+
+        Raises:
+            TypeError: ``x`` is not a floating-point tensor.
+            ValueError: its last dimension is not ``dim``.
+        """
         check_float_tensor(x)
         check_width(x, self.dim)
         if x.dtype not in _FAST_DTYPES or _use_plain_formula():
@@ -149,6 +188,11 @@ class L2p(nn.Module):
         return x * _inverse_norms(x, self.eps)
 
     def extra_repr(self) -> str:
+        """The constructor arguments shown by ``repr``: ``dim`` and the number of circles.
+
+        Returns:
+            A string such as ``"dim=64, n_circles=32"``.
+        """
         return f"dim={self.dim}, n_circles={self.n_circles}"
 
 

@@ -1,4 +1,4 @@
-"""Projection head: the usual "backbone -> MLP -> normalise", with the normalisation chosen by name."""
+"""Projection head: the usual "backbone -> MLP -> normalise", the normalisation chosen by name."""
 
 import torch
 from torch import nn
@@ -9,7 +9,7 @@ from .clifford import Clifford
 from .l2p import L2p
 from .sphere import Sphere
 
-#: Every accepted spelling (case-insensitive), incl. the paper's legacy names -> canonical projection name.
+#: Every accepted spelling (case-insensitive), incl. the paper's legacy names -> canonical name.
 PROJECTION_NAMES = {
     "sphere": "sphere", "hyprs": "sphere",
     "torusn": "torusN", "torul": "torusN", "l2p": "torusN",
@@ -19,7 +19,17 @@ PROJECTIONS = {"sphere": Sphere, "torusN": L2p, "torusC": Clifford}
 
 
 def canonical_projection(name) -> str:
-    """'sphere', 'torusN' or 'torusC' for any accepted name (l2p, clifford; legacy hyprs, torul, torus)."""
+    """'sphere', 'torusN' or 'torusC' for any accepted name (l2p, clifford; legacy hyprs, torul...).
+
+    Args:
+        name: a key of :data:`PROJECTION_NAMES`, in any case.
+
+    Returns:
+        The canonical name: ``"sphere"``, ``"torusN"`` or ``"torusC"``.
+
+    Raises:
+        ValueError: ``name`` is not an accepted name (or not a string).
+    """
     key = name.lower() if isinstance(name, str) else None
     if key not in PROJECTION_NAMES:
         raise ValueError(f"unknown projection mode {name!r}; use sphere, torusN or torusC "
@@ -28,18 +38,43 @@ def canonical_projection(name) -> str:
 
 
 def make_projection(name: str, dim: int) -> nn.Module:
-    """The normalising layer called ``name`` (any spelling :func:`canonical_projection` accepts)."""
+    """The normalising layer called ``name``: :class:`Sphere`, :class:`L2p` or :class:`Clifford`.
+
+    Args:
+        name: any spelling :func:`canonical_projection` accepts.
+        dim: the layer's input width (the output width is ``2 * dim`` for Clifford).
+
+    Returns:
+        A new ``Sphere(dim)``, ``L2p(dim)`` or ``Clifford(dim)``.
+
+    Raises:
+        ValueError: ``name`` is not an accepted name, or ``dim`` is not valid for that layer.
+    """
     return PROJECTIONS[canonical_projection(name)](dim)
 
 
 class ProjectionHead(nn.Module):
     """x -> [Linear -> BatchNorm -> ReLU] * (n_layers - 1) -> Linear(., dim) -> projection.
 
-    ``dim`` is the width fed to the projection, so the output width is ``dim`` (sphere, l2p) or ``2 * dim``
-    (clifford); read it from ``out_dim``. Input [..., in_features] (a 1-D input is one sample); training mode
-    with n_layers >= 2 needs >= 2 samples (BatchNorm).
+    ``dim`` is the width fed to the projection, so the output width is ``dim`` (sphere, l2p) or
+    ``2 * dim`` (clifford); read it from ``out_dim``. Input [..., in_features] (a 1-D input is one
+    sample); training mode with n_layers >= 2 needs >= 2 samples (BatchNorm).
 
-    Usage: ``head = ProjectionHead(512, 64, projection="l2p")``; ``z = head(backbone(x))``
+    Args:
+        in_features: width of the backbone features.
+        dim: width fed to the projection.
+        projection: the normalisation, any name :func:`canonical_projection` accepts.
+        hidden_dim: width of the hidden layers.
+        n_layers: number of Linear layers (1: a single Linear, no hidden layer).
+
+    Raises:
+        ValueError: a width or ``n_layers`` is not a positive integer, ``projection`` is not an
+            accepted name, or ``dim`` is odd with ``projection="l2p"``.
+
+    Example:
+        >>> head = ProjectionHead(512, 64, projection="l2p")
+        >>> head(torch.randn(8, 512)).shape
+        torch.Size([8, 64])
     """
 
     def __init__(self, in_features: int, dim: int, projection: str = "l2p", hidden_dim: int = 512,
@@ -63,4 +98,17 @@ class ProjectionHead(nn.Module):
         self.intrinsic_dim = self.projection.intrinsic_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The MLP, then the projection.
+
+        Args:
+            x: floating-point tensor of shape [..., in_features] (1-D: one sample).
+
+        Returns:
+            A tensor of shape [..., out_dim].
+
+        Raises:
+            TypeError: ``x`` is not a floating-point tensor.
+            ValueError: its last dimension is not ``in_features``, or the head is in training
+                mode and ``x`` holds fewer than 2 samples (BatchNorm statistics).
+        """
         return self.projection(run_mlp(self.mlp, x, self.in_features, "ProjectionHead"))

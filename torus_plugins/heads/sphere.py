@@ -13,7 +13,17 @@ class Sphere(nn.Module):
 
     float16/bfloat16 inputs are computed in float32 and cast back.
 
-    Usage: ``z = Sphere(dim=128)(features)``
+    Args:
+        dim: input and output width.
+        eps: lower bound on the norm; at least the smallest value that does not underflow.
+
+    Raises:
+        TypeError: ``eps`` is not a real number.
+        ValueError: ``dim`` is not a positive integer, or ``eps`` is not a number above its minimum.
+
+    Example:
+        >>> Sphere(dim=128)(torch.randn(4, 128)).norm(dim=-1).allclose(torch.ones(4))
+        True
     """
 
     n_circles = None
@@ -27,6 +37,18 @@ class Sphere(nn.Module):
         self.eps = check_positive_float(eps, "Sphere eps", MIN_EPS, "eps must not underflow to 0")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Divide ``x`` by its L2 norm (at least ``eps``) along the last dimension.
+
+        Args:
+            x: floating-point tensor of shape [..., dim].
+
+        Returns:
+            A tensor of the shape and dtype of ``x``, of unit norm (zero rows stay zero).
+
+        Raises:
+            TypeError: ``x`` is not a floating-point tensor.
+            ValueError: its last dimension is not ``dim``.
+        """
         check_float_tensor(x)
         check_width(x, self.dim)
         if x.dtype in _HALF:  # eps = 1e-12 rounds to 0 in fp16 (zero input -> NaN); compute in float32
@@ -35,4 +57,9 @@ class Sphere(nn.Module):
         return x / norm
 
     def extra_repr(self) -> str:
+        """The constructor argument shown by ``repr``.
+
+        Returns:
+            A string such as ``"dim=128"``.
+        """
         return f"dim={self.dim}"

@@ -1,4 +1,5 @@
-"""Torus-aware losses and regularisers. Every loss takes this package's unit-norm head outputs as is.
+"""Torus-aware losses and regularisers. Every loss takes this package's unit-norm head outputs as
+is.
 
 Usage::
 

@@ -19,7 +19,20 @@ from ..validation import check_mode
 
 
 def check_embeddings(x, name: str, min_batch: int = 2, dims=(2,)) -> None:
-    """Floating, finite, ``x.dim()`` in ``dims``, batch size >= ``min_batch``."""
+    """Check a loss input: floating, finite, ``x.dim()`` in ``dims``, batch size >= ``min_batch``.
+
+    Args:
+        x: the input.
+        name: its name in error messages.
+        min_batch: the smallest accepted batch size (dimension 0).
+        dims: the accepted numbers of dimensions.
+
+    Raises:
+        TypeError: ``x`` is not a floating-point tensor.
+        ValueError: wrong number of dimensions, a batch below ``min_batch``, an empty feature
+            dimension or no view, or NaN/inf in "host" mode (in "device" mode a failed check
+            raises RuntimeError when the device reports it).
+    """
     check_float_tensor(x, name)
     if x.dim() not in dims:
         want = " or ".join(f"{d}-D" for d in dims)
@@ -35,7 +48,15 @@ def check_embeddings(x, name: str, min_batch: int = 2, dims=(2,)) -> None:
 
 def check_finite_values(x: torch.Tensor, name: str) -> None:
     """No NaN or inf in ``x``: a ValueError counting them ("host"), a device-side assert ("device"),
-    or nothing ("off")."""
+    or nothing ("off").
+
+    Args:
+        x: the tensor to check.
+        name: its name in the message.
+
+    Raises:
+        ValueError: ``x`` holds NaN or inf, in "host" mode (raised by ``check_finite``).
+    """
     mode = check_mode(x)
     if mode == "host":
         check_finite(x, name)
@@ -46,15 +67,30 @@ def check_finite_values(x: torch.Tensor, name: str) -> None:
 def all_finite(x: torch.Tensor) -> torch.Tensor:
     """0-d bool tensor: no NaN or inf in non-empty ``x``, from one min/max reduction (NaN and +-inf
     reach the min or the max; no overflow is possible, unlike a sum). ``torch.isfinite(x).all()`` is
-    several times slower on CPU."""
+    several times slower on CPU.
+
+    Args:
+        x: a non-empty floating-point tensor (``aminmax`` fails on an empty one).
+
+    Returns:
+        A 0-d bool tensor on the device of ``x``; nothing is read on the host.
+    """
     smallest, largest = x.detach().aminmax()
     return (smallest > -math.inf) & (largest < math.inf)  # False for NaN too
 
 
 def check_that(ok, message: str, like: torch.Tensor) -> None:
     """The 0-d bool tensor ``ok()`` is True: a ValueError(message) ("host"), a device-side assert
-    ("device"), or nothing ("off": ``ok`` is not even computed). ``like``: a tensor of the batch,
-    which decides the mode."""
+    ("device"), or nothing ("off": ``ok`` is not even computed).
+
+    Args:
+        ok: a function returning a 0-d bool tensor (called only when the mode checks).
+        message: the error message.
+        like: a tensor of the batch, which decides the mode.
+
+    Raises:
+        ValueError: ``ok()`` is False in "host" mode.
+    """
     mode = check_mode(like)
     if mode == "host":
         if not bool(ok()):
@@ -64,7 +100,22 @@ def check_that(ok, message: str, like: torch.Tensor) -> None:
 
 
 def check_labels(labels, n: int, name: str = "labels") -> torch.Tensor:
-    """One class id per sample: a [n] tensor ([n, 1] is flattened); float ids must be integral."""
+    """One class id per sample: a [n] tensor ([n, 1] is flattened); float ids must be integral.
+
+    Args:
+        labels: the class ids, a tensor of shape [n] or [n, 1].
+        n: the batch size.
+        name: its name in error messages.
+
+    Returns:
+        ``labels`` as a 1-D tensor of shape [n] (a view; dtype unchanged).
+
+    Raises:
+        TypeError: ``labels`` is not a tensor, or is complex.
+        ValueError: its shape is not [n] or [n, 1], or (float) it holds NaN, inf or non-integral
+            values in "host" mode (in "device" mode a failed check raises RuntimeError when the
+            device reports it).
+    """
     if not isinstance(labels, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(labels).__name__}")
     labels = labels.reshape(-1) if labels.dim() > 1 and labels.numel() == labels.shape[0] else labels
@@ -90,13 +141,24 @@ HALF = (torch.float16, torch.bfloat16)
 
 
 def compute_dtype(*xs, normalised: str | None = None, name: str = "input"):
-    """float16/bfloat16 inputs are computed in float32 (their squares, exps and eps under/overflow); returns the
-    (possibly upcast) tensors and the loss dtype: float32 for half inputs (as autocast does for losses), else
-    the input dtype.
+    """float16/bfloat16 inputs are computed in float32 (their squares, exps and eps under/overflow).
 
-    ``normalised="row"`` / ``"pair"``: the loss normalises each row / each (cos, sin) pair, whose gradient is
-    ~1/norm; a half input with a norm below 1/finfo.max would get an infinite gradient on the way back, so it is a
-    ValueError here instead.
+    ``normalised="row"`` / ``"pair"``: the loss normalises each row / each (cos, sin) pair, whose
+    gradient is ~1/norm; a half input with a norm below 1/finfo.max would get an infinite gradient
+    on the way back, so it is a ValueError here instead.
+
+    Args:
+        *xs: the loss's input tensors, all of the first one's dtype.
+        normalised: None, ``"row"`` or ``"pair"`` (above).
+        name: the inputs' name in error messages.
+
+    Returns:
+        (the tensors, upcast to float32 if half; the loss dtype: float32 for half inputs, as
+        autocast does for losses, else the input dtype).
+
+    Raises:
+        ValueError: a half input has a row or pair norm below 1/finfo.max, in "host" mode (in
+            "device" mode a failed check raises RuntimeError when the device reports it).
     """
     out_dtype = xs[0].dtype
     if out_dtype in HALF:
@@ -128,8 +190,18 @@ def _check_normalisable(xs, how: str, name: str) -> None:
 
 
 def full_precision(forward):
-    """Run a loss's forward with autocast disabled on its inputs' device: logits / tau, exp and log of a loss in
-    bfloat16 lose 2-3 significant digits (the inputs are upcast by :func:`compute_dtype` instead)."""
+    """Run a loss's forward with autocast disabled on its inputs' device, then check its result.
+
+    logits / tau, exp and log of a loss in bfloat16 lose 2-3 significant digits (the inputs are
+    upcast by :func:`compute_dtype` instead). A non-finite result on finite inputs is a ValueError
+    ("host") or a device-side assert ("device").
+
+    Args:
+        forward: the ``forward`` method (or ``components``) of a loss module.
+
+    Returns:
+        The wrapped method.
+    """
     @functools.wraps(forward)
     def wrapper(self, *args, **kwargs):
         first = next((a for a in args if isinstance(a, torch.Tensor)), None)
@@ -152,7 +224,7 @@ def _autocast_enabled(device: str) -> bool:
 
 
 def _check_result(loss: nn.Module, out, inputs) -> None:
-    """The inputs were checked finite, so a non-finite loss means an intermediate overflowed: say so."""
+    """The inputs were checked finite, so a non-finite loss means an intermediate overflowed."""
     values = list(out.values()) if isinstance(out, dict) else [out]
     mode = check_mode(values[0])
     if mode == "off":
@@ -176,9 +248,26 @@ def _check_result(loss: nn.Module, out, inputs) -> None:
 
 
 def per_circle_unit(z: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """Renormalise every (cos, sin) pair of an interleaved vector to norm 1/sqrt(k): the :class:`L2p` head."""
+    """Renormalise every (cos, sin) pair of an interleaved vector to norm 1/sqrt(k): the
+    :class:`L2p` head.
+
+    Args:
+        z: floating-point tensor of shape [..., 2k].
+        eps: lower bound on each pair's norm.
+
+    Returns:
+        A tensor of the shape and dtype of ``z``.
+    """
     return L2p(int(z.shape[-1]), eps=eps)(z)
 
 
 def unit(z: torch.Tensor) -> torch.Tensor:
+    """z / max(||z||, 1e-12) along the last dimension (``F.normalize``).
+
+    Args:
+        z: floating-point tensor of shape [..., D].
+
+    Returns:
+        A tensor of the shape and dtype of ``z``.
+    """
     return F.normalize(z, dim=-1)

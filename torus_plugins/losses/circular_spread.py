@@ -1,4 +1,5 @@
-"""Circular spread: penalise Fisher-Lee circular correlation between the circles of a torus output."""
+"""Circular spread: penalise Fisher-Lee circular correlation between the circles of a torus
+output."""
 
 import torch
 from torch import nn
@@ -9,16 +10,26 @@ from .distributed import maybe_gather
 
 
 def fisher_lee_matrix(z: torch.Tensor, eps: float = 1e-12, min_spread: float = 0.0) -> torch.Tensor:
-    """[k, k] Fisher-Lee circular correlations between the k circles of an interleaved [B, 2k] batch (any scale).
+    """[k, k] Fisher-Lee circular correlations between the k circles of an interleaved [B, 2k] z.
 
-    rho(a, b) = sum_{i<j} sin(a_i - a_j) sin(b_i - b_j) / sqrt(sum_{i<j} sin^2(a_i - a_j) sum_{i<j} sin^2(b_i - b_j)),
-    evaluated in O(B k^2) with sum_{i,j} sin(a_i-a_j) sin(b_i-b_j) = 2 [Sa.Sb * Ca.Cb - Sa.Cb * Ca.Sb]
-    (S, C: sin and cos of the angles; "." a sum over the batch). rho is invariant to rotating a circle, so each
-    circle is first rotated to put its circular mean at angle 0: a (nearly) collapsed circle then has small S and
-    the formula does not cancel catastrophically. ``min_spread`` > 0 floors each circle's spread term
-    sum_{i<j} sin^2 at ``min_spread * B**2`` (a circle concentrated within about sqrt(2 * min_spread) radians counts
-    as collapsed: its correlations shrink towards 0 and the gradient stays bounded). The result is clamped to
-    [-1, 1] against rounding.
+    rho(a, b) = sum_{i<j} sin(a_i - a_j) sin(b_i - b_j) / sqrt(sum_{i<j} sin^2(a_i - a_j) sum_{i<j}
+    sin^2(b_i - b_j)), evaluated in O(B k^2) with sum_{i,j} sin(a_i-a_j) sin(b_i-b_j) = 2 [Sa.Sb *
+    Ca.Cb - Sa.Cb * Ca.Sb] (S, C: sin and cos of the angles; "." a sum over the batch). rho is
+    invariant to rotating a circle, so each circle is first rotated to put its circular mean at
+    angle 0: a (nearly) collapsed circle then has small S and the formula does not cancel
+    catastrophically. ``min_spread`` > 0 floors each circle's spread term sum_{i<j} sin^2 at
+    ``min_spread * B**2`` (a circle concentrated within about sqrt(2 * min_spread) radians counts as
+    collapsed: its correlations shrink towards 0 and the gradient stays bounded). The result is
+    clamped to [-1, 1] against rounding. The input is not checked (:class:`CircularSpreadLoss`
+    checks it).
+
+    Args:
+        z: floating-point tensor of shape [B, 2k], (cos, sin) pairs of any scale.
+        eps: lower bound on each pair's norm and on each spread term.
+        min_spread: floor of each circle's spread term, per B**2 (above).
+
+    Returns:
+        A symmetric tensor of shape [k, k] and the dtype of ``z``, values in [-1, 1].
     """
     pairs = per_circle_unit(z, eps).unflatten(-1, (-1, 2))  # rho is invariant to each circle's scale
     c, s = pairs[..., 0], pairs[..., 1]  # [B, k]: cos and sin of each circle's angle (times 1/sqrt(k))
@@ -38,13 +49,26 @@ def fisher_lee_matrix(z: torch.Tensor, eps: float = 1e-12, min_spread: float = 0
 
 
 class CircularSpreadLoss(nn.Module):
-    """L = mean_{a<b} rho_FL(theta_a, theta_b)^2 over all pairs of circles (Fisher & Lee 1983), in [0, 1].
+    """L = mean_{a<b} rho_FL(theta_a, theta_b)^2 over circle pairs (Fisher & Lee 1983) in [0, 1].
 
-    Angles are those of ``to_turns`` on the interleaved output (each (cos, sin) pair, any scale). Driving the
-    circular correlation between circles to zero stops the embedding from collapsing onto a 1-D curve wound round
-    the torus. A circle whose points lie within about sqrt(2 * min_spread) radians of each other (collapsed) is
-    treated as uncorrelated, so the loss stays in [0, 1] with bounded gradients (see :func:`fisher_lee_matrix`).
-    Needs >= 2 circles and a batch of >= 3. Usage: ``loss = CircularSpreadLoss()(L2p(64)(features))``
+    Angles are those of ``to_turns`` on the interleaved output (each (cos, sin) pair, any scale).
+    Driving the circular correlation between circles to zero stops the embedding from collapsing
+    onto a 1-D curve wound round the torus. A circle whose points lie within about sqrt(2 *
+    min_spread) radians of each other (collapsed) is treated as uncorrelated, so the loss stays in
+    [0, 1] with bounded gradients (see :func:`fisher_lee_matrix`). Needs >= 2 circles and a batch of
+    >= 3.
+
+    Args:
+        gather_distributed: gather the batch of all ranks (see :mod:`.distributed`).
+        min_spread: a number >= 0, the floor of each circle's spread (above).
+
+    Raises:
+        TypeError: ``gather_distributed`` is not a bool, or ``min_spread`` is not a real number.
+        ValueError: ``min_spread`` is not finite and >= 0.
+
+    Example:
+        >>> from torus_plugins.heads import L2p
+        >>> loss = CircularSpreadLoss()(L2p(64)(torch.randn(16, 64)))     # in [0, 1]
     """
 
     def __init__(self, gather_distributed: bool = False, min_spread: float = 1e-4):
@@ -54,10 +78,26 @@ class CircularSpreadLoss(nn.Module):
 
     @full_precision
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """mean_{a<b} rho_FL(theta_a, theta_b)^2 over the circles of a batch.
+
+        Args:
+            z: floating-point tensor of shape [B, 2k], B >= 3, k >= 2: (cos, sin) pairs.
+
+        Returns:
+            A 0-d tensor in [0, 1]: float32 for float16/bfloat16 input, else the dtype of ``z``.
+
+        Raises:
+            TypeError: ``z`` is not a floating-point tensor.
+            ValueError: ``z`` is not 2-D, has fewer than 3 samples, an odd last dimension or
+                fewer than 2 circles, NaN/inf (validation mode "host"; mode "device" raises
+                RuntimeError instead, see :mod:`torus_plugins.validation`), or the loss overflowed
+                on finite input.
+        """
         check_embeddings(z, "CircularSpreadLoss input", min_batch=3)
         check_even(int(z.shape[-1]), "the last dimension of the CircularSpreadLoss input")
         if z.shape[-1] < 4:
-            raise ValueError(f"CircularSpreadLoss needs at least 2 circles (last dimension >= 4), got {z.shape[-1]}")
+            raise ValueError(f"CircularSpreadLoss needs at least 2 circles (last dimension >= 4), "
+                             f"got {z.shape[-1]}")
         (z,) = maybe_gather(self.gather_distributed, z)
         (z,), out_dtype = compute_dtype(z, normalised="pair", name="CircularSpreadLoss input")
         rho = fisher_lee_matrix(z, min_spread=self.min_spread)

@@ -1,8 +1,9 @@
 """Element-wise gradient clamping *during* backward, as the paper does for torusC.
 
-``torch.nn.utils.clip_grad_value_`` clamps ``p.grad`` after backward; the paper (SupCon-Framework ``torus``
-branch) clamps each gradient as autograd computes it, with a tensor hook ``p.register_hook(lambda g:
-g.clamp(-v, v))``. This module installs exactly that hook, with ``clip_grad_value_``'s semantics per element.
+``torch.nn.utils.clip_grad_value_`` clamps ``p.grad`` after backward; the paper (SupCon-Framework
+``torus`` branch) clamps each gradient as autograd computes it, with a tensor hook
+``p.register_hook(lambda g: g.clamp(-v, v))``. This module installs exactly that hook, with
+``clip_grad_value_``'s semantics per element.
 """
 
 import math
@@ -41,16 +42,34 @@ def _parameters(model) -> list:
                         f"{type(model).__name__}") from None
     bad = [type(p).__name__ for p in params if not isinstance(p, torch.Tensor)]
     if bad:
-        raise TypeError(f"model must be an nn.Module, a tensor or an iterable of tensors; the iterable holds {bad[0]}")
+        raise TypeError(f"model must be an nn.Module, a tensor or an iterable of tensors; the "
+                        f"iterable holds {bad[0]}")
     return params
 
 
 def clip_gradients(model, value: float = 100.0) -> _Handles:
-    """Clamp every gradient element to [-value, value] as it is computed (a hook on each trainable parameter).
+    """g -> clamp(g, -value, value) for every gradient, as autograd computes it (hooks).
 
-    ``model`` is an ``nn.Module``, a tensor, or an iterable of tensors; ``value`` a finite number > 0.
-    Returns a handle; ``handle.remove()`` undoes it.
-    Usage: ``h = clip_gradients(model, 100.0)``  ...  ``h.remove()``
+    Hooks go on the parameters that require a gradient.
+
+    Args:
+        model: an ``nn.Module`` (its parameters), a tensor, or an iterable of tensors.
+        value: the bound, a finite number > 0.
+
+    Returns:
+        A handle holding the hooks; ``len(handle)`` is their number, ``handle.remove()`` removes
+        them all.
+
+    Raises:
+        ValueError: ``value`` is not a finite number > 0.
+        TypeError: ``model`` is none of the three kinds, or its iterable holds a non-tensor.
+
+    Example:
+        >>> model = torch.nn.Linear(4, 2)
+        >>> handle = clip_gradients(model, 100.0)
+        >>> len(handle)
+        2
+        >>> handle.remove()
     """
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"clip value must be a finite number > 0, got value={value!r}")

@@ -12,23 +12,37 @@ from .distributed import maybe_gather
 
 
 class ProtoCLRLoss(nn.Module):
-    """L = CE( z . P^T / tau, y ),  z = [F.normalize(z1); F.normalize(z2)],  P_c = mean of z over class c.
+    """L = CE( z . P^T / tau, y ),  z = [F.normalize(z1); F.normalize(z2)],  P_c = mean of z over c.
 
-    Matches upstream ProtoCLR ``losses.ProtoCLRLoss.forward(z1, z2, y)``: both views are normalised with
-    ``F.normalize`` (a no-op on this package's unit-norm heads), prototypes are the plain (un-renormalised) means
-    over both views of each class present in the batch, and the cross-entropy is averaged over the 2B rows.
-    ``circular_prototypes=True`` renormalises each prototype per circle (the circular mean on every circle, scaled
-    to the unit-norm Clifford layout): a proper point on the torus, for interleaved torus outputs. It is off by
-    default to keep upstream numbers; with it on, class spread no longer shrinks the prototype's norm.
-    The number of classes C is a value of ``y``: where host reads are free (eager CPU) the logits are
-    [2B, C] as upstream; elsewhere (GPU, torch.compile, validation mode 'device') they are [2B, B],
-    one column per class's first sample and the rest at -inf: the same loss, no host read, B/C times
-    the matmul work.
+    Matches upstream ProtoCLR ``losses.ProtoCLRLoss.forward(z1, z2, y)``: both views are normalised
+    with ``F.normalize`` (a no-op on this package's unit-norm heads), prototypes are the plain
+    (un-renormalised) means over both views of each class present in the batch, and the
+    cross-entropy is averaged over the 2B rows. ``circular_prototypes=True`` renormalises each
+    prototype per circle (the circular mean on every circle, scaled to the unit-norm Clifford
+    layout): a proper point on the torus, for interleaved torus outputs. It is off by default to
+    keep upstream numbers; with it on, class spread no longer shrinks the prototype's norm.
+    The number of classes C is a value of ``y``: where host reads are free (eager CPU) the logits
+    are [2B, C] as upstream; elsewhere (GPU, torch.compile, validation mode 'device') they are
+    [2B, B], one column per class's first sample and the rest at -inf: the same loss, no host read,
+    B/C times the matmul work.
 
-    Usage: ``loss = ProtoCLRLoss(tau=0.1)(L2p(128)(f1), L2p(128)(f2), y)``
+    Args:
+        tau: the temperature, a number > 0.
+        circular_prototypes: renormalise each prototype per circle (above).
+        gather_distributed: gather the batch of all ranks (see :mod:`.distributed`).
+
+    Raises:
+        TypeError: ``tau`` is not a real number, or a flag is not a bool.
+        ValueError: ``tau`` is not finite and > 0.
+
+    Example:
+        >>> from torus_plugins.heads import L2p
+        >>> head, y = L2p(128), torch.tensor([0, 0, 1, 1])
+        >>> loss = ProtoCLRLoss(tau=0.1)(head(torch.randn(4, 128)), head(torch.randn(4, 128)), y)
     """
 
-    def __init__(self, tau: float = 0.1, circular_prototypes: bool = False, gather_distributed: bool = False):
+    def __init__(self, tau: float = 0.1, circular_prototypes: bool = False,
+                 gather_distributed: bool = False):
         super().__init__()
         self.tau = check_positive_float(tau, "ProtoCLRLoss tau")
         self.circular_prototypes = check_bool(circular_prototypes, "ProtoCLRLoss circular_prototypes")
@@ -36,6 +50,26 @@ class ProtoCLRLoss(nn.Module):
 
     @full_precision
     def forward(self, z1: torch.Tensor, z2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The ProtoCLR loss of two views of a batch.
+
+        Args:
+            z1: floating-point tensor of shape [B, D], B >= 2: the first view.
+            z2: the second view, of the shape of ``z1``.
+            y: class ids, a tensor of shape [B] (or [B, 1]), integer or integral floats.
+
+        Returns:
+            A 0-d tensor: float32 for float16/bfloat16 input, else the dtype of ``z1``.
+
+        Raises:
+            TypeError: ``z1`` or ``z2`` is not a floating-point tensor, or ``y`` is not a real
+                tensor.
+            ValueError: ``z1`` or ``z2`` is not 2-D, has fewer than 2 samples or an empty
+                dimension, their shapes differ, ``y`` has the wrong shape, float ``y`` is not
+                integral, an input holds
+                NaN/inf (validation mode "host"; mode "device" raises
+                RuntimeError instead, see :mod:`torus_plugins.validation`), or the loss overflowed
+                on finite input.
+        """
         check_embeddings(z1, "ProtoCLRLoss z1")
         check_embeddings(z2, "ProtoCLRLoss z2")
         if z1.shape != z2.shape:

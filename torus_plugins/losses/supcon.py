@@ -11,19 +11,41 @@ from ._common import (check_embeddings, check_labels, check_that, compute_dtype,
                       per_circle_unit)
 from .distributed import maybe_gather
 
+
 def canonical_projmode(projmode):
-    """'sphere' | 'torusN' | 'torusC' | None from any accepted (case-insensitive, legacy) spelling."""
+    """'sphere' | 'torusN' | 'torusC' | None from any accepted (case-insensitive, legacy) spelling.
+
+    Args:
+        projmode: a name :func:`~torus_plugins.heads.canonical_projection` accepts, ``None`` or
+            ``"none"``.
+
+    Returns:
+        ``"sphere"``, ``"torusN"``, ``"torusC"`` or ``None``.
+
+    Raises:
+        ValueError: ``projmode`` is none of those.
+    """
     if projmode is None or (isinstance(projmode, str) and projmode.lower() == "none"):
         return None
     try:
         return canonical_projection(projmode)
     except ValueError:
-        raise ValueError(f"projmode must be one of sphere|torusN|torusC (legacy hyprs|torul|torus) or None, "
-                         f"got {projmode!r}") from None
+        raise ValueError(f"projmode must be one of sphere|torusN|torusC (legacy hyprs|torul|torus) "
+                         f"or None, got {projmode!r}") from None
 
 
 def project(features: torch.Tensor, projmode) -> torch.Tensor:
-    """Raw head features -> unit-norm vectors as the paper's pipeline reads them (None: already unit norm)."""
+    """Raw head features -> unit-norm vectors as the paper's pipeline reads them.
+
+    Args:
+        features: floating-point tensor of shape [..., D] (``"torusC"``: [..., k] turns).
+        projmode: a canonical mode from :func:`canonical_projmode`: ``"sphere"`` (F.normalize),
+            ``"torusN"`` (each (cos, sin) pair to norm 1/sqrt(D/2)), ``"torusC"`` (turns to the
+            unit-norm Clifford layout) or ``None`` (already unit norm: returned as is).
+
+    Returns:
+        A tensor of shape [..., D] ([..., 2k] for ``"torusC"``), unit norm along the last dimension.
+    """
     if projmode == "sphere":
         return F.normalize(features, dim=-1)
     if projmode == "torusN":
@@ -34,27 +56,47 @@ def project(features: torch.Tensor, projmode) -> torch.Tensor:
 
 
 class SupConLoss(nn.Module):
-    """L = -(tau/tau_b) mean_a 1/|P(a)| sum_{p in P(a)} log( exp(z_a.z_p/tau) / sum_{c != a} exp(z_a.z_c/tau) ).
+    """L = -(tau/tau_b) mean_a 1/|P(a)| sum_{p in P(a)} log(exp(z_a.z_p/tau) / Z_a).
 
-    ``features`` [B, n_views, D], ``labels`` [B] or None (SimCLR: the positives are the other views).
-    ``contrast_mode`` 'all' (every view is an anchor) or 'one' (view 0 only).
-    ``projmode`` says how the inputs are read, as in the paper's SupCon-Framework torus branch, but always yielding
-    unit vectors so tau keeps its usual meaning:
-      * 'sphere' (legacy 'hyprs'): ``F.normalize``. The default; a no-op on any unit-norm head output of this
-        package (Sphere, L2p, Clifford), so it is safe for all of them.
-      * 'torusN' ('torul'): pairwise L2 normalisation (the L2p head). Same loss as the paper's pair-unit vectors
-        with logits divided by tau*D/2.
-      * 'torusC' ('torus'): inputs are raw turns [B, n_views, k], mapped to the unit-norm Clifford layout. Same
-        loss as the paper's [cos..., sin...] features with logits divided by tau*k.
-      * None: the features are already unit norm (package heads); used as is.
-    Anchors with no positive (a singleton class with one view) are left out of the mean; if no anchor has one, a
-    ValueError is raised. With ``gather_distributed`` the contrast set is the batch of all ranks.
+    Z_a = sum_{c != a} exp(z_a.z_c/tau): the anchor's contrast set is every other view in the batch.
 
-    Usage: ``loss = SupConLoss(0.07)(torch.stack([L2p(128)(f1), L2p(128)(f2)], 1), labels)``
+    ``features`` [B, n_views, D], ``labels`` [B] or None (SimCLR: the positives are the other
+    views). ``projmode`` says how the inputs are read, as in the paper's SupCon-Framework torus
+    branch, but always yielding unit vectors so tau keeps its usual meaning:
+
+    * 'sphere' (legacy 'hyprs'): ``F.normalize``. The default; a no-op on any unit-norm head output
+      of this package (Sphere, L2p, Clifford), so it is safe for all of them.
+    * 'torusN' ('torul'): pairwise L2 normalisation (the L2p head). Same loss as the paper's
+      pair-unit vectors with logits divided by tau*D/2.
+    * 'torusC' ('torus'): inputs are raw turns [B, n_views, k], mapped to the unit-norm Clifford
+      layout. Same loss as the paper's [cos..., sin...] features with logits divided by tau*k.
+    * None: the features are already unit norm (package heads); used as is.
+
+    Anchors with no positive (a singleton class with one view) are left out of the mean; if no
+    anchor has one, a ValueError is raised. With ``gather_distributed`` the contrast set is the
+    batch of all ranks.
+
+    Args:
+        temperature: tau, a number > 0.
+        contrast_mode: ``"all"`` (every view is an anchor) or ``"one"`` (view 0 only).
+        base_temperature: tau_b, a number > 0.
+        projmode: how the features are read (above).
+        gather_distributed: gather the batch of all ranks (see :mod:`.distributed`).
+
+    Raises:
+        TypeError: a temperature is not a real number, or ``gather_distributed`` is not a bool.
+        ValueError: a temperature is not finite and > 0, or ``contrast_mode`` or ``projmode`` is
+            not an accepted value.
+
+    Example:
+        >>> from torus_plugins.heads import L2p
+        >>> z = L2p(128)(torch.randn(8, 2, 128))                   # [B, n_views, D]
+        >>> loss = SupConLoss(0.07)(z, torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]))
     """
 
-    def __init__(self, temperature: float = 0.07, contrast_mode: str = "all", base_temperature: float = 0.07,
-                 projmode="sphere", gather_distributed: bool = False):
+    def __init__(self, temperature: float = 0.07, contrast_mode: str = "all",
+                 base_temperature: float = 0.07, projmode="sphere",
+                 gather_distributed: bool = False):
         super().__init__()
         self.contrast_mode = check_choice(contrast_mode, "SupConLoss contrast_mode", ("all", "one"))
         self.temperature = check_positive_float(temperature, "SupConLoss temperature")
@@ -64,13 +106,33 @@ class SupConLoss(nn.Module):
 
     @full_precision
     def forward(self, features: torch.Tensor, labels=None) -> torch.Tensor:
+        """The SupCon loss of a batch.
+
+        Args:
+            features: floating-point tensor of shape [B, n_views, D], B >= 2.
+            labels: class ids, a tensor of shape [B] (or [B, 1]), integer or integral floats; or
+                None: the positives are the other views of the same sample (needs n_views >= 2).
+
+        Returns:
+            A 0-d tensor: float32 for float16/bfloat16 input, else the dtype of ``features``.
+
+        Raises:
+            TypeError: ``features`` is not a floating-point tensor, or ``labels`` is not a real
+                tensor.
+            ValueError: ``features`` is not 3-D or has fewer than 2 samples or an empty
+                dimension, ``labels`` has the wrong shape, there are no labels and n_views < 2,
+                no anchor has a positive, float ``labels`` are not integral, an input holds
+                NaN/inf (validation mode "host"; mode "device" raises
+                RuntimeError instead, see :mod:`torus_plugins.validation`), or the loss overflowed
+                on finite input.
+        """
         check_embeddings(features, "SupConLoss features [B, n_views, D]", dims=(3,))
         b, n_views = features.shape[0], features.shape[1]
         if labels is not None:
             labels = check_labels(labels, b)
         elif n_views < 2:
-            raise ValueError(f"SupConLoss without labels needs n_views >= 2 (positives are the other views), "
-                             f"got n_views={n_views}")
+            raise ValueError(f"SupConLoss without labels needs n_views >= 2 (positives are the "
+                             f"other views), got n_views={n_views}")
         features, labels = maybe_gather(self.gather_distributed, features, labels)
         b = features.shape[0]
         how = {"sphere": "row", "torusN": "pair"}.get(self.projmode)

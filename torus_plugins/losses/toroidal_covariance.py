@@ -1,4 +1,5 @@
-"""Toroidal covariance regulariser (jepa-torus V1): off-diagonal covariance weighted by an N x N torus grid."""
+"""Toroidal covariance regulariser (jepa-torus V1): off-diagonal covariance weighted by an N x N
+torus grid."""
 
 import torch
 from torch import nn
@@ -10,10 +11,22 @@ from .distributed import maybe_gather
 
 
 def torus_grid_penalty(grid_size: int, penalty: str = "distance") -> torch.Tensor:
-    """[N^2, N^2] weights between grid cells; cell i sits at (i mod N, i // N).
+    """[N^2, N^2] weights between the cells of an N x N torus grid, cell i at (i mod N, i // N).
 
-    'distance': torus Manhattan distance min(|dx|, N-|dx|) + min(|dy|, N-|dy|), divided by its maximum.
-    'laplacian': |L| of the 4-neighbour torus-grid Laplacian, off-diagonal part rescaled to mean 1 (diagonal 4).
+    'distance': torus Manhattan distance min(|dx|, N-|dx|) + min(|dy|, N-|dy|), divided by its
+    maximum. 'laplacian': |L| of the 4-neighbour torus-grid Laplacian, off-diagonal part rescaled to
+    mean 1 (diagonal 4).
+
+    Args:
+        grid_size: N, an integer >= 2.
+        penalty: ``"distance"`` or ``"laplacian"``.
+
+    Returns:
+        A float64 tensor of shape [N^2, N^2], symmetric.
+
+    Raises:
+        TypeError: ``grid_size`` is not an integer.
+        ValueError: ``grid_size`` < 2, or ``penalty`` is neither name.
     """
     n = check_int(grid_size, "grid_size", minimum=2)
     check_choice(penalty, "penalty", ("distance", "laplacian"))
@@ -35,19 +48,33 @@ def torus_grid_penalty(grid_size: int, penalty: str = "distance") -> torch.Tenso
 
 
 class ToroidalCovarianceLoss(nn.Module):
-    """L = sum_{i != j} W[pos(i), pos(j)] C_ij^2 / (D (D-1)),  pos(d) = d mod N^2,  C the batch covariance.
+    """L = sum_{i != j} W[pos(i), pos(j)] C_ij^2 / (D (D-1)), pos(d) = d mod N^2, C the covariance.
 
-    Replaces VICReg's isotropic off-diagonal penalty with one weighted by an N x N torus grid (jepa-torus V1,
-    same weights and normalisation as its ``ToroidalCovarianceLoss``). The grid's spectral gap is
-    ``torus_spectral_gap(N)`` = 2 - 2 cos(2 pi / N). Input [B, dim].
-    Usage: ``loss = ToroidalCovarianceLoss(grid_size=12, dim=256)(z)``
+    Replaces VICReg's isotropic off-diagonal penalty with one weighted by an N x N torus grid
+    (jepa-torus V1, same weights and normalisation as its ``ToroidalCovarianceLoss``). The grid's
+    spectral gap is ``torus_spectral_gap(N)`` = 2 - 2 cos(2 pi / N). Input [B, dim].
+
+    Args:
+        grid_size: N, an integer >= 2.
+        dim: D, the input width, an integer >= 2.
+        penalty: the weights W, ``"distance"`` or ``"laplacian"`` (:func:`torus_grid_penalty`).
+        gather_distributed: gather the batch of all ranks (see :mod:`.distributed`).
+
+    Raises:
+        TypeError: ``grid_size`` or ``dim`` is not an integer, or ``gather_distributed`` is not a
+            bool.
+        ValueError: ``grid_size`` or ``dim`` < 2, or ``penalty`` is neither name.
+
+    Example:
+        >>> loss = ToroidalCovarianceLoss(grid_size=12, dim=256)(torch.randn(32, 256))
     """
 
     def __init__(self, grid_size: int = 12, dim: int = 2048, penalty: str = "distance",
                  gather_distributed: bool = False):
         super().__init__()
         grid_size = check_int(grid_size, "ToroidalCovarianceLoss grid_size", minimum=2)
-        dim = check_int(dim, "ToroidalCovarianceLoss dim (>= 2: no off-diagonal covariance below)", minimum=2)
+        dim = check_int(dim, "ToroidalCovarianceLoss dim (>= 2: no off-diagonal covariance below)",
+                        minimum=2)
         check_choice(penalty, "ToroidalCovarianceLoss penalty", ("distance", "laplacian"))
         gather_distributed = check_bool(gather_distributed, "ToroidalCovarianceLoss gather_distributed")
         w = torus_grid_penalty(grid_size, penalty)
@@ -70,6 +97,21 @@ class ToroidalCovarianceLoss(nn.Module):
 
     @full_precision
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """The weighted off-diagonal covariance penalty of a batch.
+
+        Args:
+            z: floating-point tensor of shape [B, dim], B >= 2.
+
+        Returns:
+            A 0-d tensor: float32 for float16/bfloat16 input, else the dtype of ``z``.
+
+        Raises:
+            TypeError: ``z`` is not a floating-point tensor.
+            ValueError: ``z`` is not 2-D, has fewer than 2 samples, a width other than ``dim``,
+                NaN/inf (validation mode "host"; mode "device" raises
+                RuntimeError instead, see :mod:`torus_plugins.validation`), or the loss overflowed
+                on finite input.
+        """
         check_embeddings(z, "ToroidalCovarianceLoss input")
         if z.shape[1] != self.dim:
             raise ValueError(f"ToroidalCovarianceLoss input must have last dimension {self.dim}, "

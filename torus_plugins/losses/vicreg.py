@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_bool, check_choice, check_int, check_non_negative_float, check_positive_float
+from .._checks import (check_bool, check_choice, check_int, check_non_negative_float,
+                       check_positive_float)
 from ._common import check_embeddings, compute_dtype, full_precision
 from .distributed import maybe_gather
 from .toroidal_covariance import ToroidalCovarianceLoss
@@ -15,11 +16,30 @@ class VICRegLoss(nn.Module):
 
     V(z) = mean_d relu(1 - sqrt(Var z_d + eps)); isotropic Cov(z) = sum_{i != j} C_ij^2 / D (as
     ``lightly.loss.VICRegLoss``, numerically equal); ``covariance='toroidal'`` uses
-    :class:`ToroidalCovarianceLoss` (grid ``grid_size``, 'distance' penalty) instead.
-    ``components(z_a, z_b)`` returns {loss, invariance_loss, var_loss, cov_loss} (eb_jepa's dict; the parts are
-    unweighted). With ``gather_distributed`` all three terms use the batch of all ranks (lightly computes the
-    invariance term on the local batch only).
-    Usage: ``loss = VICRegLoss(covariance='toroidal', grid_size=12)(z_a, z_b)``
+    :class:`ToroidalCovarianceLoss` (grid ``grid_size``, weights ``penalty``) instead.
+    ``components(z_a, z_b)`` returns {loss, invariance_loss, var_loss, cov_loss} (eb_jepa's dict;
+    the parts are unweighted). With ``gather_distributed`` all three terms use the batch of all
+    ranks (lightly computes the invariance term on the local batch only).
+
+    Args:
+        lambda_param: lambda, the invariance weight, >= 0.
+        mu_param: mu, the variance weight, >= 0.
+        nu_param: nu, the covariance weight, >= 0.
+        covariance: ``"isotropic"`` or ``"toroidal"``.
+        grid_size: N of the toroidal grid, an integer >= 2 (checked also when isotropic).
+        eps: added to the variance before the square root, > 0.
+        gather_distributed: gather the batch of all ranks (see :mod:`.distributed`).
+        penalty: the toroidal weights, ``"distance"`` or ``"laplacian"``.
+
+    Raises:
+        TypeError: a weight or ``eps`` is not a real number, ``grid_size`` is not an integer, or
+            ``gather_distributed`` is not a bool.
+        ValueError: a weight is negative, ``eps`` is not > 0, ``grid_size`` < 2, or
+            ``covariance`` or ``penalty`` is not an accepted name (all values must be finite).
+
+    Example:
+        >>> vicreg = VICRegLoss(covariance="toroidal", grid_size=12)
+        >>> loss = vicreg(torch.randn(32, 256), torch.randn(32, 256))
     """
 
     def __init__(self, lambda_param: float = 25.0, mu_param: float = 25.0, nu_param: float = 1.0,
@@ -32,7 +52,8 @@ class VICRegLoss(nn.Module):
         self.mu_param = check_non_negative_float(mu_param, "VICRegLoss mu_param")
         self.nu_param = check_non_negative_float(nu_param, "VICRegLoss nu_param")
         grid_size = check_int(grid_size, "VICRegLoss grid_size", minimum=2)
-        eps = check_positive_float(eps, "VICRegLoss eps")  # eps < 0 gives sqrt of a negative variance: NaN
+        # eps < 0 gives the sqrt of a negative variance: NaN
+        eps = check_positive_float(eps, "VICRegLoss eps")
         self.covariance, self.grid_size, self.eps, self.penalty = covariance, grid_size, eps, penalty
         self.gather_distributed = check_bool(gather_distributed, "VICRegLoss gather_distributed")
         self._toroidal = {}
@@ -52,6 +73,24 @@ class VICRegLoss(nn.Module):
 
     @full_precision
     def components(self, z_a: torch.Tensor, z_b: torch.Tensor) -> dict:
+        """The loss and its three unweighted parts.
+
+        Args:
+            z_a: floating-point tensor of shape [B, D], B >= 2: the first view.
+            z_b: the second view, of the shape of ``z_a``.
+
+        Returns:
+            A dict of 0-d tensors (float32 for float16/bfloat16 input, else the input dtype):
+            ``loss``, ``invariance_loss``, ``var_loss``, ``cov_loss``.
+
+        Raises:
+            TypeError: ``z_a`` or ``z_b`` is not a floating-point tensor.
+            ValueError: ``z_a`` or ``z_b`` is not 2-D, has fewer than 2 samples or an empty
+                dimension, their shapes differ, an input holds
+                NaN/inf (validation mode "host"; mode "device" raises
+                RuntimeError instead, see :mod:`torus_plugins.validation`), or the loss overflowed
+                on finite input.
+        """
         check_embeddings(z_a, "VICRegLoss z_a")
         check_embeddings(z_b, "VICRegLoss z_b")
         if z_a.shape != z_b.shape:
@@ -67,4 +106,21 @@ class VICRegLoss(nn.Module):
         return {key: value.to(out_dtype) for key, value in parts.items()}
 
     def forward(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
+        """The VICReg loss: ``components(z_a, z_b)["loss"]``.
+
+        Args:
+            z_a: floating-point tensor of shape [B, D], B >= 2: the first view.
+            z_b: the second view, of the shape of ``z_a``.
+
+        Returns:
+            A 0-d tensor: float32 for float16/bfloat16 input, else the input dtype.
+
+        Raises:
+            TypeError: ``z_a`` or ``z_b`` is not a floating-point tensor.
+            ValueError: ``z_a`` or ``z_b`` is not 2-D, has fewer than 2 samples or an empty
+                dimension, their shapes differ, an input holds
+                NaN/inf (validation mode "host"; mode "device" raises
+                RuntimeError instead, see :mod:`torus_plugins.validation`), or the loss overflowed
+                on finite input.
+        """
         return self.components(z_a, z_b)["loss"]
