@@ -26,7 +26,8 @@ Usage::
 import numpy as np
 
 from ._inputs import as_labels
-from .geometries import get_geometry, turns_circular_variance, unit_rows
+from .._arrays import unit_rows
+from ..geometry import get_geometry, turns_circular_variance
 from .retrieval import (GeometryKNN, _check_defined, _split_labels, faiss_threads,
                         require_retrieval, retrieval_from_knn)
 from .settings import PQ_SETTINGS, Setting, table_settings
