@@ -8,7 +8,8 @@ Two lines at the top of ``examples/image_jepa/main.py`` (or ``video_jepa/main.py
 
 After the patch, ``VICRegLoss(std_coeff, cov_coeff)`` and ``VCLoss(std_coeff, cov_coeff, proj)`` built by the
 script are the drop-ins below: same constructor arguments, same outputs, plus keyword options that ``patch``
-binds (``projection``, ``cov``, ``uniformity_coeff``, ``grid_size``, ``std_margin``).
+binds (``projection``, ``cov``, ``uniformity_coeff``, ``grid_size``, ``std_margin``,
+``uniformity_samples``).
 
 What changes inside (everything else follows upstream: invariance = MSE between views, variance = hinge on each
 coordinate's std with eps 1e-4, covariance = mean squared off-diagonal covariance, summed over the two views):
@@ -20,7 +21,16 @@ coordinate's std with eps 1e-4, covariance = mean squared off-diagonal covarianc
   is met by evenly spread angles instead of pushing them to two antipodes);
 * ``cov="toroidal"`` replaces the isotropic covariance term with :class:`torus_plugins.losses.ToroidalCovarianceLoss`;
 * ``uniformity_coeff`` (default 1) adds ``torus_plugins.losses.UniformityLoss`` (t=2) on the unit-norm embeddings
-  of each view (VCLoss: on its samples, N x N memory).
+  of each view (VCLoss: on its B*T*H*W positions).
+* ``uniformity_samples`` (default 4096) bounds that term's memory, which is quadratic in the
+  number of rows it sees: when a view has more rows (VCLoss on a video, [64, 16, 10, 64, 64] ->
+  2.6M positions at the video example's defaults), the term is computed on ``uniformity_samples``
+  rows drawn without replacement, afresh at every call, by ``torch.randperm`` on torch's default
+  generator (reproducible under ``torch.manual_seed``). It is then a Monte-Carlo estimate of the
+  same log-mean-exp over a random subset of pairs (about 16.8M of them): its memory stays near
+  0.5 GB whatever B, T, H, W. Fewer rows than that: every pair, exactly as before.
+  ``uniformity_samples=None`` asks for every pair always, and raises a ``ValueError`` above 8192
+  rows (N x N float matrices, about 1.8 GiB at 8192 rows) instead of exhausting memory.
 
 ``VICRegLoss.forward(z1, z2)`` -> dict with ``loss``, ``invariance_loss``, ``var_loss``, ``cov_loss`` and, when
 ``uniformity_coeff`` != 0, ``uniformity_loss``. ``loss`` *includes* the uniformity term:
@@ -46,6 +56,11 @@ __all__ = ["VICRegLoss", "VCLoss", "TorusVCTerms", "patch", "unpatch"]
 
 COVARIANCES = ("isotropic", "toroidal")
 
+#: Rows the uniformity term sees at most by default (its memory is quadratic in them).
+UNIFORMITY_SAMPLES = 4096
+#: Most rows ``uniformity_samples=None`` (every pair) accepts before refusing (1.8 GiB at 8192).
+MAX_EXACT_UNIFORMITY_ROWS = 8192
+
 
 def hinge_std(x: torch.Tensor, margin: float) -> torch.Tensor:
     """mean_d relu(margin - sqrt(var_d + 1e-4)) over the feature dimensions of [N, D]."""
@@ -66,8 +81,16 @@ class TorusVCTerms(nn.Module):
     """The shared part: projection onto the torus, then variance, covariance and uniformity terms of [N, D]."""
 
     def __init__(self, projection="torusN", cov="isotropic", uniformity_coeff=1.0, grid_size=12, std_margin=None,
-                 penalty="distance"):
+                 penalty="distance", uniformity_samples=UNIFORMITY_SAMPLES):
         super().__init__()
+        if uniformity_samples is not None:
+            if isinstance(uniformity_samples, bool) or not isinstance(uniformity_samples, int):
+                raise TypeError(f"uniformity_samples must be an int or None, got "
+                                f"{type(uniformity_samples).__name__}")
+            if uniformity_samples < 2:
+                raise ValueError(
+                    f"uniformity_samples must be >= 2 (pairs of rows), got {uniformity_samples}")
+        self.uniformity_samples = uniformity_samples
         self.projection = None if projection is None else canonical_mode(projection)
         if cov not in COVARIANCES:
             raise ValueError(f"unknown cov {cov!r}; use one of {COVARIANCES}")
@@ -90,8 +113,22 @@ class TorusVCTerms(nn.Module):
         if self.projection is None:
             return z, z
         unit = torus_normalize(z, mode=self.projection, dim=1)
-        scale = math.sqrt(unit.shape[1] / 2) if self.projection != "sphere" else 1.0
-        return unit, unit * scale
+        return unit, unit * self.circle_scale(unit.shape[1])
+
+    def circle_scale(self, width: int) -> float:
+        """Circle coordinates = unit-norm embedding * this: sqrt(width / 2) on a torus (every
+        circle at radius 1), else 1."""
+        return math.sqrt(width / 2) if self.projection in ("torusN", "torusC") else 1.0
+
+    def check_rows(self, n: int) -> None:
+        """Raise before any work if the uniformity term would need every pair of too many rows."""
+        exact = self._uniformity is not None and self.uniformity_samples is None
+        if exact and n > MAX_EXACT_UNIFORMITY_ROWS:
+            raise ValueError(
+                f"uniformity over every pair of {n} rows needs {n}x{n} matrices "
+                f"({4 * n * n / 2**30:.1f} GiB each); uniformity_samples=None accepts at most "
+                f"{MAX_EXACT_UNIFORMITY_ROWS} rows: set uniformity_samples (e.g. "
+                f"{UNIFORMITY_SAMPLES}) to estimate it on a random subset")
 
     def cov_term(self, q: torch.Tensor) -> torch.Tensor:
         if self.cov == "isotropic":
@@ -102,21 +139,31 @@ class TorusVCTerms(nn.Module):
             self._toroidal[dim] = ToroidalCovarianceLoss(grid_size=self.grid_size, dim=dim, penalty=self.penalty)
         return self._toroidal[dim](q)
 
-    def uniformity_term(self, unit: torch.Tensor) -> torch.Tensor:
+    def uniformity_term(self, unit: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """Uniformity of the rows of ``unit / scale`` [N, D] (pass circle coordinates and their
+        :meth:`circle_scale` to skip a full-size copy); on ``uniformity_samples`` random rows when
+        N is larger."""
         if self._uniformity is None:
             return unit.new_zeros(())
-        return self._uniformity(unit)
+        n = unit.shape[0]
+        self.check_rows(n)
+        if self.uniformity_samples is not None and n > self.uniformity_samples:
+            rows = torch.randperm(n, device=unit.device)[:self.uniformity_samples]
+            unit = unit[rows]
+        return self._uniformity(unit / scale if scale != 1.0 else unit)
 
 
 class VICRegLoss(nn.Module):
     """Drop-in for ``eb_jepa.losses.VICRegLoss(std_coeff, cov_coeff)`` with a torus projection."""
 
     def __init__(self, std_coeff=1.0, cov_coeff=1.0, projection="torusN", cov="isotropic", uniformity_coeff=1.0,
-                 grid_size=12, std_margin=None, penalty="distance"):
+                 grid_size=12, std_margin=None, penalty="distance",
+                 uniformity_samples=UNIFORMITY_SAMPLES):
         super().__init__()
         self.std_coeff = std_coeff
         self.cov_coeff = cov_coeff
-        self.terms = TorusVCTerms(projection, cov, uniformity_coeff, grid_size, std_margin, penalty)
+        self.terms = TorusVCTerms(projection, cov, uniformity_coeff, grid_size, std_margin, penalty,
+                                  uniformity_samples)
         self.last_terms = {}
 
     def forward(self, z1, z2):
@@ -143,22 +190,25 @@ class VCLoss(nn.Module):
     ``proj``. ``forward(x[B, C, T, H, W])`` reads every (b, t, h, w) position as a sample of C features."""
 
     def __init__(self, std_coeff, cov_coeff, proj=None, projection="torusN", cov="isotropic", uniformity_coeff=1.0,
-                 grid_size=12, std_margin=None, penalty="distance"):
+                 grid_size=12, std_margin=None, penalty="distance",
+                 uniformity_samples=UNIFORMITY_SAMPLES):
         super().__init__()
         self.std_coeff = std_coeff
         self.cov_coeff = cov_coeff
         self.proj = nn.Identity() if proj is None else proj
-        self.terms = TorusVCTerms(projection, cov, uniformity_coeff, grid_size, std_margin, penalty)
+        self.terms = TorusVCTerms(projection, cov, uniformity_coeff, grid_size, std_margin, penalty,
+                                  uniformity_samples)
         self.last_terms = {}
 
     def forward(self, x, actions=None):
         if not isinstance(x, torch.Tensor) or x.dim() < 2:
             raise ValueError(f"x must be a [B, C, ...] tensor, got {getattr(x, 'shape', type(x))}")
         samples = x.transpose(0, 1).flatten(1).transpose(0, 1)  # [B*T*H*W, C]
-        unit, q = self.terms.project(self.proj(samples))
+        self.terms.check_rows(samples.shape[0])
+        _, q = self.terms.project(self.proj(samples))   # the unit-norm copy is not kept
         std_loss = hinge_std(q, self.terms.std_margin)
         cov_loss = self.terms.cov_term(q)
-        unif = self.terms.uniformity_term(unit)
+        unif = self.terms.uniformity_term(q, self.terms.circle_scale(q.shape[1]))
         loss = self.std_coeff * std_loss + self.cov_coeff * cov_loss + self.terms.uniformity_coeff * unif
         unweighted = std_loss + cov_loss + unif
         self.last_terms = {"std_loss": std_loss.detach(), "cov_loss": cov_loss.detach(),
@@ -171,17 +221,18 @@ class VCLoss(nn.Module):
 
 def patch(module, projection="torusN", **options) -> Patch:
     """Replace ``VICRegLoss`` and ``VCLoss`` in ``module`` (``eb_jepa.losses``) with the drop-ins, binding
-    ``projection`` and any ``options`` (cov, uniformity_coeff, grid_size, std_margin, penalty) as defaults."""
+    ``projection`` and any ``options`` (cov, uniformity_coeff, grid_size, std_margin, penalty,
+    uniformity_samples) as defaults."""
     if projection is not None:
         projection = canonical_mode(projection)
     check_patchable(module)
     missing = [name for name in ("VICRegLoss", "VCLoss") if not hasattr(module, name)]
     if missing:
         raise ValueError(f"{module.__name__!r} has no {', '.join(missing)}; pass eb_jepa.losses")
-    unknown = set(options) - {"cov", "uniformity_coeff", "grid_size", "std_margin", "penalty"}
+    known = ("cov", "uniformity_coeff", "grid_size", "std_margin", "penalty", "uniformity_samples")
+    unknown = set(options) - set(known)
     if unknown:
-        raise TypeError(f"unknown option(s) {sorted(unknown)}; known: cov, uniformity_coeff, grid_size, "
-                        f"std_margin, penalty")
+        raise TypeError(f"unknown option(s) {sorted(unknown)}; known: {', '.join(known)}")
     # validate the options now rather than when the pipeline first builds a loss
     TorusVCTerms(projection, **{k: v for k, v in options.items() if k != "uniformity_coeff"}, uniformity_coeff=0.0)
     defaults = dict(options, projection=projection)

@@ -1,5 +1,5 @@
 """Redirect a module's ``F.normalize`` to a torus projection, reversibly: the mechanism behind the ProtoCLR and
-EB-JEPA adapters (SupCon-Framework's patch subclasses its model instead; see ``supcon_framework``).
+EB-JEPA adapters (SupCon-Framework's patch sets methods on its classes; see ``supcon_framework``).
 
 A training script usually does ``import torch.nn.functional as F`` and normalises with ``F.normalize(x, dim=1)``.
 :func:`patch_normalize` replaces that module's ``F`` with a proxy whose ``normalize`` projects onto the torus and

@@ -13,6 +13,12 @@ raises a ``ValueError`` saying what to set, when ``utils.build_model``/``build_o
 touches any folder. (``projmode=None``: follow whatever the config says.) The upstream ``main`` branch has no
 projmode and its run names would not mark a torus run: patching it is refused at patch time.
 
+How: the upstream classes themselves are patched in place -- ``SupConModel.__init__``/``forward``
+(plus a new ``embed``), ``SupConLoss`` and ``KoLeoLoss``'s ``__init__``/``forward`` -- and every
+original is restored by ``unpatch``. No module name is rebound, so upstream's
+``super(SupConModel, self)``, ``from .models import SupConModel`` in ``tools/utils.py`` and its
+``LOSSES`` dict all keep meaning the one (patched) class.
+
 What the patch changes, per config projmode:
 
 * ``torusN``: ``SupConModel`` emits unit-norm embeddings (each circle scaled by 1/sqrt(k), the package
@@ -20,8 +26,10 @@ What the patch changes, per config projmode:
   validation (inner-product kNN) unchanged; the cosine ranking is the same.
 * ``torusC``: the model is upstream's (raw head output read as turns; the loss and validation apply cos/sin).
 * ``sphere``: nothing in the model.
-* ``tools.losses``: ``SupConLoss`` and ``KoLeoLoss`` (also in the ``LOSSES`` dict train.py uses) become the
-  drop-ins below: identical logits for every projmode, package-tested numerics.
+* ``tools.losses``: ``SupConLoss`` and ``KoLeoLoss`` still run upstream's ``__init__`` (its checks
+  and attributes), then compute with the drop-ins below (held as ``loss.torus_loss``): identical
+  logits for every projmode, package-tested numerics. Instances built before the patch keep
+  upstream's behaviour.
 
 Drop-ins with upstream's constructor and forward signatures:
 
@@ -38,8 +46,8 @@ Drop-ins with upstream's constructor and forward signatures:
 * ``KoLeoLoss(projmode)``, ``forward(features[B, n_views, D], labels)``: KoLeo per view, summed over views.
 """
 
+import functools
 import inspect
-import sys
 
 import torch
 from torch import nn
@@ -218,101 +226,202 @@ def _check_config(config_projmode, mode, what):
     return config
 
 
-def _torus_model_class(upstream, mode):
-    """Subclass of upstream's ``SupConModel`` that checks the config's projmode and puts torusN at unit norm."""
+class _ClassAttributes:
+    """A class's own attributes as the mapping a :class:`Patch` item expects (``get``,
+    ``[key] = value``, ``pop``), so that undoing the patch restores (or deletes) exactly what was
+    set on the class."""
+
+    def __init__(self, cls):
+        self.cls = cls
+
+    def get(self, key, default=None):
+        return self.cls.__dict__.get(key, default)
+
+    def __setitem__(self, key, value):
+        setattr(self.cls, key, value)
+
+    def pop(self, key, default=None):
+        value = self.cls.__dict__.get(key, default)
+        if key in self.cls.__dict__:
+            delattr(self.cls, key)
+        return value
+
+
+def _class_items(cls, attributes: dict) -> list:
+    """Patch items setting ``attributes`` on ``cls`` itself, plus a marker naming the patch."""
+    target = _ClassAttributes(cls)
+    return [(target, name, value) for name, value in {**attributes, _CLASS_MARK: True}.items()]
+
+
+_CLASS_MARK = "_torus_plugins_patched"
+
+
+def _model_attributes(upstream, mode):
+    """Methods that, set on upstream's ``SupConModel`` itself, check the config's projmode before
+    anything is built and put torusN at unit norm. Upstream's own methods run unchanged, so however
+    upstream spells ``super()`` it resolves to the same class."""
     signature = inspect.signature(upstream.__init__)
-
-    class TorusSupConModel(upstream):
-        __doc__ = f"upstream SupConModel patched by torus-plugins ({mode or 'following the config'})"
-
-        def __init__(self, *args, **kwargs):
-            bound = signature.bind(self, *args, **kwargs)
-            bound.apply_defaults()
-            self_mode = _check_config(bound.arguments["projmode"], mode, "model")
-            if self_mode == "torusN" and not bound.arguments["second_stage"] and bound.arguments["projection_dim"] % 2:
-                raise ValueError(f"torusN needs an even projection_dim, got {bound.arguments['projection_dim']}")
-            super().__init__(*args, **kwargs)
-            self.torus_mode = self_mode
-
-        def forward(self, x, donormalise=True):
-            if self.second_stage or not donormalise or self.torus_mode != "torusN":
-                return super().forward(x, donormalise)
-            return torus_normalize(super().forward(x, donormalise=False), mode="torusN", dim=1)
-
-        def embed(self, x):
-            """Unit-norm torus (or sphere) embedding in the Clifford layout, whatever the projmode."""
-            return torus_normalize(super().forward(x, donormalise=False), mode=self.torus_mode, dim=1)
-
-    TorusSupConModel.__name__ = TorusSupConModel.__qualname__ = "SupConModel"
-    TorusSupConModel.__module__ = upstream.__module__
-    return TorusSupConModel
-
-
-def _checked_loss(cls, mode):
-    """``cls`` whose ``projmode`` defaults to ``mode`` and must name it (``mode`` None: ``cls`` itself)."""
-    if mode is None:
-        return cls
-    signature = inspect.signature(cls.__init__)
+    upstream_init, upstream_forward = upstream.__init__, upstream.forward
 
     def __init__(self, *args, **kwargs):
         bound = signature.bind(self, *args, **kwargs)
-        if "projmode" in bound.arguments:
-            _check_config(bound.arguments["projmode"], mode, cls.__name__)
-        else:
-            kwargs["projmode"] = mode
-        cls.__init__(self, *args, **kwargs)
+        bound.apply_defaults()
+        arguments = bound.arguments
+        self_mode = _check_config(arguments["projmode"], mode, "model")
+        if (
+            self_mode == "torusN"
+            and not arguments["second_stage"]
+            and arguments["projection_dim"] % 2
+        ):
+            raise ValueError(
+                f"torusN needs an even projection_dim, got {arguments['projection_dim']}"
+            )
+        upstream_init(self, *args, **kwargs)
+        self.torus_mode = self_mode
 
-    return type(cls.__name__, (cls,), {"__init__": __init__, "__module__": cls.__module__,
-                                      "__qualname__": cls.__qualname__, "__doc__": cls.__doc__})
+    def forward(self, x, donormalise=True):
+        torus_mode = getattr(
+            self, "torus_mode", None
+        )  # None: built before the patch, left as upstream's
+        if self.second_stage or not donormalise or torus_mode != "torusN":
+            return upstream_forward(self, x, donormalise)
+        return torus_normalize(upstream_forward(self, x, False), mode="torusN", dim=1)
+
+    def embed(self, x):
+        """Unit-norm torus (or sphere) embedding in the Clifford layout, whatever the projmode."""
+        if self.second_stage:
+            raise RuntimeError("embed() needs the first-stage model (second_stage=False)")
+        torus_mode = getattr(self, "torus_mode", None) or canonical_mode(self.projmode)
+        return torus_normalize(upstream_forward(self, x, False), mode=torus_mode, dim=1)
+
+    __init__.__doc__ = (
+        f"upstream's __init__, patched by torus-plugins ({mode or 'following the config'})"
+    )
+    functools.update_wrapper(
+        __init__, upstream_init, assigned=("__module__", "__name__", "__qualname__")
+    )
+    functools.update_wrapper(
+        forward, upstream_forward, assigned=("__module__", "__name__", "__qualname__")
+    )
+    return {"__init__": __init__, "forward": forward, "embed": embed}
 
 
-def _siblings_holding(module, name, value):
-    """Other loaded modules of ``module``'s package that imported ``value`` as ``name`` (e.g. tools.utils)."""
-    package = module.__name__.rpartition(".")[0]
-    return [m for key, m in list(sys.modules.items())
-            if m is not None and m is not module and package and key.startswith(package + ".")
-            and getattr(m, "__dict__", {}).get(name) is value]
+def _loss_attributes(upstream, dropin, mode, argument_names):
+    """Methods that, set on upstream's loss class itself, check (or fill) its projmode and compute
+    the loss with the package's ``dropin`` built from the same arguments (``argument_names``)."""
+    signature = inspect.signature(upstream.__init__)
+    upstream_init, upstream_forward = upstream.__init__, upstream.forward
+
+    def __init__(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        if "projmode" not in bound.arguments:
+            if mode is None:
+                raise ValueError(
+                    f"SupCon-Framework {upstream.__name__} built without projmode: pass projmode "
+                    f"(sphere, torusN or torusC), or patch with projmode="
+                )
+            bound.arguments["projmode"] = mode
+        _check_config(bound.arguments["projmode"], mode, upstream.__name__)
+        upstream_init(*bound.args, **bound.kwargs)
+        bound.apply_defaults()
+        self.torus_loss = dropin(**{name: bound.arguments[name] for name in argument_names})
+
+    def forward(self, features, *args, **kwargs):
+        torus_loss = getattr(
+            self, "torus_loss", None
+        )  # None: built before the patch, left as upstream's
+        if torus_loss is None:
+            return upstream_forward(self, features, *args, **kwargs)
+        return torus_loss(features, *args, **kwargs)
+
+    functools.update_wrapper(
+        __init__, upstream_init, assigned=("__module__", "__name__", "__qualname__")
+    )
+    functools.update_wrapper(
+        forward, upstream_forward, assigned=("__module__", "__name__", "__qualname__")
+    )
+    return {"__init__": __init__, "forward": forward}
+
+
+def _check_unpatched_class(cls):
+    if _CLASS_MARK in cls.__dict__:
+        raise RuntimeError(
+            f"class {cls.__module__}.{cls.__qualname__} is already patched by torus-plugins; call "
+            f"unpatch() on the module that was patched first"
+        )
 
 
 def patch(models_module, losses_module=None, projmode=None) -> Patch:
-    """Make SupCon-Framework's ``tools.models`` (and ``tools.losses``) use torus geometry; see the module docs.
+    """Make SupCon-Framework's ``tools.models`` (and ``tools.losses``) use torus geometry; see the
+    module docs.
 
-    ``projmode``: the torus mode of the run (sphere, torusN, torusC, or a legacy name); the config must name the
-    same mode, else building the model or loss raises. None follows the config.
-    Returns a :class:`~torus_plugins.adapters.normalize.Patch` (a context manager); ``unpatch(module)`` undoes
-    one module.
+    The classes are patched in place (their ``__init__`` and ``forward``; ``SupConModel`` gains
+    ``embed``): no module name is rebound, so every reference upstream holds (``from .models import
+    SupConModel``, ``LOSSES``, ``super(SupConModel, self)``) sees the same, patched class.
+
+    Args:
+        models_module: SupCon-Framework's ``tools.models`` (torus branch).
+        losses_module: its ``tools.losses`` (``SupConLoss``, ``KoLeoLoss``), or None to leave
+            the losses.
+        projmode: the torus mode of the run (sphere, torusN, torusC, or a legacy name); the config
+            must name the same mode, else building the model or loss raises. None follows the
+            config.
+
+    Returns:
+        A :class:`~torus_plugins.adapters.normalize.Patch` (a context manager);
+        ``unpatch(module)`` undoes one module.
+
+    Raises:
+        ValueError: unknown ``projmode``; a module without the upstream classes; a ``SupConModel``
+            without a ``projmode`` argument (the ``main`` branch).
+        RuntimeError: a module or class already patched.
     """
     mode = None if projmode is None else canonical_mode(projmode)
     check_patchable(models_module)
     upstream = getattr(models_module, "SupConModel", None)
     if not isinstance(upstream, type):
-        raise ValueError(f"{models_module.__name__!r} has no SupConModel class; pass SupCon-Framework's tools.models")
+        raise ValueError(
+            f"{models_module.__name__!r} has no SupConModel class; pass SupCon-Framework's "
+            f"tools.models"
+        )
     if "projmode" not in inspect.signature(upstream.__init__).parameters:
         raise ValueError(
             "this SupConModel has no projmode argument (SupCon-Framework's main branch): its run names would not "
             "mark a torus run, so a patched run would overwrite the sphere run's weights/, runs/ and logs/. Use "
             "the torus branch with `projmode: torusN` (or torusC) in the config, or the drop-in "
-            "torus_plugins.adapters.supcon_framework.SupConModel")
+            "torus_plugins.adapters.supcon_framework.SupConModel"
+        )
+    _check_unpatched_class(upstream)
+    loss_items = []
     if losses_module is not None:
         check_patchable(losses_module)
-        if not hasattr(losses_module, "SupConLoss"):
-            raise ValueError(f"{losses_module.__name__!r} has no SupConLoss; pass SupCon-Framework's tools.losses")
+        supcon = getattr(losses_module, "SupConLoss", None)
+        if not isinstance(supcon, type):
+            raise ValueError(
+                f"{losses_module.__name__!r} has no SupConLoss; pass SupCon-Framework's "
+                f"tools.losses"
+            )
+        _check_unpatched_class(supcon)
+        loss_items += _class_items(
+            supcon,
+            _loss_attributes(
+                supcon,
+                SupConLoss,
+                mode,
+                ("temperature", "contrast_mode", "base_temperature", "projmode"),
+            ),
+        )
+        koleo = getattr(losses_module, "KoLeoLoss", None)
+        if isinstance(koleo, type):
+            _check_unpatched_class(koleo)
+            loss_items += _class_items(
+                koleo, _loss_attributes(koleo, KoLeoLoss, mode, ("projmode",))
+            )
     info = {"adapter": "supcon_framework", "mode": mode or "config"}
     handle = Patch()
-    model_cls = _torus_model_class(upstream, mode)
-    handle._apply(models_module, {"SupConModel": model_cls}, info)
-    for sibling in _siblings_holding(models_module, "SupConModel", upstream):   # imported before the patch
-        handle._apply(sibling, {"SupConModel": model_cls}, info)
+    handle._apply(
+        models_module, {}, info, items=_class_items(upstream, _model_attributes(upstream, mode))
+    )
     if losses_module is not None:
-        supcon, koleo = _checked_loss(SupConLoss, mode), _checked_loss(KoLeoLoss, mode)
-        replacements = {"SupConLoss": supcon}
-        if hasattr(losses_module, "KoLeoLoss"):
-            replacements["KoLeoLoss"] = koleo
-        items = []
-        registry = getattr(losses_module, "LOSSES", None)
-        if isinstance(registry, dict):
-            items.append((registry, "SupCon", supcon))
-            if "koleo" in registry:
-                items.append((registry, "koleo", koleo))
-        handle._apply(losses_module, replacements, info, items=items)
+        handle._apply(losses_module, {}, info, items=loss_items)
     return handle

@@ -17,6 +17,7 @@ from torus_plugins.adapters import protoclr as tpc
 from torus_plugins.adapters import supcon_framework as tsf
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+SGD = {"name": "SGD", "params": {"lr": 0.01}}
 
 
 @pytest.fixture
@@ -64,8 +65,11 @@ def test_supcon_framework_patch_gives_the_torusN_pipeline(fx):
     upstream_model = models.SupConModel
     handle = tsf.patch(models, losses, projmode="torusN")
     model = utils.build_model("resnet18", projection_dim=8, projmode="torusN")   # config at torusN
-    (criterion, _), = utils.build_criteria([{"name": "SupCon", "params": {"temperature": 0.1}}], "torusN")
-    assert isinstance(criterion, tsf.SupConLoss) and isinstance(model, upstream_model)
+    supcon_params = [{"name": "SupCon", "params": {"temperature": 0.1}}]
+    optim = utils.build_optim(model, SGD, None, supcon_params, "torusN")
+    (criterion, _), = optim["criteria"]
+    # the classes are patched in place
+    assert type(criterion) is losses.SupConLoss and type(model) is upstream_model
     z = torch.stack((model(x), model(x.flip(-1))), dim=1)
     raw = torch.stack([model.head(model.encoder(v).flatten(1)) for v in (x, x.flip(-1))], dim=1)
     assert torch.allclose(z, pairs_on_circles(raw) / 2.0, atol=1e-6)               # unit norm, k = 4 circles
@@ -76,7 +80,58 @@ def test_supcon_framework_patch_gives_the_torusN_pipeline(fx):
     assert torch.allclose(model.embed(x), z[:, 0], atol=1e-6)
     handle.undo()
     assert models.SupConModel is upstream_model and utils.SupConModel is upstream_model
-    assert losses.SupConLoss is not tsf.SupConLoss and utils.LOSSES["SupCon"] is losses.SupConLoss
+    assert utils.LOSSES["SupCon"] is losses.SupConLoss and not hasattr(upstream_model, "embed")
+    upstream_z = torch.stack((model(x), model(x.flip(-1))), dim=1)      # upstream's forward again
+    assert torch.allclose(upstream_z, pairs_on_circles(raw), atol=1e-6)
+    theirs = losses.SupConLoss(0.1, projmode="torusN")
+    assert torch.allclose(theirs(upstream_z, labels), expected, atol=1e-5)   # and upstream's loss
+
+
+@pytest.mark.parametrize("projmode", ["sphere", "torusN", "torusC", "hyprs", "torul", "torus"])
+def test_supcon_framework_patch_builds_trains_and_validates_with_name_bound_super(fx, projmode):
+    """Upstream writes ``super(SupConModel, self).__init__()`` (and the same in its losses), which
+    looks the class up in its module at call time: the patched model and losses must build, train
+    one step and fill upstream's validation buffer ``[N, model.embed_dim]``, and equal upstream's
+    loss on upstream's features.
+    """
+    models, losses, utils = (
+        fx("fx_supcon_framework.models"),
+        fx("fx_supcon_framework.losses"),
+        fx("fx_supcon_framework.utils"),
+    )
+    torch.manual_seed(3)
+    criteria_params = [
+        {"name": "SupCon", "params": {"temperature": 0.1}},
+        {"name": "koleo", "weight": 0.5},
+    ]
+    loaders = utils.build_loaders("data/cifar10")
+    images, labels = next(iter(loaders["train_supcon_loader"]))
+    with tsf.patch(models, losses, projmode=projmode):
+        model = utils.build_model("resnet18", projection_dim=8, projmode=projmode)
+        optim = utils.build_optim(model, SGD, None, criteria_params, projmode)
+        before = [p.detach().clone() for p in model.parameters()]
+        loss = utils.train_epoch_constructive(
+            [(images, labels)], model, optim["criteria"], optim["optimizer"], None, None
+        )["loss"]
+        assert math.isfinite(loss) and any(
+            not torch.equal(a, b) for a, b in zip(before, model.parameters())
+        )
+        query, _ = utils.compute_embeddings(loaders["valid_loader"], model, None)
+        assert query.shape == (len(loaders["valid_loader"]) * 8, model.embed_dim) == (16, 8)
+        metrics = utils.validation_constructive(
+            loaders["valid_loader"], loaders["train_features_loader"], model, None, projmode
+        )
+        assert 0.0 <= metrics["precision_at_1"] <= 1.0
+        model.eval()
+        x = torch.cat([images[0]["image"], images[1]["image"]])
+        z = torch.stack(torch.split(model(x), [8, 8]), dim=1)
+        ours = sum(c(z, labels) * w for c, w in optim["criteria"])
+    upstream_z = torch.stack(torch.split(model(x), [8, 8]), dim=1)  # unpatched: upstream's forward
+    theirs = sum(
+        c(upstream_z, labels) * w
+        for c, w in utils.build_optim(model, SGD, None, criteria_params, projmode)["criteria"]
+    )
+    assert torch.allclose(ours, theirs, atol=1e-4), (float(ours), float(theirs))
 
 
 def test_supcon_framework_patch_torusC_keeps_turns_and_matches_reference(fx):
@@ -112,7 +167,8 @@ CANONICAL = {"sphere": "sphere", "hyprs": "sphere", "torusN": "torusN", "torul":
 
 def _hyperparams(projmode):
     return {"model": {"backbone": "resnet18", "projection_dim": 8}, "projmode": projmode,
-            "dataset": "data/cifar10", "train": {"n_epochs": 1},
+            "dataset": "data/cifar10", "train": {"n_epochs": 1, "stage": "first"}, "optimizer": SGD,
+            "scheduler": {"name": "CosineAnnealingLR", "params": {"T_max": 2}},
             "criteria": [{"name": "SupCon", "params": {"temperature": 0.1}, "weight": 1},
                          {"name": "koleo", "weight": 0.1}]}
 
@@ -252,6 +308,45 @@ def test_supcon_framework_patch_errors(fx):
     assert not tn.is_patched(models)
 
 
+
+def test_supcon_framework_patch_is_in_place_and_undone_exactly(fx):
+    """The patch rebinds no module name; it sets methods on upstream's classes and restores
+    their own attributes exactly; a class is patched once; objects built before the patch keep
+    upstream's behaviour."""
+    models, losses, utils = (
+        fx("fx_supcon_framework.models"),
+        fx("fx_supcon_framework.losses"),
+        fx("fx_supcon_framework.utils"),
+    )
+    classes = (models.SupConModel, losses.SupConLoss, losses.KoLeoLoss)
+    before = [dict(vars(cls)) for cls in classes]
+    names = (dict(vars(models)), dict(vars(losses)), dict(utils.LOSSES))
+    torch.manual_seed(4)
+    early_model = models.SupConModel("resnet18", projection_dim=6, projmode="torusN")
+    early_loss = losses.SupConLoss(0.1, projmode="torusN")
+    x, labels = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 0, 1])
+    z_early = torch.stack((early_model(x), early_model(x.flip(-1))), dim=1)
+    loss_early = early_loss(z_early, labels)
+    handle = tsf.patch(models, losses, projmode="torusN")
+    assert {k: v for k, v in vars(models).items() if k != "_torus_plugins_patch"} == names[0]
+    assert {k: v for k, v in vars(losses).items() if k != "_torus_plugins_patch"} == names[1]
+    assert utils.LOSSES == names[2]
+    assert torch.equal(torch.stack((early_model(x), early_model(x.flip(-1))), dim=1), z_early)
+    assert torch.equal(early_loss(z_early, labels), loss_early)
+    alias = __import__("types").ModuleType("alias_of_tools_models")
+    alias.SupConModel = models.SupConModel
+    with pytest.raises(RuntimeError, match="already patched"):
+        tsf.patch(alias, projmode="torusN")
+    handle.undo()
+    assert [dict(vars(cls)) for cls in classes] == before
+    with tsf.patch(models, losses):  # follow the config
+        with pytest.raises(ValueError, match="built without projmode"):
+            losses.KoLeoLoss()
+        with pytest.raises(ValueError, match="set `projmode:` in the config"):
+            models.SupConModel("resnet18", projection_dim=6)
+    assert [dict(vars(cls)) for cls in classes] == before
+
+
 # ---------------------------------------------------------------- ProtoCLR
 
 @pytest.mark.parametrize("mode", ["torusN", "torusC"])
@@ -297,6 +392,33 @@ def test_protoclr_dropins_and_errors(fx):
     tpc.unpatch(losses)
     with pytest.raises(RuntimeError, match="not patched"):
         tpc.unpatch(losses)
+
+
+
+@pytest.mark.parametrize("mode", ["sphere", "torusN", "torusC"])
+def test_protoclr_patch_before_the_training_script_import(fx, mode):
+    """train_encoder.py binds the loss classes at import (``from losses import ...``): patched
+    first, its training step computes upstream's loss on the torus embeddings; its validation sees
+    the encoder features."""
+    losses = fx("fx_protoclr.losses")
+    upstream = losses.ProtoCLRLoss
+    with tpc.patch(losses, mode=mode):
+        script = fx("fx_protoclr.train_encoder")
+        torch.manual_seed(8)
+        encoder, projector, loss_fn, optim = script.build(tau=0.1)
+        x, y = torch.randn(12, 12), torch.arange(12) % 3
+        assert math.isfinite(script.train_step(encoder, projector, loss_fn, optim, x, y))
+        acc, shape = script.fewshot_val(encoder, x, y)
+        assert shape == (12, 8) and 0.0 <= acc <= 1.0
+        h1, h2 = projector(encoder(x)), projector(encoder(x.flip(0)))
+        ours = loss_fn(h1, h2, y)
+    theirs = upstream(0.1)(
+        tn.torus_normalize(h1, mode, dim=1), tn.torus_normalize(h2, mode, dim=1), y
+    )
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    del sys.modules["fx_protoclr.train_encoder"]
+    late = fx("fx_protoclr.train_encoder")  # imported without the patch: upstream's classes
+    assert late.ProtoCLRLoss is upstream
 
 
 # ---------------------------------------------------------------- EB-JEPA
@@ -378,3 +500,65 @@ def test_eb_jepa_vcloss_torus_and_toroidal_cov(fx):
     with pytest.raises(RuntimeError, match="already patched"):
         teb.patch(losses)
     teb.unpatch(losses)
+
+
+def test_eb_jepa_vcloss_uniformity_on_a_bounded_reproducible_subset_of_positions(fx):
+    """Dense outputs (video, patches) have B*T*H*W positions: the uniformity term sees at most
+    ``uniformity_samples`` of them, drawn by torch.randperm on torch's default generator."""
+    losses = fx("fx_eb_jepa.losses")
+    x = torch.randn(2, 6, 3, 10, 10)  # 600 positions of 6 features
+    seen = []
+    with teb.patch(losses, projection="torusN", uniformity_samples=64):
+        vc = losses.VCLoss(1.0, 1.0)
+        vc.terms._uniformity.register_forward_hook(
+            lambda module, args, out: seen.append(args[0].shape)
+        )
+        torch.manual_seed(7)
+        loss, _, logs = vc(x)
+        torch.manual_seed(7)
+        again, _, _ = vc(x)
+    assert seen == [(64, 6), (64, 6)] and torch.equal(loss, again)  # bounded and reproducible
+    torch.manual_seed(7)
+    rows = torch.randperm(600)[:64]  # the same draw, by hand
+    unit = teb.torus_normalize(x.movedim(1, -1).reshape(-1, 6), mode="torusN", dim=1)
+    assert logs["uniformity_loss"] == pytest.approx(float(uniformity(unit[rows])), abs=1e-5)
+    # an estimate of the all-pairs value: the mean over draws is close to it
+    full = float(uniformity(unit))
+    terms = teb.TorusVCTerms("torusN", uniformity_samples=200)
+    draws = torch.stack([terms.uniformity_term(unit) for _ in range(20)])
+    assert float(draws.mean()) == pytest.approx(full, abs=0.05) and float(draws.std()) > 0
+    # no more rows than the bound: exact
+    exact = teb.TorusVCTerms("torusN", uniformity_samples=600).uniformity_term(unit)
+    assert float(exact) == pytest.approx(full, abs=1e-5)
+
+
+def test_eb_jepa_uniformity_samples_errors():
+    with pytest.raises(ValueError, match="uniformity_samples=None accepts at most 8192 rows"):
+        # refused before any N x N work
+        teb.VCLoss(1.0, 1.0, uniformity_samples=None)(torch.zeros(1, 4, 8193, 1, 1))
+    # no uniformity term: nothing to refuse
+    no_uniformity = teb.VCLoss(1.0, 1.0, uniformity_samples=None, uniformity_coeff=0.0)
+    assert no_uniformity(torch.randn(1, 4, 8193, 1, 1))[0].isfinite()
+    for bad, error in ((1, ValueError), (0, ValueError), (2.5, TypeError), (True, TypeError)):
+        with pytest.raises(error, match="uniformity_samples"):
+            teb.VCLoss(1.0, 1.0, uniformity_samples=bad)
+
+
+def test_eb_jepa_video_training_step_with_the_patch_before_the_script_import(fx):
+    """The video example's regulariser, called as ``regularizer(state, actions)`` on a dense
+    [B, C, T, H, W] state, trains with the patched VCLoss; its uniformity term sees
+    ``uniformity_samples`` positions."""
+    losses = fx("fx_eb_jepa.losses")
+    with teb.patch(losses, projection="torusN", cov="toroidal", grid_size=4, uniformity_samples=64):
+        script = fx("fx_eb_jepa.video_main")
+        torch.manual_seed(9)
+        model = script.TinyJEPA()
+        seen = []
+        model.regularizer.terms._uniformity.register_forward_hook(
+            lambda m, args, out: seen.append(args[0].shape)
+        )
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        video = torch.rand(2, 1, 4, 8, 8)  # 512 positions
+        total, logs = script.train_step(model, optimizer, video)
+    assert math.isfinite(total) and set(logs) == {"std_loss", "cov_loss", "uniformity_loss"}
+    assert seen == [(64, 16)] and isinstance(model.regularizer, teb.VCLoss)

@@ -74,6 +74,8 @@ def test_labels_and_views():
         SupConLoss()(torch.randn(4, 1, 8))
     with pytest.raises(ValueError, match="no anchor has a positive"):
         SupConLoss()(torch.randn(4, 1, 8), torch.arange(4))
+    with pytest.raises(TypeError, match=r"labels must hold integer .* class ids, got dtype torch.complex64"):
+        SupConLoss()(torch.randn(4, 2, 8), torch.tensor([0, 1, 0, 1], dtype=torch.complex64))
     # one view is fine when classes repeat
     assert torch.isfinite(SupConLoss()(torch.randn(4, 1, 8), torch.tensor([0, 0, 1, 1])))
 

@@ -13,7 +13,11 @@ from torus_plugins.heads import Clifford, L2p
 from torus_plugins.losses import (CircularSpreadLoss, KoLeoLoss, ProtoCLRLoss, SupConLoss, ToroidalCovarianceLoss,
                                   UniformityLoss, VICRegLoss, clip_gradients)
 from torus_plugins.losses.circular_spread import fisher_lee_matrix
+from torus_plugins.validation import validation_mode
 
+#: "host": eager CPU default (value checks read the host, ProtoCLR sizes its logits by the classes present);
+#: "device": what a GPU or a compiled step gets (no host read: device-side asserts, static-shape ProtoCLR).
+MODES = ["host", "device"]
 
 
 @pytest.fixture(autouse=True)
@@ -35,20 +39,43 @@ def supcon_loop(feats, labels, scaler, temperature, base_temperature, mode="all"
         sims = {(vc, c): float(feats[a, va] @ feats[c, vc]) / scaler for (vc, c) in items if (vc, c) != (va, a)}
         lse = math.log(sum(math.exp(s) for s in sims.values()))
         pos = [s - lse for (vc, c), s in sims.items() if lab[c] == lab[a]]
-        total.append(-np.mean(pos))
+        if pos:  # anchors without a positive are left out of the mean
+            total.append(-np.mean(pos))
     return temperature / base_temperature * float(np.mean(total))
 
 
+@pytest.mark.parametrize("validation", MODES)
 @pytest.mark.parametrize("mode", ["all", "one"])
 @pytest.mark.parametrize("with_labels", [True, False])
-def test_supcon_sphere_matches_loop(mode, with_labels):
+def test_supcon_sphere_matches_loop(mode, with_labels, validation):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(10, 2, 6, generator=g)
     y = torch.randint(0, 3, (10,), generator=g) if with_labels else None
-    ours = SupConLoss(0.5, contrast_mode=mode, base_temperature=0.7)(x, y)
+    with validation_mode(validation):
+        ours = SupConLoss(0.5, contrast_mode=mode, base_temperature=0.7)(x, y)
     xn = (x / x.norm(dim=-1, keepdim=True)).numpy()
     ref = supcon_loop(xn, None if y is None else y.numpy(), 0.5, 0.5, 0.7, mode)
     assert float(ours) == pytest.approx(ref, rel=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(labels=st.lists(st.integers(0, 5), min_size=2, max_size=9), views=st.integers(1, 3),
+       mode=st.sampled_from(["all", "one"]), validation=st.sampled_from(MODES), seed=st.integers(0, 2**16))
+def test_supcon_leaves_anchors_without_positive_out_of_the_mean(labels, views, mode, validation, seed):
+    """Singleton classes with one view have no positive: the mean runs over the other anchors (a masked sum, so
+    that the shape does not depend on the labels); if no anchor has one, it is an error."""
+    y = np.array(labels)
+    x = torch.randn(len(y), views, 4, generator=torch.Generator().manual_seed(seed))
+    xn = (x / x.norm(dim=-1, keepdim=True)).numpy()
+    counts = np.bincount(y)[y]
+    anchors_with_positive = views > 1 or (counts > 1).any()  # another view of itself, or a same-class sample
+    with validation_mode(validation):
+        if not anchors_with_positive:
+            with pytest.raises(ValueError if validation == "host" else RuntimeError, match="no anchor"):
+                SupConLoss(0.5, contrast_mode=mode)(x, torch.from_numpy(y))
+            return
+        ours = SupConLoss(0.5, contrast_mode=mode)(x, torch.from_numpy(y))
+    assert float(ours) == pytest.approx(supcon_loop(xn, y, 0.5, 0.5, 0.07, mode), rel=1e-9)
 
 
 def test_supcon_torusN_equals_paper_pair_unit_convention():
@@ -219,10 +246,12 @@ def test_toroidal_covariance_matches_loop(penalty):
     assert float(ToroidalCovarianceLoss(n, d, penalty)(z)) == pytest.approx(ref, rel=1e-9)
 
 
-def test_protoclr_matches_loop():
+@pytest.mark.parametrize("validation", MODES)
+@pytest.mark.parametrize("labels", [[5, 2, 5, 9, 2, 2, 9, 5], [0, 1, 2, 3, 4, 5, 6, 7], [4] * 8, [3, 3, 0, 1, 3, 3, 3, 3]])
+def test_protoclr_matches_loop(labels, validation):
     g = torch.Generator().manual_seed(7)
     z1, z2 = torch.randn(8, 6, generator=g), torch.randn(8, 6, generator=g)
-    y = torch.tensor([5, 2, 5, 9, 2, 2, 9, 5])
+    y = torch.tensor(labels)
     tau = 0.3
     z = np.concatenate([z1.numpy(), z2.numpy()])
     z = z / np.linalg.norm(z, axis=1, keepdims=True)
@@ -233,12 +262,15 @@ def test_protoclr_matches_loop():
     for i in range(len(z)):
         logits = protos @ z[i] / tau
         ce.append(-(logits[classes.index(yy[i])] - np.log(np.exp(logits).sum())))
-    assert float(ProtoCLRLoss(tau)(z1, z2, y)) == pytest.approx(np.mean(ce), rel=1e-9)
+    with validation_mode(validation):
+        assert float(ProtoCLRLoss(tau)(z1, z2, y)) == pytest.approx(np.mean(ce), rel=1e-9)
     # circular prototypes: each prototype renormalised per circle to the unit-norm Clifford layout
     pc = protos.reshape(len(classes), 3, 2)
     pc = (pc / np.linalg.norm(pc, axis=-1, keepdims=True) / np.sqrt(3)).reshape(len(classes), 6)
     ce2 = [-(pc @ z[i] / tau)[classes.index(yy[i])] + np.log(np.exp(pc @ z[i] / tau).sum()) for i in range(len(z))]
-    assert float(ProtoCLRLoss(tau, circular_prototypes=True)(z1, z2, y)) == pytest.approx(np.mean(ce2), rel=1e-9)
+    with validation_mode(validation):
+        assert float(ProtoCLRLoss(tau, circular_prototypes=True)(z1, z2, y)) == pytest.approx(np.mean(ce2),
+                                                                                               rel=1e-9)
 
 
 def test_vicreg_components_and_toroidal_option():

@@ -11,6 +11,7 @@ from .geometry import to_clifford, to_turns, torus_spectral_gap
 from .heads import Clifford, L2p, ProjectionHead, Sphere, TorusC, TorusMLPHead, TorusN, make_projection
 from .registry import (PluginError, available, available_heads, available_losses, broken_plugins, create_head,
                        create_loss)
+from .validation import get_validation, set_validation, validation_mode
 
 try:  # one version source: pyproject.toml, read from the installed distribution's metadata
     from importlib.metadata import PackageNotFoundError, version as _version
@@ -23,5 +24,5 @@ __all__ = [
     "Sphere", "L2p", "TorusN", "Clifford", "TorusC", "TorusMLPHead", "ProjectionHead", "make_projection",
     "to_turns", "to_clifford", "torus_spectral_gap",
     "available", "available_heads", "available_losses", "create_head", "create_loss", "broken_plugins",
-    "PluginError", "__version__",
+    "PluginError", "set_validation", "get_validation", "validation_mode", "__version__",
 ]

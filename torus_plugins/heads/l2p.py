@@ -7,6 +7,7 @@ import torch.autograd.forward_ad as fwAD
 from torch import nn
 
 from .._checks import MIN_EPS, check_even, check_float_tensor, check_positive_float, check_width
+from ..validation import host_reads_allowed
 
 _FAST_DTYPES = (torch.float32, torch.float64)
 
@@ -25,15 +26,16 @@ def _repeat_pairs(h: torch.Tensor) -> torch.Tensor:
 def _inverse_norms(x: torch.Tensor, eps: float, with_mask: bool = False):
     """1 / (sqrt(k) * max(||(x_2i, x_2i+1)||, eps)), repeated for both coordinates of each pair.
 
-    With ``with_mask`` also returns the factor k of the backward: the number k, or, only if some pair is clamped
-    (norm < eps), a [..., k] tensor holding k on free pairs and 0 on clamped ones (one reduction to find out is
-    cheaper than building the mask every time).
+    With ``with_mask`` also returns the factor k of the backward: a [..., k] tensor holding k on
+    free pairs and 0 on clamped ones (norm < eps), or the number k if no pair is clamped and a host
+    read may say so (eager CPU: one reduction to find out is cheaper than building the mask; on a
+    GPU the read would be a synchronisation).
     """
     k = x.shape[-1] // 2
     limit = k * eps * eps
     r2k = _pair_sum(x * x).mul_(k)
     k_mask = k
-    if with_mask and r2k.numel() and bool(r2k.amin() < limit):
+    if with_mask and r2k.numel() and (not host_reads_allowed(x) or bool(r2k.amin() < limit)):
         k_mask = torch.where(r2k >= limit, float(k), 0.0).to(x.dtype)
     inv = _repeat_pairs(r2k.clamp_min_(limit).rsqrt_())
     return (inv, k_mask) if with_mask else inv

@@ -7,6 +7,7 @@ from torch import nn
 from .._checks import check_bool, check_positive_float
 from ._common import (check_embeddings, check_labels, compute_dtype, full_precision,
                       per_circle_unit)
+from ..validation import host_reads_allowed
 from .distributed import maybe_gather
 
 
@@ -19,6 +20,10 @@ class ProtoCLRLoss(nn.Module):
     ``circular_prototypes=True`` renormalises each prototype per circle (the circular mean on every circle, scaled
     to the unit-norm Clifford layout): a proper point on the torus, for interleaved torus outputs. It is off by
     default to keep upstream numbers; with it on, class spread no longer shrinks the prototype's norm.
+    The number of classes C is a value of ``y``: where host reads are free (eager CPU) the logits are
+    [2B, C] as upstream; elsewhere (GPU, torch.compile, validation mode 'device') they are [2B, B],
+    one column per class's first sample and the rest at -inf: the same loss, no host read, B/C times
+    the matmul work.
 
     Usage: ``loss = ProtoCLRLoss(tau=0.1)(L2p(128)(f1), L2p(128)(f2), y)``
     """
@@ -39,11 +44,38 @@ class ProtoCLRLoss(nn.Module):
         y = check_labels(y, z1.shape[0], "y")
         z1, z2, y = maybe_gather(self.gather_distributed, z1, z2, y)
         (z1, z2), out_dtype = compute_dtype(z1, z2, normalised="row", name="ProtoCLRLoss input")
-        z = torch.cat([F.normalize(z1), F.normalize(z2)], dim=0)
-        _, target = torch.unique(torch.cat([y, y]), return_inverse=True)
-        n_classes = int(target.max()) + 1
-        one_hot = F.one_hot(target, n_classes).to(z.dtype)
-        protos = one_hot.t() @ z / one_hot.sum(0)[:, None]
-        if self.circular_prototypes:
-            protos = per_circle_unit(protos)
-        return F.cross_entropy(z @ protos.t() / self.tau, target).to(out_dtype)
+        z1, z2 = F.normalize(z1), F.normalize(z2)
+        z = torch.cat([z1, z2], dim=0)
+        if host_reads_allowed(z):
+            logits, target = _logits_present_classes(z, y, self.tau, self.circular_prototypes)
+        else:
+            logits, target = _logits_static_shape(z1, z2, y, self.tau, self.circular_prototypes)
+        return F.cross_entropy(logits, target).to(out_dtype)
+
+
+def _logits_present_classes(z, y, tau: float, circular: bool):
+    """[2B, C] logits against the prototypes of the C classes present (C read on the host, as
+    upstream)."""
+    _, target = torch.unique(torch.cat([y, y]), return_inverse=True)
+    n_classes = int(target.max()) + 1
+    one_hot = F.one_hot(target, n_classes).to(z.dtype)
+    protos = one_hot.t() @ z / one_hot.sum(0)[:, None]
+    if circular:
+        protos = per_circle_unit(protos)
+    return z @ protos.t() / tau, target
+
+
+def _logits_static_shape(z1, z2, y, tau: float, circular: bool):
+    """The same cross-entropy without reading the number of classes: [2B, B] logits against the
+    prototype of every sample's class, the columns of all but each class's first sample at -inf
+    (they add exp(-inf) = 0). B/C times the matmul work of :func:`_logits_present_classes`; no host
+    read, static shapes."""
+    same = y[:, None] == y[None, :]
+    first = same.int().argmax(dim=1)  # the first sample of each sample's class: the class's column
+    is_first = first == torch.arange(y.shape[0], device=y.device)
+    protos = same.to(z1.dtype) @ (z1 + z2) / (2 * same.sum(1, keepdim=True))
+    if circular:
+        protos = per_circle_unit(protos)
+    z = torch.cat([z1, z2], dim=0)
+    logits = (z @ protos.t() / tau).masked_fill(~is_first, -float("inf"))
+    return logits, torch.cat([first, first])

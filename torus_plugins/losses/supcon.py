@@ -7,7 +7,7 @@ from torch import nn
 from ..geometry import to_clifford
 from ..heads import canonical_projection
 from .._checks import check_bool, check_choice, check_positive_float
-from ._common import (check_embeddings, check_labels, compute_dtype, full_precision,
+from ._common import (check_embeddings, check_labels, check_that, compute_dtype, full_precision,
                       per_circle_unit)
 from .distributed import maybe_gather
 
@@ -83,17 +83,17 @@ class SupConLoss(nn.Module):
             same = torch.eye(b, dtype=torch.bool, device=z.device)
         else:
             same = labels[:, None] == labels[None, :]
-        pos = same.repeat(n_anchor // b, n_views)
-        not_self = torch.ones_like(pos)
-        not_self[torch.arange(n_anchor), torch.arange(n_anchor)] = False
-        pos = pos & not_self
+        not_self = ~torch.eye(n_anchor, n_views * b, dtype=torch.bool, device=z.device)
+        pos = same.repeat(n_anchor // b, n_views) & not_self
         logits = anchor @ contrast.t() / self.temperature
         logits = logits - logits.max(dim=1, keepdim=True).values.detach()
         logits_others = logits.masked_fill(~not_self, -float("inf"))
         log_prob = logits - torch.logsumexp(logits_others, dim=1, keepdim=True)
         n_pos = pos.sum(1)
         has_pos = n_pos > 0
-        if not bool(has_pos.any()):
-            raise ValueError("SupConLoss: no anchor has a positive (every label is unique and n_views == 1)")
-        mean_log_prob_pos = (log_prob * pos).sum(1)[has_pos] / n_pos[has_pos]
-        return (-(self.temperature / self.base_temperature) * mean_log_prob_pos.mean()).to(out_dtype)
+        check_that(lambda: has_pos.any(), "SupConLoss: no anchor has a positive (every label is "
+                   "unique and n_views == 1)", z)
+        # mean over the anchors with a positive: a masked sum (not indexing: a data-dependent shape)
+        mean_log_prob_pos = (log_prob * pos).sum(1) / n_pos.clamp_min(1)
+        mean_over_anchors = (mean_log_prob_pos * has_pos).sum() / has_pos.sum()
+        return (-(self.temperature / self.base_temperature) * mean_over_anchors).to(out_dtype)

@@ -29,8 +29,8 @@ def torus_grid_penalty(grid_size: int, penalty: str = "distance") -> torch.Tenso
         lap = torch.diag(adj.sum(1)) - adj
         w = lap.abs()
         off = ~torch.eye(n * n, dtype=torch.bool)
-        w[off] *= (n * n * (n * n - 1)) / w[off].sum()
-        return w
+        scale = (n * n * (n * n - 1)) / (w * off).sum()
+        return torch.where(off, w * scale, w)  # not w[off] *= scale: boolean indexing won't trace
     raise ValueError(f"penalty must be 'distance' or 'laplacian', got {penalty!r}")
 
 
@@ -57,6 +57,16 @@ class ToroidalCovarianceLoss(nn.Module):
         self.register_buffer("weight", full.float(), persistent=False)
         self.grid_size, self.dim, self.penalty = grid_size, dim, penalty
         self.gather_distributed = gather_distributed
+        self._weights = {}  # (device, dtype) -> weight: one copy, not a blocking copy every step
+
+    def _weight_like(self, z: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        if w.device == z.device and w.dtype == z.dtype:
+            return w
+        key = (z.device, z.dtype)
+        if key not in self._weights:
+            self._weights[key] = w.to(device=z.device, dtype=z.dtype)
+        return self._weights[key]
 
     @full_precision
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -68,5 +78,5 @@ class ToroidalCovarianceLoss(nn.Module):
         (z,), out_dtype = compute_dtype(z)
         zc = z - z.mean(0, keepdim=True)
         cov = zc.t() @ zc / (z.shape[0] - 1)
-        w = self.weight.to(dtype=z.dtype, device=z.device)
+        w = self._weight_like(z)
         return ((w * cov.pow(2)).sum() / (self.dim * (self.dim - 1))).to(out_dtype)

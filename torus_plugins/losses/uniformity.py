@@ -14,8 +14,9 @@ def uniformity(z: torch.Tensor, t: float) -> torch.Tensor:
     sq = z.pow(2).sum(-1)
     d2 = (sq[:, None] + sq[None, :] - 2.0 * (z @ z.t())).clamp_min(0.0)
     b = z.shape[0]
-    off = ~torch.eye(b, dtype=torch.bool, device=z.device)
-    return torch.logsumexp(-t * d2[off], dim=0) - math.log(b * (b - 1))
+    self_pairs = torch.eye(b, dtype=torch.bool, device=z.device)  # left out: exp(-inf) = 0
+    logits = (-t * d2).masked_fill(self_pairs, -float("inf")).flatten()  # static shape, not d2[off]
+    return torch.logsumexp(logits, dim=0) - math.log(b * (b - 1))
 
 
 class UniformityLoss(nn.Module):
