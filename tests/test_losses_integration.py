@@ -9,8 +9,7 @@ from torus_plugins.losses import KoLeoLoss, SupConLoss, VICRegLoss
 
 lightly_loss = pytest.importorskip("lightly.loss")
 pml_losses = pytest.importorskip("pytorch_metric_learning.losses")
-from torus_plugins.distances import CliffordCosine, ToroidalDistance  # noqa: E402
-from torus_plugins.regularizers import KoLeoRegularizer  # noqa: E402
+from torus_plugins.adapters.pml import CliffordCosine, KoLeoRegularizer, ToroidalDistance  # noqa: E402
 
 
 @pytest.mark.parametrize("p,eps", [(2, 1e-8), (1, 1e-4)])
