@@ -134,8 +134,8 @@ def test_koleo_matches_bruteforce_and_views_average():
             j = [j for j in range(len(a)) if j != i][int(np.argmin(d))]
             terms.append(-np.log(np.linalg.norm(a[i] - a[j] + eps) + eps))
         refs.append(np.mean(terms))
-    assert float(KoLeoLoss(eps)(x)) == pytest.approx(np.mean(refs), rel=1e-9)
-    assert float(KoLeoLoss(eps)(x[:, 1])) == pytest.approx(refs[1], rel=1e-9)
+    assert float(KoLeoLoss(eps=eps)(x)) == pytest.approx(np.mean(refs), rel=1e-9)
+    assert float(KoLeoLoss(eps=eps)(x[:, 1])) == pytest.approx(refs[1], rel=1e-9)
 
 
 def test_koleo_duplicates_finite_and_clipped_gradient_finite():

@@ -13,7 +13,7 @@ or pass the pieces to any pml loss::
     losses.NTXentLoss(distance=CliffordCosine(), embedding_regularizer=KoLeoRegularizer(),
                       embedding_reg_weight=0.1)
 
-``CliffordCosine`` is a drop-in for pml's ``CosineSimilarity`` (same arguments; the same values on
+``CliffordCosine`` is a drop-in for pml's ``CosineSimilarity`` (its arguments; the same values on
 unit Clifford vectors) and ``ToroidalDistance`` a pml ``BaseDistance`` on angles in turns.
 """
 

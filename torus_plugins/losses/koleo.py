@@ -31,10 +31,24 @@ class KoLeoLoss(nn.Module):
     Accepts [B, D] or [B, n_views, D] (computed per view, then averaged).
     With ``gather_distributed`` the nearest neighbour is searched over the batch of all ranks.
 
+    The positional arguments are lightly's ``KoLeoLoss(p=2, eps=1e-8)``, in its order, so
+    ``KoLeoLoss(2)`` is lightly's ``KoLeoLoss(2)``; the package's own options are keyword-only.
+
+    Args:
+        p: norm of the nearest-neighbour distance (> 0).
+        eps: added inside the distance and to it before the log (> 0).
+        gather_distributed: search the nearest neighbour over the batch of all ranks.
+        normalize: L2-normalise the inputs first (a no-op on the package's head outputs).
+
+    Raises:
+        TypeError: a non-number ``p``/``eps``, a non-bool flag.
+        ValueError: ``p`` or ``eps`` not > 0.
+
     Usage: ``loss = KoLeoLoss()(L2p(128)(features))``
     """
 
-    def __init__(self, eps: float = 1e-8, gather_distributed: bool = False, p: float = 2.0, normalize: bool = True):
+    def __init__(self, p: float = 2.0, eps: float = 1e-8, *, gather_distributed: bool = False,
+                 normalize: bool = True):
         super().__init__()
         self.eps = check_positive_float(eps, "KoLeoLoss eps")  # eps = 0 gives log(0) = -inf on duplicates
         self.p = check_positive_float(p, "KoLeoLoss p")
@@ -43,6 +57,7 @@ class KoLeoLoss(nn.Module):
 
     @full_precision
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, D] or [B, n_views, D] -> scalar loss (per view, then averaged)."""
         check_embeddings(x, "KoLeoLoss input", dims=(2, 3))
         (x,) = maybe_gather(self.gather_distributed, x)
         (x,), out_dtype = compute_dtype(x, normalised="row" if self.normalize else None, name="KoLeoLoss input")

@@ -5,30 +5,47 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..geometry import to_clifford
-from ..heads import canonical_projection
+from .._deprecation import deprecated_alias, renamed_keywords
+from ..geometry import embedding_geometry
 from .._checks import check_bool, check_choice, check_positive_float
 from ._common import (check_embeddings, check_labels, check_that, compute_dtype, full_precision,
                       per_circle_unit)
 from .distributed import maybe_gather
 
-def canonical_projmode(projmode):
-    """'sphere' | 'torusN' | 'torusC' | None from any accepted (case-insensitive, legacy) spelling."""
-    if projmode is None or (isinstance(projmode, str) and projmode.lower() == "none"):
+def supcon_geometry(geometry):
+    """'sphere' | 'torusN' | 'torusC' | None: how SupConLoss reads its inputs (None: as they are).
+
+    Args:
+        geometry: a geometry name (any alias, any case), a Geometry object, None or "none".
+
+    Returns:
+        The canonical name, or None.
+
+    Raises:
+        TypeError: neither a string, a Geometry nor None.
+        ValueError: an unknown name, or "codes".
+    """
+    if geometry is None or (isinstance(geometry, str) and geometry.lower() == "none"):
         return None
-    try:
-        return canonical_projection(projmode)
-    except ValueError:
-        raise ValueError(f"projmode must be one of sphere|torusN|torusC (legacy hyprs|torul|torus) or None, "
-                         f"got {projmode!r}") from None
+    return embedding_geometry(geometry).name
 
 
-def project(features: torch.Tensor, projmode) -> torch.Tensor:
-    """Raw head features -> unit-norm vectors as the paper's pipeline reads them (None: already unit norm)."""
-    if projmode == "sphere":
+#: 0.1.0's name of :func:`supcon_geometry`.
+canonical_projmode = deprecated_alias(supcon_geometry, "canonical_projmode")
+
+
+def project(features: torch.Tensor, geometry) -> torch.Tensor:
+    """Raw head features -> unit-norm vectors as the paper's pipeline reads them.
+
+    sphere: x / ||x||; torusN: every (cos, sin) pair scaled to norm 1/sqrt(k); torusC: the features
+    are turns, mapped to the unit-norm Clifford layout; None: already unit norm, returned as is.
+    ``geometry`` is a canonical name of :func:`supcon_geometry`.
+    """
+    if geometry == "sphere":
         return F.normalize(features, dim=-1)
-    if projmode == "torusN":
+    if geometry == "torusN":
         return per_circle_unit(features)
-    if projmode == "torusC":
+    if geometry == "torusC":
         return to_clifford(features, unit_norm=True)
     return features
 
@@ -38,7 +55,7 @@ class SupConLoss(nn.Module):
 
     ``features`` [B, n_views, D], ``labels`` [B] or None (SimCLR: the positives are the other views).
     ``contrast_mode`` 'all' (every view is an anchor) or 'one' (view 0 only).
-    ``projmode`` says how the inputs are read, as in the paper's SupCon-Framework torus branch, but always yielding
+    ``geometry`` (0.1.0 keyword: ``projmode``) says how the inputs are read, as in the paper's SupCon-Framework torus branch, but always yielding
     unit vectors so tau keeps its usual meaning:
       * 'sphere' (legacy 'hyprs'): ``F.normalize``. The default; a no-op on any unit-norm head output of this
         package (Sphere, L2p, Clifford), so it is safe for all of them.
@@ -53,13 +70,14 @@ class SupConLoss(nn.Module):
     Usage: ``loss = SupConLoss(0.07)(torch.stack([L2p(128)(f1), L2p(128)(f2)], 1), labels)``
     """
 
+    @renamed_keywords(projmode="geometry")
     def __init__(self, temperature: float = 0.07, contrast_mode: str = "all", base_temperature: float = 0.07,
-                 projmode="sphere", gather_distributed: bool = False):
+                 geometry="sphere", gather_distributed: bool = False):
         super().__init__()
         self.contrast_mode = check_choice(contrast_mode, "SupConLoss contrast_mode", ("all", "one"))
         self.temperature = check_positive_float(temperature, "SupConLoss temperature")
         self.base_temperature = check_positive_float(base_temperature, "SupConLoss base_temperature")
-        self.projmode = canonical_projmode(projmode)
+        self.geometry = supcon_geometry(geometry)
         self.gather_distributed = check_bool(gather_distributed, "SupConLoss gather_distributed")
 
     @full_precision
@@ -73,9 +91,9 @@ class SupConLoss(nn.Module):
                              f"got n_views={n_views}")
         features, labels = maybe_gather(self.gather_distributed, features, labels)
         b = features.shape[0]
-        how = {"sphere": "row", "torusN": "pair"}.get(self.projmode)
+        how = {"sphere": "row", "torusN": "pair"}.get(self.geometry)
         (features,), out_dtype = compute_dtype(features, normalised=how, name="SupConLoss features")
-        z = project(features, self.projmode)
+        z = project(features, self.geometry)
         contrast = z.transpose(0, 1).reshape(n_views * b, -1)  # view-major, as upstream
         anchor = z[:, 0] if self.contrast_mode == "one" else contrast
         n_anchor = anchor.shape[0]

@@ -19,12 +19,30 @@ class VICRegLoss(nn.Module):
     ``components(z_a, z_b)`` returns {loss, invariance_loss, var_loss, cov_loss} (eb_jepa's dict; the parts are
     unweighted). With ``gather_distributed`` all three terms use the batch of all ranks (lightly computes the
     invariance term on the local batch only).
+
+    The positional arguments are lightly's ``VICRegLoss(lambda_param, mu_param, nu_param,
+    gather_distributed, eps)``, in its order; the covariance options are keyword-only.
+
+    Args:
+        lambda_param: invariance weight (>= 0).
+        mu_param: variance weight (>= 0).
+        nu_param: covariance weight (>= 0).
+        gather_distributed: compute all terms over the batch of all ranks.
+        eps: added to the variance before the square root (> 0).
+        covariance: "isotropic" (lightly's) or "toroidal".
+        grid_size: torus grid of the toroidal term (>= 2).
+        penalty: "distance" or "laplacian" (toroidal term).
+
+    Raises:
+        TypeError: a wrong kind of argument.
+        ValueError: a weight < 0, eps <= 0, grid_size < 2, an unknown covariance or penalty.
+
     Usage: ``loss = VICRegLoss(covariance='toroidal', grid_size=12)(z_a, z_b)``
     """
 
     def __init__(self, lambda_param: float = 25.0, mu_param: float = 25.0, nu_param: float = 1.0,
-                 covariance: str = "isotropic", grid_size: int = 12, eps: float = 1e-4,
-                 gather_distributed: bool = False, penalty: str = "distance"):
+                 gather_distributed: bool = False, eps: float = 1e-4, *,
+                 covariance: str = "isotropic", grid_size: int = 12, penalty: str = "distance"):
         super().__init__()
         check_choice(covariance, "VICRegLoss covariance", ("isotropic", "toroidal"))
         check_choice(penalty, "VICRegLoss penalty", ("distance", "laplacian"))
