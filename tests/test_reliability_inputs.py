@@ -149,7 +149,7 @@ def shapes(draw, width):
 HEADS = [(lambda: L2p(6), 6), (lambda: Sphere(5), 5), (lambda: Clifford(3), 3),
          (lambda: TorusMLPHead(4, n_circles=2, hidden_dim=8).eval(), 4),
          (lambda: ProjectionHead(4, 6, hidden_dim=8).eval(), 4),
-         (lambda: ProjectionHead(4, 3, projection="clifford", n_layers=3, hidden_dim=8).eval(), 4)]
+         (lambda: ProjectionHead(4, 3, geometry="clifford", n_layers=3, hidden_dim=8).eval(), 4)]
 
 
 @pytest.mark.parametrize("make,width", HEADS)

@@ -4,13 +4,13 @@ The one supported recipe: set the torus mode in the config (``projmode: torusN``
 ``torul``/``torus`` work too) and add two lines at the top of ``train.py``, before ``from tools import utils``::
 
     import tools.models, tools.losses
-    from torus_plugins.adapters.supcon_framework import patch; patch(tools.models, tools.losses, projmode="torusN")
+    from torus_plugins.adapters.supcon_framework import patch; patch(tools.models, tools.losses, geometry="torusN")
 
 train.py names the run after the config (``..._D128_torusN_koleo0``) and *removes* that run's ``weights/``,
 ``runs/`` and ``logs/`` before training, so the config's projmode must name the geometry the run really uses.
 ``patch`` therefore follows the config: a model or loss built with a config projmode other than the patch's
 raises a ``ValueError`` saying what to set, when ``utils.build_model``/``build_optim`` run -- before train.py
-touches any folder. (``projmode=None``: follow whatever the config says.) The upstream ``main`` branch has no
+touches any folder. (``geometry=None``: follow whatever the config says.) The upstream ``main`` branch has no
 projmode and its run names would not mark a torus run: patching it is refused at patch time.
 
 How: the upstream classes themselves are patched in place -- ``SupConModel.__init__``/``forward``
@@ -52,11 +52,38 @@ import inspect
 import torch
 from torch import nn
 
-from .normalize import Patch, canonical_mode, check_patchable, torus_normalize
+from torus_plugins._deprecation import renamed_keywords
+from torus_plugins.geometry import embedding_geometry
+
+from .normalize import Patch, check_patchable, torus_normalize
 
 from .normalize import unpatch  # re-exported: unpatch(tools.models)
 
-__all__ = ["SupConModel", "SupConLoss", "KoLeoLoss", "project_features", "patch", "unpatch"]
+__all__ = ["SupConModel", "SupConLoss", "KoLeoLoss", "geometry_of_projmode", "project_features", "patch",
+           "unpatch"]
+
+
+def geometry_of_projmode(projmode) -> str:
+    """SupCon-Framework's ``projmode`` -> the package's geometry name: the adapter's one translation.
+
+    hyprs -> sphere, torul -> torusN, torus -> torusC (the branch's names); the package's own names
+    and aliases (sphere, torusN, torusC, l2p, clifford) pass through, any case.
+
+    Args:
+        projmode: the config's or a constructor's ``projmode``.
+
+    Returns:
+        "sphere", "torusN" or "torusC".
+
+    Raises:
+        TypeError: not a string (nor a Geometry object).
+        ValueError: an unknown name.
+    """
+    try:
+        return embedding_geometry(projmode).name
+    except ValueError:
+        raise ValueError(f"projmode must be sphere, torusN or torusC (SupCon-Framework's hyprs, torul, "
+                         f"torus), got {projmode!r}") from None
 
 
 def project_features(features: torch.Tensor, projmode: str) -> torch.Tensor:
@@ -65,10 +92,10 @@ def project_features(features: torch.Tensor, projmode: str) -> torch.Tensor:
     sphere: unchanged (upstream's loss assumes they are unit vectors); torusN: pairs normalised, total norm 1;
     torusC: features are turns -> interleaved (cos, sin) / sqrt(D), width 2D.
     """
-    mode = canonical_mode(projmode)
+    mode = geometry_of_projmode(projmode)
     if mode == "sphere":
         return features
-    return torus_normalize(features, mode=mode, dim=-1)
+    return torus_normalize(features, geometry=mode, dim=-1)
 
 
 def _check_features(features):
@@ -107,10 +134,10 @@ class SupConLoss(nn.Module):
         self.temperature = temperature
         self.contrast_mode = contrast_mode
         self.base_temperature = base_temperature
-        self.projmode = canonical_mode(projmode)
+        self.projmode = geometry_of_projmode(projmode)
         # features are projected here (sphere: left as given, as upstream); the package loss uses them as is
         self.loss = _SupCon(temperature=temperature, contrast_mode=contrast_mode,
-                            base_temperature=base_temperature, projmode=None)
+                            base_temperature=base_temperature, geometry=None)
 
     def forward(self, features, labels=None, mask=None):
         features = _check_features(features)
@@ -132,7 +159,7 @@ class KoLeoLoss(nn.Module):
         super().__init__()
         from torus_plugins.losses import KoLeoLoss as _KoLeo
 
-        self.projmode = canonical_mode(projmode)
+        self.projmode = geometry_of_projmode(projmode)
         self.klo = _KoLeo(eps=eps)
 
     def forward(self, features, labels=None):
@@ -163,7 +190,7 @@ class SupConModel(nn.Module):
     def __init__(self, backbone="resnet50", projection_dim=128, second_stage=False, num_classes=None,
                  projmode="torusN", pretrained=False, features_dim=None, grad_clip=100.0):
         super().__init__()
-        self.projmode = canonical_mode(projmode)
+        self.projmode = geometry_of_projmode(projmode)
         if self.projmode == "torusN" and projection_dim % 2:
             raise ValueError(f"torusN needs an even projection_dim, got {projection_dim}")
         self.encoder, self.features_dim = _build_backbone(backbone, pretrained, features_dim)
@@ -200,29 +227,29 @@ class SupConModel(nn.Module):
             return self.classifier(self.encoder(x).flatten(1))
         feat = self._features(x)
         if donormalise and self.projmode != "torusC":  # torusC: raw turns, the loss applies cos/sin
-            feat = torus_normalize(feat, mode=self.projmode, dim=1)
+            feat = torus_normalize(feat, geometry=self.projmode, dim=1)
         return feat
 
     def embed(self, x):
         """Unit-norm torus (or sphere) embedding in the Clifford layout, whatever the projmode."""
         if self.second_stage:
             raise RuntimeError("embed() needs the first-stage model (second_stage=False)")
-        return torus_normalize(self._features(x), mode=self.projmode, dim=1)
+        return torus_normalize(self._features(x), geometry=self.projmode, dim=1)
 
 
 def _check_config(config_projmode, mode, what):
     """Raise unless the config's projmode names the patch's torus ``mode`` (``mode`` None: anything valid)."""
     try:
-        config = canonical_mode(config_projmode)
+        config = geometry_of_projmode(config_projmode)
     except ValueError:
         raise ValueError(f"SupCon-Framework {what} built with projmode={config_projmode!r}; set `projmode:` in the "
                          f"config to sphere, torusN or torusC") from None
     if mode is not None and config != mode:
         raise ValueError(
             f"SupCon-Framework {what} built with the config's projmode={config_projmode!r}, but patch(..., "
-            f"projmode={mode!r}): set `projmode: {mode}` in the config (train.py names the run and its weights/, "
+            f"geometry={mode!r}): set `projmode: {mode}` in the config (train.py names the run and its weights/, "
             f"runs/, logs/ after the config's projmode, and removes them first, so a patched run left at "
-            f"{config_projmode!r} would overwrite that run's files), or patch with projmode={config!r}")
+            f"{config_projmode!r} would overwrite that run's files), or patch with geometry={config!r}")
     return config
 
 
@@ -285,14 +312,14 @@ def _model_attributes(upstream, mode):
         )  # None: built before the patch, left as upstream's
         if self.second_stage or not donormalise or torus_mode != "torusN":
             return upstream_forward(self, x, donormalise)
-        return torus_normalize(upstream_forward(self, x, False), mode="torusN", dim=1)
+        return torus_normalize(upstream_forward(self, x, False), geometry="torusN", dim=1)
 
     def embed(self, x):
         """Unit-norm torus (or sphere) embedding in the Clifford layout, whatever the projmode."""
         if self.second_stage:
             raise RuntimeError("embed() needs the first-stage model (second_stage=False)")
-        torus_mode = getattr(self, "torus_mode", None) or canonical_mode(self.projmode)
-        return torus_normalize(upstream_forward(self, x, False), mode=torus_mode, dim=1)
+        torus_mode = getattr(self, "torus_mode", None) or geometry_of_projmode(self.projmode)
+        return torus_normalize(upstream_forward(self, x, False), geometry=torus_mode, dim=1)
 
     __init__.__doc__ = (
         f"upstream's __init__, patched by torus-plugins ({mode or 'following the config'})"
@@ -318,7 +345,7 @@ def _loss_attributes(upstream, dropin, mode, argument_names):
             if mode is None:
                 raise ValueError(
                     f"SupCon-Framework {upstream.__name__} built without projmode: pass projmode "
-                    f"(sphere, torusN or torusC), or patch with projmode="
+                    f"(sphere, torusN or torusC), or patch with geometry="
                 )
             bound.arguments["projmode"] = mode
         _check_config(bound.arguments["projmode"], mode, upstream.__name__)
@@ -351,7 +378,8 @@ def _check_unpatched_class(cls):
         )
 
 
-def patch(models_module, losses_module=None, projmode=None) -> Patch:
+@renamed_keywords(projmode="geometry")
+def patch(models_module, losses_module=None, geometry=None) -> Patch:
     """Make SupCon-Framework's ``tools.models`` (and ``tools.losses``) use torus geometry; see the
     module docs.
 
@@ -363,7 +391,8 @@ def patch(models_module, losses_module=None, projmode=None) -> Patch:
         models_module: SupCon-Framework's ``tools.models`` (torus branch).
         losses_module: its ``tools.losses`` (``SupConLoss``, ``KoLeoLoss``), or None to leave
             the losses.
-        projmode: the torus mode of the run (sphere, torusN, torusC, or a legacy name); the config
+        geometry: the run's geometry (sphere, torusN, torusC, or SupCon-Framework's hyprs, torul,
+            torus; 0.1.0's keyword ``projmode=`` still works, with a DeprecationWarning); the config
             must name the same mode, else building the model or loss raises. None follows the
             config.
 
@@ -372,11 +401,11 @@ def patch(models_module, losses_module=None, projmode=None) -> Patch:
         ``unpatch(module)`` undoes one module.
 
     Raises:
-        ValueError: unknown ``projmode``; a module without the upstream classes; a ``SupConModel``
+        ValueError: unknown ``geometry``; a module without the upstream classes; a ``SupConModel``
             without a ``projmode`` argument (the ``main`` branch).
         RuntimeError: a module or class already patched.
     """
-    mode = None if projmode is None else canonical_mode(projmode)
+    mode = None if geometry is None else geometry_of_projmode(geometry)
     check_patchable(models_module)
     upstream = getattr(models_module, "SupConModel", None)
     if not isinstance(upstream, type):

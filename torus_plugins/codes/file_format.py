@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..geometry import get_geometry
 from .atomic import atomic_write
 from .pack import pack_codes, packed_row_bytes, unpack_codes
 from .quantize import check_bits, check_codes
@@ -62,8 +63,21 @@ class CodeFile:
         return int(self.codes.shape[0])
 
 
-def save_codes(path, codes, bits: int, geometry: str = "torusN", meta: dict | None = None) -> None:
+def save_codes(path, codes, bits: int, geometry="torusN", meta: dict | None = None) -> None:
     """Write [n, k] uint8 codes packed at ``bits`` bits per angle, with header and CRC32.
+
+    Args:
+        path: the file (written atomically).
+        codes: [n, k] uint8 codes, values < 2**bits.
+        bits: bits per angle, 1..8.
+        geometry: the geometry the codes came from (a name of
+            :data:`torus_plugins.geometry.GEOMETRY_NAMES` or a Geometry object); its canonical
+            name is stored.
+        meta: a JSON-serialisable dict, or None.
+
+    Raises:
+        TypeError: a wrong kind of argument.
+        ValueError: bad codes or bits, an unknown geometry, meta that is not JSON.
 
     Usage: ``save_codes("emb.torc", codes, bits=8)``
     """
@@ -71,9 +85,7 @@ def save_codes(path, codes, bits: int, geometry: str = "torusN", meta: dict | No
     codes = check_codes(codes, bits)
     if codes.ndim != 2 or codes.shape[1] == 0:
         raise ValueError(f"codes must be 2-D [n, k] with k >= 1, got shape {codes.shape}")
-    if not isinstance(geometry, str) or not geometry.isascii() or len(geometry) > 255:
-        raise ValueError(f"geometry must be an ASCII string of at most 255 characters, got {geometry!r}")
-    g = geometry.encode("ascii")
+    g = get_geometry(geometry).name.encode("ascii")
     if meta is not None and not isinstance(meta, dict):
         raise TypeError(f"meta must be a dict (stored as JSON) or None, got {type(meta).__name__}")
     try:
