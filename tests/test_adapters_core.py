@@ -29,15 +29,17 @@ def make_module(name="user_pipeline"):
                                             ("torul", "torusN"), ("L2P", "torusN"), ("torusC", "torusC"),
                                             ("torus", "torusC"), ("clifford", "torusC")])
 def test_canonical_mode_names(name, canonical):
-    assert tn.canonical_mode(name) == canonical
+    with pytest.warns(DeprecationWarning, match="canonical_mode is deprecated"):
+        assert tn.canonical_mode(name) == canonical
 
 
-@pytest.mark.parametrize("bad", ["torusX", "", None, 3])
-def test_unknown_mode_is_a_clear_error(bad):
-    with pytest.raises(ValueError, match="unknown projection mode"):
+@pytest.mark.parametrize("bad,error", [("torusX", ValueError), ("", ValueError), (None, TypeError),
+                                       (3, TypeError)])
+def test_unknown_geometry_is_a_clear_error(bad, error):
+    with pytest.raises(error, match="geometry must be"), pytest.warns(DeprecationWarning):
         tn.canonical_mode(bad)
-    with pytest.raises(ValueError, match="unknown projection mode"):
-        tn.patch_normalize(make_module(), mode=bad)
+    with pytest.raises(error, match="geometry must be"):
+        tn.patch_normalize(make_module(), geometry=bad)
 
 
 def test_torus_normalize_matches_the_heads_along_any_dim():
@@ -159,7 +161,7 @@ def test_lightly_heads_torusC_and_wrap():
     assert TorusProjectionHead(blocks, geometry="torul")(torch.randn(4, 16)).shape == (4, 8)
     wrapped = torus_head(BYOLProjectionHead(16, 32, 8), 8, "torusN")
     assert torch.allclose(wrapped(torch.randn(4, 16)).norm(dim=1), torch.ones(4), atol=1e-5)
-    with pytest.raises(ValueError, match="unknown projection mode"):
+    with pytest.raises(ValueError, match="geometry must be one of"):
         TorusVICRegProjectionHead(16, 32, 8, geometry="poincare")
 
 

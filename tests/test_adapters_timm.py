@@ -245,7 +245,7 @@ def test_attach_head_vit_torusC_and_errors():
     z = model(torch.randn(3, 3, 32, 32))
     assert z.shape == (3, 16)
     torch.testing.assert_close(z.norm(dim=1), torch.ones(3))
-    with pytest.raises(ValueError, match="unknown head"):
+    with pytest.raises(ValueError, match="unknown geometry"):
         ttimm.create_torus_model("resnet18", geometry="hyperbolic")
     with pytest.raises(ValueError, match="num_classes must be 0"):
         ttimm.create_torus_model("resnet18", num_classes=10)

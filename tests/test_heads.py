@@ -176,16 +176,17 @@ def test_non_tensor_input_is_a_type_error():
         L2p(2)([[1.0, 2.0]])
 
 
-@pytest.mark.parametrize("bad", [0, -2, 2.0, True, "8"])
-def test_bad_dims_are_rejected(bad):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("bad,error", [(0, ValueError), (-2, ValueError), (2.0, TypeError),
+                                       (True, TypeError), ("8", TypeError)])
+def test_bad_dims_are_rejected(bad, error):
+    with pytest.raises(error, match="dim must be a positive integer"):
         L2p(bad)
-    with pytest.raises(ValueError):
+    with pytest.raises(error, match="dim must be a positive integer"):
         Clifford(bad)
 
 
 def test_unknown_projection_and_angle_map():
-    with pytest.raises(ValueError, match="known"):
+    with pytest.raises(ValueError, match="geometry must be one of"):
         ProjectionHead(8, 4, geometry="hyperbolic")
     with pytest.raises(ValueError, match="angle_map"):
         TorusMLPHead(8, angle_map="tanh")

@@ -1,4 +1,5 @@
-"""numpy row helpers shared by the geometry objects and the metrics: validated 2-D arrays, exact row scaling."""
+"""numpy row helpers shared by the geometry objects and the metrics: validated 2-D arrays,
+exact row scaling."""
 
 import numpy as np
 import torch

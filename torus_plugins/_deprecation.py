@@ -13,7 +13,7 @@ import warnings
 
 
 def renamed_keywords(**renames: str):
-    """Decorator: ``old=value`` in a call becomes ``new=value`` (old -> new in ``renames``), warning.
+    """Decorator: ``old=value`` in a call becomes ``new=value`` (``renames``: old -> new), warning.
 
     Args:
         **renames: old keyword name -> new keyword name.

@@ -124,7 +124,7 @@ class IntegerEncoder:
         return x.detach().to("cpu", torch.float32).contiguous()
 
     def activations(self, x) -> torch.Tensor:
-        """The program's int8 output [N, in_features] for float input ``x`` [N, *sample_shape].
+        """The int8 output [N, in_features] of the program for float ``x`` ``[N, *sample_shape]``.
 
         Raises:
             TypeError: x is not a float tensor / array.

@@ -287,8 +287,10 @@ def torus_score(betti, gap_ratio: float) -> float:
 
     Usage: ``torus_score((1, 2, 1), 0.97)``  # 0.985
     """
-    if isinstance(gap_ratio, bool) or not isinstance(gap_ratio, (int, float, np.number)) \
-            or not np.isfinite(gap_ratio) or gap_ratio < 0:
+    if isinstance(gap_ratio, bool) or not isinstance(gap_ratio, (int, float, np.number)):
+        raise TypeError(f"gap_ratio must be a finite number >= 0, got {type(gap_ratio).__name__} "
+                        f"{gap_ratio!r}")
+    if not np.isfinite(gap_ratio) or gap_ratio < 0:
         raise ValueError(f"gap_ratio must be a finite number >= 0, got {gap_ratio!r}")
     if not isinstance(betti, (tuple, list, np.ndarray)):
         raise TypeError(f"betti must be a sequence of Betti numbers (b0, b1, b2), got "
