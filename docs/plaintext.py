@@ -5,7 +5,7 @@ with formulas: ``|x|`` is an absolute value and ``||x||`` a norm, not a reStruct
 substitution, and a table is a Markdown pipe table; a bullet list may follow its paragraph without
 a blank line. Before napoleon reads a docstring, :func:`rst_lines` turns those tables into
 ``list-table`` directives, puts blank lines around such lists and escapes every other ``|``
-outside backquotes and literal blocks, so a formula never breaks the strict build and nobody has to
+outside backquotes and literal blocks (and a ``*`` that opens no emphasis), so a formula never breaks the strict build and nobody has to
 write ``\\|x\\|`` in the source.
 """
 
@@ -17,12 +17,17 @@ _TABLE_RULE = re.compile(r"^\s*\|(\s*:?-{3,}:?\s*\|)+\s*$")
 _BACKQUOTED = re.compile(r"(``.*?``|`[^`]*`)")
 _CELL_SPLIT = re.compile(r"\s\|\s")
 _BULLET = re.compile(r"^\s*[*+-] \S")
+#: a ``*`` opening a word that no later ``*`` on the line closes (``[N, *sample_shape]``): plain
+#: text, not the start of emphasis
+_LONE_STAR = re.compile(r"(?<![\w*\\])\*(?=\w)(?![^*]*\*)")
 
 
 def escape_bars(text: str) -> str:
-    """``|`` -> ``\\|`` outside backquoted spans (literals and roles keep theirs)."""
+    """``|`` -> ``\\|``, and a ``*`` that opens no emphasis -> ``\\*``, outside backquoted spans
+    (literals and roles keep theirs)."""
     parts = _BACKQUOTED.split(text)
-    return "".join(p if i % 2 else p.replace("|", r"\|") for i, p in enumerate(parts))
+    return "".join(p if i % 2 else _LONE_STAR.sub(r"\\*", p.replace("|", r"\|"))
+                   for i, p in enumerate(parts))
 
 
 def _cells(line: str) -> list[str]:

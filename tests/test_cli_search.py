@@ -1,6 +1,7 @@
 """The CLI round trip a newcomer runs: ``export`` writes ref.torc, ``search`` queries it, ``eval``
-reads it -- through the installed console script once, then every CLI line of the README, and the
-error paths (one ``error:`` line, exit 2, no traceback)."""
+reads it -- through the installed console script once, then every CLI line of the export-and-search
+how-to page (docs/howto/export-search.md), and the error paths (one ``error:`` line, exit 2, no
+traceback)."""
 
 import json
 import os
@@ -19,7 +20,7 @@ from torus_plugins.metrics import retrieval
 from torus_plugins.search import TorusIndexFlat, TorusIndexIVF, write_index
 
 EXE = os.path.join(os.path.dirname(sys.executable), "torus-plugins")
-README = Path(__file__).resolve().parents[1] / "README.md"
+CLI_PAGE = Path(__file__).resolve().parents[1] / "docs" / "howto" / "export-search.md"
 
 
 def torus_data(n=150, k=8, seed=0):
@@ -229,10 +230,10 @@ def test_eval_code_file_with_query_codes(tmp_path, capsys):
     assert doc["rows"][0]["precision_at_1"] == pytest.approx(expected["precision_at_1"])
 
 
-def readme_cli_lines() -> list:
-    """The ``torus-plugins ...`` lines of the README's CLI block (optional ``[...]`` parts and
+def docs_cli_lines() -> list:
+    """The ``torus-plugins ...`` lines of the export-and-search page's CLI block (optional ``[...]`` parts and
     comments removed)."""
-    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), re.S)
+    blocks = re.findall(r"```bash\n(.*?)```", CLI_PAGE.read_text(), re.S)
     block = next(b for b in blocks if "torus-plugins search" in b)
     lines = []
     for line in block.splitlines():
@@ -242,8 +243,8 @@ def readme_cli_lines() -> list:
     return lines
 
 
-def test_every_readme_cli_line_runs(tmp_path, capsys, monkeypatch):
-    lines = readme_cli_lines()
+def test_every_documented_cli_line_runs(tmp_path, capsys, monkeypatch):
+    lines = docs_cli_lines()
     assert any(" search " in line for line in lines)
     assert any("eval ref.torc" in line for line in lines)
     z, y, t = torus_data(n=200, k=8)      # < 256 vectors: 8-bit PQ rows skipped, with their reason

@@ -150,3 +150,6 @@ def test_plain_text_docstrings_become_restructuredtext():
         ".. list-table::", "   :header-rows: 1", "", "   * - a", "     - b", "   * - ``c``",
         r"     - x / \|\|x\|\|", "",
         "", "Usage::", "", "    q = |w|", "para", "", "* item", "  more", "", "after"]
+    # a star that opens no emphasis is text; emphasis, bullets and literals keep theirs
+    assert plaintext.rst_lines(["x [N, *shape] and ``*a``", "*em* **st**", "* item"]) == [
+        r"x [N, \*shape] and ``*a``", "*em* **st**", "", "* item"]

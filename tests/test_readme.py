@@ -15,7 +15,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def test_readme_has_python_blocks():
     blocks = python_blocks(README)
-    assert len(blocks) >= 7
+    assert len(blocks) >= 2
     assert len(blocks) == count_openings(README)      # none missed by the pattern, none norun
 
 
@@ -41,3 +41,26 @@ def test_ten_line_example_runs_and_its_comments_hold(tmp_path):
     torch.testing.assert_close(torch.linalg.vector_norm(z, dim=-1), torch.ones(32))
     delta = 2 * math.pi * (turns[:, None, :] - turns[None, :, :])
     torch.testing.assert_close(sim, torch.cos(delta).mean(-1), atol=1e-5, rtol=0)
+
+
+def _table_rows(text: str, header_start: str) -> dict:
+    """{first cell: other cells} of the Markdown table whose header row starts with ``header_start``."""
+    lines = text[text.index(header_start):].splitlines()
+    rows = {}
+    for line in lines[2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_headline_results_are_the_results_pages_numbers():
+    """The README's headline table is a subset of the docs' make-demo table, cell for cell."""
+    results = (README.parent / "docs" / "results.md").read_text()
+    demo = _table_rows(results, "| setting | sphere (width 64)")
+    headline = _table_rows(README.read_text(), "| stored as | sphere (width 64)")
+    names = {"float32": "none (float32)", 'sign (the paper\'s "1-bit")': "sign"}
+    assert len(headline) >= 3
+    for name, cells in headline.items():
+        assert cells == demo[names.get(name, name)][:3], name

@@ -124,7 +124,9 @@ class IntegerEncoder:
         return x.detach().to("cpu", torch.float32).contiguous()
 
     def activations(self, x) -> torch.Tensor:
-        """The int8 output [N, in_features] of the program for float ``x`` ``[N, *sample_shape]``.
+        """The program's int8 output [N, in_features] for float input ``x``.
+
+        ``x`` has shape ``[N, *sample_shape]``.
 
         Raises:
             TypeError: x is not a float tensor / array.
