@@ -1,8 +1,12 @@
 """numpy row helpers shared by the geometry objects and the metrics: validated 2-D arrays,
 exact row scaling."""
 
+import math
+
 import numpy as np
 import torch
+
+TWO_PI = 2.0 * math.pi
 
 
 def as_array(x, name: str = "embeddings") -> np.ndarray:
@@ -53,3 +57,26 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     x = scale_rows(np.asarray(x, dtype=np.float64))
     norm = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.where(norm > 0, norm, 1.0)
+
+
+def circular_mean_turns(turns: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """[n, k] turns, [n, C] weights -> [C, k] weighted circular mean per circle, in turns [0, 1).
+
+    mu_cj = atan2(sum_i w_ic sin theta_ij, sum_i w_ic cos theta_ij) / (2*pi) mod 1.
+
+    Args:
+        turns: [n, k] angles in turns.
+        weights: [n, C] non-negative weights (one-hot: per-class means).
+
+    Returns:
+        [C, k] mean angles in turns; a circle whose weighted sum is exactly zero gets angle 0.
+    """
+    theta = TWO_PI * np.asarray(turns, np.float64)
+    mean = np.arctan2(weights.T @ np.sin(theta), weights.T @ np.cos(theta)) / TWO_PI
+    return np.mod(mean, 1.0)
+
+
+def turns_circular_variance(turns: np.ndarray) -> float:
+    """mean over circles c of 1 - |mean_i exp(2*pi*j*turn_ic)| for angles in turns [n, k]."""
+    th = TWO_PI * np.asarray(turns, dtype=np.float64)
+    return float(np.mean(1.0 - np.hypot(np.cos(th).mean(0), np.sin(th).mean(0))))

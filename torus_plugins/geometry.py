@@ -1,4 +1,4 @@
-"""The geometry of an embedding: one vocabulary, one object per geometry, one conversion of each kind.
+"""The geometry of an embedding: one vocabulary, one object per geometry, one conversion each.
 
 * turns: k angles in [0, 1); theta = 2*pi*turn.
 * Clifford layout: (cos t0, sin t0, cos t1, sin t1, ...), width 2k, unit norm (each circle scaled by
@@ -6,7 +6,7 @@
   :func:`clifford_of_turns` is the numpy front end of the same computation.
 
 Every function and class of the package that needs to know how vectors are read takes ``geometry=``:
-a :class:`Geometry` object or one of its names (case-insensitive). :func:`get_geometry` is the one place
+a :class:`Geometry` object or one of its names (any case). :func:`get_geometry` is the one place
 a name becomes an object; an unknown name is a ValueError, anything else a TypeError.
 
 | geometry | names | input | stored values per vector | unit vectors | distance |
@@ -17,9 +17,9 @@ a name becomes an object; an unknown name is a ValueError, anything else a TypeE
 | ``CodesGeometry(b)`` | codes | b-bit angle codes [n, k] | k angles | Clifford of code / 2**b | circular L1 |
 
 torusN and torusC embeddings are both in the Clifford layout; they differ in the head that produces
-them (:class:`~torus_plugins.heads.L2p` normalises pairs, :class:`~torus_plugins.heads.Clifford` reads
-its input as turns). On the tori the inner product of unit vectors is (1/k) sum_i cos(dtheta_i); on
-codes the distance is sum_i min(d_i, 2**b - d_i), d_i = (a_i - b_i) mod 2**b.
+them (:class:`~torus_plugins.heads.L2p` normalises pairs, :class:`~torus_plugins.heads.Clifford`
+reads its input as turns). On the tori the inner product of unit vectors is (1/k) sum_i
+cos(dtheta_i); on codes the distance is sum_i min(d_i, 2**b - d_i), d_i = (a_i - b_i) mod 2**b.
 
 Usage::
 
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._arrays import as_array, unit_rows
+from ._arrays import as_array, circular_mean_turns, turns_circular_variance, unit_rows
 from ._checks import check_bool, check_even, check_float_tensor, check_int, check_min_dims
 
 TWO_PI = 2.0 * math.pi
@@ -115,29 +115,21 @@ def to_clifford(turns: torch.Tensor, unit_norm: bool = True) -> torch.Tensor:
 
 
 def clifford_of_turns(turns, dtype=np.float64) -> np.ndarray:
-    """numpy front end of :func:`to_clifford` (unit norm): [n, k] turns -> [n, 2k] of ``dtype``."""
+    """(cos 2*pi*t_i, sin 2*pi*t_i) / sqrt(k), interleaved: numpy front end of :func:`to_clifford`.
+
+    Args:
+        turns: [n, k] array-like of angles in turns.
+        dtype: float dtype of the computation and the result.
+
+    Returns:
+        [n, 2k] unit-norm Clifford rows.
+    """
     t = torch.from_numpy(np.ascontiguousarray(turns, dtype=dtype))
     return clifford_layout(t, 1.0 / math.sqrt(t.shape[-1])).numpy()
 
 
-def circular_mean_turns(turns: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """[n, k] turns, [n, C] weights -> [C, k] weighted circular mean per circle, in turns [0, 1).
-
-    mu_cj = atan2(sum_i w_ic sin theta_ij, sum_i w_ic cos theta_ij) / (2*pi) mod 1.
-    """
-    theta = TWO_PI * np.asarray(turns, np.float64)
-    mean = np.arctan2(weights.T @ np.sin(theta), weights.T @ np.cos(theta)) / TWO_PI
-    return np.mod(mean, 1.0)
-
-
-def turns_circular_variance(turns: np.ndarray) -> float:
-    """mean over circles c of 1 - |mean_i exp(2*pi*j*turn_ic)| for angles in turns [n, k]."""
-    th = TWO_PI * np.asarray(turns, dtype=np.float64)
-    return float(np.mean(1.0 - np.hypot(np.cos(th).mean(0), np.sin(th).mean(0))))
-
-
 def torus_spectral_gap(grid_size: int) -> float:
-    """lambda_1 = 2 - 2 cos(2*pi / N): smallest non-zero eigenvalue of the N x N torus-grid Laplacian.
+    """lambda_1 = 2 - 2 cos(2*pi / N): least non-zero eigenvalue of the N x N torus-grid Laplacian.
 
     (The 4-neighbour N x N torus grid has Laplacian eigenvalues 4 - 2cos(2*pi*a/N) - 2cos(2*pi*b/N);
     the smallest non-zero one is 2 - 2cos(2*pi/N).)  N=8: 0.586, N=12: 0.268, N=16: 0.152.
@@ -205,7 +197,7 @@ class Geometry:
         raise ValueError(f"geometry {self.name!r} has no angles; use torusN, torusC or codes")
 
     def codes(self, x, bits: int = 8, name: str = "embeddings") -> np.ndarray:
-        """b-bit angle codes ``quantize(turns, bits)`` (tori, codes); the sphere needs a fitted grid."""
+        """b-bit angle codes ``quantize(turns, bits)`` (tori, codes); the sphere has no angles."""
         from .codes.quantize import quantize
 
         return quantize(self.turns(x, name), bits)
@@ -215,11 +207,11 @@ class Geometry:
         return float(1.0 - np.linalg.norm(self.unit_vectors(x, name).mean(0)))
 
     def prepare(self, x, name: str = "embeddings") -> np.ndarray:
-        """Rows in the form :meth:`means` and :meth:`scores` take: unit vectors (codes: the codes)."""
+        """Rows as :meth:`means` and :meth:`scores` take them: unit vectors (codes: the codes)."""
         return self.unit_vectors(x, name)
 
     def means(self, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """[C, ...] weighted means in this geometry of prepared ``rows`` [n, ...], ``weights`` [n, C].
+        """[C, ...] weighted means in this geometry of prepared ``rows`` [n, ...], weights [n, C].
 
         Sphere: the normalised weighted sum (zero if the rows cancel exactly).
         """
@@ -384,8 +376,18 @@ def get_geometry(geometry, bits: int = 8) -> Geometry:
 
 
 def embedding_geometry(geometry) -> Geometry:
-    """:func:`get_geometry` restricted to float embeddings (sphere, torusN, torusC): what a head or a
-    loss produces. ValueError for "codes" (integer codes come from ``quantize``, not from a head)."""
+    """:func:`get_geometry` restricted to float embeddings: what a head or a loss produces.
+
+    Args:
+        geometry: a Geometry object or a name (sphere, torusN, torusC and their aliases, any case).
+
+    Returns:
+        ``SPHERE``, ``TORUS_N`` or ``TORUS_C``.
+
+    Raises:
+        TypeError: neither a Geometry nor a string.
+        ValueError: an unknown name, or "codes" (codes come from ``quantize``, not from a head).
+    """
     g = get_geometry(geometry)
     if isinstance(g, CodesGeometry):
         raise ValueError(f"geometry must be sphere, torusN or torusC here (float embeddings), got "
