@@ -194,6 +194,7 @@ def functional_names(module) -> list:
     return sorted(name for name, value in vars(module).items() if value is _torch_F)
 
 
+@renamed_keywords(mode="geometry")
 def normalize_replacements(module, geometry) -> dict:
     """``{name: TorusFunctional(geometry)}`` for every alias of ``torch.nn.functional`` in ``module``.
 
