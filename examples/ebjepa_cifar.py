@@ -145,7 +145,7 @@ class SmallCNN(nn.Sequential):
 def build_model(head: str, args):
     projection, mult = HEADS[head]
     if args.backbone != "smallcnn":
-        return create_torus_model(args.backbone, head=projection, dim=mult * args.dim, hidden_dim=args.hidden_dim)
+        return create_torus_model(args.backbone, geometry=projection, dim=mult * args.dim, hidden_dim=args.hidden_dim)
     backbone = SmallCNN(args.width)
     return TorusTimmModel(backbone, make_head(backbone.num_features, projection, mult * args.dim, args.hidden_dim))
 

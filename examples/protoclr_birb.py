@@ -166,7 +166,7 @@ def build_model(head: str, dim: int) -> nn.Module:
                nn.BatchNorm2d(c[i + 1]), nn.ReLU(inplace=True), nn.MaxPool2d(4 if i == 0 else 2)] for i in range(4)]
     encoder = nn.Sequential(*sum(blocks, []), nn.AdaptiveAvgPool2d(1), nn.Flatten())
     width = dim // 2 if head == "torusC" else dim                   # torusC: dim/2 turns -> width dim
-    return nn.ModuleDict({"encoder": encoder, "head": ProjectionHead(128, width, projection=head, hidden_dim=128)})
+    return nn.ModuleDict({"encoder": encoder, "head": ProjectionHead(128, width, geometry=head, hidden_dim=128)})
 
 
 @torch.no_grad()

@@ -29,15 +29,17 @@ def make_module(name="user_pipeline"):
                                             ("torul", "torusN"), ("L2P", "torusN"), ("torusC", "torusC"),
                                             ("torus", "torusC"), ("clifford", "torusC")])
 def test_canonical_mode_names(name, canonical):
-    assert tn.canonical_mode(name) == canonical
+    with pytest.warns(DeprecationWarning, match="canonical_mode is deprecated"):
+        assert tn.canonical_mode(name) == canonical
 
 
-@pytest.mark.parametrize("bad", ["torusX", "", None, 3])
-def test_unknown_mode_is_a_clear_error(bad):
-    with pytest.raises(ValueError, match="unknown projection mode"):
+@pytest.mark.parametrize("bad,error", [("torusX", ValueError), ("", ValueError), (None, TypeError),
+                                       (3, TypeError)])
+def test_unknown_geometry_is_a_clear_error(bad, error):
+    with pytest.raises(error, match="geometry must be"), pytest.warns(DeprecationWarning):
         tn.canonical_mode(bad)
-    with pytest.raises(ValueError, match="unknown projection mode"):
-        tn.patch_normalize(make_module(), mode=bad)
+    with pytest.raises(error, match="geometry must be"):
+        tn.patch_normalize(make_module(), geometry=bad)
 
 
 def test_torus_normalize_matches_the_heads_along_any_dim():
@@ -138,7 +140,7 @@ def test_lightly_simclr_head_trains_with_lightly_ntxent():
     from torus_plugins.adapters.lightly import TorusSimCLRProjectionHead
 
     torch.manual_seed(0)
-    head = TorusSimCLRProjectionHead(32, 32, 8, projection="torusN")
+    head = TorusSimCLRProjectionHead(32, 32, 8, geometry="torusN")
     assert isinstance(head, ProjectionHead) and head.out_dim == 8
     model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), head)
     losses, z = _train(model, NTXentLoss(temperature=0.2))
@@ -152,15 +154,15 @@ def test_lightly_heads_torusC_and_wrap():
 
     from torus_plugins.adapters.lightly import TorusProjectionHead, TorusVICRegProjectionHead, torus_head
 
-    head = TorusVICRegProjectionHead(16, 32, 6, num_layers=3, projection="torusC")
+    head = TorusVICRegProjectionHead(16, 32, 6, num_layers=3, geometry="torusC")
     z = head(torch.randn(5, 16))
     assert z.shape == (5, 12) and torch.allclose(z.norm(dim=1), torch.ones(5), atol=1e-5)
     blocks = [(16, 16, torch.nn.BatchNorm1d(16), torch.nn.ReLU()), (16, 8, None, None)]
-    assert TorusProjectionHead(blocks, projection="torul")(torch.randn(4, 16)).shape == (4, 8)
+    assert TorusProjectionHead(blocks, geometry="torul")(torch.randn(4, 16)).shape == (4, 8)
     wrapped = torus_head(BYOLProjectionHead(16, 32, 8), 8, "torusN")
     assert torch.allclose(wrapped(torch.randn(4, 16)).norm(dim=1), torch.ones(4), atol=1e-5)
-    with pytest.raises(ValueError, match="unknown projection mode"):
-        TorusVICRegProjectionHead(16, 32, 8, projection="poincare")
+    with pytest.raises(ValueError, match="geometry must be one of"):
+        TorusVICRegProjectionHead(16, 32, 8, geometry="poincare")
 
 
 def test_lightly_vicreg_koleo_reexports_train():

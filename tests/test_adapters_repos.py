@@ -63,7 +63,7 @@ def test_supcon_framework_patch_gives_the_torusN_pipeline(fx):
     torch.manual_seed(0)
     x, labels = torch.randn(6, 3, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2])
     upstream_model = models.SupConModel
-    handle = tsf.patch(models, losses, projmode="torusN")
+    handle = tsf.patch(models, losses, geometry="torusN")
     model = utils.build_model("resnet18", projection_dim=8, projmode="torusN")   # config at torusN
     supcon_params = [{"name": "SupCon", "params": {"temperature": 0.1}}]
     optim = utils.build_optim(model, SGD, None, supcon_params, "torusN")
@@ -106,7 +106,7 @@ def test_supcon_framework_patch_builds_trains_and_validates_with_name_bound_supe
     ]
     loaders = utils.build_loaders("data/cifar10")
     images, labels = next(iter(loaders["train_supcon_loader"]))
-    with tsf.patch(models, losses, projmode=projmode):
+    with tsf.patch(models, losses, geometry=projmode):
         model = utils.build_model("resnet18", projection_dim=8, projmode=projmode)
         optim = utils.build_optim(model, SGD, None, criteria_params, projmode)
         before = [p.detach().clone() for p in model.parameters()]
@@ -138,7 +138,7 @@ def test_supcon_framework_patch_torusC_keeps_turns_and_matches_reference(fx):
     models, losses = fx("fx_supcon_framework.models"), fx("fx_supcon_framework.losses")
     torch.manual_seed(1)
     x, labels = torch.randn(4, 3, 8, 8), torch.tensor([0, 0, 1, 1])
-    with tsf.patch(models, losses, projmode="torus"):                                 # legacy name
+    with tsf.patch(models, losses, geometry="torus"):                                 # legacy name
         model = models.SupConModel("resnet18", projection_dim=6, projmode="torusC")
         z = torch.stack((model(x), model(x + 0.1)), dim=1)
         turns = torch.stack([model.head(model.encoder(v).flatten(1)) for v in (x, x + 0.1)], dim=1)
@@ -188,7 +188,7 @@ def test_supcon_framework_every_config_and_patch_pair_runs_an_epoch_or_refuses_b
         models, losses = fx("fx_supcon_framework.models"), fx("fx_supcon_framework.losses")
         torch.manual_seed(0)
         before = _tree(tmp_path)
-        with tsf.patch(models, losses, projmode=patch_mode):
+        with tsf.patch(models, losses, geometry=patch_mode):
             train = fx("fx_supcon_framework.train")
             if patch_mode is not None and CANONICAL[config] != patch_mode:
                 with pytest.raises(ValueError, match=rf"set `projmode: {patch_mode}` in the config"):
@@ -223,10 +223,10 @@ def test_supcon_framework_patch_refuses_a_model_without_projmode(fx):
             super().__init__()
     main_branch.SupConModel = SupConModel
     with pytest.raises(ValueError, match="no projmode argument .* would overwrite the sphere run's weights/"):
-        tsf.patch(main_branch, losses, projmode="torusN")
+        tsf.patch(main_branch, losses, geometry="torusN")
     assert not tn.is_patched(main_branch) and not tn.is_patched(losses)
     with pytest.raises(ValueError, match="even projection_dim"):
-        with tsf.patch(models, losses, projmode="torusN"):
+        with tsf.patch(models, losses, geometry="torusN"):
             models.SupConModel("resnet18", projection_dim=7, projmode="torusN")
 
 
@@ -271,9 +271,9 @@ def test_supcon_framework_dropin_model():
     assert second(x).shape == (3, 5)
     with pytest.raises(ValueError, match="features_dim"):
         tsf.SupConModel(backbone, 6, projmode="torusN")
-    with pytest.raises(ValueError, match="unknown projection mode"):
+    with pytest.raises(ValueError, match="projmode .geometry. must be one of"):
         tsf.SupConModel(backbone, 6, projmode="poincare", features_dim=8)
-    with pytest.raises(ValueError, match="unknown projection mode"):
+    with pytest.raises(ValueError, match="projmode .geometry. must be one of"):
         tsf.SupConLoss(projmode="unspecified")
     with pytest.raises(ValueError, match="n_views"):
         tsf.SupConLoss()(torch.randn(4, 6))
@@ -294,8 +294,8 @@ def test_supcon_framework_dropin_model_clips_gradients():
 
 def test_supcon_framework_patch_errors(fx):
     models, losses = fx("fx_supcon_framework.models"), fx("fx_supcon_framework.losses")
-    with pytest.raises(ValueError, match="unknown projection mode"):
-        tsf.patch(models, losses, projmode="torusX")
+    with pytest.raises(ValueError, match="projmode .geometry. must be one of"):
+        tsf.patch(models, losses, geometry="torusX")
     tsf.patch(models, losses)
     with pytest.raises(RuntimeError, match="already patched"):
         tsf.patch(models, losses)
@@ -327,7 +327,7 @@ def test_supcon_framework_patch_is_in_place_and_undone_exactly(fx):
     x, labels = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 0, 1])
     z_early = torch.stack((early_model(x), early_model(x.flip(-1))), dim=1)
     loss_early = early_loss(z_early, labels)
-    handle = tsf.patch(models, losses, projmode="torusN")
+    handle = tsf.patch(models, losses, geometry="torusN")
     assert {k: v for k, v in vars(models).items() if k != "_torus_plugins_patch"} == names[0]
     assert {k: v for k, v in vars(losses).items() if k != "_torus_plugins_patch"} == names[1]
     assert utils.LOSSES == names[2]
@@ -336,7 +336,7 @@ def test_supcon_framework_patch_is_in_place_and_undone_exactly(fx):
     alias = __import__("types").ModuleType("alias_of_tools_models")
     alias.SupConModel = models.SupConModel
     with pytest.raises(RuntimeError, match="already patched"):
-        tsf.patch(alias, projmode="torusN")
+        tsf.patch(alias, geometry="torusN")
     handle.undo()
     assert [dict(vars(cls)) for cls in classes] == before
     with tsf.patch(models, losses):  # follow the config
@@ -362,10 +362,10 @@ def test_protoclr_patch_computes_the_torus_losses(fx, mode):
     # a no-op
     expected = (original_supcon(0.2)(proj(z1), proj(z2), y), original_supcon(0.2)(proj(z1), proj(z2)),
                 original_proto(0.2)(proj(z1), proj(z2), y))
-    with tpc.patch(losses, mode=mode):
+    with tpc.patch(losses, geometry=mode):
         assert torch.allclose(losses.F.normalize(z1), proj(z1), atol=1e-6)
         supcon, proto = losses.SupConLoss(tau=0.2), losses.ProtoCLRLoss(0.2)        # as train_encoder.py builds them
-        assert isinstance(supcon, tpc.SupConLoss) and supcon.mode == mode
+        assert isinstance(supcon, tpc.SupConLoss) and supcon.geometry == mode
         got = (supcon(z1, z2, y), supcon(z1, z2), proto(z1, z2, y))
         for g, e in zip(got, expected):
             assert torch.allclose(g, e, atol=1e-5)
@@ -375,7 +375,7 @@ def test_protoclr_patch_computes_the_torus_losses(fx, mode):
 def test_protoclr_dropins_and_errors(fx):
     losses = fx("fx_protoclr.losses")
     z1, z2, y = torch.randn(6, 4, requires_grad=True), torch.randn(6, 4), torch.tensor([0, 0, 1, 1, 2, 2])
-    loss = tpc.ProtoCLRLoss(0.1, mode="sphere")(z1, z2, y)
+    loss = tpc.ProtoCLRLoss(0.1, geometry="sphere")(z1, z2, y)
     theirs_z1 = z1.detach().clone().requires_grad_(True)
     theirs = losses.ProtoCLRLoss(0.1)(theirs_z1, z2, y)                 # upstream's own (fixture) implementation
     assert torch.allclose(loss, theirs, atol=1e-5)
@@ -384,8 +384,8 @@ def test_protoclr_dropins_and_errors(fx):
     assert torch.allclose(z1.grad, theirs_z1.grad, atol=1e-5) and z1.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="same shape"):
         tpc.SupConLoss(0.1)(torch.randn(4, 6), torch.randn(5, 6))
-    with pytest.raises(ValueError, match="unknown projection mode"):
-        tpc.patch(losses, mode="hyperbolic")
+    with pytest.raises(ValueError, match="geometry must be one of"):
+        tpc.patch(losses, geometry="hyperbolic")
     tpc.patch(losses)
     with pytest.raises(RuntimeError, match="already patched"):
         tpc.patch(losses)
@@ -402,7 +402,7 @@ def test_protoclr_patch_before_the_training_script_import(fx, mode):
     the encoder features."""
     losses = fx("fx_protoclr.losses")
     upstream = losses.ProtoCLRLoss
-    with tpc.patch(losses, mode=mode):
+    with tpc.patch(losses, geometry=mode):
         script = fx("fx_protoclr.train_encoder")
         torch.manual_seed(8)
         encoder, projector, loss_fn, optim = script.build(tau=0.1)
@@ -430,7 +430,7 @@ def test_eb_jepa_without_projection_is_upstream(fx):
     z1, z2 = torch.randn(16, 8), torch.randn(16, 8)
     x = torch.randn(2, 6, 3, 2, 2)
     proj = torch.nn.Linear(6, 8)
-    with teb.patch(losses, projection=None, uniformity_coeff=0.0):
+    with teb.patch(losses, geometry=None, uniformity_coeff=0.0):
         ours, theirs = losses.VICRegLoss(2.0, 3.0)(z1, z2), Orig_VICReg(2.0, 3.0)(z1, z2)
         assert set(ours) == set(theirs) == {"loss", "invariance_loss", "var_loss", "cov_loss"}
         for key in ours:
@@ -452,7 +452,7 @@ def test_eb_jepa_patch_torusN_vicreg_is_upstream_on_circles_plus_uniformity(fx):
     Orig = losses.VICRegLoss
     torch.manual_seed(5)
     z1, z2 = torch.randn(16, 8), torch.randn(16, 8)
-    with teb.patch(losses, projection="torusN", std_margin=1.0, uniformity_coeff=0.5):
+    with teb.patch(losses, geometry="torusN", std_margin=1.0, uniformity_coeff=0.5):
         out = losses.VICRegLoss(std_coeff=2.0, cov_coeff=3.0)(z1, z2)
     on_circles = Orig(2.0, 3.0)(pairs_on_circles(z1), pairs_on_circles(z2))   # same terms, computed upstream-style
     for key in ("invariance_loss", "var_loss", "cov_loss"):
@@ -469,7 +469,7 @@ def test_eb_jepa_vcloss_torus_and_toroidal_cov(fx):
     torch.manual_seed(6)
     x = torch.randn(2, 6, 2, 2, 2, requires_grad=True)
     proj = torch.nn.Linear(6, 8)
-    with teb.patch(losses, projection="torusC", cov="toroidal", grid_size=4, uniformity_coeff=0.1):
+    with teb.patch(losses, geometry="torusC", cov="toroidal", grid_size=4, uniformity_coeff=0.1):
         loss, unweighted, logs = losses.VCLoss(1.0, 1.0, proj=proj)(x)
         assert set(logs) == {"std_loss", "cov_loss", "uniformity_loss"} and torch.isfinite(loss)
         assert loss.item() == pytest.approx(logs["std_loss"] + logs["cov_loss"] + 0.1 * logs["uniformity_loss"],
@@ -480,7 +480,7 @@ def test_eb_jepa_vcloss_torus_and_toroidal_cov(fx):
         samples = x.detach().transpose(0, 1).flatten(1).transpose(0, 1)
 
         def by_hand(xs):
-            q = teb.torus_normalize(proj(xs), mode="torusC", dim=1)
+            q = teb.torus_normalize(proj(xs), geometry="torusC", dim=1)
             circles = q * math.sqrt(q.shape[1] / 2)
             terms = teb.TorusVCTerms("torusC", "toroidal", 0.1, 4)
             return (teb.hinge_std(circles, math.sqrt(0.5)) + terms.cov_term(circles)
@@ -494,8 +494,8 @@ def test_eb_jepa_vcloss_torus_and_toroidal_cov(fx):
         teb.VICRegLoss(cov="spherical")
     with pytest.raises(TypeError, match="unknown option"):
         teb.patch(losses, sim_coeff=1.0)
-    with pytest.raises(ValueError, match="unknown projection mode"):
-        teb.patch(losses, projection="torusQ")
+    with pytest.raises(ValueError, match="geometry must be one of"):
+        teb.patch(losses, geometry="torusQ")
     teb.patch(losses)
     with pytest.raises(RuntimeError, match="already patched"):
         teb.patch(losses)
@@ -508,7 +508,7 @@ def test_eb_jepa_vcloss_uniformity_on_a_bounded_reproducible_subset_of_positions
     losses = fx("fx_eb_jepa.losses")
     x = torch.randn(2, 6, 3, 10, 10)  # 600 positions of 6 features
     seen = []
-    with teb.patch(losses, projection="torusN", uniformity_samples=64):
+    with teb.patch(losses, geometry="torusN", uniformity_samples=64):
         vc = losses.VCLoss(1.0, 1.0)
         vc.terms._uniformity.register_forward_hook(
             lambda module, args, out: seen.append(args[0].shape)
@@ -520,7 +520,7 @@ def test_eb_jepa_vcloss_uniformity_on_a_bounded_reproducible_subset_of_positions
     assert seen == [(64, 6), (64, 6)] and torch.equal(loss, again)  # bounded and reproducible
     torch.manual_seed(7)
     rows = torch.randperm(600)[:64]  # the same draw, by hand
-    unit = teb.torus_normalize(x.movedim(1, -1).reshape(-1, 6), mode="torusN", dim=1)
+    unit = teb.torus_normalize(x.movedim(1, -1).reshape(-1, 6), geometry="torusN", dim=1)
     assert logs["uniformity_loss"] == pytest.approx(float(uniformity(unit[rows])), abs=1e-5)
     # an estimate of the all-pairs value: the mean over draws is close to it
     full = float(uniformity(unit))
@@ -549,7 +549,7 @@ def test_eb_jepa_video_training_step_with_the_patch_before_the_script_import(fx)
     [B, C, T, H, W] state, trains with the patched VCLoss; its uniformity term sees
     ``uniformity_samples`` positions."""
     losses = fx("fx_eb_jepa.losses")
-    with teb.patch(losses, projection="torusN", cov="toroidal", grid_size=4, uniformity_samples=64):
+    with teb.patch(losses, geometry="torusN", cov="toroidal", grid_size=4, uniformity_samples=64):
         script = fx("fx_eb_jepa.video_main")
         torch.manual_seed(9)
         model = script.TinyJEPA()

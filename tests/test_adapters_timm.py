@@ -187,7 +187,7 @@ def test_registered_variant_equals_create_torus_model():
     torch.manual_seed(0)
     via_timm = timm.create_model("resnet10t_torusn", dim=16, hidden_dim=32).eval()
     torch.manual_seed(0)
-    direct = ttimm.create_torus_model("resnet10t", head="torusN", dim=16, hidden_dim=32).eval()
+    direct = ttimm.create_torus_model("resnet10t", geometry="torusN", dim=16, hidden_dim=32).eval()
     torch.testing.assert_close(via_timm(X), direct(X))          # same construction, same numbers
     assert isinstance(via_timm, ttimm.TorusTimmModel) and via_timm.out_dim == 16
     vit = timm.create_model("vit_tiny_patch16_224_torusc", dim=8, hidden_dim=16, img_size=32,
@@ -199,7 +199,7 @@ def test_registered_variant_equals_create_torus_model():
 
 
 def test_create_torus_model_gradient_matches_finite_difference():
-    model = ttimm.create_torus_model("resnet18", head="l2p", dim=16, hidden_dim=32)
+    model = ttimm.create_torus_model("resnet18", geometry="l2p", dim=16, hidden_dim=32)
     assert model.num_features == 512 and model.out_dim == 16
     # gradient through backbone + MLP + L2p (fused backward) against a central finite difference
     model = model.double().eval()     # train-mode BatchNorm over 2 samples is too curved for this
@@ -238,15 +238,15 @@ def test_attach_head_vit_torusC_and_errors():
     vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8,
                             depth=2, num_classes=10)
     with pytest.raises(ValueError, match="does not match the backbone width 192"):
-        ttimm.attach_head(vit, head="torusC", dim=8, in_features=512)
-    model = ttimm.attach_head(vit, head="torusC", dim=8, hidden_dim=32)
+        ttimm.attach_head(vit, geometry="torusC", dim=8, in_features=512)
+    model = ttimm.attach_head(vit, geometry="torusC", dim=8, hidden_dim=32)
     assert model.out_dim == 16 and vit.num_classes == 0
     assert model.pretrained_cfg["architecture"] == "vit_tiny_patch16_224"
     z = model(torch.randn(3, 3, 32, 32))
     assert z.shape == (3, 16)
     torch.testing.assert_close(z.norm(dim=1), torch.ones(3))
-    with pytest.raises(ValueError, match="unknown head"):
-        ttimm.create_torus_model("resnet18", head="hyperbolic")
+    with pytest.raises(ValueError, match="unknown geometry"):
+        ttimm.create_torus_model("resnet18", geometry="hyperbolic")
     with pytest.raises(ValueError, match="num_classes must be 0"):
         ttimm.create_torus_model("resnet18", num_classes=10)
     with pytest.raises(TypeError, match="timm model"):

@@ -64,11 +64,12 @@ def test_negative_ids_are_refused_since_minus_one_marks_padding():
     assert I[0, 0] == 5 and I[0, -1] == -1
 
 
-@pytest.mark.parametrize("betti, ratio, message", [(None, 1.0, "betti"), ((1, 2), 1.0, "betti"),
-                                                    ((1, 2, 1), "1.0", "gap_ratio"), ((1, 2, 1), True, "gap_ratio"),
-                                                    ((1, 2, 1), float("nan"), "gap_ratio")])
-def test_torus_score_checks_its_arguments(betti, ratio, message):
-    with pytest.raises(ValueError, match=message):
+@pytest.mark.parametrize("betti, ratio, error, message", [
+    (None, 1.0, TypeError, "betti"), ((1, 2), 1.0, ValueError, "betti"),
+    ((1, 2, 1), "1.0", TypeError, "gap_ratio"), ((1, 2, 1), True, TypeError, "gap_ratio"),
+    ((1, 2, 1), float("nan"), ValueError, "gap_ratio")])
+def test_torus_score_checks_its_arguments(betti, ratio, error, message):
+    with pytest.raises(error, match=message):
         torus_score(betti, ratio)
     assert torus_score(np.array([1, 2, 1]), 1.0) == 1.0
 

@@ -266,7 +266,7 @@ def test_encode_streams_loader():
 
 # ---------------------------------------------------------------- file format
 @FAST
-@given(bits=bits_st, n=st.integers(0, 6), k=st.integers(1, 9), geometry=st.sampled_from(["torusN", "torusC", ""]),
+@given(bits=bits_st, n=st.integers(0, 6), k=st.integers(1, 9), geometry=st.sampled_from(["torusN", "torusC", "sphere", "codes"]),
        data=st.data())
 def test_save_load_round_trip(tmp_path_factory, bits, n, k, geometry, data):
     codes = data.draw(codes_st(bits, (n, k)))

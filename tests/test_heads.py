@@ -139,7 +139,7 @@ def test_sigmoid_map_squashes_the_seam_and_turns_map_does_not():
 @pytest.mark.parametrize("projection,out", [("sphere", 16), ("l2p", 16), ("torusN", 16), ("clifford", 32),
                                             ("torusC", 32)])
 def test_projection_head_widths_and_norm(projection, out):
-    head = ProjectionHead(40, 16, projection=projection, hidden_dim=24)
+    head = ProjectionHead(40, 16, geometry=projection, hidden_dim=24)
     z = head(torch.randn(6, 40))
     assert z.shape == (6, out) and head.out_dim == out
     torch.testing.assert_close(torch.linalg.vector_norm(z, dim=-1), torch.ones(6))
@@ -176,17 +176,18 @@ def test_non_tensor_input_is_a_type_error():
         L2p(2)([[1.0, 2.0]])
 
 
-@pytest.mark.parametrize("bad", [0, -2, 2.0, True, "8"])
-def test_bad_dims_are_rejected(bad):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("bad,error", [(0, ValueError), (-2, ValueError), (2.0, TypeError),
+                                       (True, TypeError), ("8", TypeError)])
+def test_bad_dims_are_rejected(bad, error):
+    with pytest.raises(error, match="dim must be a positive integer"):
         L2p(bad)
-    with pytest.raises(ValueError):
+    with pytest.raises(error, match="dim must be a positive integer"):
         Clifford(bad)
 
 
 def test_unknown_projection_and_angle_map():
-    with pytest.raises(ValueError, match="known"):
-        ProjectionHead(8, 4, projection="hyperbolic")
+    with pytest.raises(ValueError, match="geometry must be one of"):
+        ProjectionHead(8, 4, geometry="hyperbolic")
     with pytest.raises(ValueError, match="angle_map"):
         TorusMLPHead(8, angle_map="tanh")
 

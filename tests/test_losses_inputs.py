@@ -60,7 +60,7 @@ def test_shape_errors():
     with pytest.raises(ValueError, match="2 circles"):
         CircularSpreadLoss()(torch.randn(5, 2))
     with pytest.raises(ValueError, match="even"):
-        SupConLoss(projmode="torusN")(torch.randn(4, 2, 7))
+        SupConLoss(geometry="torusN")(torch.randn(4, 2, 7))
     with pytest.raises(TypeError, match="floating"):
         KoLeoLoss()(torch.ones(4, 8, dtype=torch.long))
 
@@ -81,8 +81,8 @@ def test_labels_and_views():
 
 
 def test_bad_options():
-    with pytest.raises(ValueError, match="projmode"):
-        SupConLoss(projmode="cube")
+    with pytest.raises(ValueError, match="geometry"):
+        SupConLoss(geometry="cube")
     with pytest.raises(ValueError, match="contrast_mode"):
         SupConLoss(contrast_mode="some")
     with pytest.raises(ValueError, match="penalty"):
@@ -90,4 +90,4 @@ def test_bad_options():
     with pytest.raises(ValueError, match="covariance"):
         VICRegLoss(covariance="x")
     for name in ["hyprs", "SPHERE", "torul", "TorusN", "torus", "torusc", None]:
-        SupConLoss(projmode=name)
+        SupConLoss(geometry=name)

@@ -9,8 +9,7 @@ from torus_plugins.losses import KoLeoLoss, SupConLoss, VICRegLoss
 
 lightly_loss = pytest.importorskip("lightly.loss")
 pml_losses = pytest.importorskip("pytorch_metric_learning.losses")
-from torus_plugins.distances import CliffordCosine, ToroidalDistance  # noqa: E402
-from torus_plugins.regularizers import KoLeoRegularizer  # noqa: E402
+from torus_plugins.adapters.pml import CliffordCosine, KoLeoRegularizer, ToroidalDistance  # noqa: E402
 
 
 @pytest.mark.parametrize("p,eps", [(2, 1e-8), (1, 1e-4)])
@@ -52,9 +51,9 @@ def test_pml_supcon_with_clifford_cosine_equals_ours(scale):
     tau = 0.1
     emb, lab = _pml_batch(raw, y)
     theirs = pml_losses.SupConLoss(temperature=tau, distance=CliffordCosine())(emb, lab)
-    ours = SupConLoss(tau, base_temperature=tau, projmode="torusN")(raw, y)
+    ours = SupConLoss(tau, base_temperature=tau, geometry="torusN")(raw, y)
     assert torch.allclose(ours.float(), theirs.float(), rtol=1e-5)
-    ours_head = SupConLoss(tau, base_temperature=tau, projmode=None)(L2p(16)(raw), y)
+    ours_head = SupConLoss(tau, base_temperature=tau, geometry=None)(L2p(16)(raw), y)
     assert torch.allclose(ours_head, ours, rtol=1e-6)
 
 

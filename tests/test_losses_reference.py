@@ -87,10 +87,10 @@ def test_supcon_torusN_equals_paper_pair_unit_convention():
     pairs = raw.numpy().reshape(b, v, d // 2, 2)
     pair_unit = (pairs / np.linalg.norm(pairs, axis=-1, keepdims=True)).reshape(b, v, d)
     ref = supcon_loop(pair_unit, y.numpy(), tau * d / 2, tau, tau)
-    assert float(SupConLoss(tau, base_temperature=tau, projmode="torusN")(raw, y)) == pytest.approx(ref, rel=1e-9)
-    assert float(SupConLoss(tau, base_temperature=tau, projmode="TORUL")(raw, y)) == pytest.approx(ref, rel=1e-9)
+    assert float(SupConLoss(tau, base_temperature=tau, geometry="torusN")(raw, y)) == pytest.approx(ref, rel=1e-9)
+    assert float(SupConLoss(tau, base_temperature=tau, geometry="TORUL")(raw, y)) == pytest.approx(ref, rel=1e-9)
     head_out = L2p(d)(raw)  # the package head already gives unit norm: projmode None (or the no-op 'sphere')
-    assert float(SupConLoss(tau, base_temperature=tau, projmode=None)(head_out, y)) == pytest.approx(ref, rel=1e-9)
+    assert float(SupConLoss(tau, base_temperature=tau, geometry=None)(head_out, y)) == pytest.approx(ref, rel=1e-9)
     assert float(SupConLoss(tau, base_temperature=tau)(head_out, y)) == pytest.approx(ref, rel=1e-9)
 
 
@@ -103,9 +103,9 @@ def test_supcon_torusC_equals_paper_cos_then_sin_convention():
     th = 2 * np.pi * turns.numpy()
     paper = np.concatenate([np.cos(th), np.sin(th)], axis=2)
     ref = supcon_loop(paper, y.numpy(), tau * k, tau, 0.07)
-    assert float(SupConLoss(tau, projmode="torusC")(turns, y)) == pytest.approx(ref, rel=1e-9)
-    assert float(SupConLoss(tau, projmode="torus")(turns, y)) == pytest.approx(ref, rel=1e-9)
-    assert float(SupConLoss(tau, projmode=None)(Clifford(k)(turns), y)) == pytest.approx(ref, rel=1e-9)
+    assert float(SupConLoss(tau, geometry="torusC")(turns, y)) == pytest.approx(ref, rel=1e-9)
+    assert float(SupConLoss(tau, geometry="torus")(turns, y)) == pytest.approx(ref, rel=1e-9)
+    assert float(SupConLoss(tau, geometry=None)(Clifford(k)(turns), y)) == pytest.approx(ref, rel=1e-9)
 
 
 @settings(max_examples=15, deadline=None)
@@ -114,7 +114,7 @@ def test_supcon_torus_translation_and_permutation_invariant(seed, shift):
     g = torch.Generator().manual_seed(seed)
     turns = torch.rand(6, 2, 4, generator=g)
     y = torch.randint(0, 3, (6,), generator=g)
-    loss = SupConLoss(0.2, projmode="torusC")
+    loss = SupConLoss(0.2, geometry="torusC")
     perm = torch.randperm(6, generator=g)
     base = float(loss(turns, y))
     assert float(loss(turns + shift, y)) == pytest.approx(base, rel=1e-7, abs=1e-9)
@@ -134,8 +134,8 @@ def test_koleo_matches_bruteforce_and_views_average():
             j = [j for j in range(len(a)) if j != i][int(np.argmin(d))]
             terms.append(-np.log(np.linalg.norm(a[i] - a[j] + eps) + eps))
         refs.append(np.mean(terms))
-    assert float(KoLeoLoss(eps)(x)) == pytest.approx(np.mean(refs), rel=1e-9)
-    assert float(KoLeoLoss(eps)(x[:, 1])) == pytest.approx(refs[1], rel=1e-9)
+    assert float(KoLeoLoss(eps=eps)(x)) == pytest.approx(np.mean(refs), rel=1e-9)
+    assert float(KoLeoLoss(eps=eps)(x[:, 1])) == pytest.approx(refs[1], rel=1e-9)
 
 
 def test_koleo_duplicates_finite_and_clipped_gradient_finite():

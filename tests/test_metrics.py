@@ -125,11 +125,11 @@ def test_codes_geometry_rejects_float_embeddings():
     z = clifford(clustered_turns(n=40, k=3)[0])
     y = clustered_turns(n=40, k=3)[1]
     for bad in (z, z.astype(np.float32) * 100, np.rint(z * 100)):  # even integer-valued floats are not codes
-        with pytest.raises(ValueError, match="integer codes"):
+        with pytest.raises(TypeError, match="integer codes"):
             retrieval(bad, y, geometry="codes")
     with pytest.raises(ValueError, match=r"codes must be in \[0, 15\]"):
         retrieval(np.full((40, 3), 16, np.uint8), y, geometry="codes", bits=4)
-    with pytest.raises(ValueError, match="integer codes"):
+    with pytest.raises(TypeError, match="integer codes"):
         circular_variance(z, "codes")
 
 

@@ -144,7 +144,7 @@ def test_geometry_objects_equal_strings():
     off[:, 0] *= 2
     assert TORUS_N.pair_norm_spread(off) > 0.3
     with pytest.raises(ValueError, match="geometry must be one of"):
-        get_geometry("torus")
+        get_geometry("hyperbolic")
 
 
 def test_table_rows_follow_settings_definition():

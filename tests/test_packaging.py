@@ -187,8 +187,6 @@ def _fresh_import(monkeypatch, module):
     ("ripser", "topology", lambda mp: __import__("torus_plugins.metrics", fromlist=["x"]).betti_numbers(
         np.random.default_rng(0).random((20, 3)))),
     ("matplotlib", "plot", lambda mp: __import__("torus_plugins.plot", fromlist=["x"])._plt()),
-    ("pytorch_metric_learning", "pml", lambda mp: _fresh_import(mp, "torus_plugins.distances")),
-    ("pytorch_metric_learning", "pml", lambda mp: _fresh_import(mp, "torus_plugins.regularizers")),
     ("pytorch_metric_learning", "pml", lambda mp: _fresh_import(mp, "torus_plugins.adapters.pml")),
     ("lightly", "lightly", lambda mp: _fresh_import(mp, "torus_plugins.adapters.lightly")),
     ("timm", "timm", lambda mp: _fresh_import(mp, "torus_plugins.adapters.timm")),

@@ -108,9 +108,9 @@ def test_clifford_head_and_conversions_against_float64(dtype, autocast):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("head_fn", [lambda: TorusMLPHead(6, n_circles=3, hidden_dim=16),
-                                     lambda: ProjectionHead(6, 8, projection="l2p", hidden_dim=16),
-                                     lambda: ProjectionHead(6, 4, projection="clifford", hidden_dim=16),
-                                     lambda: ProjectionHead(6, 8, projection="sphere", hidden_dim=16)])
+                                     lambda: ProjectionHead(6, 8, geometry="l2p", hidden_dim=16),
+                                     lambda: ProjectionHead(6, 4, geometry="clifford", hidden_dim=16),
+                                     lambda: ProjectionHead(6, 8, geometry="sphere", hidden_dim=16)])
 def test_mlp_heads_in_every_dtype_match_their_float64_copy(head_fn, dtype):
     torch.manual_seed(0)
     head = head_fn().eval()
@@ -123,7 +123,7 @@ def test_mlp_heads_in_every_dtype_match_their_float64_copy(head_fn, dtype):
 
 
 @pytest.mark.parametrize("head_fn", [lambda: TorusMLPHead(6, n_circles=3, hidden_dim=16),
-                                     lambda: ProjectionHead(6, 8, projection="l2p", hidden_dim=16)])
+                                     lambda: ProjectionHead(6, 8, geometry="l2p", hidden_dim=16)])
 def test_mlp_heads_under_autocast_train_and_backward(head_fn):
     torch.manual_seed(0)
     head = head_fn()

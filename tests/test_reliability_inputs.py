@@ -91,11 +91,11 @@ def test_constructors_accept_their_defaults_and_numpy_numbers(factory, params):
 
 
 @pytest.mark.parametrize("factory,kw,word", [
-    (SupConLoss, {"contrast_mode": "some"}, "contrast_mode"), (SupConLoss, {"projmode": "cube"}, "projmode"),
+    (SupConLoss, {"contrast_mode": "some"}, "contrast_mode"), (SupConLoss, {"geometry": "cube"}, "geometry"),
     (VICRegLoss, {"covariance": "x"}, "covariance"), (VICRegLoss, {"penalty": "x"}, "penalty"),
     (ToroidalCovarianceLoss, {"penalty": None}, "penalty"),
     (lambda **kw: TorusMLPHead(4, **kw), {"angle_map": "tanh"}, "angle_map"),
-    (lambda **kw: ProjectionHead(4, 4, **kw), {"projection": 3}, "projection"),
+    (lambda **kw: ProjectionHead(4, 4, **kw), {"geometry": 3}, "geometry"),
 ])
 def test_choice_parameters(factory, kw, word):
     assert_clear_error(lambda: factory(**kw), word)
@@ -149,7 +149,7 @@ def shapes(draw, width):
 HEADS = [(lambda: L2p(6), 6), (lambda: Sphere(5), 5), (lambda: Clifford(3), 3),
          (lambda: TorusMLPHead(4, n_circles=2, hidden_dim=8).eval(), 4),
          (lambda: ProjectionHead(4, 6, hidden_dim=8).eval(), 4),
-         (lambda: ProjectionHead(4, 3, projection="clifford", n_layers=3, hidden_dim=8).eval(), 4)]
+         (lambda: ProjectionHead(4, 3, geometry="clifford", n_layers=3, hidden_dim=8).eval(), 4)]
 
 
 @pytest.mark.parametrize("make,width", HEADS)

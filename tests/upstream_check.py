@@ -216,7 +216,7 @@ def worker_supcon_torus(root, commit):
         row = dict(repo="SupCon-Framework", ref=f"torus@{commit}", mode=projmode, build=False)
         try:
             torch.manual_seed(0)
-            with patch(tools.models, tools.losses, projmode=projmode):
+            with patch(tools.models, tools.losses, geometry=projmode):
                 g = run_train_py(projmode)
                 row["build"] = True
                 model, criteria = g["model"], g["criteria"]
@@ -263,7 +263,7 @@ def worker_supcon_torus(root, commit):
     sentinel = pathlib.Path("weights", name, "keep")
     sentinel.parent.mkdir(parents=True, exist_ok=True)
     sentinel.write_text("an earlier run")
-    with patch(tools.models, tools.losses, projmode="torusN"):
+    with patch(tools.models, tools.losses, geometry="torusN"):
         try:
             run_train_py("torusC")
             row.update(error="not refused")
@@ -290,7 +290,7 @@ def worker_supcon_main(root, commit):
 
     row = dict(repo="SupCon-Framework", ref=f"main@{commit}", mode="patch torusN", build=False)
     try:
-        tsf.patch(tools.models, tools.losses, projmode="torusN")
+        tsf.patch(tools.models, tools.losses, geometry="torusN")
         row.update(error="patch accepted on main")
     except ValueError as error:
         row.update(validation="refused at patch()", note=str(error)[:90] + "...")
@@ -405,7 +405,7 @@ def worker_protoclr(root, commit):
         row = dict(repo="ProtoCLR", ref=f"main@{commit}", mode=mode, build=False)
         try:
             torch.manual_seed(0)
-            with patch(losses, mode=mode):
+            with patch(losses, geometry=mode):
                 g = runpy.run_path(os.path.join(root, "train_encoder.py"), run_name="__main__")
                 row["build"] = True
                 encoder, projector, transform = g["encoder"], g["projector"], g["val_transform"]
@@ -418,7 +418,7 @@ def worker_protoclr(root, commit):
             with torch.no_grad():  # upstream's loss, unpatched, on the torus embeddings
                 theirs = float(
                     upstream_loss(0.1)(
-                        torus_normalize(h1, mode=mode), torus_normalize(h2, mode=mode), y
+                        torus_normalize(h1, geometry=mode), torus_normalize(h2, geometry=mode), y
                     )
                 )
             rows = sum(s[0] for s in seen["rows"])
@@ -485,7 +485,7 @@ def worker_eb_jepa_image(root, commit):
         )
         try:
             torch.manual_seed(0)
-            with patch(eb_jepa.losses, projection=projection, **options):
+            with patch(eb_jepa.losses, geometry=projection, **options):
                 sys.modules.pop("examples.image_jepa.main", None)
                 # imported now, its `from eb_jepa.losses import VICRegLoss` gets the patched class
                 import examples.image_jepa.main as main
@@ -594,7 +594,7 @@ def worker_eb_jepa_video(root, commit):
         )
         try:
             torch.manual_seed(0)
-            with patch(eb_jepa.losses, projection=projection, **options):
+            with patch(eb_jepa.losses, geometry=projection, **options):
                 for name in ("examples.video_jepa.main", "eb_jepa.datasets.moving_mnist"):
                     sys.modules.pop(name, None)
                 import examples.video_jepa.main as m  # its `from eb_jepa.losses import VCLoss` now

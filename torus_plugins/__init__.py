@@ -7,7 +7,8 @@ Usage::
     turns = torus_plugins.to_turns(head(x))   # angles in [0, 1)
 """
 
-from .geometry import to_clifford, to_turns, torus_spectral_gap
+from .geometry import (SPHERE, TORUS_C, TORUS_N, Geometry, get_geometry, to_clifford, to_turns,
+                       torus_spectral_gap)
 from .heads import Clifford, L2p, ProjectionHead, Sphere, TorusC, TorusMLPHead, TorusN, make_projection
 from .registry import (PluginError, available, available_heads, available_losses, broken_plugins, create_head,
                        create_loss)
@@ -22,7 +23,8 @@ except PackageNotFoundError:  # a source tree on sys.path without an install
 
 __all__ = [
     "Sphere", "L2p", "TorusN", "Clifford", "TorusC", "TorusMLPHead", "ProjectionHead", "make_projection",
-    "to_turns", "to_clifford", "torus_spectral_gap",
+    "to_turns", "to_clifford", "torus_spectral_gap", "Geometry", "get_geometry", "SPHERE", "TORUS_N",
+    "TORUS_C",
     "available", "available_heads", "available_losses", "create_head", "create_loss", "broken_plugins",
     "PluginError", "set_validation", "get_validation", "validation_mode", "__version__",
 ]

@@ -1,7 +1,9 @@
 """Argument checks shared by heads, losses, codes and the registry.
 
-Every check raises a TypeError (wrong kind of value) or ValueError (right kind, bad value) whose message names the
-argument, what was expected and what came. Numbers given as strings, bools given as numbers and floats given as
+One convention: every check raises a TypeError for the wrong kind of value (a float where an int is
+expected, a string where a number is, a non-tensor) and a ValueError for the right kind with a bad
+value (out of range, wrong shape, not finite); the message names the argument, what was expected
+and what came. Numbers given as strings, bools given as numbers and floats given as
 integers are refused rather than silently converted.
 
 Usage: ``eps = check_positive_float(eps, "eps")``; ``check_float_tensor(x, "input")``
@@ -34,10 +36,26 @@ def _describe(value) -> str:
 
 
 def check_int(value, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
-    """An integer (Python or numpy, not bool, not float) in [minimum, maximum]; returned as int."""
+    """int(value) for an integer (Python or numpy, not bool, not float) in [minimum, maximum].
+
+    Args:
+        value: the argument.
+        name: its name, for messages.
+        minimum: smallest accepted value (None: no bound).
+        maximum: largest accepted value (None: no bound).
+
+    Returns:
+        ``value`` as a Python int.
+
+    Raises:
+        TypeError: not an integer (bools, floats, strings refused).
+        ValueError: outside [minimum, maximum].
+    """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
         raise TypeError(f"{name} must be an integer, got {_describe(value)}")
     value = int(value)
+    if minimum is not None and maximum is not None and not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be an integer in [{minimum}, {maximum}], got {value}")
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
     if maximum is not None and value > maximum:
@@ -46,9 +64,14 @@ def check_int(value, name: str, minimum: int | None = None, maximum: int | None 
 
 
 def check_positive_int(value, what: str) -> int:
-    """A positive integer (bools, floats and strings refused)."""
+    """``check_int(value, what, minimum=1)``: an integer >= 1.
+
+    Raises:
+        TypeError: not an integer (bools, floats, strings refused).
+        ValueError: < 1.
+    """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise ValueError(f"{what} must be a positive integer, got {_describe(value)}")
+        raise TypeError(f"{what} must be a positive integer, got {_describe(value)}")
     if int(value) <= 0:
         raise ValueError(f"{what} must be a positive integer, got {int(value)}")
     return int(value)
@@ -95,8 +118,15 @@ def check_bool(value, name: str) -> bool:
 
 
 def check_choice(value, name: str, choices) -> str:
-    """One of ``choices`` (exact match)."""
-    if not isinstance(value, str) or value not in choices:
+    """One of ``choices`` (exact match).
+
+    Raises:
+        TypeError: not a string.
+        ValueError: a string not in ``choices``.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {tuple(choices)} (a string), got {_describe(value)}")
+    if value not in choices:
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {_describe(value)}")
     return value
 

@@ -141,13 +141,14 @@ OFF_TORUS_TOLERANCE = 1e-3
 
 
 def _check_geometry(x, geometry, path):
-    """InputError for an odd torus width; a warning on stderr when torus pairs differ in norm."""
-    if geometry in ("torusN", "torusC") and x.shape[1] % 2:
-        raise InputError(f"{geometry} embeddings need an even width (cos, sin pairs); {path!r} has {x.shape[1]}")
-    if geometry in ("torusN", "torusC"):
-        from .metrics import get_geometry
+    """InputError for an odd torus width; a warning on stderr when torus pairs are not of equal norm."""
+    from .geometry import TorusGeometry, get_geometry
 
-        spread = get_geometry(geometry).pair_norm_spread(x, path)
+    g = get_geometry(geometry)
+    if isinstance(g, TorusGeometry) and x.shape[1] % 2:
+        raise InputError(f"{g.name} embeddings need an even width (cos, sin pairs); {path!r} has {x.shape[1]}")
+    if isinstance(g, TorusGeometry):
+        spread = g.pair_norm_spread(x, path)
         if spread > OFF_TORUS_TOLERANCE:
             print(f"torus-plugins: warning: {path!r} is not on the torus: its (cos, sin) pairs differ in norm by up "
                   f"to {spread:.1%} within a row (a torus head output has equal pair norms); only the angles "

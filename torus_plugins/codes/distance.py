@@ -18,9 +18,10 @@ __all__ = ["circular_distance", "pairwise_circular_distance", "coordinate_distan
 
 
 def _check_p(p):
-    if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p not in (1, 2):
-        raise ValueError(f"p must be the integer 1 (L1) or 2 (squared L2), "
-                         f"got {p!r} ({type(p).__name__})")
+    if isinstance(p, bool) or not isinstance(p, (int, np.integer)):
+        raise TypeError(f"p must be the integer 1 (L1) or 2 (squared L2), got {p!r} ({type(p).__name__})")
+    if p not in (1, 2):
+        raise ValueError(f"p must be the integer 1 (L1) or 2 (squared L2), got {p!r} ({type(p).__name__})")
 
 
 def coordinate_distance(a: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..geometry import get_geometry
 from .atomic import atomic_write
 from .pack import pack_codes, packed_row_bytes, unpack_codes
 from .quantize import check_bits, check_codes
@@ -73,7 +74,7 @@ class CodeFile:
         return int(self.codes.shape[0])
 
 
-def save_codes(path, codes, bits: int, geometry: str = "torusN", meta: dict | None = None) -> None:
+def save_codes(path, codes, bits: int, geometry="torusN", meta: dict | None = None) -> None:
     """Write [n, k] uint8 codes packed at ``bits`` bits per angle, with header and CRC32.
 
     The write is atomic: a temporary file in the same directory, fsync, then rename over ``path``.
@@ -82,15 +83,17 @@ def save_codes(path, codes, bits: int, geometry: str = "torusN", meta: dict | No
         path: the file to write (str or path-like); replaced if it exists.
         codes: uint8 codes < 2**bits, [n, k] with k >= 1, a numpy array or torch tensor.
         bits: bits per angle, an integer in [1, 8].
-        geometry: an ASCII name of at most 255 characters stored in the header.
+        geometry: the geometry the codes came from, a name of
+            :data:`torus_plugins.geometry.GEOMETRY_NAMES` or a Geometry object; its canonical
+            name is stored in the header.
         meta: a dict of JSON values stored with the codes, or None.
 
     Raises:
         ValueError: ``bits`` is not an integer in [1, 8], a code is >= 2**bits, ``codes`` is not
-            [n, k] with k >= 1, ``geometry`` is not a short ASCII string, or ``meta`` holds a
-            value JSON cannot store (NaN included).
-        TypeError: ``codes`` is not a numpy array or torch tensor of dtype uint8, or ``meta`` is
-            not a dict.
+            [n, k] with k >= 1, ``geometry`` is an unknown name, or ``meta`` holds a value JSON
+            cannot store (NaN included).
+        TypeError: ``codes`` is not a numpy array or torch tensor of dtype uint8, ``geometry`` is
+            neither a string nor a Geometry, or ``meta`` is not a dict.
         OSError: the file cannot be written (nothing is left behind).
 
     Example:
@@ -105,10 +108,7 @@ def save_codes(path, codes, bits: int, geometry: str = "torusN", meta: dict | No
     codes = check_codes(codes, bits)
     if codes.ndim != 2 or codes.shape[1] == 0:
         raise ValueError(f"codes must be 2-D [n, k] with k >= 1, got shape {codes.shape}")
-    if not isinstance(geometry, str) or not geometry.isascii() or len(geometry) > 255:
-        raise ValueError(f"geometry must be an ASCII string of at most 255 characters, "
-                         f"got {geometry!r}")
-    g = geometry.encode("ascii")
+    g = get_geometry(geometry).name.encode("ascii")
     if meta is not None and not isinstance(meta, dict):
         raise TypeError(f"meta must be a dict (stored as JSON) or None, got {type(meta).__name__}")
     try:

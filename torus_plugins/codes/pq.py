@@ -17,6 +17,8 @@ Usage::
 
 import numpy as np
 
+from .._checks import check_int
+
 __all__ = ["ProductQuantizer", "PAPER_PQ_SETTINGS"]
 
 PAPER_PQ_SETTINGS = ((8, 16), (8, 4), (8, 2), (8, 1), (4, 4), (4, 2))
@@ -134,9 +136,7 @@ class ProductQuantizer:
         """
         if self.index.ntotal == 0:
             raise ValueError("the index is empty: add() vectors first")
-        if (isinstance(k, bool) or not isinstance(k, (int, np.integer))
-                or not 1 <= k <= self.index.ntotal):
-            raise ValueError(f"k must be an integer in [1, {self.index.ntotal}], got {k!r}")
+        k = check_int(k, "k", 1, self.index.ntotal)
         return self.index.search(self._as_float(q, "q"), int(k))
 
     def __len__(self):

@@ -39,11 +39,10 @@ import shutil
 import tempfile
 from importlib import metadata
 
-import numpy as np
 import torch
 from torch import nn
 
-from .._checks import check_c_identifier
+from .._checks import check_c_identifier, check_int
 from .._optional import require
 from .c_export import export_integer_head_c
 from .integer_head import integer_head_from_linear, save_integer_head
@@ -72,15 +71,6 @@ def _edge_modules() -> dict:
     return {"partitioner": XnnpackPartitioner, "quantizer": XNNPACKQuantizer,
             "config": get_symmetric_quantization_config, "lower": to_edge_transform_and_lower,
             "prepare": prepare_pt2e, "convert": convert_pt2e}
-
-
-def _check_int(value, name: str, low: int, high: int | None = None) -> int:
-    want = f"an integer in [{low}, {high}]" if high is not None else f"an integer >= {low}"
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be {want}, got {type(value).__name__} {value!r}")
-    if int(value) < low or (high is not None and int(value) > high):
-        raise ValueError(f"{name} must be {want}, got {int(value)}")
-    return int(value)
 
 
 def is_export(path) -> bool:
@@ -403,8 +393,8 @@ def export(model: nn.Module, calibration_loader, path, *, bits: int = 8, max_bat
             behind).
         ImportError: executorch / torchao missing (``pip install 'torus-plugins[edge]'``).
     """
-    bits = _check_int(bits, "bits", 1, 8)
-    max_batch = _check_int(max_batch, "max_batch", 1)
+    bits = check_int(bits, "bits", 1, 8)
+    max_batch = check_int(max_batch, "max_batch", 1)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(per_channel, bool):

@@ -45,23 +45,26 @@ class KoLeoLoss(nn.Module):
     n_views, D] (computed per view, then averaged). With ``gather_distributed`` the nearest
     neighbour is searched over the batch of all ranks.
 
+    The positional arguments are lightly's ``KoLeoLoss(p=2, eps=1e-8)``, in its order, so
+    ``KoLeoLoss(2)`` is lightly's ``KoLeoLoss(2)``; the package's own options are keyword-only.
+
     Args:
-        eps: a number > 0 (0 would give log(0) = -inf on duplicate points).
-        gather_distributed: gather the batch of all ranks (see :mod:`.distributed`).
-        p: the norm of the distance, > 0.
-        normalize: L2-normalise the inputs first.
+        p: norm of the nearest-neighbour distance (> 0).
+        eps: added inside the distance and to it before the log (> 0).
+        gather_distributed: search the nearest neighbour over the batch of all ranks.
+        normalize: L2-normalise the inputs first (a no-op on the package's head outputs).
 
     Raises:
-        TypeError: ``eps`` or ``p`` is not a real number, or ``normalize`` or
+        TypeError: ``p`` or ``eps`` is not a real number, or ``normalize`` or
             ``gather_distributed`` is not a bool.
-        ValueError: ``eps`` or ``p`` is not finite and > 0.
+        ValueError: ``p`` or ``eps`` is not finite and > 0.
 
     Example:
         >>> from torus_plugins.heads import L2p
         >>> loss = KoLeoLoss()(L2p(128)(torch.randn(16, 128)))     # a 0-d tensor
     """
 
-    def __init__(self, eps: float = 1e-8, gather_distributed: bool = False, p: float = 2.0,
+    def __init__(self, p: float = 2.0, eps: float = 1e-8, *, gather_distributed: bool = False,
                  normalize: bool = True):
         super().__init__()
         # eps = 0 gives log(0) = -inf on duplicates

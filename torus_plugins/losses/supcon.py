@@ -5,52 +5,53 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..geometry import to_clifford
-from ..heads import canonical_projection
+from .._deprecation import deprecated_alias, renamed_keywords
+from ..geometry import embedding_geometry
 from .._checks import check_bool, check_choice, check_positive_float
 from ._common import (check_embeddings, check_labels, check_that, compute_dtype, full_precision,
                       per_circle_unit)
 from .distributed import maybe_gather
 
-
-def canonical_projmode(projmode):
-    """'sphere' | 'torusN' | 'torusC' | None from any accepted (case-insensitive, legacy) spelling.
+def supcon_geometry(geometry):
+    """'sphere' | 'torusN' | 'torusC' | None: how SupConLoss reads its inputs (None: as they are).
 
     Args:
-        projmode: a name :func:`~torus_plugins.heads.canonical_projection` accepts, ``None`` or
-            ``"none"``.
+        geometry: a geometry name (any alias, any case), a Geometry object, None or "none".
 
     Returns:
-        ``"sphere"``, ``"torusN"``, ``"torusC"`` or ``None``.
+        The canonical name, or None.
 
     Raises:
-        ValueError: ``projmode`` is none of those.
+        TypeError: neither a string, a Geometry nor None.
+        ValueError: an unknown name, or "codes".
     """
-    if projmode is None or (isinstance(projmode, str) and projmode.lower() == "none"):
+    if geometry is None or (isinstance(geometry, str) and geometry.lower() == "none"):
         return None
-    try:
-        return canonical_projection(projmode)
-    except ValueError:
-        raise ValueError(f"projmode must be one of sphere|torusN|torusC (legacy hyprs|torul|torus) "
-                         f"or None, got {projmode!r}") from None
+    return embedding_geometry(geometry).name
 
 
-def project(features: torch.Tensor, projmode) -> torch.Tensor:
+#: 0.1.0's name of :func:`supcon_geometry`.
+canonical_projmode = deprecated_alias(supcon_geometry, "canonical_projmode")
+
+
+def project(features: torch.Tensor, geometry) -> torch.Tensor:
     """Raw head features -> unit-norm vectors as the paper's pipeline reads them.
+
+    sphere: x / ||x||; torusN: every (cos, sin) pair scaled to norm 1/sqrt(k); torusC: the features
+    are turns, mapped to the unit-norm Clifford layout; None: already unit norm, returned as is.
 
     Args:
         features: floating-point tensor of shape [..., D] (``"torusC"``: [..., k] turns).
-        projmode: a canonical mode from :func:`canonical_projmode`: ``"sphere"`` (F.normalize),
-            ``"torusN"`` (each (cos, sin) pair to norm 1/sqrt(D/2)), ``"torusC"`` (turns to the
-            unit-norm Clifford layout) or ``None`` (already unit norm: returned as is).
+        geometry: a canonical name of :func:`supcon_geometry`, or None.
 
     Returns:
         A tensor of shape [..., D] ([..., 2k] for ``"torusC"``), unit norm along the last dimension.
     """
-    if projmode == "sphere":
+    if geometry == "sphere":
         return F.normalize(features, dim=-1)
-    if projmode == "torusN":
+    if geometry == "torusN":
         return per_circle_unit(features)
-    if projmode == "torusC":
+    if geometry == "torusC":
         return to_clifford(features, unit_norm=True)
     return features
 
@@ -61,7 +62,7 @@ class SupConLoss(nn.Module):
     Z_a = sum_{c != a} exp(z_a.z_c/tau): the anchor's contrast set is every other view in the batch.
 
     ``features`` [B, n_views, D], ``labels`` [B] or None (SimCLR: the positives are the other
-    views). ``projmode`` says how the inputs are read, as in the paper's SupCon-Framework torus
+    views). ``geometry`` (0.1.0 keyword: ``projmode``) says how the inputs are read, as in the paper's SupCon-Framework torus
     branch, but always yielding unit vectors so tau keeps its usual meaning:
 
     * 'sphere' (legacy 'hyprs'): ``F.normalize``. The default; a no-op on any unit-norm head output
@@ -80,12 +81,12 @@ class SupConLoss(nn.Module):
         temperature: tau, a number > 0.
         contrast_mode: ``"all"`` (every view is an anchor) or ``"one"`` (view 0 only).
         base_temperature: tau_b, a number > 0.
-        projmode: how the features are read (above).
+        geometry: how the features are read (above): a name, a Geometry object or None.
         gather_distributed: gather the batch of all ranks (see :mod:`.distributed`).
 
     Raises:
         TypeError: a temperature is not a real number, or ``gather_distributed`` is not a bool.
-        ValueError: a temperature is not finite and > 0, or ``contrast_mode`` or ``projmode`` is
+        ValueError: a temperature is not finite and > 0, or ``contrast_mode`` or ``geometry`` is
             not an accepted value.
 
     Example:
@@ -94,14 +95,14 @@ class SupConLoss(nn.Module):
         >>> loss = SupConLoss(0.07)(z, torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]))
     """
 
-    def __init__(self, temperature: float = 0.07, contrast_mode: str = "all",
-                 base_temperature: float = 0.07, projmode="sphere",
-                 gather_distributed: bool = False):
+    @renamed_keywords(projmode="geometry")
+    def __init__(self, temperature: float = 0.07, contrast_mode: str = "all", base_temperature: float = 0.07,
+                 geometry="sphere", gather_distributed: bool = False):
         super().__init__()
         self.contrast_mode = check_choice(contrast_mode, "SupConLoss contrast_mode", ("all", "one"))
         self.temperature = check_positive_float(temperature, "SupConLoss temperature")
         self.base_temperature = check_positive_float(base_temperature, "SupConLoss base_temperature")
-        self.projmode = canonical_projmode(projmode)
+        self.geometry = supcon_geometry(geometry)
         self.gather_distributed = check_bool(gather_distributed, "SupConLoss gather_distributed")
 
     @full_precision
@@ -135,9 +136,9 @@ class SupConLoss(nn.Module):
                              f"other views), got n_views={n_views}")
         features, labels = maybe_gather(self.gather_distributed, features, labels)
         b = features.shape[0]
-        how = {"sphere": "row", "torusN": "pair"}.get(self.projmode)
+        how = {"sphere": "row", "torusN": "pair"}.get(self.geometry)
         (features,), out_dtype = compute_dtype(features, normalised=how, name="SupConLoss features")
-        z = project(features, self.projmode)
+        z = project(features, self.geometry)
         contrast = z.transpose(0, 1).reshape(n_views * b, -1)  # view-major, as upstream
         anchor = z[:, 0] if self.contrast_mode == "one" else contrast
         n_anchor = anchor.shape[0]

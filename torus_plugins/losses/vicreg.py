@@ -21,15 +21,18 @@ class VICRegLoss(nn.Module):
     the parts are unweighted). With ``gather_distributed`` all three terms use the batch of all
     ranks (lightly computes the invariance term on the local batch only).
 
+    The positional arguments are lightly's ``VICRegLoss(lambda_param, mu_param, nu_param,
+    gather_distributed, eps)``, in its order; the covariance options are keyword-only.
+
     Args:
-        lambda_param: lambda, the invariance weight, >= 0.
-        mu_param: mu, the variance weight, >= 0.
-        nu_param: nu, the covariance weight, >= 0.
-        covariance: ``"isotropic"`` or ``"toroidal"``.
-        grid_size: N of the toroidal grid, an integer >= 2 (checked also when isotropic).
-        eps: added to the variance before the square root, > 0.
-        gather_distributed: gather the batch of all ranks (see :mod:`.distributed`).
-        penalty: the toroidal weights, ``"distance"`` or ``"laplacian"``.
+        lambda_param: invariance weight (>= 0).
+        mu_param: variance weight (>= 0).
+        nu_param: covariance weight (>= 0).
+        gather_distributed: compute all terms over the batch of all ranks.
+        eps: added to the variance before the square root (> 0).
+        covariance: "isotropic" (lightly's) or "toroidal".
+        grid_size: torus grid of the toroidal term (>= 2).
+        penalty: "distance" or "laplacian" (toroidal term).
 
     Raises:
         TypeError: a weight or ``eps`` is not a real number, ``grid_size`` is not an integer, or
@@ -43,8 +46,8 @@ class VICRegLoss(nn.Module):
     """
 
     def __init__(self, lambda_param: float = 25.0, mu_param: float = 25.0, nu_param: float = 1.0,
-                 covariance: str = "isotropic", grid_size: int = 12, eps: float = 1e-4,
-                 gather_distributed: bool = False, penalty: str = "distance"):
+                 gather_distributed: bool = False, eps: float = 1e-4, *,
+                 covariance: str = "isotropic", grid_size: int = 12, penalty: str = "distance"):
         super().__init__()
         check_choice(covariance, "VICRegLoss covariance", ("isotropic", "toroidal"))
         check_choice(penalty, "VICRegLoss penalty", ("distance", "laplacian"))

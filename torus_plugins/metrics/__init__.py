@@ -8,7 +8,9 @@ Usage::
     few_shot_accuracy(z, y, shots=(1, 5), geometry="torusN")[1]   # {'mean': ..., 'std': ..., 'accuracies': [...]}
 """
 
-from .geometries import SPHERE, TORUS_C, TORUS_N, CodesGeometry, Geometry, TorusGeometry, get_geometry
+# the geometry objects live in torus_plugins.geometry; re-exported here, where 0.1.0 had them
+from ..geometry import (SPHERE, TORUS_C, TORUS_N, CodesGeometry, Geometry, TorusGeometry,
+                        get_geometry)
 from .fewshot import few_shot_accuracy, nearest_prototype, small_classes
 from .quantisation_table import COLUMNS, format_table, quantisation_table
 from .retrieval import GeometryKNN, circular_l1_knn, retrieval

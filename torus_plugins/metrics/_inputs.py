@@ -1,8 +1,8 @@
-"""Labels as class indices and angles of torus embeddings or codes; geometry dispatch lives in :mod:`.geometries`."""
+"""Labels as class indices, and angles of torus embeddings or codes (read by their geometry object)."""
 
 import numpy as np
 
-from .geometries import get_geometry
+from ..geometry import get_geometry
 
 
 def as_labels(y, n: int, name: str = "labels") -> np.ndarray:

@@ -28,29 +28,24 @@ Usage::
 """
 
 import numpy as np
-import torch
 
+from .._arrays import as_array
 from .._checks import check_int
-from ..codes import pairwise_circular_distance, quantize
 from ..codes.quantize import check_bits
-from ..geometry import TWO_PI, to_clifford
+from ..geometry import CodesGeometry, Geometry, TorusGeometry, get_geometry
 from ._inputs import as_labels
-from .geometries import as_array, get_geometry, unit_rows
 
 __all__ = ["few_shot_accuracy", "nearest_prototype", "small_classes"]
-
-FEW_SHOT_GEOMETRIES = ("sphere", "torusN", "torusC", "codes")
 
 
 # ---------------------------------------------------------------------------------------------------- checks
 
-def _check_geometry(geometry, centre) -> str:
-    if geometry not in FEW_SHOT_GEOMETRIES:
-        raise ValueError(f"geometry must be one of {FEW_SHOT_GEOMETRIES}, got {geometry!r}")
-    if centre and geometry != "sphere":
+def _check_geometry(geometry, bits, centre) -> Geometry:
+    g = get_geometry(geometry, check_bits(bits))
+    if centre and isinstance(g, TorusGeometry):
         raise ValueError(f"centre=True applies to geometry='sphere' only (a translation on the torus leaves "
-                         f"circular distances unchanged), got geometry={geometry!r}")
-    return geometry
+                         f"circular distances unchanged), got geometry={g.name!r}")
+    return g
 
 
 def _raw_labels(labels) -> np.ndarray:
@@ -70,38 +65,19 @@ def small_classes(labels, shot: int) -> dict:
 
 # ------------------------------------------------------------------------------------------- prototype rule
 
-def _prepare(x: np.ndarray, geometry: str, bits: int, name: str = "embeddings") -> np.ndarray:
-    """Rows ready for prototypes: unit vectors (sphere), turns (torus), int64 codes (codes).
+def _prepare(x: np.ndarray, g: Geometry, name: str = "embeddings") -> np.ndarray:
+    """Rows ready for prototypes, as the geometry prepares them (unit vectors; codes: the codes).
 
-    Floats go through the geometry's own checks, as in ``retrieval``: an all-zero row (sphere) or
-    zero pair (torus) has no direction and raises ValueError naming ``name``; integers are read as
-    floats.
+    Float rows go through the geometry's own checks, as in ``retrieval``: an all-zero row (sphere)
+    or zero pair (torus) has no direction and raises ValueError naming ``name``; integer rows of a
+    float geometry are read as floats.
     """
-    if geometry == "sphere":
-        return get_geometry(geometry).unit_vectors(x.astype(np.float64), name)
-    if geometry == "codes":
-        if x.dtype != np.uint8:
-            raise TypeError(f"geometry='codes' needs uint8 codes, got dtype {x.dtype}")
-        if bits < 8 and int(x.max()) >= (1 << bits):
-            raise ValueError(f"codes hold value {int(x.max())} >= 2**bits = {1 << bits} (bits={bits})")
-        return x.astype(np.int64)
-    if x.shape[1] % 2:
-        raise ValueError(f"{geometry} {name} need an even width (cos, sin pairs), "
-                         f"got width {x.shape[1]}")
-    return get_geometry(geometry).turns(x.astype(np.float64), name)
+    if not isinstance(g, CodesGeometry) and not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    return g.prepare(x, name)
 
 
-def _circular_mean_turns(turns: np.ndarray, onehot: np.ndarray) -> np.ndarray:
-    """[n, k] turns, [n, C] one-hot -> [C, k] circular mean per class and circle, in turns [0, 1)."""
-    theta = TWO_PI * turns
-    return np.mod(np.arctan2(onehot.T @ np.sin(theta), onehot.T @ np.cos(theta)) / TWO_PI, 1.0)
-
-
-def _clifford(turns: np.ndarray) -> np.ndarray:
-    return to_clifford(torch.from_numpy(np.asarray(turns, np.float64))).numpy()
-
-
-def _nearest(s: np.ndarray, sy: np.ndarray, q: np.ndarray, n_classes: int, geometry: str, bits: int,
+def _nearest(s: np.ndarray, sy: np.ndarray, q: np.ndarray, n_classes: int, g: Geometry,
              centre: bool) -> np.ndarray:
     """Index in range(n_classes) of the nearest prototype for each prepared query row."""
     onehot = np.eye(n_classes)[sy]
@@ -109,30 +85,25 @@ def _nearest(s: np.ndarray, sy: np.ndarray, q: np.ndarray, n_classes: int, geome
         mu = s.mean(0)
         means = (onehot.T @ (s - mu)) / onehot.sum(0)[:, None]
         return (((q - mu)[:, None, :] - means[None]) ** 2).sum(-1).argmin(1)
-    if geometry == "sphere":
-        # a prototype whose support vectors cancel exactly stays zero (it scores 0)
-        return (q @ unit_rows(onehot.T @ s).T).argmax(1)
-    if geometry == "codes":
-        protos = quantize(_circular_mean_turns(s / float(1 << bits), onehot), bits)
-        return pairwise_circular_distance(q.astype(np.uint8), protos, bits=bits).argmin(1)
-    return (_clifford(q) @ _clifford(_circular_mean_turns(s, onehot)).T).argmax(1)
+    # ties go to the first (smallest) class; a sphere prototype whose support cancels scores 0
+    return g.scores(q, g.means(s, onehot)).argmax(1)
 
 
-def nearest_prototype(support, support_labels, queries, geometry: str = "sphere", bits: int = 8,
+def nearest_prototype(support, support_labels, queries, geometry="sphere", bits: int = 8,
                       centre: bool = False) -> np.ndarray:
     """Label of the nearest class prototype (rules in the module docstring) for each query row.
 
     Usage: ``pred = nearest_prototype(z[support], y[support], z[query], geometry="torusN")``
     """
-    geometry, bits = _check_geometry(geometry, centre), check_bits(bits)
+    g = _check_geometry(geometry, bits, centre)
     s, q = as_array(support, "support"), as_array(queries, "queries")
     if s.shape[1] != q.shape[1]:
         raise ValueError(f"support and queries must have the same width, got {s.shape[1]} and {q.shape[1]}")
     raw = _raw_labels(support_labels)
     sy = as_labels(raw, len(s), "support_labels")
     classes = np.unique(raw)
-    s, q = _prepare(s, geometry, bits, "support"), _prepare(q, geometry, bits, "queries")
-    idx = _nearest(s, sy, q, len(classes), geometry, bits, centre)
+    s, q = _prepare(s, g, "support"), _prepare(q, g, "queries")
+    idx = _nearest(s, sy, q, len(classes), g, centre)
     return classes[idx]
 
 
@@ -150,7 +121,7 @@ def _sample(by_class, shot, n_way, n_query, rng):
 
 
 def few_shot_accuracy(embeddings, labels, shots=(1, 5), episodes: int = 10, seed: int = 0,
-                      geometry: str = "sphere", bits: int = 8, n_way=None, n_query=None,
+                      geometry="sphere", bits: int = 8, n_way=None, n_query=None,
                       centre: bool = False, return_episodes: bool = False) -> dict:
     """Nearest-prototype few-shot accuracy: ``{shot: {"mean", "std", "accuracies"}}`` over ``episodes``.
 
@@ -161,7 +132,7 @@ def few_shot_accuracy(embeddings, labels, shots=(1, 5), episodes: int = 10, seed
 
     Usage: ``few_shot_accuracy(z, y, shots=(1, 5), geometry="torusN")[5]["mean"]``
     """
-    geometry, bits = _check_geometry(geometry, centre), check_bits(bits)
+    g = _check_geometry(geometry, bits, centre)
     x = as_array(embeddings, "embeddings")
     raw = _raw_labels(labels)
     y = as_labels(raw, len(x), "labels")
@@ -181,7 +152,7 @@ def few_shot_accuracy(embeddings, labels, shots=(1, 5), episodes: int = 10, seed
     if small:
         raise ValueError(f"{len(small)} class(es) have fewer than {need} items (max shot {max(shots)} + "
                          f"{n_query or 1} query), as {{label: count}}: {small}; drop them first (small_classes)")
-    x = _prepare(x, geometry, bits)
+    x = _prepare(x, g)
     by_class = [np.flatnonzero(y == c) for c in range(n_classes)]
     out = {}
     for shot in shots:
@@ -190,7 +161,7 @@ def few_shot_accuracy(embeddings, labels, shots=(1, 5), episodes: int = 10, seed
         for _ in range(episodes):
             support, query = _sample(by_class, shot, n_way, n_query, rng)
             classes, sy = np.unique(y[support], return_inverse=True)
-            pred = classes[_nearest(x[support], sy, x[query], len(classes), geometry, bits, centre)]
+            pred = classes[_nearest(x[support], sy, x[query], len(classes), g, centre)]
             accs.append(float((pred == y[query]).mean()))
             drawn.append((support.tolist(), query.tolist()))
         out[shot] = {"mean": float(np.mean(accs)), "std": float(np.std(accs)), "accuracies": accs}

@@ -57,9 +57,14 @@ def centred_unit(x: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def check_k(k, n: int, name: str = "k", low: int = 1) -> int:
-    """k as an int in [low, n - 1] (a point's neighbours exclude itself), else a ValueError naming ``name``."""
+    """k as an int in [low, n - 1] (a point's neighbours exclude itself), naming ``name`` in the error.
+
+    Raises:
+        TypeError: ``k`` is not an integer.
+        ValueError: outside [low, n - 1].
+    """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {k!r} ({type(k).__name__})")
+        raise TypeError(f"{name} must be an integer, got {k!r} ({type(k).__name__})")
     if not low <= k <= n - 1:
         raise ValueError(f"{name} must be in [{low}, n - 1] = [{low}, {n - 1}] for n = {n} points, got {k}")
     return int(k)

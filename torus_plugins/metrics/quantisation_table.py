@@ -26,7 +26,8 @@ Usage::
 import numpy as np
 
 from ._inputs import as_labels
-from .geometries import get_geometry, turns_circular_variance, unit_rows
+from .._arrays import unit_rows
+from ..geometry import get_geometry, turns_circular_variance
 from .retrieval import (GeometryKNN, _check_defined, _split_labels, faiss_threads,
                         require_retrieval, retrieval_from_knn)
 from .settings import PQ_SETTINGS, Setting, table_settings
@@ -180,7 +181,7 @@ def quantisation_table(ref, query=None, ref_labels=None, query_labels=None, geom
     rows = []
     for s in (table_settings(g, pq_settings, raw_baseline) if settings is None else settings):
         if not isinstance(s, Setting):
-            raise ValueError(f"settings must hold Setting objects, got {type(s).__name__}")
+            raise TypeError(f"settings must hold Setting objects, got {type(s).__name__}")
         row = {"setting": s.name, "bits_per_vector": s.bits_per_vector(g, width),
                "bits_per_value": s.bits_per_value(g), "distance": s.distance(g), "precision_at_1": None,
                "mean_average_precision_at_r": None, "circular_variance": None, "entropy": None,
@@ -210,7 +211,7 @@ def format_table(rows, width: int = None, geometry=None) -> str:
     rows = list(rows)
     for r in rows:
         if not isinstance(r, dict) or "setting" not in r:
-            raise ValueError(f"rows must be quantisation_table() dicts, got {type(r).__name__}")
+            raise TypeError(f"rows must be quantisation_table() dicts, got {type(r).__name__}")
     name_w = max([11] + [len(str(r["setting"])) for r in rows])
     head = (f"{'setting':<{name_w}} {'bits/vec':>8} {'bits per value':<28} {'P@1':>6} {'mAP@R':>6} "
             f"{'circvar':>7} {'entropy':>7} {'unique':>7}")

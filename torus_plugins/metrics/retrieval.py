@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ._inputs import as_labels
-from .geometries import CodesGeometry, get_geometry
+from ..geometry import CodesGeometry, get_geometry
 
 METRICS = ("precision_at_1", "mean_average_precision_at_r")
 #: what retrieval needs beyond the core: faiss (kNN), pytorch-metric-learning (AccuracyCalculator)
@@ -178,7 +178,7 @@ def retrieval(query, query_labels, reference=None, reference_labels=None, geomet
     """P@1 and mAP@R of ``query`` against ``reference`` (default: the query set itself, self excluded).
 
     geometry: sphere | torusN | torusC (float embeddings, inner product on unit vectors) | codes (integer b-bit
-    codes, ``bits``, circular L1), or a :class:`~torus_plugins.metrics.geometries.Geometry`.
+    codes, ``bits``, circular L1), or a :class:`~torus_plugins.geometry.Geometry`.
     Undefined cases (fewer than 2 points, one class, no query with a same-class reference) raise ValueError.
     Usage: ``retrieval(z, y, geometry="torusN")["precision_at_1"]``
     """

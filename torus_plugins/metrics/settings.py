@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..codes.pq import PAPER_PQ_SETTINGS as PQ_SETTINGS  # (nbits, M): (8,16) (8,4) (8,2) (8,1) (4,4) (4,2)
-from .geometries import Geometry, get_geometry
+from ..geometry import Geometry, get_geometry
 KINDS = ("float", "grid", "sign", "pq", "raw_pq")
 _ALL = ("sphere", "torusN", "torusC")
 _TORI = ("torusN", "torusC")

@@ -46,6 +46,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .._checks import check_int
 from .._progress import check_progress, running
 from ..geometry import torus_spectral_gap
 from .knn import as_cloud, centred_unit, check_k, knn, subsample as take_subsample
@@ -146,10 +147,8 @@ def persistence(x, landmarks: int = 300, seed: int = 0, maxdim: int = 2, thresho
     from scipy.spatial.distance import cdist
 
     x = as_cloud(x)
-    if isinstance(landmarks, bool) or not isinstance(landmarks, (int, np.integer)) or landmarks < 2:
-        raise ValueError(f"landmarks must be an integer >= 2, got {landmarks!r}")
-    if isinstance(maxdim, bool) or not isinstance(maxdim, (int, np.integer)) or not 0 <= maxdim <= 3:
-        raise ValueError(f"maxdim must be an integer in [0, 3], got {maxdim!r}")
+    landmarks = check_int(landmarks, "landmarks", minimum=2)
+    maxdim = check_int(maxdim, "maxdim", 0, 3)
     xc, exponent = centred_unit(x)  # the cloud's units: input units = these * 2**exponent
     lm = xc[greedy_landmarks(xc, int(landmarks), seed)]
     dist = cdist(lm, lm)
@@ -288,10 +287,15 @@ def torus_score(betti, gap_ratio: float) -> float:
 
     Usage: ``torus_score((1, 2, 1), 0.97)``  # 0.985
     """
-    if isinstance(gap_ratio, bool) or not isinstance(gap_ratio, (int, float, np.number)) \
-            or not np.isfinite(gap_ratio) or gap_ratio < 0:
+    if isinstance(gap_ratio, bool) or not isinstance(gap_ratio, (int, float, np.number)):
+        raise TypeError(f"gap_ratio must be a finite number >= 0, got {type(gap_ratio).__name__} "
+                        f"{gap_ratio!r}")
+    if not np.isfinite(gap_ratio) or gap_ratio < 0:
         raise ValueError(f"gap_ratio must be a finite number >= 0, got {gap_ratio!r}")
-    if not isinstance(betti, (tuple, list, np.ndarray)) or len(betti) < 3:
+    if not isinstance(betti, (tuple, list, np.ndarray)):
+        raise TypeError(f"betti must be a sequence of Betti numbers (b0, b1, b2), got "
+                        f"{type(betti).__name__}")
+    if len(betti) < 3:
         raise ValueError(f"betti must be a sequence of at least 3 Betti numbers (b0, b1, b2), got {betti!r}")
     match = float(tuple(int(b) for b in betti[:3]) == TORUS_BETTI)
     return 0.5 * match + 0.5 * max(0.0, 1.0 - abs(1.0 - gap_ratio))

@@ -10,13 +10,14 @@ Usage: ``circular_variance(z, "torusN"); code_entropy(codes); unique_codes(codes
 
 import numpy as np
 
-from .geometries import as_array, get_geometry
+from .._arrays import as_array
+from ..geometry import get_geometry
 
 
 def circular_variance(x, geometry="sphere", bits: int = 8) -> float:
     """1 - ||mean of unit vectors|| (sphere), or its per-circle mean (torusN, torusC, codes).
 
-    ``geometry``: a name or a :class:`~torus_plugins.metrics.geometries.Geometry`. Needs >= 2 points.
+    ``geometry``: a name or a :class:`~torus_plugins.geometry.Geometry`. Needs >= 2 points.
     """
     g = get_geometry(geometry, bits)
     x = as_array(x)

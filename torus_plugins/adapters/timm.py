@@ -28,9 +28,9 @@ import torch
 from torch import nn
 
 from torus_plugins._optional import require
+from torus_plugins._deprecation import renamed_keywords
+from torus_plugins.geometry import embedding_geometry
 from torus_plugins.heads import ProjectionHead, TorusMLPHead, make_projection
-
-from .normalize import canonical_mode
 
 timm = require("timm", "timm")
 
@@ -51,14 +51,17 @@ default_cfgs: dict[str, Any] = {}
 _VARIANT_OF: dict[str, tuple[str, str]] = {}        # registered name -> (backbone arch, head)
 
 
-def make_head(in_features: int, head: str = "l2p", dim: int = 64, hidden_dim: int = 512,
+@renamed_keywords(head="geometry")
+def make_head(in_features: int, geometry="torusN", dim: int = 64, hidden_dim: int = 512,
               n_layers: int = 2) -> nn.Module:
-    """The head called ``head`` on ``in_features``-wide features.
+    """ProjectionHead(in_features, dim, geometry) (or the normalisation alone, or a TorusMLPHead).
 
     Args:
         in_features: width of the features the head receives.
-        head: sphere / l2p (torusN) / clifford (torusC), legacy names hyprs / torul / torus:
-            a :class:`ProjectionHead`; ``s1xs1``: a :class:`TorusMLPHead` with ``dim`` circles.
+        geometry: sphere / torusN (l2p) / torusC (clifford), legacy names hyprs / torul / torus,
+            or a Geometry object: a :class:`ProjectionHead` ending in that geometry; ``"s1xs1"``:
+            a :class:`TorusMLPHead` with ``dim`` circles. 0.1.0's keyword ``head=`` still works,
+            with a DeprecationWarning.
         dim: output dimension of the projection (circles for ``s1xs1``).
         hidden_dim: width of the MLP's hidden layers.
         n_layers: linear layers before the projection; 0 means the projection alone.
@@ -67,14 +70,15 @@ def make_head(in_features: int, head: str = "l2p", dim: int = 64, hidden_dim: in
         The head module, with ``in_features`` and ``out_dim`` attributes.
 
     Raises:
-        ValueError: unknown ``head``, or ``n_layers=0`` with ``dim != in_features``.
+        TypeError: a geometry that is neither a string nor a Geometry.
+        ValueError: unknown ``geometry``, or ``n_layers=0`` with ``dim != in_features``.
     """
-    if str(head).lower() == "s1xs1":
+    if isinstance(geometry, str) and geometry.lower() == "s1xs1":
         return TorusMLPHead(in_features, n_circles=dim, hidden_dim=hidden_dim)
     try:
-        mode = canonical_mode(head)
+        mode = embedding_geometry(geometry).name
     except ValueError:
-        raise ValueError(f"unknown head {head!r}; known: {', '.join(HEADS)}") from None
+        raise ValueError(f"unknown geometry {geometry!r}; known: {', '.join(HEADS)}") from None
     if n_layers == 0:
         if dim != in_features:
             raise ValueError(f"head with n_layers=0 projects the backbone features directly, so "
@@ -82,7 +86,7 @@ def make_head(in_features: int, head: str = "l2p", dim: int = 64, hidden_dim: in
         proj = make_projection(mode, dim)
         proj.in_features = in_features
         return proj
-    return ProjectionHead(in_features, dim, projection=mode, hidden_dim=hidden_dim,
+    return ProjectionHead(in_features, dim, geometry=mode, hidden_dim=hidden_dim,
                           n_layers=n_layers)
 
 
@@ -214,16 +218,18 @@ class TorusTimmModel(nn.Module):
         return {f"backbone.{name}" for name in names()} if names is not None else set()
 
 
-def create_torus_model(model_name: str, head: str = "l2p", dim: int = 64, pretrained: bool = False,
+@renamed_keywords(head="geometry")
+def create_torus_model(model_name: str, geometry="torusN", dim: int = 64, pretrained: bool = False,
                        hidden_dim: int = 512, n_layers: int = 2,
                        **timm_kwargs: Any) -> TorusTimmModel:
     """``timm.create_model(model_name, num_classes=0, **timm_kwargs)`` followed by a torus head.
 
-    Usage: ``create_torus_model("resnet18", head="l2p", dim=64)``  # [B, 3, H, W] -> [B, 64]
+    Usage: ``create_torus_model("resnet18", geometry="torusN", dim=64)``  # [B, 3, H, W] -> [B, 64]
 
     Args:
         model_name: a timm model name (with or without a pretrained tag).
-        head, dim, hidden_dim, n_layers: the head, as in :func:`make_head`.
+        geometry, dim, hidden_dim, n_layers: the head, as in :func:`make_head` (0.1.0's
+            keyword ``head=`` still works, with a DeprecationWarning).
         pretrained: load the backbone's timm weights (a download).
         **timm_kwargs: passed to ``timm.create_model`` for the backbone.
 
@@ -241,20 +247,22 @@ def create_torus_model(model_name: str, head: str = "l2p", dim: int = 64, pretra
                          f"timm.create_model({model_name!r}, features_only=True)")
     timm_kwargs["num_classes"] = 0
     backbone = timm.create_model(model_name, pretrained=pretrained, **timm_kwargs)
-    return TorusTimmModel(backbone, make_head(_pooled_width(backbone), head, dim, hidden_dim,
+    return TorusTimmModel(backbone, make_head(_pooled_width(backbone), geometry, dim, hidden_dim,
                                               n_layers))
 
 
-def attach_head(model: nn.Module, head: str = "l2p", dim: int = 64,
+@renamed_keywords(head="geometry")
+def attach_head(model: nn.Module, geometry="torusN", dim: int = 64,
                 in_features: int | None = None, hidden_dim: int = 512,
                 n_layers: int = 2) -> TorusTimmModel:
     """Put a torus head on a timm model, its classifier removed by ``reset_classifier(0)``.
 
-    Usage: ``attach_head(timm.create_model("resnet18"), head="torusC", dim=32)``
+    Usage: ``attach_head(timm.create_model("resnet18"), geometry="torusC", dim=32)``
 
     Args:
         model: a timm model (has ``reset_classifier`` and ``num_features``); modified in place.
-        head, dim, hidden_dim, n_layers: the head, as in :func:`make_head`.
+        geometry, dim, hidden_dim, n_layers: the head, as in :func:`make_head` (0.1.0's
+            keyword ``head=`` still works, with a DeprecationWarning).
         in_features: if given, must equal the model's pooled width.
 
     Returns:
@@ -272,7 +280,7 @@ def attach_head(model: nn.Module, head: str = "l2p", dim: int = 64,
         raise ValueError(f"in_features={in_features} does not match the backbone width {width} "
                          f"(model.num_features)")
     model.reset_classifier(0)
-    return TorusTimmModel(model, make_head(width, head, dim, hidden_dim, n_layers))
+    return TorusTimmModel(model, make_head(width, geometry, dim, hidden_dim, n_layers))
 
 
 def create_model(*args: Any, **kwargs: Any) -> TorusTimmModel:
@@ -327,7 +335,8 @@ def _create_torus(variant: str, pretrained: bool = False, pretrained_cfg: Any = 
     return model
 
 
-def register_torus_model(arch: str, head: str = "torusN") -> str:
+@renamed_keywords(head="geometry")
+def register_torus_model(arch: str, geometry="torusN") -> str:
     """Register ``<arch>_torusn`` or ``<arch>_torusc`` in timm's registry (``register_model``).
 
     The entrypoint is a function of this module (so ``from ... import *`` exports it, as timm's
@@ -340,21 +349,22 @@ def register_torus_model(arch: str, head: str = "torusN") -> str:
 
     Args:
         arch: a timm architecture name, without a pretrained tag.
-        head: torusN or torusC (any alias, e.g. l2p / clifford).
+        geometry: torusN or torusC (any alias, e.g. l2p / clifford), or the Geometry object;
+            0.1.0's keyword ``head=`` still works, with a DeprecationWarning.
 
     Returns:
         The registered name (registering it again returns it unchanged).
 
     Raises:
         TypeError: ``arch`` is not a string.
-        ValueError: unknown arch or head, a sphere head, or the name taken by another model.
+        ValueError: unknown arch or geometry, the sphere, or the name taken by another model.
     """
     if not isinstance(arch, str):
         raise TypeError(f"arch must be a timm model name (str), got {type(arch).__name__}")
-    mode = canonical_mode(head)
+    mode = embedding_geometry(geometry).name
     if mode == "sphere":
-        raise ValueError("only torus variants are registered (head torusN or torusC); for a sphere "
-                         "head use create_torus_model(arch, head='sphere')")
+        raise ValueError("only torus variants are registered (geometry torusN or torusC); for a "
+                         "sphere head use create_torus_model(arch, geometry='sphere')")
     if "." in arch or not timm.is_model(arch):
         raise ValueError(f"timm has no model {arch!r} (see timm.list_models(); give the arch "
                          f"without a pretrained tag)")

@@ -4,17 +4,17 @@ Two lines at the top of ``examples/image_jepa/main.py`` (or ``video_jepa/main.py
 ``from eb_jepa.losses import ...``::
 
     import eb_jepa.losses
-    from torus_plugins.adapters.eb_jepa import patch; patch(eb_jepa.losses, projection="torusN")
+    from torus_plugins.adapters.eb_jepa import patch; patch(eb_jepa.losses, geometry="torusN")
 
 After the patch, ``VICRegLoss(std_coeff, cov_coeff)`` and ``VCLoss(std_coeff, cov_coeff, proj)`` built by the
 script are the drop-ins below: same constructor arguments, same outputs, plus keyword options that ``patch``
-binds (``projection``, ``cov``, ``uniformity_coeff``, ``grid_size``, ``std_margin``,
+binds (``geometry``, ``cov``, ``uniformity_coeff``, ``grid_size``, ``std_margin``,
 ``uniformity_samples``).
 
 What changes inside (everything else follows upstream: invariance = MSE between views, variance = hinge on each
 coordinate's std with eps 1e-4, covariance = mean squared off-diagonal covariance, summed over the two views):
 
-* the embeddings are first put on the torus: ``projection`` = torusN (pairs -> circles), torusC (read as turns),
+* the embeddings are first put on the torus: ``geometry`` = torusN (pairs -> circles), torusC (read as turns),
   sphere, or None (upstream exactly). The terms are computed on the circle coordinates (cos t_i, sin t_i), i.e.
   the unit-norm projection times sqrt(k), so every circle has radius 1;
 * ``std_margin`` defaults to 1 without a torus and to sqrt(1/2) on it (the std of cos t for uniform t: the hinge
@@ -50,7 +50,10 @@ import torch
 import torch.nn.functional as _F
 from torch import nn
 
-from .normalize import Patch, canonical_mode, check_patchable, torus_normalize, unpatch, with_defaults
+from torus_plugins._deprecation import renamed_keywords
+from torus_plugins.geometry import embedding_geometry
+
+from .normalize import Patch, check_patchable, torus_normalize, unpatch, with_defaults
 
 __all__ = ["VICRegLoss", "VCLoss", "TorusVCTerms", "patch", "unpatch"]
 
@@ -80,7 +83,8 @@ def offdiag_cov(x: torch.Tensor) -> torch.Tensor:
 class TorusVCTerms(nn.Module):
     """The shared part: projection onto the torus, then variance, covariance and uniformity terms of [N, D]."""
 
-    def __init__(self, projection="torusN", cov="isotropic", uniformity_coeff=1.0, grid_size=12, std_margin=None,
+    @renamed_keywords(projection="geometry")
+    def __init__(self, geometry="torusN", cov="isotropic", uniformity_coeff=1.0, grid_size=12, std_margin=None,
                  penalty="distance", uniformity_samples=UNIFORMITY_SAMPLES):
         super().__init__()
         if uniformity_samples is not None:
@@ -91,16 +95,16 @@ class TorusVCTerms(nn.Module):
                 raise ValueError(
                     f"uniformity_samples must be >= 2 (pairs of rows), got {uniformity_samples}")
         self.uniformity_samples = uniformity_samples
-        self.projection = None if projection is None else canonical_mode(projection)
+        self.geometry = None if geometry is None else embedding_geometry(geometry).name
         if cov not in COVARIANCES:
             raise ValueError(f"unknown cov {cov!r}; use one of {COVARIANCES}")
-        if cov == "toroidal" and self.projection is None:
-            raise ValueError("cov='toroidal' needs a projection (sphere, torusN or torusC)")
+        if cov == "toroidal" and self.geometry is None:
+            raise ValueError("cov='toroidal' needs a geometry (sphere, torusN or torusC), got None")
         self.cov = cov
         self.uniformity_coeff = float(uniformity_coeff)
         self.grid_size = grid_size
         self.penalty = penalty
-        torus = self.projection in ("torusN", "torusC")
+        torus = self.geometry in ("torusN", "torusC")
         self.std_margin = float(std_margin) if std_margin is not None else (math.sqrt(0.5) if torus else 1.0)
         self._toroidal = {}
         self._uniformity = None
@@ -109,16 +113,16 @@ class TorusVCTerms(nn.Module):
             self._uniformity = UniformityLoss(t=2.0)
 
     def project(self, z: torch.Tensor):
-        """(unit-norm embedding, circle coordinates) of [N, D]; both equal ``z`` with projection=None."""
-        if self.projection is None:
+        """(unit-norm embedding, circle coordinates) of [N, D]; both equal ``z`` with geometry=None."""
+        if self.geometry is None:
             return z, z
-        unit = torus_normalize(z, mode=self.projection, dim=1)
+        unit = torus_normalize(z, geometry=self.geometry, dim=1)
         return unit, unit * self.circle_scale(unit.shape[1])
 
     def circle_scale(self, width: int) -> float:
         """Circle coordinates = unit-norm embedding * this: sqrt(width / 2) on a torus (every
         circle at radius 1), else 1."""
-        return math.sqrt(width / 2) if self.projection in ("torusN", "torusC") else 1.0
+        return math.sqrt(width / 2) if self.geometry in ("torusN", "torusC") else 1.0
 
     def check_rows(self, n: int) -> None:
         """Raise before any work if the uniformity term would need every pair of too many rows."""
@@ -156,13 +160,14 @@ class TorusVCTerms(nn.Module):
 class VICRegLoss(nn.Module):
     """Drop-in for ``eb_jepa.losses.VICRegLoss(std_coeff, cov_coeff)`` with a torus projection."""
 
-    def __init__(self, std_coeff=1.0, cov_coeff=1.0, projection="torusN", cov="isotropic", uniformity_coeff=1.0,
+    @renamed_keywords(projection="geometry")
+    def __init__(self, std_coeff=1.0, cov_coeff=1.0, geometry="torusN", cov="isotropic", uniformity_coeff=1.0,
                  grid_size=12, std_margin=None, penalty="distance",
                  uniformity_samples=UNIFORMITY_SAMPLES):
         super().__init__()
         self.std_coeff = std_coeff
         self.cov_coeff = cov_coeff
-        self.terms = TorusVCTerms(projection, cov, uniformity_coeff, grid_size, std_margin, penalty,
+        self.terms = TorusVCTerms(geometry, cov, uniformity_coeff, grid_size, std_margin, penalty,
                                   uniformity_samples)
         self.last_terms = {}
 
@@ -189,14 +194,15 @@ class VCLoss(nn.Module):
     """Drop-in for ``eb_jepa.losses.VCLoss(std_coeff, cov_coeff, proj=None)`` with a torus projection after
     ``proj``. ``forward(x[B, C, T, H, W])`` reads every (b, t, h, w) position as a sample of C features."""
 
-    def __init__(self, std_coeff, cov_coeff, proj=None, projection="torusN", cov="isotropic", uniformity_coeff=1.0,
+    @renamed_keywords(projection="geometry")
+    def __init__(self, std_coeff, cov_coeff, proj=None, geometry="torusN", cov="isotropic", uniformity_coeff=1.0,
                  grid_size=12, std_margin=None, penalty="distance",
                  uniformity_samples=UNIFORMITY_SAMPLES):
         super().__init__()
         self.std_coeff = std_coeff
         self.cov_coeff = cov_coeff
         self.proj = nn.Identity() if proj is None else proj
-        self.terms = TorusVCTerms(projection, cov, uniformity_coeff, grid_size, std_margin, penalty,
+        self.terms = TorusVCTerms(geometry, cov, uniformity_coeff, grid_size, std_margin, penalty,
                                   uniformity_samples)
         self.last_terms = {}
 
@@ -219,12 +225,25 @@ class VCLoss(nn.Module):
         return loss, unweighted, logs
 
 
-def patch(module, projection="torusN", **options) -> Patch:
-    """Replace ``VICRegLoss`` and ``VCLoss`` in ``module`` (``eb_jepa.losses``) with the drop-ins, binding
-    ``projection`` and any ``options`` (cov, uniformity_coeff, grid_size, std_margin, penalty,
-    uniformity_samples) as defaults."""
-    if projection is not None:
-        projection = canonical_mode(projection)
+@renamed_keywords(projection="geometry")
+def patch(module, geometry="torusN", **options) -> Patch:
+    """module.VICRegLoss, module.VCLoss -> the drop-ins, with ``geometry`` and ``options`` as defaults.
+
+    Args:
+        module: ``eb_jepa.losses`` (or a module with the same two classes).
+        geometry: sphere, torusN, torusC (any alias), a Geometry object, or None (no projection);
+            0.1.0's keyword ``projection=`` still works, with a DeprecationWarning.
+        **options: cov, uniformity_coeff, grid_size, std_margin, penalty, uniformity_samples.
+
+    Returns:
+        A :class:`~torus_plugins.adapters.normalize.Patch`; undo with ``unpatch``.
+
+    Raises:
+        TypeError: an unknown option, a wrong kind of geometry.
+        ValueError: an unknown geometry, a module without the classes, a bad option value.
+    """
+    if geometry is not None:
+        geometry = embedding_geometry(geometry).name
     check_patchable(module)
     missing = [name for name in ("VICRegLoss", "VCLoss") if not hasattr(module, name)]
     if missing:
@@ -234,8 +253,8 @@ def patch(module, projection="torusN", **options) -> Patch:
     if unknown:
         raise TypeError(f"unknown option(s) {sorted(unknown)}; known: {', '.join(known)}")
     # validate the options now rather than when the pipeline first builds a loss
-    TorusVCTerms(projection, **{k: v for k, v in options.items() if k != "uniformity_coeff"}, uniformity_coeff=0.0)
-    defaults = dict(options, projection=projection)
+    TorusVCTerms(geometry, **{k: v for k, v in options.items() if k != "uniformity_coeff"}, uniformity_coeff=0.0)
+    defaults = dict(options, geometry=geometry)
     replacements = {"VICRegLoss": with_defaults(VICRegLoss, **defaults),
                     "VCLoss": with_defaults(VCLoss, **defaults)}
-    return Patch()._apply(module, replacements, {"adapter": "eb_jepa", "projection": projection})
+    return Patch()._apply(module, replacements, {"adapter": "eb_jepa", "geometry": geometry})

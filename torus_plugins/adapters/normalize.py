@@ -8,9 +8,9 @@ other modules are unaffected. Undo with :func:`unpatch` or use the returned hand
 
     from torus_plugins.adapters.normalize import patch_normalize, unpatch
     import my_pipeline.losses as losses
-    patch_normalize(losses, mode="torusN")      # losses.F.normalize(x, dim=1) -> torus, unit norm
+    patch_normalize(losses, geometry="torusN")  # losses.F.normalize(x, dim=1) -> torus, unit norm
     unpatch(losses)
-    with patch_normalize(losses, mode="torusC"):
+    with patch_normalize(losses, geometry="torusC"):
         ...
 
 What a patched ``normalize(x, dim=d)`` returns, along axis ``d`` (the package conventions, unit L2 norm):
@@ -22,7 +22,7 @@ What a patched ``normalize(x, dim=d)`` returns, along axis ``d`` (the package co
   interleaved (cos, sin) Clifford layout, so the width along ``d`` doubles. Anything downstream that assumed the
   width must accept ``2 * width``.
 
-Unknown modes, patching a module twice, and unpatching a module that is not patched raise clear errors.
+Unknown geometries, patching a module twice, and unpatching a module that is not patched raise clear errors.
 """
 
 import types
@@ -30,26 +30,50 @@ import types
 import torch
 import torch.nn.functional as _torch_F
 
-from torus_plugins.heads import PROJECTION_NAMES, Clifford, L2p, canonical_projection
+from torus_plugins._deprecation import deprecated_alias, renamed_keywords
+from torus_plugins.geometry import embedding_geometry
+from torus_plugins.heads import PROJECTION_NAMES, Clifford, L2p
 
 __all__ = ["MODES", "canonical_mode", "torus_normalize", "patch_normalize", "unpatch", "is_patched", "Patch",
            "TorusFunctional", "check_patchable", "with_defaults"]
 
-#: Accepted mode names (case-insensitive) -> canonical name: the heads' one table.
+#: 0.1.0's table of accepted names (case-insensitive) -> canonical geometry name.
 MODES = PROJECTION_NAMES
 
 _MARK = "_torus_plugins_patch"
 
 
-def canonical_mode(mode) -> str:
-    """``'sphere'``, ``'torusN'`` or ``'torusC'`` for any accepted name (incl. legacy hyprs/torul/torus)."""
-    return canonical_projection(mode)
+def _geometry_name(geometry) -> str:
+    return embedding_geometry(geometry).name
 
 
-def torus_normalize(x: torch.Tensor, mode: str = "torusN", dim: int = 1, p: float = 2.0, eps: float = 1e-12,
-                    out=None) -> torch.Tensor:
-    """``F.normalize``'s signature, projecting along ``dim`` with ``mode`` (see the module docstring)."""
-    mode = canonical_mode(mode)
+#: 0.1.0's name normaliser: use ``torus_plugins.geometry.get_geometry(name).name``.
+canonical_mode = deprecated_alias(_geometry_name, "canonical_mode")
+
+
+@renamed_keywords(mode="geometry")
+def torus_normalize(x: torch.Tensor, geometry="torusN", dim: int = 1, p: float = 2.0,
+                    eps: float = 1e-12, out=None) -> torch.Tensor:
+    """y = normalise_geometry(x) along ``dim``: ``F.normalize``'s arguments plus the geometry.
+
+    Args:
+        x: floating-point tensor.
+        geometry: "sphere" (``F.normalize`` itself), "torusN" or "torusC" (see the module
+            docstring), or a Geometry object; 0.1.0's keyword ``mode=`` still works, with a
+            DeprecationWarning.
+        dim: the axis to normalise.
+        p: 2 (the tori are L2 projections; the sphere passes it to ``F.normalize``).
+        eps: as in ``F.normalize``.
+        out: sphere only, as in ``F.normalize``.
+
+    Returns:
+        The projected tensor (torusC: twice the width along ``dim``).
+
+    Raises:
+        TypeError: a non-float ``x``, a geometry that is neither a string nor a Geometry.
+        ValueError: an unknown geometry, p != 2 or ``out`` on a torus, an odd torusN width.
+    """
+    mode = _geometry_name(geometry)
     if mode == "sphere":
         return _torch_F.normalize(x, p=p, dim=dim, eps=eps, out=out)
     if out is not None:
@@ -73,20 +97,23 @@ def torus_normalize(x: torch.Tensor, mode: str = "torusN", dim: int = 1, p: floa
 
 
 class TorusFunctional(types.ModuleType):
-    """Stand-in for ``torch.nn.functional`` whose ``normalize`` is :func:`torus_normalize` in one mode."""
+    """Stand-in for ``torch.nn.functional`` whose ``normalize`` is :func:`torus_normalize` in one
+    geometry; every other attribute is ``torch.nn.functional``'s own."""
 
-    def __init__(self, mode: str):
+    @renamed_keywords(mode="geometry")
+    def __init__(self, geometry):
         super().__init__("torch.nn.functional", "torch.nn.functional with a torus normalize (torus-plugins)")
-        self.torus_mode = canonical_mode(mode)
+        self.geometry = _geometry_name(geometry)
 
     def normalize(self, input, p=2.0, dim=1, eps=1e-12, out=None):
-        return torus_normalize(input, mode=self.torus_mode, dim=dim, p=p, eps=eps, out=out)
+        """``F.normalize``'s signature: :func:`torus_normalize` in this geometry."""
+        return torus_normalize(input, geometry=self.geometry, dim=dim, p=p, eps=eps, out=out)
 
     def __getattr__(self, name):
         return getattr(_torch_F, name)
 
     def __repr__(self):
-        return f"<torch.nn.functional with torus normalize, mode={self.torus_mode}>"
+        return f"<torch.nn.functional with torus normalize, geometry={self.geometry}>"
 
 
 class Patch:
@@ -167,31 +194,47 @@ def functional_names(module) -> list:
     return sorted(name for name, value in vars(module).items() if value is _torch_F)
 
 
-def normalize_replacements(module, mode: str) -> dict:
-    """``{name: proxy}`` for every alias of ``torch.nn.functional`` in ``module``; raises if there is none."""
+@renamed_keywords(mode="geometry")
+def normalize_replacements(module, geometry) -> dict:
+    """``{name: TorusFunctional(geometry)}`` for every alias of ``torch.nn.functional`` in ``module``.
+
+    Raises:
+        ValueError: ``module`` holds no reference to ``torch.nn.functional``; an unknown geometry.
+    """
     names = functional_names(module)
     if not names:
         raise ValueError(f"module {module.__name__!r} holds no reference to torch.nn.functional (expected "
                          f"`import torch.nn.functional as F`); nothing to patch")
-    proxy = TorusFunctional(mode)
+    proxy = TorusFunctional(geometry)
     return {name: proxy for name in names}
 
 
-def patch_normalize(module, mode: str = "torusN") -> Patch:
-    """Make ``module``'s ``F.normalize`` project onto the torus (``mode``: sphere, torusN or torusC).
+@renamed_keywords(mode="geometry")
+def patch_normalize(module, geometry="torusN") -> Patch:
+    """F.normalize -> torus_normalize(., geometry) inside ``module`` only, reversibly.
 
-    Returns a :class:`Patch`; use it as a context manager, or undo later with :func:`unpatch`.
+    Args:
+        module: a module that did ``import torch.nn.functional as F`` (or any alias).
+        geometry: sphere, torusN or torusC (any alias), or a Geometry object; 0.1.0's keyword
+            ``mode=`` still works, with a DeprecationWarning.
+
+    Returns:
+        A :class:`Patch`; use it as a context manager, or undo later with :func:`unpatch`.
+
+    Raises:
+        TypeError: a geometry that is neither a string nor a Geometry.
+        ValueError: an unknown geometry, a module already patched or without ``F``.
     """
-    mode = canonical_mode(mode)
+    geometry = _geometry_name(geometry)
     check_patchable(module)
-    replacements = normalize_replacements(module, mode)
-    return Patch()._apply(module, replacements, {"adapter": "normalize", "mode": mode})
+    replacements = normalize_replacements(module, geometry)
+    return Patch()._apply(module, replacements, {"adapter": "normalize", "geometry": geometry})
 
 
 def with_defaults(cls, **defaults):
     """A subclass of ``cls`` whose constructor fills ``defaults`` for arguments the caller did not pass.
 
-    Lets a patch bind e.g. ``mode="torusC"`` into a drop-in class that a pipeline constructs with its own
+    Lets a patch bind e.g. ``geometry="torusC"`` into a drop-in class that a pipeline constructs with its own
     arguments (positional or keyword).
     """
     import inspect
