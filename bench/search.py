@@ -47,8 +47,8 @@ import numba
 import numpy as np
 
 from torus_plugins.codes import johnson_encode, quantize
-from torus_plugins.codes import kernel
-from torus_plugins.search import TorusIndexFlat, TorusIndexIVF
+from torus_plugins.search import _kernel as kernel
+from torus_plugins.search import SearchParametersIVF, TorusIndexFlat, TorusIndexIVF
 from torus_plugins.search.ivf import clifford
 
 import search_data     # bench/search_data.py (the script's folder is on sys.path)
@@ -60,6 +60,14 @@ ANGLES = 64
 def set_threads(t: int) -> None:
     faiss.omp_set_num_threads(t)
     numba.set_num_threads(t)
+
+
+def filled(index, codes, train=None):
+    """``index`` after ``index.train(train)`` (when given) and ``index.add(codes)``."""
+    if train is not None:
+        index.train(train)
+    index.add(codes)
+    return index
 
 
 def best_time(fn, repeat: int) -> tuple:
@@ -177,7 +185,7 @@ def exact_table(sizes, repeat, bw):
         ip.add(clifford(c8, 8))
         bf = faiss.IndexBinaryFlat(8 * 64)
         bf.add(johnson_encode(c4, 4))
-        flat8, flat4 = TorusIndexFlat(ANGLES, 8).add(c8), TorusIndexFlat(ANGLES, 4).add(c4)
+        flat8, flat4 = filled(TorusIndexFlat(ANGLES, 8), c8), filled(TorusIndexFlat(ANGLES, 4), c4)
         del c8, c4
         for nq in (100, 1000):
             q8, q4 = qa8[:nq], qa4[:nq]
@@ -216,7 +224,7 @@ def latency_and_threads(rng, repeat):
     for n in (1000, 100_000):
         x_t = uniform(rng, n)
         codes = quantize(x_t, 8)
-        index = TorusIndexFlat(ANGLES, 8).add(codes)
+        index = filled(TorusIndexFlat(ANGLES, 8), codes)
         ip = faiss.IndexFlatIP(2 * ANGLES)
         ip.add(clifford(codes, 8))
         q = codes[:1].copy()
@@ -226,14 +234,14 @@ def latency_and_threads(rng, repeat):
         _, t_ip = best_time(lambda: [ip.search(qf, K) for _ in range(calls)], repeat)
         rows.append((f"1 query vs {n} vectors", f"{t / calls * 1e6:.1f}", f"{t_ip / calls * 1e6:.1f}",
                      f"{t_ip / t:.2f}"))
-        index4 = TorusIndexFlat(ANGLES, 4).add(codes >> 4)
+        index4 = filled(TorusIndexFlat(ANGLES, 4), codes >> 4)
         q4 = q >> 4
         _, t4 = best_time(lambda: [index4.search(q4, K) for _ in range(calls)], repeat)
         rows.append((f"1 query vs {n} vectors, 4-bit packed", f"{t4 / calls * 1e6:.1f}", f"{t_ip / calls * 1e6:.1f}",
                      f"{t_ip / t4:.2f}"))
     tiny = quantize(uniform(rng, 4), 8)
     _, t = best_time(lambda: [kernel.topk_l1(tiny[:1], tiny, 8, 1) for _ in range(5000)], repeat)
-    idx = TorusIndexFlat(ANGLES, 8).add(tiny)
+    idx = filled(TorusIndexFlat(ANGLES, 8), tiny)
     _, t2 = best_time(lambda: [idx.search(tiny[:1], 1) for _ in range(5000)], repeat)
     rows.append(("fixed cost per call (1 query vs 4 vectors): kernel / TorusIndexFlat.search",
                  f"{t / 5000 * 1e6:.1f} / {t2 / 5000 * 1e6:.1f}", "", ""))
@@ -242,7 +250,7 @@ def latency_and_threads(rng, repeat):
 
     x_t = uniform(rng, 100_000)
     codes = quantize(x_t, 8)
-    index = TorusIndexFlat(ANGLES, 8).add(codes)
+    index = filled(TorusIndexFlat(ANGLES, 8), codes)
     ip = faiss.IndexFlatIP(2 * ANGLES)
     ip.add(clifford(codes, 8))
     q_all = quantize(uniform(rng, 1000), 8)
@@ -307,8 +315,8 @@ def ann_group(data, n, x_t, q_t, repeat, hnsw_max, rows, nlists):
     del x_t, q_t
     rng = np.random.default_rng(5)
     set_threads(1)
-    flat8 = TorusIndexFlat(ANGLES, 8).add(c8)
-    flat4 = TorusIndexFlat(ANGLES, 4).add(c4)
+    flat8 = filled(TorusIndexFlat(ANGLES, 8), c8)
+    flat4 = filled(TorusIndexFlat(ANGLES, 4), c4)
     D8, _ = flat8.search(q8, K)
     kth = D8[:, K - 1]
     rc = search_data.relative_contrast(c8, q8)
@@ -321,8 +329,8 @@ def ann_group(data, n, x_t, q_t, repeat, hnsw_max, rows, nlists):
         train_n = min(n, 64 * nlist)
         sample = rng.permutation(n)[:train_n]
         cons.append(Contender(f"TorusIndexIVF 8-bit nlist={nlist} (nprobe)", 8,
-                              lambda: TorusIndexIVF(ANGLES, 8, nlist=nlist).train(c8[sample]).add(c8),
-                              lambda ix, s: ix.search(q8, K, nprobe=s)[1],
+                              lambda: filled(TorusIndexIVF(ANGLES, 8, nlist=nlist), c8, c8[sample]),
+                              lambda ix, s: ix.search(q8, K, params=SearchParametersIVF(nprobe=s))[1],
                               [p for p in probes if p <= nlist], 64 + 8))
     nlist = nlists[0]
     jc, jq = johnson_encode(c4, 4), johnson_encode(q4, 4)
@@ -461,7 +469,7 @@ def milvus_table(rng, n, repeat):
             m = MilvusTorusIndex(ANGLES, bits, uri=os.path.join(tmp, f"m{bits}.db"), collection=f"b{bits}",
                                  drop=True)
             t0 = time.perf_counter()
-            m.add(c, ids=np.arange(n), progress=False)  # ids 0..n-1, as TorusIndexFlat numbers them
+            m.add_with_ids(c, np.arange(n), progress=False)  # ids 0..n-1, as TorusIndexFlat numbers them
             t_ins = time.perf_counter() - t0
             (D, I), t = best_time(lambda: m.search(q, K), repeat)
             flat = TorusIndexFlat(ANGLES, bits)
@@ -505,11 +513,11 @@ def memory_table(rng, n):
     rows.append(("johnson_encode(4-bit codes)", john.nbytes, peak, time.perf_counter() - t0))
     del john, four
     t0 = time.perf_counter()
-    index, peak = traced_peak(lambda: TorusIndexFlat(ANGLES, 8).add(codes))
+    index, peak = traced_peak(lambda: filled(TorusIndexFlat(ANGLES, 8), codes))
     rows.append(("TorusIndexFlat.add(8-bit codes)", codes.nbytes, peak, time.perf_counter() - t0))
     four = codes >> 4
     t0 = time.perf_counter()
-    index4, peak = traced_peak(lambda: TorusIndexFlat(ANGLES, 4).add(four))
+    index4, peak = traced_peak(lambda: filled(TorusIndexFlat(ANGLES, 4), four))
     rows.append(("TorusIndexFlat.add(4-bit codes, held 2 per byte)", index4.nbytes, peak, time.perf_counter() - t0))
     del index4, four
     index.search(codes[:10], K)  # first call loads the compiled kernels (module objects, not data)

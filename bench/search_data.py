@@ -91,7 +91,7 @@ def uniform(n: int, nq: int, seed: int = 0, angles: int = ANGLES):
 def relative_contrast(codes: np.ndarray, queries: np.ndarray, bits: int = 8, sample: int = 2000,
                       seed: int = 0) -> float:
     """(mean circular L1 from the queries to ``sample`` random codes) / (mean distance to the nearest)."""
-    from torus_plugins.codes.kernel import topk_l1
+    from torus_plugins.search._kernel import topk_l1
 
     rng = np.random.default_rng(seed)
     nearest = topk_l1(queries, codes, bits, 1)[0][:, 0].astype(np.float64)

@@ -73,7 +73,9 @@ def test_concurrent_writers_and_readers_on_one_path(tmp_path):
 
 def test_concurrent_write_index_on_one_path(tmp_path):
     target = tmp_path / "same.tidx"
-    indexes = [TorusIndexFlat(16, 8).add(np.full((5000, 16), v, np.uint8)) for v in range(4)]
+    indexes = [TorusIndexFlat(16, 8) for _ in range(4)]
+    for v, index in enumerate(indexes):
+        index.add(np.full((5000, 16), v, np.uint8))
     errors = []
 
     def run(index):

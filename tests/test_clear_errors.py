@@ -58,7 +58,9 @@ def test_negative_ids_are_refused_since_minus_one_marks_padding():
     codes = quantize(np.random.default_rng(1).random((3, 8)), 8)
     with pytest.raises(ValueError, match="ids must be >= 0"):
         TorusIndex(8, 8).add_with_ids(codes, np.array([5, -1, 7]))
-    D, I = TorusIndex(8, 8).add_with_ids(codes, np.array([5, 6, 7])).search(codes[:1], 4)
+    index = TorusIndex(8, 8)
+    index.add_with_ids(codes, np.array([5, 6, 7]))
+    D, I = index.search(codes[:1], 4)
     assert I[0, 0] == 5 and I[0, -1] == -1
 
 

@@ -17,7 +17,7 @@ import pytest
 from torus_plugins.cli import main
 from torus_plugins.codes import load_codes, quantize, save_codes
 from torus_plugins.metrics import retrieval
-from torus_plugins.search import TorusIndexFlat, TorusIndexIVF, write_index
+from torus_plugins.search import SearchParametersIVF, TorusIndexFlat, TorusIndexIVF, write_index
 
 EXE = os.path.join(os.path.dirname(sys.executable), "torus-plugins")
 CLI_PAGE = Path(__file__).resolve().parents[1] / "docs" / "howto" / "export-search.md"
@@ -58,7 +58,9 @@ def test_round_trip_export_search_eval_through_the_console_script(tmp_path):
     assert lines[0].split("\t") == ["query", "rank", "id", "distance"]
     assert len(lines) == 1 + 5 * 3
     got = np.array([list(map(int, line.split("\t"))) for line in lines[1:]])
-    D, I = TorusIndexFlat(8, bits=8).add(codes).search(codes[:5], 3)  # queries quantised as export
+    flat = TorusIndexFlat(8, bits=8)
+    flat.add(codes)
+    D, I = flat.search(codes[:5], 3)  # queries quantised as export
     assert np.array_equal(got[:, 2].reshape(5, 3), I) and np.array_equal(got[:, 3].reshape(5, 3), D)
     assert (got[::3, 2] == np.arange(5)).all() and (got[::3, 3] == 0).all()   # itself first
 
@@ -99,7 +101,8 @@ def test_search_outputs_npz_tsv_radius_and_ivf_files(tmp_path, capsys):
     save_codes(ref, codes, 8)
     save_codes(q, codes[:7], 8)
     np.save(tmp_path / "q_codes.npy", codes[:7].astype(np.int64))      # integer codes, any dtype
-    flat = TorusIndexFlat(16, bits=8).add(codes)
+    flat = TorusIndexFlat(16, bits=8)
+    flat.add(codes)
     D, I = flat.search(codes[:7], 400)                                  # k > ntotal pads like faiss
     assert run("search", ref, q, "-k", 400, "--out", tmp_path / "r.npz") == 0
     assert "wrote 7 queries x k=400" in capsys.readouterr().out
@@ -117,13 +120,14 @@ def test_search_outputs_npz_tsv_radius_and_ivf_files(tmp_path, capsys):
         assert np.array_equal(r["lims"], lims)
         assert np.array_equal(r["distances"], Dr) and np.array_equal(r["ids"], Ir)
 
-    ivf = TorusIndexIVF(16, bits=8, nlist=8, nprobe=1).train(codes)
+    ivf = TorusIndexIVF(16, bits=8, nlist=8, nprobe=1)
+    ivf.train(codes)
     ivf.add_with_ids(codes, np.arange(300) + 1000)
     write_index(ivf, tmp_path / "ref.tidx")
     capsys.readouterr()
     assert run("search", tmp_path / "ref.tidx", q, "-k", 5, "--nprobe", 8) == 0
     got = np.loadtxt(capsys.readouterr().out.splitlines()[1:], dtype=np.int64).reshape(7, 5, 4)
-    De, Ie = ivf.search(codes[:7], 5, nprobe=8)                        # every list probed: exact
+    De, Ie = ivf.search(codes[:7], 5, params=SearchParametersIVF(nprobe=8))     # every list probed: exact
     assert np.array_equal(got[..., 2], Ie) and np.array_equal(got[..., 3], De)
     assert (Ie[:, 0] == 1000 + np.arange(7)).all()
 
@@ -257,7 +261,9 @@ def test_every_documented_cli_line_runs(tmp_path, capsys, monkeypatch):
         argv = shlex.split(line)[1:]
         if "ref.tidx" in argv:            # an index file written from Python: an IVF index
             ref = np.asarray(load_codes(tmp_path / "ref.torc").codes)
-            ivf = TorusIndexIVF(ref.shape[1], 8, nlist=16).train(ref)
-            write_index(ivf.add(ref), tmp_path / "ref.tidx")
+            ivf = TorusIndexIVF(ref.shape[1], 8, nlist=16)
+            ivf.train(ref)
+            ivf.add(ref)
+            write_index(ivf, tmp_path / "ref.tidx")
         assert main(argv) == 0, (line, capsys.readouterr().err)
     assert (tmp_path / "ref.torc").exists() and (tmp_path / "results.npz").exists()

@@ -15,17 +15,20 @@ SCRIPT = textwrap.dedent("""
     import numpy as np
     import numba
     import torch
-    from torus_plugins.codes import kernel
+    from torus_plugins.search import _kernel as kernel
     from torus_plugins.search import TorusIndexFlat, TorusIndexIVF
 
     rng = np.random.default_rng(0)
     codes = rng.integers(0, 256, (20_000, 64), dtype=np.uint8)
     queries = codes[:1500]
-    flat = TorusIndexFlat(64, 8).add(codes)
+    flat = TorusIndexFlat(64, 8)
+    flat.add(codes)
     assert kernel.choose_threads(len(queries), len(codes), 64) == 2      # so the search uses 2
     D, I = flat.search(queries, 5)
     layer = numba.threading_layer()                                       # started by that search
-    ivf = TorusIndexIVF(64, 8, nlist=16, nprobe=4).train(codes[:4000]).add(codes)
+    ivf = TorusIndexIVF(64, 8, nlist=16, nprobe=4)
+    ivf.train(codes[:4000])
+    ivf.add(codes)
     Div, Iiv = ivf.search(queries[:50], 5)
 
     def same(a, b):
@@ -38,7 +41,7 @@ SCRIPT = textwrap.dedent("""
         try:
             ok = same(flat.search(queries, 5), (D, I))
             ok = ok and same(ivf.search(queries[:50], 5), (Div, Iiv))
-            code = (0 if ok else 3) + (10 if getattr(kernel, "SERIAL_AFTER_FORK", False) else 0)
+            code = (0 if ok else 3) + (10 if kernel.cpu.SERIAL_AFTER_FORK else 0)
         finally:
             os._exit(code)
     status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])

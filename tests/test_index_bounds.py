@@ -22,13 +22,14 @@ from torus_plugins.codes import CodeFileError
 from torus_plugins.search import (TorusIndexFlat, TorusIndexIVF, index_factory, read_index,
                                   write_index)
 
+from test_search import filled
+
 X = np.random.default_rng(28).integers(0, 256, (40, 8), dtype=np.uint8)
 HEAD = struct.Struct("<4sHBBIQHI")
 
 
 def _ivf(ids=None):
-    index = TorusIndexIVF(8, 8, nlist=4, nprobe=4).train(X)
-    return index.add(X[:3]) if ids is None else index.add_with_ids(X[:3], ids)
+    return filled(TorusIndexIVF(8, 8, nlist=4, nprobe=4), X[:3], ids, train=X)
 
 
 def _craft(tmp_path, index, edit, name="crafted.tidx"):
@@ -71,7 +72,7 @@ def test_ivf_id_map_with_negative_ids_is_refused(tmp_path, ids):
 
 
 def test_flat_ids_with_negative_values_are_refused_as_a_bad_file(tmp_path):
-    index = TorusIndexFlat(8, 8).add_with_ids(X[:3], [5, 6, 7])
+    index = filled(TorusIndexFlat(8, 8), X[:3], [5, 6, 7])
     path = _craft(tmp_path, index, lambda m: m.__setitem__("ids", _ids_b64([-1, -1, -1])))
     with pytest.raises(CodeFileError, match=r"ids must be ids >= 0"):
         read_index(path)
@@ -79,7 +80,7 @@ def test_flat_ids_with_negative_values_are_refused_as_a_bad_file(tmp_path):
 
 def test_repeated_ids_round_trip_as_add_with_ids_allows_them(tmp_path):
     """Ids need not be unique (as in faiss IndexIDMap): a file may repeat them, like its index."""
-    for index in (TorusIndexFlat(8, 8).add_with_ids(X[:3], [4, 4, 9]), _ivf([4, 4, 9])):
+    for index in (filled(TorusIndexFlat(8, 8), X[:3], [4, 4, 9]), _ivf([4, 4, 9])):
         write_index(index, tmp_path / "r.tidx")
         back = read_index(tmp_path / "r.tidx")
         got, want = back.search(X[:3], 3)[1], index.search(X[:3], 3)[1]
@@ -119,7 +120,7 @@ def test_huge_insertion_counter_allocates_nothing_later(tmp_path):
     path = _craft(tmp_path, _ivf(), lambda m: m.__setitem__("nseq", 3 * 10 ** 9))
     index = read_index(path)
     held = sorted(index.search(X[:3], 3)[1].ravel().tolist())
-    index2, peak = _peak(lambda: index.add_with_ids(X[3:5], [77, 78]))
+    _, peak = _peak(lambda: index.add_with_ids(X[3:5], [77, 78]))
     assert peak < 1 << 20
     ids = index.search(X[:5], 5)[1]
     assert {77, 78} <= set(ids.ravel().tolist()) and set(held) <= set(ids.ravel().tolist())
@@ -128,8 +129,7 @@ def test_huge_insertion_counter_allocates_nothing_later(tmp_path):
 
 def test_implicit_ids_survive_the_switch_to_explicit_ids():
     """Codes added with implicit ids keep them when explicit ids follow, after removals too."""
-    index = TorusIndexIVF(8, 8, nlist=4, nprobe=4).train(X)
-    index.add(X[:10])
+    index = filled(TorusIndexIVF(8, 8, nlist=4, nprobe=4), X[:10], train=X)
     index.remove_ids(np.array([0, 3, 4]))
     index.add_with_ids(X[10:12], [100, 101])
     D, I = index.search(X[:12], 1)
@@ -176,7 +176,7 @@ def four_gib(monkeypatch):
 
 
 def test_nlist_that_cannot_fit_names_nlist_and_the_bytes(four_gib):
-    makers = (lambda: TorusIndexIVF(64, nlist=10 ** 8), lambda: index_factory("T64x8,IVF100000000"))
+    makers = (lambda: TorusIndexIVF(64, nlist=10 ** 8), lambda: index_factory(64, "IVF100000000,T8"))
     for make in makers:
         (_, peak) = _peak(lambda: pytest.raises(AllocationError, make))
         assert peak < 1 << 20
@@ -189,7 +189,7 @@ def test_nlist_that_cannot_fit_names_nlist_and_the_bytes(four_gib):
 
 @pytest.mark.parametrize("kind", ["flat", "ivf"])
 def test_search_whose_results_cannot_fit_names_nq_k_and_the_bytes(four_gib, kind):
-    index = TorusIndexFlat(8, 8).add(X[:3]) if kind == "flat" else _ivf()
+    index = filled(TorusIndexFlat(8, 8), X[:3]) if kind == "flat" else _ivf()
     with pytest.raises(MemoryError, match=r"nq=2 queries and k=1000000000 .* need 29\.8 GiB "
                                           r"\(32000000000 bytes\)"):
         index.search(X[:2], k=10 ** 9)
@@ -200,8 +200,8 @@ def test_search_whose_results_cannot_fit_names_nq_k_and_the_bytes(four_gib, kind
 
 
 def test_large_k_on_ivf_equals_flat_padded():
-    index = TorusIndexIVF(8, 8, nlist=4, nprobe=4).train(X).add(X)
-    flat = TorusIndexFlat(8, 8).add(X)
+    index = filled(TorusIndexIVF(8, 8, nlist=4, nprobe=4), X, train=X)
+    flat = filled(TorusIndexFlat(8, 8), X)
     for k in (3, 40, 2000, 70_000):
         D, I = index.search(X[:5], k)
         Df, If = flat.search(X[:5], k)
@@ -223,15 +223,18 @@ SCRIPT = textwrap.dedent("""
     import numpy as np
     from torus_plugins.search import TorusIndexFlat, TorusIndexIVF, index_factory, read_index
     x = np.random.default_rng(0).integers(0, 256, (40, 8), dtype=np.uint8)
-    flat = TorusIndexFlat(8, 8).add(x[:3])
-    ivf = TorusIndexIVF(8, 8, nlist=4, nprobe=4).train(x).add(x[:3])
+    flat = TorusIndexFlat(8, 8)
+    flat.add(x[:3])
+    ivf = TorusIndexIVF(8, 8, nlist=4, nprobe=4)
+    ivf.train(x)
+    ivf.add(x[:3])
     used = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
     resource.setrlimit(resource.RLIMIT_AS, (used + (3 << 30), resource.RLIM_INFINITY))
     out = {}
     cases = {"flat_search": lambda: flat.search(x[:1], k=10 ** 9),
              "ivf_search": lambda: ivf.search(x[:1], k=10 ** 9),
              "ivf_nlist": lambda: TorusIndexIVF(64, nlist=10 ** 8),
-             "factory": lambda: index_factory("T64x8,IVF100000000"),
+             "factory": lambda: index_factory(64, "IVF100000000,T8"),
              "crafted_nlist": lambda: read_index(sys.argv[1])}
     for name, case in cases.items():
         try:

@@ -153,7 +153,9 @@ def test_cli_search_of_a_johnson_index_without_faiss_is_one_line(tmp_path, monke
     from torus_plugins.search import index_factory, write_index
 
     x = np.random.default_rng(0).integers(0, 16, (30, 8), dtype=np.uint8)
-    write_index(index_factory("T8x4,FlatJohnson").add(x), tmp_path / "j.tidx")
+    index = index_factory(8, "BFlat,T4")
+    index.add(x)
+    write_index(index, tmp_path / "j.tidx")
     save_codes(tmp_path / "q.torc", x[:2], 4)
     block(monkeypatch, "faiss")
     assert main(["search", str(tmp_path / "j.tidx"), str(tmp_path / "q.torc")]) == 2

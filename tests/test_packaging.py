@@ -131,7 +131,9 @@ CORE_ONLY = textwrap.dedent("""
     z = L2p(8)(torch.randn(6, 8))
     loss = SupConLoss(0.1)(torch.stack([z, z], 1), torch.arange(6) % 3) + KoLeoLoss()(z)
     codes = quantize(to_turns(z), bits=8)
-    print(float(loss), TorusIndex(4, bits=8).add(codes).search(codes[:2], 1)[1].ravel().tolist())
+    index = TorusIndex(4, bits=8)
+    index.add(codes)
+    print(float(loss), index.search(codes[:2], 1)[1].ravel().tolist())
     try:
         from torus_plugins.codes import ProductQuantizer
         ProductQuantizer(8, 2, 8)

@@ -34,9 +34,11 @@ def test_ivf_train_bar_counts_kmeans_iterations_and_changes_nothing(no_delay, ca
     make_bar = _progress.progress_bar
     monkeypatch.setattr(_progress, "progress_bar", recorded)
     x = codes()
-    quiet = TorusIndexIVF(16, bits=8, nlist=32).train(x, progress=False)
+    quiet = TorusIndexIVF(16, bits=8, nlist=32)
+    quiet.train(x, progress=False)
     assert capsys.readouterr().err == "" and not bars[-1][1]
-    shown = TorusIndexIVF(16, bits=8, nlist=32).train(x, progress=True)
+    shown = TorusIndexIVF(16, bits=8, nlist=32)
+    shown.train(x, progress=True)
     err = capsys.readouterr().err
     assert "IVF k-means, 32 lists:   0%" in err and "0/20" in err      # shown at once on stderr
     bar, shown_bar = bars[-1]

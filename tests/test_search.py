@@ -1,10 +1,12 @@
-"""TorusIndexFlat (TorusIndex): exact search equals a brute-force reference (ties: smaller id first) on every
-kernel path; faiss-style methods behave like faiss's; concurrent add + search loses nothing; whole-index I/O."""
+"""TorusIndexFlat (TorusIndex) and TorusIndexBinaryFlat: exact search equals a brute-force reference (ties:
+smaller id first) on every kernel path; faiss-style methods behave like faiss's; concurrent add + search loses
+nothing; whole-index I/O."""
 
 import json
 import struct
 import sys
 import threading
+import warnings
 import zlib
 
 import faiss
@@ -14,10 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from torus_plugins.codes import CodeFileError, johnson_encode, save_codes
-from torus_plugins.codes import kernel, tiled
-from torus_plugins.codes.kernel import BLOCK, HAVE_NUMBA, prepare_references, topk_l1, topk_l1_numpy
-from torus_plugins.search import (PAD_DISTANCE, TorusIndex, TorusIndexFlat, TorusIndexIVF, index_factory,
-                                  read_index, write_index)
+from torus_plugins.search import (PAD_DISTANCE, SearchParameters, TorusIndex, TorusIndexBinaryFlat,
+                                  TorusIndexFlat, TorusIndexIVF, index_factory, read_index, write_index)
+from torus_plugins.search import _kernel as kernel
+from torus_plugins.search._kernel import BLOCK, cpu, prepare_references, scan, topk_l1
+
+CLASSES = {"kernel": TorusIndexFlat, "johnson": TorusIndexBinaryFlat}
 
 
 def run_interleaved(workers) -> None:
@@ -31,6 +35,17 @@ def run_interleaved(workers) -> None:
             w.join()
     finally:
         sys.setswitchinterval(old)
+
+
+def filled(index, x, ids=None, train=None):
+    """``index`` after train(train) (if given) and add(x) / add_with_ids(x, ids): faiss's add returns None."""
+    if train is not None:
+        index.train(train)
+    if ids is None:
+        index.add(x)
+    else:
+        index.add_with_ids(x, ids)
+    return index
 
 
 def brute_knn(q, x, bits, k):
@@ -52,7 +67,7 @@ def test_exact_matches_brute_force_with_ties(bits, backend):
     n_angles = 6 if bits <= 2 else 12  # few angles and low bits: many equal distances
     x = rng.integers(0, 1 << bits, (403, n_angles), dtype=np.uint8)
     q = np.concatenate([x[:5], rng.integers(0, 1 << bits, (20, n_angles), dtype=np.uint8)])
-    index = TorusIndex(n_angles, bits, backend=backend).add(x)
+    index = filled(CLASSES[backend](n_angles, bits), x)
     for k in (1, 10, 57):
         D, I = index.search(q, k)
         Dr, Ir = brute_knn(q, x, bits, k)
@@ -64,7 +79,7 @@ def test_exact_matches_brute_force_with_ties(bits, backend):
 def test_all_ties_and_k_equals_n(bits):
     x = np.zeros((70, 4), np.uint8)  # every distance to the query is equal
     x[::2, 0] = 1
-    index = TorusIndex(4, bits).add(x)
+    index = filled(TorusIndex(4, bits), x)
     D, I = index.search(np.zeros((3, 4), np.uint8), 70)
     Dr, Ir = brute_knn(np.zeros((3, 4), np.uint8), x, bits, 70)
     assert np.array_equal(I, Ir) and np.array_equal(D, Dr)
@@ -79,7 +94,7 @@ def test_exact_property(bits, n, n_angles, seed, data):
     x = rng.integers(0, 1 << bits, (n, n_angles), dtype=np.uint8)
     q = rng.integers(0, 1 << bits, (3, n_angles), dtype=np.uint8)
     k = data.draw(st.integers(1, n))
-    D, I = TorusIndex(n_angles, bits).add(x).search(q, k)
+    D, I = filled(TorusIndex(n_angles, bits), x).search(q, k)
     Dr, Ir = brute_knn(q, x, bits, k)
     assert np.array_equal(D, Dr) and np.array_equal(I, Ir)
 
@@ -92,7 +107,7 @@ def test_kernel_wide_codes_keep_exact_distances(portable, n_angles):
     x[7] = x[3] ^ 0x80  # the largest possible distance, 128 per angle
     q = np.concatenate([x[3:4], rng.integers(0, 256, (8, n_angles), dtype=np.uint8)])
     a = topk_l1(q, prepare_references(x), 8, 150, portable=portable)
-    b = topk_l1_numpy(q, x, 8, 150)
+    b = brute_knn(q, x, 8, 150)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     assert a[0][0, -1] == 128 * n_angles and a[1][0, -1] == 7
     assert np.array_equal(a[0][:, :7], brute_knn(q, x, 8, 7)[0])
@@ -123,10 +138,10 @@ def test_incremental_add_equals_single_add():
     rng = np.random.default_rng(5)
     x = rng.integers(0, 16, (300, 8), dtype=np.uint8)
     for bits, backend in ((4, "kernel"), (4, "johnson"), (8, "kernel")):
-        inc = TorusIndex(8, bits, backend=backend).add(x[:100])
+        inc = filled(CLASSES[backend](8, bits), x[:100])
         inc.search(x[:2], 3)  # builds the internal structures, which add() must then extend
         inc.add(x[100:])
-        one = TorusIndex(8, bits, backend=backend).add(x)
+        one = filled(CLASSES[backend](8, bits), x)
         assert len(inc) == 300
         for a, b in zip(inc.search(x[:20], 9), one.search(x[:20], 9)):
             assert np.array_equal(a, b)
@@ -151,13 +166,13 @@ def test_bad_input():
     with pytest.raises(ValueError, match="radius"):
         index.range_search(np.zeros((1, 8), np.uint8), float("nan"))
     with pytest.raises(ValueError, match="threads"):
-        index.search(np.zeros((1, 8), np.uint8), 1, threads=0)
+        index.search(np.zeros((1, 8), np.uint8), 1, params=SearchParameters(threads=0))
     with pytest.raises(ValueError, match="ids must be 5 integers"):
         index.add_with_ids(np.zeros((5, 8), np.uint8), np.arange(4))
-    with pytest.raises(ValueError, match="backend must be one of"):
-        TorusIndex(8, 4, backend="faiss")
     with pytest.raises(ValueError, match="bits <= 4"):
-        TorusIndex(8, 8, backend="johnson")
+        TorusIndexBinaryFlat(8, 8)
+    with pytest.raises(ValueError, match="geometry must be one of"):
+        TorusIndex(8, 4, geometry="nonsense")
     with pytest.raises(ValueError, match="bits"):
         TorusIndex(8, 9)
     with pytest.raises(ValueError, match="n_angles"):
@@ -167,16 +182,19 @@ def test_bad_input():
 def test_save_load_round_trip(tmp_path):
     rng = np.random.default_rng(8)
     x = rng.integers(0, 256, (120, 10), dtype=np.uint8)
-    index = TorusIndex(10, 8).add(x)
+    index = filled(TorusIndex(10, 8), x)
     index.save(tmp_path / "exact.torc")
     back = TorusIndex.load(tmp_path / "exact.torc")
     assert (len(back), back.bits, back.n_angles) == (120, 8, 10)
     assert np.array_equal(back.codes, x)
     for a, b in zip(index.search(x[:7], 5), back.search(x[:7], 5)):
         assert np.array_equal(a, b)
-    TorusIndex(10, 4, backend="johnson").add(x >> 4).save(tmp_path / "johnson.torc")
-    assert TorusIndex.load(tmp_path / "johnson.torc").backend == "johnson"
-    ided = TorusIndex(10, 8).add_with_ids(x, np.arange(120) * 7 + 3)
+    filled(TorusIndexBinaryFlat(10, 4), x >> 4).save(tmp_path / "johnson.torc")
+    assert isinstance(TorusIndexBinaryFlat.load(tmp_path / "johnson.torc"), TorusIndexBinaryFlat)
+    assert isinstance(read_index(tmp_path / "johnson.torc"), TorusIndexBinaryFlat)
+    with pytest.raises(ValueError, match="holds a TorusIndexBinaryFlat, not a TorusIndexFlat"):
+        TorusIndex.load(tmp_path / "johnson.torc")
+    ided = filled(TorusIndex(10, 8), x, np.arange(120) * 7 + 3)
     write_index(ided, tmp_path / "ids.torc")
     back = read_index(tmp_path / "ids.torc")
     assert np.array_equal(back.ids, ided.ids)
@@ -213,9 +231,9 @@ def _rewrite_meta(src, dst, edit):
 def test_load_with_valid_crc_but_bad_metadata_names_the_field(tmp_path, field, value, kind):
     x = np.random.default_rng(14).integers(0, 256, (40, 8), dtype=np.uint8)
     if kind == "flat":
-        index = TorusIndex(8, 8).add(x)
+        index = filled(TorusIndex(8, 8), x)
     else:
-        index = TorusIndexIVF(8, 8, nlist=4, nprobe=2).train(x).add(x)
+        index = filled(TorusIndexIVF(8, 8, nlist=4, nprobe=2), x, train=x)
     write_index(index, tmp_path / "good.tidx")
     _rewrite_meta(tmp_path / "good.tidx", tmp_path / "bad.tidx", lambda m: m.__setitem__(field, value))
     with pytest.raises(CodeFileError, match=f"bad index metadata: {field} must be"):
@@ -227,17 +245,18 @@ def test_load_rejects_metadata_that_is_not_an_object(tmp_path):
     save_codes(tmp_path / "a.torc", x, 8, meta={"torus_index": [1, 2]})
     with pytest.raises(CodeFileError, match="torus_index must be an object"):
         TorusIndex.load(tmp_path / "a.torc")
-    write_index(TorusIndexIVF(4, 8, nlist=2).train(np.arange(8, dtype=np.uint8).reshape(2, 4)), tmp_path / "i")
+    ivf = TorusIndexIVF(4, 8, nlist=2)
+    ivf.train(np.arange(8, dtype=np.uint8).reshape(2, 4))
+    write_index(ivf, tmp_path / "i")
     with pytest.raises(ValueError, match="use read_index"):
         TorusIndex.load(tmp_path / "i")
 
 
 def test_numba_kernel_is_compiled_and_used():
     """numba is a dependency: the compiled kernel runs (it gains a compiled signature), the CPU's best path is
-    picked from its features, and its results equal the numpy reference."""
+    picked from its features, and its results equal the brute-force reference."""
     import llvmlite.binding as llvm
 
-    assert HAVE_NUMBA
     feats = llvm.get_host_cpu_features()
     if llvm.get_process_triple().startswith("x86_64") and feats.get("avx2"):
         assert kernel.USES_PSADBW
@@ -245,8 +264,8 @@ def test_numba_kernel_is_compiled_and_used():
         assert kernel.BEST_PATH == want
     x = np.random.default_rng(3).integers(0, 256, (300, 64), dtype=np.uint8)
     D, I = topk_l1(x[:9], x, 8, 5, threads=1)
-    assert tiled._tiled_serial.signatures, "the compiled kernel was not called"
-    Dr, Ir = topk_l1_numpy(x[:9], x, 8, 5)
+    assert scan.tiled_serial.signatures, "the compiled kernel was not called"
+    Dr, Ir = brute_knn(x[:9], x, 8, 5)
     assert np.array_equal(D, Dr) and np.array_equal(I, Ir)
 
 
@@ -269,7 +288,7 @@ def test_johnson_tie_order_does_not_depend_on_faiss(bits):
     rng = np.random.default_rng(10 + bits)
     x = rng.integers(0, 1 << bits, (300, 5), dtype=np.uint8)
     q = rng.integers(0, 1 << bits, (15, 5), dtype=np.uint8)
-    index = TorusIndex(5, bits, backend="johnson").add(x)
+    index = filled(TorusIndexBinaryFlat(5, bits), x)
     index._flat, index._flat_n = _AdversarialFlat(johnson_encode(x, bits)), len(x)
     for k in (1, 10, 40):
         D, I = index.search(q, k)
@@ -279,20 +298,20 @@ def test_johnson_tie_order_does_not_depend_on_faiss(bits):
 
 def test_nbytes_counts_what_the_index_holds():
     x = np.random.default_rng(11).integers(0, 16, (500, 64), dtype=np.uint8)
-    ix8 = TorusIndex(64, 8).add(x)
+    ix8 = filled(TorusIndex(64, 8), x)
     ix8.search(x[:2], 3)
     assert ix8.nbytes == 500 * 64  # searched in place (a multiple of 32 angles): 1/8 of float32 Clifford
-    ix4 = TorusIndex(64, 4).add(x)
+    ix4 = filled(TorusIndex(64, 4), x)
     ix4.search(x[:2], 3)
     assert ix4.nbytes == 500 * 32  # 4-bit codes: two per byte, unpacked by the kernel on the fly
     assert np.array_equal(ix4.codes, x) and not ix4.codes.flags.writeable
-    ix6 = TorusIndex(40, 6).add(x[:, :40])
+    ix6 = filled(TorusIndex(40, 6), x[:, :40])
     ix6.search(x[:2, :40], 3)
     assert ix6.nbytes == 500 * 64  # 40 angles: stored once, already padded to the 64-byte search layout
-    j4 = TorusIndex(64, 4, backend="johnson").add(x)
+    j4 = filled(TorusIndexBinaryFlat(64, 4), x)
     j4.search(x[:2], 3)
     assert j4.nbytes == 500 * 64 + 500 * 64  # codes plus 8 Johnson bits per 4-bit angle in faiss
-    assert TorusIndex(64, 8).add_with_ids(x, np.arange(500)).nbytes == 500 * (64 + 8)
+    assert filled(TorusIndex(64, 8), x, np.arange(500)).nbytes == 500 * (64 + 8)
 
 
 def test_concurrent_searches_from_threads_equal_serial_results():
@@ -301,7 +320,7 @@ def test_concurrent_searches_from_threads_equal_serial_results():
     rng = np.random.default_rng(12)
     x = rng.integers(0, 256, (2000, 64), dtype=np.uint8)
     queries = [rng.integers(0, 256, (9, 64), dtype=np.uint8) for _ in range(8)]
-    index = TorusIndex(64, 8).add(x)
+    index = filled(TorusIndex(64, 8), x)
     serial = [index.search(q, 5) for q in queries]
     with ThreadPoolExecutor(4) as pool:
         threaded = list(pool.map(lambda q: index.search(q, 5), queries))
@@ -345,10 +364,10 @@ def test_threads_argument_gives_the_same_answer(monkeypatch):
     x = np.random.default_rng(15).integers(0, 256, (3000, 64), dtype=np.uint8)
     q = x[:37]
     ref = topk_l1(q, x, 8, 7, threads=1)
-    monkeypatch.setattr(kernel, "MIN_TASK_WORK", 1)  # small work still split: the parallel path runs
+    monkeypatch.setattr(cpu, "MIN_TASK_WORK", 1)  # small work still split: the parallel path runs
     assert kernel.choose_threads(37, 3000, 64, 3) == 3
     for t in (2, 3):
-        got = TorusIndex(64, 8).add(x).search(q, 7, threads=t)
+        got = filled(TorusIndex(64, 8), x).search(q, 7, params=SearchParameters(threads=t))
         assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1])
     monkeypatch.undo()
     assert kernel.choose_threads(1000, 10, 64, 8) == 1         # tiny work: no thread wake-ups
@@ -371,7 +390,7 @@ def _faiss_binary(x, bits, ids=None):
 
 def test_k_larger_than_ntotal_pads_like_faiss():
     x = np.random.default_rng(16).integers(0, 16, (5, 6), dtype=np.uint8)
-    D, I = TorusIndexFlat(6, 4).add(x).search(x[:2], 8)
+    D, I = filled(TorusIndexFlat(6, 4), x).search(x[:2], 8)
     Df, If = _faiss_binary(x, 4).search(johnson_encode(x[:2], 4), 8)
     assert np.array_equal(I[:, 5:], If[:, 5:]) and (I[:, 5:] == -1).all()
     assert (D[:, 5:] == PAD_DISTANCE).all() and (Df[:, 5:] == np.iinfo(np.int32).max).all()
@@ -386,7 +405,7 @@ def test_remove_ids_reset_and_ntotal_behave_like_faiss():
     q = rng.integers(0, 16, (30, 8), dtype=np.uint8)
     jq = johnson_encode(q, 4)
     # sequential ids: faiss IndexBinaryFlat (like IndexFlat) renumbers the rows that follow a removed one
-    ours, ref = TorusIndexFlat(8, 4).add(x), _faiss_binary(x, 4)
+    ours, ref = filled(TorusIndexFlat(8, 4), x), _faiss_binary(x, 4)
     gone = np.array([0, 3, 150, 199, 500])
     assert ours.remove_ids(gone) == ref.remove_ids(gone) == 4
     assert ours.ntotal == ref.ntotal == 196
@@ -396,7 +415,7 @@ def test_remove_ids_reset_and_ntotal_behave_like_faiss():
     assert np.array_equal(I, brute_knn(q, np.delete(x, [0, 3, 150, 199], 0), 4, 10)[1])
     # explicit ids: faiss IndexBinaryIDMap keeps the other ids
     ids = rng.permutation(10_000)[:200].astype(np.int64)
-    ours, ref = TorusIndexFlat(8, 4).add_with_ids(x, ids), _faiss_binary(x, 4, ids)
+    ours, ref = filled(TorusIndexFlat(8, 4), x, ids), _faiss_binary(x, 4, ids)
     gone = ids[[5, 6, 100]]
     assert ours.remove_ids(gone) == ref.remove_ids(gone) == 3
     D, I = ours.search(q, 10)
@@ -415,7 +434,7 @@ def test_range_search_equals_faiss(radius):
     rng = np.random.default_rng(18)
     x = rng.integers(0, 8, (300, 6), dtype=np.uint8)
     q = np.concatenate([x[:3], rng.integers(0, 8, (9, 6), dtype=np.uint8)])
-    lims, D, I = TorusIndexFlat(6, 3).add(x).range_search(q, radius)
+    lims, D, I = filled(TorusIndexFlat(6, 3), x).range_search(q, radius)
     lf, Df, If = _faiss_binary(x, 3).range_search(johnson_encode(q, 3), radius)
     assert np.array_equal(lims, lf)
     for i in range(len(q)):
@@ -426,17 +445,35 @@ def test_range_search_equals_faiss(radius):
 
 
 def test_index_factory_builds_each_type():
-    ix = index_factory("T64x8,Flat")
-    assert isinstance(ix, TorusIndexFlat) and (ix.n_angles, ix.bits, ix.backend) == (64, 8, "kernel")
-    assert index_factory("T16x4,FlatJohnson").backend == "johnson"
-    ivf = index_factory("T32x6,IVF128")
-    assert isinstance(ivf, TorusIndexIVF) and (ivf.n_angles, ivf.bits, ivf.nlist) == (32, 6, 128)
-    for bad in ("T64x9,Flat", "T0x8,Flat", "64x8,Flat", "T64x8,HNSW32", 5):
+    """faiss's shape: index_factory(d, description), the structure first and the T<bits> encoding last."""
+    ix = index_factory(64, "T8")
+    assert type(ix) is TorusIndexFlat and (ix.n_angles, ix.bits) == (64, 8)
+    assert type(index_factory(64, "Flat")) is TorusIndexFlat and index_factory(64, "Flat").bits == 8
+    assert index_factory(16, "T4").packed
+    binary = index_factory(16, "BFlat,T4")
+    assert type(binary) is TorusIndexBinaryFlat and (binary.n_angles, binary.bits) == (16, 4)
+    ivf = index_factory(32, "IVF128,T6", geometry="torusC")
+    assert type(ivf) is TorusIndexIVF and (ivf.n_angles, ivf.bits, ivf.nlist, ivf.geometry) == (32, 6, 128, "torusC")
+    for d, bad in ((64, "T9"), (0, "T8"), (64, "HNSW32,T8"), (64, "IVF4096"), (64, "BFlat,T8"), (64, 5),
+                   (64, "T8,IVF16"), (5, None)):
         with pytest.raises(ValueError):
+            index_factory(d, bad)
+
+
+def test_index_factory_old_string_form_is_deprecated_and_builds_the_same():
+    for old, d, new in (("T64x8,Flat", 64, "T8"), ("T16x4,FlatJohnson", 16, "BFlat,T4"),
+                        ("T32x6,IVF128", 32, "IVF128,T6")):
+        with pytest.warns(DeprecationWarning, match=f"use index_factory\\({d}, '{new}'\\)"):
+            ix = index_factory(old)
+        want = index_factory(d, new)
+        assert type(ix) is type(want) and repr(ix) == repr(want)
+    for bad in ("T64x9,Flat", "T0x8,Flat", "64x8,Flat", "T64x8,HNSW32"):
+        with pytest.raises(ValueError, match="must"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)   # the well-formed ones also warn
             index_factory(bad)
 
 
-# ---------------------------------------------------------------------------- concurrency (issue 14, class 1)
+# ---------------------------------------------------------------------------- concurrency
 @pytest.mark.parametrize("cls", ["flat", "johnson", "ivf"])
 def test_concurrent_add_and_search_loses_nothing(cls):
     """Several threads add while others search, with thread switches forced every microsecond: every code
@@ -447,9 +484,10 @@ def test_concurrent_add_and_search_loses_nothing(cls):
     x = rng.integers(0, 1 << bits, (4000, 16), dtype=np.uint8)
     q = x[:6]
     if cls == "ivf":
-        index = TorusIndexIVF(16, bits, nlist=8, nprobe=8).train(x)
+        index = TorusIndexIVF(16, bits, nlist=8, nprobe=8)
+        index.train(x)
     else:
-        index = TorusIndexFlat(16, bits, backend="johnson" if cls == "johnson" else "kernel")
+        index = CLASSES["johnson" if cls == "johnson" else "kernel"](16, bits)
     parts = np.array_split(np.arange(len(x)), 80)
     errors, lock = [], threading.Lock()
     ids_of_adds = {}

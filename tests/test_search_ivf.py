@@ -7,10 +7,11 @@ import time
 import numpy as np
 import pytest
 
-from torus_plugins.search import PAD_DISTANCE, TorusIndexFlat, TorusIndexIVF, read_index, write_index
-from torus_plugins.search.ivf import clifford, train_torus_centroids
+from torus_plugins.search import (PAD_DISTANCE, SearchParametersIVF, TorusIndexFlat, TorusIndexIVF, read_index,
+                                  write_index)
+from torus_plugins.search.centroids import clifford, train_torus_centroids
 
-from test_search import brute_knn, run_interleaved
+from test_search import brute_knn, filled, run_interleaved
 
 
 def clustered(rng, n, n_angles, bits, centres=20, noise=2):
@@ -24,13 +25,14 @@ def test_all_lists_probed_equals_brute_force_with_ties(bits, n_angles):
     rng = np.random.default_rng(bits)
     x = clustered(rng, 900, n_angles, bits, noise=1)
     q = np.concatenate([x[:4], rng.integers(0, 1 << bits, (12, n_angles), dtype=np.uint8)])
-    index = TorusIndexIVF(n_angles, bits, nlist=16, nprobe=16).train(x).add(x[:500]).add(x[500:])
+    index = filled(TorusIndexIVF(n_angles, bits, nlist=16, nprobe=16), x[:500], train=x)
+    index.add(x[500:])
     assert index.ntotal == 900 and index.list_sizes.sum() == 900
     for k in (1, 10, 60):
         D, I = index.search(q, k)
         Dr, Ir = brute_knn(q, x, bits, k)
         assert np.array_equal(D, Dr) and np.array_equal(I, Ir), (bits, k)
-    flat = TorusIndexFlat(n_angles, bits).add(x)
+    flat = filled(TorusIndexFlat(n_angles, bits), x)
     for r in (0, 3, n_angles):
         a, b = index.range_search(q, r), flat.range_search(q, r)
         assert all(np.array_equal(u, v) for u, v in zip(a, b))
@@ -40,7 +42,7 @@ def test_all_lists_probed_equals_brute_force_with_ties(bits, n_angles):
 def test_codes_of_four_bits_or_fewer_are_held_two_per_byte_and_survive_a_file(bits, tmp_path):
     rng = np.random.default_rng(bits)
     x = clustered(rng, 700, 40, bits)
-    index = TorusIndexIVF(40, bits, nlist=8, nprobe=8).train(x).add(x)
+    index = filled(TorusIndexIVF(40, bits, nlist=8, nprobe=8), x, train=x)
     row = 32 if bits <= 4 else 64                       # 40 angles padded to 64: 32 bytes packed, 64 not
     assert index.packed == (bits <= 4) and index.nbytes == 700 * (row + 8) + 8 * 64
     write_index(index, tmp_path / "ivf.tidx")
@@ -58,11 +60,11 @@ def test_recall_on_clustered_data_and_monotone_in_nprobe():
     x = clustered(rng, 6000, 32, 8, centres=50, noise=6)
     q = clustered(np.random.default_rng(2), 100, 32, 8, centres=50, noise=6)
     q = x[rng.integers(0, len(x), 100)]
-    index = TorusIndexIVF(32, 8, nlist=50).train(x).add(x)
+    index = filled(TorusIndexIVF(32, 8, nlist=50), x, train=x)
     _, Ir = brute_knn(q, x, 8, 10)
     recalls = []
     for nprobe in (1, 4, 50):
-        _, I = index.search(q, 10, nprobe=nprobe)
+        _, I = index.search(q, 10, params=SearchParametersIVF(nprobe=nprobe))
         recalls.append(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I, Ir)]))
     assert recalls[0] >= 0.9 and recalls[-1] == 1.0
     assert recalls == sorted(recalls)
@@ -71,7 +73,7 @@ def test_recall_on_clustered_data_and_monotone_in_nprobe():
 def test_short_lists_pad_like_faiss_and_distances_are_true():
     rng = np.random.default_rng(3)
     x = clustered(rng, 400, 8, 8, centres=8, noise=1)
-    index = TorusIndexIVF(8, 8, nlist=8, nprobe=1).train(x).add(x)
+    index = filled(TorusIndexIVF(8, 8, nlist=8, nprobe=1), x, train=x)
     D, I = index.search(x[:5], 300)  # one list cannot hold 300
     assert ((I == -1) == (D == PAD_DISTANCE)).all() and (I == -1).any()
     ok = I >= 0
@@ -83,7 +85,7 @@ def test_ids_remove_reset_and_persistence(tmp_path):
     rng = np.random.default_rng(4)
     x = clustered(rng, 700, 16, 6)
     ids = rng.permutation(100_000)[:700].astype(np.int64)
-    index = TorusIndexIVF(16, 6, nlist=10, nprobe=10).train(x).add_with_ids(x, ids)
+    index = filled(TorusIndexIVF(16, 6, nlist=10, nprobe=10), x, ids, train=x)
     q = x[:9]
     D, I = index.search(q, 12)
     Dr, Ir = brute_knn(q, x, 6, 12)
@@ -104,7 +106,7 @@ def test_ids_remove_reset_and_persistence(tmp_path):
         back.add(x[:1])
     index.reset()
     assert index.ntotal == 0 and index.is_trained and (index.search(q, 3)[1] == -1).all()
-    seq = TorusIndexIVF(16, 6, nlist=10).train(x).add(x)
+    seq = filled(TorusIndexIVF(16, 6, nlist=10), x, train=x)
     write_index(seq, tmp_path / "seq.tidx")
     assert np.array_equal(read_index(tmp_path / "seq.tidx").search(q, 5)[1], seq.search(q, 5)[1])
     write_index(TorusIndexIVF(16, 6, nlist=10), tmp_path / "untrained.tidx")
@@ -143,7 +145,7 @@ def test_wide_codes_use_the_list_by_list_path_with_the_same_answer():
     rng = np.random.default_rng(6)
     x = clustered(rng, 300, 230, 8, centres=6, noise=3)
     q = np.concatenate([x[:2], rng.integers(0, 256, (5, 230), dtype=np.uint8)])
-    index = TorusIndexIVF(230, 8, nlist=6, nprobe=6).train(x).add(x)
+    index = filled(TorusIndexIVF(230, 8, nlist=6, nprobe=6), x, train=x)
     D, I = index.search(q, 15)
     Dr, Ir = brute_knn(q, x, 8, 15)
     assert np.array_equal(D, Dr) and np.array_equal(I, Ir)
@@ -164,8 +166,9 @@ def test_any_add_remove_sequence_searches_like_brute_force(ops, bits, seed, kind
     rng = np.random.default_rng(seed)
     n_angles = 5
     train = rng.integers(0, 1 << bits, (40, n_angles), dtype=np.uint8)
-    index = TorusIndexFlat(n_angles, bits) if kind == "flat" else \
-        TorusIndexIVF(n_angles, bits, nlist=4, nprobe=4).train(train)
+    index = TorusIndexFlat(n_angles, bits) if kind == "flat" else TorusIndexIVF(n_angles, bits, nlist=4, nprobe=4)
+    if kind == "ivf":
+        index.train(train)
     held_codes, held_ids, next_id = [], [], 0
     for op, arg in ops:
         if op == "add":
@@ -226,11 +229,11 @@ def test_search_on_a_snapshot_taken_before_train_answers_with_its_own_centroids(
     over the OLD lists: the same answer as before the train, never new centroids over old lists."""
     x = clustered(np.random.default_rng(7), 600, 16, 8, centres=8, noise=2)
     y = clustered(np.random.default_rng(8), 600, 16, 8, centres=8, noise=2)
-    index = TorusIndexIVF(16, 8, nlist=8, nprobe=1).train(x).add(x)
+    index = filled(TorusIndexIVF(16, 8, nlist=8, nprobe=1), x, train=x)
     q = x[::30]
     before = index.search(q, 5), index.range_search(q, 40)
     assert (before[0][0][:, 0] == 0).all()
-    entered, go = _pause_in(index, "_search_seq")
+    entered, go = _pause_in(index, "_search_view")
     got = {}
     threads = [threading.Thread(target=lambda: got.update(search=index.search(q, 5)), name="paused search"),
                threading.Thread(target=lambda: got.update(range=index.range_search(q, 40)), name="paused range")]
@@ -238,7 +241,8 @@ def test_search_on_a_snapshot_taken_before_train_answers_with_its_own_centroids(
         t.start()
     for t in threads:
         assert entered.acquire(timeout=10)     # both hold their snapshot
-    index.train(y).add(y)                      # new centroids, new lists, while the searches hold the old ones
+    index.train(y)                             # new centroids, new lists, while the searches hold the old ones
+    index.add(y)
     go.set()
     for t in threads:
         t.join(10)
@@ -256,12 +260,11 @@ def test_add_racing_train_lands_under_the_new_centroids():
     x = clustered(np.random.default_rng(9), 600, 16, 8, centres=8, noise=2)
     y = clustered(np.random.default_rng(10), 600, 16, 8, centres=8, noise=2)
     batch = np.unique(y, axis=0)[:200]
-    index = TorusIndexIVF(16, 8, nlist=8, nprobe=1).train(x)
-    index.add(x)
+    index = filled(TorusIndexIVF(16, 8, nlist=8, nprobe=1), x, train=x)
     index.train(y)
     assert index.ntotal == 0 and index.is_trained
     index.train(x)
-    entered, go = _pause_in(index, "_assign", after=True)
+    entered, go = _pause_in(index, "_group_by_list", after=True)
     t = threading.Thread(target=lambda: index.add_with_ids(batch, np.arange(1000, 1200)), name="paused add")
     t.start()
     assert entered.acquire(timeout=10)                   # assigned against x's centroids, lock not yet taken
@@ -288,7 +291,8 @@ def test_train_racing_add_search_remove_reset_and_write_never_mixes_or_misplaces
     x = np.unique(rng.integers(0, m, (2000, 16), dtype=np.uint8), axis=0)[:1800]   # distinct codes, id = row
     x = x[rng.permutation(len(x))]
     samples = [clustered(np.random.default_rng(20 + i), 320, 16, 8, centres=nlist, noise=3) for i in range(4)]
-    index = TorusIndexIVF(16, 8, nlist=nlist, nprobe=2).train(samples[0])
+    index = TorusIndexIVF(16, 8, nlist=nlist, nprobe=2)
+    index.train(samples[0])
     batches = np.array_split(np.arange(len(x)), 90)
     errors, log_lock = [], threading.Lock()
     generation, started, finished, removed = [0], {}, [], set()   # generation: train/reset calls returned
@@ -343,12 +347,12 @@ def test_train_racing_add_search_remove_reset_and_write_never_mixes_or_misplaces
         q, nprobe = x[::45], 1
         while adding[0]:
             nprobe = nlist + 1 - nprobe
-            D, I = index.search(q, 4, nprobe=nprobe)
+            D, I = index.search(q, 4, params=SearchParametersIVF(nprobe=nprobe))
             if (I >= len(x)).any() or ((I < 0) != (D == PAD_DISTANCE)).any():
                 errors.append("search: unknown id or bad padding")
             elif not np.array_equal(np.where(I >= 0, dist(q, I), PAD_DISTANCE), D) or (np.diff(D, 1) < 0).any():
                 errors.append("search: a distance that is not the returned id's, or unsorted")
-            lims, D, I = index.range_search(q, 300, nprobe=nprobe)
+            lims, D, I = index.range_search(q, 300, params=SearchParametersIVF(nprobe=nprobe))
             rows = np.repeat(np.arange(len(q)), np.diff(lims))
             if (I < 0).any() or (I >= len(x)).any() or not np.array_equal(dist(q[rows], I[:, None])[:, 0], D):
                 errors.append("range_search: an unknown id or a wrong distance")
@@ -361,7 +365,7 @@ def test_train_racing_add_search_remove_reset_and_write_never_mixes_or_misplaces
         bad = 0
         for li, rows in enumerate(snapshot.lists):
             if rows.n:
-                diff = (index._rows_codes(rows)[:, None, :].astype(np.int64) - c[None]) % m
+                diff = (index.layout.codes(rows)[:, None, :].astype(np.int64) - c[None]) % m
                 bad += int((np.minimum(diff, m - diff).sum(-1).argmin(1) != li).sum())
         return bad
 
@@ -406,5 +410,5 @@ def test_train_racing_add_search_remove_reset_and_write_never_mixes_or_misplaces
         if gen == generation[0]:
             assert have == want, f"batch {b}, added after the last train/reset, was lost"
     for nprobe in (1, nlist):
-        D, I = index.search(x[held], 1, nprobe=nprobe)
+        D, I = index.search(x[held], 1, params=SearchParametersIVF(nprobe=nprobe))
         assert (D[:, 0] == 0).all() and np.array_equal(I[:, 0], held)

@@ -16,9 +16,12 @@ import time
 import numpy as np
 import pytest
 from milvus_server import LocalMilvus, free_ports, server_unavailable_reason
+from test_search import filled   # faiss's add returns None: add, then the index
 
 from torus_plugins.search import PAD_DISTANCE, TorusIndexFlat
-from torus_plugins.search.milvus import (MISSING, MilvusAddError, MilvusError, MilvusTorusIndex,
+from torus_plugins.search._milvus_server import MISSING
+from torus_plugins.search.milvus import (MilvusAddError, MilvusError, MilvusTorusIndex,
+                                         SearchParametersMilvus,
                                          require_pymilvus)
 
 DOWN_TIMEOUT = 2    # s: the timeout of the clients that talk to a dead server
@@ -71,7 +74,7 @@ def test_exact_bits_equal_torus_index_with_ties(backend, bits, n_angles):
     m = MilvusTorusIndex(n_angles, bits, collection=f"exact{bits}", drop=True, **backend)
     ids = np.concatenate([m.add(x[:700], progress=False), m.add(x[700:], progress=False)])
     assert m.ntotal == 1500 and np.unique(ids).size == 1500 and (np.diff(ids) > 0).all()
-    flat = TorusIndexFlat(n_angles, bits).add(x)
+    flat = filled(TorusIndexFlat(n_angles, bits), x)
     for k in (1, 10, 40):
         D, I = m.search(q, k)
         Dr, Ir = flat.search(q, k)
@@ -87,10 +90,10 @@ def test_given_ids_and_metadata_equal_torus_index(backend, bits):
     ids = np.sort(rng.choice(10**9, 1200, replace=False)).astype(np.int64)
     meta = [{"row": i, "name": f"img{i}", "tags": [i % 3, "t"]} for i in range(1200)]
     m = MilvusTorusIndex(12, bits, collection=f"given{bits}", drop=True, rerank=1200, **backend)
-    assert np.array_equal(m.add(x, ids=ids, metadata=meta, progress=False, batch_size=333), ids)
+    assert m.add_with_ids(x, ids, metadata=meta, progress=False, batch_size=333) is None
     q = np.concatenate([x[:5], ties_data(rng, 10, 12, bits)])
     D, I = m.search(q, 15)                   # rerank * k >= ntotal: exact at 8 bits too
-    Dr, Ir = TorusIndexFlat(12, bits).add_with_ids(x, ids).search(q, 15)
+    Dr, Ir = filled(TorusIndexFlat(12, bits), x, ids).search(q, 15)
     assert np.array_equal(D, Dr) and np.array_equal(I, Ir)
     where = {int(i): r for r, i in enumerate(ids)}
     assert m.metadata(I[0]) == [meta[where[int(i)]] for i in I[0]]
@@ -102,10 +105,10 @@ def test_eight_bits_rerank_is_exact_with_a_full_shortlist_and_close_by_default(b
     x = (centres[rng.integers(0, 30, 2000)] + rng.integers(-6, 7, (2000, 16))) % 256
     x = x.astype(np.uint8)
     q = x[rng.integers(0, 2000, 25)]
-    flat = TorusIndexFlat(16, 8).add(x)
+    flat = filled(TorusIndexFlat(16, 8), x)
     Dr, Ir = flat.search(q, 10)
     m = MilvusTorusIndex(16, 8, collection="eight", drop=True, rerank=200, **backend)
-    m.add(x, ids=np.arange(2000), progress=False)
+    m.add_with_ids(x, np.arange(2000), progress=False)
     D, I = m.search(q, 10)  # 200 * 10 = the whole collection: exact
     assert np.array_equal(D, Dr) and np.array_equal(I, Ir)
     m.rerank = 8
@@ -124,9 +127,9 @@ def test_ids_metadata_remove_reopen_and_padding(backend):
     ids = rng.permutation(10**6)[:300].astype(np.int64)
     meta = [{"label": int(i % 7), "name": f"img{i}"} for i in range(300)]
     m = MilvusTorusIndex(8, 4, collection="ided", drop=True, **backend)
-    m.add(x, ids=ids, metadata=meta, progress=False)
+    m.add_with_ids(x, ids, metadata=meta, progress=False)
     D, I = m.search(x[:5], 6)
-    Dr, Ir = TorusIndexFlat(8, 4).add_with_ids(x, ids).search(x[:5], 6)
+    Dr, Ir = filled(TorusIndexFlat(8, 4), x, ids).search(x[:5], 6)
     assert np.array_equal(D, Dr)
     assert I[0, 0] == ids[0]
     assert m.metadata([ids[4], -1, 12345678]) == [meta[4], None, None]
@@ -141,7 +144,7 @@ def test_ids_metadata_remove_reopen_and_padding(backend):
     with pytest.raises(ValueError, match=r"metadata\[1\] must be JSON-serialisable"):
         m.add(x[:2], metadata=[{}, {"x": np.int64(3)}])
     assert again.ntotal == 290          # a refused add writes nothing
-    m.add(x[:1], ids=ids[10:11], metadata=[{"replaced": True}], progress=False)  # held id: replaced
+    m.add_with_ids(x[:1], ids[10:11], metadata=[{"replaced": True}], progress=False)  # held id: replaced
     assert again.ntotal == 290 and again.metadata(ids[10:11]) == [{"replaced": True}]
     again.reset()
     assert again.ntotal == 0
@@ -188,12 +191,35 @@ def test_default_ids_are_never_reused(backend):
     assert set(reopened.add(x[:9], progress=False).tolist()).isdisjoint(ids)
 
 
+def test_the_0_1_0_add_and_search_forms_warn_and_do_the_same(backend):
+    """add(codes, ids, metadata) / add(codes, ids=...) store under those ids and return them;
+    search(q, k, batch) is search(q, k, params=SearchParametersMilvus(batch=...)). No save: a
+    collection lives on the server."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 16, (40, 8), dtype=np.uint8)
+    m = MilvusTorusIndex(8, 4, collection="legacy", drop=True, **backend)
+    with pytest.warns(DeprecationWarning, match="use add_with_ids"):
+        got = m.add(x[:20], np.arange(20) + 100, [{"r": i} for i in range(20)])
+    assert np.array_equal(got, np.arange(20) + 100)
+    with pytest.warns(DeprecationWarning, match="use add_with_ids"):
+        assert np.array_equal(m.add(x[20:], ids=np.arange(20) + 200, progress=False),
+                              np.arange(20) + 200)
+    assert m.metadata([105])[0] == {"r": 5}
+    with pytest.warns(DeprecationWarning, match="SearchParametersMilvus"):
+        D, I = m.search(x[:5], 3, 2)
+    Dr, Ir = m.search(x[:5], 3, params=SearchParametersMilvus(batch=2))
+    assert np.array_equal(D, Dr) and np.array_equal(I, Ir)
+    ref = filled(TorusIndexFlat(8, 4), x, np.concatenate([np.arange(20) + 100, np.arange(20) + 200]))
+    assert np.array_equal(I, ref.search(x[:5], 3)[1])
+    assert not hasattr(m, "save") and not hasattr(MilvusTorusIndex, "load")
+
+
 def test_bad_arguments_name_the_argument(backend):
     with pytest.raises(ValueError, match="timeout must be a number of seconds > 0, got 0"):
         MilvusTorusIndex(8, 4, timeout=0, **backend)
     m = MilvusTorusIndex(8, 4, collection="args", drop=True, **backend)
     with pytest.raises(ValueError, match="ids must be >= 0"):
-        m.add(np.zeros((2, 8), np.uint8), ids=[-3, 1])
+        m.add_with_ids(np.zeros((2, 8), np.uint8), [-3, 1])
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
         m.add(np.zeros((2, 8), np.uint8), batch_size=0)
     assert m.ntotal == 0
@@ -263,7 +289,7 @@ def test_acknowledged_adds_survive_sigkill_and_a_dead_server_answers_in_bounded_
     try:
         assert_down_error_is_quick(lambda: m.search(x[:2], 3), "search")
         err = assert_down_error_is_quick(
-            lambda: m.add(x[:4], ids=[1, 2, 3, 4], progress=False), "add")
+            lambda: m.add_with_ids(x[:4], [1, 2, 3, 4], progress=False), "add")
         assert isinstance(err, MilvusAddError) and err.acknowledged == 0
         assert_down_error_is_quick(lambda: MilvusTorusIndex(
             16, 8, uri=server.uri, collection="durable", timeout=DOWN_TIMEOUT), "open")
@@ -277,7 +303,7 @@ def test_acknowledged_adds_survive_sigkill_and_a_dead_server_answers_in_bounded_
     assert not set(ids[:7].tolist()) & set(held)
     q = x[rng.integers(0, 3000, 20)]
     D, I = again.search(q, 10)
-    Dr, Ir = TorusIndexFlat(16, 8).add_with_ids(x[7:], ids[7:]).search(q, 10)
+    Dr, Ir = filled(TorusIndexFlat(16, 8), x[7:], ids[7:]).search(q, 10)
     assert np.array_equal(D, Dr) and np.array_equal(I, Ir)
 
 
@@ -308,7 +334,7 @@ def test_kill_during_a_batch_then_resend_what_the_error_names(server):
     m = MilvusTorusIndex(16, 4, uri=server.uri, collection="midbatch", drop=True, client=client)
     m.timeout = DOWN_TIMEOUT
     try:
-        resend = (r"codes\[:(\d+)\] are stored .* index\.add\(codes\[\1:\], ids=err\.ids\[\1:\], "
+        resend = (r"codes\[:(\d+)\] are stored .* index\.add_with_ids\(codes\[\1:\], err\.ids\[\1:\], "
                   r"metadata=metadata\[\1:\]\)")
         with pytest.raises(MilvusAddError, match=resend) as info:
             m.add(x, metadata=meta, batch_size=batch, progress=False)
@@ -325,11 +351,11 @@ def test_kill_during_a_batch_then_resend_what_the_error_names(server):
     assert not lost, f"{len(lost)} acknowledged codes lost, e.g. rows {lost[:5]}"
     assert not set(err.ids[a + batch:].tolist()) & set(held), "a batch after the failed one is held"
     partial = len(set(err.ids[a:a + batch].tolist()) & set(held))  # the failed batch: any part
-    m.add(x[a:], ids=err.ids[a:], metadata=meta[a:], batch_size=batch, progress=False)
+    m.add_with_ids(x[a:], err.ids[a:], metadata=meta[a:], batch_size=batch, progress=False)
     held = held_rows(m, err.ids, with_codes=False)             # every id once (held_rows checks)
     assert m.ntotal == n and all(held[int(err.ids[i])][0] == meta[i] for i in range(n)), partial
     D, I = m.search(x[:30], 5)
-    Dr, Ir = TorusIndexFlat(16, 4).add_with_ids(x, err.ids).search(x[:30], 5)
+    Dr, Ir = filled(TorusIndexFlat(16, 4), x, err.ids).search(x[:30], 5)
     assert np.array_equal(D, Dr) and np.array_equal(I, Ir)
 
 
@@ -367,7 +393,7 @@ def test_four_client_processes_lose_nothing_and_share_no_id(server):
     q = x[::97]
     D, I = m.search(q, 10)
     order = np.argsort(ids)            # TorusIndexFlat breaks ties by position, Milvus by id
-    Dr, Ir = TorusIndexFlat(16, 4).add_with_ids(x[order], ids[order]).search(q, 10)
+    Dr, Ir = filled(TorusIndexFlat(16, 4), x[order], ids[order]).search(q, 10)
     assert np.array_equal(D, Dr) and np.array_equal(I, Ir)
 
 

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from torus_plugins.search import TorusIndexFlat, TorusIndexIVF
 from torus_plugins.search.selectors import _typed, explicit_ids, selection_mask, selector_bounds
 
+from test_search import filled
+
 
 def codes(n=60, k=16, bits=8, seed=0):
     return np.random.default_rng(seed).integers(0, 1 << bits, (n, k), dtype=np.uint8)
@@ -71,7 +73,7 @@ def test_composite_selectors_recover_their_typed_operands():
 def test_flat_remove_ids_with_a_selector_matches_faiss_index_flat(name, make):
     """Sequential ids shift down after a removal in both (faiss IndexFlat semantics)."""
     x = codes()
-    ours = TorusIndexFlat(16, bits=8).add(x)
+    ours = filled(TorusIndexFlat(16, bits=8), x)
     ref = faiss.IndexFlatL2(16)
     ref.add(x.astype(np.float32))
     assert ours.remove_ids(make()) == ref.remove_ids(make())
@@ -90,9 +92,8 @@ def test_explicit_ids_remove_like_faiss_index_id_map(name, make):
     ref.add_with_ids(x.astype(np.float32), ids)
     expected = ref.remove_ids(make())
     kept = faiss.vector_to_array(ref.id_map)
-    flat = TorusIndexFlat(16, bits=8).add_with_ids(x, ids)
-    ivf = TorusIndexIVF(16, bits=8, nlist=4, nprobe=4).train(x)
-    ivf.add_with_ids(x, ids)
+    flat = filled(TorusIndexFlat(16, bits=8), x, ids)
+    ivf = filled(TorusIndexIVF(16, bits=8, nlist=4, nprobe=4), x, ids, train=x)
     for index in (flat, ivf):
         assert index.remove_ids(make()) == expected and index.ntotal == len(kept)
         D, I = index.search(x, 1)
@@ -104,14 +105,14 @@ def test_explicit_ids_remove_like_faiss_index_id_map(name, make):
 def test_arrays_lists_and_ints_still_remove():
     x = codes()
     for ids in (np.array([0, 1, 2]), [0, 1, 2], np.array([0, 1, 2], np.uint32), range(3)):
-        index = TorusIndexFlat(16).add(x)
+        index = filled(TorusIndexFlat(16), x)
         assert index.remove_ids(ids) == 3 and index.ntotal == 57
-    assert TorusIndexFlat(16).add(x).remove_ids(5) == 1
+    assert filled(TorusIndexFlat(16), x).remove_ids(5) == 1
 
 
 @pytest.mark.parametrize("bad", [np.array([0.5, 1.0]), "3", np.zeros((2, 2), np.int64), object()])
 def test_bad_remove_ids_argument_is_a_clear_error(bad):
-    index = TorusIndexFlat(16).add(codes())
+    index = filled(TorusIndexFlat(16), codes())
     with pytest.raises(ValueError, match="integer ids or a faiss IDSelector"):
         index.remove_ids(bad)
     assert index.ntotal == 60
@@ -120,9 +121,10 @@ def test_bad_remove_ids_argument_is_a_clear_error(bad):
 def test_flat_train_is_a_no_op_like_faiss():
     x = codes()
     index = TorusIndexFlat(16, bits=8)
-    assert index.is_trained and index.train(x) is index and index.ntotal == 0
+    assert index.is_trained and index.train(x) is None and index.ntotal == 0    # None, as faiss
     index.add(x)
-    assert index.train(x[:5]).ntotal == 60                     # never touches the stored codes
+    index.train(x[:5])
+    assert index.ntotal == 60                                  # never touches the stored codes
     ref = faiss.IndexFlatL2(16)
     ref.train(x.astype(np.float32))                            # what faiss users write before add
     assert ref.is_trained and ref.ntotal == 0
@@ -146,7 +148,7 @@ def test_milvus_remove_ids_takes_range_and_array_selectors(tmp_path):
     try:
         x = codes(n=40, k=8, bits=4)
         m = MilvusTorusIndex(8, bits=4, collection="selectors", client=client, drop=True)
-        m.add(x, ids=np.arange(40), progress=False)   # default ids come from Milvus's allocator
+        m.add_with_ids(x, np.arange(40), progress=False)   # add's ids come from Milvus's allocator
         assert m.remove_ids(faiss.IDSelectorRange(0, 8)) == 8 and m.ntotal == 32
         assert m.remove_ids(faiss.IDSelectorArray(np.array([8, 9, 100], np.int64))) == 2
         assert m.ntotal == 30

@@ -1,4 +1,4 @@
-"""The tiled exact scan (torus_plugins.codes.tiled): every path, unrolled and generic widths, one query and query
+"""The tiled exact scan (torus_plugins.search._kernel): every path, unrolled and generic widths, one query and query
 groups, nibble-packed rows, threads; against an independent brute force (python sort on (distance, id))."""
 
 import numpy as np
@@ -6,32 +6,34 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from torus_plugins.codes import kernel, pack_codes, tiled
-from torus_plugins.codes.kernel import BLOCK, prepare_references, topk_l1
-from torus_plugins.search import TorusIndexFlat, read_index, write_index
+from torus_plugins.codes import pack_codes
+from torus_plugins.codes.pack import nibble_unpack
+from torus_plugins.search import TorusIndexBinaryFlat, TorusIndexFlat, read_index, write_index
+from torus_plugins.search import _kernel as kernel
+from torus_plugins.search._kernel import BLOCK, prepare_references, topk_l1
 
-from test_search import brute_knn   # independent reference: python sort on (distance, id)
+from test_search import brute_knn, filled   # brute_knn: python sort on (distance, id)
 
 PATHS = [p for p in (kernel.PORTABLE, kernel.AVX2, kernel.AVX512) if p in kernel.AVAILABLE_PATHS]
 
 
 def test_nibble_pack_is_pack_codes_layout_and_round_trips():
     x = np.random.default_rng(0).integers(0, 16, (37, 64), dtype=np.uint8)
-    assert np.array_equal(tiled.nibble_pack(x), pack_codes(x, 4))        # the file format's byte order
+    assert np.array_equal(kernel.nibble_pack(x), pack_codes(x, 4))        # the file format's byte order
     y = x[:, :45]                                                         # odd width: padded to 64 angles
-    packed = tiled.nibble_pack(y)
+    packed = kernel.nibble_pack(y)
     assert packed.shape == (37, 32)
-    assert np.array_equal(tiled.nibble_unpack(packed, 45), y)
-    assert not tiled.nibble_unpack(packed, 64)[:, 45:].any()
+    assert np.array_equal(nibble_unpack(packed, 45), y)
+    assert not nibble_unpack(packed, 64)[:, 45:].any()
 
 
 @pytest.mark.parametrize("width", [32, 64, 96, 128, 160, 608])
 def test_query_order_is_a_permutation_matching_the_unpacked_tiles(width):
     for packed in (False, True):
-        order = tiled.query_order(width, packed)
+        order = kernel.query_order(width, packed)
         assert sorted(order.tolist()) == list(range(width))
     # a packed piece of 32 bytes holds [even angles, odd angles] of 64
-    assert tiled.query_order(64, True)[:3].tolist() == [0, 2, 4] and tiled.query_order(64, True)[32] == 1
+    assert kernel.query_order(64, True)[:3].tolist() == [0, 2, 4] and kernel.query_order(64, True)[32] == 1
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -46,7 +48,7 @@ def test_every_path_and_width_equals_brute_force(path, n_angles):
         x[BLOCK + 2] = x[5]                     # a duplicate across the block boundary: smaller id first
         q = np.concatenate([x[5:6], rng.integers(0, 1 << bits, (6, n_angles), dtype=np.uint8)])
         Dr, Ir = brute_knn(q, x, bits, 9)
-        layouts = [(prepare_references(x), False)] + ([(tiled.nibble_pack(x), True)] if bits <= 4 else [])
+        layouts = [(prepare_references(x), False)] + ([(kernel.nibble_pack(x), True)] if bits <= 4 else [])
         for refs, packed in layouts:
             for nq in (1, 2, 7):
                 D, I = topk_l1(q[:nq], refs, bits, 9, path=path, packed=packed)
@@ -61,8 +63,8 @@ def test_threads_split_queries_without_changing_the_answer(ntask):
     x = rng.integers(0, 16, (3 * BLOCK + 5, 64), dtype=np.uint8)
     q = rng.integers(0, 16, (20, 64), dtype=np.uint8)
     Dr, Ir = brute_knn(q, x, 4, 5)
-    for refs, packed in ((x, False), (tiled.nibble_pack(x), True)):
-        D, I = tiled.tiled_topk(q, refs, 4, 5, kernel.BEST_PATH, ntask=ntask, packed=packed)
+    for refs, packed in ((x, False), (kernel.nibble_pack(x), True)):
+        D, I = kernel.tiled_topk(q, refs, 4, 5, kernel.BEST_PATH, ntask=ntask, packed=packed)
         assert np.array_equal(D, Dr) and np.array_equal(I, Ir)
 
 
@@ -76,8 +78,8 @@ def test_few_queries_split_rows_over_threads_and_merge_ties_in_id_order(n):
         q = rng.integers(0, 2, (nq, 8), dtype=np.uint8)
         for k in (1, min(n, 7), n):
             Dr, Ir = brute_knn(q, x, 1, k)
-            for refs, packed in ((prepare_references(x), False), (tiled.nibble_pack(x), True)):
-                D, I = tiled.tiled_topk(q, refs, 1, k, kernel.BEST_PATH, ntask=3, packed=packed)
+            for refs, packed in ((prepare_references(x), False), (kernel.nibble_pack(x), True)):
+                D, I = kernel.tiled_topk(q, refs, 1, k, kernel.BEST_PATH, ntask=3, packed=packed)
                 assert np.array_equal(D, Dr) and np.array_equal(I, Ir), (nq, k, packed)
 
 
@@ -101,9 +103,9 @@ def test_largest_distances_are_exact_at_every_width():
 def test_packed_refs_are_refused_above_four_bits_and_at_a_wrong_width():
     x = np.zeros((5, 64), np.uint8)
     with pytest.raises(ValueError, match="bits must be <= 4, got 8"):
-        topk_l1(x, tiled.nibble_pack(x), 8, 2, packed=True)
+        topk_l1(x, kernel.nibble_pack(x), 8, 2, packed=True)
     with pytest.raises(ValueError, match=r"width 32 \(packed\), expected 64"):
-        topk_l1(x, tiled.nibble_pack(x[:, :32]), 4, 2, packed=True)
+        topk_l1(x, kernel.nibble_pack(x[:, :32]), 4, 2, packed=True)
 
 
 @settings(max_examples=40, deadline=None)
@@ -119,24 +121,25 @@ def test_tiled_property_brute_force_and_rotation_invariance(bits, n, n_angles, n
     k = data.draw(st.integers(1, n))
     path = data.draw(st.sampled_from(PATHS))
     packed = bits <= 4 and data.draw(st.booleans())
-    refs = tiled.nibble_pack(x) if packed else prepare_references(x)
+    refs = kernel.nibble_pack(x) if packed else prepare_references(x)
     D, I = topk_l1(q, refs, bits, k, path=path, packed=packed)
     Dr, Ir = brute_knn(q, x, bits, k)
     assert np.array_equal(D, Dr) and np.array_equal(I, Ir)
     turn = lambda c: ((c.astype(np.int64) + shift) % m).astype(np.uint8)  # noqa: E731
-    refs2 = tiled.nibble_pack(turn(x)) if packed else prepare_references(turn(x))
+    refs2 = kernel.nibble_pack(turn(x)) if packed else prepare_references(turn(x))
     D2, I2 = topk_l1(turn(q), refs2, bits, k, path=path, packed=packed)
     assert np.array_equal(D2, D) and np.array_equal(I2, I)
 
 
 @pytest.mark.parametrize("bits", [1, 2, 3, 4])
-def test_packed_flat_index_equals_the_johnson_backend_and_survives_a_file(bits, tmp_path):
+def test_packed_flat_index_equals_the_binary_index_and_survives_a_file(bits, tmp_path):
     rng = np.random.default_rng(bits)
     x = rng.integers(0, 1 << bits, (700, 48), dtype=np.uint8)
     q = np.concatenate([x[:3], rng.integers(0, 1 << bits, (9, 48), dtype=np.uint8)])
-    packed = TorusIndexFlat(48, bits).add(x[:300]).add(x[300:])
+    packed = filled(TorusIndexFlat(48, bits), x[:300])
+    packed.add(x[300:])
     assert packed.packed and packed.nbytes == 700 * 32          # 64 padded angles, two per byte
-    johnson = TorusIndexFlat(48, bits, backend="johnson").add(x)
+    johnson = filled(TorusIndexBinaryFlat(48, bits), x)
     for k in (1, 10, 50):
         a, b = packed.search(q, k), johnson.search(q, k)
         assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
@@ -152,7 +155,7 @@ def test_packed_flat_index_equals_the_johnson_backend_and_survives_a_file(bits, 
 
 @pytest.mark.parametrize("n_angles", [64, 250])
 def test_inverted_lists_scan_equals_brute_force_over_the_probed_lists(n_angles):
-    """tiled.lists_topk: per query, the k nearest over the rows of its probed lists, ties by insertion number
+    """kernel.lists_topk: per query, the k nearest over the rows of its probed lists, ties by insertion number
     (rows of one list are in insertion order; lists interleave insertion numbers). 250 angles: past the old
     16-bit field limit."""
     from numba.typed import List
@@ -169,7 +172,7 @@ def test_inverted_lists_scan_equals_brute_force_over_the_probed_lists(n_angles):
         seqs.append(rows.astype(np.int64))
     q = np.concatenate([x[3:4], rng.integers(0, 1 << bits, (6, n_angles), dtype=np.uint8)])
     probe = np.array([rng.permutation(nlist)[:3] for _ in range(len(q))])
-    D, S = tiled.lists_topk(q, probe, lists, seqs, bits, 15)
+    D, S = kernel.lists_topk(q, probe, lists, seqs, bits, 15)
     for i in range(len(q)):
         held = np.flatnonzero(np.isin(owner, probe[i]))
         Dr, Ir = brute_knn(q[i:i + 1], x[held], bits, 15)
@@ -180,14 +183,14 @@ def test_inverted_lists_scan_equals_brute_force_over_the_probed_lists(n_angles):
 @given(seed=st.integers(0, 2**32 - 1), bits=st.sampled_from([1, 3, 8]), n_angles=st.sampled_from([5, 64, 70]),
        nlist=st.integers(1, 600), nq=st.integers(1, 8))
 def test_probe_lists_is_the_set_of_the_nprobe_nearest_rows(seed, bits, n_angles, nlist, nq):
-    """tiled.probe_lists: per query the nprobe rows of smallest (distance, row), in increasing row order (the
+    """kernel.probe_lists: per query the nprobe rows of smallest (distance, row), in increasing row order (the
     same set as a python sort, ties at the boundary included: few bits make many ties)."""
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 1 << bits, (nlist, n_angles), dtype=np.uint8)
     q = rng.integers(0, 1 << bits, (nq, n_angles), dtype=np.uint8)
     refs = prepare_references(x)
     for nprobe in sorted({1, min(nlist, 3), max(1, nlist // 2), nlist}):
-        P = tiled.probe_lists(q, refs, bits, nprobe)
+        P = kernel.probe_lists(q, refs, bits, nprobe)
         _, Ir = brute_knn(q, x, bits, nprobe)
         assert P.shape == (nq, nprobe)
         assert np.array_equal(P, np.sort(Ir, axis=1))
@@ -206,11 +209,11 @@ def test_inverted_lists_scan_returns_a_code_held_in_several_lists_once(packed):
     lists, seqs = List(), List()
     for li in range(nlist):
         rows = np.array([i for i in range(n) if li in owners[i]], np.int64)
-        lists.append(tiled.nibble_pack(x[rows]) if packed else prepare_references(x[rows]))
+        lists.append(kernel.nibble_pack(x[rows]) if packed else prepare_references(x[rows]))
         seqs.append(rows)
     q = np.concatenate([x[:3], rng.integers(0, 1 << bits, (5, n_angles), dtype=np.uint8)])
     probe = np.array([rng.permutation(nlist)[:4] for _ in range(len(q))])
-    D, S = tiled.lists_topk(q, probe, lists, seqs, bits, 20, packed)
+    D, S = kernel.lists_topk(q, probe, lists, seqs, bits, 20, packed)
     for i in range(len(q)):
         held = np.array([j for j in range(n) if set(owners[j]) & set(probe[i])])
         Dr, Ir = brute_knn(q[i:i + 1], x[held], bits, 20)

@@ -408,20 +408,21 @@ def cmd_search(args) -> int:
     except OSError as exc:
         raise InputError(f"cannot read index {args.index!r}: {exc}") from exc
     q = _search_queries(args.queries, args.key, index)
-    extra = {"threads": args.threads}
+    fields = {"threads": args.threads}
     if args.nprobe is not None:
         if not hasattr(index, "nprobe"):
             raise InputError(f"--nprobe applies to IVF indexes; {args.index!r} holds a "
                              f"{type(index).__name__}")
-        extra["nprobe"] = args.nprobe
+        fields["nprobe"] = args.nprobe
+    params = index.params_type(**fields)
     if args.radius is not None:
-        lims, D, I = index.range_search(q, args.radius, **extra)
+        lims, D, I = index.range_search(q, args.radius, params=params)
         qi = np.repeat(np.arange(len(q)), np.diff(lims))
         rank = np.arange(len(I)) - lims[qi]
         arrays = {"lims": lims, "distances": D, "ids": I}
         what = f"{len(q)} queries, radius {args.radius:g}: {len(I)} results"
     else:
-        D, I = index.search(q, args.k, **extra)
+        D, I = index.search(q, args.k, params=params)
         qi, rank = np.repeat(np.arange(len(q)), args.k), np.tile(np.arange(args.k), len(q))
         D, I = D.ravel(), I.ravel()
         arrays = {"distances": D.reshape(len(q), args.k), "ids": I.reshape(len(q), args.k)}

@@ -1,195 +1,251 @@
-"""Shared parts of the torus indexes: argument checks, an append-only row store, ids, faiss-style results.
+"""The interface every torus index shares: checks, ``search`` and ``range_search`` written once.
 
-Thread safety: writers (``add``, ``add_with_ids``, ``remove_ids``, ``reset``, ``train``) take the index lock;
-readers (``search``, ``range_search``) take no lock and work on a snapshot. A snapshot is one immutable tuple
-(buffer, row count, ids) published by a single attribute assignment; ``add`` only writes rows past every published
-count (or into a new buffer), so a search never sees a half-added row and an added row is never lost.
-An IVF snapshot also carries the centroids its lists were assigned with (``train`` publishes new centroids with
-empty lists in one assignment, and an ``add`` re-assigns its codes under the lock if they changed since it looked).
+An index subclass says how to read one consistent state (``_snapshot``) and how to search it
+(``_search_view``); :class:`IndexBase` turns that into faiss's ``search(x, k, *, params=None)`` and
+``range_search(x, radius, *, params=None)``, with the argument checks, result padding and the
+growth of k that a range search needs. Writers (``add``, ``remove_ids``, ...) take ``_lock``;
+searches read a snapshot without it, except where ``_reading`` says otherwise.
 """
 
+import contextlib
+import functools
 import threading
-from typing import NamedTuple
 
 import numpy as np
 
-from .._memory import check_allocation
-from ..codes.kernel import padded_width
-from ..codes.pack import nibble_pack, nibble_unpack
 from ..codes.quantize import check_bits, check_codes
+from ._args import check_geometry, check_int, deprecated
+from ._results import check_result_memory, pad_results, range_from_topk
+from .params import SearchParameters
 from .selectors import selection_mask
 
-PAD_DISTANCE = np.iinfo(np.int64).max   # distance of a missing result (k > ntotal), like faiss's "max" sentinel
-PAD_ID = -1                             # id of a missing result, as in faiss
+__all__ = ["IndexBase"]
+
+#: Default search parameters per parameter class (searches read them, never change them).
+_DEFAULTS: dict = {}
+
+#: An argument not given.
+_UNSET = object()
+
+#: The context of a search that holds no lock (reusable).
+_NOTHING_HELD = contextlib.nullcontext()
 
 
-def check_int(value, name: str, lo: int = 1, hi: int | None = None, none_ok: bool = False):
-    """Return ``value`` as int; ValueError naming ``name``, the expected range and the actual value."""
-    if value is None and none_ok:
-        return None
-    ok = not isinstance(value, bool) and isinstance(value, (int, np.integer))
-    if not ok or value < lo or (hi is not None and value > hi):
-        rng = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise ValueError(f"{name} must be an integer {rng}{' or None' if none_ok else ''}, got {value!r}")
-    return int(value)
+def accepts_legacy_search_args(method):
+    """Accept the call forms of ``search`` / ``range_search`` from before search parameter objects,
+    with a DeprecationWarning: positional arguments after the second or keywords naming a search
+    parameter (``threads``, ``nprobe``, ``batch``: the index's ``_legacy_params``), and
+    ``query_codes=`` for ``x``."""
 
+    @functools.wraps(method)
+    def wrapper(self, x=_UNSET, second=_UNSET, *args, params=None, **kwargs):
+        if second is not _UNSET and not args and not kwargs:
+            return method(self, x, second, params=params)   # today's form: nothing to translate
+        args = tuple(a for a in (x, second) if a is not _UNSET) + args
+        name = f"{type(self).__name__}.{method.__name__}"
+        if "query_codes" in kwargs:
+            deprecated(f"{name}(query_codes=...) is deprecated: the queries are the first "
+                       f"argument, x (as in faiss)")
+            kwargs["x"] = kwargs.pop("query_codes")
+        names = self._legacy_params
+        extra, args = args[2:], args[:2]
+        if len(extra) > len(names):
+            raise TypeError(f"{name}() takes 2 positional arguments (x, k) and params=, got "
+                            f"{2 + len(extra)} positional arguments")
+        legacy = dict(zip(names, extra))
+        for key in names:
+            if key in kwargs:
+                if key in legacy:
+                    raise TypeError(f"{name}() got multiple values for {key!r}")
+                legacy[key] = kwargs.pop(key)
+        if legacy:
+            if params is not None:
+                raise TypeError(f"{name}(): give params= or {', '.join(legacy)}, not both")
+            given = ", ".join(f"{key}={value!r}" for key, value in legacy.items())
+            kind = self.params_type.__name__
+            deprecated(f"{name}(..., {given}) is deprecated: pass params={kind}({given})")
+            params = self.params_type(**{key: v for key, v in legacy.items() if v is not None})
+        return method(self, *args, params=params, **kwargs)
 
-class Rows(NamedTuple):
-    """One published state of a row store: rows ``buf[:n]`` (padded width, pads 0) and their ids (None: 0..n-1)."""
-    buf: np.ndarray
-    n: int
-    ids: np.ndarray | None
-
-    def codes(self, n_angles: int) -> np.ndarray:
-        return self.buf[:self.n, :n_angles]
-
-    def id_array(self) -> np.ndarray:
-        return np.arange(self.n, dtype=np.int64) if self.ids is None else self.ids[:self.n]
-
-
-def empty_rows(width: int) -> Rows:
-    return Rows(np.zeros((0, width), np.uint8), 0, None)
-
-
-CHUNK_ROWS = 1 << 16   # rows converted at a time by append_rows (bounds its temporaries)
-
-
-def append_rows(rows: Rows, codes: np.ndarray, ids: np.ndarray | None, convert=None) -> Rows:
-    """A new state with ``codes`` appended (caller holds the lock). Rows past ``rows.n`` are written in place when
-    the buffer has room (no reader looks there); otherwise a buffer 1.5x larger receives the old rows once.
-    ``convert`` (e.g. nibble packing) maps a slice of codes to full stored rows, CHUNK_ROWS at a time."""
-    m, k = codes.shape
-    need = rows.n + m
-    buf, cur_ids = rows.buf, rows.ids
-    if ids is not None and cur_ids is None:  # first explicit ids: materialise 0..n-1 for the rows already held
-        cur_ids = np.arange(max(need, buf.shape[0]), dtype=np.int64)
-    if need > buf.shape[0]:
-        cap = need if rows.n == 0 else max(need, rows.n + rows.n // 2)
-        new = np.empty((cap, buf.shape[1]), np.uint8)
-        new[:rows.n] = buf[:rows.n]
-        buf = new
-    if cur_ids is not None and cur_ids.shape[0] < buf.shape[0]:
-        grown = np.empty(buf.shape[0], np.int64)
-        grown[:rows.n] = cur_ids[:rows.n]
-        cur_ids = grown
-    if convert is not None:
-        for s in range(0, m, CHUNK_ROWS):
-            buf[rows.n + s:rows.n + min(m, s + CHUNK_ROWS)] = convert(codes[s:s + CHUNK_ROWS])
-    else:
-        buf[rows.n:need, :k] = codes
-        if buf.shape[1] > k:
-            buf[rows.n:need, k:] = 0
-    if cur_ids is not None:
-        cur_ids[rows.n:need] = ids if ids is not None else np.arange(rows.n, need)
-    return Rows(buf, need, cur_ids)
-
-
-def keep_rows(rows: Rows, keep: np.ndarray, renumber: bool) -> Rows:
-    """A new state holding the rows where ``keep`` is True (a fresh buffer: snapshots in use stay valid).
-    ``renumber``: sequential ids shift down like faiss ``IndexFlat.remove_ids``; explicit ids are kept."""
-    buf = np.ascontiguousarray(rows.buf[:rows.n][keep])
-    ids = None if (renumber or rows.ids is None) else np.ascontiguousarray(rows.ids[:rows.n][keep])
-    return Rows(buf, int(buf.shape[0]), ids)
-
-
-def pad_results(D: np.ndarray, I: np.ndarray, k: int):
-    """Widen [nq, k'] results to k columns with faiss's sentinels (distance PAD_DISTANCE, id -1)."""
-    nq, have = D.shape
-    if have == k:
-        return D, I
-    out_d = np.full((nq, k), PAD_DISTANCE, np.int64)
-    out_i = np.full((nq, k), PAD_ID, np.int64)
-    out_d[:, :have], out_i[:, :have] = D, I
-    return out_d, out_i
-
-
-def check_result_memory(nq: int, k: int) -> None:
-    """AllocationError (a ValueError and MemoryError) naming nq, k and the bytes, before a search
-    whose two int64 [nq, k] result arrays cannot fit in the memory available."""
-    what = f"search results for nq={nq} queries and k={k} (distances and ids, int64 [nq, k] each)"
-    check_allocation(16 * nq * k, what)
+    return wrapper
 
 
 class IndexBase:
-    """Common state: ``n_angles``, ``bits``, ``geometry``, a writer lock, argument checks, id look-ups."""
+    """What every index has: ``n_angles`` (= ``d``), ``bits``, ``geometry``, a writer lock, argument
+    checks, and faiss's ``search`` / ``range_search`` / ``train`` over the subclass's snapshot.
+
+    Args:
+        n_angles: angles per code (faiss's ``d``; a torusN head of width 128 has 64).
+        bits: bits per angle, 1..8.
+        geometry: the geometry the codes come from ("torusN", "torusC" or "sphere"), recorded.
+
+    Raises:
+        ValueError: n_angles not an integer >= 1, bits outside 1..8, or an unknown geometry.
+    """
+
+    #: The search parameter class this index takes (``params=``).
+    params_type = SearchParameters
+    #: Search parameters that used to be positional / keyword arguments of search (deprecated).
+    _legacy_params: tuple = ("threads",)
 
     def __init__(self, n_angles: int, bits: int = 8, geometry: str = "torusN"):
         self.n_angles = check_int(n_angles, "n_angles")
         self.bits = check_bits(bits)
-        if not isinstance(geometry, str):
-            raise ValueError(f"geometry must be a string, got {geometry!r}")
-        self.geometry = geometry
-        self.width = padded_width(self.n_angles)
+        self.geometry = check_geometry(geometry)
         self._lock = threading.RLock()
-        self._set_layout(False)          # indexes that hold rows for the kernel opt in to packing
 
-    # ------------------------------------------------------------------ row layout
-    def _set_layout(self, packed: bool) -> None:
-        """Rows hold ``width`` codes, one per byte, or at bits <= 4 (``packed``) two per byte: half the memory,
-        unpacked by the kernel on the fly."""
-        self.packed = packed
-        self.row_bytes = self.width // 2 if packed else self.width
-
+    # ------------------------------------------------------------------ to provide
     @property
-    def _convert(self):
-        """How added codes become stored rows (for append_rows): packed two per byte, or as they are (None)."""
-        return (lambda c: nibble_pack(c, self.width)) if self.packed else None
+    def ntotal(self) -> int:
+        """Number of codes held."""
+        raise NotImplementedError
 
-    def _rows_codes(self, rows: Rows) -> np.ndarray:
-        """[rows.n, n_angles] codes of a row store (unpacked when held packed)."""
-        return nibble_unpack(rows.buf[:rows.n], self.n_angles) if self.packed else rows.codes(self.n_angles)
+    def _snapshot(self, what: str):
+        """One consistent state to search (``what``: the method, for error messages)."""
+        raise NotImplementedError
 
-    def _stored_rows(self, codes: np.ndarray, ids) -> Rows:
-        """A new row store holding ``codes`` (e.g. read from a file) in this index's layout."""
-        return append_rows(empty_rows(self.row_bytes), codes, ids, self._convert)
+    def _search_view(self, view, q: np.ndarray, k: int, params):
+        """(D, I) int64 [nq, <= k] of a snapshot, padded with PAD_DISTANCE / -1 where missing."""
+        raise NotImplementedError
 
+    def _range_limit(self, view) -> int:
+        """The largest k a range search asks ``_search_view`` for: every code of the snapshot."""
+        raise NotImplementedError
+
+    #: None when a search for ``_range_limit`` results returns them all; otherwise the error
+    #: message.
+    _beyond_limit: str | None = None
+
+    def _reading(self):
+        """Held while a search reads its snapshot (default: nothing, snapshots are immutable)."""
+        return _NOTHING_HELD
+
+    # ------------------------------------------------------------------ faiss interface
     @property
     def d(self) -> int:
-        """Number of angles per vector (faiss's ``d``)."""
+        """Number of angles per code (faiss's ``d``)."""
         return self.n_angles
 
     @property
     def is_trained(self) -> bool:
+        """Whether ``add`` and ``search`` can run (always, but for an untrained IVF index)."""
         return True
 
     def __len__(self) -> int:
         return self.ntotal
 
-    def save(self, path) -> None:
-        """Write the whole index to one CRC-checked code file (:func:`torus_plugins.search.write_index`)."""
-        from .io import write_index
-        write_index(self, path)
+    def train(self, x) -> None:
+        """Nothing to learn: checks ``x`` ([n, n_angles] uint8 codes), as faiss's flat indexes
+        accept a no-op ``train`` so that code written for any index type runs unchanged.
 
-    @classmethod
-    def load(cls, path):
-        """Read an index written by :meth:`save` / ``write_index``; it must be of this class."""
-        from .io import read_index
-        index = read_index(path)
-        if not isinstance(index, cls):
-            raise ValueError(f"{path} holds a {type(index).__name__}, not a {cls.__name__}: use read_index()")
-        return index
+        Args:
+            x: [n, n_angles] uint8 codes.
+
+        Raises:
+            TypeError, ValueError: ``x`` is not [n, n_angles] uint8 codes < 2**bits.
+        """
+        self._check_codes(x, "x")
+
+    @accepts_legacy_search_args
+    def search(self, x, k: int, *, params=None):
+        """The k nearest codes by circular L1, d(a, b) = sum_i min(|a_i - b_i|, 2**bits - |a_i -
+        b_i|).
+
+        Args:
+            x: [nq, n_angles] uint8 query codes < 2**bits (one code: [n_angles]).
+            k: results per query, >= 1; k > ntotal pads with id -1 and distance ``PAD_DISTANCE``.
+            params: this index's :attr:`params_type` (None: the index's settings).
+
+        Returns:
+            (D, I): distances int64 [nq, k] and ids int64 [nq, k], sorted by distance, ties ->
+            the earlier-added code first.
+
+        Raises:
+            TypeError: x not uint8 codes, or params of another index type.
+            ValueError: x of another width or with values >= 2**bits, k not an integer >= 1.
+            AllocationError: the [nq, k] results cannot fit in memory (a ValueError and
+                MemoryError).
+        """
+        params = self._check_params(params)
+        q = self._check_codes(x, "x")
+        k = self._check_k(k)
+        check_result_memory(q.shape[0], k)
+        with self._reading():
+            view = self._snapshot("search")
+            D, I = self._search_view(view, q, k, params)
+        return pad_results(D, I, k)
+
+    @accepts_legacy_search_args
+    def range_search(self, x, radius, *, params=None):
+        """Every code at circular L1 distance < radius (strict, as in faiss).
+
+        Args:
+            x: [nq, n_angles] uint8 query codes.
+            radius: a finite number >= 0.
+            params: as for :meth:`search`.
+
+        Returns:
+            (lims, D, I): lims int64 [nq + 1], D and I int64 [lims[nq]]; query i's results
+            are ``D[lims[i]:lims[i + 1]]`` / ``I[...]``, sorted by distance, ties ->
+            earlier-added first.
+
+        Raises:
+            TypeError, ValueError: as :meth:`search`, or radius not a finite number >= 0.
+        """
+        params = self._check_params(params)
+        q = self._check_codes(x, "x")
+        radius = self._check_radius(radius)
+        with self._reading():
+            view = self._snapshot("range_search")
+            return range_from_topk(lambda qq, kk: self._search_view(view, qq, kk, params), q,
+                                   self._range_limit(view), radius, self._beyond_limit)
+
+    # ------------------------------------------------------------------ checks
+    def _check_params(self, params):
+        """The search parameters to use (the index's defaults for None); TypeError for another
+        kind."""
+        if params is None:
+            defaults = _DEFAULTS.get(self.params_type)
+            if defaults is None:                       # one per class, never handed out
+                defaults = _DEFAULTS[self.params_type] = self.params_type()
+            return defaults
+        if not isinstance(params, self.params_type) or not self._params_fit(params):
+            raise TypeError(f"params must be a {self.params_type.__name__} for "
+                            f"{type(self).__name__}, got {type(params).__name__}")
+        return params
+
+    def _params_fit(self, params) -> bool:
+        """Whether parameters of a subclass of params_type still fit (e.g. no nprobe for a flat
+        index)."""
+        return type(params) is self.params_type
 
     def _check_codes(self, codes, name: str) -> np.ndarray:
-        if (type(codes) is np.ndarray and codes.dtype == np.uint8 and codes.ndim == 2 and self.bits == 8
-                and codes.shape[1] == self.n_angles and codes.flags.c_contiguous):
+        """[n, n_angles] C-contiguous uint8 codes < 2**bits (one code may be given as
+        [n_angles])."""
+        if (type(codes) is np.ndarray and codes.dtype == np.uint8 and codes.ndim == 2
+                and self.bits == 8 and codes.shape[1] == self.n_angles
+                and codes.flags.c_contiguous):
             return codes  # the common case, checked in ~1 us
         codes = check_codes(codes, self.bits, name)
         if codes.ndim == 1:
             codes = codes[None]
         if codes.ndim != 2 or codes.shape[1] != self.n_angles:
-            raise ValueError(f"{name} must have shape [n, {self.n_angles}] (n_angles={self.n_angles}), "
-                             f"got {codes.shape}")
+            raise ValueError(f"{name} must have shape [n, {self.n_angles}] "
+                             f"(n_angles={self.n_angles}), got {codes.shape}")
         return np.ascontiguousarray(codes)
 
     @staticmethod
     def _check_ids(ids, n: int) -> np.ndarray:
+        """``ids`` as int64 [n], each >= 0 (-1 marks padding in results)."""
         arr = np.asarray(ids)
         if arr.dtype.kind not in "iu" or arr.shape != (n,):
-            raise ValueError(f"ids must be {n} integers (one per code), got dtype {arr.dtype} shape {arr.shape}")
+            raise ValueError(f"ids must be {n} integers (one per code), got dtype {arr.dtype} "
+                             f"shape {arr.shape}")
         if arr.size and (arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max):
             raise ValueError("ids must fit in int64")
         if arr.size and arr.dtype.kind == "i" and arr.min() < 0:
-            raise ValueError(f"ids must be >= 0 (-1 marks padding in results), got {int(arr.min())}")
+            raise ValueError(f"ids must be >= 0 (-1 marks padding in results), "
+                             f"got {int(arr.min())}")
         return arr.astype(np.int64)
 
     @staticmethod
@@ -199,14 +255,11 @@ class IndexBase:
         return check_int(k, "k")
 
     @staticmethod
-    def _check_radius(radius) -> int:
-        if isinstance(radius, bool) or not isinstance(radius, (int, float, np.integer, np.floating)) or \
-                not np.isfinite(radius) or radius < 0:
+    def _check_radius(radius):
+        number = isinstance(radius, (int, float, np.integer, np.floating))
+        if isinstance(radius, bool) or not number or not np.isfinite(radius) or radius < 0:
             raise ValueError(f"radius must be a finite number >= 0, got {radius!r}")
         return radius
-
-    def _check_threads(self, threads):
-        return None if threads is None else check_int(threads, "threads")
 
     @staticmethod
     def _removal_mask(ids_held: np.ndarray, ids) -> np.ndarray:

@@ -24,7 +24,14 @@ __all__ = ["selection_mask", "is_selector", "selector_bounds", "explicit_ids"]
 
 
 def is_selector(obj) -> bool:
-    """True for a faiss ``IDSelector`` (or anything with an ``is_member`` method)."""
+    """Whether ``obj`` is a faiss ``IDSelector`` (or anything with an ``is_member`` method).
+
+    Args:
+        obj: anything.
+
+    Returns:
+        True for a selector.
+    """
     return callable(getattr(obj, "is_member", None))
 
 
@@ -53,7 +60,14 @@ def selection_mask(ids_held: np.ndarray, selection) -> np.ndarray:
 
 
 def selector_bounds(selection):
-    """``(imin, imax)`` of a faiss ``IDSelectorRange`` (selects imin <= id < imax), else None."""
+    """The bounds of a faiss ``IDSelectorRange``, which selects imin <= id < imax.
+
+    Args:
+        selection: anything ``remove_ids`` accepts.
+
+    Returns:
+        ``(imin, imax)`` for an ``IDSelectorRange``, else None.
+    """
     if type(selection).__name__ == "IDSelectorRange" and hasattr(selection, "imin"):
         return int(selection.imin), int(selection.imax)
     return None
@@ -62,6 +76,12 @@ def selector_bounds(selection):
 def explicit_ids(selection) -> np.ndarray:
     """int64 [m] ids listed by ``selection`` (integer ids or an ``IDSelectorArray``), for stores
     that delete by id without holding the ids themselves (Milvus).
+
+    Args:
+        selection: integer ids or a faiss ``IDSelectorArray``.
+
+    Returns:
+        int64 [m] ids.
 
     Raises:
         ValueError: a selector that does not list its ids, or ids that are not integers.
