@@ -54,6 +54,7 @@ def train_step(fn, inputs):
             x.grad = None
         out = fn(*leaves)
         (out if out.dim() == 0 else out.sum()).backward()
+
     return run
 
 
@@ -104,8 +105,14 @@ def comparisons(b: int, d: int):
     return [
         ("Sphere head vs F.normalize", Sphere(d), normalize, (x,), (x,), True),
         ("L2p head vs F.normalize", L2p(d), normalize, (x,), (x,), True),
-        ("Clifford head (D/2 turns) vs F.normalize", Clifford(d // 2), normalize, (turns,), (x,),
-         True),
+        (
+            "Clifford head (D/2 turns) vs F.normalize",
+            Clifford(d // 2),
+            normalize,
+            (turns,),
+            (x,),
+            True,
+        ),
         ("KoLeoLoss vs lightly KoLeoLoss", KoLeoLoss(), LightlyKoLeo(), (x,), (x,), True),
         ("VICRegLoss vs lightly VICRegLoss", VICRegLoss(), LightlyVICReg(), (x, x2), (x, x2), True),
         ("SupConLoss vs pml SupConLoss", supcon, pml_supcon, (views,), (views,), False),
@@ -120,16 +127,20 @@ def measure(name, ours, ref, ours_in, ref_in, ref_whole, args) -> dict:
         torch._dynamo.reset()
         ref_c = torch.compile(ref, fullgraph=ref_whole, dynamic=False)
         runs["ref_c"] = (train_step(ref_c, ref_in), "auto")
-        runs["compiled"] = (train_step(torch.compile(ours, fullgraph=True, dynamic=False), ours_in),
-                            "auto")
+        runs["compiled"] = (
+            train_step(torch.compile(ours, fullgraph=True, dynamic=False), ours_in),
+            "auto",
+        )
     clock = time.thread_time if args.clock == "thread" else time.perf_counter
     t = best_times(runs, args.repeats, args.min_run_time, clock)
     row = {"name": name, "ref": t["ref"]}
     row.update({f"eager_{mode}": t[f"eager_{mode}"] / t["ref"] for mode in EAGER_MODES})
     if args.compile:
         compiles = t["ref_c"] == t["ref_c"]  # not NaN
-        row.update(ref_c=t["ref_c"] if compiles else None,
-                   compiled=t["compiled"] / (t["ref_c"] if compiles else t["ref"]))
+        row.update(
+            ref_c=t["ref_c"] if compiles else None,
+            compiled=t["compiled"] / (t["ref_c"] if compiles else t["ref"]),
+        )
     return row
 
 
@@ -138,14 +149,20 @@ def main():
     parser.add_argument("--batch", type=int, nargs="+", default=[256, 1024])
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5, help="rounds of turns (best block kept)")
-    parser.add_argument("--min-run-time", type=float, default=0.05,
-                        help="seconds per blocked_autorange")
-    parser.add_argument("--no-compile", dest="compile", action="store_false",
-                        help="eager columns only")
+    parser.add_argument(
+        "--min-run-time", type=float, default=0.05, help="seconds per blocked_autorange"
+    )
+    parser.add_argument(
+        "--no-compile", dest="compile", action="store_false", help="eager columns only"
+    )
     parser.add_argument("--only", default="", help="comparisons whose name contains this text")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--clock", choices=("thread", "wall"), default="thread",
-                        help="CPU time of this thread (needs --threads 1) or wall time")
+    parser.add_argument(
+        "--clock",
+        choices=("thread", "wall"),
+        default="thread",
+        help="CPU time of this thread (needs --threads 1) or wall time",
+    )
     args = parser.parse_args()
     if args.clock == "thread" and args.threads != 1:
         parser.error("--clock thread measures one thread: use --threads 1 (or --clock wall)")
@@ -159,11 +176,15 @@ def main():
                 rows.append({"b": b, **measure(*case, args)})
                 print(f"  ({time.time() - start:.0f} s) {format_row(rows[-1])}", flush=True)
 
-    print(f"\n{cpu_model()}, {torch.get_num_threads()} thread(s), torch {torch.__version__}; "
-          f"forward+backward, D={args.dim}, {args.clock} clock, fastest block of {args.repeats} "
-          f"rounds; ratio = ours / reference in the same mode (eager or compiled)")
-    print("| comparison | B | ref eager ms | eager (auto) | eager (device) | eager (off) | "
-          "ref compiled ms | compiled |")
+    print(
+        f"\n{cpu_model()}, {torch.get_num_threads()} thread(s), torch {torch.__version__}; "
+        f"forward+backward, D={args.dim}, {args.clock} clock, fastest block of {args.repeats} "
+        f"rounds; ratio = ours / reference in the same mode (eager or compiled)"
+    )
+    print(
+        "| comparison | B | ref eager ms | eager (auto) | eager (device) | eager (off) | "
+        "ref compiled ms | compiled |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(format_row(r))
@@ -179,8 +200,10 @@ def format_row(r: dict) -> str:
         compiled = f"fails | {r['compiled']:.2f}*"
     else:
         compiled = f"{r['ref_c'] * 1e3:.3f} | {r['compiled']:.2f}"
-    return (f"| {r['name']} | {r['b']} | {r['ref'] * 1e3:.3f} | {r['eager_auto']:.2f} | "
-            f"{r['eager_device']:.2f} | {r['eager_off']:.2f} | {compiled} |")
+    return (
+        f"| {r['name']} | {r['b']} | {r['ref'] * 1e3:.3f} | {r['eager_auto']:.2f} | "
+        f"{r['eager_device']:.2f} | {r['eager_off']:.2f} | {compiled} |"
+    )
 
 
 if __name__ == "__main__":

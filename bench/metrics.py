@@ -19,14 +19,22 @@ import tracemalloc
 
 import numpy as np
 
-from torus_plugins.metrics.shape import (betti_numbers, effective_rank, intrinsic_dimension, shape_metrics,
-                                         spectral_gap, spectral_gap_ratio)
+from torus_plugins.metrics.shape import (
+    betti_numbers,
+    effective_rank,
+    intrinsic_dimension,
+    shape_metrics,
+    spectral_gap,
+    spectral_gap_ratio,
+)
 
 
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            return next(
+                line.split(":", 1)[1].strip() for line in f if line.startswith("model name")
+            )
     except (OSError, StopIteration):
         return platform.processor() or "unknown"
 
@@ -36,11 +44,15 @@ def clouds(n: int, d: int, seed: int = 0) -> dict:
 
     def clifford(turns):
         th = 2 * np.pi * turns
-        return np.stack([np.cos(th), np.sin(th)], -1).reshape(len(turns), -1) / np.sqrt(turns.shape[1])
+        return np.stack([np.cos(th), np.sin(th)], -1).reshape(len(turns), -1) / np.sqrt(
+            turns.shape[1]
+        )
 
     q, _ = np.linalg.qr(rng.normal(size=(d, d)))
-    return {f"T^2 in R^{d}": np.pad(clifford(rng.random((n, 2))), ((0, 0), (0, d - 4))) @ q,
-            f"T^{d // 2} in R^{d}": clifford(rng.random((n, d // 2)))}
+    return {
+        f"T^2 in R^{d}": np.pad(clifford(rng.random((n, 2))), ((0, 0), (0, d - 4))) @ q,
+        f"T^{d // 2} in R^{d}": clifford(rng.random((n, d // 2))),
+    }
 
 
 METRICS = {
@@ -71,25 +83,35 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2000, help="points per cloud")
     ap.add_argument("--dims", type=int, nargs="+", default=[64, 512], help="embedding widths")
-    ap.add_argument("--repeats", type=int, default=3, help="timed runs per metric (best is reported)")
+    ap.add_argument(
+        "--repeats", type=int, default=3, help="timed runs per metric (best is reported)"
+    )
     args = ap.parse_args()
     import faiss
     import ripser
 
-    print(f"# CPU: {cpu_model()}, {os.cpu_count()} logical CPUs, load avg {os.getloadavg()[0]:.1f}; "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, faiss threads {faiss.omp_get_max_threads()}; "
-          f"numpy {np.__version__}, faiss {faiss.__version__}, ripser {ripser.__version__}")
+    print(
+        f"# CPU: {cpu_model()}, {os.cpu_count()} logical CPUs, load avg {os.getloadavg()[0]:.1f}; "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, faiss threads {faiss.omp_get_max_threads()}; "
+        f"numpy {np.__version__}, faiss {faiss.__version__}, ripser {ripser.__version__}"
+    )
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"# n = {args.n}, best of {args.repeats}; RSS after imports {base:.0f} MB, column = peak above that so far")
-    print(f"{'cloud':16s} {'metric':20s} {'wall s':>8s} {'CPU s':>7s} {'tracemalloc MB':>15s} {'+RSS MB':>8s}  value")
+    print(
+        f"# n = {args.n}, best of {args.repeats}; RSS after imports {base:.0f} MB, column = peak above that so far"
+    )
+    print(
+        f"{'cloud':16s} {'metric':20s} {'wall s':>8s} {'CPU s':>7s} {'tracemalloc MB':>15s} {'+RSS MB':>8s}  value"
+    )
     for d in args.dims:
         for name, x in clouds(args.n, d).items():
             for metric, fn in METRICS.items():
                 best, cpu, peak, out = measure(fn, x, args.repeats)
                 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
                 value = f"{out:.3f}" if isinstance(out, float) else str(out)
-                print(f"{name:16s} {metric:20s} {best:8.2f} {cpu:7.2f} {peak / 2**20:15.1f} {rss:8.0f}  {value}",
-                      flush=True)
+                print(
+                    f"{name:16s} {metric:20s} {best:8.2f} {cpu:7.2f} {peak / 2**20:15.1f} {rss:8.0f}  {value}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

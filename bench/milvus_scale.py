@@ -48,7 +48,7 @@ def best_time(fn, repeat: int):
 
 def latency(search, q, repeat: int) -> float:
     """Mean seconds per single-query call over LATENCY_QUERIES queries, best of repeat."""
-    _, t = best_time(lambda: [search(q[i:i + 1]) for i in range(LATENCY_QUERIES)], repeat)
+    _, t = best_time(lambda: [search(q[i : i + 1]) for i in range(LATENCY_QUERIES)], repeat)
     return t / LATENCY_QUERIES
 
 
@@ -90,9 +90,18 @@ def measure(name, make, c, q, gt, repeat, server=None):
     m.close()
     inserts += [timed_add(make(), c, np.arange(n)) for _ in range(repeat - 1)]
     ins_default = max(timed_add(make(), c, None) for _ in range(max(1, repeat - 1)))
-    return {"name": name, "insert": max(inserts), "insert_default": ins_default, "flush": flush_s,
-            "qps": NQ / ts, "latency": lat, "qps_session": NQ / ts2, "latency_session": lat2,
-            "recall": recall(I, gt), "rss": rss}
+    return {
+        "name": name,
+        "insert": max(inserts),
+        "insert_default": ins_default,
+        "flush": flush_s,
+        "qps": NQ / ts,
+        "latency": lat,
+        "qps_session": NQ / ts2,
+        "latency_session": lat2,
+        "recall": recall(I, gt),
+        "rss": rss,
+    }
 
 
 def main():
@@ -104,13 +113,17 @@ def main():
     x_t = rng.random((args.n, ANGLES), dtype=np.float32)
     q_t = rng.random((NQ, ANGLES), dtype=np.float32)
     t_start = time.perf_counter()
-    print(f"# bench/milvus_scale.py: n={args.n} x {ANGLES} uniform angles, nq={NQ}, k={K}, "
-          f"repeat={args.repeat}; {os.cpu_count()} cores visible, load average "
-          f"{os.getloadavg()[0]:.1f} at start")
+    print(
+        f"# bench/milvus_scale.py: n={args.n} x {ANGLES} uniform angles, nq={NQ}, k={K}, "
+        f"repeat={args.repeat}; {os.cpu_count()} cores visible, load average "
+        f"{os.getloadavg()[0]:.1f} at start"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         server = LocalMilvus(os.path.join(tmp, "server")).start()
-        print(f"Milvus server started in {server.started_in:.1f} s at {server.uri}, "
-              f"RSS {rss_bytes(server.pid) / 2**20:.0f} MiB")
+        print(
+            f"Milvus server started in {server.started_in:.1f} s at {server.uri}, "
+            f"RSS {rss_bytes(server.pid) / 2**20:.0f} MiB"
+        )
         try:
             rows = []
             for bits in (4, 8):
@@ -121,16 +134,32 @@ def main():
                 flat_add = args.n / (time.perf_counter() - t)
                 (Dr, Ir), tf = best_time(lambda: flat.search(q, K), args.repeat)
                 flat_lat = latency(lambda x: flat.search(x, K), q, args.repeat)
-                rows.append({"name": "TorusIndexFlat", "bits": bits, "insert": flat_add,
-                             "insert_default": flat_add, "flush": 0.0, "qps": NQ / tf,
-                             "latency": flat_lat, "qps_session": NQ / tf,
-                             "latency_session": flat_lat, "recall": 1.0, "rss": float("nan")})
+                rows.append(
+                    {
+                        "name": "TorusIndexFlat",
+                        "bits": bits,
+                        "insert": flat_add,
+                        "insert_default": flat_add,
+                        "flush": 0.0,
+                        "qps": NQ / tf,
+                        "latency": flat_lat,
+                        "qps_session": NQ / tf,
+                        "latency_session": flat_lat,
+                        "recall": 1.0,
+                        "rss": float("nan"),
+                    }
+                )
                 lite_path = os.path.join(tmp, f"lite{bits}.db")
-                for name, kw, srv in (("Milvus 2.3.5 server", {"uri": server.uri}, server),
-                                      ("Milvus Lite 2.5.1", {"uri": lite_path}, None)):
+                for name, kw, srv in (
+                    ("Milvus 2.3.5 server", {"uri": server.uri}, server),
+                    ("Milvus Lite 2.5.1", {"uri": lite_path}, None),
+                ):
+
                     def make(kw=kw):
-                        return MilvusTorusIndex(ANGLES, bits, collection=f"bench{bits}", drop=True,
-                                                **kw)
+                        return MilvusTorusIndex(
+                            ANGLES, bits, collection=f"bench{bits}", drop=True, **kw
+                        )
+
                     r = measure(name, make, c, q, Ir, args.repeat, srv)
                     r["bits"] = bits
                     rows.append(r)
@@ -138,24 +167,34 @@ def main():
         finally:
             server.stop()
     flat_of = {r["bits"]: r for r in rows if r["name"] == "TorusIndexFlat"}
-    print("\nSearch QPS (nq=100 per call) and latency (nq=1) at consistency Strong / Session "
-          "(TorusIndexFlat: one number); ratios against TorusIndexFlat.\n")
-    print("| bits | index | insert codes/s (given ids) | insert codes/s (default ids) | "
-          "flush s | QPS Strong / Session | QPS / flat (Session) | latency ms Strong / Session | "
-          "recall@10 | server RSS B/code |")
+    print(
+        "\nSearch QPS (nq=100 per call) and latency (nq=1) at consistency Strong / Session "
+        "(TorusIndexFlat: one number); ratios against TorusIndexFlat.\n"
+    )
+    print(
+        "| bits | index | insert codes/s (given ids) | insert codes/s (default ids) | "
+        "flush s | QPS Strong / Session | QPS / flat (Session) | latency ms Strong / Session | "
+        "recall@10 | server RSS B/code |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         f = flat_of[r["bits"]]
-        print(f"| {r['bits']} | {r['name']} | {r['insert']:.0f} | {r['insert_default']:.0f} | "
-              f"{r['flush']:.2f} | {r['qps']:.0f} / {r['qps_session']:.0f} | "
-              f"{r['qps_session'] / f['qps']:.4f} | {1000 * r['latency']:.2f} / "
-              f"{1000 * r['latency_session']:.2f} | {r['recall']:.3f} | {r['rss']:.0f} |")
+        print(
+            f"| {r['bits']} | {r['name']} | {r['insert']:.0f} | {r['insert_default']:.0f} | "
+            f"{r['flush']:.2f} | {r['qps']:.0f} / {r['qps_session']:.0f} | "
+            f"{r['qps_session'] / f['qps']:.4f} | {1000 * r['latency']:.2f} / "
+            f"{1000 * r['latency_session']:.2f} | {r['recall']:.3f} | {r['rss']:.0f} |"
+        )
     for r in rows:
         if r["name"].startswith("Milvus 2.3.5"):
-            print(f"server, {r['bits']} bits: BIN_FLAT scans {r['qps_session'] * args.n:.3g} "
-                  f"codes/s (Session QPS x n) on this machine")
-    print(f"\nwall {time.perf_counter() - t_start:.0f} s; load average {os.getloadavg()[0]:.1f} "
-          f"at end")
+            print(
+                f"server, {r['bits']} bits: BIN_FLAT scans {r['qps_session'] * args.n:.3g} "
+                f"codes/s (Session QPS x n) on this machine"
+            )
+    print(
+        f"\nwall {time.perf_counter() - t_start:.0f} s; load average {os.getloadavg()[0]:.1f} "
+        f"at end"
+    )
 
 
 if __name__ == "__main__":

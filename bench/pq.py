@@ -106,8 +106,10 @@ def one_dataset(tor, sph, seed, settings):
     sr, syr, sq, syq = sph
     cr, cq = clifford(tr), clifford(tq)
     ex_t, ex_s = exact_top(cq, cr), exact_top(sq, sr)
-    out = {("float", "torus"): (float(np.mean(tyr[ex_t[:, 0]] == tyq)), 1.0),
-           ("float", "sphere"): (float(np.mean(syr[ex_s[:, 0]] == syq)), 1.0)}
+    out = {
+        ("float", "torus"): (float(np.mean(tyr[ex_t[:, 0]] == tyq)), 1.0),
+        ("float", "sphere"): (float(np.mean(syr[ex_s[:, 0]] == syq)), 1.0),
+    }
     for nbits, M in settings:
         for m in METHODS:
             if m == "sphere PQ":
@@ -133,7 +135,9 @@ def train_digits(head_name, seed, epochs=30, width=32):
     x, y = x[perm], y[perm]
     torch.manual_seed(seed)
     head = L2p(width) if head_name == "torus" else Sphere(width)
-    model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, width), head)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, width), head
+    )
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     loss_fn = SupConLoss(0.1)
     xtr, ytr = x[:1200], torch.tensor(y[:1200])
@@ -167,10 +171,14 @@ def summarise(name, results, settings):
         v = np.array([r[key][i] for r in results])
         return f"{v.mean():.3f} +- {v.std():.3f}"
 
-    print(f"\n### {name} ({len(results)} seeds; float P@1: torus {ms(('float', 'torus'), 0)}, "
-          f"sphere {ms(('float', 'sphere'), 0)})\n")
-    print("| setting | bits/vector | raw PQ P@1 | torus PQ P@1 | sphere PQ P@1 | raw PQ R@10 | torus PQ R@10 | "
-          "sphere PQ R@10 |")
+    print(
+        f"\n### {name} ({len(results)} seeds; float P@1: torus {ms(('float', 'torus'), 0)}, "
+        f"sphere {ms(('float', 'sphere'), 0)})\n"
+    )
+    print(
+        "| setting | bits/vector | raw PQ P@1 | torus PQ P@1 | sphere PQ P@1 | raw PQ R@10 | torus PQ R@10 | "
+        "sphere PQ R@10 |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     wins = []
     for s in settings:
@@ -178,17 +186,23 @@ def summarise(name, results, settings):
         print(f"| PQ({s[0]},{s[1]}) | {s[0] * s[1]} | " + " | ".join(cells) + " |")
         raw = np.array([r[("raw PQ", s)] for r in results])
         tor = np.array([r[("torus PQ", s)] for r in results])
-        wins.append((bool(tor[:, 0].mean() > raw[:, 0].mean()), bool(tor[:, 1].mean() > raw[:, 1].mean())))
+        wins.append(
+            (bool(tor[:, 0].mean() > raw[:, 0].mean()), bool(tor[:, 1].mean() > raw[:, 1].mean()))
+        )
     return wins
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--quick", action="store_true", help="2 seeds, smaller sets, T^16 only, 5 epochs")
+    ap.add_argument(
+        "--quick", action="store_true", help="2 seeds, smaller sets, T^16 only, 5 epochs"
+    )
     ap.add_argument("--n-ref", type=int, default=5000)
     ap.add_argument("--n-query", type=int, default=1000)
-    ap.add_argument("--noise", type=float, default=0.05, help="per-angle noise (turns) of the synthetic torus")
+    ap.add_argument(
+        "--noise", type=float, default=0.05, help="per-angle noise (turns) of the synthetic torus"
+    )
     ap.add_argument("--epochs", type=int, default=30)
     args = ap.parse_args()
     faiss.omp_set_num_threads(1)
@@ -196,22 +210,41 @@ def main():
     seeds = range(2 if args.quick else args.seeds)
     n_ref, n_q = (1000, 300) if args.quick else (args.n_ref, args.n_query)
     settings = PAPER_PQ_SETTINGS
-    print(f"machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, "
-          f"{platform.python_version()}, faiss {faiss.__version__}, torch {torch.__version__}, 1 thread")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, "
+        f"{platform.python_version()}, faiss {faiss.__version__}, torch {torch.__version__}, 1 thread"
+    )
     t0 = time.perf_counter()
     all_wins = []
-    for k in ((16,) if args.quick else (16, 32)):
-        res = [one_dataset(torus_data(k, n_ref, n_q, s, noise=args.noise),
-                           sphere_data(2 * k, n_ref, n_q, s, noise=args.noise), s, settings) for s in seeds]
-        all_wins += summarise(f"synthetic: 100 classes on T^{k} (width {2 * k}), noise {args.noise} turns, "
-                              f"{n_ref} reference / {n_q} queries", res, settings)
+    for k in (16,) if args.quick else (16, 32):
+        res = [
+            one_dataset(
+                torus_data(k, n_ref, n_q, s, noise=args.noise),
+                sphere_data(2 * k, n_ref, n_q, s, noise=args.noise),
+                s,
+                settings,
+            )
+            for s in seeds
+        ]
+        all_wins += summarise(
+            f"synthetic: 100 classes on T^{k} (width {2 * k}), noise {args.noise} turns, "
+            f"{n_ref} reference / {n_q} queries",
+            res,
+            settings,
+        )
     synth_time = time.perf_counter() - t0
     epochs = 5 if args.quick else args.epochs
     res = [one_dataset(*digits_dataset(s, epochs), s, settings) for s in seeds]
-    summarise(f"trained: digits, L2p(32) = 16 angles vs Sphere(32), SupCon {epochs} epochs, "
-              f"1200 reference / 597 queries", res, settings)
-    print(f"\ntorus PQ beats raw PQ on the synthetic torus at every setting: P@1 {all(w[0] for w in all_wins)}, "
-          f"R@10 {all(w[1] for w in all_wins)}")
+    summarise(
+        f"trained: digits, L2p(32) = 16 angles vs Sphere(32), SupCon {epochs} epochs, "
+        f"1200 reference / 597 queries",
+        res,
+        settings,
+    )
+    print(
+        f"\ntorus PQ beats raw PQ on the synthetic torus at every setting: P@1 {all(w[0] for w in all_wins)}, "
+        f"R@10 {all(w[1] for w in all_wins)}"
+    )
     print(f"wall time: synthetic {synth_time:.0f} s, total {time.perf_counter() - t0:.0f} s")
 
 

@@ -45,13 +45,12 @@ import tracemalloc
 import faiss
 import numba
 import numpy as np
+import search_data  # bench/search_data.py (the script's folder is on sys.path)
 
 from torus_plugins.codes import johnson_encode, quantize
-from torus_plugins.search import _kernel as kernel
 from torus_plugins.search import SearchParametersIVF, TorusIndexFlat, TorusIndexIVF
+from torus_plugins.search import _kernel as kernel
 from torus_plugins.search.ivf import clifford
-
-import search_data     # bench/search_data.py (the script's folder is on sys.path)
 
 K = 10
 ANGLES = 64
@@ -98,19 +97,27 @@ def machine() -> str:
         pass
     model = info.get("model name") or platform.processor() or "?"
     ident = f" ({info.get('vendor_id', '?')} family {info.get('cpu family', '?')} model {info.get('model', '?')})"
-    keep = [f for f in ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx512_vpopcntdq") if f in flags]
-    return (f"{model}{ident}, {os.cpu_count()} cores visible, flags: {' '.join(keep) or 'n/a'}; "
-            f"numba {numba.__version__}, faiss {faiss.__version__}; kernel paths: "
-            f"{', '.join(kernel.PATH_NAMES[p] for p in kernel.AVAILABLE_PATHS)} (best: "
-            f"{kernel.PATH_NAMES[kernel.BEST_PATH]}); load average at start "
-            f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    keep = [
+        f for f in ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx512_vpopcntdq") if f in flags
+    ]
+    return (
+        f"{model}{ident}, {os.cpu_count()} cores visible, flags: {' '.join(keep) or 'n/a'}; "
+        f"numba {numba.__version__}, faiss {faiss.__version__}; kernel paths: "
+        f"{', '.join(kernel.PATH_NAMES[p] for p in kernel.AVAILABLE_PATHS)} (best: "
+        f"{kernel.PATH_NAMES[kernel.BEST_PATH]}); load average at start "
+        f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}"
+    )
 
 
 def uniform(rng, n):
     return rng.random((n, ANGLES), dtype=np.float32)
 
 
-DATA_SETS = {"realistic": search_data.realistic, "readme": search_data.readme_set, "uniform": search_data.uniform}
+DATA_SETS = {
+    "realistic": search_data.realistic,
+    "readme": search_data.readme_set,
+    "uniform": search_data.uniform,
+}
 
 
 @contextlib.contextmanager
@@ -128,7 +135,9 @@ def held(path: str | None):
 
 
 def recall(I, gt) -> float:
-    return float(np.mean([len(set(a[:K].tolist()) & set(b[:K].tolist())) / K for a, b in zip(I, gt)]))
+    return float(
+        np.mean([len(set(a[:K].tolist()) & set(b[:K].tolist())) / K for a, b in zip(I, gt)])
+    )
 
 
 def table(title: str, head: list, rows: list) -> None:
@@ -163,6 +172,7 @@ def interleaved(fns: dict, repeat: int) -> tuple:
 
 def forced_blas(fn):
     """``fn`` run with faiss's BLAS threshold at 0 (faiss uses BLAS for any nq), the default restored after."""
+
     def run():
         old = faiss.cvar.distance_compute_blas_threshold
         faiss.cvar.distance_compute_blas_threshold = 0
@@ -170,6 +180,7 @@ def forced_blas(fn):
             return fn()
         finally:
             faiss.cvar.distance_compute_blas_threshold = old
+
     return run
 
 
@@ -190,32 +201,77 @@ def exact_table(sizes, repeat, bw):
         for nq in (100, 1000):
             q8, q4 = qa8[:nq], qa4[:nq]
             qf, jq = clifford(q8, 8), johnson_encode(q4, 4)
-            fns = {"ip": lambda: ip.search(qf, K), "ip_blas": forced_blas(lambda: ip.search(qf, K)),
-                   "t8": lambda: flat8.search(q8, K), "bf": lambda: bf.search(jq, K),
-                   "t4": lambda: flat4.search(q4, K)}
+            fns = {
+                "ip": lambda: ip.search(qf, K),
+                "ip_blas": forced_blas(lambda: ip.search(qf, K)),
+                "t8": lambda: flat8.search(q8, K),
+                "bf": lambda: bf.search(jq, K),
+                "t4": lambda: flat4.search(q4, K),
+            }
             if nq * 2 * ANGLES >= threshold:
-                del fns["ip_blas"]                # BLAS is faiss's own choice here
+                del fns["ip_blas"]  # BLAS is faiss's own choice here
             _, t = interleaved(fns, repeat)
             ip_how = "BLAS" if nq * 2 * ANGLES >= threshold else "default: no BLAS"
-            rows.append((n, nq, 8, f"faiss IndexFlatIP, float32 Clifford ({ip_how})", 512, f"{nq / t['ip']:.0f}",
-                         ""))
+            rows.append(
+                (
+                    n,
+                    nq,
+                    8,
+                    f"faiss IndexFlatIP, float32 Clifford ({ip_how})",
+                    512,
+                    f"{nq / t['ip']:.0f}",
+                    "",
+                )
+            )
             if "ip_blas" in t:
-                rows.append((n, nq, 8, "faiss IndexFlatIP, float32 Clifford (BLAS forced)", 512,
-                             f"{nq / t['ip_blas']:.0f}", ""))
-            ratio = f"{t['ip'] / t['t8']:.2f}" + (f" / {t['ip_blas'] / t['t8']:.2f}" if "ip_blas" in t else "")
+                rows.append(
+                    (
+                        n,
+                        nq,
+                        8,
+                        "faiss IndexFlatIP, float32 Clifford (BLAS forced)",
+                        512,
+                        f"{nq / t['ip_blas']:.0f}",
+                        "",
+                    )
+                )
+            ratio = f"{t['ip'] / t['t8']:.2f}" + (
+                f" / {t['ip_blas'] / t['t8']:.2f}" if "ip_blas" in t else ""
+            )
             rows.append((n, nq, 8, "TorusIndexFlat 8-bit", 64, f"{nq / t['t8']:.0f}", ratio))
-            rows.append((n, nq, 4, "faiss IndexBinaryFlat, 4-bit Johnson (512 bits)", 64, f"{nq / t['bf']:.0f}",
-                         ""))
-            rows.append((n, nq, 4, "TorusIndexFlat 4-bit (two codes per byte)", 32, f"{nq / t['t4']:.0f}",
-                         f"{t['bf'] / t['t4']:.2f}"))
+            rows.append(
+                (
+                    n,
+                    nq,
+                    4,
+                    "faiss IndexBinaryFlat, 4-bit Johnson (512 bits)",
+                    64,
+                    f"{nq / t['bf']:.0f}",
+                    "",
+                )
+            )
+            rows.append(
+                (
+                    n,
+                    nq,
+                    4,
+                    "TorusIndexFlat 4-bit (two codes per byte)",
+                    32,
+                    f"{nq / t['t4']:.0f}",
+                    f"{t['bf'] / t['t4']:.2f}",
+                )
+            )
             print("  ..", n, nq, "done", flush=True)
         del ip, bf, flat8, flat4
         gc.collect()
-    table(f"Exact search through search(), k={K}, {ANGLES} uniform angles, 1 thread, best of {repeat} interleaved "
-          f"rounds (one-thread memory read bandwidth probe: {bw:.1f} GB/s). 'x faiss' = QPS over the faiss index "
-          f"of the same bits on the same codes (8-bit: over IndexFlatIP at the default threshold / with BLAS "
-          f"forced; faiss's BLAS threshold is nq x d >= {threshold})",
-          ["n", "nq", "bits", "method", "B/vector", "QPS", "x faiss"], rows)
+    table(
+        f"Exact search through search(), k={K}, {ANGLES} uniform angles, 1 thread, best of {repeat} interleaved "
+        f"rounds (one-thread memory read bandwidth probe: {bw:.1f} GB/s). 'x faiss' = QPS over the faiss index "
+        f"of the same bits on the same codes (8-bit: over IndexFlatIP at the default threshold / with BLAS "
+        f"forced; faiss's BLAS threshold is nq x d >= {threshold})",
+        ["n", "nq", "bits", "method", "B/vector", "QPS", "x faiss"],
+        rows,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ 2./3.
@@ -232,21 +288,42 @@ def latency_and_threads(rng, repeat):
         calls = 2000 if n == 1000 else 50
         _, t = best_time(lambda: [index.search(q, K) for _ in range(calls)], repeat)
         _, t_ip = best_time(lambda: [ip.search(qf, K) for _ in range(calls)], repeat)
-        rows.append((f"1 query vs {n} vectors", f"{t / calls * 1e6:.1f}", f"{t_ip / calls * 1e6:.1f}",
-                     f"{t_ip / t:.2f}"))
+        rows.append(
+            (
+                f"1 query vs {n} vectors",
+                f"{t / calls * 1e6:.1f}",
+                f"{t_ip / calls * 1e6:.1f}",
+                f"{t_ip / t:.2f}",
+            )
+        )
         index4 = filled(TorusIndexFlat(ANGLES, 4), codes >> 4)
         q4 = q >> 4
         _, t4 = best_time(lambda: [index4.search(q4, K) for _ in range(calls)], repeat)
-        rows.append((f"1 query vs {n} vectors, 4-bit packed", f"{t4 / calls * 1e6:.1f}", f"{t_ip / calls * 1e6:.1f}",
-                     f"{t_ip / t4:.2f}"))
+        rows.append(
+            (
+                f"1 query vs {n} vectors, 4-bit packed",
+                f"{t4 / calls * 1e6:.1f}",
+                f"{t_ip / calls * 1e6:.1f}",
+                f"{t_ip / t4:.2f}",
+            )
+        )
     tiny = quantize(uniform(rng, 4), 8)
     _, t = best_time(lambda: [kernel.topk_l1(tiny[:1], tiny, 8, 1) for _ in range(5000)], repeat)
     idx = filled(TorusIndexFlat(ANGLES, 8), tiny)
     _, t2 = best_time(lambda: [idx.search(tiny[:1], 1) for _ in range(5000)], repeat)
-    rows.append(("fixed cost per call (1 query vs 4 vectors): kernel / TorusIndexFlat.search",
-                 f"{t / 5000 * 1e6:.1f} / {t2 / 5000 * 1e6:.1f}", "", ""))
-    table("Latency, 1 thread, k=10, 8-bit codes unless stated (microseconds per call)",
-          ["case", "TorusIndexFlat us", "FlatIP us", "x FlatIP"], rows)
+    rows.append(
+        (
+            "fixed cost per call (1 query vs 4 vectors): kernel / TorusIndexFlat.search",
+            f"{t / 5000 * 1e6:.1f} / {t2 / 5000 * 1e6:.1f}",
+            "",
+            "",
+        )
+    )
+    table(
+        "Latency, 1 thread, k=10, 8-bit codes unless stated (microseconds per call)",
+        ["case", "TorusIndexFlat us", "FlatIP us", "x FlatIP"],
+        rows,
+    )
 
     x_t = uniform(rng, 100_000)
     codes = quantize(x_t, 8)
@@ -265,15 +342,29 @@ def latency_and_threads(rng, repeat):
             _, b = best_time(lambda: [ip.search(qf, K) for _ in range(calls)], repeat)
             res.append((nq * calls / a, nq * calls / b))
         set_threads(1)
-        rows.append((nq, f"{res[0][0]:.0f}", f"{res[1][0]:.0f}", f"{res[1][0] / res[0][0]:.2f}",
-                     f"{res[0][1]:.0f}", f"{res[1][1]:.0f}", f"{res[1][1] / res[0][1]:.2f}"))
-    table("Threads: QPS at 1 and 2 threads, 100k x 64 8-bit codes, k=10 (the 2 cores are shared with other jobs)",
-          ["nq", "Torus 1t", "Torus 2t", "2t/1t", "FlatIP 1t", "FlatIP 2t", "2t/1t"], rows)
+        rows.append(
+            (
+                nq,
+                f"{res[0][0]:.0f}",
+                f"{res[1][0]:.0f}",
+                f"{res[1][0] / res[0][0]:.2f}",
+                f"{res[0][1]:.0f}",
+                f"{res[1][1]:.0f}",
+                f"{res[1][1] / res[0][1]:.2f}",
+            )
+        )
+    table(
+        "Threads: QPS at 1 and 2 threads, 100k x 64 8-bit codes, k=10 (the 2 cores are shared with other jobs)",
+        ["nq", "Torus 1t", "Torus 2t", "2t/1t", "FlatIP 1t", "FlatIP 2t", "2t/1t"],
+        rows,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ 4. ANN
-BUILD_THREADS = os.cpu_count() or 1   # index builds (k-means, HNSW graphs) use every core; searches use 1
-CURVES = []                            # (data, n, method, [(setting, recall, QPS), ...], exact QPS) for --plot
+BUILD_THREADS = (
+    os.cpu_count() or 1
+)  # index builds (k-means, HNSW graphs) use every core; searches use 1
+CURVES = []  # (data, n, method, [(setting, recall, QPS), ...], exact QPS) for --plot
 TARGETS = (0.90, 0.95)
 
 
@@ -284,7 +375,7 @@ def tie_recall(I: np.ndarray, q8: np.ndarray, c8: np.ndarray, kth: np.ndarray) -
     valid = I >= 0
     srt = np.sort(np.where(valid, I, -1), axis=1)
     first = np.ones_like(valid)
-    first[:, 1:] = srt[:, 1:] != srt[:, :-1]                 # count a repeated id once
+    first[:, 1:] = srt[:, 1:] != srt[:, :-1]  # count a repeated id once
     codes = c8[np.where(valid, I, 0)].astype(np.int16)
     diff = np.abs(codes - q8[:, None, :].astype(np.int16))
     dist = np.minimum(diff, 256 - diff).sum(-1)
@@ -305,7 +396,7 @@ class Contender:
         self.build_s = time.perf_counter() - t0
         set_threads(1)
         self.search_at = search_at
-        self.points = []       # (setting, recall, best seconds)
+        self.points = []  # (setting, recall, best seconds)
 
 
 def ann_group(data, n, x_t, q_t, repeat, hnsw_max, rows, nlists):
@@ -321,20 +412,40 @@ def ann_group(data, n, x_t, q_t, repeat, hnsw_max, rows, nlists):
     kth = D8[:, K - 1]
     rc = search_data.relative_contrast(c8, q8)
     probes = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
-    cons = [Contender("TorusIndexFlat 8-bit (exact)", 8, lambda: flat8, lambda ix, s: ix.search(q8, K)[1],
-                      (None,), 64),
-            Contender("TorusIndexFlat 4-bit (exact 4-bit scan)", 4, lambda: flat4,
-                      lambda ix, s: ix.search(q4, K)[1], (None,), 32)]
+    cons = [
+        Contender(
+            "TorusIndexFlat 8-bit (exact)",
+            8,
+            lambda: flat8,
+            lambda ix, s: ix.search(q8, K)[1],
+            (None,),
+            64,
+        ),
+        Contender(
+            "TorusIndexFlat 4-bit (exact 4-bit scan)",
+            4,
+            lambda: flat4,
+            lambda ix, s: ix.search(q4, K)[1],
+            (None,),
+            32,
+        ),
+    ]
     for nlist in nlists:
         train_n = min(n, 64 * nlist)
         sample = rng.permutation(n)[:train_n]
-        cons.append(Contender(f"TorusIndexIVF 8-bit nlist={nlist} (nprobe)", 8,
-                              lambda: filled(TorusIndexIVF(ANGLES, 8, nlist=nlist), c8, c8[sample]),
-                              lambda ix, s: ix.search(q8, K, params=SearchParametersIVF(nprobe=s))[1],
-                              [p for p in probes if p <= nlist], 64 + 8))
+        cons.append(
+            Contender(
+                f"TorusIndexIVF 8-bit nlist={nlist} (nprobe)",
+                8,
+                lambda: filled(TorusIndexIVF(ANGLES, 8, nlist=nlist), c8, c8[sample]),
+                lambda ix, s: ix.search(q8, K, params=SearchParametersIVF(nprobe=s))[1],
+                [p for p in probes if p <= nlist],
+                64 + 8,
+            )
+        )
     nlist = nlists[0]
     jc, jq = johnson_encode(c4, 4), johnson_encode(q4, 4)
-    sample = rng.permutation(n)[:min(n, 64 * nlist)]
+    sample = rng.permutation(n)[: min(n, 64 * nlist)]
 
     def build_bivf():
         quant = faiss.IndexBinaryFlat(512)
@@ -349,13 +460,30 @@ def ann_group(data, n, x_t, q_t, repeat, hnsw_max, rows, nlists):
         ix.nprobe = s
         return ix.search(jq, K)[1]
 
-    cons.append(Contender(f"faiss IndexBinaryIVF 4-bit Johnson nlist={nlist} (nprobe)", 4, build_bivf,
-                          at_nprobe, [p for p in probes if p <= min(nlist, 256)], 64 + 8))
+    cons.append(
+        Contender(
+            f"faiss IndexBinaryIVF 4-bit Johnson nlist={nlist} (nprobe)",
+            4,
+            build_bivf,
+            at_nprobe,
+            [p for p in probes if p <= min(nlist, 256)],
+            64 + 8,
+        )
+    )
     xf, qf = clifford(c8, 8), clifford(q8, 8)
     ipx = faiss.IndexFlatIP(2 * ANGLES)
     ipx.add(xf)
-    cons.insert(2, Contender("faiss IndexFlatIP float Clifford of the 8-bit codes (exact in its metric)", 8,
-                             lambda: ipx, lambda ix, s: ix.search(qf, K)[1], (None,), 512))
+    cons.insert(
+        2,
+        Contender(
+            "faiss IndexFlatIP float Clifford of the 8-bit codes (exact in its metric)",
+            8,
+            lambda: ipx,
+            lambda ix, s: ix.search(qf, K)[1],
+            (None,),
+            512,
+        ),
+    )
     if n <= hnsw_max or data == "realistic":
 
         def build_hnsw():
@@ -367,9 +495,20 @@ def ann_group(data, n, x_t, q_t, repeat, hnsw_max, rows, nlists):
             ix.hnsw.efSearch = s
             return ix.search(qf, K)[1]
 
-        cons.append(Contender("faiss IndexHNSWFlat M=32 float Clifford of the 8-bit codes (efSearch)", 8,
-                              build_hnsw, at_ef, (16, 32, 64, 128, 256, 512, 1024), "512 + graph"))
-    print(f"  .. {data} n={n}: built " + ", ".join(f"{c.name} {c.build_s:.1f}s" for c in cons), flush=True)
+        cons.append(
+            Contender(
+                "faiss IndexHNSWFlat M=32 float Clifford of the 8-bit codes (efSearch)",
+                8,
+                build_hnsw,
+                at_ef,
+                (16, 32, 64, 128, 256, 512, 1024),
+                "512 + graph",
+            )
+        )
+    print(
+        f"  .. {data} n={n}: built " + ", ".join(f"{c.name} {c.build_s:.1f}s" for c in cons),
+        flush=True,
+    )
     # round 0: warm-up and recall; a sweep stops once it is (nearly) exact
     for c in cons:
         kept = []
@@ -393,11 +532,16 @@ def ann_group(data, n, x_t, q_t, repeat, hnsw_max, rows, nlists):
             ok = [p for p in pts if p[1] >= target]
             if ok:
                 s, rec, qps = max(ok, key=lambda p: p[2])
-                cells += [f"{qps:.0f} ({'' if s is None else s}: {rec:.3f})", f"{qps / exact_qps:.2f}"]
+                cells += [
+                    f"{qps:.0f} ({'' if s is None else s}: {rec:.3f})",
+                    f"{qps / exact_qps:.2f}",
+                ]
             else:
                 cells += [f"- (max {max(p[1] for p in pts):.3f})", "-"]
         curve = " ".join(f"{'' if s is None else s}:{rec:.3f}/{qps:.0f}" for s, rec, qps in pts)
-        rows.append((data, n, f"{rc:.1f}", c.name, c.bits, f"{c.build_s:.1f}", c.bpv, *cells, curve))
+        rows.append(
+            (data, n, f"{rc:.1f}", c.name, c.bits, f"{c.build_s:.1f}", c.bpv, *cells, curve)
+        )
         CURVES.append((data, n, c.name, pts, exact_qps))
         print("  ..", " | ".join(map(str, rows[-1])), flush=True)
     del cons, flat8, flat4, ipx
@@ -408,17 +552,35 @@ def ann_table(sizes, repeat, hnsw_max, lock, sets, nlists):
     rows = []
     nq = 1000
     for data in sets:
-        ns = sizes if data != "uniform" else sizes[:1]         # uniform: nothing pays at any size
-        made = [DATA_SETS[data](n, nq, seed=0) for n in ns]    # before the lock: generating is not timed
+        ns = sizes if data != "uniform" else sizes[:1]  # uniform: nothing pays at any size
+        made = [
+            DATA_SETS[data](n, nq, seed=0) for n in ns
+        ]  # before the lock: generating is not timed
         with held(lock):
             for n, (x_t, q_t) in zip(ns, made):
                 ann_group(data, n, x_t, q_t, repeat, hnsw_max, rows, nlists)
-    table(f"Approximate search, k={K}, nq={nq}, {ANGLES} angles, searches 1 thread, builds {BUILD_THREADS} threads; "
-          f"recall@10 tie-aware, against the 8-bit exact neighbours (every row, 4-bit ones included); QPS best of "
-          f"{repeat} interleaved rounds; 'x exact' = over the exact TorusIndexFlat 8-bit scan of the same data in "
-          f"the same run; RC = relative contrast; a cell is the fastest setting reaching the recall: QPS (setting: "
-          f"recall)", ["data", "n", "RC", "method", "bits", "build s", "B/vector", "QPS at 0.90", "x exact",
-                       "QPS at 0.95", "x exact", "curve setting:recall/QPS"], rows)
+    table(
+        f"Approximate search, k={K}, nq={nq}, {ANGLES} angles, searches 1 thread, builds {BUILD_THREADS} threads; "
+        f"recall@10 tie-aware, against the 8-bit exact neighbours (every row, 4-bit ones included); QPS best of "
+        f"{repeat} interleaved rounds; 'x exact' = over the exact TorusIndexFlat 8-bit scan of the same data in "
+        f"the same run; RC = relative contrast; a cell is the fastest setting reaching the recall: QPS (setting: "
+        f"recall)",
+        [
+            "data",
+            "n",
+            "RC",
+            "method",
+            "bits",
+            "build s",
+            "B/vector",
+            "QPS at 0.90",
+            "x exact",
+            "QPS at 0.95",
+            "x exact",
+            "curve setting:recall/QPS",
+        ],
+        rows,
+    )
 
 
 def plot_curves(path) -> None:
@@ -429,7 +591,9 @@ def plot_curves(path) -> None:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    panels = sorted({(d, n) for d, n, *_ in CURVES}, key=lambda p: (list(DATA_SETS).index(p[0]), p[1]))
+    panels = sorted(
+        {(d, n) for d, n, *_ in CURVES}, key=lambda p: (list(DATA_SETS).index(p[0]), p[1])
+    )
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.4), squeeze=False)
     methods = sorted({m for _, _, m, _, _ in CURVES if "(exact" not in m})
     colours = {m: plt.get_cmap("tab10")(i) for i, m in enumerate(methods)}
@@ -446,8 +610,12 @@ def plot_curves(path) -> None:
             ax.axvline(exact[0], ls="--", color="grey", lw=1, label="exact TorusIndexFlat 8-bit")
         ax.axhline(0.95, ls=":", color="grey", lw=1)
         ax.set_xscale("log")
-        ax.set(title=f"{data}, n = {n:,}", xlabel="QPS (1 thread, log)", ylabel="recall@10 (8-bit truth, ties)",
-               ylim=(max(0.0, lowest - 0.05), 1.005))
+        ax.set(
+            title=f"{data}, n = {n:,}",
+            xlabel="QPS (1 thread, log)",
+            ylabel="recall@10 (8-bit truth, ties)",
+            ylim=(max(0.0, lowest - 0.05), 1.005),
+        )
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.2, 1, 1))
@@ -466,10 +634,13 @@ def milvus_table(rng, n, repeat):
     with tempfile.TemporaryDirectory() as tmp:
         for bits in (4, 8):
             c, q = quantize(x_t, bits), quantize(q_t, bits)
-            m = MilvusTorusIndex(ANGLES, bits, uri=os.path.join(tmp, f"m{bits}.db"), collection=f"b{bits}",
-                                 drop=True)
+            m = MilvusTorusIndex(
+                ANGLES, bits, uri=os.path.join(tmp, f"m{bits}.db"), collection=f"b{bits}", drop=True
+            )
             t0 = time.perf_counter()
-            m.add_with_ids(c, np.arange(n), progress=False)  # ids 0..n-1, as TorusIndexFlat numbers them
+            m.add_with_ids(
+                c, np.arange(n), progress=False
+            )  # ids 0..n-1, as TorusIndexFlat numbers them
             t_ins = time.perf_counter() - t0
             (D, I), t = best_time(lambda: m.search(q, K), repeat)
             flat = TorusIndexFlat(ANGLES, bits)
@@ -477,13 +648,37 @@ def milvus_table(rng, n, repeat):
             flat.add(c)
             t_add = time.perf_counter() - t1
             (Dr, Ir), tf = best_time(lambda: flat.search(q, K), repeat)
-            how = "exact (Johnson + HAMMING, BIN_FLAT)" if bits <= 4 else f"top-4-bit shortlist x{m.rerank}, re-ranked"
-            rows.append((bits, how, f"{n / t_ins:.0f}", f"{n / t_add:.0f}", f"{nq / t:.0f}", f"{nq / tf:.0f}",
-                         f"{recall(I, Ir):.3f}"))
+            how = (
+                "exact (Johnson + HAMMING, BIN_FLAT)"
+                if bits <= 4
+                else f"top-4-bit shortlist x{m.rerank}, re-ranked"
+            )
+            rows.append(
+                (
+                    bits,
+                    how,
+                    f"{n / t_ins:.0f}",
+                    f"{n / t_add:.0f}",
+                    f"{nq / t:.0f}",
+                    f"{nq / tf:.0f}",
+                    f"{recall(I, Ir):.3f}",
+                )
+            )
             m.close()
-    table(f"Milvus Lite 2.5.1 (embedded, same machine) vs TorusIndexFlat: {n} x {ANGLES} uniform angles, nq={nq}, "
-          f"k={K}", ["bits", "Milvus search", "Milvus insert codes/s", "TorusIndexFlat add codes/s", "Milvus QPS",
-                     "TorusIndexFlat QPS", "recall@10 vs TorusIndexFlat"], rows)
+    table(
+        f"Milvus Lite 2.5.1 (embedded, same machine) vs TorusIndexFlat: {n} x {ANGLES} uniform angles, nq={nq}, "
+        f"k={K}",
+        [
+            "bits",
+            "Milvus search",
+            "Milvus insert codes/s",
+            "TorusIndexFlat add codes/s",
+            "Milvus QPS",
+            "TorusIndexFlat QPS",
+            "recall@10 vs TorusIndexFlat",
+        ],
+        rows,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ 6. memory
@@ -499,9 +694,11 @@ def traced_peak(fn):
 
 def memory_table(rng, n):
     """Peak memory of each streaming step at n x 64 angles, relative to the size of what the step produces."""
-    turns = np.empty((n, ANGLES), np.float32)  # made before tracing, in slices (the input is not the step's cost)
+    turns = np.empty(
+        (n, ANGLES), np.float32
+    )  # made before tracing, in slices (the input is not the step's cost)
     for s in range(0, n, 1 << 20):
-        turns[s:s + (1 << 20)] = uniform(rng, min(1 << 20, n - s))
+        turns[s : s + (1 << 20)] = uniform(rng, min(1 << 20, n - s))
     rows = []
     t0 = time.perf_counter()
     codes, peak = traced_peak(lambda: quantize(turns, 8))
@@ -518,34 +715,63 @@ def memory_table(rng, n):
     four = codes >> 4
     t0 = time.perf_counter()
     index4, peak = traced_peak(lambda: filled(TorusIndexFlat(ANGLES, 4), four))
-    rows.append(("TorusIndexFlat.add(4-bit codes, held 2 per byte)", index4.nbytes, peak, time.perf_counter() - t0))
+    rows.append(
+        (
+            "TorusIndexFlat.add(4-bit codes, held 2 per byte)",
+            index4.nbytes,
+            peak,
+            time.perf_counter() - t0,
+        )
+    )
     del index4, four
     index.search(codes[:10], K)  # first call loads the compiled kernels (module objects, not data)
     _, peak = traced_peak(lambda: index.search(codes[:10], K))
     rows.append(("TorusIndexFlat.search(10 queries)", codes.nbytes, peak, 0.0))
-    table(f"Peak memory of the streaming steps, {n} x {ANGLES} angles (tracemalloc; output = what the step "
-          f"produces; search: relative to the codes held)",
-          ["step", "output MiB", "peak MiB", "peak / output", "s"],
-          [(name, f"{out / 2**20:.0f}", f"{peak / 2**20:.0f}", f"{peak / out:.2f}", f"{sec:.1f}")
-           for name, out, peak, sec in rows])
+    table(
+        f"Peak memory of the streaming steps, {n} x {ANGLES} angles (tracemalloc; output = what the step "
+        f"produces; search: relative to the codes held)",
+        ["step", "output MiB", "peak MiB", "peak / output", "s"],
+        [
+            (name, f"{out / 2**20:.0f}", f"{peak / 2**20:.0f}", f"{peak / out:.2f}", f"{sec:.1f}")
+            for name, out, peak, sec in rows
+        ],
+    )
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100_000)
-    ap.add_argument("--n-large", type=int, default=1_000_000, help="second size for exact and ANN; 0 skips it")
-    ap.add_argument("--repeat", type=int, default=3, help="interleaved timed rounds (best of them is kept)")
-    ap.add_argument("--sets", default="realistic,readme,uniform", help="ANN data sets (uniform: --n only)")
-    ap.add_argument("--nlist", default="1024", help="comma list of TorusIndexIVF list counts in the ANN table")
-    ap.add_argument("--hnsw-max", type=int, default=100_000,
-                    help="largest n for the HNSW contender on the readme and uniform sets (realistic: every n)")
+    ap.add_argument(
+        "--n-large", type=int, default=1_000_000, help="second size for exact and ANN; 0 skips it"
+    )
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="interleaved timed rounds (best of them is kept)"
+    )
+    ap.add_argument(
+        "--sets", default="realistic,readme,uniform", help="ANN data sets (uniform: --n only)"
+    )
+    ap.add_argument(
+        "--nlist", default="1024", help="comma list of TorusIndexIVF list counts in the ANN table"
+    )
+    ap.add_argument(
+        "--hnsw-max",
+        type=int,
+        default=100_000,
+        help="largest n for the HNSW contender on the readme and uniform sets (realistic: every n)",
+    )
     ap.add_argument("--milvus-n", type=int, default=100_000)
     ap.add_argument("--skip-milvus", action="store_true")
     ap.add_argument("--skip-ann", action="store_true")
-    ap.add_argument("--memory-n", type=int, default=10_000_000, help="rows for the streaming-memory table")
-    ap.add_argument("--only", default="", help="comma list of sections to run: exact,latency,ann,milvus,memory")
+    ap.add_argument(
+        "--memory-n", type=int, default=10_000_000, help="rows for the streaming-memory table"
+    )
+    ap.add_argument(
+        "--only", default="", help="comma list of sections to run: exact,latency,ann,milvus,memory"
+    )
     ap.add_argument("--lock", default="", help="flock this file while each section is timed")
-    ap.add_argument("--plot", default="", help="write the ANN recall/QPS curves to this PNG (needs matplotlib)")
+    ap.add_argument(
+        "--plot", default="", help="write the ANN recall/QPS curves to this PNG (needs matplotlib)"
+    )
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
     run = lambda s: not only or s in only  # noqa: E731
@@ -562,8 +788,14 @@ def main():
         with held(args.lock):
             latency_and_threads(rng, args.repeat)
     if run("ann") and not args.skip_ann:
-        ann_table(sizes, args.repeat, args.hnsw_max, args.lock, args.sets.split(","),
-                  [int(v) for v in args.nlist.split(",")])
+        ann_table(
+            sizes,
+            args.repeat,
+            args.hnsw_max,
+            args.lock,
+            args.sets.split(","),
+            [int(v) for v in args.nlist.split(",")],
+        )
         if args.plot:
             plot_curves(args.plot)
     if run("milvus") and not args.skip_milvus:
@@ -572,8 +804,10 @@ def main():
     if run("memory"):
         with held(args.lock):
             memory_table(rng, args.memory_n)
-    print(f"\n(wall time {time.time() - t0:.0f} s; load average at the end: "
-          f"{', '.join(f'{v:.1f}' for v in os.getloadavg())})")
+    print(
+        f"\n(wall time {time.time() - t0:.0f} s; load average at the end: "
+        f"{', '.join(f'{v:.1f}' for v in os.getloadavg())})"
+    )
 
 
 if __name__ == "__main__":

@@ -31,9 +31,19 @@ def _wrap(x: np.ndarray) -> np.ndarray:
     return np.mod(x, 1.0).astype(np.float32)
 
 
-def realistic(n: int, nq: int, seed: int = 0, angles: int = ANGLES, n_clusters: int = 10_000,
-              manifold_share: float = 0.3, manifold_dim: int = 8, manifold_amp: float = 0.15,
-              manifold_freqs: int = 3, manifold_noise: float = 0.02, angle_spread=(0.5, 1.5)):
+def realistic(
+    n: int,
+    nq: int,
+    seed: int = 0,
+    angles: int = ANGLES,
+    n_clusters: int = 10_000,
+    manifold_share: float = 0.3,
+    manifold_dim: int = 8,
+    manifold_amp: float = 0.15,
+    manifold_freqs: int = 3,
+    manifold_noise: float = 0.02,
+    angle_spread=(0.5, 1.5),
+):
     """Zipf-sized clusters of varied, anisotropic noise plus a curved 8-d manifold (see the module doc)."""
     rng = np.random.default_rng(seed)
     centres = rng.random((n_clusters, angles))
@@ -42,7 +52,7 @@ def realistic(n: int, nq: int, seed: int = 0, angles: int = ANGLES, n_clusters: 
     level = rng.uniform(0.02, 0.15, n_clusters)
     scale = level[:, None] * rng.uniform(*angle_spread, (n_clusters, angles))
     base = rng.random(angles)
-    harmonic = np.arange(1, manifold_freqs + 1)[:, None, None]     # amplitude of harmonic f: 1 / f
+    harmonic = np.arange(1, manifold_freqs + 1)[:, None, None]  # amplitude of harmonic f: 1 / f
     amp = rng.normal(0, manifold_amp, (manifold_freqs, angles, manifold_dim)) / harmonic
     phase = rng.random((manifold_freqs, angles, manifold_dim))
 
@@ -50,13 +60,13 @@ def realistic(n: int, nq: int, seed: int = 0, angles: int = ANGLES, n_clusters: 
         on_manifold = r.random(m) < manifold_share
         out = np.empty((m, angles), np.float32)
         idx = np.flatnonzero(~on_manifold)
-        for s in range(0, idx.size, 1 << 17):       # chunks bound the float64 temporaries
-            part = idx[s:s + (1 << 17)]
+        for s in range(0, idx.size, 1 << 17):  # chunks bound the float64 temporaries
+            part = idx[s : s + (1 << 17)]
             c = r.choice(n_clusters, part.size, p=weights)
             out[part] = _wrap(centres[c] + r.normal(0, 1, (part.size, angles)) * scale[c])
         idx = np.flatnonzero(on_manifold)
         for s in range(0, idx.size, 1 << 17):
-            part = idx[s:s + (1 << 17)]
+            part = idx[s : s + (1 << 17)]
             u = r.random((part.size, manifold_dim))
             theta = np.broadcast_to(base, (part.size, angles)).copy()
             # sum_j A sin(w u_j + p) = sin(w u) @ (A cos p)^T + cos(w u) @ (A sin p)^T
@@ -70,8 +80,9 @@ def realistic(n: int, nq: int, seed: int = 0, angles: int = ANGLES, n_clusters: 
     return draw(n, np.random.default_rng([seed, 1])), draw(nq, np.random.default_rng([seed, 2]))
 
 
-def readme_set(n: int, nq: int, seed: int = 0, angles: int = ANGLES, n_centres: int = 1000,
-               noise: float = 0.02):
+def readme_set(
+    n: int, nq: int, seed: int = 0, angles: int = ANGLES, n_centres: int = 1000, noise: float = 0.02
+):
     """1000 centres uniform on the torus, points = centre + Gaussian noise of ``noise`` turns."""
     centres = np.random.default_rng(seed).random((n_centres, angles))
 
@@ -84,12 +95,15 @@ def readme_set(n: int, nq: int, seed: int = 0, angles: int = ANGLES, n_centres: 
 
 def uniform(n: int, nq: int, seed: int = 0, angles: int = ANGLES):
     """Independent uniform turns."""
-    return (np.random.default_rng([seed, 1]).random((n, angles), dtype=np.float32),
-            np.random.default_rng([seed, 2]).random((nq, angles), dtype=np.float32))
+    return (
+        np.random.default_rng([seed, 1]).random((n, angles), dtype=np.float32),
+        np.random.default_rng([seed, 2]).random((nq, angles), dtype=np.float32),
+    )
 
 
-def relative_contrast(codes: np.ndarray, queries: np.ndarray, bits: int = 8, sample: int = 2000,
-                      seed: int = 0) -> float:
+def relative_contrast(
+    codes: np.ndarray, queries: np.ndarray, bits: int = 8, sample: int = 2000, seed: int = 0
+) -> float:
     """(mean circular L1 from the queries to ``sample`` random codes) / (mean distance to the nearest)."""
     from torus_plugins.search._kernel import topk_l1
 

@@ -30,19 +30,31 @@ ROOT = "torus_plugins"
 #: walking ROOT's own folder (none today: every subpackage lives under ROOT).
 EXTRA_PACKAGES: tuple[str, ...] = ()
 #: Page order of the reference; pages not listed here follow in alphabetical order.
-PAGE_ORDER = ("torus_plugins", "heads", "losses", "codes", "search", "metrics", "deploy",
-              "adapters", "geometry", "registry", "plot", "report",
-              "cli")
+PAGE_ORDER = (
+    "torus_plugins",
+    "heads",
+    "losses",
+    "codes",
+    "search",
+    "metrics",
+    "deploy",
+    "adapters",
+    "geometry",
+    "registry",
+    "plot",
+    "report",
+    "cli",
+)
 
 
 @dataclass
 class Entry:
     """One public name of a module: documented there (``canonical`` is its own name) or linked."""
 
-    name: str               # module.attribute, as exported
+    name: str  # module.attribute, as exported
     obj: object
-    kind: str               # "class", "function" or "data"
-    canonical: str | None   # where it is documented; None: defined outside the package
+    kind: str  # "class", "function" or "data"
+    canonical: str | None  # where it is documented; None: defined outside the package
 
 
 @dataclass
@@ -113,14 +125,19 @@ def _choose(obj, candidates: list[str]) -> str | None:
     """The canonical name among every public ``module.name`` bound to ``obj``."""
     home = getattr(obj, "__module__", None)
     if kind_of(obj) != "data" and not (home or "").startswith(ROOT):
-        return None                              # torch's, faiss's ...: not ours to document
+        return None  # torch's, faiss's ...: not ours to document
 
     def rank(candidate):
         module, name = candidate.rsplit(".", 1)
         own_name = name == getattr(obj, "__name__", name)
         contains_home = home is not None and (home == module or home.startswith(module + "."))
-        return (not own_name, module == ROOT and home != ROOT, not contains_home, _depth(module),
-                candidate)
+        return (
+            not own_name,
+            module == ROOT and home != ROOT,
+            not contains_home,
+            _depth(module),
+            candidate,
+        )
 
     return min(candidates, key=rank)
 
@@ -131,7 +148,7 @@ class Inventory:
 
     sections: dict[str, Section]
     canonical: dict[object, str | None]
-    missing: list[str]          # names an ``__all__`` lists that its module does not define
+    missing: list[str]  # names an ``__all__`` lists that its module does not define
 
     def pages(self) -> dict[str, list[Section]]:
         """{page name: its sections}, the page's namespace first, in PAGE_ORDER."""
@@ -141,8 +158,10 @@ class Inventory:
             page = parts[1] if len(parts) > 1 else ROOT
             pages.setdefault(page, []).append(section)
         order = {name: i for i, name in enumerate(PAGE_ORDER)}
-        return {page: sorted(pages[page], key=lambda s: (_depth(s.module), s.module))
-                for page in sorted(pages, key=lambda p: (order.get(p, len(order)), p))}
+        return {
+            page: sorted(pages[page], key=lambda s: (_depth(s.module), s.module))
+            for page in sorted(pages, key=lambda p: (order.get(p, len(order)), p))
+        }
 
     def documented(self) -> list[Entry]:
         """The entries documented where they stand (each object once)."""
@@ -158,7 +177,7 @@ def build_inventory() -> Inventory:
     for name, module in modules.items():
         for attr in public_names(module):
             if not hasattr(module, attr):
-                missing.append(f"{name}.{attr}")        # check_docstrings.py reports these
+                missing.append(f"{name}.{attr}")  # check_docstrings.py reports these
                 continue
             obj = getattr(module, attr)
             if inspect.ismodule(obj):
@@ -230,12 +249,12 @@ def _cli_help(module) -> str:
     """The ``--help`` of a module's ``build_parser()`` and of each of its sub-commands."""
     parser = module.build_parser()
     blocks = [("", parser)]
-    for action in parser._actions:               # argparse keeps sub-parsers only here
+    for action in parser._actions:  # argparse keeps sub-parsers only here
         if isinstance(action, argparse._SubParsersAction):
             blocks += [(f" {name}", sub) for name, sub in action.choices.items()]
     out = []
     columns = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = "100"                # argparse wraps at the terminal's width: fix it
+    os.environ["COLUMNS"] = "100"  # argparse wraps at the terminal's width: fix it
     try:
         texts = [sub.format_help().replace("\t", "    ") for _, sub in blocks]
     finally:
@@ -244,8 +263,10 @@ def _cli_help(module) -> str:
         else:
             os.environ["COLUMNS"] = columns
     for (suffix, _), text in zip(blocks, texts):
-        out.append(f".. code-block:: text\n   :caption: {parser.prog}{suffix} --help\n\n"
-                   + "".join(f"   {line}\n" if line else "\n" for line in text.splitlines()))
+        out.append(
+            f".. code-block:: text\n   :caption: {parser.prog}{suffix} --help\n\n"
+            + "".join(f"   {line}\n" if line else "\n" for line in text.splitlines())
+        )
     return "\n".join(out)
 
 
@@ -255,7 +276,7 @@ def render_page(page: str, sections: list[Section], object_names: set[str]) -> s
     for i, section in enumerate(sections):
         out.append(_heading(f"``{section.module}``", "=" if i == 0 else "-"))
         automodule = f".. automodule:: {section.module}\n"
-        if section.module in object_names:   # e.g. codes.quantize: a submodule and a function
+        if section.module in object_names:  # e.g. codes.quantize: a submodule and a function
             automodule += "   :no-index:\n"
         out.append(automodule)
         module = importlib.import_module(section.module)
@@ -266,8 +287,9 @@ def render_page(page: str, sections: list[Section], object_names: set[str]) -> s
         for entry in own:
             out.append(_directive(entry))
         if linked:
-            out.append(f"Also exported by ``{section.module}``, documented under the name linked:"
-                       "\n")
+            out.append(
+                f"Also exported by ``{section.module}``, documented under the name linked:\n"
+            )
             out.append(_links(linked))
     return "\n".join(out)
 
@@ -283,16 +305,19 @@ def write_pages(outdir: Path, inventory: Inventory | None = None) -> list[str]:
     for page, sections in pages.items():
         text = render_page(page, sections, object_names)
         path = outdir / f"{page}.rst"
-        if not path.exists() or path.read_text() != text:   # unchanged pages keep Sphinx's cache
+        if not path.exists() or path.read_text() != text:  # unchanged pages keep Sphinx's cache
             path.write_text(text)
         written.add(path.name)
     toctree = "\n".join(f"   {page}" for page in pages)
-    index = (".. Generated by docs/apidoc.py when the docs are built.\n\n"
-             + _heading("API reference", "=") + "\n"
-             "Generated from the docstrings of the installed package: one page per subpackage or\n"
-             "module. Each object is documented once, under the namespace you import it from; the\n"
-             "pages of other namespaces that export it link there.\n\n"
-             f".. toctree::\n   :maxdepth: 1\n\n{toctree}\n")
+    index = (
+        ".. Generated by docs/apidoc.py when the docs are built.\n\n"
+        + _heading("API reference", "=")
+        + "\n"
+        "Generated from the docstrings of the installed package: one page per subpackage or\n"
+        "module. Each object is documented once, under the namespace you import it from; the\n"
+        "pages of other namespaces that export it link there.\n\n"
+        f".. toctree::\n   :maxdepth: 1\n\n{toctree}\n"
+    )
     if not (outdir / "index.rst").exists() or (outdir / "index.rst").read_text() != index:
         (outdir / "index.rst").write_text(index)
     written.add("index.rst")

@@ -35,9 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import apidoc  # noqa: E402  (docs/apidoc.py)
 
 PLURAL = {"module": "modules", "class": "classes", "function": "functions", "method": "methods"}
-SECTIONS = {"Args": re.compile(r"^\s*(Args|Arguments):\s*$", re.M),
-            "Returns": re.compile(r"^\s*(Returns|Yields):", re.M),
-            "Raises": re.compile(r"^\s*Raises:\s*$", re.M)}
+SECTIONS = {
+    "Args": re.compile(r"^\s*(Args|Arguments):\s*$", re.M),
+    "Returns": re.compile(r"^\s*(Returns|Yields):", re.M),
+    "Raises": re.compile(r"^\s*Raises:\s*$", re.M),
+}
 
 
 @dataclass
@@ -47,11 +49,12 @@ class Finding:
     name: str
     kind: str
     missing: list[str]
-    module: str = ""        # the module that defines it (a method: its function's module)
+    module: str = ""  # the module that defines it (a method: its function's module)
 
 
-def in_scope(module: str, scopes: list[str] | tuple[str, ...],
-             exclude: list[str] | tuple[str, ...] = ()) -> bool:
+def in_scope(
+    module: str, scopes: list[str] | tuple[str, ...], exclude: list[str] | tuple[str, ...] = ()
+) -> bool:
     """True when ``module`` is one of ``scopes`` or inside one, and neither of ``exclude``.
 
     Args:
@@ -62,8 +65,10 @@ def in_scope(module: str, scopes: list[str] | tuple[str, ...],
     Returns:
         Whether a symbol defined in ``module`` is checked.
     """
+
     def inside(names):
         return any(module == name or module.startswith(name + ".") for name in names)
+
     return inside(scopes) and not inside(exclude)
 
 
@@ -110,9 +115,11 @@ def needed_sections(func, skip_first: bool) -> list[str]:
     tree = _source_tree(func)
     if tree is not None:
         nodes = list(_own_nodes(tree))
-        if any(isinstance(n, (ast.Yield, ast.YieldFrom))
-               or (isinstance(n, ast.Return) and n.value is not None and not _is_none(n.value))
-               for n in nodes):
+        if any(
+            isinstance(n, (ast.Yield, ast.YieldFrom))
+            or (isinstance(n, ast.Return) and n.value is not None and not _is_none(n.value))
+            for n in nodes
+        ):
             needed.append("Returns")
         if any(isinstance(n, ast.Raise) for n in nodes):
             needed.append("Raises")
@@ -141,8 +148,11 @@ def _module_of(func) -> str:
     return getattr(getattr(func, "py_func", func), "__module__", "") or ""
 
 
-def check(inventory: apidoc.Inventory, scopes: tuple[str, ...] = (apidoc.ROOT,),
-          exclude: tuple[str, ...] = ()) -> tuple[list[Finding], dict[str, int]]:
+def check(
+    inventory: apidoc.Inventory,
+    scopes: tuple[str, ...] = (apidoc.ROOT,),
+    exclude: tuple[str, ...] = (),
+) -> tuple[list[Finding], dict[str, int]]:
     """Check the documented symbols defined in ``scopes`` (see :func:`in_scope`).
 
     Args:
@@ -170,8 +180,12 @@ def check(inventory: apidoc.Inventory, scopes: tuple[str, ...] = (apidoc.ROOT,),
     for entry in inventory.documented():
         obj = entry.obj
         if entry.kind == "function":
-            add(entry.name, "function", _missing(obj.__doc__, needed_sections(obj, False)),
-                _module_of(obj))
+            add(
+                entry.name,
+                "function",
+                _missing(obj.__doc__, needed_sections(obj, False)),
+                _module_of(obj),
+            )
         elif entry.kind == "class":
             init = _own_init(obj)
             needed = needed_sections(init, True) if init is not None else []
@@ -193,26 +207,40 @@ def check(inventory: apidoc.Inventory, scopes: tuple[str, ...] = (apidoc.ROOT,),
                 elif inspect.isfunction(raw):
                     func, skip = raw, True
                 else:
-                    continue                                # class attributes: data, no sections
+                    continue  # class attributes: data, no sections
                 if id(func) in seen:
                     continue
                 seen.add(id(func))
                 needed = [] if isinstance(raw, property) else needed_sections(func, skip)
-                add(f"{entry.name}.{member}", "method", _missing(func.__doc__, needed),
-                    _module_of(func))
+                add(
+                    f"{entry.name}.{member}",
+                    "method",
+                    _missing(func.__doc__, needed),
+                    _module_of(func),
+                )
     return findings, counts
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--strict", action="store_true",
-                        help="exit 1 when any public symbol lacks a section")
+    parser.add_argument(
+        "--strict", action="store_true", help="exit 1 when any public symbol lacks a section"
+    )
     parser.add_argument("--quiet", action="store_true", help="print the counts only")
-    parser.add_argument("--scope", action="append", metavar="MODULE",
-                        help="check only symbols defined in this module or package (repeatable; "
-                             "default: the whole package)")
-    parser.add_argument("--exclude", action="append", default=[], metavar="MODULE",
-                        help="leave out symbols defined in this module or package (repeatable)")
+    parser.add_argument(
+        "--scope",
+        action="append",
+        metavar="MODULE",
+        help="check only symbols defined in this module or package (repeatable; "
+        "default: the whole package)",
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="leave out symbols defined in this module or package (repeatable)",
+    )
     args = parser.parse_args(argv)
     inventory = apidoc.build_inventory()
     findings, counts = check(inventory, tuple(args.scope or (apidoc.ROOT,)), tuple(args.exclude))
@@ -224,8 +252,10 @@ def main(argv=None) -> int:
     total = sum(counts.values())
     undocumented = sum("docstring" in f.missing for f in findings)
     per_kind = {kind: sum(f.kind == kind for f in findings) for kind in counts}
-    print(f"{len(findings)} of {total} public symbols lack a Google-style section that applies to "
-          f"them ({undocumented} have no docstring at all):")
+    print(
+        f"{len(findings)} of {total} public symbols lack a Google-style section that applies to "
+        f"them ({undocumented} have no docstring at all):"
+    )
     print("  " + ", ".join(f"{PLURAL[kind]} {per_kind[kind]}/{counts[kind]}" for kind in counts))
     section_counts = {s: sum(s in f.missing for f in findings) for s in SECTIONS}
     print("  missing " + ", ".join(f"{s}: {n}" for s, n in section_counts.items()))

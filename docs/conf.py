@@ -17,6 +17,7 @@ sys.path.insert(0, str(HERE))
 
 import apidoc  # noqa: E402  (docs/apidoc.py and docs/plaintext.py)
 import plaintext  # noqa: E402
+
 import torus_plugins  # noqa: E402
 
 project = "torus-plugins"
@@ -48,7 +49,7 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_preserve_defaults = True
 autoclass_content = "class"
-autodoc_inherit_docstrings = False   # a forward() without a docstring shows none, not torch's
+autodoc_inherit_docstrings = False  # a forward() without a docstring shows none, not torch's
 python_use_unqualified_type_names = True
 
 # Strict references: every reference to torus_plugins.* must resolve (nitpicky). Other libraries'
@@ -92,8 +93,15 @@ def resolve_moved(app, env, node, contnode):
             continue
         documented = apidoc.canonical_target(candidate, app.torus_inventory)
         if documented is not None:
-            resolved = domain.resolve_xref(env, node.get("refdoc", ""), app.builder,
-                                           node["reftype"], documented, node, contnode)
+            resolved = domain.resolve_xref(
+                env,
+                node.get("refdoc", ""),
+                app.builder,
+                node["reftype"],
+                documented,
+                node,
+                contnode,
+            )
             if resolved is not None:
                 return resolved
     if target.startswith(apidoc.ROOT) and _PRIVATE.search(target):

@@ -26,8 +26,9 @@ def escape_bars(text: str) -> str:
     """``|`` -> ``\\|``, and a ``*`` that opens no emphasis -> ``\\*``, outside backquoted spans
     (literals and roles keep theirs)."""
     parts = _BACKQUOTED.split(text)
-    return "".join(p if i % 2 else _LONE_STAR.sub(r"\\*", p.replace("|", r"\|"))
-                   for i, p in enumerate(parts))
+    return "".join(
+        p if i % 2 else _LONE_STAR.sub(r"\\*", p.replace("|", r"\|")) for i, p in enumerate(parts)
+    )
 
 
 def _cells(line: str) -> list[str]:
@@ -52,8 +53,8 @@ def _indent(line: str) -> int:
 def rst_lines(lines: list[str]) -> list[str]:
     """A plain-text docstring's lines as reStructuredText (see the module docstring)."""
     out: list[str] = []
-    literal_at = None   # indentation of the line that opened a literal block, while inside one
-    list_at = None      # indentation of the bullets of the list being read
+    literal_at = None  # indentation of the line that opened a literal block, while inside one
+    list_at = None  # indentation of the bullets of the list being read
     i = 0
     while i < len(lines):
         line = lines[i]
@@ -70,20 +71,20 @@ def rst_lines(lines: list[str]) -> list[str]:
                 end += 1
             if out and out[-1].strip():
                 out.append("")
-            out += _list_table([row.strip() for row in lines[i:end]], line[:_indent(line)])
+            out += _list_table([row.strip() for row in lines[i:end]], line[: _indent(line)])
             i = end
             continue
-        if stripped.startswith(">>>"):              # a doctest block runs to the next blank line
+        if stripped.startswith(">>>"):  # a doctest block runs to the next blank line
             while i < len(lines) and lines[i].strip():
                 out.append(lines[i])
                 i += 1
             continue
         if _BULLET.match(line) and (list_at is None or _indent(line) <= list_at):
             if list_at is None and out and out[-1].strip():
-                out.append("")                      # a list may follow its paragraph directly
+                out.append("")  # a list may follow its paragraph directly
             list_at = _indent(line)
         elif list_at is not None and stripped and _indent(line) <= list_at:
-            out.append("")                          # ... and a paragraph may follow the list
+            out.append("")  # ... and a paragraph may follow the list
             list_at = None
         elif not stripped:
             list_at = None

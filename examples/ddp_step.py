@@ -26,7 +26,9 @@ PER_RANK = 8
 
 def make_model() -> nn.Module:
     torch.manual_seed(0)  # same initial weights on every rank (DDP also broadcasts rank 0's)
-    return nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 8), L2p(8))   # 4 circles, unit norm
+    return nn.Sequential(
+        nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 8), L2p(8)
+    )  # 4 circles, unit norm
 
 
 def make_batch(world: int):
@@ -38,8 +40,8 @@ def make_batch(world: int):
 
 def step(model, x1, x2, y, gather: bool):
     """Loss of one step: SupCon on the two views + 0.1 KoLeo, on this process's rows."""
-    z1, z2 = model(torch.cat([x1, x2])).chunk(2)                     # one forward per step (as DDP expects)
-    z = torch.stack([z1, z2], dim=1)                                 # [B, 2, 8], unit norm
+    z1, z2 = model(torch.cat([x1, x2])).chunk(2)  # one forward per step (as DDP expects)
+    z = torch.stack([z1, z2], dim=1)  # [B, 2, 8], unit norm
     supcon = SupConLoss(temperature=0.1, gather_distributed=gather)
     koleo = KoLeoLoss(gather_distributed=gather)
     loss = supcon(z, y) + 0.1 * koleo(z)
@@ -50,7 +52,9 @@ def step(model, x1, x2, y, gather: bool):
 def worker(rank: int, world: int, port: int, out: str):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+    )
     try:
         model = DistributedDataParallel(make_model())
         x1, x2, y = make_batch(world)

@@ -19,7 +19,7 @@ def python_blocks(path: Path, runnable: bool = True) -> list:
     for m in FENCE.finditer(text):
         norun = "norun" in (m.group(2) or "").split()
         if norun != runnable:
-            blocks.append((text[:m.start()].count("\n") + 1, textwrap.dedent(m.group(3))))
+            blocks.append((text[: m.start()].count("\n") + 1, textwrap.dedent(m.group(3))))
     return blocks
 
 

@@ -25,11 +25,19 @@ import time
 from pathlib import Path
 
 # Every component that registers an address for the others (default: the first non-loopback one).
-COMPONENTS = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord",
-              "dataNode")
-PORT_KEYS = ("proxy_port", "proxy_internal_port", "etcd_port", "root_coord_port",
-             "query_coord_port", "query_node_port", "index_coord_port", "index_node_port",
-             "data_coord_port", "data_node_port")
+COMPONENTS = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode")
+PORT_KEYS = (
+    "proxy_port",
+    "proxy_internal_port",
+    "etcd_port",
+    "root_coord_port",
+    "query_coord_port",
+    "query_node_port",
+    "index_coord_port",
+    "index_node_port",
+    "data_coord_port",
+    "data_node_port",
+)
 ETCD_EMBED = "  use:\n    embed: true"
 # After a SIGKILL the dead process's sessions live on in etcd until their lease ends (30 s by
 # default), and the restarted server waits for them before it serves a load: 10 s keeps restarts
@@ -57,6 +65,7 @@ def link_binaries(data_dir: Path) -> None:
     if that fails, the server unpacks them into ``data_dir`` itself when it starts."""
     try:
         import milvus
+
         cache = Path(milvus.MilvusServerConfig.get_default_data_dir())
         if not cache.is_absolute():  # no $HOME: "${HOME}/..." would land in the working directory
             return
@@ -72,13 +81,17 @@ def link_binaries(data_dir: Path) -> None:
 def server_unavailable_reason() -> str | None:
     """Why this machine cannot run the server (None: it can)."""
     if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
-        return (f"the milvus package ships a Linux x86_64 server only (this is "
-                f"{platform.system()} {platform.machine()})")
+        return (
+            f"the milvus package ships a Linux x86_64 server only (this is "
+            f"{platform.system()} {platform.machine()})"
+        )
     try:
         import milvus  # noqa: F401
     except ImportError as e:
-        return (f"the milvus package (server) is not installed: "
-                f"pip install 'torus-plugins[milvus]' ({e})")
+        return (
+            f"the milvus package (server) is not installed: "
+            f"pip install 'torus-plugins[milvus]' ({e})"
+        )
     return None
 
 
@@ -115,13 +128,17 @@ class LocalMilvus:
         etcd_yaml.write_text(  # the embedded etcd would listen on localhost:2379 and :2380
             f"name: default\nlisten-client-urls: {client_url}\n"
             f"advertise-client-urls: {client_url}\nlisten-peer-urls: {peer_url}\n"
-            f"initial-advertise-peer-urls: {peer_url}\ninitial-cluster: default={peer_url}\n")
+            f"initial-advertise-peer-urls: {peer_url}\ninitial-cluster: default={peer_url}\n"
+        )
         base = MilvusServerConfig()  # the package's template, plus the embedded etcd's config file
         if ETCD_EMBED not in base.template_text:
             raise RuntimeError("the milvus package's config template has no embedded etcd section")
         template = self.data_dir / "milvus.yaml.template"
-        template.write_text(base.template_text.replace(
-            ETCD_EMBED, f"{ETCD_EMBED}\n  config:\n    path: {etcd_yaml}", 1))
+        template.write_text(
+            base.template_text.replace(
+                ETCD_EMBED, f"{ETCD_EMBED}\n  config:\n    path: {etcd_yaml}", 1
+            )
+        )
         config = LoopbackConfig(template=str(template), data_dir=str(self.data_dir), **port)
         config.glog_conf_file = base.glog_conf_file
         for component in COMPONENTS:
@@ -152,8 +169,10 @@ class LocalMilvus:
             log = self.data_dir / "logs" / "milvus-stderr.log"
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             self.stop()
-            raise RuntimeError(f"Milvus server did not start within {self.start_timeout:.0f} s "
-                               f"({e}); stderr tail:\n{tail}") from None
+            raise RuntimeError(
+                f"Milvus server did not start within {self.start_timeout:.0f} s "
+                f"({e}); stderr tail:\n{tail}"
+            ) from None
         self.started_in = time.monotonic() - t0
         return self
 

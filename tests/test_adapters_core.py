@@ -16,25 +16,40 @@ torch.manual_seed(0)
 def make_module(name="user_pipeline"):
     """A module written like a user's training code: `import torch.nn.functional as F`, then F.normalize."""
     mod = types.ModuleType(name)
-    exec("import torch\nimport torch.nn.functional as F\n"
-         "def embed(x):\n    return F.normalize(x, dim=1)\n"
-         "def embed_last(x):\n    return F.normalize(x, dim=-1)\n"
-         "def act(x):\n    return F.relu(x)\n", mod.__dict__)
+    exec(
+        "import torch\nimport torch.nn.functional as F\n"
+        "def embed(x):\n    return F.normalize(x, dim=1)\n"
+        "def embed_last(x):\n    return F.normalize(x, dim=-1)\n"
+        "def act(x):\n    return F.relu(x)\n",
+        mod.__dict__,
+    )
     return mod
 
 
 # ---------------------------------------------------------------- normalize
 
-@pytest.mark.parametrize("name,canonical", [("sphere", "sphere"), ("hyprs", "sphere"), ("torusN", "torusN"),
-                                            ("torul", "torusN"), ("L2P", "torusN"), ("torusC", "torusC"),
-                                            ("torus", "torusC"), ("clifford", "torusC")])
+
+@pytest.mark.parametrize(
+    "name,canonical",
+    [
+        ("sphere", "sphere"),
+        ("hyprs", "sphere"),
+        ("torusN", "torusN"),
+        ("torul", "torusN"),
+        ("L2P", "torusN"),
+        ("torusC", "torusC"),
+        ("torus", "torusC"),
+        ("clifford", "torusC"),
+    ],
+)
 def test_canonical_mode_names(name, canonical):
     with pytest.warns(DeprecationWarning, match="canonical_mode is deprecated"):
         assert tn.canonical_mode(name) == canonical
 
 
-@pytest.mark.parametrize("bad,error", [("torusX", ValueError), ("", ValueError), (None, TypeError),
-                                       (3, TypeError)])
+@pytest.mark.parametrize(
+    "bad,error", [("torusX", ValueError), ("", ValueError), (None, TypeError), (3, TypeError)]
+)
 def test_unknown_geometry_is_a_clear_error(bad, error):
     with pytest.raises(error, match="geometry must be"), pytest.warns(DeprecationWarning):
         tn.canonical_mode(bad)
@@ -64,7 +79,7 @@ def test_patch_normalize_redirects_only_that_module_and_unpatches():
     assert tn.is_patched(mod) and handle.modules == [mod]
     assert torch.allclose(mod.embed(x), L2p(10)(x))
     assert torch.allclose(mod.embed_last(x), L2p(10)(x))
-    assert torch.equal(mod.act(x), F.relu(x))                     # everything else is torch.nn.functional
+    assert torch.equal(mod.act(x), F.relu(x))  # everything else is torch.nn.functional
     assert torch.allclose(other.embed(x), F.normalize(x, dim=1))  # other modules untouched
     assert torch.nn.functional.normalize is F.normalize and mod.F is not original_F
     tn.unpatch(mod)
@@ -75,7 +90,7 @@ def test_patch_normalize_redirects_only_that_module_and_unpatches():
 def test_patch_normalize_context_manager_and_torusC_width():
     mod = make_module()
     x = torch.rand(4, 3)
-    with tn.patch_normalize(mod, mode="torus"):                   # legacy name for torusC
+    with tn.patch_normalize(mod, mode="torus"):  # legacy name for torusC
         z = mod.embed(x)
         assert z.shape == (4, 6)
         assert torch.allclose(z, Clifford(3)(x))
@@ -114,10 +129,14 @@ def test_with_defaults_binds_only_missing_arguments():
 
 # ---------------------------------------------------------------- lightly
 
+
 def _two_views(n=64, dim=16, seed=0):
     g = torch.Generator().manual_seed(seed)
     base = torch.randn(n, dim, generator=g)
-    return (base + 0.1 * torch.randn(n, dim, generator=g), base + 0.1 * torch.randn(n, dim, generator=g))
+    return (
+        base + 0.1 * torch.randn(n, dim, generator=g),
+        base + 0.1 * torch.randn(n, dim, generator=g),
+    )
 
 
 def _train(model, loss_fn, steps=40, lr=1e-2):
@@ -152,7 +171,11 @@ def test_lightly_simclr_head_trains_with_lightly_ntxent():
 def test_lightly_heads_torusC_and_wrap():
     from lightly.models.modules.heads import BYOLProjectionHead
 
-    from torus_plugins.adapters.lightly import TorusProjectionHead, TorusVICRegProjectionHead, torus_head
+    from torus_plugins.adapters.lightly import (
+        TorusProjectionHead,
+        TorusVICRegProjectionHead,
+        torus_head,
+    )
 
     head = TorusVICRegProjectionHead(16, 32, 6, num_layers=3, geometry="torusC")
     z = head(torch.randn(5, 16))
@@ -171,8 +194,11 @@ def test_lightly_vicreg_koleo_reexports_train():
 
     assert tlightly.VICRegLoss is tl.VICRegLoss and tlightly.KoLeoLoss is tl.KoLeoLoss
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(),
-                                tlightly.TorusVICRegProjectionHead(32, 32, 8, num_layers=2))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(16, 32),
+        torch.nn.ReLU(),
+        tlightly.TorusVICRegProjectionHead(32, 32, 8, num_layers=2),
+    )
     vicreg, koleo = tlightly.VICRegLoss(), tlightly.KoLeoLoss()
 
     def loss_fn(a, b):
@@ -184,6 +210,7 @@ def test_lightly_vicreg_koleo_reexports_train():
 
 
 # ---------------------------------------------------------------- pytorch-metric-learning
+
 
 def test_pml_torus_supcon_loss():
     from pytorch_metric_learning import losses as pml_losses
@@ -209,12 +236,20 @@ def test_pml_torus_supcon_loss():
 
 # ---------------------------------------------------------------- registry
 
+
 def test_every_adapter_is_registered_loads_and_has_a_summary():
     from torus_plugins import registry
 
     rows = {row["name"]: row for row in registry.describe("adapters")}
-    expected = {"timm", "lightly", "pytorch_metric_learning", "supcon_framework", "protoclr", "eb_jepa",
-                "normalize"}
+    expected = {
+        "timm",
+        "lightly",
+        "pytorch_metric_learning",
+        "supcon_framework",
+        "protoclr",
+        "eb_jepa",
+        "normalize",
+    }
     assert expected <= set(rows)
     for name in expected:
         assert rows[name]["error"] is None, rows[name]

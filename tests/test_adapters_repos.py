@@ -24,7 +24,11 @@ SGD = {"name": "SGD", "params": {"lr": 0.01}}
 def fx():
     """Fresh fixture modules for each test (patches are module state)."""
     sys.path.insert(0, str(FIXTURES))
-    names = [n for n in sys.modules if n.split(".")[0] in ("fx_supcon_framework", "fx_protoclr", "fx_eb_jepa")]
+    names = [
+        n
+        for n in sys.modules
+        if n.split(".")[0] in ("fx_supcon_framework", "fx_protoclr", "fx_eb_jepa")
+    ]
     for n in names:
         del sys.modules[n]
     try:
@@ -57,34 +61,39 @@ def reference_supcon(feats, labels, scale, temperature, base_temperature):
 
 # ---------------------------------------------------------------- SupCon-Framework
 
+
 def test_supcon_framework_patch_gives_the_torusN_pipeline(fx):
-    models, losses, utils = fx("fx_supcon_framework.models"), fx("fx_supcon_framework.losses"), \
-        fx("fx_supcon_framework.utils")                      # utils imported SupConModel before the patch
+    models, losses, utils = (
+        fx("fx_supcon_framework.models"),
+        fx("fx_supcon_framework.losses"),
+        fx("fx_supcon_framework.utils"),
+    )  # utils imported SupConModel before the patch
     torch.manual_seed(0)
     x, labels = torch.randn(6, 3, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2])
     upstream_model = models.SupConModel
     handle = tsf.patch(models, losses, geometry="torusN")
-    model = utils.build_model("resnet18", projection_dim=8, projmode="torusN")   # config at torusN
+    model = utils.build_model("resnet18", projection_dim=8, projmode="torusN")  # config at torusN
     supcon_params = [{"name": "SupCon", "params": {"temperature": 0.1}}]
     optim = utils.build_optim(model, SGD, None, supcon_params, "torusN")
-    (criterion, _), = optim["criteria"]
+    ((criterion, _),) = optim["criteria"]
     # the classes are patched in place
     assert type(criterion) is losses.SupConLoss and type(model) is upstream_model
     z = torch.stack((model(x), model(x.flip(-1))), dim=1)
     raw = torch.stack([model.head(model.encoder(v).flatten(1)) for v in (x, x.flip(-1))], dim=1)
-    assert torch.allclose(z, pairs_on_circles(raw) / 2.0, atol=1e-6)               # unit norm, k = 4 circles
+    assert torch.allclose(z, pairs_on_circles(raw) / 2.0, atol=1e-6)  # unit norm, k = 4 circles
     assert model.embed_dim == z.shape[-1] == 8
-    expected = reference_supcon(pairs_on_circles(raw), labels, scale=0.1 * 4, temperature=0.1,
-                                base_temperature=0.07)
+    expected = reference_supcon(
+        pairs_on_circles(raw), labels, scale=0.1 * 4, temperature=0.1, base_temperature=0.07
+    )
     assert torch.allclose(criterion(z, labels), expected, atol=1e-5)
     assert torch.allclose(model.embed(x), z[:, 0], atol=1e-6)
     handle.undo()
     assert models.SupConModel is upstream_model and utils.SupConModel is upstream_model
     assert utils.LOSSES["SupCon"] is losses.SupConLoss and not hasattr(upstream_model, "embed")
-    upstream_z = torch.stack((model(x), model(x.flip(-1))), dim=1)      # upstream's forward again
+    upstream_z = torch.stack((model(x), model(x.flip(-1))), dim=1)  # upstream's forward again
     assert torch.allclose(upstream_z, pairs_on_circles(raw), atol=1e-6)
     theirs = losses.SupConLoss(0.1, projmode="torusN")
-    assert torch.allclose(theirs(upstream_z, labels), expected, atol=1e-5)   # and upstream's loss
+    assert torch.allclose(theirs(upstream_z, labels), expected, atol=1e-5)  # and upstream's loss
 
 
 @pytest.mark.parametrize("projmode", ["sphere", "torusN", "torusC", "hyprs", "torul", "torus"])
@@ -138,14 +147,18 @@ def test_supcon_framework_patch_torusC_keeps_turns_and_matches_reference(fx):
     models, losses = fx("fx_supcon_framework.models"), fx("fx_supcon_framework.losses")
     torch.manual_seed(1)
     x, labels = torch.randn(4, 3, 8, 8), torch.tensor([0, 0, 1, 1])
-    with tsf.patch(models, losses, geometry="torus"):                                 # legacy name
+    with tsf.patch(models, losses, geometry="torus"):  # legacy name
         model = models.SupConModel("resnet18", projection_dim=6, projmode="torusC")
         z = torch.stack((model(x), model(x + 0.1)), dim=1)
         turns = torch.stack([model.head(model.encoder(v).flatten(1)) for v in (x, x + 0.1)], dim=1)
-        assert z.shape == (4, 2, 6) and model.embed_dim == 6 and torch.equal(z, turns)   # raw turns, as upstream
+        assert (
+            z.shape == (4, 2, 6) and model.embed_dim == 6 and torch.equal(z, turns)
+        )  # raw turns, as upstream
         angle = 2 * math.pi * turns
-        cos_sin = torch.cat((angle.cos(), angle.sin()), dim=-1)                      # the paper's layout
-        expected = reference_supcon(cos_sin, labels, scale=0.07 * 6, temperature=0.07, base_temperature=0.07)
+        cos_sin = torch.cat((angle.cos(), angle.sin()), dim=-1)  # the paper's layout
+        expected = reference_supcon(
+            cos_sin, labels, scale=0.07 * 6, temperature=0.07, base_temperature=0.07
+        )
         loss = losses.SupConLoss(temperature=0.07, projmode="torus")(z, labels)
         assert torch.allclose(loss, expected, atol=1e-5)
         emb = model.embed(x)
@@ -157,29 +170,49 @@ def test_supcon_framework_patch_torusC_keeps_turns_and_matches_reference(fx):
 
 def _tree(root):
     """{relative path: bytes} of every file under root."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(pathlib.Path(root).rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(pathlib.Path(root).rglob("*"))
+        if p.is_file()
+    }
 
 
 CONFIGS = ["sphere", "torusN", "torusC", "hyprs", "torul", "torus"]
-CANONICAL = {"sphere": "sphere", "hyprs": "sphere", "torusN": "torusN", "torul": "torusN", "torusC": "torusC",
-             "torus": "torusC"}
+CANONICAL = {
+    "sphere": "sphere",
+    "hyprs": "sphere",
+    "torusN": "torusN",
+    "torul": "torusN",
+    "torusC": "torusC",
+    "torus": "torusC",
+}
 
 
 def _hyperparams(projmode):
-    return {"model": {"backbone": "resnet18", "projection_dim": 8}, "projmode": projmode,
-            "dataset": "data/cifar10", "train": {"n_epochs": 1, "stage": "first"}, "optimizer": SGD,
-            "scheduler": {"name": "CosineAnnealingLR", "params": {"T_max": 2}},
-            "criteria": [{"name": "SupCon", "params": {"temperature": 0.1}, "weight": 1},
-                         {"name": "koleo", "weight": 0.1}]}
+    return {
+        "model": {"backbone": "resnet18", "projection_dim": 8},
+        "projmode": projmode,
+        "dataset": "data/cifar10",
+        "train": {"n_epochs": 1, "stage": "first"},
+        "optimizer": SGD,
+        "scheduler": {"name": "CosineAnnealingLR", "params": {"T_max": 2}},
+        "criteria": [
+            {"name": "SupCon", "params": {"temperature": 0.1}, "weight": 1},
+            {"name": "koleo", "weight": 0.1},
+        ],
+    }
 
 
 @pytest.mark.parametrize("patch_mode", ["sphere", "torusN", "torusC", None])
 def test_supcon_framework_every_config_and_patch_pair_runs_an_epoch_or_refuses_before_touching_files(
-        fx, tmp_path, patch_mode):
+    fx, tmp_path, patch_mode
+):
     """Upstream-style train.py (fixture): each (config projmode, patch mode) pair either trains one epoch and
     validates (projection head and encoder features, through `model.embed_dim`-wide buffers), or raises a
     ValueError saying what to set before any folder is touched; a sphere baseline's files are never changed."""
-    sphere_name, _ = fx("fx_supcon_framework.train").run(_hyperparams("sphere"), str(tmp_path))   # unpatched
+    sphere_name, _ = fx("fx_supcon_framework.train").run(
+        _hyperparams("sphere"), str(tmp_path)
+    )  # unpatched
     baseline = _tree(tmp_path)
     assert any(k.startswith(f"weights/{sphere_name}/epoch0") for k in baseline)
     for config in CONFIGS:
@@ -191,9 +224,11 @@ def test_supcon_framework_every_config_and_patch_pair_runs_an_epoch_or_refuses_b
         with tsf.patch(models, losses, geometry=patch_mode):
             train = fx("fx_supcon_framework.train")
             if patch_mode is not None and CANONICAL[config] != patch_mode:
-                with pytest.raises(ValueError, match=rf"set `projmode: {patch_mode}` in the config"):
+                with pytest.raises(
+                    ValueError, match=rf"set `projmode: {patch_mode}` in the config"
+                ):
                     train.run(_hyperparams(config), str(tmp_path))
-                assert _tree(tmp_path) == before, (config, patch_mode)             # nothing touched
+                assert _tree(tmp_path) == before, (config, patch_mode)  # nothing touched
                 continue
             name, history = train.run(_hyperparams(config), str(tmp_path))
         (epoch,) = history
@@ -201,13 +236,15 @@ def test_supcon_framework_every_config_and_patch_pair_runs_an_epoch_or_refuses_b
         for part in ("head", "encoder"):
             assert 0.0 <= epoch[part]["precision_at_1"] <= 1.0
         if CANONICAL[config] == "torusN" and patch_mode is not None:
-            assert epoch["head"]["embedding_norm"] == pytest.approx(1.0, abs=1e-5)       # unit norm, not sqrt(4)
+            assert epoch["head"]["embedding_norm"] == pytest.approx(
+                1.0, abs=1e-5
+            )  # unit norm, not sqrt(4)
         if CANONICAL[config] != "sphere":
             assert name != sphere_name
-            for path, data in baseline.items():                                  # the sphere run is intact
+            for path, data in baseline.items():  # the sphere run is intact
                 assert (tmp_path / path).read_bytes() == data, (config, patch_mode, path)
             assert f"weights/{name}/epoch0" in _tree(tmp_path)
-        else:          # a sphere config with a sphere (or no) patch is a sphere run: it may rewrite its own files
+        else:  # a sphere config with a sphere (or no) patch is a sphere run: it may rewrite its own files
             baseline = _tree(tmp_path)
 
 
@@ -218,11 +255,16 @@ def test_supcon_framework_patch_refuses_a_model_without_projmode(fx):
     main_branch = types.ModuleType("main_branch_models")
     main_branch.F = F
 
-    class SupConModel(torch.nn.Module):                      # the main branch's signature: no projmode
-        def __init__(self, backbone="resnet50", projection_dim=128, second_stage=False, num_classes=None):
+    class SupConModel(torch.nn.Module):  # the main branch's signature: no projmode
+        def __init__(
+            self, backbone="resnet50", projection_dim=128, second_stage=False, num_classes=None
+        ):
             super().__init__()
+
     main_branch.SupConModel = SupConModel
-    with pytest.raises(ValueError, match="no projmode argument .* would overwrite the sphere run's weights/"):
+    with pytest.raises(
+        ValueError, match="no projmode argument .* would overwrite the sphere run's weights/"
+    ):
         tsf.patch(main_branch, losses, geometry="torusN")
     assert not tn.is_patched(main_branch) and not tn.is_patched(losses)
     with pytest.raises(ValueError, match="even projection_dim"):
@@ -232,14 +274,16 @@ def test_supcon_framework_patch_refuses_a_model_without_projmode(fx):
 
 @pytest.mark.parametrize("projmode", ["sphere", "torusN", "torusC", "hyprs", "torul", "torus"])
 @pytest.mark.parametrize("contrast_mode", ["all", "one"])
-def test_supcon_framework_dropin_loss_equals_upstream_for_each_projmode(fx, projmode, contrast_mode):
+def test_supcon_framework_dropin_loss_equals_upstream_for_each_projmode(
+    fx, projmode, contrast_mode
+):
     losses = fx("fx_supcon_framework.losses")
     torch.manual_seed(2)
     raw = torch.randn(8, 2, 6)
     if projmode in ("sphere", "hyprs"):
         raw = F.normalize(raw, dim=-1)
     elif projmode in ("torusN", "torul"):
-        raw = pairs_on_circles(raw)          # what upstream's model emits in torusN
+        raw = pairs_on_circles(raw)  # what upstream's model emits in torusN
     labels = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
     ours = tsf.SupConLoss(0.1, contrast_mode, 0.07, projmode)
     theirs = losses.SupConLoss(0.1, contrast_mode, 0.07, projmode)
@@ -257,7 +301,9 @@ def test_supcon_framework_dropin_model():
     backbone = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.AdaptiveAvgPool2d(1))
     x = torch.randn(3, 3, 8, 8)
     for projmode, width in (("sphere", 6), ("torusN", 6), ("torusC", 6)):
-        model = tsf.SupConModel(backbone, projection_dim=6, projmode=projmode, features_dim=8, grad_clip=None)
+        model = tsf.SupConModel(
+            backbone, projection_dim=6, projmode=projmode, features_dim=8, grad_clip=None
+        )
         out = model(x)
         assert out.shape == (3, width)
         emb = model.embed(x)
@@ -265,9 +311,18 @@ def test_supcon_framework_dropin_model():
         assert torch.allclose(emb.norm(dim=1), torch.ones(3), atol=1e-5)
         assert model(x, donormalise=False).shape == (3, 6)
     torusC = tsf.SupConModel(backbone, 6, projmode="torus", features_dim=8, grad_clip=None)
-    assert torch.equal(torusC(x), torusC(x, donormalise=False))       # raw turns; the loss applies cos/sin
-    second = tsf.SupConModel(backbone, 6, second_stage=True, num_classes=5, projmode="torusN", features_dim=8,
-                             grad_clip=None)
+    assert torch.equal(
+        torusC(x), torusC(x, donormalise=False)
+    )  # raw turns; the loss applies cos/sin
+    second = tsf.SupConModel(
+        backbone,
+        6,
+        second_stage=True,
+        num_classes=5,
+        projmode="torusN",
+        features_dim=8,
+        grad_clip=None,
+    )
     assert second(x).shape == (3, 5)
     with pytest.raises(ValueError, match="features_dim"):
         tsf.SupConModel(backbone, 6, projmode="torusN")
@@ -306,7 +361,6 @@ def test_supcon_framework_patch_errors(fx):
     with pytest.raises(ValueError, match="no SupConLoss"):
         tsf.patch(models, __import__("types").ModuleType("not_losses"))
     assert not tn.is_patched(models)
-
 
 
 def test_supcon_framework_patch_is_in_place_and_undone_exactly(fx):
@@ -349,6 +403,7 @@ def test_supcon_framework_patch_is_in_place_and_undone_exactly(fx):
 
 # ---------------------------------------------------------------- ProtoCLR
 
+
 @pytest.mark.parametrize("mode", ["torusN", "torusC"])
 def test_protoclr_patch_computes_the_torus_losses(fx, mode):
     losses = fx("fx_protoclr.losses")
@@ -356,15 +411,29 @@ def test_protoclr_patch_computes_the_torus_losses(fx, mode):
     torch.manual_seed(3)
     z1, z2 = torch.randn(8, 6), torch.randn(8, 6)
     y = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
-    proj = (lambda z: pairs_on_circles(z) / math.sqrt(3)) if mode == "torusN" else (
-        lambda z: torch.stack((torch.cos(2 * math.pi * z), torch.sin(2 * math.pi * z)), -1).flatten(1) / math.sqrt(6))
+    proj = (
+        (lambda z: pairs_on_circles(z) / math.sqrt(3))
+        if mode == "torusN"
+        else (
+            lambda z: (
+                torch.stack((torch.cos(2 * math.pi * z), torch.sin(2 * math.pi * z)), -1).flatten(1)
+                / math.sqrt(6)
+            )
+        )
+    )
     # independent: upstream's own (unpatched) classes on embeddings already on the torus, where F.normalize is
     # a no-op
-    expected = (original_supcon(0.2)(proj(z1), proj(z2), y), original_supcon(0.2)(proj(z1), proj(z2)),
-                original_proto(0.2)(proj(z1), proj(z2), y))
+    expected = (
+        original_supcon(0.2)(proj(z1), proj(z2), y),
+        original_supcon(0.2)(proj(z1), proj(z2)),
+        original_proto(0.2)(proj(z1), proj(z2), y),
+    )
     with tpc.patch(losses, geometry=mode):
         assert torch.allclose(losses.F.normalize(z1), proj(z1), atol=1e-6)
-        supcon, proto = losses.SupConLoss(tau=0.2), losses.ProtoCLRLoss(0.2)        # as train_encoder.py builds them
+        supcon, proto = (
+            losses.SupConLoss(tau=0.2),
+            losses.ProtoCLRLoss(0.2),
+        )  # as train_encoder.py builds them
         assert isinstance(supcon, tpc.SupConLoss) and supcon.geometry == mode
         got = (supcon(z1, z2, y), supcon(z1, z2), proto(z1, z2, y))
         for g, e in zip(got, expected):
@@ -374,10 +443,14 @@ def test_protoclr_patch_computes_the_torus_losses(fx, mode):
 
 def test_protoclr_dropins_and_errors(fx):
     losses = fx("fx_protoclr.losses")
-    z1, z2, y = torch.randn(6, 4, requires_grad=True), torch.randn(6, 4), torch.tensor([0, 0, 1, 1, 2, 2])
+    z1, z2, y = (
+        torch.randn(6, 4, requires_grad=True),
+        torch.randn(6, 4),
+        torch.tensor([0, 0, 1, 1, 2, 2]),
+    )
     loss = tpc.ProtoCLRLoss(0.1, geometry="sphere")(z1, z2, y)
     theirs_z1 = z1.detach().clone().requires_grad_(True)
-    theirs = losses.ProtoCLRLoss(0.1)(theirs_z1, z2, y)                 # upstream's own (fixture) implementation
+    theirs = losses.ProtoCLRLoss(0.1)(theirs_z1, z2, y)  # upstream's own (fixture) implementation
     assert torch.allclose(loss, theirs, atol=1e-5)
     loss.backward()
     theirs.backward()
@@ -392,7 +465,6 @@ def test_protoclr_dropins_and_errors(fx):
     tpc.unpatch(losses)
     with pytest.raises(RuntimeError, match="not patched"):
         tpc.unpatch(losses)
-
 
 
 @pytest.mark.parametrize("mode", ["sphere", "torusN", "torusC"])
@@ -423,6 +495,7 @@ def test_protoclr_patch_before_the_training_script_import(fx, mode):
 
 # ---------------------------------------------------------------- EB-JEPA
 
+
 def test_eb_jepa_without_projection_is_upstream(fx):
     losses = fx("fx_eb_jepa.losses")
     Orig_VICReg, Orig_VC = losses.VICRegLoss, losses.VCLoss
@@ -435,7 +508,10 @@ def test_eb_jepa_without_projection_is_upstream(fx):
         assert set(ours) == set(theirs) == {"loss", "invariance_loss", "var_loss", "cov_loss"}
         for key in ours:
             assert torch.allclose(ours[key], theirs[key], atol=1e-5), key
-        (l1, u1, d1), (l2, u2, d2) = losses.VCLoss(2.0, 3.0, proj=proj)(x), Orig_VC(2.0, 3.0, proj=proj)(x)
+        (l1, u1, d1), (l2, u2, d2) = (
+            losses.VCLoss(2.0, 3.0, proj=proj)(x),
+            Orig_VC(2.0, 3.0, proj=proj)(x),
+        )
         assert torch.allclose(l1, l2, atol=1e-5) and torch.allclose(u1, u2, atol=1e-5)
         assert d1.keys() == d2.keys() and d1["cov_loss"] == pytest.approx(d2["cov_loss"], rel=1e-4)
     assert losses.VICRegLoss is Orig_VICReg
@@ -454,14 +530,23 @@ def test_eb_jepa_patch_torusN_vicreg_is_upstream_on_circles_plus_uniformity(fx):
     z1, z2 = torch.randn(16, 8), torch.randn(16, 8)
     with teb.patch(losses, geometry="torusN", std_margin=1.0, uniformity_coeff=0.5):
         out = losses.VICRegLoss(std_coeff=2.0, cov_coeff=3.0)(z1, z2)
-    on_circles = Orig(2.0, 3.0)(pairs_on_circles(z1), pairs_on_circles(z2))   # same terms, computed upstream-style
+    on_circles = Orig(2.0, 3.0)(
+        pairs_on_circles(z1), pairs_on_circles(z2)
+    )  # same terms, computed upstream-style
     for key in ("invariance_loss", "var_loss", "cov_loss"):
         assert torch.allclose(out[key], on_circles[key], atol=1e-5), key
     unif = uniformity(pairs_on_circles(z1) / 2) + uniformity(pairs_on_circles(z2) / 2)
-    assert torch.allclose(out["uniformity_loss"], unif, atol=1e-5)                 # its own key
-    assert torch.allclose(out["loss"], on_circles["loss"] + 0.5 * unif, atol=1e-5)  # and part of loss
-    total = out["invariance_loss"] + 2.0 * out["var_loss"] + 3.0 * out["cov_loss"] + 0.5 * out["uniformity_loss"]
-    assert torch.allclose(out["loss"], total, atol=1e-6)                            # the documented sum
+    assert torch.allclose(out["uniformity_loss"], unif, atol=1e-5)  # its own key
+    assert torch.allclose(
+        out["loss"], on_circles["loss"] + 0.5 * unif, atol=1e-5
+    )  # and part of loss
+    total = (
+        out["invariance_loss"]
+        + 2.0 * out["var_loss"]
+        + 3.0 * out["cov_loss"]
+        + 0.5 * out["uniformity_loss"]
+    )
+    assert torch.allclose(out["loss"], total, atol=1e-6)  # the documented sum
 
 
 def test_eb_jepa_vcloss_torus_and_toroidal_cov(fx):
@@ -472,8 +557,9 @@ def test_eb_jepa_vcloss_torus_and_toroidal_cov(fx):
     with teb.patch(losses, geometry="torusC", cov="toroidal", grid_size=4, uniformity_coeff=0.1):
         loss, unweighted, logs = losses.VCLoss(1.0, 1.0, proj=proj)(x)
         assert set(logs) == {"std_loss", "cov_loss", "uniformity_loss"} and torch.isfinite(loss)
-        assert loss.item() == pytest.approx(logs["std_loss"] + logs["cov_loss"] + 0.1 * logs["uniformity_loss"],
-                                            abs=1e-5)
+        assert loss.item() == pytest.approx(
+            logs["std_loss"] + logs["cov_loss"] + 0.1 * logs["uniformity_loss"], abs=1e-5
+        )
         assert unweighted.item() == pytest.approx(sum(logs.values()), abs=1e-5)
         loss.backward()
         # independent: the same loss through torch.func.grad of the documented formula on the projected samples
@@ -483,8 +569,12 @@ def test_eb_jepa_vcloss_torus_and_toroidal_cov(fx):
             q = teb.torus_normalize(proj(xs), geometry="torusC", dim=1)
             circles = q * math.sqrt(q.shape[1] / 2)
             terms = teb.TorusVCTerms("torusC", "toroidal", 0.1, 4)
-            return (teb.hinge_std(circles, math.sqrt(0.5)) + terms.cov_term(circles)
-                    + 0.1 * uniformity(q))
+            return (
+                teb.hinge_std(circles, math.sqrt(0.5))
+                + terms.cov_term(circles)
+                + 0.1 * uniformity(q)
+            )
+
         expected = torch.func.grad(by_hand)(samples)
         expected = expected.reshape(x.shape[0], *x.shape[2:], x.shape[1]).movedim(-1, 1)
         assert torch.allclose(x.grad, expected, atol=1e-5)

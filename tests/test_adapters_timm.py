@@ -10,7 +10,7 @@ timm = pytest.importorskip("timm")
 ttimm = pytest.importorskip("torus_plugins.adapters.timm")
 
 X = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-VIT_SMALL = dict(img_size=32, patch_size=8, depth=3)            # a 3-block ViT on 32x32 images
+VIT_SMALL = dict(img_size=32, patch_size=8, depth=3)  # a 3-block ViT on 32x32 images
 
 
 def _pair(name, **kwargs):
@@ -25,6 +25,7 @@ def _pair(name, **kwargs):
 
 # ---------------------------------------------------------------- registry
 
+
 def test_import_star_exports_every_registered_variant():
     name = ttimm.register_torus_model("resnet26", "torusC")
     namespace = {}
@@ -33,7 +34,7 @@ def test_import_star_exports_every_registered_variant():
     builtin = {f"{arch}_{suffix}" for arch in ttimm.BACKBONES for suffix in ttimm.VARIANTS}
     assert builtin <= set(listed) and len(builtin) == 14
     assert name in listed and "TorusTimmModel" in namespace and "create_model" not in namespace
-    for model_name in listed:                  # each entrypoint is this module's public function
+    for model_name in listed:  # each entrypoint is this module's public function
         assert namespace[model_name] is timm.models.model_entrypoint(model_name)
         assert pickle.loads(pickle.dumps(namespace[model_name])) is namespace[model_name]
 
@@ -43,8 +44,9 @@ def test_pretrained_tags_are_the_backbones():
         tags = [n.partition(".")[2] for n in timm.list_models(arch, include_tags=True)]
         ours = [n.partition(".")[2] for n in timm.list_models(f"{arch}_torusn", include_tags=True)]
         assert ours == tags and tags
-        assert timm.list_pretrained(f"{arch}_torusc") == [f"{arch}_torusc.{t}" for t in tags
-                                                         if timm.is_model_pretrained(f"{arch}.{t}")]
+        assert timm.list_pretrained(f"{arch}_torusc") == [
+            f"{arch}_torusc.{t}" for t in tags if timm.is_model_pretrained(f"{arch}.{t}")
+        ]
         # the default tag (not the first in sorted order for the ViT) and each tag's weights and
         # input config are the backbone's
         default = timm.models.get_pretrained_cfg(arch)
@@ -78,28 +80,36 @@ def test_tag_and_pretrained_cfg_overlay_are_honoured():
     assert torus.default_cfg is torus.pretrained_cfg
     assert torus.backbone.pretrained_cfg == plain.pretrained_cfg
     assert timm.data.resolve_model_data_config(torus) == timm.data.resolve_model_data_config(plain)
-    assert timm.data.resolve_model_data_config(torus)["interpolation"] == "bilinear"   # tv's
+    assert timm.data.resolve_model_data_config(torus)["interpolation"] == "bilinear"  # tv's
 
 
 def test_pretrained_true_loads_the_backbone_weights_from_the_cfg(tmp_path):
     torch.manual_seed(1)
     source = timm.create_model("resnet10t")
     path = tmp_path / "resnet10t.pth"
-    torch.save(source.state_dict(), path)                    # a local file: no download
-    model = timm.create_model("resnet10t_torusc", pretrained=True, dim=4, hidden_dim=8,
-                              pretrained_cfg_overlay=dict(file=str(path)))
+    torch.save(source.state_dict(), path)  # a local file: no download
+    model = timm.create_model(
+        "resnet10t_torusc",
+        pretrained=True,
+        dim=4,
+        hidden_dim=8,
+        pretrained_cfg_overlay=dict(file=str(path)),
+    )
     assert model.pretrained_cfg["file"] == str(path)
     loaded = model.backbone.state_dict()
     for key, value in source.state_dict().items():
-        if not key.startswith("fc."):                  # the classifier is dropped (num_classes=0)
+        if not key.startswith("fc."):  # the classifier is dropped (num_classes=0)
             torch.testing.assert_close(loaded[key], value, rtol=0, atol=0)
     assert "fc.weight" not in loaded
 
 
 # ---------------------------------------------------------------- timm's model interface
 
-@pytest.mark.parametrize("name, kwargs", [("resnet10t", {}), ("efficientnet_b0", {}),
-                                          ("vit_tiny_patch16_224", VIT_SMALL)])
+
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [("resnet10t", {}), ("efficientnet_b0", {}), ("vit_tiny_patch16_224", VIT_SMALL)],
+)
 def test_features_only_is_the_backbones_feature_extractor(name, kwargs):
     plain, torus = _pair(name, features_only=True, **kwargs)
     assert type(torus) is type(plain)
@@ -125,7 +135,7 @@ def test_forward_features_head_and_reset_classifier_follow_timm(name, kwargs):
     model = timm.create_model(f"{name}_torusn", dim=16, hidden_dim=32, **kwargs).eval()
     with torch.no_grad():
         features = model.forward_features(X)
-        torch.testing.assert_close(features, plain.forward_features(X))          # unpooled
+        torch.testing.assert_close(features, plain.forward_features(X))  # unpooled
         pooled = model.forward_head(features, pre_logits=True)
         torch.testing.assert_close(pooled, plain(X))
         z = model(X)
@@ -134,20 +144,20 @@ def test_forward_features_head_and_reset_classifier_follow_timm(name, kwargs):
         # num_classes=0 at creation is the backbone's pooled features, as for timm's own models
         torch.testing.assert_close(torus(X), plain(X))
     assert z.shape == (2, 16) and model.num_classes == model.out_dim == 16
-    pair_norms = z.unflatten(-1, (8, 2)).norm(dim=-1)         # torusN: 8 circles, radius 1/sqrt 8
+    pair_norms = z.unflatten(-1, (8, 2)).norm(dim=-1)  # torusN: 8 circles, radius 1/sqrt 8
     torch.testing.assert_close(pair_norms, torch.full_like(pair_norms, 1 / math.sqrt(8)))
     assert torus.num_classes == 0 and isinstance(torus.get_classifier(), torch.nn.Identity)
     assert model.num_features == plain.num_features and model.head_hidden_size == pooled.shape[-1]
     assert model.get_classifier() is model.head
-    expected = getattr(plain, "feature_info", [])                 # ViTs have one in timm >= 1.0
+    expected = getattr(plain, "feature_info", [])  # ViTs have one in timm >= 1.0
     assert [i["num_chs"] for i in model.feature_info] == [i["num_chs"] for i in expected]
     assert all(i["module"].startswith("backbone.") for i in model.feature_info)
 
-    model.reset_classifier(0)                                       # timm: 0 -> identity
+    model.reset_classifier(0)  # timm: 0 -> identity
     with torch.no_grad():
         torch.testing.assert_close(model(X), plain(X))
     assert model.num_classes == 0 and model.out_dim == plain.num_features
-    model.reset_classifier(5)                                   # timm: a fresh linear classifier
+    model.reset_classifier(5)  # timm: a fresh linear classifier
     plain.reset_classifier(5)
     assert isinstance(model.head, torch.nn.Linear) and model.num_classes == plain.num_classes == 5
     assert model(X).shape == plain(X).shape == (2, 5)
@@ -168,8 +178,9 @@ def test_optimizer_helpers_see_the_backbones_names():
     from timm.optim import create_optimizer_v2
 
     optimizer = create_optimizer_v2(model, "adamw", lr=1e-3, weight_decay=0.05)
-    decay_of = {id(p): group["weight_decay"] for group in optimizer.param_groups
-                for p in group["params"]}
+    decay_of = {
+        id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]
+    }
     assert decay_of[id(model.backbone.pos_embed)] == 0
     assert decay_of[id(model.head.mlp[0].weight)] == 0.05
 
@@ -183,15 +194,17 @@ def test_num_classes_other_than_zero_is_refused_at_creation():
 
 # ---------------------------------------------------------------- building and attaching
 
+
 def test_registered_variant_equals_create_torus_model():
     torch.manual_seed(0)
     via_timm = timm.create_model("resnet10t_torusn", dim=16, hidden_dim=32).eval()
     torch.manual_seed(0)
     direct = ttimm.create_torus_model("resnet10t", geometry="torusN", dim=16, hidden_dim=32).eval()
-    torch.testing.assert_close(via_timm(X), direct(X))          # same construction, same numbers
+    torch.testing.assert_close(via_timm(X), direct(X))  # same construction, same numbers
     assert isinstance(via_timm, ttimm.TorusTimmModel) and via_timm.out_dim == 16
-    vit = timm.create_model("vit_tiny_patch16_224_torusc", dim=8, hidden_dim=16, img_size=32,
-                            patch_size=8, depth=1)
+    vit = timm.create_model(
+        "vit_tiny_patch16_224_torusc", dim=8, hidden_dim=16, img_size=32, patch_size=8, depth=1
+    )
     z = vit(X)
     assert z.shape == (2, 16)
     torch.testing.assert_close(z.norm(dim=1), torch.ones(2))
@@ -202,7 +215,7 @@ def test_create_torus_model_gradient_matches_finite_difference():
     model = ttimm.create_torus_model("resnet18", geometry="l2p", dim=16, hidden_dim=32)
     assert model.num_features == 512 and model.out_dim == 16
     # gradient through backbone + MLP + L2p (fused backward) against a central finite difference
-    model = model.double().eval()     # train-mode BatchNorm over 2 samples is too curved for this
+    model = model.double().eval()  # train-mode BatchNorm over 2 samples is too curved for this
     x = X.double()
     weights = torch.randn(2, 16, dtype=torch.float64)
 
@@ -235,8 +248,9 @@ def test_head_width_is_the_pooled_width():
 
 
 def test_attach_head_vit_torusC_and_errors():
-    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8,
-                            depth=2, num_classes=10)
+    vit = timm.create_model(
+        "vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8, depth=2, num_classes=10
+    )
     with pytest.raises(ValueError, match="does not match the backbone width 192"):
         ttimm.attach_head(vit, geometry="torusC", dim=8, in_features=512)
     model = ttimm.attach_head(vit, geometry="torusC", dim=8, hidden_dim=32)
@@ -260,7 +274,7 @@ def test_attach_head_vit_torusC_and_errors():
 def test_register_torus_model_and_errors():
     name = ttimm.register_torus_model("resnet26", "torusC")
     assert name == "resnet26_torusc" and "resnet26_torusc" in timm.list_models("resnet26*")
-    assert ttimm.register_torus_model("resnet26", "clifford") == name          # idempotent, alias
+    assert ttimm.register_torus_model("resnet26", "clifford") == name  # idempotent, alias
     assert timm.create_model(name, dim=4, hidden_dim=8)(X).shape == (2, 8)
     with pytest.raises(ValueError, match="timm has no model 'resnet9000'"):
         ttimm.register_torus_model("resnet9000")
@@ -271,8 +285,9 @@ def test_register_torus_model_and_errors():
     with pytest.raises(ValueError, match="only torus variants"):
         ttimm.register_torus_model("resnet18", "sphere")
 
-    def resnet34_torusn(pretrained=False, **kwargs):                # a foreign model, our pattern
+    def resnet34_torusn(pretrained=False, **kwargs):  # a foreign model, our pattern
         return torch.nn.Identity()
+
     registry = timm.models._registry._model_entrypoints
     registry["resnet34_torusn"] = resnet34_torusn
     try:
@@ -297,6 +312,7 @@ def test_head_mismatch_is_reported_at_forward():
     backbone = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 32))
     model = ttimm.TorusTimmModel(backbone, ttimm.make_head(32, "l2p", 8, hidden_dim=16))
     x = torch.randn(2, 3, 2, 2)
-    torch.testing.assert_close(model.forward_head(model.forward_features(x), pre_logits=True),
-                               backbone(x))
+    torch.testing.assert_close(
+        model.forward_head(model.forward_features(x), pre_logits=True), backbone(x)
+    )
     assert model(x).shape == (2, 8) and model.pretrained_cfg == {}

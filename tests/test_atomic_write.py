@@ -67,7 +67,7 @@ def test_concurrent_writers_and_readers_on_one_path(tmp_path):
     for t in readers:
         t.join()
     assert errors == []
-    assert _check_version(target) in {1 + w * 100 + 11 for w in range(6)}   # a writer's last one
+    assert _check_version(target) in {1 + w * 100 + 11 for w in range(6)}  # a writer's last one
     assert len(seen) > 1 and _temps(tmp_path) == []
 
 
@@ -116,7 +116,7 @@ def test_writer_killed_at_random_points_leaves_the_previous_file(tmp_path):
         time.sleep(rng.uniform(0.0, 0.25))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-        v = _check_version(target)                  # loads (CRC ok) and is one complete version
+        v = _check_version(target)  # loads (CRC ok) and is one complete version
         assert v == last or v > 1000 * (trial + 1), f"trial {trial}: version {v} after {last}"
         last = v
         leftovers += len(_temps(tmp_path))
@@ -137,12 +137,12 @@ def test_stale_temp_cleanup_spares_live_writers_and_other_files(tmp_path):
         p.write_bytes(b"partial")
     fd = os.open(live, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)               # a writer still running holds its file's lock
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a writer still running holds its file's lock
         atomic_write(target, b"new")
         assert not dead.exists() and live.exists() and all(p.exists() for p in others)
     finally:
         os.close(fd)
-    assert remove_stale_temps(target) == [live.name]   # its writer is gone now
+    assert remove_stale_temps(target) == [live.name]  # its writer is gone now
     assert target.read_bytes() == b"new"
 
 

@@ -32,8 +32,18 @@ def test_list(capsys):
 def test_list_marks_broken(capsys, monkeypatch):
     from torus_plugins import registry
 
-    monkeypatch.setattr(registry, "describe", lambda kind: [
-        {"name": "bad", "target": "nowhere:X", "distribution": None, "error": "ModuleNotFoundError: nowhere"}])
+    monkeypatch.setattr(
+        registry,
+        "describe",
+        lambda kind: [
+            {
+                "name": "bad",
+                "target": "nowhere:X",
+                "distribution": None,
+                "error": "ModuleNotFoundError: nowhere",
+            }
+        ],
+    )
     assert main(["list"]) == 0
     assert "BROKEN: ModuleNotFoundError: nowhere" in capsys.readouterr().out
 
@@ -43,14 +53,18 @@ def test_eval_text_and_json(tmp_path, capsys):
     z, y = str(tmp_path / "z.npy"), str(tmp_path / "y.npy")
     assert main(["eval", z, "--labels", y, "--geometry", "torusN"]) == 0
     out = capsys.readouterr().out
-    assert "PQ(8,16)" in out and "8-bit grid" in out and "n/a" in out  # n=120 < 256: PQ(8,*) reported n/a
+    assert (
+        "PQ(8,16)" in out and "8-bit grid" in out and "n/a" in out
+    )  # n=120 < 256: PQ(8,*) reported n/a
     assert "bits/vec" in out and "raw PQ(4,2)" in out and "width 8" in out
     assert "nan" not in out.lower()
     assert main(["eval", z, "--labels", y, "--geometry", "torusN", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert len(doc["rows"]) == 15 and doc["rows"][0]["setting"] == "none"
     by = {r["setting"]: r for r in doc["rows"]}
-    assert by["8-bit grid"]["bits_per_vector"] == 8 * 4 and by["sign"]["bits_per_vector"] == 8  # k = 4 angles
+    assert (
+        by["8-bit grid"]["bits_per_vector"] == 8 * 4 and by["sign"]["bits_per_vector"] == 8
+    )  # k = 4 angles
     assert doc["rows"][0]["precision_at_1"] == pytest.approx(1.0)
 
 
@@ -59,14 +73,39 @@ def test_eval_pt_npz_and_query(tmp_path, capsys):
     torch.save(torch.tensor(zz), tmp_path / "z.pt")
     np.savez(tmp_path / "q.npz", emb=zz[:20])
     np.save(tmp_path / "qy.npy", y[:20])
-    assert main(["eval", str(tmp_path / "z.pt"), "--labels", str(tmp_path / "y.npy"), "--geometry", "sphere",
-                 "--query", str(tmp_path / "q.npz"), "--query-labels", str(tmp_path / "qy.npy"), "--json"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(tmp_path / "z.pt"),
+                "--labels",
+                str(tmp_path / "y.npy"),
+                "--geometry",
+                "sphere",
+                "--query",
+                str(tmp_path / "q.npz"),
+                "--query-labels",
+                str(tmp_path / "qy.npy"),
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["n_query"] == 20
 
 
-@pytest.mark.parametrize("case,needle", [
-    ("missing", "does not exist"), ("length", "entries"), ("nan", "NaN"), ("ext", "unsupported"),
-    ("odd", "even width"), ("garbage", "cannot read"), ("shape", "2-D")])
+@pytest.mark.parametrize(
+    "case,needle",
+    [
+        ("missing", "does not exist"),
+        ("length", "entries"),
+        ("nan", "NaN"),
+        ("ext", "unsupported"),
+        ("odd", "even width"),
+        ("garbage", "cannot read"),
+        ("shape", "2-D"),
+    ],
+)
 def test_eval_bad_inputs_exit_2(tmp_path, capsys, case, needle):
     z, _, y = make(tmp_path)
     emb, lab = tmp_path / "z.npy", tmp_path / "y.npy"
@@ -103,8 +142,24 @@ def test_export_roundtrip(tmp_path, capsys):
     cf = load_codes(out)
     assert cf.bits == 4 and cf.n_angles == 4 and cf.geometry == "torusN"
     expected = quantize(t, 4)
-    assert (np.asarray(cf.codes) == expected).mean() > 0.99  # float32 input may flip a code at a cell boundary
-    assert main(["export", str(tmp_path / "z.npy"), "--bits", "4", "--out", str(out), "--geometry", "sphere"]) == 2
+    assert (
+        np.asarray(cf.codes) == expected
+    ).mean() > 0.99  # float32 input may flip a code at a cell boundary
+    assert (
+        main(
+            [
+                "export",
+                str(tmp_path / "z.npy"),
+                "--bits",
+                "4",
+                "--out",
+                str(out),
+                "--geometry",
+                "sphere",
+            ]
+        )
+        == 2
+    )
     assert main(["export", str(tmp_path / "z.npy"), "--bits", "9", "--out", str(out)]) == 2
     assert "torus" in capsys.readouterr().err
 
@@ -112,12 +167,29 @@ def test_export_roundtrip(tmp_path, capsys):
 def test_console_script(tmp_path):
     make(tmp_path, n=60)
     exe = os.path.join(os.path.dirname(sys.executable), "torus-plugins")
-    ok = subprocess.run([exe, "eval", str(tmp_path / "z.npy"), "--labels", str(tmp_path / "y.npy"),
-                         "--geometry", "torusC", "--json"], capture_output=True, text=True, timeout=120)
+    ok = subprocess.run(
+        [
+            exe,
+            "eval",
+            str(tmp_path / "z.npy"),
+            "--labels",
+            str(tmp_path / "y.npy"),
+            "--geometry",
+            "torusC",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ok.returncode == 0, ok.stderr
     assert len(json.loads(ok.stdout)["rows"]) == 15
-    bad = subprocess.run([exe, "eval", str(tmp_path / "missing.npy"), "--labels", "y.npy", "--geometry",
-                          "torusN"], capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [exe, "eval", str(tmp_path / "missing.npy"), "--labels", "y.npy", "--geometry", "torusN"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -140,13 +212,34 @@ def test_export_offers_only_torus_geometries(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "{torusN,torusC}" in out and "sphere" not in out
     for g in ("torusN", "torusC"):
-        assert main(["export", str(tmp_path / "z.npy"), "--bits", "8", "--out", str(tmp_path / "z.torc"),
-                     "--geometry", g]) == 0
+        assert (
+            main(
+                [
+                    "export",
+                    str(tmp_path / "z.npy"),
+                    "--bits",
+                    "8",
+                    "--out",
+                    str(tmp_path / "z.torc"),
+                    "--geometry",
+                    g,
+                ]
+            )
+            == 0
+        )
 
 
 def test_warns_when_torus_data_is_off_the_torus(tmp_path, capsys):
     z, _, y = make(tmp_path)
-    args = ["eval", str(tmp_path / "z.npy"), "--labels", str(tmp_path / "y.npy"), "--geometry", "torusN", "--no-pq"]
+    args = [
+        "eval",
+        str(tmp_path / "z.npy"),
+        "--labels",
+        str(tmp_path / "y.npy"),
+        "--geometry",
+        "torusN",
+        "--no-pq",
+    ]
     assert main(args) == 0
     assert "not on the torus" not in capsys.readouterr().err
     z[:, :2] *= 3  # first pair three times longer than the others
@@ -154,17 +247,38 @@ def test_warns_when_torus_data_is_off_the_torus(tmp_path, capsys):
     assert main(args) == 0
     err = capsys.readouterr().err
     assert "not on the torus" in err and "200.0%" in err
-    x = np.random.default_rng(0).normal(size=(40, 6))  # any vectors: fine as sphere, warned as torusN
+    x = np.random.default_rng(0).normal(
+        size=(40, 6)
+    )  # any vectors: fine as sphere, warned as torusN
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", np.arange(40) % 3)
-    assert main(["eval", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy"), "--geometry", "sphere",
-                 "--no-pq"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(tmp_path / "x.npy"),
+                "--labels",
+                str(tmp_path / "y.npy"),
+                "--geometry",
+                "sphere",
+                "--no-pq",
+            ]
+        )
+        == 0
+    )
     assert "not on the torus" not in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("case,needle", [
-    ("one_point", "at least 2"), ("one_class", "single class"), ("singletons", "no query has another"),
-    ("zero_pair", "exactly zero"), ("query_width", "width")])
+@pytest.mark.parametrize(
+    "case,needle",
+    [
+        ("one_point", "at least 2"),
+        ("one_class", "single class"),
+        ("singletons", "no query has another"),
+        ("zero_pair", "exactly zero"),
+        ("query_width", "width"),
+    ],
+)
 def test_eval_degenerate_exit_2_never_nan(tmp_path, capsys, case, needle):
     z, _, y = make(tmp_path)
     extra = []
@@ -182,7 +296,17 @@ def test_eval_degenerate_exit_2_never_nan(tmp_path, capsys, case, needle):
         extra = ["--query", str(tmp_path / "q.npy"), "--query-labels", str(tmp_path / "qy.npy")]
     np.save(tmp_path / "z.npy", z)
     np.save(tmp_path / "y.npy", y)
-    code = main(["eval", str(tmp_path / "z.npy"), "--labels", str(tmp_path / "y.npy"), "--geometry", "torusN",
-                 "--json"] + extra)
+    code = main(
+        [
+            "eval",
+            str(tmp_path / "z.npy"),
+            "--labels",
+            str(tmp_path / "y.npy"),
+            "--geometry",
+            "torusN",
+            "--json",
+        ]
+        + extra
+    )
     out, err = capsys.readouterr()
     assert code == 2 and needle in err and "Traceback" not in err and out == ""

@@ -30,6 +30,7 @@ def _run_with_timeout(argv, seconds=20):
 
     def call():
         result["code"] = main(argv)
+
     worker = threading.Thread(target=call, daemon=True)
     worker.start()
     worker.join(seconds)
@@ -81,18 +82,29 @@ def test_pickled_data_is_refused_without_suggesting_to_unpickle(tmp_path, capsys
     assert main(["export", str(tmp_path / name), "--bits", "8", "--out", out]) == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 1 and "never unpickled" in err
-    for advice in ("allow_pickle", "weights_only", "trust", "unsafely", "add_safe_globals",
-                   "Traceback"):
+    for advice in (
+        "allow_pickle",
+        "weights_only",
+        "trust",
+        "unsafely",
+        "add_safe_globals",
+        "Traceback",
+    ):
         assert advice not in err, f"{advice!r} in {err!r}"
 
 
-@pytest.mark.parametrize("argv_tail, needle", [
-    (["--seed", "99999999999999999999"],
-     "--seed: must be an integer in [0, 2147483647], got 99999999999999999999"),
-    (["--seed", "-1"], "--seed: must be an integer in [0, 2147483647], got -1"),
-    (["--seed", "2147483648"], "got 2147483648"),
-    (["--seed", "1e3"], "--seed: must be an integer in [0, 2147483647], got '1e3'"),
-])
+@pytest.mark.parametrize(
+    "argv_tail, needle",
+    [
+        (
+            ["--seed", "99999999999999999999"],
+            "--seed: must be an integer in [0, 2147483647], got 99999999999999999999",
+        ),
+        (["--seed", "-1"], "--seed: must be an integer in [0, 2147483647], got -1"),
+        (["--seed", "2147483648"], "got 2147483648"),
+        (["--seed", "1e3"], "--seed: must be an integer in [0, 2147483647], got '1e3'"),
+    ],
+)
 def test_eval_integer_arguments_out_of_range(tmp_path, capsys, argv_tail, needle):
     z, y = _embeddings(tmp_path)
     assert main(["eval", str(z), "--labels", str(y), "--geometry", "torusN"] + argv_tail) == 2
@@ -124,7 +136,21 @@ def test_largest_seed_runs(tmp_path, capsys):
 def test_console_script_seed_overflow_exit_2(tmp_path):
     z, y = _embeddings(tmp_path)
     exe = os.path.join(os.path.dirname(sys.executable), "torus-plugins")
-    bad = subprocess.run([exe, "eval", str(z), "--labels", str(y), "--geometry", "torusN", "--seed",
-                          "99999999999999999999"], capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        [
+            exe,
+            "eval",
+            str(z),
+            "--labels",
+            str(y),
+            "--geometry",
+            "torusN",
+            "--seed",
+            "99999999999999999999",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode == 2 and "error: argument --seed" in bad.stderr
     assert "Traceback" not in bad.stderr

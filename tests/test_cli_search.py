@@ -33,8 +33,9 @@ def torus_data(n=150, k=8, seed=0):
 
 
 def cli(*args, cwd):
-    return subprocess.run([EXE, *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+    return subprocess.run(
+        [EXE, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
 
 
 def run(*argv) -> int:
@@ -62,7 +63,7 @@ def test_round_trip_export_search_eval_through_the_console_script(tmp_path):
     flat.add(codes)
     D, I = flat.search(codes[:5], 3)  # queries quantised as export
     assert np.array_equal(got[:, 2].reshape(5, 3), I) and np.array_equal(got[:, 3].reshape(5, 3), D)
-    assert (got[::3, 2] == np.arange(5)).all() and (got[::3, 3] == 0).all()   # itself first
+    assert (got[::3, 2] == np.arange(5)).all() and (got[::3, 3] == 0).all()  # itself first
 
     ev = cli("eval", "ref.torc", "--labels", "labels.npy", "--json", cwd=tmp_path)
     assert ev.returncode == 0, ev.stderr
@@ -85,12 +86,29 @@ def test_eval_of_the_code_file_equals_the_grid_row_of_the_float_table(tmp_path, 
         assert run("eval", out, "--labels", tmp_path / "y.npy", "--json") == 0
         stored = json.loads(capsys.readouterr().out)["rows"][0]
         assert stored["setting"] == f"{bits}-bit grid" and stored["bits_per_vector"] == bits * 4
-        if bits == 8:        # the float table's 8-bit grid row stores exactly what export wrote
-            assert run("eval", tmp_path / "z.npy", "--labels", tmp_path / "y.npy", "--geometry",
-                       "torusN", "--no-pq", "--json") == 0
+        if bits == 8:  # the float table's 8-bit grid row stores exactly what export wrote
+            assert (
+                run(
+                    "eval",
+                    tmp_path / "z.npy",
+                    "--labels",
+                    tmp_path / "y.npy",
+                    "--geometry",
+                    "torusN",
+                    "--no-pq",
+                    "--json",
+                )
+                == 0
+            )
             table = {r["setting"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
-            for key in ("precision_at_1", "mean_average_precision_at_r", "circular_variance",
-                        "entropy", "unique_codes", "bits_per_vector"):
+            for key in (
+                "precision_at_1",
+                "mean_average_precision_at_r",
+                "circular_variance",
+                "entropy",
+                "unique_codes",
+                "bits_per_vector",
+            ):
                 assert stored[key] == pytest.approx(table["8-bit grid"][key]), key
 
 
@@ -100,10 +118,10 @@ def test_search_outputs_npz_tsv_radius_and_ivf_files(tmp_path, capsys):
     ref, q = tmp_path / "ref.torc", tmp_path / "q.torc"
     save_codes(ref, codes, 8)
     save_codes(q, codes[:7], 8)
-    np.save(tmp_path / "q_codes.npy", codes[:7].astype(np.int64))      # integer codes, any dtype
+    np.save(tmp_path / "q_codes.npy", codes[:7].astype(np.int64))  # integer codes, any dtype
     flat = TorusIndexFlat(16, bits=8)
     flat.add(codes)
-    D, I = flat.search(codes[:7], 400)                                  # k > ntotal pads like faiss
+    D, I = flat.search(codes[:7], 400)  # k > ntotal pads like faiss
     assert run("search", ref, q, "-k", 400, "--out", tmp_path / "r.npz") == 0
     assert "wrote 7 queries x k=400" in capsys.readouterr().out
     with np.load(tmp_path / "r.npz") as r:
@@ -111,7 +129,7 @@ def test_search_outputs_npz_tsv_radius_and_ivf_files(tmp_path, capsys):
         assert (r["ids"][:, 300:] == -1).all()
     assert run("search", ref, tmp_path / "q_codes.npy", "-k", 400, "--out", tmp_path / "r.tsv") == 0
     rows = np.loadtxt(tmp_path / "r.tsv", dtype=np.int64, skiprows=1)
-    assert len(rows) == 7 * 300 and (rows[:, 2] >= 0).all()            # no padding in the text
+    assert len(rows) == 7 * 300 and (rows[:, 2] >= 0).all()  # no padding in the text
     assert np.array_equal(rows[:, 2].reshape(7, 300), I[:, :300])
 
     lims, Dr, Ir = flat.range_search(codes[:7], 900)
@@ -127,7 +145,9 @@ def test_search_outputs_npz_tsv_radius_and_ivf_files(tmp_path, capsys):
     capsys.readouterr()
     assert run("search", tmp_path / "ref.tidx", q, "-k", 5, "--nprobe", 8) == 0
     got = np.loadtxt(capsys.readouterr().out.splitlines()[1:], dtype=np.int64).reshape(7, 5, 4)
-    De, Ie = ivf.search(codes[:7], 5, params=SearchParametersIVF(nprobe=8))     # every list probed: exact
+    De, Ie = ivf.search(
+        codes[:7], 5, params=SearchParametersIVF(nprobe=8)
+    )  # every list probed: exact
     assert np.array_equal(got[..., 2], Ie) and np.array_equal(got[..., 3], De)
     assert (Ie[:, 0] == 1000 + np.arange(7)).all()
 
@@ -138,8 +158,19 @@ def test_search_quantises_float_queries_like_export(tmp_path, capsys):
     np.save(tmp_path / "q.npy", z[10:20])
     for g in ("torusN", "torusC"):
         for name in ("z", "q"):
-            assert run("export", tmp_path / f"{name}.npy", "--bits", 6, "--out",
-                       tmp_path / f"{name}.torc", "--geometry", g) == 0
+            assert (
+                run(
+                    "export",
+                    tmp_path / f"{name}.npy",
+                    "--bits",
+                    6,
+                    "--out",
+                    tmp_path / f"{name}.torc",
+                    "--geometry",
+                    g,
+                )
+                == 0
+            )
         capsys.readouterr()
         assert run("search", tmp_path / "z.torc", tmp_path / "q.npy", "-k", 4) == 0
         from_floats = capsys.readouterr().out
@@ -147,12 +178,22 @@ def test_search_quantises_float_queries_like_export(tmp_path, capsys):
         assert capsys.readouterr().out == from_floats
 
 
-@pytest.mark.parametrize("case,needle", [
-    ("missing_index", "does not exist"), ("corrupt_index", "truncated"),
-    ("out_ext", "unsupported extension"), ("query_width", "width 10"),
-    ("code_cols", "have 5 columns"), ("code_range", "must be in [0, 15]"), ("code_bits", "4 bits"),
-    ("nprobe_flat", "--nprobe applies to IVF"), ("k_zero", "argument -k/--k: must be an integer in [1, "), ("query_1d", "2-D"),
-    ("float_codes_index", "give the queries as codes")])
+@pytest.mark.parametrize(
+    "case,needle",
+    [
+        ("missing_index", "does not exist"),
+        ("corrupt_index", "truncated"),
+        ("out_ext", "unsupported extension"),
+        ("query_width", "width 10"),
+        ("code_cols", "have 5 columns"),
+        ("code_range", "must be in [0, 15]"),
+        ("code_bits", "4 bits"),
+        ("nprobe_flat", "--nprobe applies to IVF"),
+        ("k_zero", "argument -k/--k: must be an integer in [1, "),
+        ("query_1d", "2-D"),
+        ("float_codes_index", "give the queries as codes"),
+    ],
+)
 def test_search_bad_input_is_one_error_line_exit_2(tmp_path, capsys, case, needle):
     codes = np.random.default_rng(0).integers(0, 16, (40, 8), dtype=np.uint8)
     save_codes(tmp_path / "ref.torc", codes, 4)
@@ -188,11 +229,18 @@ def test_search_bad_input_is_one_error_line_exit_2(tmp_path, capsys, case, needl
     assert err.count("\n") == 1 and "Traceback" not in err and out == ""
 
 
-@pytest.mark.parametrize("case,needle", [
-    ("needs_geometry", "--geometry is required"), ("geometry_differs", "differs from the geometry"),
-    ("labels", "entries"), ("query_not_codes", "must be a code file too"),
-    ("query_shape", "8 angles x 4 bits"), ("query_labels", "--query needs --query-labels"),
-    ("missing", "does not exist")])
+@pytest.mark.parametrize(
+    "case,needle",
+    [
+        ("needs_geometry", "--geometry is required"),
+        ("geometry_differs", "differs from the geometry"),
+        ("labels", "entries"),
+        ("query_not_codes", "must be a code file too"),
+        ("query_shape", "8 angles x 4 bits"),
+        ("query_labels", "--query needs --query-labels"),
+        ("missing", "does not exist"),
+    ],
+)
 def test_eval_code_file_bad_input_exit_2(tmp_path, capsys, case, needle):
     z, y, t = torus_data(n=60, k=8)
     save_codes(tmp_path / "r.torc", quantize(t, 8), 8)
@@ -226,8 +274,20 @@ def test_eval_code_file_with_query_codes(tmp_path, capsys):
     save_codes(tmp_path / "q.torc", codes[:20], 8)
     np.save(tmp_path / "ry.npy", y[20:])
     np.save(tmp_path / "qy.npy", y[:20])
-    assert run("eval", tmp_path / "r.torc", "--labels", tmp_path / "ry.npy", "--query",
-               tmp_path / "q.torc", "--query-labels", tmp_path / "qy.npy", "--json") == 0
+    assert (
+        run(
+            "eval",
+            tmp_path / "r.torc",
+            "--labels",
+            tmp_path / "ry.npy",
+            "--query",
+            tmp_path / "q.torc",
+            "--query-labels",
+            tmp_path / "qy.npy",
+            "--json",
+        )
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     expected = retrieval(codes[:20], y[:20], codes[20:], y[20:], geometry="codes", bits=8)
     assert doc["n_query"] == 20 and doc["n_reference"] == 70
@@ -251,7 +311,7 @@ def test_every_documented_cli_line_runs(tmp_path, capsys, monkeypatch):
     lines = docs_cli_lines()
     assert any(" search " in line for line in lines)
     assert any("eval ref.torc" in line for line in lines)
-    z, y, t = torus_data(n=200, k=8)      # < 256 vectors: 8-bit PQ rows skipped, with their reason
+    z, y, t = torus_data(n=200, k=8)  # < 256 vectors: 8-bit PQ rows skipped, with their reason
     np.save(tmp_path / "emb.npy", z)
     np.save(tmp_path / "labels.npy", y)
     np.save(tmp_path / "queries.npy", z[:4])
@@ -259,7 +319,7 @@ def test_every_documented_cli_line_runs(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for line in lines:
         argv = shlex.split(line)[1:]
-        if "ref.tidx" in argv:            # an index file written from Python: an IVF index
+        if "ref.tidx" in argv:  # an index file written from Python: an IVF index
             ref = np.asarray(load_codes(tmp_path / "ref.torc").codes)
             ivf = TorusIndexIVF(ref.shape[1], 8, nlist=16)
             ivf.train(ref)

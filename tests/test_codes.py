@@ -17,10 +17,23 @@ from hypothesis.extra import numpy as hnp
 from torch import nn
 
 from torus_plugins import L2p, to_turns
-from torus_plugins.codes import (CodeFileError, ProductQuantizer, SphereGridQuantizer, UInt8Encoder,
-                                 circular_distance, dequantize, encode, export_c_header, johnson_encode,
-                                 load_codes, pack_codes, pairwise_circular_distance, quantize, save_codes,
-                                 unpack_codes)
+from torus_plugins.codes import (
+    CodeFileError,
+    ProductQuantizer,
+    SphereGridQuantizer,
+    UInt8Encoder,
+    circular_distance,
+    dequantize,
+    encode,
+    export_c_header,
+    johnson_encode,
+    load_codes,
+    pack_codes,
+    pairwise_circular_distance,
+    quantize,
+    save_codes,
+    unpack_codes,
+)
 from torus_plugins.codes.file_format import parse_codes
 
 FAST = settings(max_examples=60, deadline=None)
@@ -221,7 +234,9 @@ def test_product_quantizer():
     assert len(pq) == 600
     D, I = pq.search(codes[:20], 5)
     assert I.shape == (20, 5) and (I >= 0).all()
-    assert (I[:, 0] == np.arange(20)).mean() >= 0.2  # crude codec, but far better than chance (1/600)
+    assert (
+        I[:, 0] == np.arange(20)
+    ).mean() >= 0.2  # crude codec, but far better than chance (1/600)
     with pytest.raises(ValueError, match="k must"):
         pq.search(codes[:2], 601)
 
@@ -266,8 +281,13 @@ def test_encode_streams_loader():
 
 # ---------------------------------------------------------------- file format
 @FAST
-@given(bits=bits_st, n=st.integers(0, 6), k=st.integers(1, 9), geometry=st.sampled_from(["torusN", "torusC", "sphere", "codes"]),
-       data=st.data())
+@given(
+    bits=bits_st,
+    n=st.integers(0, 6),
+    k=st.integers(1, 9),
+    geometry=st.sampled_from(["torusN", "torusC", "sphere", "codes"]),
+    data=st.data(),
+)
 def test_save_load_round_trip(tmp_path_factory, bits, n, k, geometry, data):
     codes = data.draw(codes_st(bits, (n, k)))
     path = tmp_path_factory.mktemp("c") / "x.torc"
@@ -338,11 +358,25 @@ def test_c_header_compiles_and_matches(tmp_path, bits):
         '#include <stdio.h>\n#include "emb.h"\n'
         "int main(void) {\n  for (int i = 0; i < EMB_N; ++i) {\n    for (int j = 0; j < EMB_N; ++j) {\n"
         '      printf("%u\\n", (unsigned)emb_l1(emb[i], emb[j], EMB_K));\n    }\n  }\n'
-        "  return EMB_BITS == BITS ? 0 : 3;\n}\n"
-        .replace("BITS ?", f"{bits} ?"))
+        "  return EMB_BITS == BITS ? 0 : 3;\n}\n".replace("BITS ?", f"{bits} ?")
+    )
     exe = tmp_path / "main"
-    subprocess.run([CC, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2", "-o", str(exe),
-                    str(tmp_path / "main.c")], check=True, cwd=tmp_path)
+    subprocess.run(
+        [
+            CC,
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-O2",
+            "-o",
+            str(exe),
+            str(tmp_path / "main.c"),
+        ],
+        check=True,
+        cwd=tmp_path,
+    )
     res = subprocess.run([str(exe)], capture_output=True, text=True, check=True)
     got = np.array([int(v) for v in res.stdout.split()]).reshape(6, 6)
     assert np.array_equal(got, pairwise_circular_distance(codes, codes, bits))

@@ -16,14 +16,21 @@ import pytest
 import torch
 from torch import nn
 
-pytest.importorskip("executorch", reason="needs the [edge] extra: pip install "
-                                        "'torus-plugins[edge]'")
+pytest.importorskip(
+    "executorch", reason="needs the [edge] extra: pip install 'torus-plugins[edge]'"
+)
 
 from torus_plugins import Clifford, L2p, to_turns  # noqa: E402
 from torus_plugins.codes import quantize  # noqa: E402
-from torus_plugins.deploy import (ExportFileError, IntegerHead,  # noqa: E402
-                                  code_agreement, export, integer_head_from_linear, load,
-                                  load_integer_head)
+from torus_plugins.deploy import (
+    ExportFileError,
+    IntegerHead,  # noqa: E402
+    code_agreement,
+    export,
+    integer_head_from_linear,
+    load,
+    load_integer_head,
+)
 
 export_module = importlib.import_module("torus_plugins.deploy.export")
 SHAPE = (1, 8, 8)
@@ -38,8 +45,13 @@ class Encoder(nn.Module):
 
     def __init__(self, head, out):
         super().__init__()
-        self.backbone = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                                      nn.AdaptiveAvgPool2d(2), nn.Flatten())
+        self.backbone = nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(2),
+            nn.Flatten(),
+        )
         self.projector = nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, out))
         self.head = head
 
@@ -50,9 +62,17 @@ class Encoder(nn.Module):
 def make_model(geometry):
     torch.manual_seed(0)
     if geometry == "torusN":
-        model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(),
-                              nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
-                              nn.Linear(128, 32), nn.ReLU(), nn.Linear(32, 12), L2p(12))
+        model = nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(128, 32),
+            nn.ReLU(),
+            nn.Linear(32, 12),
+            L2p(12),
+        )
     else:
         model = Encoder(Clifford(6), 6)
         model.train()
@@ -89,8 +109,10 @@ def test_export_writes_the_folder_and_manifest(exported):
     assert manifest["n_angles"] == 6 and manifest["activations"]["width"] == 32
     assert manifest["quantizer"]["calibration_samples"] == 96 and manifest["versions"]["executorch"]
     head = load_integer_head(os.path.join(path, "head.torh"))
-    assert (head.input_scale, head.input_zero_point) == (manifest["activations"]["scale"],
-                                                        manifest["activations"]["zero_point"])
+    assert (head.input_scale, head.input_zero_point) == (
+        manifest["activations"]["scale"],
+        manifest["activations"]["zero_point"],
+    )
     assert head.input_zero_point == -128  # ReLU before the last Linear: [0, max] onto all of int8
     header = open(os.path.join(path, "head.h")).read()
     assert "torus_head_codes" in header and f"{geometry} integer head" in header
@@ -132,9 +154,13 @@ def test_codes_follow_the_float_pipeline(exported):
     assert agreement["mean_steps"] < 1, agreement
     # the head is the IntegerHead of the float Linear at the program's scale and zero point
     linear, _ = float_linear_input(model, x)
-    rebuilt = integer_head_from_linear(linear, input_scale=encoder.scale,
-                                       input_zero_point=encoder.zero_point, geometry=geometry,
-                                       bits=8)
+    rebuilt = integer_head_from_linear(
+        linear,
+        input_scale=encoder.scale,
+        input_zero_point=encoder.zero_point,
+        geometry=geometry,
+        bits=8,
+    )
     np.testing.assert_array_equal(device.numpy(), rebuilt.codes(encoder.activations(x).numpy()))
 
 
@@ -148,8 +174,9 @@ def test_a_wrong_zero_point_would_be_caught(exported):
         float_codes = quantize(to_turns(model(x)), 8)
     q = encoder.activations(x).numpy()
     h = encoder.head
-    shifted = IntegerHead(h.geometry, 8, h.weight, h.bias, h.input_scale,
-                          h.input_zero_point + 1, h.weight_scale)
+    shifted = IntegerHead(
+        h.geometry, 8, h.weight, h.bias, h.input_scale, h.input_zero_point + 1, h.weight_scale
+    )
     right = code_agreement(h.codes(q), float_codes, 8)["mean_steps"]
     wrong = code_agreement(shifted.codes(q), float_codes, 8)["mean_steps"]
     assert wrong > 1.5 * right, (right, wrong)
@@ -158,7 +185,7 @@ def test_a_wrong_zero_point_would_be_caught(exported):
 def test_loaded_encoder_calls(exported):
     _, _, path, _ = exported
     encoder = load(path)
-    x = inputs(40, 6)   # more than the program's 15 samples: run in chunks
+    x = inputs(40, 6)  # more than the program's 15 samples: run in chunks
     codes = encoder(x)
     in_pieces = torch.cat([encoder(c) for c in x.split(7)])
     np.testing.assert_array_equal(codes.numpy(), in_pieces.numpy())
@@ -198,10 +225,12 @@ def test_load_checks_the_files(exported, tmp_path):
         load(target)
     manifest = json.loads((target / "manifest.json").read_text())
     no_bits = {k: v for k, v in manifest.items() if k != "bits"}
-    for broken, match in (("{", "not valid JSON"),
-                          (json.dumps({**manifest, "format": "x"}), "not a"),
-                          (json.dumps({**manifest, "version": 99}), "unsupported version"),
-                          (json.dumps(no_bits), "missing field")):
+    for broken, match in (
+        ("{", "not valid JSON"),
+        (json.dumps({**manifest, "format": "x"}), "not a"),
+        (json.dumps({**manifest, "version": 99}), "unsupported version"),
+        (json.dumps(no_bits), "missing field"),
+    ):
         (target / "manifest.json").write_text(broken)
         with pytest.raises(ExportFileError, match=match):
             load(target)

@@ -20,10 +20,18 @@ from hypothesis import strategies as st
 
 from torus_plugins import to_turns
 from torus_plugins.codes import quantize
-from torus_plugins.deploy import (ZERO_PAIR_CODE, IntegerHead, IntegerHeadFileError, angle_codes,
-                                  export_integer_head_c, fixed_point_multiplier,
-                                  integer_head_from_linear, load_integer_head, save_integer_head,
-                                  turn_codes)
+from torus_plugins.deploy import (
+    ZERO_PAIR_CODE,
+    IntegerHead,
+    IntegerHeadFileError,
+    angle_codes,
+    export_integer_head_c,
+    fixed_point_multiplier,
+    integer_head_from_linear,
+    load_integer_head,
+    save_integer_head,
+    turn_codes,
+)
 from torus_plugins.deploy.integer_head import TANGENT_FRACTION_BITS, boundary_tangents
 from torus_plugins.search import TorusIndexFlat
 
@@ -32,7 +40,7 @@ needs_cc = pytest.mark.skipif(CC is None, reason="no C compiler (cc, gcc or clan
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2"]
 _INT8 = np.arange(-128, 128)
 INT8_PAIRS = np.stack(np.meshgrid(_INT8, _INT8, indexing="ij"), -1).reshape(-1, 2)
-I32_MIN, I32_MAX = -2 ** 31, 2 ** 31 - 1
+I32_MIN, I32_MAX = -(2**31), 2**31 - 1
 
 
 # ------------------------------------------------------------------------------------ reference
@@ -41,8 +49,16 @@ def _octant_turn(x: int, y: int):
     if x == 0 and y == 0:
         return None
     if y == 0 or x == 0 or abs(x) == abs(y):
-        k = {(1, 0): 0, (1, 1): 1, (0, 1): 2, (-1, 1): 3, (-1, 0): 4, (-1, -1): 5, (0, -1): 6,
-             (1, -1): 7}
+        k = {
+            (1, 0): 0,
+            (1, 1): 1,
+            (0, 1): 2,
+            (-1, 1): 3,
+            (-1, 0): 4,
+            (-1, -1): 5,
+            (0, -1): 6,
+            (1, -1): 7,
+        }
         return Fraction(k[(int(np.sign(x)), int(np.sign(y)))], 8)
     return None
 
@@ -80,8 +96,10 @@ def reference_codes(x, y, bits: int, half_even: bool = True) -> np.ndarray:
 def reference_turn_codes(acc, multiplier: int, shift: int, bits: int) -> np.ndarray:
     """floor(acc * multiplier / 2**shift + 1/2) mod 2**b with Python integers."""
     half = Fraction(1, 2)
-    codes = [math.floor(Fraction(int(a) * multiplier, 1 << shift) + half) % (1 << bits)
-             for a in np.asarray(acc).ravel()]
+    codes = [
+        math.floor(Fraction(int(a) * multiplier, 1 << shift) + half) % (1 << bits)
+        for a in np.asarray(acc).ravel()
+    ]
     return np.array(codes, np.uint8).reshape(np.shape(acc))
 
 
@@ -182,17 +200,22 @@ class CHeads:
             includes.append(f'#include "{name}.h"')
             angle = f"{name}_angle_code" if head.geometry == "torusN" else "0"
             turn = f"{name}_turn_code" if head.geometry == "torusC" else "0"
-            table.append(f'{{"{name}", {head.in_features}, {head.n_angles}, {name}_codes, '
-                         f'{angle}, {turn}}}')
+            table.append(
+                f'{{"{name}", {head.in_features}, {head.n_angles}, {name}_codes, {angle}, {turn}}}'
+            )
         source = DRIVER % {"includes": "\n".join(includes), "table": ",\n".join(table)}
         (tmp / "driver.c").write_text(source)
         self.exe = tmp / "driver"
-        subprocess.run([CC, *CFLAGS, "-I", str(tmp), str(tmp / "driver.c"), "-o", str(self.exe)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [CC, *CFLAGS, "-I", str(tmp), str(tmp / "driver.c"), "-o", str(self.exe)],
+            check=True,
+            capture_output=True,
+        )
 
     def _run(self, mode, name, data: bytes) -> np.ndarray:
-        done = subprocess.run([str(self.exe), mode, name], input=data, capture_output=True,
-                              check=True)
+        done = subprocess.run(
+            [str(self.exe), mode, name], input=data, capture_output=True, check=True
+        )
         return np.frombuffer(done.stdout, np.uint8)
 
     def codes(self, name, q: np.ndarray) -> np.ndarray:
@@ -210,22 +233,34 @@ def identity_head(bits: int) -> IntegerHead:
     return IntegerHead("torusN", bits, np.eye(2, dtype=np.int8), np.zeros(2, np.int32), 1.0, 0, 1.0)
 
 
-def random_head(geometry: str, bits: int, seed: int, in_features: int = 19,
-                out: int = 6) -> IntegerHead:
+def random_head(
+    geometry: str, bits: int, seed: int, in_features: int = 19, out: int = 6
+) -> IntegerHead:
     rng = np.random.default_rng(seed)
-    return IntegerHead(geometry, bits, rng.integers(-127, 128, (out, in_features)).astype(np.int8),
-                       rng.integers(-50000, 50000, out).astype(np.int32),
-                       float(rng.uniform(0.01, 0.1)), int(rng.integers(-128, 128)),
-                       float(rng.uniform(1e-3, 1e-2)))
+    return IntegerHead(
+        geometry,
+        bits,
+        rng.integers(-127, 128, (out, in_features)).astype(np.int8),
+        rng.integers(-50000, 50000, out).astype(np.int32),
+        float(rng.uniform(0.01, 0.1)),
+        int(rng.integers(-128, 128)),
+        float(rng.uniform(1e-3, 1e-2)),
+    )
 
 
 #: torusC steps (input_scale * weight_scale * 256) giving every kind of shift: 0, small, the
 #: largest without the correction for negative products (56), with it (57..62); and two with exact
 #: ties (half codes) among int32 accumulators: 1.5 codes per unit (every odd acc), and an odd
 #: multiplier 2**30 + 1 with shift 31 (acc = +-2**30).
-SHIFT_SCALES = {"s0": 2.0 ** 30 * 1.37, "s1": 2.0 ** 29 * 1.9, "s56": 2.0 ** -26 * 1.1,
-                "s57": 2.0 ** -27 * 1.6, "s62": 2.0 ** -32 * 1.01, "ties30": 1.5,
-                "ties31": 0.5 + 2.0 ** -31}
+SHIFT_SCALES = {
+    "s0": 2.0**30 * 1.37,
+    "s1": 2.0**29 * 1.9,
+    "s56": 2.0**-26 * 1.1,
+    "s57": 2.0**-27 * 1.6,
+    "s62": 2.0**-32 * 1.01,
+    "ties30": 1.5,
+    "ties31": 0.5 + 2.0**-31,
+}
 
 
 @pytest.fixture(scope="module")
@@ -238,8 +273,9 @@ def c_heads(tmp_path_factory):
         heads[f"r{bits}"] = random_head("torusN", bits, bits)
         heads[f"c{bits}"] = random_head("torusC", bits, 100 + bits, out=5)
     for name, scale in SHIFT_SCALES.items():
-        heads[name] = IntegerHead("torusC", 8, np.ones((1, 1), np.int8), np.zeros(1, np.int32),
-                                  scale / 256, 0, 1.0)
+        heads[name] = IntegerHead(
+            "torusC", 8, np.ones((1, 1), np.int8), np.zeros(1, np.int32), scale / 256, 0, 1.0
+        )
     return CHeads(tmp_path_factory.mktemp("c_heads"), heads)
 
 
@@ -261,11 +297,22 @@ def test_every_int8_pair_numpy_c_and_reference_agree(c_heads, bits):
 @pytest.mark.parametrize("bits", range(1, 9))
 def test_random_and_adversarial_int32_pairs(c_heads, adversarial, bits):
     rng = np.random.default_rng(bits)
-    extremes = np.array([[I32_MIN, I32_MIN], [I32_MIN, 0], [0, I32_MIN], [I32_MAX, I32_MIN],
-                         [I32_MAX, I32_MAX], [I32_MIN, I32_MAX], [1, 0], [0, 0]])
+    extremes = np.array(
+        [
+            [I32_MIN, I32_MIN],
+            [I32_MIN, 0],
+            [0, I32_MIN],
+            [I32_MAX, I32_MIN],
+            [I32_MAX, I32_MAX],
+            [I32_MIN, I32_MAX],
+            [1, 0],
+            [0, 0],
+        ]
+    )
     scales = 2 ** rng.integers(0, 32, size=(20000, 1))  # every magnitude, not only the largest
-    random = np.clip(rng.integers(I32_MIN, I32_MAX + 1, size=(20000, 2)) // scales, I32_MIN,
-                     I32_MAX)
+    random = np.clip(
+        rng.integers(I32_MIN, I32_MAX + 1, size=(20000, 2)) // scales, I32_MIN, I32_MAX
+    )
     pairs = np.concatenate([extremes, random, adversarial])
     ref = reference_codes(pairs[:, 0], pairs[:, 1], bits)
     np.testing.assert_array_equal(angle_codes(pairs[:, 0], pairs[:, 1], bits), ref)
@@ -310,11 +357,14 @@ def test_zero_pair_has_the_documented_code(bits):
     assert angle_codes(np.array([0]), np.array([0]), bits)[0] == ZERO_PAIR_CODE
 
 
-@pytest.mark.parametrize("bits, pairs, expected", [
-    (1, [(0, 5), (0, -5), (-3, 0), (3, 0)], [0, 0, 1, 0]),       # 1/4, 3/4 turn: 0.5, 1.5 -> even
-    (2, [(1, 1), (-1, 1), (-1, -1), (1, -1)], [0, 2, 2, 0]),    # 0.5, 1.5, 2.5, 3.5 -> even
-    (3, [(1, 1), (-1, 1), (-1, -1), (1, -1), (0, 7)], [1, 3, 5, 7, 2]),
-])
+@pytest.mark.parametrize(
+    "bits, pairs, expected",
+    [
+        (1, [(0, 5), (0, -5), (-3, 0), (3, 0)], [0, 0, 1, 0]),  # 1/4, 3/4 turn: 0.5, 1.5 -> even
+        (2, [(1, 1), (-1, 1), (-1, -1), (1, -1)], [0, 2, 2, 0]),  # 0.5, 1.5, 2.5, 3.5 -> even
+        (3, [(1, 1), (-1, 1), (-1, -1), (1, -1), (0, 7)], [1, 3, 5, 7, 2]),
+    ],
+)
 def test_ties_round_half_to_even(bits, pairs, expected):
     x, y = np.array(pairs).T
     np.testing.assert_array_equal(angle_codes(x, y, bits), expected)
@@ -355,8 +405,12 @@ def test_hypothesis_angle_code_matches_reference(x, y, bits):
 
 
 @settings(max_examples=300, deadline=None)
-@given(x=st.integers(-2 ** 20, 2 ** 20), y=st.integers(-2 ** 20, 2 ** 20), k=st.integers(1, 2047),
-       bits=st.integers(3, 8))
+@given(
+    x=st.integers(-(2**20), 2**20),
+    y=st.integers(-(2**20), 2**20),
+    k=st.integers(1, 2047),
+    bits=st.integers(3, 8),
+)
 def test_hypothesis_symmetries(x, y, k, bits):
     """Scale invariance, the half-turn and the reflection about 45 degrees (no ties from 3 bits)."""
     levels = 1 << bits
@@ -370,14 +424,14 @@ def test_hypothesis_symmetries(x, y, k, bits):
 
 # --------------------------------------------------------------------------------------- torusC
 @settings(max_examples=300, deadline=None)
-@given(value=st.floats(2.0 ** -32, 2.0 ** 31 - 1, exclude_max=True))
+@given(value=st.floats(2.0**-32, 2.0**31 - 1, exclude_max=True))
 def test_hypothesis_fixed_point_multiplier(value):
     m, s = fixed_point_multiplier(value)
-    assert 2 ** 30 <= m < 2 ** 31 and 0 <= s <= 62
-    assert abs(Fraction(m, 1 << s) - Fraction(value)) <= Fraction(value) * Fraction(1, 2 ** 31)
+    assert 2**30 <= m < 2**31 and 0 <= s <= 62
+    assert abs(Fraction(m, 1 << s) - Fraction(value)) <= Fraction(value) * Fraction(1, 2**31)
 
 
-@pytest.mark.parametrize("value", [2.0 ** -33, 2.0 ** 31 - 1, 0.0, -1.0, math.inf, math.nan])
+@pytest.mark.parametrize("value", [2.0**-33, 2.0**31 - 1, 0.0, -1.0, math.inf, math.nan])
 def test_fixed_point_multiplier_range(value):
     with pytest.raises(ValueError):
         fixed_point_multiplier(value)
@@ -402,9 +456,13 @@ def test_turn_codes_numpy_c_and_reference_agree(c_heads, name):
     head = c_heads.heads[name]
     rng = np.random.default_rng(len(name))
     scales = 2 ** rng.integers(0, 32, size=5000)
-    acc = np.concatenate([[I32_MIN, I32_MAX, 0, 1, -1],
-                          rng.integers(I32_MIN, I32_MAX + 1, 5000) // scales,
-                          _tie_accumulators(head.multiplier, head.shift, 50)])
+    acc = np.concatenate(
+        [
+            [I32_MIN, I32_MAX, 0, 1, -1],
+            rng.integers(I32_MIN, I32_MAX + 1, 5000) // scales,
+            _tie_accumulators(head.multiplier, head.shift, 50),
+        ]
+    )
     ref = reference_turn_codes(acc, head.multiplier, head.shift, head.bits)
     np.testing.assert_array_equal(turn_codes(acc, head.multiplier, head.shift, head.bits), ref)
     np.testing.assert_array_equal(c_heads.turn(name, acc), ref)
@@ -423,7 +481,7 @@ def test_turn_code_ties_round_half_up():
 
 
 @settings(max_examples=300, deadline=None)
-@given(acc=int32s, value=st.floats(2.0 ** -32, 2.0 ** 20), bits=st.integers(1, 8))
+@given(acc=int32s, value=st.floats(2.0**-32, 2.0**20), bits=st.integers(1, 8))
 def test_hypothesis_turn_codes(acc, value, bits):
     m, s = fixed_point_multiplier(value)
     assert turn_codes(np.array([acc]), m, s, bits)[0] == reference_turn_codes([acc], m, s, bits)[0]
@@ -460,11 +518,13 @@ def test_from_linear_follows_the_float_head(geometry):
     x = torch.rand(2000, 32) * 4  # non-negative activations, int8 with zero point -128
     s_in, zp = 4 / 255, -128
     q = torch.clamp(torch.round(x / s_in) + zp, -128, 127).to(torch.int8)
-    head = integer_head_from_linear(linear, input_scale=s_in, input_zero_point=zp,
-                                    geometry=geometry, bits=8)
+    head = integer_head_from_linear(
+        linear, input_scale=s_in, input_zero_point=zp, geometry=geometry, bits=8
+    )
     with torch.no_grad():
-        out = torch.nn.functional.linear((q.double() - zp) * s_in, linear.weight.double(),
-                                         linear.bias.double())
+        out = torch.nn.functional.linear(
+            (q.double() - zp) * s_in, linear.weight.double(), linear.bias.double()
+        )
     turns = to_turns(out) if geometry == "torusN" else out
     float_codes = quantize(turns.numpy(), 8)
     step = (head.codes(q).astype(np.int64) - float_codes.astype(np.int64)) % 256
@@ -475,47 +535,64 @@ def test_from_linear_follows_the_float_head(geometry):
 def test_accumulator_bound_is_exact():
     """The largest head the int32 accumulator allows is accepted and exact at its worst input;
     one more unit of bias is refused."""
-    n = (2 ** 31 - 1) // (128 * 127)
+    n = (2**31 - 1) // (128 * 127)
     weight = np.full((2, n), 127, np.int8)
-    bias_max = 2 ** 31 - 1 - n * 127 * 128
+    bias_max = 2**31 - 1 - n * 127 * 128
     head = IntegerHead("torusN", 8, weight, np.array([bias_max, 0], np.int32), 1.0, 0, 1.0)
     assert head.accumulate(np.full((1, n), -128, np.int8))[0, 0] == bias_max - n * 127 * 128
     assert head.accumulate(np.full((1, n), 127, np.int8))[0, 0] == bias_max + n * 127 * 127
     with pytest.raises(ValueError, match="overflow int32"):
         IntegerHead("torusN", 8, weight, np.array([bias_max + 1, 0], np.int32), 1.0, 0, 1.0)
     with pytest.raises(ValueError, match="overflow int32"):  # 65,794 * 128 * 255 > 2**31 - 1
-        IntegerHead("torusN", 8, np.full((2, 65794), -128, np.int8), np.zeros(2, np.int32), 1.0,
-                    127, 1.0)
+        IntegerHead(
+            "torusN", 8, np.full((2, 65794), -128, np.int8), np.zeros(2, np.int32), 1.0, 127, 1.0
+        )
 
 
 # ------------------------------------------------------------------------------------ bad input
-GOOD = dict(geometry="torusN", bits=8, weight=np.ones((4, 3), np.int8), bias=np.zeros(4, np.int32),
-            input_scale=0.1, input_zero_point=0, weight_scale=0.01)
+GOOD = dict(
+    geometry="torusN",
+    bits=8,
+    weight=np.ones((4, 3), np.int8),
+    bias=np.zeros(4, np.int32),
+    input_scale=0.1,
+    input_zero_point=0,
+    weight_scale=0.01,
+)
 
 
-@pytest.mark.parametrize("change, error, match", [
-    ({"bits": 0}, ValueError, "bits"), ({"bits": 9}, ValueError, "bits"),
-    ({"bits": True}, ValueError, "bits"), ({"bits": 2.0}, ValueError, "bits"),
-    ({"geometry": "sphere"}, ValueError, "geometry"),
-    ({"weight": np.ones((4, 3), np.float32)}, TypeError, "weight"),
-    ({"weight": np.ones((4, 3), np.int16)}, TypeError, "weight"),
-    ({"weight": [[1, 2]]}, TypeError, "weight"),
-    ({"weight": np.ones(4, np.int8)}, ValueError, "weight"),
-    ({"bias": np.zeros(4, np.int64)}, TypeError, "bias"),
-    ({"bias": np.zeros(3, np.int32)}, ValueError, "bias"),
-    ({"weight": np.ones((3, 3), np.int8), "bias": np.zeros(3, np.int32)}, ValueError, "even"),
-    ({"input_scale": math.nan}, ValueError, "input_scale"),
-    ({"input_scale": math.inf}, ValueError, "input_scale"),
-    ({"input_scale": 0.0}, ValueError, "input_scale"),
-    ({"weight_scale": -1.0}, ValueError, "weight_scale"),
-    ({"weight_scale": "0.1"}, TypeError, "weight_scale"),
-    ({"input_zero_point": 128}, ValueError, "input_zero_point"),
-    ({"input_zero_point": 0.5}, TypeError, "input_zero_point"),
-    ({"multiplier": 5}, ValueError, "torusC only"),
-    ({"geometry": "torusC", "input_scale": 1e-9, "weight_scale": 1e-9}, ValueError, "2\\*\\*-32"),
-    ({"geometry": "torusC", "multiplier": 2 ** 30, "shift": 3}, ValueError, "relative"),
-    ({"geometry": "torusC", "multiplier": 2 ** 30}, ValueError, "both"),
-])
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        ({"bits": 0}, ValueError, "bits"),
+        ({"bits": 9}, ValueError, "bits"),
+        ({"bits": True}, ValueError, "bits"),
+        ({"bits": 2.0}, ValueError, "bits"),
+        ({"geometry": "sphere"}, ValueError, "geometry"),
+        ({"weight": np.ones((4, 3), np.float32)}, TypeError, "weight"),
+        ({"weight": np.ones((4, 3), np.int16)}, TypeError, "weight"),
+        ({"weight": [[1, 2]]}, TypeError, "weight"),
+        ({"weight": np.ones(4, np.int8)}, ValueError, "weight"),
+        ({"bias": np.zeros(4, np.int64)}, TypeError, "bias"),
+        ({"bias": np.zeros(3, np.int32)}, ValueError, "bias"),
+        ({"weight": np.ones((3, 3), np.int8), "bias": np.zeros(3, np.int32)}, ValueError, "even"),
+        ({"input_scale": math.nan}, ValueError, "input_scale"),
+        ({"input_scale": math.inf}, ValueError, "input_scale"),
+        ({"input_scale": 0.0}, ValueError, "input_scale"),
+        ({"weight_scale": -1.0}, ValueError, "weight_scale"),
+        ({"weight_scale": "0.1"}, TypeError, "weight_scale"),
+        ({"input_zero_point": 128}, ValueError, "input_zero_point"),
+        ({"input_zero_point": 0.5}, TypeError, "input_zero_point"),
+        ({"multiplier": 5}, ValueError, "torusC only"),
+        (
+            {"geometry": "torusC", "input_scale": 1e-9, "weight_scale": 1e-9},
+            ValueError,
+            "2\\*\\*-32",
+        ),
+        ({"geometry": "torusC", "multiplier": 2**30, "shift": 3}, ValueError, "relative"),
+        ({"geometry": "torusC", "multiplier": 2**30}, ValueError, "both"),
+    ],
+)
 def test_bad_head_arguments(change, error, match):
     with pytest.raises(error, match=match):
         IntegerHead(**{**GOOD, **change})
@@ -523,25 +600,37 @@ def test_bad_head_arguments(change, error, match):
 
 def test_bad_activations():
     head = IntegerHead(**GOOD)
-    for q, error in [(np.zeros((2, 3), np.int16), TypeError),
-                     (np.zeros((2, 3), np.float32), TypeError), (torch.zeros(2, 3), TypeError),
-                     ([[0, 0, 0]], TypeError), (np.zeros((2, 4), np.int8), ValueError),
-                     (np.zeros((), np.int8), ValueError)]:
+    for q, error in [
+        (np.zeros((2, 3), np.int16), TypeError),
+        (np.zeros((2, 3), np.float32), TypeError),
+        (torch.zeros(2, 3), TypeError),
+        ([[0, 0, 0]], TypeError),
+        (np.zeros((2, 4), np.int8), ValueError),
+        (np.zeros((), np.int8), ValueError),
+    ]:
         with pytest.raises(error, match="q"):
             head.codes(q)
-    np.testing.assert_array_equal(head.codes(torch.zeros(2, 3, dtype=torch.int8)),
-                                  head.codes(np.zeros((2, 3), np.int8)))
+    np.testing.assert_array_equal(
+        head.codes(torch.zeros(2, 3, dtype=torch.int8)), head.codes(np.zeros((2, 3), np.int8))
+    )
 
 
-@pytest.mark.parametrize("call, error", [
-    (lambda: angle_codes(np.array([1.5]), np.array([1]), 8), TypeError),
-    (lambda: angle_codes(np.array([2 ** 31]), np.array([1]), 8), ValueError),
-    (lambda: angle_codes(np.array([1]), np.array([1]), 0), ValueError),
-    (lambda: turn_codes(np.array([1]), 0, 3, 8), ValueError),
-    (lambda: turn_codes(np.array([1]), 5, 63, 8), ValueError),
-    (lambda: integer_head_from_linear(torch.nn.Conv1d(2, 2, 1), input_scale=0.1,
-                                      input_zero_point=0, geometry="torusN"), TypeError),
-])
+@pytest.mark.parametrize(
+    "call, error",
+    [
+        (lambda: angle_codes(np.array([1.5]), np.array([1]), 8), TypeError),
+        (lambda: angle_codes(np.array([2**31]), np.array([1]), 8), ValueError),
+        (lambda: angle_codes(np.array([1]), np.array([1]), 0), ValueError),
+        (lambda: turn_codes(np.array([1]), 0, 3, 8), ValueError),
+        (lambda: turn_codes(np.array([1]), 5, 63, 8), ValueError),
+        (
+            lambda: integer_head_from_linear(
+                torch.nn.Conv1d(2, 2, 1), input_scale=0.1, input_zero_point=0, geometry="torusN"
+            ),
+            TypeError,
+        ),
+    ],
+)
 def test_bad_function_arguments(call, error):
     with pytest.raises(error):
         call()
@@ -573,8 +662,15 @@ def test_save_load_round_trip(tmp_path, geometry):
     head = random_head(geometry, 5, 7)
     save_integer_head(tmp_path / "h.torh", head)
     back = load_integer_head(tmp_path / "h.torh")
-    for field in ("geometry", "bits", "input_scale", "input_zero_point", "weight_scale",
-                  "multiplier", "shift"):
+    for field in (
+        "geometry",
+        "bits",
+        "input_scale",
+        "input_zero_point",
+        "weight_scale",
+        "multiplier",
+        "shift",
+    ):
         assert getattr(back, field) == getattr(head, field)
     np.testing.assert_array_equal(back.weight, head.weight)
     np.testing.assert_array_equal(back.bias, head.bias)
@@ -585,8 +681,13 @@ def test_corrupt_files_are_refused(tmp_path):
     path = tmp_path / "h.torh"
     save_integer_head(path, random_head("torusN", 8, 1))
     data = path.read_bytes()
-    cases = {"flip": data[:50] + bytes([data[50] ^ 1]) + data[51:], "short": data[:-1],
-             "long": data + b"\0", "tiny": data[:10], "magic": b"XXXX" + data[4:]}
+    cases = {
+        "flip": data[:50] + bytes([data[50] ^ 1]) + data[51:],
+        "short": data[:-1],
+        "long": data + b"\0",
+        "tiny": data[:10],
+        "magic": b"XXXX" + data[4:],
+    }
     for name, bad in cases.items():
         (tmp_path / name).write_bytes(bad)
         with pytest.raises(IntegerHeadFileError):
@@ -641,8 +742,9 @@ def test_c_topk_equals_the_python_index(tmp_path, bits, k):
     export_integer_head_c(tmp_path / "db.h", head, name="head", codes=stored)
     (tmp_path / "main.c").write_text(TOPK_MAIN % {"k": k})
     exe = tmp_path / "main"
-    subprocess.run([CC, *CFLAGS, "-I", str(tmp_path), str(tmp_path / "main.c"), "-o", str(exe)],
-                   check=True)
+    subprocess.run(
+        [CC, *CFLAGS, "-I", str(tmp_path), str(tmp_path / "main.c"), "-o", str(exe)], check=True
+    )
     out = subprocess.run([str(exe)], input=queries.tobytes(), capture_output=True, check=True)
     lines = out.stdout.decode().splitlines()
     got = np.array([line.split() for line in lines], np.int64).reshape(len(queries), k, 2)
@@ -650,7 +752,7 @@ def test_c_topk_equals_the_python_index(tmp_path, bits, k):
     index.add(stored)
     D, I = index.search(head.codes(queries), k)
     np.testing.assert_array_equal(got[..., 0], I)
-    np.testing.assert_array_equal(got[..., 1], np.where(I < 0, 2 ** 32 - 1, D))
+    np.testing.assert_array_equal(got[..., 1], np.where(I < 0, 2**32 - 1, D))
 
 
 def test_c_export_checks(tmp_path):

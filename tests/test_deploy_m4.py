@@ -9,15 +9,27 @@ import pytest
 
 from torus_plugins.codes import save_codes
 from torus_plugins.deploy import IntegerHead, export_integer_head_c, save_integer_head
-from torus_plugins.deploy.cortex_m4 import (CFLAGS, DEBIAN_PACKAGES, build_firmware,
-                                            check_emulation, emulate, main, missing_packages,
-                                            read_activations, run_firmware,
-                                            trace_instruction_count)
+from torus_plugins.deploy.cortex_m4 import (
+    CFLAGS,
+    DEBIAN_PACKAGES,
+    build_firmware,
+    check_emulation,
+    emulate,
+    main,
+    missing_packages,
+    read_activations,
+    run_firmware,
+    trace_instruction_count,
+)
 
 MISSING = missing_packages()
-pytestmark = pytest.mark.skipif(bool(MISSING), reason=(
-    f"the Cortex-M4 toolchain is missing: apt-get install {' '.join(DEBIAN_PACKAGES)} "
-    f"(not found: {' '.join(MISSING)})"))
+pytestmark = pytest.mark.skipif(
+    bool(MISSING),
+    reason=(
+        f"the Cortex-M4 toolchain is missing: apt-get install {' '.join(DEBIAN_PACKAGES)} "
+        f"(not found: {' '.join(MISSING)})"
+    ),
+)
 
 
 def make_case(geometry: str, bits: int, n_stored: int = 1000, n_queries: int = 100, seed: int = 0):
@@ -25,8 +37,15 @@ def make_case(geometry: str, bits: int, n_stored: int = 1000, n_queries: int = 1
     low bits: tied distances), int8 queries."""
     rng = np.random.default_rng(seed)
     out = 32 if geometry == "torusN" else 16
-    head = IntegerHead(geometry, bits, rng.integers(-127, 128, (out, 48)).astype(np.int8),
-                       rng.integers(-3000, 3000, out).astype(np.int32), 0.02, -128, 0.004)
+    head = IntegerHead(
+        geometry,
+        bits,
+        rng.integers(-127, 128, (out, 48)).astype(np.int8),
+        rng.integers(-3000, 3000, out).astype(np.int32),
+        0.02,
+        -128,
+        0.004,
+    )
     stored = head.codes(rng.integers(-128, 128, (n_stored, 48)).astype(np.int8))
     queries = rng.integers(-128, 128, (n_queries, 48)).astype(np.int8)
     return head, stored, queries
@@ -79,15 +98,20 @@ def test_every_head_compiles_for_the_cortex_m4(tmp_path):
             name = f"{geometry}_{bits}"
             export_integer_head_c(tmp_path / f"{name}.h", head, name=name, codes=stored)
             includes.append(f'#include "{name}.h"')
-    wide = IntegerHead("torusC", 8, np.ones((1, 1), np.int8), np.zeros(1, np.int32),
-                       2.0 ** -40, 0, 1.0)
+    wide = IntegerHead(
+        "torusC", 8, np.ones((1, 1), np.int8), np.zeros(1, np.int32), 2.0**-40, 0, 1.0
+    )
     assert wide.shift > 56
     export_integer_head_c(tmp_path / "wide.h", wide, name="wide")
     includes.append('#include "wide.h"')
     (tmp_path / "all.c").write_text("\n".join(includes) + "\nint all_heads;\n")
     flags = [f for f in CFLAGS if f not in ("--specs=nano.specs", "-nostartfiles")]
-    subprocess.run(["arm-none-eabi-gcc", *flags, "-c", str(tmp_path / "all.c"), "-o",
-                    str(tmp_path / "all.o")], check=True, capture_output=True, text=True)
+    subprocess.run(
+        ["arm-none-eabi-gcc", *flags, "-c", str(tmp_path / "all.c"), "-o", str(tmp_path / "all.o")],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_command_line_with_activation_files(tmp_path, capsys):
@@ -95,8 +119,21 @@ def test_command_line_with_activation_files(tmp_path, capsys):
     save_integer_head(tmp_path / "head.torh", head)
     save_codes(tmp_path / "db.torc", stored, bits=6)
     queries.tofile(tmp_path / "q.bin")
-    assert main(["--head", str(tmp_path / "head.torh"), "--codes", str(tmp_path / "db.torc"),
-                 "--activations", str(tmp_path / "q.bin"), "--k", "7"]) == 0
+    assert (
+        main(
+            [
+                "--head",
+                str(tmp_path / "head.torh"),
+                "--codes",
+                str(tmp_path / "db.torc"),
+                "--activations",
+                str(tmp_path / "q.bin"),
+                "--k",
+                "7",
+            ]
+        )
+        == 0
+    )
     assert "'all_equal': True" in capsys.readouterr().out
 
 
@@ -124,7 +161,22 @@ def test_make_m4_example_quick(tmp_path, capsys):
         import deploy_m4
     finally:
         sys.path.remove(examples)
-    assert deploy_m4.main(["--out", str(tmp_path), "--epochs", "1", "--queries", "10",
-                           "--sizes", "200", "--k", "3"]) == 0
+    assert (
+        deploy_m4.main(
+            [
+                "--out",
+                str(tmp_path),
+                "--epochs",
+                "1",
+                "--queries",
+                "10",
+                "--sizes",
+                "200",
+                "--k",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "results.json").exists()
     assert capsys.readouterr().out.count(" True ") == 2

@@ -1,7 +1,6 @@
 """gather_distributed=True on 2 gloo CPU ranks gives the single-process loss of the whole batch, and after DDP's
 averaging the single-process gradients; clip_gradients validates its arguments and clamps during backward."""
 
-import os
 import socket
 from pathlib import Path
 
@@ -10,8 +9,16 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from torus_plugins.losses import (CircularSpreadLoss, KoLeoLoss, ProtoCLRLoss, SupConLoss, ToroidalCovarianceLoss,
-                                  UniformityLoss, VICRegLoss, clip_gradients)
+from torus_plugins.losses import (
+    CircularSpreadLoss,
+    KoLeoLoss,
+    ProtoCLRLoss,
+    SupConLoss,
+    ToroidalCovarianceLoss,
+    UniformityLoss,
+    VICRegLoss,
+    clip_gradients,
+)
 
 WORLD = 2
 B = 6  # per rank
@@ -20,22 +27,37 @@ B = 6  # per rank
 def _cases(gather):
     """name -> (loss, input builder from the (x1, x2, y) batch)"""
     return {
-        "koleo": (KoLeoLoss(gather_distributed=gather), lambda x1, x2, y: (torch.stack([x1, x2], 1),)),
-        "supcon": (SupConLoss(0.2, gather_distributed=gather), lambda x1, x2, y: (torch.stack([x1, x2], 1), y)),
-        "simclr": (SupConLoss(0.2, gather_distributed=gather), lambda x1, x2, y: (torch.stack([x1, x2], 1),)),
+        "koleo": (
+            KoLeoLoss(gather_distributed=gather),
+            lambda x1, x2, y: (torch.stack([x1, x2], 1),),
+        ),
+        "supcon": (
+            SupConLoss(0.2, gather_distributed=gather),
+            lambda x1, x2, y: (torch.stack([x1, x2], 1), y),
+        ),
+        "simclr": (
+            SupConLoss(0.2, gather_distributed=gather),
+            lambda x1, x2, y: (torch.stack([x1, x2], 1),),
+        ),
         "protoclr": (ProtoCLRLoss(0.1, gather_distributed=gather), lambda x1, x2, y: (x1, x2, y)),
         "uniformity": (UniformityLoss(gather_distributed=gather), lambda x1, x2, y: (x1,)),
         "spread": (CircularSpreadLoss(gather_distributed=gather), lambda x1, x2, y: (x1,)),
         "tcov": (ToroidalCovarianceLoss(3, 8, gather_distributed=gather), lambda x1, x2, y: (x1,)),
-        "vicreg": (VICRegLoss(covariance="toroidal", grid_size=3, gather_distributed=gather),
-                   lambda x1, x2, y: (x1, x2)),
+        "vicreg": (
+            VICRegLoss(covariance="toroidal", grid_size=3, gather_distributed=gather),
+            lambda x1, x2, y: (x1, x2),
+        ),
     }
 
 
 def _data():
     g = torch.Generator().manual_seed(0)
-    x1 = torch.nn.functional.normalize(torch.randn(WORLD * B, 8, generator=g, dtype=torch.float64), dim=-1)
-    x2 = torch.nn.functional.normalize(torch.randn(WORLD * B, 8, generator=g, dtype=torch.float64), dim=-1)
+    x1 = torch.nn.functional.normalize(
+        torch.randn(WORLD * B, 8, generator=g, dtype=torch.float64), dim=-1
+    )
+    x2 = torch.nn.functional.normalize(
+        torch.randn(WORLD * B, 8, generator=g, dtype=torch.float64), dim=-1
+    )
     return x1, x2, torch.arange(WORLD * B) % 4
 
 
@@ -50,7 +72,9 @@ def _run(cases, x1, x2, y):
 
 
 def _worker(rank, port, path):
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
+    )
     try:
         x1, x2, y = _data()
         sl = slice(rank * B, (rank + 1) * B)
@@ -89,14 +113,18 @@ def test_gather_distributed_matches_single_process(tmp_path):
 
 def test_gather_without_process_group_is_identity():
     from torus_plugins.losses.distributed import gather, world_size
+
     x = torch.randn(3, 2)
     assert world_size() == 1 and gather(x) is x
 
 
 def test_ddp_example_step_equals_one_process_on_the_whole_batch(tmp_path, monkeypatch):
     """examples/ddp_step.py: DDP + L2p head + SupCon/KoLeo with gather_distributed=True on 2 gloo ranks."""
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "examples"))  # spawned ranks import it
+    monkeypatch.syspath_prepend(
+        str(Path(__file__).resolve().parents[1] / "examples")
+    )  # spawned ranks import it
     import ddp_step
+
     results = ddp_step.run(world=WORLD, out_dir=str(tmp_path))
     model = ddp_step.make_model()
     x1, x2, y = ddp_step.make_batch(WORLD)
@@ -107,11 +135,18 @@ def test_ddp_example_step_equals_one_process_on_the_whole_batch(tmp_path, monkey
             torch.testing.assert_close(got, p.grad, rtol=1e-4, atol=1e-5)
     # and without gathering, each rank's step would differ from the whole-batch step
     local = ddp_step.make_model()
-    half = ddp_step.step(local, x1[:ddp_step.PER_RANK], x2[:ddp_step.PER_RANK], y[:ddp_step.PER_RANK], gather=False)
+    half = ddp_step.step(
+        local,
+        x1[: ddp_step.PER_RANK],
+        x2[: ddp_step.PER_RANK],
+        y[: ddp_step.PER_RANK],
+        gather=False,
+    )
     assert abs(float(half) - float(loss)) > 1e-3
 
 
 # ---------------------------------------------------------------- clip_gradients
+
 
 def test_clip_gradients_clamps_each_element_during_backward_like_clip_grad_value():
     torch.manual_seed(0)
@@ -121,7 +156,9 @@ def test_clip_gradients_clamps_each_element_during_backward_like_clip_grad_value
     assert unclipped.abs().max() > 10
     after = torch.nn.Parameter(torch.zeros(5, 3))
     after.grad = unclipped.clone()
-    torch.nn.utils.clip_grad_value_([after], 10.0)      # torch's element-wise clipping, applied after backward
+    torch.nn.utils.clip_grad_value_(
+        [after], 10.0
+    )  # torch's element-wise clipping, applied after backward
     reference = after.grad
     handle = clip_gradients(w, 10.0)
     (x @ w).pow(2).sum().backward()
@@ -135,7 +172,9 @@ def test_clip_gradients_clamps_each_element_during_backward_like_clip_grad_value
     torch.testing.assert_close(w.grad, unclipped)
 
 
-@pytest.mark.parametrize("value", [None, 0, -1.0, float("nan"), float("inf"), True, "100", torch.tensor(1.0)])
+@pytest.mark.parametrize(
+    "value", [None, 0, -1.0, float("nan"), float("inf"), True, "100", torch.tensor(1.0)]
+)
 def test_clip_gradients_rejects_bad_values(value):
     with pytest.raises(ValueError, match=r"clip value must be a finite number > 0, got value="):
         clip_gradients(torch.nn.Linear(2, 2), value)
@@ -143,7 +182,9 @@ def test_clip_gradients_rejects_bad_values(value):
 
 @pytest.mark.parametrize("model", [None, 3.0, [torch.zeros(2), "w"]])
 def test_clip_gradients_rejects_bad_models(model):
-    with pytest.raises(TypeError, match="model must be an nn.Module, a tensor or an iterable of tensors"):
+    with pytest.raises(
+        TypeError, match="model must be an nn.Module, a tensor or an iterable of tensors"
+    ):
         clip_gradients(model, 1.0)
 
 

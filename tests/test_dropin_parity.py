@@ -18,15 +18,24 @@ def _leading_parameters(cls, n):
     return [(p.name, p.default) for p in list(inspect.signature(cls).parameters.values())[:n]]
 
 
-@pytest.mark.parametrize("ours,theirs,n", [(KoLeoLoss, "KoLeoLoss", 2),
-                                           (VICRegLoss, "VICRegLoss", 5)])
+@pytest.mark.parametrize(
+    "ours,theirs,n", [(KoLeoLoss, "KoLeoLoss", 2), (VICRegLoss, "VICRegLoss", 5)]
+)
 def test_positional_order_and_defaults_equal_lightly(ours, theirs, n):
     upstream = getattr(lightly_loss, theirs)
     assert _leading_parameters(ours, n) == _leading_parameters(upstream, n)
 
 
-KOLEO_ARGS = [((), {}), ((2,), {}), ((1,), {}), ((2, 1e-4), {}), ((1.5, 1e-6), {}),
-              ((), {"p": 1}), ((), {"eps": 1e-3}), ((1,), {"eps": 1e-5})]
+KOLEO_ARGS = [
+    ((), {}),
+    ((2,), {}),
+    ((1,), {}),
+    ((2, 1e-4), {}),
+    ((1.5, 1e-6), {}),
+    ((), {"p": 1}),
+    ((), {"eps": 1e-3}),
+    ((1,), {"eps": 1e-5}),
+]
 
 
 @pytest.mark.parametrize("args,kwargs", KOLEO_ARGS)
@@ -52,8 +61,13 @@ def test_koleo_extras_are_keyword_only():
         KoLeoLoss(2, 1e-8, True)
 
 
-VICREG_ARGS = [((), {}), ((25, 25, 1), {}), ((10.0, 5.0, 2.0, False, 1e-3), {}),
-               ((1.0,), {"nu_param": 0.5, "eps": 1e-2}), ((), {"gather_distributed": False})]
+VICREG_ARGS = [
+    ((), {}),
+    ((25, 25, 1), {}),
+    ((10.0, 5.0, 2.0, False, 1e-3), {}),
+    ((1.0,), {"nu_param": 0.5, "eps": 1e-2}),
+    ((), {"gather_distributed": False}),
+]
 
 
 @pytest.mark.parametrize("args,kwargs", VICREG_ARGS)
@@ -72,7 +86,7 @@ def test_vicreg_same_arguments_same_loss_as_lightly(args, kwargs):
 def _unit_clifford(n, k, seed):
     turns = torch.rand(n, k, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     theta = 2 * torch.pi * turns
-    return torch.stack((theta.cos(), theta.sin()), -1).flatten(1) / k ** 0.5
+    return torch.stack((theta.cos(), theta.sin()), -1).flatten(1) / k**0.5
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"power": 2}, {"power": 3}])

@@ -11,12 +11,14 @@ import sys
 import numpy as np
 import pytest
 
-pytest.importorskip("executorch", reason="needs the [edge] extra: pip install "
-                                        "'torus-plugins[edge]'")
+pytest.importorskip(
+    "executorch", reason="needs the [edge] extra: pip install 'torus-plugins[edge]'"
+)
 
 from torus_plugins.codes import load_codes  # noqa: E402
 from torus_plugins.deploy import load_integer_head  # noqa: E402
-from torus_plugins.deploy.cortex_m4 import DEBIAN_PACKAGES, main as m4_main, missing_packages  # noqa
+from torus_plugins.deploy.cortex_m4 import DEBIAN_PACKAGES, missing_packages  # noqa
+from torus_plugins.deploy.cortex_m4 import main as m4_main
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 sys.path.insert(0, EXAMPLES)
@@ -36,8 +38,13 @@ def test_quick_run_writes_results_and_handoff_files(quick_run, capsys):
     prov = doc["provenance"]
     assert prov["versions"]["executorch"] and prov["cpu_model"] and prov["wall_seconds"] > 0
     m = doc["metrics"]["torusN"]
-    for path in (("8bit", "agreement", "equal"), ("4bit", "p1_gap"), ("pte_bytes",),
-                 ("timing", "batch1", "executorch_program_us"), ("8bit", "int8_weights_only")):
+    for path in (
+        ("8bit", "agreement", "equal"),
+        ("4bit", "p1_gap"),
+        ("pte_bytes",),
+        ("timing", "batch1", "executorch_program_us"),
+        ("8bit", "int8_weights_only"),
+    ):
         leaf = m
         for key in path:
             leaf = leaf[key]
@@ -46,8 +53,15 @@ def test_quick_run_writes_results_and_handoff_files(quick_run, capsys):
     assert 0 <= seed0["8bit"]["agreement"]["equal"] <= seed0["8bit"]["agreement"]["within_one"] <= 1
     assert abs(seed0["8bit"]["p1_gap"]) <= 1 and seed0["timing"]["max_batch"] >= 1
     folder = quick_run / "torusN_seed0"
-    assert {"encoder.pte", "head.torh", "head.h", "manifest.json", "queries_int8.npy",
-            "query_labels.npy", "stored_codes.torc"} <= set(os.listdir(folder))
+    assert {
+        "encoder.pte",
+        "head.torh",
+        "head.h",
+        "manifest.json",
+        "queries_int8.npy",
+        "query_labels.npy",
+        "stored_codes.torc",
+    } <= set(os.listdir(folder))
     queries = np.load(folder / "queries_int8.npy")
     head = load_integer_head(folder / "head.torh")
     assert queries.dtype == np.int8 and queries.shape == (100, head.in_features)
@@ -55,10 +69,25 @@ def test_quick_run_writes_results_and_handoff_files(quick_run, capsys):
     assert stored.bits == 8 and stored.codes.shape[1] == head.n_angles
 
 
-@pytest.mark.skipif(bool(missing_packages()), reason=f"the Cortex-M4 toolchain is missing: "
-                                                     f"apt-get install {' '.join(DEBIAN_PACKAGES)}")
+@pytest.mark.skipif(
+    bool(missing_packages()),
+    reason=f"the Cortex-M4 toolchain is missing: apt-get install {' '.join(DEBIAN_PACKAGES)}",
+)
 def test_the_emulated_m4_reproduces_the_handoff(quick_run, capsys):
     folder = quick_run / "torusN_seed0"
-    assert m4_main(["--head", str(folder / "head.torh"), "--codes", str(folder / "stored_codes.torc"),
-                    "--activations", str(folder / "queries_int8.npy"), "--k", "5"]) == 0
+    assert (
+        m4_main(
+            [
+                "--head",
+                str(folder / "head.torh"),
+                "--codes",
+                str(folder / "stored_codes.torc"),
+                "--activations",
+                str(folder / "queries_int8.npy"),
+                "--k",
+                "5",
+            ]
+        )
+        == 0
+    )
     assert "'all_equal': True" in capsys.readouterr().out

@@ -74,8 +74,9 @@ SCRIPT = textwrap.dedent("""
 @pytest.mark.parametrize("layer", ["default", "workqueue"])
 def test_search_in_forked_children_after_a_threaded_search(layer):
     env = dict(os.environ, NUMBA_NUM_THREADS="2", NUMBA_THREADING_LAYER=layer)
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
-                          timeout=600, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=600, env=env
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["fork_ok"], out

@@ -16,10 +16,19 @@ from torus_plugins.losses import SupConLoss
 from torus_plugins.metrics import circular_variance, few_shot_accuracy, retrieval
 
 
-@pytest.mark.parametrize("name,expected", [("sphere", G.SPHERE), ("HYPRS", G.SPHERE),
-                                           ("torusN", G.TORUS_N), ("l2p", G.TORUS_N),
-                                           ("torul", G.TORUS_N), ("TorusC", G.TORUS_C),
-                                           ("clifford", G.TORUS_C), ("torus", G.TORUS_C)])
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("sphere", G.SPHERE),
+        ("HYPRS", G.SPHERE),
+        ("torusN", G.TORUS_N),
+        ("l2p", G.TORUS_N),
+        ("torul", G.TORUS_N),
+        ("TorusC", G.TORUS_C),
+        ("clifford", G.TORUS_C),
+        ("torus", G.TORUS_C),
+    ],
+)
 def test_names_map_to_one_object(name, expected):
     assert G.get_geometry(name) is expected and G.get_geometry(expected) is expected
 
@@ -78,6 +87,7 @@ def test_wrong_kind_of_geometry_is_a_type_error(use):
 
 def test_save_codes_refuses_an_unknown_geometry(tmp_path):
     from torus_plugins.codes import save_codes
+
     with pytest.raises(ValueError, match="geometry"):
         save_codes(tmp_path / "c.torc", np.zeros((2, 3), np.uint8), bits=8, geometry="nonsense")
 
@@ -88,9 +98,13 @@ def _deprecated_calls():
         ("SupConLoss", lambda: SupConLoss(projmode="torusN"), "projmode"),
     ]
     from torus_plugins.adapters import eb_jepa, normalize, protoclr
+
     calls += [
-        ("torus_normalize", lambda: normalize.torus_normalize(torch.randn(2, 4), mode="torusN"),
-         "mode"),
+        (
+            "torus_normalize",
+            lambda: normalize.torus_normalize(torch.randn(2, 4), mode="torusN"),
+            "mode",
+        ),
         ("protoclr.SupConLoss", lambda: protoclr.SupConLoss(0.1, mode="torusC"), "mode"),
         ("eb_jepa.VICRegLoss", lambda: eb_jepa.VICRegLoss(projection="torusC"), "projection"),
     ]
@@ -122,6 +136,7 @@ def test_deprecated_modules_and_names_warn():
     import importlib
     import importlib.util
     import sys
+
     modules = ["torus_plugins.metrics.geometries"]
     if importlib.util.find_spec("pytorch_metric_learning") is not None:
         modules += ["torus_plugins.distances", "torus_plugins.regularizers"]
@@ -130,5 +145,6 @@ def test_deprecated_modules_and_names_warn():
         with pytest.warns(DeprecationWarning, match="deprecated"):
             importlib.import_module(module)
     from torus_plugins.heads import canonical_projection
+
     with pytest.warns(DeprecationWarning, match="canonical_projection is deprecated"):
         assert canonical_projection("l2p") == "torusN"

@@ -32,7 +32,10 @@ def numpy_l2p(x):
             if a == 0 and c == 0:
                 continue
             t = math.atan2(c, a)
-            out[i, 2 * j], out[i, 2 * j + 1] = math.cos(t) / math.sqrt(k), math.sin(t) / math.sqrt(k)
+            out[i, 2 * j], out[i, 2 * j + 1] = (
+                math.cos(t) / math.sqrt(k),
+                math.sin(t) / math.sqrt(k),
+            )
     return out
 
 
@@ -96,7 +99,9 @@ def test_sphere_equals_f_normalize():
 def test_to_clifford_to_turns_round_trip_any_scale(turns, unit):
     z = to_clifford(torch.from_numpy(turns), unit_norm=unit)
     expected_norm = 1.0 if unit else math.sqrt(6)
-    np.testing.assert_allclose(torch.linalg.vector_norm(z, dim=-1).numpy(), expected_norm, atol=1e-9)
+    np.testing.assert_allclose(
+        torch.linalg.vector_norm(z, dim=-1).numpy(), expected_norm, atol=1e-9
+    )
     back = to_turns(z * 3.7).numpy()
     diff = np.abs(back - turns)
     np.testing.assert_allclose(np.minimum(diff, 1 - diff), 0, atol=1e-9)
@@ -126,7 +131,10 @@ def test_torus_mlp_head_lands_on_torus(angle_map):
 def test_sigmoid_map_squashes_the_seam_and_turns_map_does_not():
     """d turn / d raw value near the seam, through the head's own angle map: vanishing for sigmoid, 1 for turns."""
     grads = {}
-    for angle_map, raw in (("sigmoid", 12.0), ("turns", 0.99999)):  # both next to the seam at 0 == 1 turn
+    for angle_map, raw in (
+        ("sigmoid", 12.0),
+        ("turns", 0.99999),
+    ):  # both next to the seam at 0 == 1 turn
         head = TorusMLPHead(1, n_circles=1, angle_map=angle_map)
         head.mlp = torch.nn.Identity()  # feed the raw value straight to the angle map
         v = torch.tensor([[raw]], requires_grad=True)
@@ -136,8 +144,10 @@ def test_sigmoid_map_squashes_the_seam_and_turns_map_does_not():
     assert grads["turns"] == 1.0
 
 
-@pytest.mark.parametrize("projection,out", [("sphere", 16), ("l2p", 16), ("torusN", 16), ("clifford", 32),
-                                            ("torusC", 32)])
+@pytest.mark.parametrize(
+    "projection,out",
+    [("sphere", 16), ("l2p", 16), ("torusN", 16), ("clifford", 32), ("torusC", 32)],
+)
 def test_projection_head_widths_and_norm(projection, out):
     head = ProjectionHead(40, 16, geometry=projection, hidden_dim=24)
     z = head(torch.randn(6, 40))
@@ -147,12 +157,17 @@ def test_projection_head_widths_and_norm(projection, out):
 
 def test_head_attributes():
     assert (L2p(64).out_dim, L2p(64).n_circles, L2p(64).intrinsic_dim) == (64, 32, 32)
-    assert (Clifford(32).out_dim, Clifford(32).n_circles, Clifford(32).intrinsic_dim) == (64, 32, 32)
+    assert (Clifford(32).out_dim, Clifford(32).n_circles, Clifford(32).intrinsic_dim) == (
+        64,
+        32,
+        32,
+    )
     assert (Sphere(64).out_dim, Sphere(64).n_circles, Sphere(64).intrinsic_dim) == (64, None, 63)
     assert torus_plugins.TorusN is L2p and torus_plugins.TorusC is Clifford
 
 
 # ---- bad input ------------------------------------------------------------------------------------------------
+
 
 def test_l2p_odd_dim_is_rejected_with_the_number():
     with pytest.raises(ValueError, match=r"even.*got 63"):
@@ -176,8 +191,10 @@ def test_non_tensor_input_is_a_type_error():
         L2p(2)([[1.0, 2.0]])
 
 
-@pytest.mark.parametrize("bad,error", [(0, ValueError), (-2, ValueError), (2.0, TypeError),
-                                       (True, TypeError), ("8", TypeError)])
+@pytest.mark.parametrize(
+    "bad,error",
+    [(0, ValueError), (-2, ValueError), (2.0, TypeError), (True, TypeError), ("8", TypeError)],
+)
 def test_bad_dims_are_rejected(bad, error):
     with pytest.raises(error, match="dim must be a positive integer"):
         L2p(bad)
@@ -194,6 +211,7 @@ def test_unknown_projection_and_angle_map():
 
 # ---- numerics: zero pairs, gradients, dtypes, autocast, export -------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
 @pytest.mark.parametrize("autocast", [False, True])
 def test_zero_pair_gives_finite_output_and_gradients(dtype, autocast):
@@ -205,15 +223,25 @@ def test_zero_pair_gives_finite_output_and_gradients(dtype, autocast):
         z = L2p(4)(x)
     assert z.dtype == dtype and torch.isfinite(z).all()
     expected = torch.tensor([[0.0, 0.0, 0.6, 0.8]], dtype=torch.float64) / math.sqrt(2)
-    torch.testing.assert_close(z.double(), expected, atol={torch.float16: 1e-3, torch.bfloat16: 4e-3}.get(dtype, 1e-7),
-                               rtol=0)
-    z.backward(torch.tensor([[0.0, 0.0, 1.0, 1.0]], dtype=dtype))  # no gradient into the zero pair itself
+    torch.testing.assert_close(
+        z.double(),
+        expected,
+        atol={torch.float16: 1e-3, torch.bfloat16: 4e-3}.get(dtype, 1e-7),
+        rtol=0,
+    )
+    z.backward(
+        torch.tensor([[0.0, 0.0, 1.0, 1.0]], dtype=dtype)
+    )  # no gradient into the zero pair itself
     assert torch.isfinite(x.grad).all()
     # free pair: d/dx of (x / (sqrt(2) |x|)) . (1, 1) = ((1, 1) - y (y . (1, 1))) / (sqrt(2) |x|), y = (0.6, 0.8)
     y = torch.tensor([0.6, 0.8], dtype=torch.float64)
     want = (torch.ones(2, dtype=torch.float64) - y * y.sum()) / (math.sqrt(2) * 5.0)
-    torch.testing.assert_close(x.grad[0, 2:].double(), want, atol={torch.float16: 1e-3, torch.bfloat16: 4e-3}.get(
-        dtype, 1e-7), rtol=0)
+    torch.testing.assert_close(
+        x.grad[0, 2:].double(),
+        want,
+        atol={torch.float16: 1e-3, torch.bfloat16: 4e-3}.get(dtype, 1e-7),
+        rtol=0,
+    )
     x.grad = None
     L2p(4)(x).sum().backward()
     assert not torch.isnan(x.grad).any()
@@ -281,11 +309,21 @@ def test_autocast_on_cpu(head):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         z = head(lin(torch.randn(4, 8)))
     assert torch.isfinite(z).all()
-    torch.testing.assert_close(torch.linalg.vector_norm(z.float(), dim=-1), torch.ones(4), atol=2e-2, rtol=0)
+    torch.testing.assert_close(
+        torch.linalg.vector_norm(z.float(), dim=-1), torch.ones(4), atol=2e-2, rtol=0
+    )
 
 
-@pytest.mark.parametrize("make", [lambda: L2p(8), lambda: Clifford(4), lambda: Sphere(8),
-                                  lambda: ProjectionHead(8, 8).eval(), lambda: TorusMLPHead(8).eval()])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: L2p(8),
+        lambda: Clifford(4),
+        lambda: Sphere(8),
+        lambda: ProjectionHead(8, 8).eval(),
+        lambda: TorusMLPHead(8).eval(),
+    ],
+)
 def test_torch_export_with_dynamic_batch(make):
     head = make()
     width = head.in_features if hasattr(head, "in_features") else head.dim
@@ -338,9 +376,12 @@ def test_l2p_output_can_be_modified_in_place_before_backward():
     torch.testing.assert_close(xa.grad, xb.grad)
 
 
-@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")  # torch's own make_dual
+@pytest.mark.filterwarnings(
+    "ignore:`torch.jit.script` is deprecated:FutureWarning"
+)  # torch's own make_dual
 def test_l2p_forward_mode_ad_equals_jvp_of_the_plain_formula():
     import torch.autograd.forward_ad as fwAD
+
     from torus_plugins.heads.l2p import l2p_reference
 
     x = torch.randn(3, 8, dtype=torch.float64, requires_grad=True)
@@ -356,7 +397,9 @@ def test_l2p_pairs_clamped_at_a_large_eps_get_the_gradient_of_the_linear_forward
 
     eps = 1e-3
     x = torch.randn(3, 8, dtype=torch.float64)
-    x[0, 2:4] = torch.tensor([3e-4, 4e-4], dtype=torch.float64)  # norm 5e-4 < eps: y = x / (sqrt(k) * eps)
+    x[0, 2:4] = torch.tensor(
+        [3e-4, 4e-4], dtype=torch.float64
+    )  # norm 5e-4 < eps: y = x / (sqrt(k) * eps)
     g = torch.randn(3, 8, dtype=torch.float64)
     xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
     (ga,) = torch.autograd.grad(L2p(8, eps=eps)(xa), xa, g)

@@ -26,7 +26,7 @@ def import_graph() -> dict:
         deps = set()
         for node in ast.parse(path.read_text()).body:
             if isinstance(node, ast.ImportFrom):
-                base = package[:len(package) - node.level + 1] if node.level else []
+                base = package[: len(package) - node.level + 1] if node.level else []
                 name = ".".join(base + ([node.module] if node.module else []))
                 for alias in node.names:
                     sub = f"{name}.{alias.name}"
@@ -45,7 +45,7 @@ def find_cycle(graph: dict) -> list | None:
         state[node] = "open"
         for dep in sorted(graph[node]):
             if state.get(dep) == "open":
-                return path[path.index(dep):] + [dep]
+                return path[path.index(dep) :] + [dep]
             if dep not in state:
                 found = visit(dep, path + [dep])
                 if found:
@@ -63,7 +63,7 @@ def find_cycle(graph: dict) -> list | None:
 
 def test_the_package_import_graph_has_no_cycle():
     graph = import_graph()
-    assert "torus_plugins.search._kernel.scan" in graph          # the walk sees subpackages
+    assert "torus_plugins.search._kernel.scan" in graph  # the walk sees subpackages
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
 
 
@@ -78,5 +78,8 @@ def test_the_kernel_cpu_module_is_a_leaf_and_the_kernel_imports_no_index():
     kernel = [m for m in graph if m.startswith("torus_plugins.search._kernel")]
     for mod in kernel:
         outside = {d for d in graph[mod] if not d.startswith("torus_plugins.search._kernel")}
-        assert outside <= {"torus_plugins.codes", "torus_plugins.codes.pack",
-                           "torus_plugins.search._results"}, (mod, outside)
+        assert outside <= {
+            "torus_plugins.codes",
+            "torus_plugins.codes.pack",
+            "torus_plugins.search._results",
+        }, (mod, outside)

@@ -17,19 +17,42 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import torus_plugins
 from torus_plugins import Clifford, L2p, ProjectionHead, Sphere, TorusMLPHead
-from torus_plugins.losses import (CircularSpreadLoss, KoLeoLoss, ProtoCLRLoss, SupConLoss,
-                                  ToroidalCovarianceLoss, UniformityLoss, VICRegLoss)
-from torus_plugins.validation import (check_mode, get_validation, host_reads_allowed,
-                                      set_validation, validation_mode)
+from torus_plugins.losses import (
+    CircularSpreadLoss,
+    KoLeoLoss,
+    ProtoCLRLoss,
+    SupConLoss,
+    ToroidalCovarianceLoss,
+    UniformityLoss,
+    VICRegLoss,
+)
+from torus_plugins.validation import (
+    check_mode,
+    get_validation,
+    host_reads_allowed,
+    set_validation,
+    validation_mode,
+)
 
 # ---- counting host reads -------------------------------------------------------------------------
 
 #: aten ops that read a value on the host (item, bool(t), int(t)...) or whose output shape depends
 #: on values (on a GPU each waits for the device).
-SYNCING_OPS = {"aten::_local_scalar_dense", "aten::item", "aten::is_nonzero", "aten::equal",
-               "aten::allclose", "aten::nonzero", "aten::masked_select", "aten::_unique",
-               "aten::_unique2", "aten::unique_dim", "aten::unique_consecutive", "aten::bincount",
-               "aten::histc"}
+SYNCING_OPS = {
+    "aten::_local_scalar_dense",
+    "aten::item",
+    "aten::is_nonzero",
+    "aten::equal",
+    "aten::allclose",
+    "aten::nonzero",
+    "aten::masked_select",
+    "aten::_unique",
+    "aten::_unique2",
+    "aten::unique_dim",
+    "aten::unique_consecutive",
+    "aten::bincount",
+    "aten::histc",
+}
 #: Python-level reads that bypass the dispatcher.
 PYTHON_READS = ("tolist", "numpy")
 
@@ -45,8 +68,9 @@ class HostReads(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = func._schema.name
-        if name in SYNCING_OPS or (name == "aten::repeat_interleave" and len(args) == 1
-                                   and "output_size" not in kwargs):
+        if name in SYNCING_OPS or (
+            name == "aten::repeat_interleave" and len(args) == 1 and "output_size" not in kwargs
+        ):
             self.reads.append(name)
         elif name.startswith(("aten::index", "aten::_index_put")) and len(args) > 1:
             indices = args[1] if isinstance(args[1], (list, tuple)) else ()
@@ -76,9 +100,15 @@ def test_the_counter_sees_every_kind_of_host_read(monkeypatch):
     """Each read below is seen, in forward and in backward: else "no read" would mean nothing."""
     x = torch.randn(6, 4, requires_grad=True)
     reads = [
-        lambda: bool(x.sum() > 0), lambda: int(x.argmax()), lambda: float(x.detach().sum()),
-        lambda: x.detach().sum().item(), lambda: x.tolist(), lambda: x.detach().numpy(),
-        lambda: torch.unique(x), lambda: x[x > 0], lambda: torch.nonzero(x),
+        lambda: bool(x.sum() > 0),
+        lambda: int(x.argmax()),
+        lambda: float(x.detach().sum()),
+        lambda: x.detach().sum().item(),
+        lambda: x.tolist(),
+        lambda: x.detach().numpy(),
+        lambda: torch.unique(x),
+        lambda: x[x > 0],
+        lambda: torch.nonzero(x),
         lambda: F.one_hot(torch.tensor([0, 2])),
     ]
     for read in reads:
@@ -98,6 +128,7 @@ def test_the_counter_sees_every_kind_of_host_read(monkeypatch):
 
 
 # ---- every head and loss -------------------------------------------------------------------------
+
 
 def _inputs(seed=0, b=8, d=8):
     g = torch.Generator().manual_seed(seed)
@@ -119,27 +150,35 @@ CASES = {
     "Sphere": (lambda: Sphere(8), lambda: (_inputs()[1] * 3,)),
     "L2p": (lambda: L2p(8), lambda: (_inputs()[1] * 3,)),
     "Clifford": (lambda: Clifford(4), lambda: (torch.rand(8, 4, generator=_inputs()[0]),)),
-    "TorusMLPHead": (lambda: TorusMLPHead(8, n_circles=3, hidden_dim=16),
-                     lambda: (_inputs()[1],)),
-    "ProjectionHead": (lambda: ProjectionHead(8, 6, geometry="l2p", hidden_dim=16),
-                       lambda: (_inputs()[1],)),
+    "TorusMLPHead": (lambda: TorusMLPHead(8, n_circles=3, hidden_dim=16), lambda: (_inputs()[1],)),
+    "ProjectionHead": (
+        lambda: ProjectionHead(8, 6, geometry="l2p", hidden_dim=16),
+        lambda: (_inputs()[1],),
+    ),
     "KoLeoLoss": (KoLeoLoss, lambda: (_inputs()[1],)),
     "KoLeoLoss[B,V,D]": (KoLeoLoss, lambda: (_views(),)),
     "SupConLoss": (SupConLoss, lambda: (_views(), torch.arange(8) % 3)),
     "SupConLoss(SimCLR)": (SupConLoss, lambda: (_views(),)),
-    "SupConLoss(torusN,one)": (lambda: SupConLoss(geometry="torusN", contrast_mode="one"),
-                               lambda: (_views(), torch.arange(8) % 3)),
+    "SupConLoss(torusN,one)": (
+        lambda: SupConLoss(geometry="torusN", contrast_mode="one"),
+        lambda: (_views(), torch.arange(8) % 3),
+    ),
     "ProtoCLRLoss": (ProtoCLRLoss, _two_views_and_labels),
-    "ProtoCLRLoss(circular)": (lambda: ProtoCLRLoss(circular_prototypes=True),
-                               _two_views_and_labels),
+    "ProtoCLRLoss(circular)": (
+        lambda: ProtoCLRLoss(circular_prototypes=True),
+        _two_views_and_labels,
+    ),
     "UniformityLoss": (UniformityLoss, lambda: (_views(),)),
     "CircularSpreadLoss": (CircularSpreadLoss, lambda: (_inputs()[1],)),
-    "ToroidalCovarianceLoss": (lambda: ToroidalCovarianceLoss(2, 8, penalty="laplacian"),
-                               lambda: (_inputs()[1],)),
+    "ToroidalCovarianceLoss": (
+        lambda: ToroidalCovarianceLoss(2, 8, penalty="laplacian"),
+        lambda: (_inputs()[1],),
+    ),
     "VICRegLoss": (VICRegLoss, lambda: (_views()[:, 0], _views()[:, 1])),
-    "VICRegLoss(toroidal)": (lambda: VICRegLoss(covariance="toroidal", grid_size=2,
-                                                penalty="laplacian"),
-                             lambda: (_views()[:, 0], _views()[:, 1])),
+    "VICRegLoss(toroidal)": (
+        lambda: VICRegLoss(covariance="toroidal", grid_size=2, penalty="laplacian"),
+        lambda: (_views()[:, 0], _views()[:, 1]),
+    ),
 }
 HEADS = {"Sphere", "L2p", "Clifford", "TorusMLPHead", "ProjectionHead"}
 #: One real inductor compile per family; the others use aot_eager (same graphs, no C++ codegen).
@@ -200,14 +239,18 @@ def test_the_upstream_equivalents_compile_too():
     fails on its boolean-mask indexing (see bench/losses.py)."""
     lightly_loss = pytest.importorskip("lightly.loss")
     z = _views()
-    cases = [(lambda t: F.normalize(t, dim=-1), (z[:, 0],)), (lightly_loss.KoLeoLoss(), (z[:, 0],)),
-             (lightly_loss.VICRegLoss(), (z[:, 0], z[:, 1]))]
+    cases = [
+        (lambda t: F.normalize(t, dim=-1), (z[:, 0],)),
+        (lightly_loss.KoLeoLoss(), (z[:, 0],)),
+        (lightly_loss.VICRegLoss(), (z[:, 0], z[:, 1])),
+    ]
     for fn, args in cases:
         torch._dynamo.reset()
         torch.compile(fn, fullgraph=True, backend="aot_eager")(*args)
 
 
 # ---- bad input stays loud in every mode but "off" ------------------------------------------------
+
 
 def _with(t, index, value):
     t = t.clone()
@@ -218,20 +261,36 @@ def _with(t, index, value):
 NAN, INF = float("nan"), float("inf")
 BAD_INPUTS = {  # loss, inputs with one bad value, words of the message
     "nan embedding": (KoLeoLoss, lambda: (_with(_inputs()[1], (2, 3), NAN),), "NaN or inf"),
-    "inf embedding": (SupConLoss, lambda: (_with(_views(), (1, 0, 5), INF), torch.arange(8) % 3),
-                      "NaN or inf"),
-    "nan label": (SupConLoss, lambda: (_views(), torch.tensor([0.0, 1, NAN, 1, 0, 2, 2, 0])),
-                  "NaN or inf"),
-    "fractional label": (ProtoCLRLoss,
-                         lambda: (*_two_views_and_labels()[:2],
-                                  torch.tensor([0.0, 1, 0.5, 1, 0, 2, 2, 0])),
-                         "integer class ids"),
-    "no positive": (SupConLoss, lambda: (_views()[:, :1], torch.arange(8)),
-                    "no anchor has a positive"),
-    "overflow": (VICRegLoss, lambda: (_with(_inputs()[1], (0, 0), 1e30), _inputs(1)[1]),
-                 "overflowed"),
-    "fp16 zero row": (KoLeoLoss, lambda: (torch.tensor([[0.0], [-0.2935]], dtype=torch.float16),),
-                      "overflows torch.float16"),
+    "inf embedding": (
+        SupConLoss,
+        lambda: (_with(_views(), (1, 0, 5), INF), torch.arange(8) % 3),
+        "NaN or inf",
+    ),
+    "nan label": (
+        SupConLoss,
+        lambda: (_views(), torch.tensor([0.0, 1, NAN, 1, 0, 2, 2, 0])),
+        "NaN or inf",
+    ),
+    "fractional label": (
+        ProtoCLRLoss,
+        lambda: (*_two_views_and_labels()[:2], torch.tensor([0.0, 1, 0.5, 1, 0, 2, 2, 0])),
+        "integer class ids",
+    ),
+    "no positive": (
+        SupConLoss,
+        lambda: (_views()[:, :1], torch.arange(8)),
+        "no anchor has a positive",
+    ),
+    "overflow": (
+        VICRegLoss,
+        lambda: (_with(_inputs()[1], (0, 0), 1e30), _inputs(1)[1]),
+        "overflowed",
+    ),
+    "fp16 zero row": (
+        KoLeoLoss,
+        lambda: (torch.tensor([[0.0], [-0.2935]], dtype=torch.float16),),
+        "overflows torch.float16",
+    ),
 }
 
 
@@ -255,6 +314,7 @@ def test_bad_input_fails_loudly_in_a_compiled_step(case):
 
 def test_off_mode_lets_nan_through_like_lightly():
     from lightly.loss import KoLeoLoss as LightlyKoLeo
+
     x = _inputs()[1].clone()
     x[2, 3] = float("nan")
     with validation_mode("off"):
@@ -263,6 +323,7 @@ def test_off_mode_lets_nan_through_like_lightly():
 
 
 # ---- the mode switch -----------------------------------------------------------------------------
+
 
 def test_auto_mode_is_host_in_eager_cpu_and_device_when_compiling():
     x = torch.zeros(3)
@@ -275,8 +336,11 @@ def test_auto_mode_is_host_in_eager_cpu_and_device_when_compiling():
 
     torch.compile(probe, fullgraph=True, backend="eager")(x)
     assert seen == [("device", False)]
-    for mode, expected in [("host", ("host", True)), ("device", ("device", False)),
-                           ("off", ("off", True))]:
+    for mode, expected in [
+        ("host", ("host", True)),
+        ("device", ("device", False)),
+        ("off", ("off", True)),
+    ]:
         with validation_mode(mode):
             assert (check_mode(x), host_reads_allowed(x)) == expected
         assert get_validation() == "auto"
@@ -298,6 +362,7 @@ def test_set_validation_and_environment_variable(monkeypatch):
         with validation_mode(None):
             pass
     import torus_plugins.validation as v
+
     monkeypatch.setattr(v, "_process_mode", "sometimes")  # as read from TORUS_PLUGINS_VALIDATE
     with pytest.raises(ValueError, match="TORUS_PLUGINS_VALIDATE must be one of .*'sometimes'"):
         KoLeoLoss()(_inputs()[1])

@@ -3,40 +3,62 @@
 import pytest
 import torch
 
-from torus_plugins.losses import (CircularSpreadLoss, KoLeoLoss, ProtoCLRLoss, SupConLoss, ToroidalCovarianceLoss,
-                                  UniformityLoss, VICRegLoss)
 import torus_plugins.losses as L
+from torus_plugins.losses import (
+    CircularSpreadLoss,
+    KoLeoLoss,
+    ProtoCLRLoss,
+    SupConLoss,
+    ToroidalCovarianceLoss,
+    UniformityLoss,
+    VICRegLoss,
+)
 
 
 def test_exports():
-    for name in ["KoLeoLoss", "SupConLoss", "ProtoCLRLoss", "UniformityLoss", "CircularSpreadLoss",
-                 "ToroidalCovarianceLoss", "VICRegLoss", "clip_gradients", "torus_spectral_gap"]:
+    for name in [
+        "KoLeoLoss",
+        "SupConLoss",
+        "ProtoCLRLoss",
+        "UniformityLoss",
+        "CircularSpreadLoss",
+        "ToroidalCovarianceLoss",
+        "VICRegLoss",
+        "clip_gradients",
+        "torus_spectral_gap",
+    ]:
         assert hasattr(L, name)
 
 
-@pytest.mark.parametrize("loss,args", [
-    (KoLeoLoss(), (torch.randn(1, 8),)),
-    (UniformityLoss(), (torch.randn(1, 8),)),
-    (SupConLoss(), (torch.randn(1, 2, 8),)),
-    (VICRegLoss(), (torch.randn(1, 8), torch.randn(1, 8))),
-    (ToroidalCovarianceLoss(3, 8), (torch.randn(1, 8),)),
-    (ProtoCLRLoss(), (torch.randn(1, 8), torch.randn(1, 8), torch.tensor([0]))),
-    (CircularSpreadLoss(), (torch.randn(2, 8),)),
-])
+@pytest.mark.parametrize(
+    "loss,args",
+    [
+        (KoLeoLoss(), (torch.randn(1, 8),)),
+        (UniformityLoss(), (torch.randn(1, 8),)),
+        (SupConLoss(), (torch.randn(1, 2, 8),)),
+        (VICRegLoss(), (torch.randn(1, 8), torch.randn(1, 8))),
+        (ToroidalCovarianceLoss(3, 8), (torch.randn(1, 8),)),
+        (ProtoCLRLoss(), (torch.randn(1, 8), torch.randn(1, 8), torch.tensor([0]))),
+        (CircularSpreadLoss(), (torch.randn(2, 8),)),
+    ],
+)
 def test_batch_too_small(loss, args):
     with pytest.raises(ValueError, match="batch"):
         loss(*args)
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
-@pytest.mark.parametrize("loss,make", [
-    (KoLeoLoss(), lambda x: (x,)),
-    (UniformityLoss(), lambda x: (x,)),
-    (SupConLoss(), lambda x: (torch.stack([x, x], 1),)),
-    (VICRegLoss(), lambda x: (x, x.detach().clone())),
-    (ProtoCLRLoss(), lambda x: (x, x, torch.arange(4))),
-    (CircularSpreadLoss(), lambda x: (x,)),
-])
+@pytest.mark.parametrize(
+    "loss,make",
+    [
+        (KoLeoLoss(), lambda x: (x,)),
+        (UniformityLoss(), lambda x: (x,)),
+        (SupConLoss(), lambda x: (torch.stack([x, x], 1),)),
+        (VICRegLoss(), lambda x: (x, x.detach().clone())),
+        (ProtoCLRLoss(), lambda x: (x, x, torch.arange(4))),
+        (CircularSpreadLoss(), lambda x: (x,)),
+    ],
+)
 def test_non_finite(loss, make, bad):
     x = torch.randn(4, 8)
     x[1, 2] = bad
@@ -74,7 +96,9 @@ def test_labels_and_views():
         SupConLoss()(torch.randn(4, 1, 8))
     with pytest.raises(ValueError, match="no anchor has a positive"):
         SupConLoss()(torch.randn(4, 1, 8), torch.arange(4))
-    with pytest.raises(TypeError, match=r"labels must hold integer .* class ids, got dtype torch.complex64"):
+    with pytest.raises(
+        TypeError, match=r"labels must hold integer .* class ids, got dtype torch.complex64"
+    ):
         SupConLoss()(torch.randn(4, 2, 8), torch.tensor([0, 1, 0, 1], dtype=torch.complex64))
     # one view is fine when classes repeat
     assert torch.isfinite(SupConLoss()(torch.randn(4, 1, 8), torch.tensor([0, 0, 1, 1])))

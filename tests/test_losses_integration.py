@@ -81,7 +81,10 @@ def test_toroidal_distance_bruteforce(p):
     mat = ToroidalDistance(p=p)(a, b)
     for i in range(4):
         for j in range(6):
-            d = [min(abs(float(a[i, k] - b[j, k])), 1 - abs(float(a[i, k] - b[j, k]))) for k in range(3)]
+            d = [
+                min(abs(float(a[i, k] - b[j, k])), 1 - abs(float(a[i, k] - b[j, k])))
+                for k in range(3)
+            ]
             ref = sum(d) if p == 1 else sum(x * x for x in d) ** 0.5
             assert float(mat[i, j]) == pytest.approx(ref, abs=1e-6)
     assert torch.allclose(ToroidalDistance(p=p)(a + 2.0, b - 1.0), mat, atol=1e-5)  # wrap-around
@@ -102,6 +105,9 @@ def test_koleo_regularizer_in_pml_supcon():
     emb = L2p(16)(torch.randn(20, 16, generator=g))
     y = torch.arange(20) % 5
     base = pml_losses.SupConLoss(distance=CliffordCosine())(emb, y)
-    with_reg = pml_losses.SupConLoss(distance=CliffordCosine(), embedding_regularizer=KoLeoRegularizer(),
-                                     embedding_reg_weight=0.5)(emb, y)
+    with_reg = pml_losses.SupConLoss(
+        distance=CliffordCosine(),
+        embedding_regularizer=KoLeoRegularizer(),
+        embedding_reg_weight=0.5,
+    )(emb, y)
     assert torch.allclose(with_reg - base, 0.5 * KoLeoLoss()(emb), rtol=1e-5)

@@ -10,8 +10,16 @@ from hypothesis import strategies as st
 
 from torus_plugins.geometry import to_turns, torus_spectral_gap
 from torus_plugins.heads import Clifford, L2p
-from torus_plugins.losses import (CircularSpreadLoss, KoLeoLoss, ProtoCLRLoss, SupConLoss, ToroidalCovarianceLoss,
-                                  UniformityLoss, VICRegLoss, clip_gradients)
+from torus_plugins.losses import (
+    CircularSpreadLoss,
+    KoLeoLoss,
+    ProtoCLRLoss,
+    SupConLoss,
+    ToroidalCovarianceLoss,
+    UniformityLoss,
+    VICRegLoss,
+    clip_gradients,
+)
 from torus_plugins.losses.circular_spread import fisher_lee_matrix
 from torus_plugins.validation import validation_mode
 
@@ -35,8 +43,12 @@ def supcon_loop(feats, labels, scaler, temperature, base_temperature, mode="all"
     anchors = items if mode == "all" else [(0, i) for i in range(b)]
     lab = labels if labels is not None else np.arange(b)
     total = []
-    for (va, a) in anchors:
-        sims = {(vc, c): float(feats[a, va] @ feats[c, vc]) / scaler for (vc, c) in items if (vc, c) != (va, a)}
+    for va, a in anchors:
+        sims = {
+            (vc, c): float(feats[a, va] @ feats[c, vc]) / scaler
+            for (vc, c) in items
+            if (vc, c) != (va, a)
+        }
         lse = math.log(sum(math.exp(s) for s in sims.values()))
         pos = [s - lse for (vc, c), s in sims.items() if lab[c] == lab[a]]
         if pos:  # anchors without a positive are left out of the mean
@@ -59,19 +71,30 @@ def test_supcon_sphere_matches_loop(mode, with_labels, validation):
 
 
 @settings(max_examples=30, deadline=None)
-@given(labels=st.lists(st.integers(0, 5), min_size=2, max_size=9), views=st.integers(1, 3),
-       mode=st.sampled_from(["all", "one"]), validation=st.sampled_from(MODES), seed=st.integers(0, 2**16))
-def test_supcon_leaves_anchors_without_positive_out_of_the_mean(labels, views, mode, validation, seed):
+@given(
+    labels=st.lists(st.integers(0, 5), min_size=2, max_size=9),
+    views=st.integers(1, 3),
+    mode=st.sampled_from(["all", "one"]),
+    validation=st.sampled_from(MODES),
+    seed=st.integers(0, 2**16),
+)
+def test_supcon_leaves_anchors_without_positive_out_of_the_mean(
+    labels, views, mode, validation, seed
+):
     """Singleton classes with one view have no positive: the mean runs over the other anchors (a masked sum, so
     that the shape does not depend on the labels); if no anchor has one, it is an error."""
     y = np.array(labels)
     x = torch.randn(len(y), views, 4, generator=torch.Generator().manual_seed(seed))
     xn = (x / x.norm(dim=-1, keepdim=True)).numpy()
     counts = np.bincount(y)[y]
-    anchors_with_positive = views > 1 or (counts > 1).any()  # another view of itself, or a same-class sample
+    anchors_with_positive = (
+        views > 1 or (counts > 1).any()
+    )  # another view of itself, or a same-class sample
     with validation_mode(validation):
         if not anchors_with_positive:
-            with pytest.raises(ValueError if validation == "host" else RuntimeError, match="no anchor"):
+            with pytest.raises(
+                ValueError if validation == "host" else RuntimeError, match="no anchor"
+            ):
                 SupConLoss(0.5, contrast_mode=mode)(x, torch.from_numpy(y))
             return
         ours = SupConLoss(0.5, contrast_mode=mode)(x, torch.from_numpy(y))
@@ -87,10 +110,18 @@ def test_supcon_torusN_equals_paper_pair_unit_convention():
     pairs = raw.numpy().reshape(b, v, d // 2, 2)
     pair_unit = (pairs / np.linalg.norm(pairs, axis=-1, keepdims=True)).reshape(b, v, d)
     ref = supcon_loop(pair_unit, y.numpy(), tau * d / 2, tau, tau)
-    assert float(SupConLoss(tau, base_temperature=tau, geometry="torusN")(raw, y)) == pytest.approx(ref, rel=1e-9)
-    assert float(SupConLoss(tau, base_temperature=tau, geometry="TORUL")(raw, y)) == pytest.approx(ref, rel=1e-9)
-    head_out = L2p(d)(raw)  # the package head already gives unit norm: projmode None (or the no-op 'sphere')
-    assert float(SupConLoss(tau, base_temperature=tau, geometry=None)(head_out, y)) == pytest.approx(ref, rel=1e-9)
+    assert float(SupConLoss(tau, base_temperature=tau, geometry="torusN")(raw, y)) == pytest.approx(
+        ref, rel=1e-9
+    )
+    assert float(SupConLoss(tau, base_temperature=tau, geometry="TORUL")(raw, y)) == pytest.approx(
+        ref, rel=1e-9
+    )
+    head_out = L2p(d)(
+        raw
+    )  # the package head already gives unit norm: projmode None (or the no-op 'sphere')
+    assert float(
+        SupConLoss(tau, base_temperature=tau, geometry=None)(head_out, y)
+    ) == pytest.approx(ref, rel=1e-9)
     assert float(SupConLoss(tau, base_temperature=tau)(head_out, y)) == pytest.approx(ref, rel=1e-9)
 
 
@@ -105,7 +136,9 @@ def test_supcon_torusC_equals_paper_cos_then_sin_convention():
     ref = supcon_loop(paper, y.numpy(), tau * k, tau, 0.07)
     assert float(SupConLoss(tau, geometry="torusC")(turns, y)) == pytest.approx(ref, rel=1e-9)
     assert float(SupConLoss(tau, geometry="torus")(turns, y)) == pytest.approx(ref, rel=1e-9)
-    assert float(SupConLoss(tau, geometry=None)(Clifford(k)(turns), y)) == pytest.approx(ref, rel=1e-9)
+    assert float(SupConLoss(tau, geometry=None)(Clifford(k)(turns), y)) == pytest.approx(
+        ref, rel=1e-9
+    )
 
 
 @settings(max_examples=15, deadline=None)
@@ -144,7 +177,9 @@ def test_koleo_duplicates_finite_and_clipped_gradient_finite():
     loss = KoLeoLoss()(dup)
     (grad,) = torch.autograd.grad(loss, dup)
     assert torch.isfinite(loss) and torch.isfinite(grad).all()
-    x = torch.cat([x, x[:2] + 1e-6 * torch.randn(2, 4)]).float().requires_grad_(True)  # near-duplicates
+    x = (
+        torch.cat([x, x[:2] + 1e-6 * torch.randn(2, 4)]).float().requires_grad_(True)
+    )  # near-duplicates
     (grad,) = torch.autograd.grad(KoLeoLoss()(x), x)
     assert torch.isfinite(grad).all() and grad.abs().max() > 100  # huge but finite without clipping
     handle = clip_gradients(x, 100.0)
@@ -171,7 +206,9 @@ def test_uniformity_matches_loop():
     g = torch.Generator().manual_seed(4)
     z = Clifford(3)(torch.rand(7, 3, generator=g)).numpy()
     vals = [np.exp(-2.0 * np.sum((z[i] - z[j]) ** 2)) for i in range(7) for j in range(7) if i != j]
-    assert float(UniformityLoss(2.0)(torch.from_numpy(z))) == pytest.approx(np.log(np.mean(vals)), rel=1e-9)
+    assert float(UniformityLoss(2.0)(torch.from_numpy(z))) == pytest.approx(
+        np.log(np.mean(vals)), rel=1e-9
+    )
 
 
 def fisher_lee_numpy(a, b):
@@ -188,7 +225,9 @@ def fisher_lee_numpy(a, b):
 
 def test_fisher_lee_matches_numpy_formula_and_spread_loss():
     g = torch.Generator().manual_seed(5)
-    raw = torch.randn(15, 6, generator=g) * torch.tensor([1.0, 1.0, 3.0, 3.0, 0.5, 0.5])  # any scale per circle
+    raw = torch.randn(15, 6, generator=g) * torch.tensor(
+        [1.0, 1.0, 3.0, 3.0, 0.5, 0.5]
+    )  # any scale per circle
     th = 2 * np.pi * to_turns(raw).numpy()
     rho = fisher_lee_matrix(raw).numpy()
     ref = np.array([[fisher_lee_numpy(th[:, a], th[:, b]) for b in range(3)] for a in range(3)])
@@ -242,12 +281,17 @@ def test_toroidal_covariance_matches_loop(penalty):
         # each cell has 4 neighbours -> off-diag sum = 4 n^2, mean = 4 / (n^2 - 1)
         scale = (n * n - 1) / 4.0
         w = lambda i, j: 4.0 if i % 9 == j % 9 else (scale if tdist(i, j) == 1 else 0.0)
-    ref = sum(w(i, j) * cov[i, j] ** 2 for i in range(d) for j in range(d) if i != j) / (d * (d - 1))
+    ref = sum(w(i, j) * cov[i, j] ** 2 for i in range(d) for j in range(d) if i != j) / (
+        d * (d - 1)
+    )
     assert float(ToroidalCovarianceLoss(n, d, penalty)(z)) == pytest.approx(ref, rel=1e-9)
 
 
 @pytest.mark.parametrize("validation", MODES)
-@pytest.mark.parametrize("labels", [[5, 2, 5, 9, 2, 2, 9, 5], [0, 1, 2, 3, 4, 5, 6, 7], [4] * 8, [3, 3, 0, 1, 3, 3, 3, 3]])
+@pytest.mark.parametrize(
+    "labels",
+    [[5, 2, 5, 9, 2, 2, 9, 5], [0, 1, 2, 3, 4, 5, 6, 7], [4] * 8, [3, 3, 0, 1, 3, 3, 3, 3]],
+)
 def test_protoclr_matches_loop(labels, validation):
     g = torch.Generator().manual_seed(7)
     z1, z2 = torch.randn(8, 6, generator=g), torch.randn(8, 6, generator=g)
@@ -267,10 +311,14 @@ def test_protoclr_matches_loop(labels, validation):
     # circular prototypes: each prototype renormalised per circle to the unit-norm Clifford layout
     pc = protos.reshape(len(classes), 3, 2)
     pc = (pc / np.linalg.norm(pc, axis=-1, keepdims=True) / np.sqrt(3)).reshape(len(classes), 6)
-    ce2 = [-(pc @ z[i] / tau)[classes.index(yy[i])] + np.log(np.exp(pc @ z[i] / tau).sum()) for i in range(len(z))]
+    ce2 = [
+        -(pc @ z[i] / tau)[classes.index(yy[i])] + np.log(np.exp(pc @ z[i] / tau).sum())
+        for i in range(len(z))
+    ]
     with validation_mode(validation):
-        assert float(ProtoCLRLoss(tau, circular_prototypes=True)(z1, z2, y)) == pytest.approx(np.mean(ce2),
-                                                                                               rel=1e-9)
+        assert float(ProtoCLRLoss(tau, circular_prototypes=True)(z1, z2, y)) == pytest.approx(
+            np.mean(ce2), rel=1e-9
+        )
 
 
 def test_vicreg_components_and_toroidal_option():
@@ -279,7 +327,12 @@ def test_vicreg_components_and_toroidal_option():
     c = VICRegLoss(2.0, 3.0, 4.0).components(a, b)
     assert set(c) == {"loss", "invariance_loss", "var_loss", "cov_loss"}
     inv = float(((a - b) ** 2).mean())
-    var = np.mean([np.mean(np.maximum(0, 1 - np.sqrt(t.var(0, ddof=1) + 1e-4))) for t in (a.numpy(), b.numpy())])
+    var = np.mean(
+        [
+            np.mean(np.maximum(0, 1 - np.sqrt(t.var(0, ddof=1) + 1e-4)))
+            for t in (a.numpy(), b.numpy())
+        ]
+    )
     assert float(c["invariance_loss"]) == pytest.approx(inv, rel=1e-9)
     assert float(c["var_loss"]) == pytest.approx(var, rel=1e-9)
     assert float(c["loss"]) == pytest.approx(2 * inv + 3 * var + 4 * float(c["cov_loss"]), rel=1e-9)

@@ -42,7 +42,11 @@ def brute_force(dist, ql, rl, self_mask=None):
 def test_retrieval_matches_brute_force_self(geometry):
     t, y = clustered_turns(noise=0.15)
     rng = np.random.default_rng(1)
-    z = clifford(t) if geometry == "torusN" else rng.normal(size=(200, 6)) + 0.8 * rng.normal(size=(5, 6))[y]
+    z = (
+        clifford(t)
+        if geometry == "torusN"
+        else rng.normal(size=(200, 6)) + 0.8 * rng.normal(size=(5, 6))[y]
+    )
     u = z / np.linalg.norm(z, axis=1, keepdims=True)
     p1, mapr = brute_force(-(u @ u.T), y, y, self_mask=True)
     got = retrieval(z, y, geometry=geometry)
@@ -70,7 +74,9 @@ def test_retrieval_separate_reference_and_ref_includes_query():
     z = clifford(t)
     q, qy, r, ry = z[:60], y[:60], z[60:], y[60:]
     p1, _ = brute_force(-(q @ r.T), qy, ry)
-    assert retrieval(q, qy, r, ry, geometry="torusC")["precision_at_1"] == pytest.approx(p1, abs=1e-6)
+    assert retrieval(q, qy, r, ry, geometry="torusC")["precision_at_1"] == pytest.approx(
+        p1, abs=1e-6
+    )
     # queries are the first rows of the reference: own row excluded
     p1s, _ = brute_force(-(z[:60] @ z.T), qy, y, self_mask=True)
     got = retrieval(q, qy, z, y, geometry="torusN", ref_includes_query=True)
@@ -88,12 +94,16 @@ def test_retrieval_input_errors():
 
 
 def test_circular_variance_known_values():
-    assert circular_variance(np.array([[1.0, 0], [0, 1.0]]), "sphere") == pytest.approx(1 - math.sqrt(0.5))
+    assert circular_variance(np.array([[1.0, 0], [0, 1.0]]), "sphere") == pytest.approx(
+        1 - math.sqrt(0.5)
+    )
     t = np.array([[0.0, 0.3], [0.25, 0.3]])  # circle 0: 1 - sqrt(1/2); circle 1: 0
     assert circular_variance(clifford(t), "torusN") == pytest.approx((1 - math.sqrt(0.5)) / 2)
     grid = (np.arange(16) / 16.0)[:, None].repeat(2, 1)
     assert circular_variance(clifford(grid), "torusC") == pytest.approx(1.0)
-    codes = np.array([[0, 4], [4, 4]], np.uint8)  # 3-bit: circle 0 opposite (cv 1), circle 1 equal (cv 0)
+    codes = np.array(
+        [[0, 4], [4, 4]], np.uint8
+    )  # 3-bit: circle 0 opposite (cv 1), circle 1 equal (cv 0)
     assert circular_variance(codes, "codes", bits=3) == pytest.approx(0.5)
 
 
@@ -104,7 +114,9 @@ def test_entropy_and_unique():
 
 
 # ---------------------------------------------------------------- degenerate and invalid input (issue 14 classes 2, 7, 8)
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given  # noqa: E402
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from torus_plugins.metrics import NONE, SIGN, grid, quantisation_table  # noqa: E402
 
@@ -116,7 +128,9 @@ def _entry_points(x, y, geometry):
     """Every metric entry point on (x, y), by name."""
     return {
         "retrieval": lambda: retrieval(x, y, geometry=geometry),
-        "quantisation_table": lambda: quantisation_table(x, None, y, None, geometry=geometry, settings=FAST),
+        "quantisation_table": lambda: quantisation_table(
+            x, None, y, None, geometry=geometry, settings=FAST
+        ),
         "circular_variance": lambda: circular_variance(x, geometry),
     }
 
@@ -124,7 +138,11 @@ def _entry_points(x, y, geometry):
 def test_codes_geometry_rejects_float_embeddings():
     z = clifford(clustered_turns(n=40, k=3)[0])
     y = clustered_turns(n=40, k=3)[1]
-    for bad in (z, z.astype(np.float32) * 100, np.rint(z * 100)):  # even integer-valued floats are not codes
+    for bad in (
+        z,
+        z.astype(np.float32) * 100,
+        np.rint(z * 100),
+    ):  # even integer-valued floats are not codes
         with pytest.raises(TypeError, match="integer codes"):
             retrieval(bad, y, geometry="codes")
     with pytest.raises(ValueError, match=r"codes must be in \[0, 15\]"):
@@ -152,17 +170,23 @@ def test_degenerate_statistics_raise(geometry):
             with pytest.raises(ValueError, match="single class"):
                 call()
     # two points of one class + one of another: defined (P@1 over the queries that have a same-class reference)
-    three = clifford(np.array([[0.0, 0.0], [0.01, 0.0], [0.5, 0.5]]))  # the class-1 point has no same-class ref
-    assert retrieval(three, [0, 0, 1], geometry=geometry) == {"precision_at_1": 1.0,
-                                                              "mean_average_precision_at_r": 1.0}
+    three = clifford(
+        np.array([[0.0, 0.0], [0.01, 0.0], [0.5, 0.5]])
+    )  # the class-1 point has no same-class ref
+    assert retrieval(three, [0, 0, 1], geometry=geometry) == {
+        "precision_at_1": 1.0,
+        "mean_average_precision_at_r": 1.0,
+    }
 
 
 @pytest.mark.parametrize("geometry", FLOAT_GEOMETRIES)
 def test_mismatched_widths_name_both(geometry):
     t, y = clustered_turns(n=30, k=4)
     z = clifford(t)
-    for call in (lambda: retrieval(z[:10, :6], y[:10], z, y, geometry=geometry),
-                 lambda: quantisation_table(z, z[:10, :6], y, y[:10], geometry=geometry, settings=FAST)):
+    for call in (
+        lambda: retrieval(z[:10, :6], y[:10], z, y, geometry=geometry),
+        lambda: quantisation_table(z, z[:10, :6], y, y[:10], geometry=geometry, settings=FAST),
+    ):
         with pytest.raises(ValueError, match="query has width 6 but reference has width 8"):
             call()
     with pytest.raises(ValueError, match="reference_labels"):
@@ -185,9 +209,15 @@ SPECIAL = st.sampled_from([np.nan, np.inf, -np.inf])
 
 
 @hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(n=st.integers(3, 30), k=st.integers(1, 4), geometry=st.sampled_from(FLOAT_GEOMETRIES),
-       dtype=st.sampled_from([np.float16, np.float32, np.float64]), special=st.none() | SPECIAL,
-       where=st.integers(0, 10 ** 6), seed=st.integers(0, 10 ** 6))
+@given(
+    n=st.integers(3, 30),
+    k=st.integers(1, 4),
+    geometry=st.sampled_from(FLOAT_GEOMETRIES),
+    dtype=st.sampled_from([np.float16, np.float32, np.float64]),
+    special=st.none() | SPECIAL,
+    where=st.integers(0, 10**6),
+    seed=st.integers(0, 10**6),
+)
 def test_metrics_finite_or_clear_error(n, k, geometry, dtype, special, where, seed):
     """Over shapes, dtypes and special values: every entry point returns finite numbers in range or raises a
     ValueError that names the problem; never NaN, never a raw numpy/faiss/torch error."""
@@ -206,16 +236,22 @@ def test_metrics_finite_or_clear_error(n, k, geometry, dtype, special, where, se
                 assert "NaN or inf" in msg, (name, msg)
             continue
         assert special is None, (name, "accepted a NaN/inf input")
-        values = ([out] if name == "circular_variance" else
-                  list(out.values()) if name == "retrieval" else
-                  [r["precision_at_1"] for r in out] + [r["circular_variance"] for r in out])
+        values = (
+            [out]
+            if name == "circular_variance"
+            else list(out.values())
+            if name == "retrieval"
+            else [r["precision_at_1"] for r in out] + [r["circular_variance"] for r in out]
+        )
         assert all(np.isfinite(v) and -1e-9 <= v <= 1 + 1e-9 for v in values), (name, values)
 
 
 @hsettings(max_examples=30, deadline=None)
-@given(shape=st.sampled_from([(0, 4), (4, 0), (4,), (2, 3, 4), ()]),
-       geometry=st.sampled_from(FLOAT_GEOMETRIES + ("codes",)),
-       dtype=st.sampled_from([np.float64, np.complex64, object, np.uint8]))
+@given(
+    shape=st.sampled_from([(0, 4), (4, 0), (4,), (2, 3, 4), ()]),
+    geometry=st.sampled_from(FLOAT_GEOMETRIES + ("codes",)),
+    dtype=st.sampled_from([np.float64, np.complex64, object, np.uint8]),
+)
 def test_bad_shapes_and_dtypes_raise_value_error(shape, geometry, dtype):
     x = np.zeros(shape, dtype=dtype) if dtype is not object else np.empty(shape, dtype=object)
     y = np.zeros(shape[0] if shape else 1)

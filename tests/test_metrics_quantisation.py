@@ -36,8 +36,10 @@ def test_all_settings_reported(torus_rows):
         assert by[s]["precision_at_1"] is None
     for s in ["none", "8-bit grid", "sign", "PQ(8,4)", "PQ(4,2)", "raw PQ(8,4)"]:
         assert by[s]["reason"] is None and 0 <= by[s]["precision_at_1"] <= 1
-    assert [by[s]["bits_per_vector"] for s in ["none", "8-bit grid", "sign", "PQ(8,4)", "PQ(4,2)", "raw PQ(8,4)"]] \
-        == [32 * 16, 64, 16, 32, 8, 32]
+    assert [
+        by[s]["bits_per_vector"]
+        for s in ["none", "8-bit grid", "sign", "PQ(8,4)", "PQ(4,2)", "raw PQ(8,4)"]
+    ] == [32 * 16, 64, 16, 32, 8, 32]
     assert by["8-bit grid"]["bits_per_value"] == "8 per angle"
     assert by["sign"]["bits_per_value"] == "1 per output coordinate"
     assert "n/a" in format_table(rows)
@@ -46,10 +48,13 @@ def test_all_settings_reported(torus_rows):
 def test_torus_rows_match_direct_computation(torus_rows):
     rows, z, t, y = torus_rows
     by = {r["setting"]: r for r in rows}
-    assert by["none"]["precision_at_1"] == pytest.approx(retrieval(z, y, geometry="torusN")["precision_at_1"])
+    assert by["none"]["precision_at_1"] == pytest.approx(
+        retrieval(z, y, geometry="torusN")["precision_at_1"]
+    )
     c8 = quantize(t, 8)
     assert by["8-bit grid"]["precision_at_1"] == pytest.approx(
-        retrieval(c8, y, geometry="codes", bits=8)["precision_at_1"])
+        retrieval(c8, y, geometry="codes", bits=8)["precision_at_1"]
+    )
     assert by["8-bit grid"]["unique_codes"] == len(np.unique(c8, axis=0))
     # sign: signs of (cos, sin) carry the 2-bit angle code; the stored columns are the sign bits
     signs = (z > 0).astype(np.uint8)
@@ -62,12 +67,20 @@ def test_sphere_table_and_separate_query():
     rng = np.random.default_rng(2)
     y = rng.integers(0, 4, 400)
     x = rng.normal(size=(400, 8)) + 2 * rng.normal(size=(4, 8))[y]
-    rows = quantisation_table(x[100:], x[:100], y[100:], y[:100], geometry="sphere",
-                              pq_settings=((8, 4), (4, 3)))
+    rows = quantisation_table(
+        x[100:], x[:100], y[100:], y[:100], geometry="sphere", pq_settings=((8, 4), (4, 3))
+    )
     by = {r["setting"]: r for r in rows}
-    assert list(by) == ["none", "8-bit grid", "sign", "PQ(8,4)", "PQ(4,3)"]  # no raw-value rows on the sphere
+    assert list(by) == [
+        "none",
+        "8-bit grid",
+        "sign",
+        "PQ(8,4)",
+        "PQ(4,3)",
+    ]  # no raw-value rows on the sphere
     assert by["none"]["precision_at_1"] == pytest.approx(
-        retrieval(x[:100], y[:100], x[100:], y[100:], geometry="sphere")["precision_at_1"])
+        retrieval(x[:100], y[:100], x[100:], y[100:], geometry="sphere")["precision_at_1"]
+    )
     assert by["sign"]["bits_per_vector"] == 8 and by["8-bit grid"]["bits_per_vector"] == 64
     assert by["PQ(4,3)"]["reason"]
     with pytest.raises(ValueError, match="length"):
@@ -79,15 +92,27 @@ def test_sign_is_hamming(torus_rows):
     rows, z, t, y = torus_rows
     s = (z > 0).astype(int)
     ham = (s[:, None, :] != s[None, :, :]).sum(-1)
-    np.fill_diagonal(ham, 10 ** 6)
+    np.fill_diagonal(ham, 10**6)
     nn = np.argmin(ham, axis=1)  # first (smallest index) among ties, like the code path
     by = {r["setting"]: r for r in rows}
     assert by["sign"]["precision_at_1"] == pytest.approx(float(np.mean(y[nn] == y)))
 
 
 # ---------------------------------------------------------------- one meaning of "n-bit"
-from torus_plugins.metrics import (NONE, SIGN, SPHERE, TORUS_N, CodesGeometry, get_geometry,  # noqa: E402
-                                   get_setting, grid, grid_bits_at_budget, pq, raw_pq, table_settings)
+from torus_plugins.metrics import (
+    NONE,
+    SIGN,
+    SPHERE,
+    TORUS_N,
+    CodesGeometry,
+    get_geometry,  # noqa: E402
+    get_setting,
+    grid,
+    grid_bits_at_budget,
+    pq,
+    raw_pq,
+    table_settings,
+)
 
 
 @pytest.mark.parametrize("width", [2, 8, 64, 512])
@@ -152,7 +177,8 @@ def test_table_rows_follow_settings_definition():
     rows = quantisation_table(z, None, y, None, geometry="torusC", settings=[grid(4), SIGN])
     assert [r["bits_per_vector"] for r in rows] == [grid(4).bits_per_vector("torusC", 16), 16]
     assert rows[0]["precision_at_1"] == pytest.approx(
-        retrieval(quantize(t, 4), y, geometry="codes", bits=4)["precision_at_1"])
+        retrieval(quantize(t, 4), y, geometry="codes", bits=4)["precision_at_1"]
+    )
 
 
 # ---------------------------------------------------------------- PQ against independent numpy computations
@@ -180,7 +206,11 @@ def test_pq_codes_and_distances_match_numpy(nbits, M):
     rng = np.random.default_rng(nbits * 10 + M)
     t = rng.random((400, 8))
     tpq = TorusProductQuantizer(8, M, nbits, seed=1).train(t).add(t)
-    z = np.stack([np.cos(2 * np.pi * t), np.sin(2 * np.pi * t)], -1).reshape(400, 16).astype(np.float32)
+    z = (
+        np.stack([np.cos(2 * np.pi * t), np.sin(2 * np.pi * t)], -1)
+        .reshape(400, 16)
+        .astype(np.float32)
+    )
     cent = _centroids(tpq.index)
     codes, err = _numpy_encode(z, cent)
     got = tpq.subcodes(t)
@@ -195,8 +225,11 @@ def test_pq_codes_and_distances_match_numpy(nbits, M):
     assert np.allclose(D, np.sort(dist, 1)[:, :5], atol=1e-4)
     assert np.allclose(dist[np.arange(20)[:, None], I], D, atol=1e-4)
     # decode: angles of the reconstruction
-    assert np.allclose(np.exp(2j * np.pi * tpq.decode(tpq.encode(t))),
-                       np.exp(1j * np.arctan2(rec[:, 1::2], rec[:, 0::2])), atol=1e-5)
+    assert np.allclose(
+        np.exp(2j * np.pi * tpq.decode(tpq.encode(t))),
+        np.exp(1j * np.arctan2(rec[:, 1::2], rec[:, 0::2])),
+        atol=1e-5,
+    )
     # the raw-value PQ wrapper: same checks on 8-bit values
     v = quantize(t, 8).astype(np.float32)
     pq = ProductQuantizer(8, M, nbits)

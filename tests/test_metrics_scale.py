@@ -12,12 +12,23 @@ there the metrics must be identical bit for bit.
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from torus_plugins.metrics import (betti_numbers, circular_variance, effective_rank,
-                                   few_shot_accuracy, grid, intrinsic_dimension, nearest_prototype,
-                                   quantisation_table, retrieval, shape_metrics, spectral_gap,
-                                   spectral_gap_ratio)
+from torus_plugins.metrics import (
+    betti_numbers,
+    circular_variance,
+    effective_rank,
+    few_shot_accuracy,
+    grid,
+    intrinsic_dimension,
+    nearest_prototype,
+    quantisation_table,
+    retrieval,
+    shape_metrics,
+    spectral_gap,
+    spectral_gap_ratio,
+)
 from torus_plugins.metrics.knn import knn
 
 SCALES = (1e-200, 1e-25, 1.0, 3e19, 1e200)
@@ -66,10 +77,11 @@ def _random_torus(n=800, seed=0):
 
 def _plain_circular_variance(x):
     """1 - ||mean of x_i / ||x_i|| || in plain numpy on well-scaled data (the definition)."""
-    return 1.0 - np.linalg.norm((x / np.sqrt((x ** 2).sum(1, keepdims=True))).mean(0))
+    return 1.0 - np.linalg.norm((x / np.sqrt((x**2).sum(1, keepdims=True))).mean(0))
 
 
 # -------------------------------------------------------------- direction metrics (sphere, tori)
+
 
 @pytest.mark.parametrize("scale", SCALES)
 def test_sphere_direction_metrics_ignore_scale(scale):
@@ -101,8 +113,9 @@ def test_torus_direction_metrics_ignore_scale(scale, geometry):
 def test_power_of_two_scales_give_identical_direction_metrics(exponent, seed):
     x, y = _sphere_clusters(n_per=6, d=5, seed=seed)
     xs = np.ldexp(x, exponent)  # exact
-    assert few_shot_accuracy(xs, y, shots=(1,), episodes=3, seed=seed) == \
-        few_shot_accuracy(x, y, shots=(1,), episodes=3, seed=seed)
+    assert few_shot_accuracy(xs, y, shots=(1,), episodes=3, seed=seed) == few_shot_accuracy(
+        x, y, shots=(1,), episodes=3, seed=seed
+    )
     assert retrieval(xs, y) == retrieval(x, y)
     assert circular_variance(xs) == circular_variance(x)
 
@@ -116,15 +129,25 @@ def test_quantisation_table_ignores_scale(scale, geometry):
         x = x + 0.3 * rng.standard_normal(x.shape)  # some retrieval errors, so a change would show
     else:
         x, y = _torus_clusters(n_per=16, k=4, seed=1)
-    cols = ("precision_at_1", "mean_average_precision_at_r", "circular_variance", "entropy",
-            "unique_codes", "reason")
+    cols = (
+        "precision_at_1",
+        "mean_average_precision_at_r",
+        "circular_variance",
+        "entropy",
+        "unique_codes",
+        "reason",
+    )
     kwargs = dict(geometry=geometry, pq_settings=((4, 2),), seed=0)
     want = [[r[c] for c in cols] for r in quantisation_table(x, None, y, None, **kwargs)]
     got = [[r[c] for c in cols] for r in quantisation_table(x * scale, None, y, None, **kwargs)]
     assert all(r[-1] is None for r in got)
     # float32 decoded values, hence 1e-6; the float row stores no codes (entropy None -> nan)
-    assert np.allclose(np.array(got)[:, :-1].astype(float), np.array(want)[:, :-1].astype(float),
-                       rtol=1e-6, equal_nan=True)
+    assert np.allclose(
+        np.array(got)[:, :-1].astype(float),
+        np.array(want)[:, :-1].astype(float),
+        rtol=1e-6,
+        equal_nan=True,
+    )
 
 
 def test_quantisation_table_sphere_grid_clips_far_queries_instead_of_overflowing():
@@ -133,15 +156,18 @@ def test_quantisation_table_sphere_grid_clips_far_queries_instead_of_overflowing
     x, y = _sphere_clusters(n_per=16, d=8, seed=2)
     x = x + 0.3 * np.random.default_rng(2).standard_normal(x.shape)
     cols = ("precision_at_1", "mean_average_precision_at_r", "circular_variance", "entropy")
-    far = quantisation_table(x[::2] * 1e-300, x[1::2] * 1e300, y[::2], y[1::2], "sphere",
-                             settings=[grid(8)])[0]
-    near = quantisation_table(x[::2], x[1::2] * 1e200, y[::2], y[1::2], "sphere",
-                              settings=[grid(8)])[0]
+    far = quantisation_table(
+        x[::2] * 1e-300, x[1::2] * 1e300, y[::2], y[1::2], "sphere", settings=[grid(8)]
+    )[0]
+    near = quantisation_table(
+        x[::2], x[1::2] * 1e200, y[::2], y[1::2], "sphere", settings=[grid(8)]
+    )[0]
     assert far["reason"] is None
     assert [far[c] for c in cols] == pytest.approx([near[c] for c in cols], rel=1e-6)
 
 
 # ---------------------------------------------------------------------------------- shape metrics
+
 
 @pytest.mark.parametrize("scale", SCALES + (1e300,))
 def test_knn_distances_scale_with_the_cloud_and_neighbours_do_not_change(scale):
@@ -161,13 +187,19 @@ def test_shape_metrics_ignore_scale(scale):
     t = _random_torus()
     want = shape_metrics(t, topology=False)
     got = shape_metrics(t * scale, topology=False)
-    for key in ("effective_rank", "intrinsic_dimension", "spectral_gap", "spectral_gap_ratio",
-                "spectral_gap_grid_ratio"):
+    for key in (
+        "effective_rank",
+        "intrinsic_dimension",
+        "spectral_gap",
+        "spectral_gap_ratio",
+        "spectral_gap_grid_ratio",
+    ):
         assert got[key] == pytest.approx(want[key], rel=REL), key
     assert abs(got["intrinsic_dimension"] - 2.0) < 0.2
     assert abs(got["spectral_gap_ratio"] - 1.0) < 0.2
-    assert intrinsic_dimension(t * scale, k=5) == \
-        pytest.approx(intrinsic_dimension(t, k=5), rel=REL)
+    assert intrinsic_dimension(t * scale, k=5) == pytest.approx(
+        intrinsic_dimension(t, k=5), rel=REL
+    )
     assert spectral_gap(t * scale, k=10) == pytest.approx(spectral_gap(t, k=10), rel=REL)
 
 
@@ -190,8 +222,10 @@ def test_betti_numbers_ignore_scale_and_diagrams_scale_with_the_cloud(scale):
     for a, b in zip(d1, ds):
         assert np.allclose(b / scale, a, rtol=1e-6)  # ripser's diagrams are float32
     # the absolute rule is stated in input units: the same threshold in those units, the same count
-    assert betti_numbers(x * scale, landmarks=60, threshold=0.5 * scale)[0] == \
-        betti_numbers(x, landmarks=60, threshold=0.5)[0]
+    assert (
+        betti_numbers(x * scale, landmarks=60, threshold=0.5 * scale)[0]
+        == betti_numbers(x, landmarks=60, threshold=0.5)[0]
+    )
 
 
 def test_spectral_gap_ratio_with_a_disconnected_reference_graph_is_a_clear_error():
@@ -205,13 +239,17 @@ def test_spectral_gap_ratio_with_a_disconnected_reference_graph_is_a_clear_error
 
 # ------------------------------------------------------------------- refusals, the same everywhere
 
+
 def _sphere_calls(x, y):
-    return {"few_shot_accuracy": lambda: few_shot_accuracy(x, y, shots=(1,)),
-            "few_shot_accuracy(centre)": lambda: few_shot_accuracy(x, y, shots=(1,), centre=True),
-            "retrieval": lambda: retrieval(x, y),
-            "circular_variance": lambda: circular_variance(x),
-            "quantisation_table": lambda: quantisation_table(x, None, y, None, "sphere",
-                                                             pq_settings=())}
+    return {
+        "few_shot_accuracy": lambda: few_shot_accuracy(x, y, shots=(1,)),
+        "few_shot_accuracy(centre)": lambda: few_shot_accuracy(x, y, shots=(1,), centre=True),
+        "retrieval": lambda: retrieval(x, y),
+        "circular_variance": lambda: circular_variance(x),
+        "quantisation_table": lambda: quantisation_table(
+            x, None, y, None, "sphere", pq_settings=()
+        ),
+    }
 
 
 @pytest.mark.parametrize("call", list(_sphere_calls(None, None)))
@@ -240,11 +278,13 @@ def test_zero_rows_are_refused_by_nearest_prototype_naming_the_argument():
 def test_zero_torus_pairs_are_refused_by_every_metric(geometry):
     z, y = _torus_clusters()
     z[5, 2:4] = 0.0
-    calls = [lambda: few_shot_accuracy(z, y, shots=(1,), geometry=geometry),
-             lambda: nearest_prototype(z, y, z, geometry=geometry),
-             lambda: retrieval(z, y, geometry=geometry),
-             lambda: circular_variance(z, geometry),
-             lambda: quantisation_table(z, None, y, None, geometry, pq_settings=())]
+    calls = [
+        lambda: few_shot_accuracy(z, y, shots=(1,), geometry=geometry),
+        lambda: nearest_prototype(z, y, z, geometry=geometry),
+        lambda: retrieval(z, y, geometry=geometry),
+        lambda: circular_variance(z, geometry),
+        lambda: quantisation_table(z, None, y, None, geometry, pq_settings=()),
+    ]
     for call in calls:
         with pytest.raises(ValueError, match=r"row 5 has a \(cos, sin\) pair 1 that is exactly"):
             call()
@@ -258,8 +298,13 @@ def test_non_finite_inputs_are_refused_by_every_metric(bad):
     for call in calls:
         with pytest.raises(ValueError, match="NaN or inf"):
             call()
-    for shape_metric in (effective_rank, intrinsic_dimension, spectral_gap, spectral_gap_ratio,
-                         _shape_metrics_without_topology):
+    for shape_metric in (
+        effective_rank,
+        intrinsic_dimension,
+        spectral_gap,
+        spectral_gap_ratio,
+        _shape_metrics_without_topology,
+    ):
         with pytest.raises(ValueError, match="must be finite, got 1 NaN or inf"):
             shape_metric(x)
 

@@ -6,11 +6,11 @@ import importlib.abc
 import subprocess
 import sys
 import textwrap
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 
 from torus_plugins._optional import DISTRIBUTIONS, EXTRAS, install_hint, require, require_all
 
@@ -43,24 +43,29 @@ def torus_cloud(n=60):
     return cloud, np.arange(n) % 3
 
 
-@pytest.mark.parametrize("what,blocked,extras", [
-    ("quantisation_table", ("faiss", "pytorch_metric_learning"), "search,pml"),
-    ("retrieval", ("faiss", "pytorch_metric_learning"), "search,pml"),
-    ("shape_metrics", ("faiss", "ripser"), "search,topology"),
-    ("shape_metrics", ("faiss", "ripser", "scipy"), "search,topology"),
-    ("betti_numbers", ("ripser", "scipy"), "topology"),
-    ("spectral_gap", ("faiss", "scipy"), "search,topology"),
-])
+@pytest.mark.parametrize(
+    "what,blocked,extras",
+    [
+        ("quantisation_table", ("faiss", "pytorch_metric_learning"), "search,pml"),
+        ("retrieval", ("faiss", "pytorch_metric_learning"), "search,pml"),
+        ("shape_metrics", ("faiss", "ripser"), "search,topology"),
+        ("shape_metrics", ("faiss", "ripser", "scipy"), "search,topology"),
+        ("betti_numbers", ("ripser", "scipy"), "topology"),
+        ("spectral_gap", ("faiss", "scipy"), "search,topology"),
+    ],
+)
 def test_one_error_names_every_missing_extra(monkeypatch, what, blocked, extras):
     from torus_plugins import metrics
 
     x, y = torus_cloud()
     block(monkeypatch, *blocked)
-    call = {"quantisation_table": lambda: metrics.quantisation_table(x, None, y, None, "torusN"),
-            "retrieval": lambda: metrics.retrieval(x, y, geometry="torusN"),
-            "shape_metrics": lambda: metrics.shape_metrics(x),
-            "betti_numbers": lambda: metrics.betti_numbers(x),
-            "spectral_gap": lambda: metrics.spectral_gap(x)}[what]
+    call = {
+        "quantisation_table": lambda: metrics.quantisation_table(x, None, y, None, "torusN"),
+        "retrieval": lambda: metrics.retrieval(x, y, geometry="torusN"),
+        "shape_metrics": lambda: metrics.shape_metrics(x),
+        "betti_numbers": lambda: metrics.betti_numbers(x),
+        "spectral_gap": lambda: metrics.spectral_gap(x),
+    }[what]
     with pytest.raises(ModuleNotFoundError) as info:
         call()
     message = str(info.value)
@@ -86,13 +91,24 @@ def test_require_all_returns_modules_and_lists_each_missing_package_once(monkeyp
     assert require_all([("json", "search"), ("math", "pml")]) == [json, math]
     block(monkeypatch, "faiss", "ripser")
     with pytest.raises(ModuleNotFoundError) as info:
-        require_all([("faiss", "search"), ("json", "pml"), ("ripser", "topology"),
-                     ("faiss.contrib", "search")], "my feature")
-    assert str(info.value) == ("No module named 'faiss', 'ripser'; my feature needs faiss-cpu "
-                               "([search] extra), ripser ([topology] extra): "
-                               "pip install 'torus-plugins[search,topology]'")
-    single = (r"No module named 'faiss'; install faiss-cpu with the \[search\] extra .*: "
-              r"pip install 'torus-plugins\[search\]'")
+        require_all(
+            [
+                ("faiss", "search"),
+                ("json", "pml"),
+                ("ripser", "topology"),
+                ("faiss.contrib", "search"),
+            ],
+            "my feature",
+        )
+    assert str(info.value) == (
+        "No module named 'faiss', 'ripser'; my feature needs faiss-cpu "
+        "([search] extra), ripser ([topology] extra): "
+        "pip install 'torus-plugins[search,topology]'"
+    )
+    single = (
+        r"No module named 'faiss'; install faiss-cpu with the \[search\] extra .*: "
+        r"pip install 'torus-plugins\[search\]'"
+    )
     with pytest.raises(ModuleNotFoundError, match=single):
         require("faiss", "search")
     with pytest.raises(ValueError, match="unknown extra 'gpu'"):
@@ -111,9 +127,17 @@ def test_named_distributions_are_what_the_extras_install():
     sync)."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    module_extra = {"faiss": "search", "ripser": "topology", "scipy": "topology",
-                    "matplotlib": "plot", "timm": "timm", "lightly": "lightly",
-                    "pytorch_metric_learning": "pml", "pymilvus": "milvus", "milvus_lite": "milvus"}
+    module_extra = {
+        "faiss": "search",
+        "ripser": "topology",
+        "scipy": "topology",
+        "matplotlib": "plot",
+        "timm": "timm",
+        "lightly": "lightly",
+        "pytorch_metric_learning": "pml",
+        "pymilvus": "milvus",
+        "milvus_lite": "milvus",
+    }
     assert set(module_extra) == set(DISTRIBUTIONS) and set(module_extra.values()) <= set(EXTRAS)
     for module, extra in module_extra.items():
         names = {d.split(">")[0].split("=")[0].split("<")[0].strip() for d in extras[extra]}
@@ -138,13 +162,20 @@ def test_cli_eval_without_extras_is_one_error_line_exit_2(tmp_path):
     both, before any data is read (the embeddings file does not even exist)."""
     argv = ["eval", str(tmp_path / "emb.npy"), "--labels", "y.npy", "--geometry", "torusN"]
     blocked = "faiss,pytorch_metric_learning"
-    out = subprocess.run([sys.executable, "-c", CLI_WITHOUT, blocked, *argv],
-                         capture_output=True, text=True, cwd=REPO, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", CLI_WITHOUT, blocked, *argv],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
     assert out.returncode == 2 and out.stdout == ""
-    assert out.stderr == ("torus-plugins eval: error: No module named 'faiss', "
-                          "'pytorch_metric_learning'; torus-plugins eval needs faiss-cpu ([search] "
-                          "extra), pytorch-metric-learning ([pml] extra): "
-                          "pip install 'torus-plugins[search,pml]'\n")
+    assert out.stderr == (
+        "torus-plugins eval: error: No module named 'faiss', "
+        "'pytorch_metric_learning'; torus-plugins eval needs faiss-cpu ([search] "
+        "extra), pytorch-metric-learning ([pml] extra): "
+        "pip install 'torus-plugins[search,pml]'\n"
+    )
 
 
 def test_cli_search_of_a_johnson_index_without_faiss_is_one_line(tmp_path, monkeypatch, capsys):

@@ -26,7 +26,7 @@ def codes(n=2000, k=16, seed=0):
 def test_ivf_train_bar_counts_kmeans_iterations_and_changes_nothing(no_delay, capsys, monkeypatch):
     bars = []
 
-    def recorded(*args, **kwargs):          # (bar, shown?) as created: close() disables a bar
+    def recorded(*args, **kwargs):  # (bar, shown?) as created: close() disables a bar
         bar = make_bar(*args, **kwargs)
         bars.append((bar, not bar.disable))
         return bar
@@ -40,17 +40,19 @@ def test_ivf_train_bar_counts_kmeans_iterations_and_changes_nothing(no_delay, ca
     shown = TorusIndexIVF(16, bits=8, nlist=32)
     shown.train(x, progress=True)
     err = capsys.readouterr().err
-    assert "IVF k-means, 32 lists:   0%" in err and "0/20" in err      # shown at once on stderr
+    assert "IVF k-means, 32 lists:   0%" in err and "0/20" in err  # shown at once on stderr
     bar, shown_bar = bars[-1]
-    assert shown_bar and bar.n == bar.total == 20                      # one step per iteration
+    assert shown_bar and bar.n == bar.total == 20  # one step per iteration
     # one faiss call of 20 iterations == 20 calls of one iteration from the previous centroids
     assert np.array_equal(quiet.centroids, shown.centroids)
-    assert np.array_equal(train_torus_centroids(x, 8, 32, niter=5, progress=True),
-                          train_torus_centroids(x, 8, 32, niter=5, progress=False))
+    assert np.array_equal(
+        train_torus_centroids(x, 8, 32, niter=5, progress=True),
+        train_torus_centroids(x, 8, 32, niter=5, progress=False),
+    )
 
 
 def test_default_progress_is_silent_when_stderr_is_not_a_terminal(no_delay, capsys):
-    TorusIndexIVF(16, bits=8, nlist=8).train(codes(500))      # progress=None; stderr is no TTY
+    TorusIndexIVF(16, bits=8, nlist=8).train(codes(500))  # progress=None; stderr is no TTY
     rng = np.random.default_rng(0)
     th = 2 * np.pi * rng.random((300, 2))
     betti_numbers(np.c_[np.cos(th), np.sin(th)], landmarks=60)
@@ -66,14 +68,14 @@ def test_ripser_shows_its_elapsed_time(no_delay, capsys):
     assert "ripser H0-H2, 80 landmarks" in err and "elapsed" in err
     assert betti == betti_numbers(torus, landmarks=80, progress=False)[0]
     ticking = [t for t in threading.enumerate() if t.name == "torus-plugins-progress"]
-    assert not ticking                                           # the refresh thread was joined
+    assert not ticking  # the refresh thread was joined
 
 
 def test_running_refreshes_while_one_long_call_runs(no_delay, capsys):
     with _progress.running("one long call", progress=True):
         time.sleep(0.5)
     err = capsys.readouterr().err
-    assert err.count("one long call: 00:00 elapsed") >= 2      # shown, then refreshed by the thread
+    assert err.count("one long call: 00:00 elapsed") >= 2  # shown, then refreshed by the thread
     with _progress.running("silent", progress=False):
         time.sleep(0.05)
     assert capsys.readouterr().err == ""

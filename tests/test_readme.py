@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from markdown_blocks import count_openings, python_blocks, run_block
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -16,23 +15,26 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def test_readme_has_python_blocks():
     blocks = python_blocks(README)
     assert len(blocks) >= 2
-    assert len(blocks) == count_openings(README)      # none missed by the pattern, none norun
+    assert len(blocks) == count_openings(README)  # none missed by the pattern, none norun
 
 
-@pytest.mark.parametrize("line,code", python_blocks(README),
-                         ids=[f"line{n}" for n, _ in python_blocks(README)])
+@pytest.mark.parametrize(
+    "line,code", python_blocks(README), ids=[f"line{n}" for n, _ in python_blocks(README)]
+)
 def test_readme_block_runs_verbatim(line, code, tmp_path):
     torch.manual_seed(0)
     scope = run_block(code, f"README.md:{line}", tmp_path)
-    if "LightningModule" in code:               # the Lightning snippet really trains one step, writing nothing
+    if "LightningModule" in code:  # the Lightning snippet really trains one step, writing nothing
         assert scope["trainer"].global_step == 1
         assert torch.isfinite(scope["trainer"].callback_metrics["train_loss"])
-        assert not any(tmp_path.iterdir()), "no logger, no checkpoints: the snippet must not write files"
+        assert not any(tmp_path.iterdir()), (
+            "no logger, no checkpoints: the snippet must not write files"
+        )
 
 
 def test_ten_line_example_runs_and_its_comments_hold(tmp_path):
     text = README.read_text()
-    section = text[text.index("## Ten lines"):]
+    section = text[text.index("## Ten lines") :]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     scope = run_block(code, "README.md:ten-lines", tmp_path)
     z, sim, turns, codes = scope["z"], scope["sim"], scope["turns"], scope["codes"]
@@ -45,7 +47,7 @@ def test_ten_line_example_runs_and_its_comments_hold(tmp_path):
 
 def _table_rows(text: str, header_start: str) -> dict:
     """{first cell: other cells} of the Markdown table whose header row starts with ``header_start``."""
-    lines = text[text.index(header_start):].splitlines()
+    lines = text[text.index(header_start) :].splitlines()
     rows = {}
     for line in lines[2:]:
         if not line.startswith("|"):

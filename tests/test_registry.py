@@ -22,12 +22,17 @@ def test_builtin_heads_are_declared_and_create():
 def test_every_declared_builtin_plugin_loads():
     assert registry.broken_plugins() == {}
     for kind in registry.GROUPS:
-        assert all(row["distribution"] in ("torus-plugins", "torus_plugins")
-                   for row in registry.describe(kind) if row["target"].startswith("torus_plugins"))
+        assert all(
+            row["distribution"] in ("torus-plugins", "torus_plugins")
+            for row in registry.describe(kind)
+            if row["target"].startswith("torus_plugins")
+        )
 
 
 def test_unknown_name_lists_known_ones():
-    with pytest.raises(torus_plugins.PluginError, match=r"unknown head 'hyperbolic'.*clifford.*l2p.*sphere"):
+    with pytest.raises(
+        torus_plugins.PluginError, match=r"unknown head 'hyperbolic'.*clifford.*l2p.*sphere"
+    ):
         torus_plugins.create_head("hyperbolic", dim=4)
     with pytest.raises(ValueError, match="unknown plugin kind"):
         registry.available("optimisers")
@@ -36,7 +41,8 @@ def test_unknown_name_lists_known_ones():
 @pytest.fixture
 def third_party(tmp_path, monkeypatch):
     """A distribution installed only as a dist-info with entry_points.txt on sys.path, plus its module."""
-    (tmp_path / "my_torus_plugin.py").write_text(textwrap.dedent("""
+    (tmp_path / "my_torus_plugin.py").write_text(
+        textwrap.dedent("""
         import torch
         class DoubleSphere(torch.nn.Module):
             def __init__(self, dim):
@@ -44,15 +50,18 @@ def third_party(tmp_path, monkeypatch):
                 self.dim = self.out_dim = dim
             def forward(self, x):
                 return 2 * torch.nn.functional.normalize(x, dim=-1)
-    """))
+    """)
+    )
     info = tmp_path / "my_torus_plugin-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-torus-plugin\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(textwrap.dedent("""
+    (info / "entry_points.txt").write_text(
+        textwrap.dedent("""
         [torus_plugins.heads]
         double_sphere = my_torus_plugin:DoubleSphere
         broken_head = module_that_does_not_exist:Head
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     yield
     sys.modules.pop("my_torus_plugin", None)
@@ -60,9 +69,12 @@ def third_party(tmp_path, monkeypatch):
 
 def test_third_party_plugin_is_discovered(third_party):
     import torch
+
     assert "double_sphere" in torus_plugins.available_heads()
     head = torus_plugins.create_head("double_sphere", dim=3)
-    torch.testing.assert_close(head(torch.tensor([[3.0, 0.0, 4.0]])), torch.tensor([[1.2, 0.0, 1.6]]))
+    torch.testing.assert_close(
+        head(torch.tensor([[3.0, 0.0, 4.0]])), torch.tensor([[1.2, 0.0, 1.6]])
+    )
     row = next(r for r in registry.describe("heads") if r["name"] == "double_sphere")
     assert row["distribution"] == "my-torus-plugin" and row["error"] is None
 
@@ -72,13 +84,16 @@ def test_broken_plugin_is_reported_and_does_not_break_the_others(third_party):
     assert list(broken) == ["torus_plugins.heads:broken_head"]
     assert "ModuleNotFoundError" in broken["torus_plugins.heads:broken_head"]
     assert isinstance(torus_plugins.create_head("l2p", dim=4), torus_plugins.L2p)
-    with pytest.raises(torus_plugins.PluginError, match="broken_head.*failed to load.*module_that_does_not_exist"):
+    with pytest.raises(
+        torus_plugins.PluginError, match="broken_head.*failed to load.*module_that_does_not_exist"
+    ):
         torus_plugins.create_head("broken_head")
     with pytest.warns(RuntimeWarning, match="broken_head"):
         registry.warn_broken()
 
 
 # ---- robustness: fake distributions (a *.dist-info with METADATA and entry_points.txt) on sys.path ----------------
+
 
 @pytest.fixture
 def install(tmp_path, monkeypatch):
@@ -89,8 +104,11 @@ def install(tmp_path, monkeypatch):
     def _install(dist, entry_points, modules=None, metadata=None):
         info = tmp_path / f"{dist.replace('-', '_')}-1.0.dist-info"
         info.mkdir()
-        (info / "METADATA").write_text(metadata if metadata is not None else
-                                       f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+        (info / "METADATA").write_text(
+            metadata
+            if metadata is not None
+            else f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n"
+        )
         if entry_points is not None:
             (info / "entry_points.txt").write_text(textwrap.dedent(entry_points))
         for mod, src in (modules or {}).items():
@@ -115,17 +133,27 @@ FAKE_HEAD = """
 
 def list_output(capsys):
     from torus_plugins.cli import main
+
     capsys.readouterr()
     assert main(["list"]) == 0
     return capsys.readouterr().out
 
 
-@pytest.mark.parametrize("kind,spelling,builtin", [
-    ("heads", "L2P", torus_plugins.L2p), ("heads", "sphere", torus_plugins.Sphere),
-    ("heads", "TorusC", torus_plugins.Clifford), ("losses", "KoLeo", torus_plugins.losses.KoLeoLoss),
-])
+@pytest.mark.parametrize(
+    "kind,spelling,builtin",
+    [
+        ("heads", "L2P", torus_plugins.L2p),
+        ("heads", "sphere", torus_plugins.Sphere),
+        ("heads", "TorusC", torus_plugins.Clifford),
+        ("losses", "KoLeo", torus_plugins.losses.KoLeoLoss),
+    ],
+)
 def test_builtin_wins_over_a_colliding_third_party_name(install, capsys, kind, spelling, builtin):
-    install("evil-dist", f"[torus_plugins.{kind}]\n{spelling} = evil_mod:Fake\n", {"evil_mod": FAKE_HEAD})
+    install(
+        "evil-dist",
+        f"[torus_plugins.{kind}]\n{spelling} = evil_mod:Fake\n",
+        {"evil_mod": FAKE_HEAD},
+    )
     obj = registry.load(kind, spelling.lower())
     assert obj is builtin
     assert registry.load(kind, spelling) is builtin
@@ -141,7 +169,9 @@ def test_two_third_party_plugins_with_one_name_are_an_explicit_error(install, ca
     install("plugin-a", "[torus_plugins.heads]\nfancy = mod_a:Fake\n", {"mod_a": FAKE_HEAD})
     install("plugin-b", "[torus_plugins.heads]\nFANCY = mod_b:Fake\n", {"mod_b": FAKE_HEAD})
     assert "fancy" in [n.lower() for n in torus_plugins.available_heads()]
-    with pytest.raises(torus_plugins.PluginError, match=r"ambiguous.*plugin-[ab].*and.*plugin-[ab]"):
+    with pytest.raises(
+        torus_plugins.PluginError, match=r"ambiguous.*plugin-[ab].*and.*plugin-[ab]"
+    ):
         torus_plugins.create_head("fancy")
     broken = torus_plugins.broken_plugins()
     keys = sorted(k.lower() for k in broken if "fancy" in k.lower())
@@ -150,11 +180,14 @@ def test_two_third_party_plugins_with_one_name_are_an_explicit_error(install, ca
     assert list_output(capsys).count("BROKEN: ambiguous") == 2
 
 
-@pytest.mark.parametrize("text", [
-    "[torus_plugins.heads]\nthis line has no equals sign\n",
-    "[torus_plugins.heads\nx = a:b\n",
-    "x = a:b\n[torus_plugins.heads]\n",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[torus_plugins.heads]\nthis line has no equals sign\n",
+        "[torus_plugins.heads\nx = a:b\n",
+        "x = a:b\n[torus_plugins.heads]\n",
+    ],
+)
 def test_one_malformed_distribution_does_not_affect_the_others(install, capsys, text):
     install("good-plugin", "[torus_plugins.heads]\ngood = good_mod:Fake\n", {"good_mod": FAKE_HEAD})
     install("broken-dist", text)
@@ -164,7 +197,9 @@ def test_one_malformed_distribution_does_not_affect_the_others(install, capsys, 
     out = list_output(capsys)
     assert "good_mod:Fake" in out and "l2p" in out
     broken = torus_plugins.broken_plugins()
-    if any("broken-dist" in k for k in broken):  # some texts are rejected by the parser, others are just empty
+    if any(
+        "broken-dist" in k for k in broken
+    ):  # some texts are rejected by the parser, others are just empty
         assert "malformed entry_points.txt" in broken["torus_plugins.heads:broken-dist"]
         assert "BROKEN: malformed entry_points.txt" in out
 
@@ -179,12 +214,19 @@ def test_unreadable_metadata_and_bad_targets_are_reported(install, capsys):
     assert "unreadable METADATA" in out and "weird" in out
 
 
-@pytest.mark.parametrize("statement,exc", [("raise SystemExit(3)", "SystemExit"),
-                                           ("raise KeyboardInterrupt", "KeyboardInterrupt"),
-                                           ("import sys; sys.exit('bye')", "SystemExit"),
-                                           ("1 / 0", "ZeroDivisionError")])
+@pytest.mark.parametrize(
+    "statement,exc",
+    [
+        ("raise SystemExit(3)", "SystemExit"),
+        ("raise KeyboardInterrupt", "KeyboardInterrupt"),
+        ("import sys; sys.exit('bye')", "SystemExit"),
+        ("1 / 0", "ZeroDivisionError"),
+    ],
+)
 def test_plugin_failing_at_import_is_reported_not_fatal(install, capsys, statement, exc):
-    install("exiter", "[torus_plugins.losses]\nexiting = exiting_mod:Fake\n", {"exiting_mod": statement})
+    install(
+        "exiter", "[torus_plugins.losses]\nexiting = exiting_mod:Fake\n", {"exiting_mod": statement}
+    )
     out = list_output(capsys)
     assert f"BROKEN: {exc}" in out and "koleo" in out
     assert torus_plugins.broken_plugins()["torus_plugins.losses:exiting"].startswith(exc)
@@ -199,5 +241,6 @@ def test_names_must_be_strings():
 
 def test_registry_does_not_use_the_entrypoints_package():
     import inspect
+
     src = inspect.getsource(registry)
     assert "import entrypoints" not in src and "importlib.metadata" in src

@@ -12,8 +12,15 @@ import torch.nn.functional as F
 from torus_plugins.codes import UInt8Encoder, dequantize, quantize
 from torus_plugins.geometry import to_clifford, to_turns
 from torus_plugins.heads import Clifford, L2p, ProjectionHead, Sphere, TorusMLPHead
-from torus_plugins.losses import (CircularSpreadLoss, KoLeoLoss, ProtoCLRLoss, SupConLoss, ToroidalCovarianceLoss,
-                                  UniformityLoss, VICRegLoss)
+from torus_plugins.losses import (
+    CircularSpreadLoss,
+    KoLeoLoss,
+    ProtoCLRLoss,
+    SupConLoss,
+    ToroidalCovarianceLoss,
+    UniformityLoss,
+    VICRegLoss,
+)
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 #: absolute tolerance on unit-scale outputs: a few units in the last place of the dtype
@@ -26,7 +33,7 @@ def l2p_ref(x: np.ndarray, eps=1e-12) -> np.ndarray:
     """Pairwise normalisation in numpy float64, independent of the package."""
     k = x.shape[-1] // 2
     pairs = x.reshape(*x.shape[:-1], k, 2)
-    norm = np.maximum(np.sqrt((pairs ** 2).sum(-1, keepdims=True)), eps)
+    norm = np.maximum(np.sqrt((pairs**2).sum(-1, keepdims=True)), eps)
     return (pairs / (math.sqrt(k) * norm)).reshape(x.shape)
 
 
@@ -63,7 +70,9 @@ def test_normalising_heads_against_float64(head, ref, dtype, autocast):
         z = head(x)
     assert z.dtype == dtype and z.shape == x.shape
     assert bool(torch.isfinite(z).all()), z
-    np.testing.assert_allclose(z.double().numpy(), ref(x.double().numpy()), atol=ATOL[dtype], rtol=0)
+    np.testing.assert_allclose(
+        z.double().numpy(), ref(x.double().numpy()), atol=ATOL[dtype], rtol=0
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -76,7 +85,9 @@ def test_zero_input_gives_zeros_and_finite_gradient_in_every_dtype(head, ref, dt
     x[1, 4:6] = 0.0  # a zero pair inside a non-zero vector
     x.requires_grad_(True)
     z = head(x)
-    np.testing.assert_allclose(z.detach().double().numpy(), ref(x.detach().double().numpy()), atol=ATOL[dtype])
+    np.testing.assert_allclose(
+        z.detach().double().numpy(), ref(x.detach().double().numpy()), atol=ATOL[dtype]
+    )
     assert bool((z[0] == 0).all())
     g = torch.randn(3, 8, generator=torch.Generator().manual_seed(1)).to(dtype)
     z.backward(g)
@@ -84,7 +95,9 @@ def test_zero_input_gives_zeros_and_finite_gradient_in_every_dtype(head, ref, dt
     if dtype in (torch.float32, torch.float64):
         x64 = x.detach().double().requires_grad_(True)
         expected = torch.autograd.grad(head(x64), x64, g.double())[0]
-        torch.testing.assert_close(x.grad.double(), expected, rtol=1e-5, atol=1e-6 * float(expected.abs().max()))
+        torch.testing.assert_close(
+            x.grad.double(), expected, rtol=1e-5, atol=1e-6 * float(expected.abs().max())
+        )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -107,10 +120,15 @@ def test_clifford_head_and_conversions_against_float64(dtype, autocast):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("head_fn", [lambda: TorusMLPHead(6, n_circles=3, hidden_dim=16),
-                                     lambda: ProjectionHead(6, 8, geometry="l2p", hidden_dim=16),
-                                     lambda: ProjectionHead(6, 4, geometry="clifford", hidden_dim=16),
-                                     lambda: ProjectionHead(6, 8, geometry="sphere", hidden_dim=16)])
+@pytest.mark.parametrize(
+    "head_fn",
+    [
+        lambda: TorusMLPHead(6, n_circles=3, hidden_dim=16),
+        lambda: ProjectionHead(6, 8, geometry="l2p", hidden_dim=16),
+        lambda: ProjectionHead(6, 4, geometry="clifford", hidden_dim=16),
+        lambda: ProjectionHead(6, 8, geometry="sphere", hidden_dim=16),
+    ],
+)
 def test_mlp_heads_in_every_dtype_match_their_float64_copy(head_fn, dtype):
     torch.manual_seed(0)
     head = head_fn().eval()
@@ -119,11 +137,18 @@ def test_mlp_heads_in_every_dtype_match_their_float64_copy(head_fn, dtype):
     z = head.to(dtype)(x.to(dtype))
     assert z.dtype == dtype and bool(torch.isfinite(z).all())
     # the MLP runs in the dtype itself (its rounding grows with depth): a looser bound than a single op
-    np.testing.assert_allclose(z.double().detach().numpy(), ref.detach().numpy(), atol=8 * ATOL[dtype])
+    np.testing.assert_allclose(
+        z.double().detach().numpy(), ref.detach().numpy(), atol=8 * ATOL[dtype]
+    )
 
 
-@pytest.mark.parametrize("head_fn", [lambda: TorusMLPHead(6, n_circles=3, hidden_dim=16),
-                                     lambda: ProjectionHead(6, 8, geometry="l2p", hidden_dim=16)])
+@pytest.mark.parametrize(
+    "head_fn",
+    [
+        lambda: TorusMLPHead(6, n_circles=3, hidden_dim=16),
+        lambda: ProjectionHead(6, 8, geometry="l2p", hidden_dim=16),
+    ],
+)
 def test_mlp_heads_under_autocast_train_and_backward(head_fn):
     torch.manual_seed(0)
     head = head_fn()
@@ -139,17 +164,39 @@ def test_mlp_heads_under_autocast_train_and_backward(head_fn):
 
 # ---- quantisers -------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("bits", [1, 4, 8])
 def test_quantize_equals_float64_on_the_same_values(dtype, bits):
     g = torch.Generator().manual_seed(bits)
     t = torch.rand(64, 16, generator=g, dtype=torch.float64)
-    t[0] = torch.tensor([0.0, 0.5, 1.0, -0.5, 255.9, -255.9, 300.25, 1e3, 6e4, -6e4, 0.999, -1e-3, 7.5, 2.0,
-                         1 / 512, 3 / 512], dtype=torch.float64)  # fp16: turns * 256 overflows above 255
+    t[0] = torch.tensor(
+        [
+            0.0,
+            0.5,
+            1.0,
+            -0.5,
+            255.9,
+            -255.9,
+            300.25,
+            1e3,
+            6e4,
+            -6e4,
+            0.999,
+            -1e-3,
+            7.5,
+            2.0,
+            1 / 512,
+            3 / 512,
+        ],
+        dtype=torch.float64,
+    )  # fp16: turns * 256 overflows above 255
     t = t.to(dtype)
     codes = quantize(t, bits)
     t64 = t.double()
-    expected = torch.remainder(torch.round(t64 * (1 << bits)), 1 << bits).to(torch.uint8)  # float64: exact
+    expected = torch.remainder(torch.round(t64 * (1 << bits)), 1 << bits).to(
+        torch.uint8
+    )  # float64: exact
     assert codes.dtype == torch.uint8
     torch.testing.assert_close(codes, expected, rtol=0, atol=0)
     if dtype in (torch.float16, torch.float32, torch.float64):  # numpy has no bfloat16
@@ -165,15 +212,19 @@ def test_uint8_encoder_in_every_dtype(dtype, autocast):
     with torch.autocast("cpu", enabled=autocast):
         codes = UInt8Encoder(model, bits=8)(x)
     ref = copy.deepcopy(model).double()(x.double())
-    angles = np.mod(np.arctan2(ref[:, 1::2].detach().numpy(), ref[:, 0::2].detach().numpy()) / (2 * np.pi), 1)
+    angles = np.mod(
+        np.arctan2(ref[:, 1::2].detach().numpy(), ref[:, 0::2].detach().numpy()) / (2 * np.pi), 1
+    )
     diff = np.abs(codes.numpy().astype(np.int64) - np.round(angles * 256).astype(np.int64)) % 256
     # one code step is 1/256 turn; half precision (and autocast's bf16 Linear) may move a point across one step
-    assert np.minimum(diff, 256 - diff).max() <= (1 if dtype in (torch.float32, torch.float64) and not autocast
-                                                  else 3)
+    assert np.minimum(diff, 256 - diff).max() <= (
+        1 if dtype in (torch.float32, torch.float64) and not autocast else 3
+    )
     assert dequantize(codes).dtype == torch.float32
 
 
 # ---- losses -------------------------------------------------------------------------------------------------------
+
 
 def _unit(g, *shape):
     return F.normalize(torch.randn(*shape, generator=g, dtype=torch.float64), dim=-1)
@@ -181,15 +232,23 @@ def _unit(g, *shape):
 
 LOSSES = {
     "supcon": (lambda: SupConLoss(0.07), lambda g: (_unit(g, 12, 2, 8), torch.arange(12) % 4)),
-    "supcon_simclr": (lambda: SupConLoss(0.1, base_temperature=0.1), lambda g: (_unit(g, 12, 2, 8),)),
-    "protoclr": (lambda: ProtoCLRLoss(0.1), lambda g: (_unit(g, 12, 8), _unit(g, 12, 8), torch.arange(12) % 3)),
+    "supcon_simclr": (
+        lambda: SupConLoss(0.1, base_temperature=0.1),
+        lambda g: (_unit(g, 12, 2, 8),),
+    ),
+    "protoclr": (
+        lambda: ProtoCLRLoss(0.1),
+        lambda g: (_unit(g, 12, 8), _unit(g, 12, 8), torch.arange(12) % 3),
+    ),
     "koleo": (lambda: KoLeoLoss(), lambda g: (_unit(g, 12, 8),)),
     "uniformity": (lambda: UniformityLoss(), lambda g: (_unit(g, 12, 8),)),
     "circular_spread": (lambda: CircularSpreadLoss(), lambda g: (_unit(g, 12, 8),)),
     "toroidal_cov": (lambda: ToroidalCovarianceLoss(3, 8), lambda g: (_unit(g, 12, 8),)),
     "vicreg": (lambda: VICRegLoss(), lambda g: (_unit(g, 12, 8), _unit(g, 12, 8))),
-    "vicreg_toroidal": (lambda: VICRegLoss(covariance="toroidal", grid_size=3), lambda g: (_unit(g, 12, 8),
-                                                                                         _unit(g, 12, 8))),
+    "vicreg_toroidal": (
+        lambda: VICRegLoss(covariance="toroidal", grid_size=3),
+        lambda g: (_unit(g, 12, 8), _unit(g, 12, 8)),
+    ),
 }
 
 
@@ -205,7 +264,9 @@ def test_loss_in_every_dtype_matches_float64(name, dtype, autocast):
         loss = make_loss()(*floats, *labels)
     assert loss.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
     loss.backward()
-    ref_inputs = [t.detach().double().requires_grad_(True) for t in floats]  # the same rounded values
+    ref_inputs = [
+        t.detach().double().requires_grad_(True) for t in floats
+    ]  # the same rounded values
     ref = make_loss()(*ref_inputs, *labels)
     ref.backward()
     assert math.isfinite(float(loss))
@@ -213,5 +274,8 @@ def test_loss_in_every_dtype_matches_float64(name, dtype, autocast):
     for got, want in zip(floats, ref_inputs):
         assert got.grad.dtype == dtype and bool(torch.isfinite(got.grad).all())
         scale = float(want.grad.abs().max())
-        np.testing.assert_allclose(got.grad.double().numpy(), want.grad.numpy(),
-                                   atol=max(ATOL[dtype], 1e-5) * max(scale, 1.0) * 4)
+        np.testing.assert_allclose(
+            got.grad.double().numpy(),
+            want.grad.numpy(),
+            atol=max(ATOL[dtype], 1e-5) * max(scale, 1.0) * 4,
+        )

@@ -14,8 +14,16 @@ import numpy as np
 import pytest
 import torch
 
-from torus_plugins.codes import (CodeFileError, encode, export_c_header, johnson_encode, load_codes,
-                                 pairwise_circular_distance, quantize, save_codes)
+from torus_plugins.codes import (
+    CodeFileError,
+    encode,
+    export_c_header,
+    johnson_encode,
+    load_codes,
+    pairwise_circular_distance,
+    quantize,
+    save_codes,
+)
 from torus_plugins.codes.file_format import _HEAD, MAGIC, VERSION
 from torus_plugins.heads import L2p
 
@@ -23,6 +31,7 @@ CODES = np.random.default_rng(0).integers(0, 256, size=(20, 6), dtype=np.uint8)
 
 
 # ---- reads ---------------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("path", ["/dev/zero", "/dev/null", "/dev/urandom"])
 def test_devices_are_refused(path):
@@ -46,6 +55,7 @@ def test_directory_and_fifo_are_refused_without_blocking(tmp_path):
             result["error"] = str(exc)
         finally:
             done.set()
+
     threading.Thread(target=call, daemon=True).start()
     assert done.wait(10), "load_codes blocked on a FIFO"
     assert "not a regular file" in result["error"]
@@ -107,6 +117,7 @@ def test_reads_are_capped_by_the_declared_size(tmp_path, monkeypatch):
 
 # ---- writes leave no temporary file --------------------------------------------------------------------------------
 
+
 def _leftovers(folder):
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
 
@@ -159,10 +170,15 @@ def test_interrupted_write_leaves_the_old_file_and_no_tmp(tmp_path, monkeypatch,
 
 
 def test_invalid_arguments_create_no_file(tmp_path):
-    for bad in (lambda p: save_codes(p, CODES.astype(np.int16), 8), lambda p: save_codes(p, CODES, 4),
-                lambda p: export_c_header(p, CODES, 8, name="int"), lambda p: save_codes(p, CODES, 8, geometry="é"),
-                lambda p: save_codes(p, CODES, 8, meta={"x": object()}), lambda p: save_codes(p, CODES, 8, meta=[1]),
-                lambda p: save_codes(p, CODES, 8, meta={"x": float("nan")})):
+    for bad in (
+        lambda p: save_codes(p, CODES.astype(np.int16), 8),
+        lambda p: save_codes(p, CODES, 4),
+        lambda p: export_c_header(p, CODES, 8, name="int"),
+        lambda p: save_codes(p, CODES, 8, geometry="é"),
+        lambda p: save_codes(p, CODES, 8, meta={"x": object()}),
+        lambda p: save_codes(p, CODES, 8, meta=[1]),
+        lambda p: save_codes(p, CODES, 8, meta={"x": float("nan")}),
+    ):
         with pytest.raises((TypeError, ValueError)):
             bad(tmp_path / "x")
     assert list(tmp_path.iterdir()) == []
@@ -170,8 +186,31 @@ def test_invalid_arguments_create_no_file(tmp_path):
 
 # ---- C header ------------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["int", "for", "static", "size_t", "uint8_t", "class", "bool", "NULL", "_Bool",
-                                  "__x", "_Codes", "_codes", "1abc", "a-b", "a b", "", "codes\n", "ñame", "a.b"])
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "int",
+        "for",
+        "static",
+        "size_t",
+        "uint8_t",
+        "class",
+        "bool",
+        "NULL",
+        "_Bool",
+        "__x",
+        "_Codes",
+        "_codes",
+        "1abc",
+        "a-b",
+        "a b",
+        "",
+        "codes\n",
+        "ñame",
+        "a.b",
+    ],
+)
 def test_c_header_rejects_keywords_and_non_identifiers(tmp_path, name):
     with pytest.raises(ValueError, match="name"):
         export_c_header(tmp_path / "x.h", CODES, 8, name=name)
@@ -197,18 +236,33 @@ def test_c_header_compiles_for_accepted_names_and_matches_python(tmp_path, name,
         "int main(void) { size_t i, j;\n"
         f"  for (i = 0; i < {name.upper()}_N; ++i) for (j = 0; j < {name.upper()}_N; ++j)\n"
         f'    printf("%u\\n", (unsigned){name}_l1({name}[i], {name}[j], {name.upper()}_K));\n'
-        "  return 0; }\n")
+        "  return 0; }\n"
+    )
     expected = pairwise_circular_distance(codes, codes, bits).ravel()
     for compiler in COMPILERS:
         flags = ["-std=c99", "-pedantic"] if compiler == "cc" else ["-x", "c++", "-std=c++11"]
         exe = tmp_path / f"main_{compiler.replace('+', 'p')}"
-        subprocess.run([compiler, *flags, "-Wall", "-Wextra", "-Werror", "-o", str(exe), str(tmp_path / "main.c")],
-                       check=True, cwd=tmp_path, capture_output=True)
+        subprocess.run(
+            [
+                compiler,
+                *flags,
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-o",
+                str(exe),
+                str(tmp_path / "main.c"),
+            ],
+            check=True,
+            cwd=tmp_path,
+            capture_output=True,
+        )
         out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split()
         np.testing.assert_array_equal(np.array(out, dtype=np.int64), expected)
 
 
 # ---- streaming memory ----------------------------------------------------------------------------------------------
+
 
 def _peak(fn):
     tracemalloc.start()
@@ -224,20 +278,28 @@ def test_quantize_peak_memory_is_at_most_twice_the_codes(dtype):
     turns = np.random.default_rng(0).random((100_000, 64)).astype(dtype) * 4 - 2
     codes, peak = _peak(lambda: quantize(turns, 8))
     assert codes.nbytes == 6_400_000
-    assert peak <= 2 * codes.nbytes, f"peak {peak / 1e6:.1f} MB for {codes.nbytes / 1e6:.1f} MB of codes"
+    assert peak <= 2 * codes.nbytes, (
+        f"peak {peak / 1e6:.1f} MB for {codes.nbytes / 1e6:.1f} MB of codes"
+    )
     sample = turns[::997].astype(np.float64)
-    np.testing.assert_array_equal(codes[::997], np.mod(np.round(sample * 256), 256).astype(np.uint8))
+    np.testing.assert_array_equal(
+        codes[::997], np.mod(np.round(sample * 256), 256).astype(np.uint8)
+    )
 
 
 @pytest.mark.parametrize("bits", [2, 4])
 def test_johnson_encode_peak_memory_is_at_most_twice_the_output(bits):
     codes = np.random.default_rng(1).integers(0, 1 << bits, size=(50_000, 64), dtype=np.uint8)
     out, peak = _peak(lambda: johnson_encode(codes, bits))
-    assert peak <= 2 * out.nbytes, f"peak {peak / 1e6:.1f} MB for {out.nbytes / 1e6:.1f} MB of Johnson codes"
+    assert peak <= 2 * out.nbytes, (
+        f"peak {peak / 1e6:.1f} MB for {out.nbytes / 1e6:.1f} MB of Johnson codes"
+    )
     # exact: Hamming distance of the packed codes == circular L1 of the angles, on a sample of pairs
     a, b = out[:50], out[50:100]
     hamming = np.unpackbits(a[:, None, :] ^ b[None, :, :], axis=-1).sum(-1)
-    np.testing.assert_array_equal(hamming, pairwise_circular_distance(codes[:50], codes[50:100], bits))
+    np.testing.assert_array_equal(
+        hamming, pairwise_circular_distance(codes[:50], codes[50:100], bits)
+    )
 
 
 def test_encode_moves_batches_to_the_model_device_and_shows_progress(capsys):
@@ -252,7 +314,9 @@ def test_encode_moves_batches_to_the_model_device_and_shows_progress(capsys):
     assert "encode" in capsys.readouterr().err  # tqdm's bar
     with torch.no_grad():
         z = torch.cat([model(x) for x, _ in batches])
-    expected = np.mod(np.round(np.arctan2(z[:, 1::2].numpy(), z[:, 0::2].numpy()) / (2 * np.pi) * 256), 256)
+    expected = np.mod(
+        np.round(np.arctan2(z[:, 1::2].numpy(), z[:, 0::2].numpy()) / (2 * np.pi) * 256), 256
+    )
     np.testing.assert_array_equal(codes, expected.astype(np.uint8))
     assert model.training  # restored
 

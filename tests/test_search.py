@@ -16,8 +16,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from torus_plugins.codes import CodeFileError, johnson_encode, save_codes
-from torus_plugins.search import (PAD_DISTANCE, SearchParameters, TorusIndex, TorusIndexBinaryFlat,
-                                  TorusIndexFlat, TorusIndexIVF, index_factory, read_index, write_index)
+from torus_plugins.search import (
+    PAD_DISTANCE,
+    SearchParameters,
+    TorusIndex,
+    TorusIndexBinaryFlat,
+    TorusIndexFlat,
+    TorusIndexIVF,
+    index_factory,
+    read_index,
+    write_index,
+)
 from torus_plugins.search import _kernel as kernel
 from torus_plugins.search._kernel import BLOCK, cpu, prepare_references, scan, topk_l1
 
@@ -61,7 +70,9 @@ def brute_knn(q, x, bits, k):
     return np.array(D, np.int64), np.array(I, np.int64)
 
 
-@pytest.mark.parametrize("bits, backend", [(b, "kernel") for b in range(1, 9)] + [(b, "johnson") for b in range(1, 5)])
+@pytest.mark.parametrize(
+    "bits, backend", [(b, "kernel") for b in range(1, 9)] + [(b, "johnson") for b in range(1, 5)]
+)
 def test_exact_matches_brute_force_with_ties(bits, backend):
     rng = np.random.default_rng(bits)
     n_angles = 6 if bits <= 2 else 12  # few angles and low bits: many equal distances
@@ -87,8 +98,13 @@ def test_all_ties_and_k_equals_n(bits):
 
 
 @settings(max_examples=25, deadline=None)
-@given(bits=st.integers(1, 8), n=st.integers(1, 80), n_angles=st.integers(1, 9), seed=st.integers(0, 2**31),
-       data=st.data())
+@given(
+    bits=st.integers(1, 8),
+    n=st.integers(1, 80),
+    n_angles=st.integers(1, 9),
+    seed=st.integers(0, 2**31),
+    data=st.data(),
+)
 def test_exact_property(bits, n, n_angles, seed, data):
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 1 << bits, (n, n_angles), dtype=np.uint8)
@@ -103,7 +119,9 @@ def test_exact_property(bits, n, n_angles, seed, data):
 @pytest.mark.parametrize("n_angles", [600, 225])
 def test_kernel_wide_codes_keep_exact_distances(portable, n_angles):
     rng = np.random.default_rng(9)
-    x = rng.integers(0, 256, (150, n_angles), dtype=np.uint8)  # > 224 angles: 128 * 256 reaches 2**15 (16 bits)
+    x = rng.integers(
+        0, 256, (150, n_angles), dtype=np.uint8
+    )  # > 224 angles: 128 * 256 reaches 2**15 (16 bits)
     x[7] = x[3] ^ 0x80  # the largest possible distance, 128 per angle
     q = np.concatenate([x[3:4], rng.integers(0, 256, (8, n_angles), dtype=np.uint8)])
     a = topk_l1(q, prepare_references(x), 8, 150, portable=portable)
@@ -122,7 +140,9 @@ def test_kernel_paths_equal_brute_force_across_blocks_and_query_groups(portable,
     rng = np.random.default_rng(bits * 1000 + n_angles)
     n = 2 * BLOCK + 37
     x = rng.integers(0, 1 << bits, (n, n_angles), dtype=np.uint8)
-    x[BLOCK + 5] = x[0]  # an exact duplicate across a block boundary: tie at distance 0, smaller id first
+    x[BLOCK + 5] = x[
+        0
+    ]  # an exact duplicate across a block boundary: tie at distance 0, smaller id first
     q = np.concatenate([x[:1], rng.integers(0, 1 << bits, (6, n_angles), dtype=np.uint8)])
     D, I = topk_l1(q, prepare_references(x), bits, 12, portable=portable)
     Dr, Ir = brute_knn(q, x, bits, 12)
@@ -201,7 +221,9 @@ def test_save_load_round_trip(tmp_path):
     for a, b in zip(ided.search(x[:7], 5), back.search(x[:7], 5)):
         assert np.array_equal(a, b)
     save_codes(tmp_path / "plain.torc", x, 8)  # a plain code file reads as a flat index
-    assert np.array_equal(read_index(tmp_path / "plain.torc").search(x[:3], 4)[1], index.search(x[:3], 4)[1])
+    assert np.array_equal(
+        read_index(tmp_path / "plain.torc").search(x[:3], 4)[1], index.search(x[:3], 4)[1]
+    )
     data = (tmp_path / "exact.torc").read_bytes()
     (tmp_path / "cut.torc").write_bytes(data[:-9])
     with pytest.raises(CodeFileError):
@@ -214,20 +236,41 @@ def _rewrite_meta(src, dst, edit):
     head = struct.Struct("<4sHBBIQHI")
     magic, ver, bits, res, k, n, glen, mlen = head.unpack_from(data)
     off = head.size
-    meta = json.loads(data[off + glen:off + glen + mlen])
+    meta = json.loads(data[off + glen : off + glen + mlen])
     edit(meta["torus_index"])
     m = json.dumps(meta).encode()
-    body = head.pack(magic, ver, bits, res, k, n, glen, len(m)) + data[off:off + glen] + m + \
-        data[off + glen + mlen:-4]
+    body = (
+        head.pack(magic, ver, bits, res, k, n, glen, len(m))
+        + data[off : off + glen]
+        + m
+        + data[off + glen + mlen : -4]
+    )
     dst.write_bytes(body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF))
 
 
-@pytest.mark.parametrize("field, value, kind", [
-    ("type", "HNSW", "flat"), ("type", 3, "flat"), ("backend", "gpu", "flat"), ("backend", "johnson", "flat"),
-    ("ids", "!!!", "flat"), ("ids", "AAAA", "flat"), ("format", 99, "flat"),
-    ("nlist", 0, "ivf"), ("nlist", "8", "ivf"), ("nprobe", -1, "ivf"), ("list_sizes", [1, 2], "ivf"),
-    ("list_sizes", "x", "ivf"), ("nseq", 2, "ivf"), ("seq", "AAAA", "ivf"), ("centroids", None, "ivf"),
-    ("centroids", "AAAA", "ivf"), ("idmap", 5, "ivf"), ("nprobe", True, "ivf")])
+@pytest.mark.parametrize(
+    "field, value, kind",
+    [
+        ("type", "HNSW", "flat"),
+        ("type", 3, "flat"),
+        ("backend", "gpu", "flat"),
+        ("backend", "johnson", "flat"),
+        ("ids", "!!!", "flat"),
+        ("ids", "AAAA", "flat"),
+        ("format", 99, "flat"),
+        ("nlist", 0, "ivf"),
+        ("nlist", "8", "ivf"),
+        ("nprobe", -1, "ivf"),
+        ("list_sizes", [1, 2], "ivf"),
+        ("list_sizes", "x", "ivf"),
+        ("nseq", 2, "ivf"),
+        ("seq", "AAAA", "ivf"),
+        ("centroids", None, "ivf"),
+        ("centroids", "AAAA", "ivf"),
+        ("idmap", 5, "ivf"),
+        ("nprobe", True, "ivf"),
+    ],
+)
 def test_load_with_valid_crc_but_bad_metadata_names_the_field(tmp_path, field, value, kind):
     x = np.random.default_rng(14).integers(0, 256, (40, 8), dtype=np.uint8)
     if kind == "flat":
@@ -235,7 +278,9 @@ def test_load_with_valid_crc_but_bad_metadata_names_the_field(tmp_path, field, v
     else:
         index = filled(TorusIndexIVF(8, 8, nlist=4, nprobe=2), x, train=x)
     write_index(index, tmp_path / "good.tidx")
-    _rewrite_meta(tmp_path / "good.tidx", tmp_path / "bad.tidx", lambda m: m.__setitem__(field, value))
+    _rewrite_meta(
+        tmp_path / "good.tidx", tmp_path / "bad.tidx", lambda m: m.__setitem__(field, value)
+    )
     with pytest.raises(CodeFileError, match=f"bad index metadata: {field} must be"):
         read_index(tmp_path / "bad.tidx")
 
@@ -300,14 +345,18 @@ def test_nbytes_counts_what_the_index_holds():
     x = np.random.default_rng(11).integers(0, 16, (500, 64), dtype=np.uint8)
     ix8 = filled(TorusIndex(64, 8), x)
     ix8.search(x[:2], 3)
-    assert ix8.nbytes == 500 * 64  # searched in place (a multiple of 32 angles): 1/8 of float32 Clifford
+    assert (
+        ix8.nbytes == 500 * 64
+    )  # searched in place (a multiple of 32 angles): 1/8 of float32 Clifford
     ix4 = filled(TorusIndex(64, 4), x)
     ix4.search(x[:2], 3)
     assert ix4.nbytes == 500 * 32  # 4-bit codes: two per byte, unpacked by the kernel on the fly
     assert np.array_equal(ix4.codes, x) and not ix4.codes.flags.writeable
     ix6 = filled(TorusIndex(40, 6), x[:, :40])
     ix6.search(x[:2, :40], 3)
-    assert ix6.nbytes == 500 * 64  # 40 angles: stored once, already padded to the 64-byte search layout
+    assert (
+        ix6.nbytes == 500 * 64
+    )  # 40 angles: stored once, already padded to the 64-byte search layout
     j4 = filled(TorusIndexBinaryFlat(64, 4), x)
     j4.search(x[:2], 3)
     assert j4.nbytes == 500 * 64 + 500 * 64  # codes plus 8 Johnson bits per 4-bit angle in faiss
@@ -370,7 +419,7 @@ def test_threads_argument_gives_the_same_answer(monkeypatch):
         got = filled(TorusIndex(64, 8), x).search(q, 7, params=SearchParameters(threads=t))
         assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1])
     monkeypatch.undo()
-    assert kernel.choose_threads(1000, 10, 64, 8) == 1         # tiny work: no thread wake-ups
+    assert kernel.choose_threads(1000, 10, 64, 8) == 1  # tiny work: no thread wake-ups
     assert kernel.choose_threads(1000, 1_000_000, 64, 2) == 2  # large work: every thread allowed
 
 
@@ -422,7 +471,9 @@ def test_remove_ids_reset_and_ntotal_behave_like_faiss():
     Df, If = ref.search(jq, 10)
     assert np.array_equal(D, Df)
     keep = np.delete(np.arange(200), [5, 6, 100])
-    assert np.array_equal(I, ids[keep][brute_knn(q, x[keep], 4, 10)[1]])  # ties: earlier-added first
+    assert np.array_equal(
+        I, ids[keep][brute_knn(q, x[keep], 4, 10)[1]]
+    )  # ties: earlier-added first
     with pytest.raises(ValueError, match="add_with_ids"):
         ours.add(x[:1])
     ours.reset()
@@ -439,7 +490,9 @@ def test_range_search_equals_faiss(radius):
     assert np.array_equal(lims, lf)
     for i in range(len(q)):
         a, b = slice(lims[i], lims[i + 1]), slice(lf[i], lf[i + 1])
-        assert sorted(zip(D[a].tolist(), I[a].tolist())) == sorted(zip(Df[b].astype(int).tolist(), If[b].tolist()))
+        assert sorted(zip(D[a].tolist(), I[a].tolist())) == sorted(
+            zip(Df[b].astype(int).tolist(), If[b].tolist())
+        )
         assert list(zip(D[a], I[a])) == sorted(zip(D[a], I[a]))  # ours: sorted by distance, then id
     assert D.dtype == I.dtype == lims.dtype == np.int64
 
@@ -453,23 +506,39 @@ def test_index_factory_builds_each_type():
     binary = index_factory(16, "BFlat,T4")
     assert type(binary) is TorusIndexBinaryFlat and (binary.n_angles, binary.bits) == (16, 4)
     ivf = index_factory(32, "IVF128,T6", geometry="torusC")
-    assert type(ivf) is TorusIndexIVF and (ivf.n_angles, ivf.bits, ivf.nlist, ivf.geometry) == (32, 6, 128, "torusC")
-    for d, bad in ((64, "T9"), (0, "T8"), (64, "HNSW32,T8"), (64, "IVF4096"), (64, "BFlat,T8"), (64, 5),
-                   (64, "T8,IVF16"), (5, None)):
+    assert type(ivf) is TorusIndexIVF and (ivf.n_angles, ivf.bits, ivf.nlist, ivf.geometry) == (
+        32,
+        6,
+        128,
+        "torusC",
+    )
+    for d, bad in (
+        (64, "T9"),
+        (0, "T8"),
+        (64, "HNSW32,T8"),
+        (64, "IVF4096"),
+        (64, "BFlat,T8"),
+        (64, 5),
+        (64, "T8,IVF16"),
+        (5, None),
+    ):
         with pytest.raises(ValueError):
             index_factory(d, bad)
 
 
 def test_index_factory_old_string_form_is_deprecated_and_builds_the_same():
-    for old, d, new in (("T64x8,Flat", 64, "T8"), ("T16x4,FlatJohnson", 16, "BFlat,T4"),
-                        ("T32x6,IVF128", 32, "IVF128,T6")):
+    for old, d, new in (
+        ("T64x8,Flat", 64, "T8"),
+        ("T16x4,FlatJohnson", 16, "BFlat,T4"),
+        ("T32x6,IVF128", 32, "IVF128,T6"),
+    ):
         with pytest.warns(DeprecationWarning, match=f"use index_factory\\({d}, '{new}'\\)"):
             ix = index_factory(old)
         want = index_factory(d, new)
         assert type(ix) is type(want) and repr(ix) == repr(want)
     for bad in ("T64x9,Flat", "T0x8,Flat", "64x8,Flat", "T64x8,HNSW32"):
         with pytest.raises(ValueError, match="must"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)   # the well-formed ones also warn
+            warnings.simplefilter("ignore", DeprecationWarning)  # the well-formed ones also warn
             index_factory(bad)
 
 
@@ -508,18 +577,23 @@ def test_concurrent_add_and_search_loses_nothing(cls):
             m = 1 << bits  # every returned distance is the true distance of the returned id
             diff = (q[:, None, :].astype(np.int64) - x[np.maximum(I, 0)].astype(np.int64)) % m
             true = np.minimum(diff, m - diff).sum(-1)
-            if not np.array_equal(np.where(I >= 0, true, PAD_DISTANCE), D) or (np.diff(D, axis=1) < 0).any():
+            if (
+                not np.array_equal(np.where(I >= 0, true, PAD_DISTANCE), D)
+                or (np.diff(D, axis=1) < 0).any()
+            ):
                 errors.append("a distance that is not the returned id's, or unsorted results")
 
-    run_interleaved([threading.Thread(target=adder, args=(range(i, 80, 4),)) for i in range(4)]
-                    + [threading.Thread(target=searcher) for _ in range(3)])
+    run_interleaved(
+        [threading.Thread(target=adder, args=(range(i, 80, 4),)) for i in range(4)]
+        + [threading.Thread(target=searcher) for _ in range(3)]
+    )
     assert not errors, errors[:3]
     assert index.ntotal == len(x) and len(ids_of_adds) == 80
     D, I = index.search(q, 10)
     Dr, Ir = brute_knn(q, x, bits, 10)
     assert np.array_equal(D, Dr)
     if cls == "ivf":
-        held = np.concatenate([index._state[2][r.ids[:r.n]] for r in index._state[0] if r.n])
+        held = np.concatenate([index._state[2][r.ids[: r.n]] for r in index._state[0] if r.n])
     else:
         held = index.ids
     assert np.array_equal(np.sort(held), np.arange(len(x)))  # every id added is held exactly once

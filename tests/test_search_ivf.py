@@ -6,12 +6,17 @@ import time
 
 import numpy as np
 import pytest
-
-from torus_plugins.search import (PAD_DISTANCE, SearchParametersIVF, TorusIndexFlat, TorusIndexIVF, read_index,
-                                  write_index)
-from torus_plugins.search.centroids import clifford, train_torus_centroids
-
 from test_search import brute_knn, filled, run_interleaved
+
+from torus_plugins.search import (
+    PAD_DISTANCE,
+    SearchParametersIVF,
+    TorusIndexFlat,
+    TorusIndexIVF,
+    read_index,
+    write_index,
+)
+from torus_plugins.search.centroids import clifford, train_torus_centroids
 
 
 def clustered(rng, n, n_angles, bits, centres=20, noise=2):
@@ -43,7 +48,7 @@ def test_codes_of_four_bits_or_fewer_are_held_two_per_byte_and_survive_a_file(bi
     rng = np.random.default_rng(bits)
     x = clustered(rng, 700, 40, bits)
     index = filled(TorusIndexIVF(40, bits, nlist=8, nprobe=8), x, train=x)
-    row = 32 if bits <= 4 else 64                       # 40 angles padded to 64: 32 bytes packed, 64 not
+    row = 32 if bits <= 4 else 64  # 40 angles padded to 64: 32 bytes packed, 64 not
     assert index.packed == (bits <= 4) and index.nbytes == 700 * (row + 8) + 8 * 64
     write_index(index, tmp_path / "ivf.tidx")
     again = read_index(tmp_path / "ivf.tidx")
@@ -93,10 +98,16 @@ def test_ids_remove_reset_and_persistence(tmp_path):
     assert index.remove_ids(ids[:50]) == 50 and index.ntotal == 650
     D, I = index.search(q, 12)
     Dr, Ir = brute_knn(q, x[50:], 6, 12)
-    assert np.array_equal(D, Dr) and np.array_equal(I, ids[50:][Ir])  # other ids kept, as in faiss IVF
+    assert np.array_equal(D, Dr) and np.array_equal(
+        I, ids[50:][Ir]
+    )  # other ids kept, as in faiss IVF
     write_index(index, tmp_path / "ivf.tidx")
     back = read_index(tmp_path / "ivf.tidx")
-    assert isinstance(back, TorusIndexIVF) and (back.nlist, back.nprobe, back.ntotal) == (10, 10, 650)
+    assert isinstance(back, TorusIndexIVF) and (back.nlist, back.nprobe, back.ntotal) == (
+        10,
+        10,
+        650,
+    )
     assert np.array_equal(back.centroids, index.centroids)
     for a, b in zip(back.search(q, 12), index.search(q, 12)):
         assert np.array_equal(a, b)
@@ -154,19 +165,34 @@ def test_wide_codes_use_the_list_by_list_path_with_the_same_answer():
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-_OPS = st.lists(st.one_of(st.tuples(st.just("add"), st.integers(0, 40)),
-                          st.tuples(st.just("remove"), st.integers(0, 2**31))), min_size=1, max_size=8)
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), st.integers(0, 40)),
+        st.tuples(st.just("remove"), st.integers(0, 2**31)),
+    ),
+    min_size=1,
+    max_size=8,
+)
 
 
 @settings(max_examples=20, deadline=None)
-@given(ops=_OPS, bits=st.sampled_from([2, 5, 8]), seed=st.integers(0, 2**31), kind=st.sampled_from(["flat", "ivf"]))
+@given(
+    ops=_OPS,
+    bits=st.sampled_from([2, 5, 8]),
+    seed=st.integers(0, 2**31),
+    kind=st.sampled_from(["flat", "ivf"]),
+)
 def test_any_add_remove_sequence_searches_like_brute_force(ops, bits, seed, kind):
     """After any sequence of add_with_ids / remove_ids, search (every list probed) and range_search equal a brute
     force over the codes still held, ties by insertion order; ntotal and ids agree."""
     rng = np.random.default_rng(seed)
     n_angles = 5
     train = rng.integers(0, 1 << bits, (40, n_angles), dtype=np.uint8)
-    index = TorusIndexFlat(n_angles, bits) if kind == "flat" else TorusIndexIVF(n_angles, bits, nlist=4, nprobe=4)
+    index = (
+        TorusIndexFlat(n_angles, bits)
+        if kind == "flat"
+        else TorusIndexIVF(n_angles, bits, nlist=4, nprobe=4)
+    )
     if kind == "ivf":
         index.train(train)
     held_codes, held_ids, next_id = [], [], 0
@@ -179,7 +205,9 @@ def test_any_add_remove_sequence_searches_like_brute_force(ops, bits, seed, kind
             held_codes += list(codes)
             held_ids += ids.tolist()
         elif held_ids:
-            gone = set(rng.choice(held_ids, size=min(len(held_ids), 1 + arg % 5), replace=False).tolist())
+            gone = set(
+                rng.choice(held_ids, size=min(len(held_ids), 1 + arg % 5), replace=False).tolist()
+            )
             assert index.remove_ids(np.array(sorted(gone) + [-5])) == len(gone)
             keep = [i for i, v in enumerate(held_ids) if v not in gone]
             held_codes = [held_codes[i] for i in keep]
@@ -194,9 +222,13 @@ def test_any_add_remove_sequence_searches_like_brute_force(ops, bits, seed, kind
         assert np.array_equal(D[:, :kk], Dr) and np.array_equal(I[:, :kk], ids[Ir])
         lims, Dg, Ig = index.range_search(q, 3 << (bits - 2))
         for i in range(3):
-            d = np.minimum((q[i].astype(int) - x) % (1 << bits), (x - q[i].astype(int)) % (1 << bits)).sum(1)
-            assert sorted(Ig[lims[i]:lims[i + 1]].tolist()) == sorted(ids[d < (3 << (bits - 2))].tolist())
-    assert (I[:, len(held_ids):] == -1).all() and (D[:, len(held_ids):] == PAD_DISTANCE).all()
+            d = np.minimum(
+                (q[i].astype(int) - x) % (1 << bits), (x - q[i].astype(int)) % (1 << bits)
+            ).sum(1)
+            assert sorted(Ig[lims[i] : lims[i + 1]].tolist()) == sorted(
+                ids[d < (3 << (bits - 2))].tolist()
+            )
+    assert (I[:, len(held_ids) :] == -1).all() and (D[:, len(held_ids) :] == PAD_DISTANCE).all()
 
 
 # ---------------------------------------------------------------------------- train racing the other methods
@@ -235,13 +267,19 @@ def test_search_on_a_snapshot_taken_before_train_answers_with_its_own_centroids(
     assert (before[0][0][:, 0] == 0).all()
     entered, go = _pause_in(index, "_search_view")
     got = {}
-    threads = [threading.Thread(target=lambda: got.update(search=index.search(q, 5)), name="paused search"),
-               threading.Thread(target=lambda: got.update(range=index.range_search(q, 40)), name="paused range")]
+    threads = [
+        threading.Thread(
+            target=lambda: got.update(search=index.search(q, 5)), name="paused search"
+        ),
+        threading.Thread(
+            target=lambda: got.update(range=index.range_search(q, 40)), name="paused range"
+        ),
+    ]
     for t in threads:
         t.start()
     for t in threads:
-        assert entered.acquire(timeout=10)     # both hold their snapshot
-    index.train(y)                             # new centroids, new lists, while the searches hold the old ones
+        assert entered.acquire(timeout=10)  # both hold their snapshot
+    index.train(y)  # new centroids, new lists, while the searches hold the old ones
     index.add(y)
     go.set()
     for t in threads:
@@ -249,7 +287,7 @@ def test_search_on_a_snapshot_taken_before_train_answers_with_its_own_centroids(
     assert set(got) == {"search", "range"}, "a paused search raised"
     assert all(np.array_equal(a, b) for a, b in zip(got["search"], before[0]))
     assert all(np.array_equal(a, b) for a, b in zip(got["range"], before[1]))
-    D, I = index.search(y[::30], 1)            # the new snapshot is consistent too
+    D, I = index.search(y[::30], 1)  # the new snapshot is consistent too
     assert (D[:, 0] == 0).all() and np.array_equal(I[:, 0], np.arange(0, 600, 30))
 
 
@@ -265,9 +303,11 @@ def test_add_racing_train_lands_under_the_new_centroids():
     assert index.ntotal == 0 and index.is_trained
     index.train(x)
     entered, go = _pause_in(index, "_group_by_list", after=True)
-    t = threading.Thread(target=lambda: index.add_with_ids(batch, np.arange(1000, 1200)), name="paused add")
+    t = threading.Thread(
+        target=lambda: index.add_with_ids(batch, np.arange(1000, 1200)), name="paused add"
+    )
     t.start()
-    assert entered.acquire(timeout=10)                   # assigned against x's centroids, lock not yet taken
+    assert entered.acquire(timeout=10)  # assigned against x's centroids, lock not yet taken
     index.train(y)
     go.set()
     t.join(10)
@@ -288,15 +328,25 @@ def test_train_racing_add_search_remove_reset_and_write_never_mixes_or_misplaces
     at distance 0 of itself with one list probed and with all lists probed."""
     rng = np.random.default_rng(11)
     nlist, m = 8, 256
-    x = np.unique(rng.integers(0, m, (2000, 16), dtype=np.uint8), axis=0)[:1800]   # distinct codes, id = row
+    x = np.unique(rng.integers(0, m, (2000, 16), dtype=np.uint8), axis=0)[
+        :1800
+    ]  # distinct codes, id = row
     x = x[rng.permutation(len(x))]
-    samples = [clustered(np.random.default_rng(20 + i), 320, 16, 8, centres=nlist, noise=3) for i in range(4)]
+    samples = [
+        clustered(np.random.default_rng(20 + i), 320, 16, 8, centres=nlist, noise=3)
+        for i in range(4)
+    ]
     index = TorusIndexIVF(16, 8, nlist=nlist, nprobe=2)
     index.train(samples[0])
     batches = np.array_split(np.arange(len(x)), 90)
     errors, log_lock = [], threading.Lock()
-    generation, started, finished, removed = [0], {}, [], set()   # generation: train/reset calls returned
-    adding, ops_started = [3], [0]                # adder threads still running, train/reset calls begun
+    generation, started, finished, removed = (
+        [0],
+        {},
+        [],
+        set(),
+    )  # generation: train/reset calls returned
+    adding, ops_started = [3], [0]  # adder threads still running, train/reset calls begun
 
     def wait_until(ready):
         deadline = time.monotonic() + 30
@@ -319,12 +369,15 @@ def test_train_racing_add_search_remove_reset_and_write_never_mixes_or_misplaces
                 fn(*args)
             except Exception as e:  # noqa: BLE001 - collected, asserted empty below
                 errors.append(f"{fn.__name__}: {e!r}")
+
         return run
 
     @guarded
     def adder(which):
         for b in which:
-            wait_until(lambda: ops_started[0] >= b // 15)   # batches 15p.. overlap train/reset number p
+            wait_until(
+                lambda: ops_started[0] >= b // 15
+            )  # batches 15p.. overlap train/reset number p
             with log_lock:
                 started[b] = generation[0]
             index.add_with_ids(x[batches[b]], batches[b])
@@ -350,11 +403,18 @@ def test_train_racing_add_search_remove_reset_and_write_never_mixes_or_misplaces
             D, I = index.search(q, 4, params=SearchParametersIVF(nprobe=nprobe))
             if (I >= len(x)).any() or ((I < 0) != (D == PAD_DISTANCE)).any():
                 errors.append("search: unknown id or bad padding")
-            elif not np.array_equal(np.where(I >= 0, dist(q, I), PAD_DISTANCE), D) or (np.diff(D, 1) < 0).any():
+            elif (
+                not np.array_equal(np.where(I >= 0, dist(q, I), PAD_DISTANCE), D)
+                or (np.diff(D, 1) < 0).any()
+            ):
                 errors.append("search: a distance that is not the returned id's, or unsorted")
             lims, D, I = index.range_search(q, 300, params=SearchParametersIVF(nprobe=nprobe))
             rows = np.repeat(np.arange(len(q)), np.diff(lims))
-            if (I < 0).any() or (I >= len(x)).any() or not np.array_equal(dist(q[rows], I[:, None])[:, 0], D):
+            if (
+                (I < 0).any()
+                or (I >= len(x)).any()
+                or not np.array_equal(dist(q[rows], I[:, None])[:, 0], D)
+            ):
                 errors.append("range_search: an unknown id or a wrong distance")
 
     def misplaced(snapshot) -> int:
@@ -373,7 +433,9 @@ def test_train_racing_add_search_remove_reset_and_write_never_mixes_or_misplaces
     def checker():
         while adding[0]:
             if misplaced(index._state):
-                errors.append("a published snapshot holds a code outside its nearest centroid's list")
+                errors.append(
+                    "a published snapshot holds a code outside its nearest centroid's list"
+                )
 
     @guarded
     def remover():
@@ -393,17 +455,21 @@ def test_train_racing_add_search_remove_reset_and_write_never_mixes_or_misplaces
             if misplaced(back._state):
                 errors.append("write_index wrote lists of other centroids")
 
-    run_interleaved([threading.Thread(target=adder, args=(range(i, 90, 3),)) for i in range(3)]
-                    + [threading.Thread(target=f) for f in (trainer, searcher, checker, remover, writer)])
+    run_interleaved(
+        [threading.Thread(target=adder, args=(range(i, 90, 3),)) for i in range(3)]
+        + [threading.Thread(target=f) for f in (trainer, searcher, checker, remover, writer)]
+    )
     assert not errors, errors[:3]
 
     st = index._state
     assert misplaced(st) == 0
-    held = np.concatenate([np.zeros(0, np.int64)] + [st.idmap[r.ids[:r.n]] for r in st.lists if r.n])
-    assert np.unique(held).size == held.size == index.ntotal          # no code twice
+    held = np.concatenate(
+        [np.zeros(0, np.int64)] + [st.idmap[r.ids[: r.n]] for r in st.lists if r.n]
+    )
+    assert np.unique(held).size == held.size == index.ntotal  # no code twice
     held_set = set(held.tolist())
     assert held_set.isdisjoint(removed) and held_set <= set(range(len(x)))
-    for b, gen in started.items():                                     # removals only hit finished adds
+    for b, gen in started.items():  # removals only hit finished adds
         want = set(batches[b].tolist()) - removed
         have = held_set & set(batches[b].tolist())
         assert have in (set(), want), f"batch {b} partly held"

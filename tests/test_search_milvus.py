@@ -16,15 +16,19 @@ import time
 import numpy as np
 import pytest
 from milvus_server import LocalMilvus, free_ports, server_unavailable_reason
-from test_search import filled   # faiss's add returns None: add, then the index
+from test_search import filled  # faiss's add returns None: add, then the index
 
 from torus_plugins.search import PAD_DISTANCE, TorusIndexFlat
 from torus_plugins.search._milvus_server import MISSING
-from torus_plugins.search.milvus import (MilvusAddError, MilvusError, MilvusTorusIndex,
-                                         SearchParametersMilvus,
-                                         require_pymilvus)
+from torus_plugins.search.milvus import (
+    MilvusAddError,
+    MilvusError,
+    MilvusTorusIndex,
+    SearchParametersMilvus,
+    require_pymilvus,
+)
 
-DOWN_TIMEOUT = 2    # s: the timeout of the clients that talk to a dead server
+DOWN_TIMEOUT = 2  # s: the timeout of the clients that talk to a dead server
 
 
 def pymilvus_or_fail():
@@ -92,7 +96,7 @@ def test_given_ids_and_metadata_equal_torus_index(backend, bits):
     m = MilvusTorusIndex(12, bits, collection=f"given{bits}", drop=True, rerank=1200, **backend)
     assert m.add_with_ids(x, ids, metadata=meta, progress=False, batch_size=333) is None
     q = np.concatenate([x[:5], ties_data(rng, 10, 12, bits)])
-    D, I = m.search(q, 15)                   # rerank * k >= ntotal: exact at 8 bits too
+    D, I = m.search(q, 15)  # rerank * k >= ntotal: exact at 8 bits too
     Dr, Ir = filled(TorusIndexFlat(12, bits), x, ids).search(q, 15)
     assert np.array_equal(D, Dr) and np.array_equal(I, Ir)
     where = {int(i): r for r, i in enumerate(ids)}
@@ -143,22 +147,29 @@ def test_ids_metadata_remove_reopen_and_padding(backend):
         m.add(x[:2], metadata=[{}])
     with pytest.raises(ValueError, match=r"metadata\[1\] must be JSON-serialisable"):
         m.add(x[:2], metadata=[{}, {"x": np.int64(3)}])
-    assert again.ntotal == 290          # a refused add writes nothing
-    m.add_with_ids(x[:1], ids[10:11], metadata=[{"replaced": True}], progress=False)  # held id: replaced
+    assert again.ntotal == 290  # a refused add writes nothing
+    m.add_with_ids(
+        x[:1], ids[10:11], metadata=[{"replaced": True}], progress=False
+    )  # held id: replaced
     assert again.ntotal == 290 and again.metadata(ids[10:11]) == [{"replaced": True}]
     again.reset()
     assert again.ntotal == 0
 
 
-@pytest.mark.parametrize("made, opened", [((8, 4), (16, 3)), ((8, 4), (32, 2)), ((8, 4), (64, 1)),
-                                          ((8, 8), (8, 6)), ((8, 4), (8, 8))])
+@pytest.mark.parametrize(
+    "made, opened",
+    [((8, 4), (16, 3)), ((8, 4), (32, 2)), ((8, 4), (64, 1)), ((8, 8), (8, 6)), ((8, 4), (8, 8))],
+)
 def test_reopen_with_other_codes_of_the_same_width_is_refused(backend, made, opened):
     """8 x 4 bits and 16 x 3, 32 x 2, 64 x 1 have the same Johnson width (64 bits); 8 x 8 and
     8 x 6 the same vectors and code bytes: the recorded layout tells them apart."""
     name = f"made{made[0]}x{made[1]}"
     MilvusTorusIndex(*made, collection=name, drop=True, **backend)
-    with pytest.raises(ValueError, match=rf"holds {made[0]} angles x {made[1]} bits .*not the "
-                                         rf"{opened[0]} angles x {opened[1]} bits"):
+    with pytest.raises(
+        ValueError,
+        match=rf"holds {made[0]} angles x {made[1]} bits .*not the "
+        rf"{opened[0]} angles x {opened[1]} bits",
+    ):
         MilvusTorusIndex(*opened, collection=name, **backend)
     assert MilvusTorusIndex(*made, collection=name, **backend).ntotal == 0
 
@@ -168,7 +179,7 @@ def test_collection_not_made_by_the_index_is_refused(backend):
     client = backend.get("client") or pymilvus.MilvusClient(uri=backend["uri"])
     if client.has_collection("foreign"):
         client.drop_collection("foreign")
-    client.create_collection("foreign", dimension=8)     # a float-vector quick-start collection
+    client.create_collection("foreign", dimension=8)  # a float-vector quick-start collection
     with pytest.raises(ValueError, match="'foreign' was not made by MilvusTorusIndex"):
         MilvusTorusIndex(8, 4, collection="foreign", **backend)
 
@@ -182,11 +193,11 @@ def test_default_ids_are_never_reused(backend):
     new = m.add(x[10:], progress=False)
     assert new[0] not in set(ids.tolist())
     reopened = MilvusTorusIndex(16, 8, collection="fresh", **backend)
-    newer = reopened.add(x[10:], progress=False)             # another client, the same allocator
+    newer = reopened.add(x[10:], progress=False)  # another client, the same allocator
     assert newer[0] not in set(ids.tolist()) | set(new.tolist())
     D, I = reopened.search(x, 1)
-    assert (np.delete(D[:, 0], 9) == 0).all() and D[9, 0] > 0         # x[9] was removed
-    assert I[0, 0] == ids[0] and I[10, 0] == new[0]                    # x[10] twice: the smaller id
+    assert (np.delete(D[:, 0], 9) == 0).all() and D[9, 0] > 0  # x[9] was removed
+    assert I[0, 0] == ids[0] and I[10, 0] == new[0]  # x[10] twice: the smaller id
     assert m.remove_ids(ids) == 9
     assert set(reopened.add(x[:9], progress=False).tolist()).isdisjoint(ids)
 
@@ -202,14 +213,17 @@ def test_the_0_1_0_add_and_search_forms_warn_and_do_the_same(backend):
         got = m.add(x[:20], np.arange(20) + 100, [{"r": i} for i in range(20)])
     assert np.array_equal(got, np.arange(20) + 100)
     with pytest.warns(DeprecationWarning, match="use add_with_ids"):
-        assert np.array_equal(m.add(x[20:], ids=np.arange(20) + 200, progress=False),
-                              np.arange(20) + 200)
+        assert np.array_equal(
+            m.add(x[20:], ids=np.arange(20) + 200, progress=False), np.arange(20) + 200
+        )
     assert m.metadata([105])[0] == {"r": 5}
     with pytest.warns(DeprecationWarning, match="SearchParametersMilvus"):
         D, I = m.search(x[:5], 3, 2)
     Dr, Ir = m.search(x[:5], 3, params=SearchParametersMilvus(batch=2))
     assert np.array_equal(D, Dr) and np.array_equal(I, Ir)
-    ref = filled(TorusIndexFlat(8, 4), x, np.concatenate([np.arange(20) + 100, np.arange(20) + 200]))
+    ref = filled(
+        TorusIndexFlat(8, 4), x, np.concatenate([np.arange(20) + 100, np.arange(20) + 200])
+    )
     assert np.array_equal(I, ref.search(x[:5], 3)[1])
     assert not hasattr(m, "save") and not hasattr(MilvusTorusIndex, "load")
 
@@ -237,12 +251,18 @@ def test_server_without_binary_vectors_is_named(tmp_path):
             return "milvus_lite-3.2.2"
 
         def create_collection(self, *args, **kwargs):
-            raise MilvusException(code=6, message="field 'johnson' uses Milvus type BinaryVector "
-                                  "which MilvusLite does not support. Phase 10.2 supports: BOOL, "
-                                  "INT8/16/32/64, ...")
+            raise MilvusException(
+                code=6,
+                message="field 'johnson' uses Milvus type BinaryVector "
+                "which MilvusLite does not support. Phase 10.2 supports: BOOL, "
+                "INT8/16/32/64, ...",
+            )
 
-    with pytest.raises(MilvusError, match=r"\(milvus_lite-3\.2\.2\) does not support binary "
-                                          r"vectors"):
+    with pytest.raises(
+        MilvusError,
+        match=r"\(milvus_lite-3\.2\.2\) does not support binary "
+        r"vectors",
+    ):
         MilvusTorusIndex(8, 4, uri="http://127.0.0.1:1", client=Lite3(uri=str(tmp_path / "x.db")))
 
 
@@ -259,8 +279,13 @@ def held_rows(index, ids, with_codes):
     fields = ["meta", "codes"] if with_codes else ["meta"]
     out = {}
     for s in range(0, len(ids), 4000):
-        for r in index._call("query", index.client.query, index.collection,
-                             ids=[int(i) for i in ids[s:s + 4000]], output_fields=fields):
+        for r in index._call(
+            "query",
+            index.client.query,
+            index.collection,
+            ids=[int(i) for i in ids[s : s + 4000]],
+            output_fields=fields,
+        ):
             assert int(r["id"]) not in out, f"id {r['id']} held twice"
             code = base64.b64decode(r["codes"]) if with_codes else None
             out[int(r["id"])] = (r["meta"], code)
@@ -281,18 +306,27 @@ def test_acknowledged_adds_survive_sigkill_and_a_dead_server_answers_in_bounded_
     x = ties_data(rng, 3000, 16, 8)
     meta = [{"row": i} for i in range(3000)]
     m = MilvusTorusIndex(16, 8, uri=server.uri, collection="durable", drop=True)
-    ids = np.concatenate([m.add(x[:1000], metadata=meta[:1000], progress=False),
-                          m.add(x[1000:], metadata=meta[1000:], progress=False, batch_size=250)])
+    ids = np.concatenate(
+        [
+            m.add(x[:1000], metadata=meta[:1000], progress=False),
+            m.add(x[1000:], metadata=meta[1000:], progress=False, batch_size=250),
+        ]
+    )
     assert m.remove_ids(ids[:7]) == 7
     server.kill()  # right after the acknowledgements: no flush, no shutdown
     m.timeout = DOWN_TIMEOUT
     try:
         assert_down_error_is_quick(lambda: m.search(x[:2], 3), "search")
         err = assert_down_error_is_quick(
-            lambda: m.add_with_ids(x[:4], [1, 2, 3, 4], progress=False), "add")
+            lambda: m.add_with_ids(x[:4], [1, 2, 3, 4], progress=False), "add"
+        )
         assert isinstance(err, MilvusAddError) and err.acknowledged == 0
-        assert_down_error_is_quick(lambda: MilvusTorusIndex(
-            16, 8, uri=server.uri, collection="durable", timeout=DOWN_TIMEOUT), "open")
+        assert_down_error_is_quick(
+            lambda: MilvusTorusIndex(
+                16, 8, uri=server.uri, collection="durable", timeout=DOWN_TIMEOUT
+            ),
+            "open",
+        )
     finally:
         server.start()
     again = MilvusTorusIndex(16, 8, uri=server.uri, collection="durable", rerank=3000)
@@ -334,8 +368,10 @@ def test_kill_during_a_batch_then_resend_what_the_error_names(server):
     m = MilvusTorusIndex(16, 4, uri=server.uri, collection="midbatch", drop=True, client=client)
     m.timeout = DOWN_TIMEOUT
     try:
-        resend = (r"codes\[:(\d+)\] are stored .* index\.add_with_ids\(codes\[\1:\], err\.ids\[\1:\], "
-                  r"metadata=metadata\[\1:\]\)")
+        resend = (
+            r"codes\[:(\d+)\] are stored .* index\.add_with_ids\(codes\[\1:\], err\.ids\[\1:\], "
+            r"metadata=metadata\[\1:\]\)"
+        )
         with pytest.raises(MilvusAddError, match=resend) as info:
             m.add(x, metadata=meta, batch_size=batch, progress=False)
     finally:
@@ -344,15 +380,17 @@ def test_kill_during_a_batch_then_resend_what_the_error_names(server):
             server.start()
     m.timeout = 60
     err = info.value
-    a = err.acknowledged     # 3000 unless the kill landed after the 4th batch's answer
+    a = err.acknowledged  # 3000 unless the kill landed after the 4th batch's answer
     assert a % batch == 0 and a >= 3000 and err.ids.shape == (n,) and np.unique(err.ids).size == n
-    held = held_rows(m, err.ids, with_codes=False)   # the same client, reconnected
+    held = held_rows(m, err.ids, with_codes=False)  # the same client, reconnected
     lost = [i for i in range(a) if held.get(int(err.ids[i]), (None,))[0] != meta[i]]
     assert not lost, f"{len(lost)} acknowledged codes lost, e.g. rows {lost[:5]}"
-    assert not set(err.ids[a + batch:].tolist()) & set(held), "a batch after the failed one is held"
-    partial = len(set(err.ids[a:a + batch].tolist()) & set(held))  # the failed batch: any part
+    assert not set(err.ids[a + batch :].tolist()) & set(held), (
+        "a batch after the failed one is held"
+    )
+    partial = len(set(err.ids[a : a + batch].tolist()) & set(held))  # the failed batch: any part
     m.add_with_ids(x[a:], err.ids[a:], metadata=meta[a:], batch_size=batch, progress=False)
-    held = held_rows(m, err.ids, with_codes=False)             # every id once (held_rows checks)
+    held = held_rows(m, err.ids, with_codes=False)  # every id once (held_rows checks)
     assert m.ntotal == n and all(held[int(err.ids[i])][0] == meta[i] for i in range(n)), partial
     D, I = m.search(x[:30], 5)
     Dr, Ir = filled(TorusIndexFlat(16, 4), x, err.ids).search(x[:30], 5)
@@ -368,9 +406,12 @@ def add_and_search(uri, proc, n):
     ids = []
     for s in range(0, n, n // 4):
         part = slice(s, s + n // 4)
-        ids.append(index.add(x[part], metadata=[{"proc": proc, "row": r} for r in range(n)[part]],
-                             progress=False))
-        D, I = index.search(x[part][:8], 1)   # its acknowledged codes are visible at once
+        ids.append(
+            index.add(
+                x[part], metadata=[{"proc": proc, "row": r} for r in range(n)[part]], progress=False
+            )
+        )
+        D, I = index.search(x[part][:8], 1)  # its acknowledged codes are visible at once
         assert (D[:, 0] == 0).all(), D[:, 0]
     return np.concatenate(ids), x
 
@@ -392,7 +433,7 @@ def test_four_client_processes_lose_nothing_and_share_no_id(server):
     assert all(held[int(ids[i])][0] == {"proc": i // n, "row": i % n} for i in range(4 * n))
     q = x[::97]
     D, I = m.search(q, 10)
-    order = np.argsort(ids)            # TorusIndexFlat breaks ties by position, Milvus by id
+    order = np.argsort(ids)  # TorusIndexFlat breaks ties by position, Milvus by id
     Dr, Ir = filled(TorusIndexFlat(16, 4), x[order], ids[order]).search(q, 10)
     assert np.array_equal(D, Dr) and np.array_equal(I, Ir)
 
@@ -401,7 +442,10 @@ def test_no_server_is_a_clear_error_in_bounded_time():
     pymilvus_or_fail()
     uri = f"http://127.0.0.1:{free_ports(1)[0]}"
     t0 = time.monotonic()
-    with pytest.raises(MilvusError, match=rf"cannot connect to Milvus at {uri} .*is the server "
-                                          rf"running"):
+    with pytest.raises(
+        MilvusError,
+        match=rf"cannot connect to Milvus at {uri} .*is the server "
+        rf"running",
+    ):
         MilvusTorusIndex(8, 4, uri=uri, timeout=DOWN_TIMEOUT)
     assert time.monotonic() - t0 < 2 * DOWN_TIMEOUT + 10

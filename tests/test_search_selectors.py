@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_search import filled
 
 from torus_plugins.search import TorusIndexFlat, TorusIndexIVF
 from torus_plugins.search.selectors import _typed, explicit_ids, selection_mask, selector_bounds
-
-from test_search import filled
 
 
 def codes(n=60, k=16, bits=8, seed=0):
@@ -31,8 +30,10 @@ def selectors():
         ("not", lambda: faiss.IDSelectorNot(faiss.IDSelectorRange(0, 50))),
         ("and", lambda: faiss.IDSelectorAnd(faiss.IDSelectorRange(0, 30), batch())),
         ("or", lambda: faiss.IDSelectorOr(faiss.IDSelectorRange(0, 2), batch())),
-        ("xor", lambda: faiss.IDSelectorXOr(faiss.IDSelectorRange(0, 6),
-                                            faiss.IDSelectorRange(3, 9))),
+        (
+            "xor",
+            lambda: faiss.IDSelectorXOr(faiss.IDSelectorRange(0, 6), faiss.IDSelectorRange(3, 9)),
+        ),
         ("all", faiss.IDSelectorAll),
     ]
 
@@ -45,15 +46,23 @@ def test_selection_mask_equals_faiss_is_member(name, make):
     assert np.array_equal(selection_mask(ids, sel), expected)
 
 
-@given(lo=st.integers(-5, 80), width=st.integers(0, 80),
-       picks=st.lists(st.integers(0, 100), max_size=20))
+@given(
+    lo=st.integers(-5, 80),
+    width=st.integers(0, 80),
+    picks=st.lists(st.integers(0, 100), max_size=20),
+)
 @settings(max_examples=60, deadline=None)
 def test_selection_mask_property_against_is_member(lo, width, picks):
     ids = np.arange(100, dtype=np.int64)
     rng = faiss.IDSelectorRange(lo, lo + width)
     batch = faiss.IDSelectorBatch(np.array(picks, np.int64))
-    for sel in (rng, batch, faiss.IDSelectorNot(rng), faiss.IDSelectorOr(rng, batch),
-                faiss.IDSelectorAnd(rng, batch)):
+    for sel in (
+        rng,
+        batch,
+        faiss.IDSelectorNot(rng),
+        faiss.IDSelectorOr(rng, batch),
+        faiss.IDSelectorAnd(rng, batch),
+    ):
         assert np.array_equal(selection_mask(ids, sel), [sel.is_member(int(i)) for i in ids])
 
 
@@ -87,7 +96,7 @@ def test_flat_remove_ids_with_a_selector_matches_faiss_index_flat(name, make):
 def test_explicit_ids_remove_like_faiss_index_id_map(name, make):
     """With your own ids (add_with_ids), flat and IVF keep the other ids, as faiss IndexIDMap / IVF
     do."""
-    x, ids = codes(), np.arange(60, dtype=np.int64) + 990       # 990..1049 straddle the selectors
+    x, ids = codes(), np.arange(60, dtype=np.int64) + 990  # 990..1049 straddle the selectors
     ref = faiss.IndexIDMap(faiss.IndexFlatL2(16))
     ref.add_with_ids(x.astype(np.float32), ids)
     expected = ref.remove_ids(make())
@@ -98,7 +107,7 @@ def test_explicit_ids_remove_like_faiss_index_id_map(name, make):
         assert index.remove_ids(make()) == expected and index.ntotal == len(kept)
         D, I = index.search(x, 1)
         found = set(I[:, 0][D[:, 0] == 0].tolist())
-        assert found == set(kept.tolist())                          # each kept code finds itself
+        assert found == set(kept.tolist())  # each kept code finds itself
     assert np.array_equal(flat.ids, kept)
 
 
@@ -121,12 +130,12 @@ def test_bad_remove_ids_argument_is_a_clear_error(bad):
 def test_flat_train_is_a_no_op_like_faiss():
     x = codes()
     index = TorusIndexFlat(16, bits=8)
-    assert index.is_trained and index.train(x) is None and index.ntotal == 0    # None, as faiss
+    assert index.is_trained and index.train(x) is None and index.ntotal == 0  # None, as faiss
     index.add(x)
     index.train(x[:5])
-    assert index.ntotal == 60                                  # never touches the stored codes
+    assert index.ntotal == 60  # never touches the stored codes
     ref = faiss.IndexFlatL2(16)
-    ref.train(x.astype(np.float32))                            # what faiss users write before add
+    ref.train(x.astype(np.float32))  # what faiss users write before add
     assert ref.is_trained and ref.ntotal == 0
     with pytest.raises(ValueError, match=r"shape \[n, 16\]"):
         index.train(codes(k=8))
@@ -148,7 +157,7 @@ def test_milvus_remove_ids_takes_range_and_array_selectors(tmp_path):
     try:
         x = codes(n=40, k=8, bits=4)
         m = MilvusTorusIndex(8, bits=4, collection="selectors", client=client, drop=True)
-        m.add_with_ids(x, np.arange(40), progress=False)   # add's ids come from Milvus's allocator
+        m.add_with_ids(x, np.arange(40), progress=False)  # add's ids come from Milvus's allocator
         assert m.remove_ids(faiss.IDSelectorRange(0, 8)) == 8 and m.ntotal == 32
         assert m.remove_ids(faiss.IDSelectorArray(np.array([8, 9, 100], np.int64))) == 2
         assert m.ntotal == 30

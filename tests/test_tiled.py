@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_search import brute_knn, filled  # brute_knn: python sort on (distance, id)
 
 from torus_plugins.codes import pack_codes
 from torus_plugins.codes.pack import nibble_unpack
@@ -12,15 +13,13 @@ from torus_plugins.search import TorusIndexBinaryFlat, TorusIndexFlat, read_inde
 from torus_plugins.search import _kernel as kernel
 from torus_plugins.search._kernel import BLOCK, prepare_references, topk_l1
 
-from test_search import brute_knn, filled   # brute_knn: python sort on (distance, id)
-
 PATHS = [p for p in (kernel.PORTABLE, kernel.AVX2, kernel.AVX512) if p in kernel.AVAILABLE_PATHS]
 
 
 def test_nibble_pack_is_pack_codes_layout_and_round_trips():
     x = np.random.default_rng(0).integers(0, 16, (37, 64), dtype=np.uint8)
-    assert np.array_equal(kernel.nibble_pack(x), pack_codes(x, 4))        # the file format's byte order
-    y = x[:, :45]                                                         # odd width: padded to 64 angles
+    assert np.array_equal(kernel.nibble_pack(x), pack_codes(x, 4))  # the file format's byte order
+    y = x[:, :45]  # odd width: padded to 64 angles
     packed = kernel.nibble_pack(y)
     assert packed.shape == (37, 32)
     assert np.array_equal(nibble_unpack(packed, 45), y)
@@ -33,7 +32,10 @@ def test_query_order_is_a_permutation_matching_the_unpacked_tiles(width):
         order = kernel.query_order(width, packed)
         assert sorted(order.tolist()) == list(range(width))
     # a packed piece of 32 bytes holds [even angles, odd angles] of 64
-    assert kernel.query_order(64, True)[:3].tolist() == [0, 2, 4] and kernel.query_order(64, True)[32] == 1
+    assert (
+        kernel.query_order(64, True)[:3].tolist() == [0, 2, 4]
+        and kernel.query_order(64, True)[32] == 1
+    )
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -45,15 +47,17 @@ def test_every_path_and_width_equals_brute_force(path, n_angles):
     n = BLOCK + 13
     for bits in (1, 4, 8):
         x = rng.integers(0, 1 << bits, (n, n_angles), dtype=np.uint8)
-        x[BLOCK + 2] = x[5]                     # a duplicate across the block boundary: smaller id first
+        x[BLOCK + 2] = x[5]  # a duplicate across the block boundary: smaller id first
         q = np.concatenate([x[5:6], rng.integers(0, 1 << bits, (6, n_angles), dtype=np.uint8)])
         Dr, Ir = brute_knn(q, x, bits, 9)
-        layouts = [(prepare_references(x), False)] + ([(kernel.nibble_pack(x), True)] if bits <= 4 else [])
+        layouts = [(prepare_references(x), False)] + (
+            [(kernel.nibble_pack(x), True)] if bits <= 4 else []
+        )
         for refs, packed in layouts:
             for nq in (1, 2, 7):
                 D, I = topk_l1(q[:nq], refs, bits, 9, path=path, packed=packed)
                 assert np.array_equal(D, Dr[:nq]) and np.array_equal(I, Ir[:nq]), (bits, packed, nq)
-            if n_angles >= 31:   # (fewer angles: other rows tie at distance 0 too)
+            if n_angles >= 31:  # (fewer angles: other rows tie at distance 0 too)
                 assert I[0, :2].tolist() == [5, BLOCK + 2] and D[0, 0] == 0
 
 
@@ -73,7 +77,7 @@ def test_few_queries_split_rows_over_threads_and_merge_ties_in_id_order(n):
     """1-2 queries with 3 threads: each thread scans a range of rows (some hold fewer than k rows), the merge
     keeps ties in id order."""
     rng = np.random.default_rng(n)
-    x = rng.integers(0, 2, (n, 8), dtype=np.uint8)        # 1-bit codes on 8 angles: ties everywhere
+    x = rng.integers(0, 2, (n, 8), dtype=np.uint8)  # 1-bit codes on 8 angles: ties everywhere
     for nq in (1, 2):
         q = rng.integers(0, 2, (nq, 8), dtype=np.uint8)
         for k in (1, min(n, 7), n):
@@ -84,11 +88,13 @@ def test_few_queries_split_rows_over_threads_and_merge_ties_in_id_order(n):
 
 
 def test_choose_threads_follows_the_work_size():
-    assert kernel.choose_threads(1, 1000, 64, 8) == 1                 # a small search never wakes a thread
+    assert kernel.choose_threads(1, 1000, 64, 8) == 1  # a small search never wakes a thread
     assert kernel.choose_threads(1000, 100, 64, 8) == 1
-    assert kernel.choose_threads(1, 50_000_000, 64, 2) == 2           # one query over many rows: split by rows
+    assert (
+        kernel.choose_threads(1, 50_000_000, 64, 2) == 2
+    )  # one query over many rows: split by rows
     assert kernel.choose_threads(1000, 1_000_000, 64, 2) == 2
-    assert kernel.choose_threads(1000, 1_000_000, 64, 1) == 1         # threads= caps it
+    assert kernel.choose_threads(1000, 1_000_000, 64, 1) == 1  # threads= caps it
 
 
 def test_largest_distances_are_exact_at_every_width():
@@ -109,9 +115,18 @@ def test_packed_refs_are_refused_above_four_bits_and_at_a_wrong_width():
 
 
 @settings(max_examples=40, deadline=None)
-@given(bits=st.integers(1, 8), n=st.integers(1, 40), n_angles=st.integers(1, 70), nq=st.integers(1, 5),
-       shift=st.integers(0, 255), seed=st.integers(0, 2**31), data=st.data())
-def test_tiled_property_brute_force_and_rotation_invariance(bits, n, n_angles, nq, shift, seed, data):
+@given(
+    bits=st.integers(1, 8),
+    n=st.integers(1, 40),
+    n_angles=st.integers(1, 70),
+    nq=st.integers(1, 5),
+    shift=st.integers(0, 255),
+    seed=st.integers(0, 2**31),
+    data=st.data(),
+)
+def test_tiled_property_brute_force_and_rotation_invariance(
+    bits, n, n_angles, nq, shift, seed, data
+):
     """Equal to brute force; turning every code of queries and references by the same amount (mod 2**bits)
     changes nothing."""
     rng = np.random.default_rng(seed)
@@ -138,7 +153,7 @@ def test_packed_flat_index_equals_the_binary_index_and_survives_a_file(bits, tmp
     q = np.concatenate([x[:3], rng.integers(0, 1 << bits, (9, 48), dtype=np.uint8)])
     packed = filled(TorusIndexFlat(48, bits), x[:300])
     packed.add(x[300:])
-    assert packed.packed and packed.nbytes == 700 * 32          # 64 padded angles, two per byte
+    assert packed.packed and packed.nbytes == 700 * 32  # 64 padded angles, two per byte
     johnson = filled(TorusIndexBinaryFlat(48, bits), x)
     for k in (1, 10, 50):
         a, b = packed.search(q, k), johnson.search(q, k)
@@ -163,7 +178,7 @@ def test_inverted_lists_scan_equals_brute_force_over_the_probed_lists(n_angles):
     rng = np.random.default_rng(n_angles)
     bits, nlist, n = 2, 5, 400
     x = rng.integers(0, 1 << bits, (n, n_angles), dtype=np.uint8)
-    x[::7] = x[3]                                    # many exact duplicates across lists
+    x[::7] = x[3]  # many exact duplicates across lists
     owner = rng.integers(0, nlist, n)
     lists, seqs = List(), List()
     for li in range(nlist):
@@ -175,13 +190,18 @@ def test_inverted_lists_scan_equals_brute_force_over_the_probed_lists(n_angles):
     D, S = kernel.lists_topk(q, probe, lists, seqs, bits, 15)
     for i in range(len(q)):
         held = np.flatnonzero(np.isin(owner, probe[i]))
-        Dr, Ir = brute_knn(q[i:i + 1], x[held], bits, 15)
+        Dr, Ir = brute_knn(q[i : i + 1], x[held], bits, 15)
         assert np.array_equal(D[i], Dr[0]) and np.array_equal(S[i], held[Ir[0]])
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), bits=st.sampled_from([1, 3, 8]), n_angles=st.sampled_from([5, 64, 70]),
-       nlist=st.integers(1, 600), nq=st.integers(1, 8))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    bits=st.sampled_from([1, 3, 8]),
+    n_angles=st.sampled_from([5, 64, 70]),
+    nlist=st.integers(1, 600),
+    nq=st.integers(1, 8),
+)
 def test_probe_lists_is_the_set_of_the_nprobe_nearest_rows(seed, bits, n_angles, nlist, nq):
     """kernel.probe_lists: per query the nprobe rows of smallest (distance, row), in increasing row order (the
     same set as a python sort, ties at the boundary included: few bits make many ties)."""
@@ -205,7 +225,7 @@ def test_inverted_lists_scan_returns_a_code_held_in_several_lists_once(packed):
     rng = np.random.default_rng(7)
     bits, nlist, n, n_angles = 4, 6, 300, 64
     x = rng.integers(0, 1 << bits, (n, n_angles), dtype=np.uint8)
-    owners = [rng.choice(nlist, 2, replace=False) for _ in range(n)]      # every code in two lists
+    owners = [rng.choice(nlist, 2, replace=False) for _ in range(n)]  # every code in two lists
     lists, seqs = List(), List()
     for li in range(nlist):
         rows = np.array([i for i in range(n) if li in owners[i]], np.int64)
@@ -216,6 +236,6 @@ def test_inverted_lists_scan_returns_a_code_held_in_several_lists_once(packed):
     D, S = kernel.lists_topk(q, probe, lists, seqs, bits, 20, packed)
     for i in range(len(q)):
         held = np.array([j for j in range(n) if set(owners[j]) & set(probe[i])])
-        Dr, Ir = brute_knn(q[i:i + 1], x[held], bits, 20)
+        Dr, Ir = brute_knn(q[i : i + 1], x[held], bits, 20)
         assert len(set(S[i])) == 20
         assert np.array_equal(D[i], Dr[0]) and np.array_equal(S[i], held[Ir[0]])

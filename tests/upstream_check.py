@@ -370,8 +370,13 @@ def worker_protoclr(root, commit):
             clip.unlink()
     sys.path.insert(0, root)
     os.chdir(root)
-    sys.argv = ["train_encoder.py", "--traindir", os.path.join(data, "train"), "--evaldir",
-                os.path.join(data, "eval")]
+    sys.argv = [
+        "train_encoder.py",
+        "--traindir",
+        os.path.join(data, "train"),
+        "--evaldir",
+        os.path.join(data, "eval"),
+    ]
     sys.argv += "--device cpu --epochs 1 --bs 8 --nworkers 1 --nruns 2".split()
     sys.argv += "--loss protoclr --tau 0.1".split()
     import losses

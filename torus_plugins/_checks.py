@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 #: C99 and C++ keywords plus the macros/typedefs a generated header relies on (not valid as identifiers there).
-C_RESERVED = frozenset("""
+C_RESERVED = frozenset(
+    """
     auto break case char const continue default do double else enum extern float for goto if inline int long
     register restrict return short signed sizeof static struct switch typedef union unsigned void volatile while
     _Bool _Complex _Imaginary _Alignas _Alignof _Atomic _Generic _Noreturn _Static_assert _Thread_local
@@ -24,7 +25,8 @@ C_RESERVED = frozenset("""
     export friend mutable namespace new noexcept nullptr operator private protected public reinterpret_cast
     static_assert static_cast template this thread_local throw try typeid typename using virtual wchar_t
     size_t uint8_t uint16_t uint32_t uint64_t int8_t int16_t int32_t int64_t NULL
-""".split())
+""".split()
+)
 
 
 def _describe(value) -> str:
@@ -79,7 +81,9 @@ def check_positive_int(value, what: str) -> int:
 
 def check_real(value, name: str) -> float:
     """A finite real number (int or float, not bool, not a string, not a tensor); returned as float."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (numbers.Real, np.floating, np.integer)
+    ):
         raise TypeError(f"{name} must be a real number, got {_describe(value)}")
     value = float(value)
     if not math.isfinite(value):
@@ -98,7 +102,9 @@ def check_positive_float(value, name: str, minimum: float | None = None, why: st
     if not value > 0:
         raise ValueError(f"{name} must be > 0, got {value}")
     if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum:g}{f' ({why})' if why else ''}, got {value:g}")
+        raise ValueError(
+            f"{name} must be >= {minimum:g}{f' ({why})' if why else ''}, got {value:g}"
+        )
     return value
 
 
@@ -125,7 +131,9 @@ def check_choice(value, name: str, choices) -> str:
         ValueError: a string not in ``choices``.
     """
     if not isinstance(value, str):
-        raise TypeError(f"{name} must be one of {tuple(choices)} (a string), got {_describe(value)}")
+        raise TypeError(
+            f"{name} must be one of {tuple(choices)} (a string), got {_describe(value)}"
+        )
     if value not in choices:
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {_describe(value)}")
     return value
@@ -143,7 +151,9 @@ def check_min_dims(x: torch.Tensor, dims: int, name: str = "input", layout: str 
     """Raise ValueError unless ``x`` has at least ``dims`` dimensions (``layout`` e.g. "[B, D]" for the message)."""
     if x.dim() < dims:
         want = f" {layout}" if layout else ""
-        raise ValueError(f"{name} must have at least {dims} dimension(s){want}, got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{name} must have at least {dims} dimension(s){want}, got shape {tuple(x.shape)}"
+        )
 
 
 def check_width(x: torch.Tensor, expected: int, name: str = "input") -> None:
@@ -157,7 +167,9 @@ def check_even(dim, what: str) -> int:
     """Raise ValueError unless ``dim`` is a positive even integer (torus layouts pair coordinates)."""
     dim = check_positive_int(dim, what)
     if dim % 2:
-        raise ValueError(f"{what} must be even (coordinates are read in (cos, sin) pairs), got {dim}")
+        raise ValueError(
+            f"{what} must be even (coordinates are read in (cos, sin) pairs), got {dim}"
+        )
     return dim
 
 
@@ -190,18 +202,26 @@ def check_labels_finite(labels: torch.Tensor, name: str = "labels") -> None:
     if labels.is_floating_point() or labels.is_complex():
         check_finite(labels, name)
         if not bool((labels == labels.round()).all()):
-            raise ValueError(f"{name} must hold integer class ids, got non-integer values of dtype {labels.dtype}")
+            raise ValueError(
+                f"{name} must hold integer class ids, got non-integer values of dtype {labels.dtype}"
+            )
 
 
 def check_c_identifier(name, what: str = "name") -> str:
     """A C identifier ([A-Za-z_][A-Za-z0-9_]*) that is not a C/C++ keyword or a stdint/stddef name."""
     if not isinstance(name, str):
         raise TypeError(f"{what} must be a string (a C identifier), got {_describe(name)}")
-    if not name.isascii() or not (name[:1].isalpha() or name[:1] == "_") or not name.replace("_", "a").isalnum():
+    if (
+        not name.isascii()
+        or not (name[:1].isalpha() or name[:1] == "_")
+        or not name.replace("_", "a").isalnum()
+    ):
         raise ValueError(f"{what} must be a C identifier ([A-Za-z_][A-Za-z0-9_]*), got {name!r}")
     if name in C_RESERVED:
         raise ValueError(f"{what} must not be a C/C++ keyword or standard type name, got {name!r}")
     if name.startswith("_"):
-        raise ValueError(f"{what} must not start with '_' (reserved for the C implementation at file scope), "
-                         f"got {name!r}")
+        raise ValueError(
+            f"{what} must not start with '_' (reserved for the C implementation at file scope), "
+            f"got {name!r}"
+        )
     return name

@@ -25,6 +25,7 @@ def renamed_keywords(**renames: str):
     Raises:
         TypeError: (from the decorated callable) both the old and the new name are passed.
     """
+
     def decorate(func):
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
@@ -32,13 +33,20 @@ def renamed_keywords(**renames: str):
                 if old not in kwargs:
                     continue
                 if new in kwargs:
-                    raise TypeError(f"{func.__qualname__}() got both {old}= (deprecated) and "
-                                    f"{new}=; pass {new}= only")
-                warnings.warn(f"{func.__qualname__}(): the keyword {old}= is deprecated, use "
-                              f"{new}=", DeprecationWarning, stacklevel=2)
+                    raise TypeError(
+                        f"{func.__qualname__}() got both {old}= (deprecated) and "
+                        f"{new}=; pass {new}= only"
+                    )
+                warnings.warn(
+                    f"{func.__qualname__}(): the keyword {old}= is deprecated, use {new}=",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
                 kwargs[new] = kwargs.pop(old)
             return func(*args, **kwargs)
+
         return wrapper
+
     return decorate
 
 
@@ -52,11 +60,16 @@ def deprecated_alias(func, old_name: str):
     Returns:
         A function that warns, then calls ``func``.
     """
+
     @functools.wraps(func)
     def alias(*args, **kwargs):
-        warnings.warn(f"{old_name} is deprecated, use {func.__module__}.{func.__name__}",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"{old_name} is deprecated, use {func.__module__}.{func.__name__}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return func(*args, **kwargs)
+
     alias.__name__ = alias.__qualname__ = old_name
     # Keep the replacement's Args/Returns/Raises: the alias takes the same arguments.
     sections = (inspect.getdoc(func) or "").partition("\n\n")[2]

@@ -16,7 +16,7 @@ import os
 
 __all__ = ["AllocationError", "CHECK_ABOVE", "available_memory", "check_allocation", "format_bytes"]
 
-CHECK_ABOVE = 1 << 26   # 64 MiB
+CHECK_ABOVE = 1 << 26  # 64 MiB
 
 
 class AllocationError(ValueError, MemoryError):
@@ -29,7 +29,7 @@ def _read_int(path: str) -> int | None:
             text = fh.read().strip()
     except OSError:
         return None
-    return int(text) if text.isdigit() else None   # cgroup v2 writes "max" for no limit
+    return int(text) if text.isdigit() else None  # cgroup v2 writes "max" for no limit
 
 
 def _meminfo_available() -> int | None:
@@ -64,11 +64,15 @@ def _address_space_room() -> int | None:
 
 def _cgroup_room() -> int | None:
     rooms = []
-    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),  # v2
-                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes",                 # v1
-                          "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+    for limit, usage in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),  # v2
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",  # v1
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+        ),
+    ):
         lim, used = _read_int(limit), _read_int(usage)
-        if lim is not None and used is not None and lim < 1 << 60:   # v1 writes ~2**63 for no limit
+        if lim is not None and used is not None and lim < 1 << 60:  # v1 writes ~2**63 for no limit
             rooms.append(max(0, lim - used))
     return min(rooms) if rooms else None
 
@@ -119,5 +123,7 @@ def check_allocation(nbytes: int, what: str) -> None:
         return
     room = available_memory()
     if room is not None and nbytes > room:
-        raise AllocationError(f"{what} need {format_bytes(nbytes)} ({nbytes} bytes), more than the "
-                              f"{format_bytes(room)} of memory available to this process")
+        raise AllocationError(
+            f"{what} need {format_bytes(nbytes)} ({nbytes} bytes), more than the "
+            f"{format_bytes(room)} of memory available to this process"
+        )

@@ -110,8 +110,8 @@ def require_all(needs, what: str | None = None) -> list:
     """
     needs = list(needs)
     for _, extra in needs:
-        install_hint(extra)                                    # ValueError for an unknown extra
-    modules, missing = [], []                                  # missing: (top-level name, extra)
+        install_hint(extra)  # ValueError for an unknown extra
+    modules, missing = [], []  # missing: (top-level name, extra)
     for module, extra in needs:
         try:
             modules.append(importlib.import_module(module))
@@ -126,8 +126,10 @@ def require_all(needs, what: str | None = None) -> list:
     hint = install_hint(*(e for _, e in missing))
     if what is None and len(missing) == 1:
         name, extra = missing[0]
-        message = (f"No module named {name!r}; install {DISTRIBUTIONS.get(name, name)} with the "
-                   f"[{extra}] extra ({EXTRAS[extra]}): {hint}")
+        message = (
+            f"No module named {name!r}; install {DISTRIBUTIONS.get(name, name)} with the "
+            f"[{extra}] extra ({EXTRAS[extra]}): {hint}"
+        )
     else:
         parts = ", ".join(f"{DISTRIBUTIONS.get(n, n)} ([{e}] extra)" for n, e in missing)
         message = f"No module named {names}; {what or 'this'} needs {parts}: {hint}"

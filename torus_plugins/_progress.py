@@ -25,8 +25,8 @@ import time
 
 __all__ = ["DELAY", "check_progress", "progress_bar", "running"]
 
-DELAY = 1.0          # seconds before a bar appears
-REFRESH = 0.5        # seconds between refreshes of a running() bar
+DELAY = 1.0  # seconds before a bar appears
+REFRESH = 0.5  # seconds between refreshes of a running() bar
 
 
 def check_progress(progress, name: str = "progress"):
@@ -43,8 +43,10 @@ def check_progress(progress, name: str = "progress"):
         TypeError: ``progress`` is not None, True or False (0 and 1 included).
     """
     if progress is not None and not isinstance(progress, bool):
-        raise TypeError(f"{name} must be None (a bar when stderr is a terminal), True or False, "
-                        f"got {progress!r} ({type(progress).__name__})")
+        raise TypeError(
+            f"{name} must be None (a bar when stderr is a terminal), True or False, "
+            f"got {progress!r} ({type(progress).__name__})"
+        )
     return progress
 
 
@@ -70,8 +72,15 @@ def progress_bar(total: int, desc: str, progress=None, unit: str = "it"):
     """
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, disable=_disable(check_progress(progress)),
-                delay=DELAY, leave=False, file=sys.stderr)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        disable=_disable(check_progress(progress)),
+        delay=DELAY,
+        leave=False,
+        file=sys.stderr,
+    )
 
 
 @contextlib.contextmanager
@@ -93,8 +102,15 @@ def running(desc: str, progress=None):
     """
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=None, desc=desc, bar_format="{desc}: {elapsed} elapsed", delay=DELAY,
-               leave=False, disable=_disable(check_progress(progress)), file=sys.stderr)
+    bar = tqdm(
+        total=None,
+        desc=desc,
+        bar_format="{desc}: {elapsed} elapsed",
+        delay=DELAY,
+        leave=False,
+        disable=_disable(check_progress(progress)),
+        file=sys.stderr,
+    )
     done = threading.Event()
 
     def tick():
@@ -103,8 +119,11 @@ def running(desc: str, progress=None):
             if time.monotonic() - start >= DELAY:
                 bar.refresh()
 
-    thread = None if bar.disable else threading.Thread(target=tick, name="torus-plugins-progress",
-                                                        daemon=True)
+    thread = (
+        None
+        if bar.disable
+        else threading.Thread(target=tick, name="torus-plugins-progress", daemon=True)
+    )
     if thread is not None:
         thread.start()
     try:

@@ -39,8 +39,10 @@ def _refuse_objects(fh, what: str, path: str) -> None:
     read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
     _, _, dtype = read(fh)
     if dtype.hasobject:
-        raise InputError(f"{what} {path!r} holds Python objects (dtype {dtype}), not numbers; only "
-                         f"numeric arrays are read (files are never unpickled)")
+        raise InputError(
+            f"{what} {path!r} holds Python objects (dtype {dtype}), not numbers; only "
+            f"numeric arrays are read (files are never unpickled)"
+        )
 
 
 def load_array(path: str, key: str | None = None, what: str = "file") -> np.ndarray:
@@ -100,14 +102,16 @@ def load_array(path: str, key: str | None = None, what: str = "file") -> np.ndar
                 try:
                     obj = torch.load(fh, map_location="cpu", weights_only=True)
                 except pickle.UnpicklingError:
-                    raise InputError(f"{what} {path!r} holds objects other than tensors and plain "
-                                     f"containers; they are not loaded (files are never unpickled)"
-                                     ) from None
+                    raise InputError(
+                        f"{what} {path!r} holds objects other than tensors and plain "
+                        f"containers; they are not loaded (files are never unpickled)"
+                    ) from None
                 if isinstance(obj, dict) and key is not None:
                     obj = obj.get(key)
                 if not hasattr(obj, "detach"):
-                    raise InputError(f"{what} {path!r} does not hold a tensor "
-                                     f"(got {type(obj).__name__})")
+                    raise InputError(
+                        f"{what} {path!r} does not hold a tensor (got {type(obj).__name__})"
+                    )
                 arr = obj.detach().cpu().numpy()
     except InputError:
         raise
@@ -124,7 +128,9 @@ def _embeddings(path, key=None, what="embeddings") -> np.ndarray:
         raise InputError(f"{what} {path!r} must be numeric, got dtype {x.dtype}")
     x = x.astype(np.float64)
     if not np.isfinite(x).all():
-        raise InputError(f"{what} {path!r} contains {int((~np.isfinite(x)).sum())} NaN or inf value(s)")
+        raise InputError(
+            f"{what} {path!r} contains {int((~np.isfinite(x)).sum())} NaN or inf value(s)"
+        )
     return x
 
 
@@ -146,14 +152,18 @@ def _check_geometry(x, geometry, path):
 
     g = get_geometry(geometry)
     if isinstance(g, TorusGeometry) and x.shape[1] % 2:
-        raise InputError(f"{g.name} embeddings need an even width (cos, sin pairs); {path!r} has {x.shape[1]}")
+        raise InputError(
+            f"{g.name} embeddings need an even width (cos, sin pairs); {path!r} has {x.shape[1]}"
+        )
     if isinstance(g, TorusGeometry):
         spread = g.pair_norm_spread(x, path)
         if spread > OFF_TORUS_TOLERANCE:
-            print(f"torus-plugins: warning: {path!r} is not on the torus: its (cos, sin) pairs differ in norm by up "
-                  f"to {spread:.1%} within a row (a torus head output has equal pair norms); only the angles "
-                  f"atan2(sin, cos) are used. Is it a {geometry} head output in the interleaved layout?",
-                  file=sys.stderr)
+            print(
+                f"torus-plugins: warning: {path!r} is not on the torus: its (cos, sin) pairs differ in norm by up "
+                f"to {spread:.1%} within a row (a torus head output has equal pair norms); only the angles "
+                f"atan2(sin, cos) are used. Is it a {geometry} head output in the interleaved layout?",
+                file=sys.stderr,
+            )
 
 
 def cmd_list(args) -> int:
@@ -207,12 +217,14 @@ def cmd_eval(args) -> int:
     from .metrics import PQ_SETTINGS, format_table, quantisation_table
     from .metrics.retrieval import require_retrieval
 
-    require_retrieval("torus-plugins eval")     # every missing extra in one message, up front
+    require_retrieval("torus-plugins eval")  # every missing extra in one message, up front
     if _is_code_file(args.embeddings):
         return _eval_codes(args)
     if args.geometry is None:
-        raise InputError("--geometry is required for .npy/.npz/.pt embeddings (sphere, torusN or "
-                         "torusC); a .torc code file carries its own")
+        raise InputError(
+            "--geometry is required for .npy/.npz/.pt embeddings (sphere, torusN or "
+            "torusC); a .torc code file carries its own"
+        )
     x = _embeddings(args.embeddings, args.key)
     _check_geometry(x, args.geometry, args.embeddings)
     y = _labels(args.labels, len(x))
@@ -226,21 +238,46 @@ def cmd_eval(args) -> int:
         qy = _labels(args.query_labels, len(q), "query labels")
     import torch
 
-    torch.set_num_threads(1)  # small evaluation sets: a second thread only spins (2.5x CPU on 400 x 32)
+    torch.set_num_threads(
+        1
+    )  # small evaluation sets: a second thread only spins (2.5x CPU on 400 x 32)
     pq = () if args.no_pq else PQ_SETTINGS
-    rows = quantisation_table(x, q, y, None if q is None else qy, geometry=args.geometry, seed=args.seed,
-                              pq_settings=pq, raw_baseline=not args.no_baseline)
-    bad = [r["setting"] for r in rows for k in ("precision_at_1", "circular_variance")
-           if isinstance(r[k], float) and not math.isfinite(r[k])]
+    rows = quantisation_table(
+        x,
+        q,
+        y,
+        None if q is None else qy,
+        geometry=args.geometry,
+        seed=args.seed,
+        pq_settings=pq,
+        raw_baseline=not args.no_baseline,
+    )
+    bad = [
+        r["setting"]
+        for r in rows
+        for k in ("precision_at_1", "circular_variance")
+        if isinstance(r[k], float) and not math.isfinite(r[k])
+    ]
     if bad:  # pragma: no cover - the metrics raise first; never print a table with NaN
         raise InputError(f"non-finite metric in settings {bad}")
     if args.json:
-        print(json.dumps({"geometry": args.geometry, "width": x.shape[1], "n_reference": len(x),
-                          "n_query": len(x) if q is None else len(q),
-                          "rows": [{k: _jsonable(v) for k, v in r.items()} for r in rows]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "geometry": args.geometry,
+                    "width": x.shape[1],
+                    "n_reference": len(x),
+                    "n_query": len(x) if q is None else len(q),
+                    "rows": [{k: _jsonable(v) for k, v in r.items()} for r in rows],
+                },
+                indent=2,
+            )
+        )
     else:
-        print(f"{args.embeddings}: {len(x)} x {x.shape[1]}, geometry {args.geometry}, "
-              f"{'self-retrieval (own row excluded)' if q is None else f'{len(q)} queries'}")
+        print(
+            f"{args.embeddings}: {len(x)} x {x.shape[1]}, geometry {args.geometry}, "
+            f"{'self-retrieval (own row excluded)' if q is None else f'{len(q)} queries'}"
+        )
         print(format_table(rows, x.shape[1], args.geometry))
     return 0
 
@@ -267,45 +304,74 @@ def _code_file(path: str, what: str):
 
 def _eval_codes(args) -> int:
     """``eval`` of a code file: the row of the stored codes (P@1, mAP@R by circular L1, spread)."""
-    from .metrics import (circular_variance, code_entropy, format_table, grid, retrieval,
-                          unique_codes)
+    from .metrics import (
+        circular_variance,
+        code_entropy,
+        format_table,
+        grid,
+        retrieval,
+        unique_codes,
+    )
 
     ref = _code_file(args.embeddings, "code file")
     if args.geometry is not None and args.geometry != ref.geometry:
-        raise InputError(f"--geometry {args.geometry} differs from the geometry {ref.geometry!r} "
-                         f"stored in {args.embeddings!r} (omit --geometry for a code file)")
+        raise InputError(
+            f"--geometry {args.geometry} differs from the geometry {ref.geometry!r} "
+            f"stored in {args.embeddings!r} (omit --geometry for a code file)"
+        )
     y = _labels(args.labels, len(ref))
     if args.query is not None:
         if args.query_labels is None:
             raise InputError("--query needs --query-labels")
         if not _is_code_file(args.query):
-            raise InputError(f"--query {args.query!r} must be a code file too (.torc) when the "
-                             f"reference is one")
+            raise InputError(
+                f"--query {args.query!r} must be a code file too (.torc) when the reference is one"
+            )
         q = _code_file(args.query, "query code file")
         if (q.bits, q.n_angles) != (ref.bits, ref.n_angles):
-            raise InputError(f"query codes are {q.n_angles} angles x {q.bits} bits but the "
-                             f"reference codes are {ref.n_angles} angles x {ref.bits} bits")
+            raise InputError(
+                f"query codes are {q.n_angles} angles x {q.bits} bits but the "
+                f"reference codes are {ref.n_angles} angles x {ref.bits} bits"
+            )
         qy = _labels(args.query_labels, len(q), "query labels")
         ret = retrieval(q.codes, qy, ref.codes, y, geometry="codes", bits=ref.bits)
     else:
         ret = retrieval(ref.codes, y, geometry="codes", bits=ref.bits)
-    setting = grid(ref.bits)            # what export writes: round(turn * 2**b) mod 2**b
-    width = 2 * ref.n_angles            # the torus head output the codes came from
-    row = {"setting": setting.name, "bits_per_vector": setting.bits_per_vector("torusN", width),
-           "bits_per_value": setting.bits_per_value("torusN"),
-           "distance": setting.distance("torusN"), **ret,
-           "circular_variance": circular_variance(ref.codes, "codes", ref.bits),
-           "entropy": code_entropy(ref.codes), "unique_codes": unique_codes(ref.codes),
-           "reason": None}
+    setting = grid(ref.bits)  # what export writes: round(turn * 2**b) mod 2**b
+    width = 2 * ref.n_angles  # the torus head output the codes came from
+    row = {
+        "setting": setting.name,
+        "bits_per_vector": setting.bits_per_vector("torusN", width),
+        "bits_per_value": setting.bits_per_value("torusN"),
+        "distance": setting.distance("torusN"),
+        **ret,
+        "circular_variance": circular_variance(ref.codes, "codes", ref.bits),
+        "entropy": code_entropy(ref.codes),
+        "unique_codes": unique_codes(ref.codes),
+        "reason": None,
+    }
     n_query = len(ref) if args.query is None else len(q)
     if args.json:
-        print(json.dumps({"geometry": ref.geometry, "width": width, "n_angles": ref.n_angles,
-                          "bits": ref.bits, "n_reference": len(ref), "n_query": n_query,
-                          "rows": [{k: _jsonable(v) for k, v in row.items()}]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "geometry": ref.geometry,
+                    "width": width,
+                    "n_angles": ref.n_angles,
+                    "bits": ref.bits,
+                    "n_reference": len(ref),
+                    "n_query": n_query,
+                    "rows": [{k: _jsonable(v) for k, v in row.items()}],
+                },
+                indent=2,
+            )
+        )
     else:
         queries = f"{n_query} queries" if args.query else "self-retrieval (own row excluded)"
-        print(f"{args.embeddings}: {len(ref)} codes x {ref.n_angles} angles at {ref.bits} bits "
-              f"({ref.geometry}), {queries}")
+        print(
+            f"{args.embeddings}: {len(ref)} codes x {ref.n_angles} angles at {ref.bits} bits "
+            f"({ref.geometry}), {queries}"
+        )
         print(format_table([row], width, ref.geometry))
     return 0
 
@@ -351,28 +417,38 @@ def _search_queries(path: str, key, index) -> np.ndarray:
     if _is_code_file(path):
         f = _code_file(path, "queries")
         if (f.bits, f.n_angles) != (index.bits, index.n_angles):
-            raise InputError(f"query codes {path!r} are {f.n_angles} angles x {f.bits} bits but "
-                             f"the index holds {index.n_angles} angles x {index.bits} bits")
+            raise InputError(
+                f"query codes {path!r} are {f.n_angles} angles x {f.bits} bits but "
+                f"the index holds {index.n_angles} angles x {index.bits} bits"
+            )
         return np.ascontiguousarray(f.codes)
     x = load_array(path, key, "queries")
     if x.ndim != 2 or x.shape[0] == 0:
         raise InputError(f"queries {path!r} must be a 2-D array [nq, d], got shape {x.shape}")
-    if np.issubdtype(x.dtype, np.integer):              # codes
+    if np.issubdtype(x.dtype, np.integer):  # codes
         if x.shape[1] != index.n_angles:
-            raise InputError(f"query codes {path!r} have {x.shape[1]} columns but the index holds "
-                             f"{index.n_angles} angles")
+            raise InputError(
+                f"query codes {path!r} have {x.shape[1]} columns but the index holds "
+                f"{index.n_angles} angles"
+            )
         if x.size and (x.min() < 0 or x.max() >= 1 << index.bits):
-            raise InputError(f"query codes {path!r} must be in [0, {(1 << index.bits) - 1}] "
-                             f"(bits={index.bits}), got values in [{x.min()}, {x.max()}]")
+            raise InputError(
+                f"query codes {path!r} must be in [0, {(1 << index.bits) - 1}] "
+                f"(bits={index.bits}), got values in [{x.min()}, {x.max()}]"
+            )
         return np.ascontiguousarray(x, dtype=np.uint8)
     x = _embeddings(path, key, "queries")
     if index.geometry not in ("torusN", "torusC"):
-        raise InputError(f"the index holds {index.geometry!r} codes: give the queries as codes "
-                         f"(.torc or integers)")
+        raise InputError(
+            f"the index holds {index.geometry!r} codes: give the queries as codes "
+            f"(.torc or integers)"
+        )
     if x.shape[1] != 2 * index.n_angles:
-        raise InputError(f"query embeddings {path!r} have width {x.shape[1]}; the index holds "
-                         f"{index.n_angles} angles, so torus embeddings of width "
-                         f"{2 * index.n_angles} (or codes of width {index.n_angles}) are expected")
+        raise InputError(
+            f"query embeddings {path!r} have width {x.shape[1]}; the index holds "
+            f"{index.n_angles} angles, so torus embeddings of width "
+            f"{2 * index.n_angles} (or codes of width {index.n_angles}) are expected"
+        )
     _check_geometry(x, index.geometry, path)
     return quantize(turns_of(x, index.geometry), index.bits)
 
@@ -399,8 +475,10 @@ def cmd_search(args) -> int:
 
     out_ext = None if args.out is None else os.path.splitext(args.out)[1].lower()
     if out_ext is not None and out_ext not in SEARCH_OUTPUTS:
-        raise InputError(f"--out {args.out!r}: unsupported extension {out_ext!r} "
-                         f"(use {' or '.join(SEARCH_OUTPUTS)})")
+        raise InputError(
+            f"--out {args.out!r}: unsupported extension {out_ext!r} "
+            f"(use {' or '.join(SEARCH_OUTPUTS)})"
+        )
     if not os.path.exists(args.index):
         raise InputError(f"index {args.index!r} does not exist")
     try:
@@ -411,8 +489,9 @@ def cmd_search(args) -> int:
     fields = {"threads": args.threads}
     if args.nprobe is not None:
         if not hasattr(index, "nprobe"):
-            raise InputError(f"--nprobe applies to IVF indexes; {args.index!r} holds a "
-                             f"{type(index).__name__}")
+            raise InputError(
+                f"--nprobe applies to IVF indexes; {args.index!r} holds a {type(index).__name__}"
+            )
         fields["nprobe"] = args.nprobe
     params = index.params_type(**fields)
     if args.radius is not None:
@@ -427,7 +506,7 @@ def cmd_search(args) -> int:
         D, I = D.ravel(), I.ravel()
         arrays = {"distances": D.reshape(len(q), args.k), "ids": I.reshape(len(q), args.k)}
         what = f"{len(q)} queries x k={args.k}"
-    found = I >= 0                          # the text output leaves faiss-style padding (id -1) out
+    found = I >= 0  # the text output leaves faiss-style padding (id -1) out
     table = np.stack([qi[found], rank[found], I[found], D[found]], 1)
     if args.out is None:
         _write_tsv(sys.stdout, table)
@@ -462,7 +541,7 @@ def _version() -> str:
         return __version__
 
 
-SEED_MAX = 2 ** 31 - 1   # faiss k-means seeds are C ints
+SEED_MAX = 2**31 - 1  # faiss k-means seeds are C ints
 
 
 def int_in(lo: int, hi: int):
@@ -480,6 +559,7 @@ def int_in(lo: int, hi: int):
         >>> int_in(1, 8)("4")
         4
     """
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -489,6 +569,7 @@ def int_in(lo: int, hi: int):
             shown = text if value is None else value
             raise argparse.ArgumentTypeError(f"must be an integer in [{lo}, {hi}], got {shown!r}")
         return value
+
     parse.__name__ = "integer"
     return parse
 
@@ -519,73 +600,129 @@ def build_parser() -> argparse.ArgumentParser:
     Returns:
         A :class:`OneLineErrorParser`.
     """
-    p = OneLineErrorParser(prog="torus-plugins", description="Torus embedding heads, codes and evaluation.")
+    p = OneLineErrorParser(
+        prog="torus-plugins", description="Torus embedding heads, codes and evaluation."
+    )
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="installed heads, losses and adapters (broken ones marked)",
-                   description="List installed heads, losses and adapters; broken plugins are marked.")
-    e = sub.add_parser("eval", help="retrieval/spread quantisation table of embeddings",
-                       description="P@1, mAP@R, circular variance, entropy and unique codes of the embeddings "
-                                   "stored at each setting (none, 8-bit grid, sign, PQ; tori add the paper's "
-                                   "raw-value PQ baseline), with bits per vector. \"n-bit\" = n bits per angle "
-                                   "(tori) or per coordinate (sphere).")
-    e.add_argument("embeddings", help="reference embeddings [n, d]: .npy, .npz or .pt; or a .torc "
-                                      "code file (export's output: one row, the stored codes by "
-                                      "circular L1)")
-    e.add_argument("--labels", required=True, help="one class label per reference embedding (.npy/.npz/.pt)")
-    e.add_argument("--geometry", choices=("sphere", "torusN", "torusC"),
-                   help="how to read the embeddings: sphere (any vectors), torusN / torusC (torus head output, "
-                        "interleaved (cos, sin) pairs); required for .npy/.npz/.pt, read from a "
-                        ".torc file")
-    e.add_argument("--query", help="separate query embeddings, or a .torc file for a .torc "
-                                   "reference (default: the reference queries itself, own row "
-                                   "excluded)")
+    sub.add_parser(
+        "list",
+        help="installed heads, losses and adapters (broken ones marked)",
+        description="List installed heads, losses and adapters; broken plugins are marked.",
+    )
+    e = sub.add_parser(
+        "eval",
+        help="retrieval/spread quantisation table of embeddings",
+        description="P@1, mAP@R, circular variance, entropy and unique codes of the embeddings "
+        "stored at each setting (none, 8-bit grid, sign, PQ; tori add the paper's "
+        'raw-value PQ baseline), with bits per vector. "n-bit" = n bits per angle '
+        "(tori) or per coordinate (sphere).",
+    )
+    e.add_argument(
+        "embeddings",
+        help="reference embeddings [n, d]: .npy, .npz or .pt; or a .torc "
+        "code file (export's output: one row, the stored codes by "
+        "circular L1)",
+    )
+    e.add_argument(
+        "--labels", required=True, help="one class label per reference embedding (.npy/.npz/.pt)"
+    )
+    e.add_argument(
+        "--geometry",
+        choices=("sphere", "torusN", "torusC"),
+        help="how to read the embeddings: sphere (any vectors), torusN / torusC (torus head output, "
+        "interleaved (cos, sin) pairs); required for .npy/.npz/.pt, read from a "
+        ".torc file",
+    )
+    e.add_argument(
+        "--query",
+        help="separate query embeddings, or a .torc file for a .torc "
+        "reference (default: the reference queries itself, own row "
+        "excluded)",
+    )
     e.add_argument("--query-labels", help="labels of --query (required with --query)")
     e.add_argument("--key", help="array name inside .npz / dict key inside .pt")
-    e.add_argument("--seed", type=int_in(0, SEED_MAX), default=0,
-                   help=f"seed of the PQ k-means, 0..{SEED_MAX} (default 0)")
+    e.add_argument(
+        "--seed",
+        type=int_in(0, SEED_MAX),
+        default=0,
+        help=f"seed of the PQ k-means, 0..{SEED_MAX} (default 0)",
+    )
     e.add_argument("--no-pq", action="store_true", help="skip the product-quantisation rows")
-    e.add_argument("--no-baseline", action="store_true",
-                   help="skip the paper's raw-value PQ baseline rows (tori)")
+    e.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip the paper's raw-value PQ baseline rows (tori)",
+    )
     e.add_argument("--json", action="store_true", help="machine-readable output")
-    x = sub.add_parser("export", help="write b-bit torus codes with save_codes",
-                       description="Quantise torus embeddings to b-bit angle codes and write a .torc code file.")
-    x.add_argument("embeddings", help="torus head output [n, 2k] (interleaved (cos, sin) pairs): .npy, .npz, .pt")
+    x = sub.add_parser(
+        "export",
+        help="write b-bit torus codes with save_codes",
+        description="Quantise torus embeddings to b-bit angle codes and write a .torc code file.",
+    )
+    x.add_argument(
+        "embeddings",
+        help="torus head output [n, 2k] (interleaved (cos, sin) pairs): .npy, .npz, .pt",
+    )
     x.add_argument("--bits", type=int_in(1, 8), required=True, help="bits per angle, 1..8")
     x.add_argument("--out", required=True, help="output code file (.torc)")
-    x.add_argument("--geometry", default="torusN", choices=("torusN", "torusC"),
-                   help="torus head the embeddings come from (stored in the file header; default torusN)")
+    x.add_argument(
+        "--geometry",
+        default="torusN",
+        choices=("torusN", "torusC"),
+        help="torus head the embeddings come from (stored in the file header; default torusN)",
+    )
     x.add_argument("--key", help="array name inside .npz / dict key inside .pt")
     _add_search_parser(sub)
     return p
 
 
 def _add_search_parser(sub) -> None:
-    about = ("Search a code file (.torc, from export) or an index file (write_index) for the k "
-             "nearest codes of each query by circular L1, like faiss Index.search; --radius: every "
-             "code at distance < R, like range_search. Output: tab-separated query, rank, id, "
-             "distance (padding ids -1 left out) on stdout, or --out .tsv (the same) / .npz "
-             "(faiss's arrays: distances, ids [nq, k], padded with id -1; with --radius also "
-             "lims).")
-    s = sub.add_parser("search", description=about,
-                       help="k nearest stored codes of each query (circular L1), faiss-style")
-    s.add_argument("index", help="code file (.torc, from export / save_codes) or index file "
-                                 "(write_index)")
-    s.add_argument("queries", help="query codes (.torc, or integer [nq, n_angles] .npy/.npz/.pt) "
-                                   "or torus embeddings [nq, 2 n_angles] (quantised with the "
-                                   "index's bits, as export does)")
+    about = (
+        "Search a code file (.torc, from export) or an index file (write_index) for the k "
+        "nearest codes of each query by circular L1, like faiss Index.search; --radius: every "
+        "code at distance < R, like range_search. Output: tab-separated query, rank, id, "
+        "distance (padding ids -1 left out) on stdout, or --out .tsv (the same) / .npz "
+        "(faiss's arrays: distances, ids [nq, k], padded with id -1; with --radius also "
+        "lims)."
+    )
+    s = sub.add_parser(
+        "search",
+        description=about,
+        help="k nearest stored codes of each query (circular L1), faiss-style",
+    )
+    s.add_argument(
+        "index", help="code file (.torc, from export / save_codes) or index file (write_index)"
+    )
+    s.add_argument(
+        "queries",
+        help="query codes (.torc, or integer [nq, n_angles] .npy/.npz/.pt) "
+        "or torus embeddings [nq, 2 n_angles] (quantised with the "
+        "index's bits, as export does)",
+    )
     how = s.add_mutually_exclusive_group()
-    how.add_argument("-k", "--k", type=int_in(1, 2 ** 31 - 1), default=10,
-                     help="neighbours per query (default 10; k > stored codes pads with id -1, as "
-                          "faiss does)")
-    how.add_argument("--radius", type=float,
-                     help="range search: every code at circular L1 distance < RADIUS")
-    s.add_argument("--nprobe", type=int_in(1, 2 ** 31 - 1),
-                   help="IVF index files: lists probed per query (default: the file's)")
-    s.add_argument("--threads", type=int_in(1, 1024), help="at most this many threads (default: by work size)")
+    how.add_argument(
+        "-k",
+        "--k",
+        type=int_in(1, 2**31 - 1),
+        default=10,
+        help="neighbours per query (default 10; k > stored codes pads with id -1, as faiss does)",
+    )
+    how.add_argument(
+        "--radius", type=float, help="range search: every code at circular L1 distance < RADIUS"
+    )
+    s.add_argument(
+        "--nprobe",
+        type=int_in(1, 2**31 - 1),
+        help="IVF index files: lists probed per query (default: the file's)",
+    )
+    s.add_argument(
+        "--threads", type=int_in(1, 1024), help="at most this many threads (default: by work size)"
+    )
     s.add_argument("--key", help="array name inside .npz / dict key inside .pt (queries)")
-    s.add_argument("--out", help="write results to .npz (distances, ids[, lims]) or .tsv instead "
-                                 "of stdout")
+    s.add_argument(
+        "--out", help="write results to .npz (distances, ids[, lims]) or .tsv instead of stdout"
+    )
 
 
 def main(argv=None) -> int:

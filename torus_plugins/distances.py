@@ -9,5 +9,9 @@ from .adapters.pml import CliffordCosine, ToroidalDistance
 
 __all__ = ["CliffordCosine", "ToroidalDistance"]
 
-warnings.warn("torus_plugins.distances is deprecated: import CliffordCosine and ToroidalDistance "
-              "from torus_plugins.adapters.pml", DeprecationWarning, stacklevel=2)
+warnings.warn(
+    "torus_plugins.distances is deprecated: import CliffordCosine and ToroidalDistance "
+    "from torus_plugins.adapters.pml",
+    DeprecationWarning,
+    stacklevel=2,
+)

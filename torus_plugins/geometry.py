@@ -108,8 +108,10 @@ def to_clifford(turns: torch.Tensor, unit_norm: bool = True) -> torch.Tensor:
     check_float_tensor(turns, "turns")
     check_min_dims(turns, 1, "turns", "[..., k]")
     if turns.shape[-1] == 0:
-        raise ValueError(f"turns must have at least one angle (last dimension >= 1), "
-                         f"got shape {tuple(turns.shape)}")
+        raise ValueError(
+            f"turns must have at least one angle (last dimension >= 1), "
+            f"got shape {tuple(turns.shape)}"
+        )
     check_bool(unit_norm, "unit_norm")
     return clifford_layout(turns, 1.0 / math.sqrt(turns.shape[-1]) if unit_norm else 1.0)
 
@@ -166,8 +168,9 @@ class Geometry:
         """
         x = as_array(x, name)
         if not np.issubdtype(x.dtype, np.floating):
-            raise TypeError(f"{name} must be float embeddings for geometry {self.name!r}, "
-                            f"got dtype {x.dtype}")
+            raise TypeError(
+                f"{name} must be float embeddings for geometry {self.name!r}, got dtype {x.dtype}"
+            )
         return x.astype(np.float64)
 
     def values_per_vector(self, width: int) -> int:
@@ -188,8 +191,10 @@ class Geometry:
         zero = ~x.any(1)
         if zero.any():
             row = int(np.argmax(zero))
-            raise ValueError(f"{name} row {row} is all zeros: it has no direction on the sphere; "
-                             f"expected non-zero rows")
+            raise ValueError(
+                f"{name} row {row} is all zeros: it has no direction on the sphere; "
+                f"expected non-zero rows"
+            )
         return unit_rows(x)
 
     def turns(self, x, name: str = "embeddings") -> np.ndarray:
@@ -236,8 +241,9 @@ class TorusGeometry(Geometry):
     def values_per_vector(self, width: int) -> int:
         width = super().values_per_vector(width)
         if width % 2:
-            raise ValueError(f"{self.name} embeddings need an even width (cos, sin pairs), "
-                             f"got {width}")
+            raise ValueError(
+                f"{self.name} embeddings need an even width (cos, sin pairs), got {width}"
+            )
         return width // 2
 
     def check(self, x, name: str = "embeddings") -> np.ndarray:
@@ -246,8 +252,10 @@ class TorusGeometry(Geometry):
         pair = np.hypot(x[:, 0::2], x[:, 1::2])
         if (pair == 0).any():
             r, c = np.argwhere(pair == 0)[0]
-            raise ValueError(f"{name} row {r} has a (cos, sin) pair {c} that is exactly zero: its "
-                             f"angle is undefined; expected non-zero pairs")
+            raise ValueError(
+                f"{name} row {r} has a (cos, sin) pair {c} that is exactly zero: its "
+                f"angle is undefined; expected non-zero pairs"
+            )
         return x
 
     def pair_norm_spread(self, x, name: str = "embeddings") -> float:
@@ -292,14 +300,18 @@ class CodesGeometry(TorusGeometry):
     def check(self, x, name: str = "codes") -> np.ndarray:
         x = as_array(x, name)
         if not np.issubdtype(x.dtype, np.integer):
-            raise TypeError(f"{name} must be integer codes (uint8) for geometry 'codes', got dtype "
-                            f"{x.dtype}; quantise float embeddings first (torus_plugins.codes."
-                            f"quantize) or pass their geometry (sphere / torusN / torusC)")
+            raise TypeError(
+                f"{name} must be integer codes (uint8) for geometry 'codes', got dtype "
+                f"{x.dtype}; quantise float embeddings first (torus_plugins.codes."
+                f"quantize) or pass their geometry (sphere / torusN / torusC)"
+            )
         lo, hi = int(x.min()), int(x.max())
         if lo < 0 or hi >= (1 << self.bits):
             bad = lo if lo < 0 else hi
-            raise ValueError(f"{name} holds value {bad}; {self.bits}-bit codes must be in "
-                             f"[0, {(1 << self.bits) - 1}]")
+            raise ValueError(
+                f"{name} holds value {bad}; {self.bits}-bit codes must be in "
+                f"[0, {(1 << self.bits) - 1}]"
+            )
         return x.astype(np.uint8)
 
     def turns(self, x, name: str = "codes") -> np.ndarray:
@@ -307,8 +319,9 @@ class CodesGeometry(TorusGeometry):
 
     def codes(self, x, bits: int | None = None, name: str = "codes") -> np.ndarray:
         if bits is not None and bits != self.bits:
-            raise ValueError(f"bits must be {self.bits} (these are {self.bits}-bit codes) or None, "
-                             f"got {bits!r}")
+            raise ValueError(
+                f"bits must be {self.bits} (these are {self.bits}-bit codes) or None, got {bits!r}"
+            )
         return self.check(x, name)
 
     def prepare(self, x, name: str = "codes") -> np.ndarray:
@@ -336,9 +349,14 @@ GEOMETRIES = ("sphere", "torusN", "torusC", "codes")
 #: Every accepted name (matched case-insensitively) -> canonical name; hyprs, torul and torus are
 #: the names of the paper's code (SupCon-Framework's projmode), l2p and clifford those of the heads.
 GEOMETRY_NAMES = {
-    "sphere": "sphere", "hyprs": "sphere",
-    "torusn": "torusN", "l2p": "torusN", "torul": "torusN",
-    "torusc": "torusC", "clifford": "torusC", "torus": "torusC",
+    "sphere": "sphere",
+    "hyprs": "sphere",
+    "torusn": "torusN",
+    "l2p": "torusN",
+    "torul": "torusN",
+    "torusc": "torusC",
+    "clifford": "torusC",
+    "torus": "torusC",
     "codes": "codes",
 }
 _KNOWN = "sphere, torusN, torusC or codes (aliases l2p, clifford; legacy hyprs, torul, torus)"
@@ -363,8 +381,10 @@ def get_geometry(geometry, bits: int = 8) -> Geometry:
     if isinstance(geometry, Geometry):
         return geometry
     if not isinstance(geometry, str):
-        raise TypeError(f"geometry must be a Geometry object or one of {_KNOWN}, got "
-                        f"{type(geometry).__name__} {geometry!r}")
+        raise TypeError(
+            f"geometry must be a Geometry object or one of {_KNOWN}, got "
+            f"{type(geometry).__name__} {geometry!r}"
+        )
     name = GEOMETRY_NAMES.get(geometry.lower())
     if name is None:
         raise ValueError(f"geometry must be one of {_KNOWN} or a Geometry object, got {geometry!r}")
@@ -390,6 +410,8 @@ def embedding_geometry(geometry) -> Geometry:
     """
     g = get_geometry(geometry)
     if isinstance(g, CodesGeometry):
-        raise ValueError(f"geometry must be sphere, torusN or torusC here (float embeddings), got "
-                         f"{geometry!r}: codes come from torus_plugins.codes.quantize, not a head")
+        raise ValueError(
+            f"geometry must be sphere, torusN or torusC here (float embeddings), got "
+            f"{geometry!r}: codes come from torus_plugins.codes.quantize, not a head"
+        )
     return g

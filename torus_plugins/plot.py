@@ -43,8 +43,16 @@ def _class_style(plt, classes):
     return {c: cmap(i % cmap.N) for i, c in enumerate(classes)}
 
 
-def plot_angles(x, labels, path, geometry: str = "torusN", bits: int = 8, title: str | None = None,
-                n_pairs: int = 3, class_names=None) -> str:
+def plot_angles(
+    x,
+    labels,
+    path,
+    geometry: str = "torusN",
+    bits: int = 8,
+    title: str | None = None,
+    n_pairs: int = 3,
+    class_names=None,
+) -> str:
     """Scatter of circle pairs (turn_0, turn_1), (turn_2, turn_3), ... coloured by label.
 
     One panel per pair (up to ``n_pairs``), each the unit square (a torus: edges wrap around).
@@ -107,9 +115,16 @@ def plot_angles(x, labels, path, geometry: str = "torusN", bits: int = 8, title:
         for s in ax.spines.values():
             s.set_linestyle("--")
     if colours is not None:
-        axes[0, -1].legend(title="class", loc="upper left", bbox_to_anchor=(1.02, 1), fontsize="small",
-                           markerscale=2)
-    fig.suptitle(title or f"{geometry}: angles on the flat torus, {n} circle pair(s) (edges wrap around)")
+        axes[0, -1].legend(
+            title="class",
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1),
+            fontsize="small",
+            markerscale=2,
+        )
+    fig.suptitle(
+        title or f"{geometry}: angles on the flat torus, {n} circle pair(s) (edges wrap around)"
+    )
     return _save(plt, fig, path)
 
 
@@ -156,7 +171,9 @@ def _values(v):
         return np.zeros(0)
     if isinstance(v, dict):
         v = v.get("values", v.get("mean"))
-    a = np.asarray(v if isinstance(v, (list, tuple, np.ndarray)) else [v], dtype=np.float64).reshape(-1)
+    a = np.asarray(
+        v if isinstance(v, (list, tuple, np.ndarray)) else [v], dtype=np.float64
+    ).reshape(-1)
     return a[np.isfinite(a)]
 
 
@@ -186,8 +203,13 @@ def _family(setting: str) -> str:
 _MARKERS = {"float": "*", "grid": "o", "sign": "s", "PQ": "^", "raw PQ": "v"}
 
 
-def plot_p1_vs_bits(runs: dict, path, title: str = "P@1 against bits per vector", ylabel: str = "P@1",
-                    metric: str = "precision_at_1") -> str:
+def plot_p1_vs_bits(
+    runs: dict,
+    path,
+    title: str = "P@1 against bits per vector",
+    ylabel: str = "P@1",
+    metric: str = "precision_at_1",
+) -> str:
     """A score against bits per vector (log2 axis), mean +- std error bars per point.
 
     Colour = head, marker = setting family (float, grid, sign, PQ, raw PQ from the ``setting``
@@ -216,7 +238,11 @@ def plot_p1_vs_bits(runs: dict, path, title: str = "P@1 against bits per vector"
         colour = cmap(h % 10)
         for r in rows:
             if isinstance(r, dict):
-                b, v, fam = r.get("bits_per_vector"), r.get(metric), _family(r.get("setting", "grid"))
+                b, v, fam = (
+                    r.get("bits_per_vector"),
+                    r.get(metric),
+                    _family(r.get("setting", "grid")),
+                )
             else:
                 (b, v), fam = r[:2], (_family(r[2]) if len(r) > 2 else "grid")
             if isinstance(b, dict):
@@ -225,8 +251,17 @@ def plot_p1_vs_bits(runs: dict, path, title: str = "P@1 against bits per vector"
             if b is None or mean is None:
                 continue
             families.add(fam)
-            ax.errorbar([b * (1 + 0.04 * (h - (len(runs) - 1) / 2))], [mean], yerr=[std], fmt=_MARKERS[fam],
-                        color=colour, ms=7, capsize=3, lw=1, linestyle="none")
+            ax.errorbar(
+                [b * (1 + 0.04 * (h - (len(runs) - 1) / 2))],
+                [mean],
+                yerr=[std],
+                fmt=_MARKERS[fam],
+                color=colour,
+                ms=7,
+                capsize=3,
+                lw=1,
+                linestyle="none",
+            )
         ax.plot([], [], "o", color=colour, label=name)
     for fam in _MARKERS:
         if fam in families:
@@ -241,7 +276,9 @@ def plot_p1_vs_bits(runs: dict, path, title: str = "P@1 against bits per vector"
     return _save(plt, fig, path)
 
 
-def plot_few_shot(results: dict, path, title: str = "few-shot accuracy", ylabel: str = "accuracy") -> str:
+def plot_few_shot(
+    results: dict, path, title: str = "few-shot accuracy", ylabel: str = "accuracy"
+) -> str:
     """Few-shot accuracy against shots per class, one panel per evaluation set, error bars = std.
 
     Panels follow the given order (put validation sets first and label them, e.g.
@@ -282,22 +319,34 @@ def plot_few_shot(results: dict, path, title: str = "few-shot accuracy", ylabel:
                 continue
             shots_all.update(p[0] for p in pts)
             off = 0.08 * (h - (len(heads) - 1) / 2)
-            ax.errorbar([p[0] + off for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], fmt="o-",
-                        color=cmap(h % 10), capsize=3, ms=5, label=head)
+            ax.errorbar(
+                [p[0] + off for p in pts],
+                [p[1] for p in pts],
+                yerr=[p[2] for p in pts],
+                fmt="o-",
+                color=cmap(h % 10),
+                capsize=3,
+                ms=5,
+                label=head,
+            )
         ax.set_xticks(sorted(shots_all))
         ax.set_xlabel("shots per class")
         ax.set_title(str(split), fontsize="medium")
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel(f"{ylabel} (mean +- std)")
-    handles = [plt.Line2D([], [], color=cmap(h % 10), marker="o", label=head) for h, head in enumerate(heads)]
+    handles = [
+        plt.Line2D([], [], color=cmap(h % 10), marker="o", label=head)
+        for h, head in enumerate(heads)
+    ]
     axes[0, -1].legend(handles=handles, loc="lower right", fontsize="small")
     fig.suptitle(title)
     return _save(plt, fig, path)
 
 
-def plot_loss_curves(curves: dict, path, title: str = "training loss", xlabel: str = "epoch",
-                     ylabel: str = "loss") -> str:
+def plot_loss_curves(
+    curves: dict, path, title: str = "training loss", xlabel: str = "epoch", ylabel: str = "loss"
+) -> str:
     """Loss per epoch: the mean over the seeds still running at each step, with a +- std band.
 
     Args:
@@ -338,8 +387,9 @@ def plot_loss_curves(curves: dict, path, title: str = "training loss", xlabel: s
     return _save(plt, fig, path)
 
 
-def plot_spectrograms(specs, titles, path, seconds: float, title: str = "", ylabel: str = "band",
-                      per_row: int = 4) -> str:
+def plot_spectrograms(
+    specs, titles, path, seconds: float, title: str = "", ylabel: str = "band", per_row: int = 4
+) -> str:
     """Spectrograms as image panels, ``per_row`` to a row, with one shared colour bar.
 
     Args:
@@ -367,13 +417,19 @@ def plot_spectrograms(specs, titles, path, seconds: float, title: str = "", ylab
     """
     specs = [np.asarray(s, dtype=np.float64) for s in specs]
     if not specs or len(titles) != len(specs) or any(s.ndim != 2 for s in specs):
-        raise ValueError(f"plot_spectrograms: need one title per 2-D array, got {len(titles)} "
-                         f"title(s) for arrays of shapes {[s.shape for s in specs]}")
+        raise ValueError(
+            f"plot_spectrograms: need one title per 2-D array, got {len(titles)} "
+            f"title(s) for arrays of shapes {[s.shape for s in specs]}"
+        )
     plt = _plt()
     rows = (len(specs) + per_row - 1) // per_row
-    fig, axes = plt.subplots(rows, per_row, figsize=(13, 2.8 * rows), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        rows, per_row, figsize=(13, 2.8 * rows), squeeze=False, layout="constrained"
+    )
     for ax, s, name in zip(axes.flat, specs, titles):
-        im = ax.imshow(s, origin="lower", aspect="auto", cmap="magma", extent=(0, seconds, 0, s.shape[0]))
+        im = ax.imshow(
+            s, origin="lower", aspect="auto", cmap="magma", extent=(0, seconds, 0, s.shape[0])
+        )
         ax.set(title=name, xlabel="time (s)", ylabel=ylabel)
     fig.colorbar(im, ax=axes, label="dB")
     fig.suptitle(title, fontsize=9)

@@ -30,7 +30,11 @@ import re
 import warnings
 from dataclasses import dataclass, field
 
-GROUPS = {"heads": "torus_plugins.heads", "losses": "torus_plugins.losses", "adapters": "torus_plugins.adapters"}
+GROUPS = {
+    "heads": "torus_plugins.heads",
+    "losses": "torus_plugins.losses",
+    "adapters": "torus_plugins.adapters",
+}
 BUILTIN_DISTRIBUTION = "torus-plugins"
 #: What a plugin may raise at import and still only count as broken (a plugin calling sys.exit() must not end
 #: ``torus-plugins list``).
@@ -43,17 +47,19 @@ class PluginError(LookupError):
 
 @dataclass
 class _Entry:
-    name: str              # as declared
-    target: str            # module:attr
+    name: str  # as declared
+    target: str  # module:attr
     distribution: str
-    entry_point: object    # importlib.metadata.EntryPoint
+    entry_point: object  # importlib.metadata.EntryPoint
     problem: str | None = None
 
 
 @dataclass
 class _Scan:
-    entries: dict = field(default_factory=dict)    # lower-case name -> _Entry (the one that is used)
-    rejected: list = field(default_factory=list)   # _Entry objects that are ignored, with .problem set
+    entries: dict = field(default_factory=dict)  # lower-case name -> _Entry (the one that is used)
+    rejected: list = field(
+        default_factory=list
+    )  # _Entry objects that are ignored, with .problem set
     unreadable: list = field(default_factory=list)  # (distribution, message)
 
 
@@ -96,8 +102,13 @@ def _scan(kind: str) -> _Scan:
         try:
             eps = [ep for ep in dist.entry_points if ep.group == group]
         except _LOAD_ERRORS as exc:
-            scan.unreadable.append((dist_name, f"malformed entry_points.txt ({type(exc).__name__}: {exc}); "
-                                               f"none of its plugins are loaded"))
+            scan.unreadable.append(
+                (
+                    dist_name,
+                    f"malformed entry_points.txt ({type(exc).__name__}: {exc}); "
+                    f"none of its plugins are loaded",
+                )
+            )
             continue
         is_builtin = _normalise(dist_name) == BUILTIN_DISTRIBUTION
         for ep in eps:
@@ -109,13 +120,17 @@ def _scan(kind: str) -> _Scan:
         if key in scan.entries:
             owner = scan.entries[key]
             for e in entries:
-                e.problem = (f"ignored: {e.name!r} from distribution {e.distribution!r} collides with the built-in "
-                             f"{owner.name!r} of {owner.distribution!r}; rename the entry point")
+                e.problem = (
+                    f"ignored: {e.name!r} from distribution {e.distribution!r} collides with the built-in "
+                    f"{owner.name!r} of {owner.distribution!r}; rename the entry point"
+                )
                 scan.rejected.append(e)
         elif len({e.distribution for e in entries}) > 1:
             who = " and ".join(f"{e.distribution!r} ({e.target})" for e in entries)
             for e in entries:
-                e.problem = f"ambiguous: {key!r} is declared by {who}; uninstall or rename one of them"
+                e.problem = (
+                    f"ambiguous: {key!r} is declared by {who}; uninstall or rename one of them"
+                )
             scan.entries[key] = entries[0]
             scan.rejected.extend(entries[1:])
         else:
@@ -169,12 +184,32 @@ def describe(kind: str) -> list:
     rows = []
     for key, entry in sorted(scan.entries.items()):
         error = entry.problem or _try_load(entry)[1]
-        rows.append({"name": entry.name, "target": entry.target, "distribution": entry.distribution, "error": error})
+        rows.append(
+            {
+                "name": entry.name,
+                "target": entry.target,
+                "distribution": entry.distribution,
+                "error": error,
+            }
+        )
     for entry in scan.rejected:
-        rows.append({"name": entry.name, "target": entry.target, "distribution": entry.distribution,
-                     "error": entry.problem})
+        rows.append(
+            {
+                "name": entry.name,
+                "target": entry.target,
+                "distribution": entry.distribution,
+                "error": entry.problem,
+            }
+        )
     for dist_name, message in scan.unreadable:
-        rows.append({"name": dist_name, "target": "entry_points.txt", "distribution": dist_name, "error": message})
+        rows.append(
+            {
+                "name": dist_name,
+                "target": "entry_points.txt",
+                "distribution": dist_name,
+                "error": message,
+            }
+        )
     return rows
 
 
@@ -224,8 +259,10 @@ def load(kind: str, name: str):
         raise PluginError(f"{kind[:-1]} plugin {name!r}: {entry.problem}")
     obj, error = _try_load(entry)
     if error:
-        raise PluginError(f"{kind[:-1]} plugin {name!r} ({entry.target}, distribution {entry.distribution!r}) "
-                          f"failed to load: {error}")
+        raise PluginError(
+            f"{kind[:-1]} plugin {name!r} ({entry.target}, distribution {entry.distribution!r}) "
+            f"failed to load: {error}"
+        )
     return obj
 
 
@@ -309,4 +346,6 @@ def create_loss(name: str, **kwargs):
 def warn_broken() -> None:
     """Emit one warning per broken plugin (name and reason)."""
     for name, error in broken_plugins().items():
-        warnings.warn(f"torus-plugins: plugin {name} failed to load: {error}", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"torus-plugins: plugin {name} failed to load: {error}", RuntimeWarning, stacklevel=2
+        )

@@ -9,5 +9,9 @@ from .adapters.pml import KoLeoRegularizer
 
 __all__ = ["KoLeoRegularizer"]
 
-warnings.warn("torus_plugins.regularizers is deprecated: import KoLeoRegularizer from "
-              "torus_plugins.adapters.pml", DeprecationWarning, stacklevel=2)
+warnings.warn(
+    "torus_plugins.regularizers is deprecated: import KoLeoRegularizer from "
+    "torus_plugins.adapters.pml",
+    DeprecationWarning,
+    stacklevel=2,
+)

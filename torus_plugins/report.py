@@ -36,9 +36,22 @@ import time
 
 import numpy as np
 
-__all__ = ["provenance", "describe", "finish", "cpu_model", "git_commit", "mean_std", "format_mean_std", "aggregate",
-           "aggregate_rows", "format_leaf", "format_grid",
-           "format_settings_table",            "to_jsonable", "write_results"]
+__all__ = [
+    "provenance",
+    "describe",
+    "finish",
+    "cpu_model",
+    "git_commit",
+    "mean_std",
+    "format_mean_std",
+    "aggregate",
+    "aggregate_rows",
+    "format_leaf",
+    "format_grid",
+    "format_settings_table",
+    "to_jsonable",
+    "write_results",
+]
 
 
 def cpu_model() -> str:
@@ -70,8 +83,12 @@ def git_commit(path: str | None = None) -> str | None:
     """
     where = path or os.path.dirname(os.path.abspath(__file__))
     try:
-        run = lambda *cmd: subprocess.run(["git", "-C", where, *cmd], capture_output=True, text=True,  # noqa
-                                          timeout=10)
+        run = lambda *cmd: subprocess.run(
+            ["git", "-C", where, *cmd],
+            capture_output=True,
+            text=True,  # noqa
+            timeout=10,
+        )
         head = run("rev-parse", "HEAD")
         if head.returncode != 0:
             return None
@@ -114,12 +131,21 @@ def provenance(args=None, seeds=(), threads: int | None = None) -> dict:
     if args is not None and not isinstance(args, dict):
         args = vars(args)
     return {
-        "package": "torus-plugins", "package_version": __version__,
-        "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+        "package": "torus-plugins",
+        "package_version": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
         "faiss": _version("faiss"),
-        "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
-        "threads": int(threads), "seeds": [int(s) for s in seeds], "git_commit": git_commit(),
-        "start_time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "threads": int(threads),
+        "seeds": [int(s) for s in seeds],
+        "git_commit": git_commit(),
+        "start_time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
         "load_average_at_start": _load_average(),
         "args": to_jsonable(args) if args is not None else None,
         "_t0": time.perf_counter(),
@@ -142,9 +168,11 @@ def describe(prov: dict) -> str:
     Returns:
         The line, without a newline.
     """
-    return (f"machine: {prov['cpu_model']} ({prov['cpu_count']} CPUs), {prov['threads']} torch "
-            f"thread(s) per run, load average {prov['load_average_at_start']}; "
-            f"seeds {prov['seeds']}")
+    return (
+        f"machine: {prov['cpu_model']} ({prov['cpu_count']} CPUs), {prov['threads']} torch "
+        f"thread(s) per run, load average {prov['load_average_at_start']}; "
+        f"seeds {prov['seeds']}"
+    )
 
 
 def finish(prov: dict) -> dict:
@@ -248,8 +276,10 @@ def aggregate(per_seed: list):
         keys = list(first)
         for r in per_seed:
             if not isinstance(r, dict) or list(r) != keys:
-                raise ValueError(f"aggregate: per-seed results differ in keys: {keys} vs "
-                                 f"{list(r) if isinstance(r, dict) else type(r).__name__}")
+                raise ValueError(
+                    f"aggregate: per-seed results differ in keys: {keys} vs "
+                    f"{list(r) if isinstance(r, dict) else type(r).__name__}"
+                )
         return {k: aggregate([r[k] for r in per_seed]) for k in keys}
     if isinstance(first, (list, tuple)):
         if any(not isinstance(r, (list, tuple)) or len(r) != len(first) for r in per_seed):
@@ -295,7 +325,9 @@ def aggregate_rows(per_seed_rows: list, key: str = "setting") -> list:
     for s, rows in enumerate(per_seed_rows):
         for r in rows:
             if key not in r:
-                raise ValueError(f"aggregate_rows: row {r!r} of seed index {s} has no {key!r} column")
+                raise ValueError(
+                    f"aggregate_rows: row {r!r} of seed index {s} has no {key!r} column"
+                )
             groups.setdefault(r[key], []).append(r)
     out = []
     for value, rows in groups.items():
@@ -303,10 +335,14 @@ def aggregate_rows(per_seed_rows: list, key: str = "setting") -> list:
         agg = {key: value}
         for c in cols:
             vals = [r.get(c) for r in rows]
-            numeric = [v for v in vals if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)]
+            numeric = [
+                v
+                for v in vals
+                if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+            ]
             if numeric and len(numeric) == len(vals):
                 agg[c] = aggregate(numeric)
-            elif numeric:            # some seeds could not run this setting: aggregate those that did
+            elif numeric:  # some seeds could not run this setting: aggregate those that did
                 agg[c] = aggregate(numeric)
                 agg[c]["missing"] = len(vals) - len(numeric)
             else:
@@ -337,7 +373,7 @@ def format_leaf(leaf, digits: int = 3) -> str:
         return "-"
     if isinstance(leaf, dict) and "mean" in leaf:
         text = f"{leaf['mean']:.{digits}f}"
-        if leaf.get("n", 2) > 1:                   # the std of one value is undefined, not 0
+        if leaf.get("n", 2) > 1:  # the std of one value is undefined, not 0
             text += f" +- {leaf['std']:.{digits}f}"
         return text + (f" (n={leaf['n']})" if leaf.get("missing") else "")
     if isinstance(leaf, float):
@@ -367,17 +403,28 @@ def format_grid(title: str, header: list, rows: list) -> str:
         -------  ------
         none     0.900
     """
-    cells = [[str(h) for h in header]] + [[c if isinstance(c, str) else format_leaf(c) for c in r] for r in rows]
+    cells = [[str(h) for h in header]] + [
+        [c if isinstance(c, str) else format_leaf(c) for c in r] for r in rows
+    ]
     if any(len(r) != len(header) for r in cells):
-        raise ValueError(f"format_grid: every row needs {len(header)} cells (the header's), got "
-                         f"{sorted({len(r) for r in cells})}")
+        raise ValueError(
+            f"format_grid: every row needs {len(header)} cells (the header's), got "
+            f"{sorted({len(r) for r in cells})}"
+        )
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
-    return "\n".join([title, line(cells[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in cells[1:]])
+    return "\n".join(
+        [title, line(cells[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in cells[1:]]
+    )
 
 
-def format_settings_table(tables: dict, metric: str = "precision_at_1", title: str = "", extra: dict = None,
-                          columns: dict = None) -> str:
+def format_settings_table(
+    tables: dict,
+    metric: str = "precision_at_1",
+    title: str = "",
+    extra: dict = None,
+    columns: dict = None,
+) -> str:
     """One line per setting (first-seen order), one column per head, cells ``"0.912 +- 0.004 [256
     b]"`` (bits per vector in brackets; one seed: no std). Empty cells say why: a setting that did
     not run for some seeds (its ``reason``, e.g. "training needs >= 256 vectors, have 255") gets
@@ -398,7 +445,7 @@ def format_settings_table(tables: dict, metric: str = "precision_at_1", title: s
     """
     by_head = {h: {r["setting"]: r for r in rows} for h, rows in tables.items()}
     settings = list(dict.fromkeys(s for rows in by_head.values() for s in rows))
-    notes: dict = {}                       # reason -> footnote number, in order of first use
+    notes: dict = {}  # reason -> footnote number, in order of first use
     absent = False
 
     def cell(rows, s):
@@ -418,8 +465,9 @@ def format_settings_table(tables: dict, metric: str = "precision_at_1", title: s
     lines = [format_grid(title, header, body)]
     lines += [f"[{m}] {reason}" for reason, m in notes.items()]
     if absent:
-        lines.append("n/a: the setting is not defined for that head (e.g. raw PQ rows are "
-                     "torus-only)")
+        lines.append(
+            "n/a: the setting is not defined for that head (e.g. raw PQ rows are torus-only)"
+        )
     return "\n".join(lines)
 
 
@@ -456,7 +504,7 @@ def to_jsonable(obj):
         return obj.item()
     if isinstance(obj, np.ndarray):
         return obj.tolist()
-    if hasattr(obj, "detach") and hasattr(obj, "tolist"):   # torch.Tensor
+    if hasattr(obj, "detach") and hasattr(obj, "tolist"):  # torch.Tensor
         return obj.detach().cpu().tolist()
     if isinstance(obj, float) and not math.isfinite(obj):
         raise ValueError(f"refusing to write a non-finite number ({obj}) to JSON")
@@ -485,7 +533,11 @@ def write_results(path, provenance: dict, args, metrics) -> str:
     if args is not None and not isinstance(args, dict):
         args = vars(args)
     prov = {k: v for k, v in provenance.items() if k != "_t0"}
-    doc = {"provenance": to_jsonable(prov), "args": to_jsonable(args), "metrics": to_jsonable(metrics)}
+    doc = {
+        "provenance": to_jsonable(prov),
+        "args": to_jsonable(args),
+        "metrics": to_jsonable(metrics),
+    }
     text = json.dumps(doc, indent=2, allow_nan=False)
     with open(path, "w") as f:
         f.write(text + "\n")

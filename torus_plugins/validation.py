@@ -35,8 +35,15 @@ import os
 
 import torch
 
-__all__ = ["MODES", "ENV_VAR", "set_validation", "get_validation", "validation_mode", "check_mode",
-           "host_reads_allowed"]
+__all__ = [
+    "MODES",
+    "ENV_VAR",
+    "set_validation",
+    "get_validation",
+    "validation_mode",
+    "check_mode",
+    "host_reads_allowed",
+]
 
 MODES = ("auto", "host", "device", "off")
 ENV_VAR = "TORUS_PLUGINS_VALIDATE"

@@ -31,8 +31,10 @@ def geometry_of_projmode(projmode) -> str:
     try:
         return embedding_geometry(projmode).name
     except ValueError:
-        raise ValueError(f"projmode (geometry) must be one of sphere, torusN or torusC "
-                         f"(SupCon-Framework's hyprs, torul, torus), got {projmode!r}") from None
+        raise ValueError(
+            f"projmode (geometry) must be one of sphere, torusN or torusC "
+            f"(SupCon-Framework's hyprs, torul, torus), got {projmode!r}"
+        ) from None
 
 
 def project_features(features: torch.Tensor, projmode: str) -> torch.Tensor:
@@ -51,8 +53,10 @@ def _check_features(features):
     if not isinstance(features, torch.Tensor) or not features.is_floating_point():
         raise TypeError(f"features must be a floating-point tensor, got {type(features).__name__}")
     if features.dim() < 3:
-        raise ValueError(f"features must be [bsz, n_views, ...] (at least 3 dimensions), got shape "
-                         f"{tuple(features.shape)}")
+        raise ValueError(
+            f"features must be [bsz, n_views, ...] (at least 3 dimensions), got shape "
+            f"{tuple(features.shape)}"
+        )
     if features.dim() > 3:
         features = features.view(features.shape[0], features.shape[1], -1)
     return features
@@ -63,18 +67,24 @@ def _mask_to_labels(mask, batch_size):
     relation) are not supported by the package loss: NotImplementedError."""
     mask = torch.as_tensor(mask).bool()
     if mask.shape != (batch_size, batch_size):
-        raise ValueError(f"mask must be [bsz, bsz] = [{batch_size}, {batch_size}], got {tuple(mask.shape)}")
+        raise ValueError(
+            f"mask must be [bsz, bsz] = [{batch_size}, {batch_size}], got {tuple(mask.shape)}"
+        )
     labels = mask.int().argmax(dim=1)  # first column in each row's class
     if not bool(mask.diagonal().all()) or not torch.equal(labels[:, None] == labels[None, :], mask):
-        raise NotImplementedError("only same-class masks (symmetric, reflexive, transitive) are supported; pass "
-                                  "labels instead")
+        raise NotImplementedError(
+            "only same-class masks (symmetric, reflexive, transitive) are supported; pass "
+            "labels instead"
+        )
     return labels
 
 
 class SupConLoss(nn.Module):
     """Drop-in for SupCon-Framework's ``tools.losses.SupConLoss`` with torus projmodes (incl. legacy names)."""
 
-    def __init__(self, temperature=0.07, contrast_mode="all", base_temperature=0.07, projmode="sphere"):
+    def __init__(
+        self, temperature=0.07, contrast_mode="all", base_temperature=0.07, projmode="sphere"
+    ):
         super().__init__()
         from torus_plugins.losses import SupConLoss as _SupCon
 
@@ -85,16 +95,22 @@ class SupConLoss(nn.Module):
         self.base_temperature = base_temperature
         self.projmode = geometry_of_projmode(projmode)
         # features are projected here (sphere: left as given, as upstream); the package loss uses them as is
-        self.loss = _SupCon(temperature=temperature, contrast_mode=contrast_mode,
-                            base_temperature=base_temperature, geometry=None)
+        self.loss = _SupCon(
+            temperature=temperature,
+            contrast_mode=contrast_mode,
+            base_temperature=base_temperature,
+            geometry=None,
+        )
 
     def forward(self, features, labels=None, mask=None):
         features = _check_features(features)
         if labels is not None and mask is not None:
             raise ValueError("Cannot define both `labels` and `mask`")
         if labels is not None and labels.numel() != features.shape[0]:
-            raise ValueError(f"Num of labels ({labels.numel()}) does not match num of features "
-                             f"({features.shape[0]})")
+            raise ValueError(
+                f"Num of labels ({labels.numel()}) does not match num of features "
+                f"({features.shape[0]})"
+            )
         z = project_features(features, self.projmode)
         if mask is not None:
             labels = _mask_to_labels(mask, features.shape[0])
@@ -120,24 +136,40 @@ class KoLeoLoss(nn.Module):
 def _build_backbone(backbone, pretrained, features_dim):
     if isinstance(backbone, str):
         from torus_plugins._optional import require
+
         timm = require("timm", "timm")
 
-        name = backbone[len("timm_"):] if backbone.startswith("timm_") else backbone
+        name = backbone[len("timm_") :] if backbone.startswith("timm_") else backbone
         encoder = timm.create_model(name, pretrained=pretrained, num_classes=0)
         return encoder, int(encoder.num_features)
     if isinstance(backbone, nn.Module):
-        width = features_dim if features_dim is not None else getattr(backbone, "num_features", None)
+        width = (
+            features_dim if features_dim is not None else getattr(backbone, "num_features", None)
+        )
         if width is None:
-            raise ValueError("pass features_dim= for a backbone module without a num_features attribute")
+            raise ValueError(
+                "pass features_dim= for a backbone module without a num_features attribute"
+            )
         return backbone, int(width)
-    raise TypeError(f"backbone must be a timm model name or an nn.Module, got {type(backbone).__name__}")
+    raise TypeError(
+        f"backbone must be a timm model name or an nn.Module, got {type(backbone).__name__}"
+    )
 
 
 class SupConModel(nn.Module):
     """Drop-in for SupCon-Framework's ``tools.models.SupConModel`` (torus branch), with torus projmodes."""
 
-    def __init__(self, backbone="resnet50", projection_dim=128, second_stage=False, num_classes=None,
-                 projmode="torusN", pretrained=False, features_dim=None, grad_clip=100.0):
+    def __init__(
+        self,
+        backbone="resnet50",
+        projection_dim=128,
+        second_stage=False,
+        num_classes=None,
+        projmode="torusN",
+        pretrained=False,
+        features_dim=None,
+        grad_clip=100.0,
+    ):
         super().__init__()
         self.projmode = geometry_of_projmode(projmode)
         if self.projmode == "torusN" and projection_dim % 2:
@@ -146,6 +178,7 @@ class SupConModel(nn.Module):
         if grad_clip:
             # upstream clamps every encoder gradient element-wise at 100 (torusC can jump across its circle)
             from torus_plugins.losses import clip_gradients
+
             clip_gradients(self.encoder, value=grad_clip)
         self.second_stage = second_stage
         self.projection_head = True
@@ -158,8 +191,11 @@ class SupConModel(nn.Module):
                 param.requires_grad = False
             self.classifier = nn.Linear(self.features_dim, num_classes)
         else:
-            self.head = nn.Sequential(nn.Linear(self.features_dim, projection_dim * 4), nn.ReLU(inplace=True),
-                                      nn.Linear(projection_dim * 4, projection_dim))
+            self.head = nn.Sequential(
+                nn.Linear(self.features_dim, projection_dim * 4),
+                nn.ReLU(inplace=True),
+                nn.Linear(projection_dim * 4, projection_dim),
+            )
 
     def use_projection_head(self, mode):
         self.projection_head = mode

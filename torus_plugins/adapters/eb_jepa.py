@@ -84,16 +84,27 @@ class TorusVCTerms(nn.Module):
     """The shared part: projection onto the torus, then variance, covariance and uniformity terms of [N, D]."""
 
     @renamed_keywords(projection="geometry")
-    def __init__(self, geometry="torusN", cov="isotropic", uniformity_coeff=1.0, grid_size=12, std_margin=None,
-                 penalty="distance", uniformity_samples=UNIFORMITY_SAMPLES):
+    def __init__(
+        self,
+        geometry="torusN",
+        cov="isotropic",
+        uniformity_coeff=1.0,
+        grid_size=12,
+        std_margin=None,
+        penalty="distance",
+        uniformity_samples=UNIFORMITY_SAMPLES,
+    ):
         super().__init__()
         if uniformity_samples is not None:
             if isinstance(uniformity_samples, bool) or not isinstance(uniformity_samples, int):
-                raise TypeError(f"uniformity_samples must be an int or None, got "
-                                f"{type(uniformity_samples).__name__}")
+                raise TypeError(
+                    f"uniformity_samples must be an int or None, got "
+                    f"{type(uniformity_samples).__name__}"
+                )
             if uniformity_samples < 2:
                 raise ValueError(
-                    f"uniformity_samples must be >= 2 (pairs of rows), got {uniformity_samples}")
+                    f"uniformity_samples must be >= 2 (pairs of rows), got {uniformity_samples}"
+                )
         self.uniformity_samples = uniformity_samples
         self.geometry = None if geometry is None else embedding_geometry(geometry).name
         if cov not in COVARIANCES:
@@ -105,11 +116,14 @@ class TorusVCTerms(nn.Module):
         self.grid_size = grid_size
         self.penalty = penalty
         torus = self.geometry in ("torusN", "torusC")
-        self.std_margin = float(std_margin) if std_margin is not None else (math.sqrt(0.5) if torus else 1.0)
+        self.std_margin = (
+            float(std_margin) if std_margin is not None else (math.sqrt(0.5) if torus else 1.0)
+        )
         self._toroidal = {}
         self._uniformity = None
         if self.uniformity_coeff:
             from torus_plugins.losses import UniformityLoss
+
             self._uniformity = UniformityLoss(t=2.0)
 
     def project(self, z: torch.Tensor):
@@ -132,7 +146,8 @@ class TorusVCTerms(nn.Module):
                 f"uniformity over every pair of {n} rows needs {n}x{n} matrices "
                 f"({4 * n * n / 2**30:.1f} GiB each); uniformity_samples=None accepts at most "
                 f"{MAX_EXACT_UNIFORMITY_ROWS} rows: set uniformity_samples (e.g. "
-                f"{UNIFORMITY_SAMPLES}) to estimate it on a random subset")
+                f"{UNIFORMITY_SAMPLES}) to estimate it on a random subset"
+            )
 
     def cov_term(self, q: torch.Tensor) -> torch.Tensor:
         if self.cov == "isotropic":
@@ -140,7 +155,10 @@ class TorusVCTerms(nn.Module):
         dim = q.shape[1]
         if dim not in self._toroidal:
             from torus_plugins.losses import ToroidalCovarianceLoss
-            self._toroidal[dim] = ToroidalCovarianceLoss(grid_size=self.grid_size, dim=dim, penalty=self.penalty)
+
+            self._toroidal[dim] = ToroidalCovarianceLoss(
+                grid_size=self.grid_size, dim=dim, penalty=self.penalty
+            )
         return self._toroidal[dim](q)
 
     def uniformity_term(self, unit: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
@@ -152,7 +170,7 @@ class TorusVCTerms(nn.Module):
         n = unit.shape[0]
         self.check_rows(n)
         if self.uniformity_samples is not None and n > self.uniformity_samples:
-            rows = torch.randperm(n, device=unit.device)[:self.uniformity_samples]
+            rows = torch.randperm(n, device=unit.device)[: self.uniformity_samples]
             unit = unit[rows]
         return self._uniformity(unit / scale if scale != 1.0 else unit)
 
@@ -161,29 +179,50 @@ class VICRegLoss(nn.Module):
     """Drop-in for ``eb_jepa.losses.VICRegLoss(std_coeff, cov_coeff)`` with a torus projection."""
 
     @renamed_keywords(projection="geometry")
-    def __init__(self, std_coeff=1.0, cov_coeff=1.0, geometry="torusN", cov="isotropic", uniformity_coeff=1.0,
-                 grid_size=12, std_margin=None, penalty="distance",
-                 uniformity_samples=UNIFORMITY_SAMPLES):
+    def __init__(
+        self,
+        std_coeff=1.0,
+        cov_coeff=1.0,
+        geometry="torusN",
+        cov="isotropic",
+        uniformity_coeff=1.0,
+        grid_size=12,
+        std_margin=None,
+        penalty="distance",
+        uniformity_samples=UNIFORMITY_SAMPLES,
+    ):
         super().__init__()
         self.std_coeff = std_coeff
         self.cov_coeff = cov_coeff
-        self.terms = TorusVCTerms(geometry, cov, uniformity_coeff, grid_size, std_margin, penalty,
-                                  uniformity_samples)
+        self.terms = TorusVCTerms(
+            geometry, cov, uniformity_coeff, grid_size, std_margin, penalty, uniformity_samples
+        )
         self.last_terms = {}
 
     def forward(self, z1, z2):
         for name, z in (("z1", z1), ("z2", z2)):
             if not isinstance(z, torch.Tensor) or z.dim() != 2:
-                raise ValueError(f"{name} must be a [batch, dim] tensor, got {getattr(z, 'shape', type(z))}")
+                raise ValueError(
+                    f"{name} must be a [batch, dim] tensor, got {getattr(z, 'shape', type(z))}"
+                )
         u1, q1 = self.terms.project(z1)
         u2, q2 = self.terms.project(z2)
         invariance = _F.mse_loss(q1, q2)
         var = hinge_std(q1, self.terms.std_margin) + hinge_std(q2, self.terms.std_margin)
         cov = self.terms.cov_term(q1) + self.terms.cov_term(q2)
         unif = self.terms.uniformity_term(u1) + self.terms.uniformity_term(u2)
-        loss = invariance + self.std_coeff * var + self.cov_coeff * cov + self.terms.uniformity_coeff * unif
-        self.last_terms = {"invariance_loss": invariance.detach(), "var_loss": var.detach(),
-                           "cov_loss": cov.detach(), "uniformity_loss": unif.detach()}
+        loss = (
+            invariance
+            + self.std_coeff * var
+            + self.cov_coeff * cov
+            + self.terms.uniformity_coeff * unif
+        )
+        self.last_terms = {
+            "invariance_loss": invariance.detach(),
+            "var_loss": var.detach(),
+            "cov_loss": cov.detach(),
+            "uniformity_loss": unif.detach(),
+        }
         out = {"loss": loss, "invariance_loss": invariance, "var_loss": var, "cov_loss": cov}
         if self.terms.uniformity_coeff:
             out["uniformity_loss"] = unif
@@ -195,15 +234,26 @@ class VCLoss(nn.Module):
     ``proj``. ``forward(x[B, C, T, H, W])`` reads every (b, t, h, w) position as a sample of C features."""
 
     @renamed_keywords(projection="geometry")
-    def __init__(self, std_coeff, cov_coeff, proj=None, geometry="torusN", cov="isotropic", uniformity_coeff=1.0,
-                 grid_size=12, std_margin=None, penalty="distance",
-                 uniformity_samples=UNIFORMITY_SAMPLES):
+    def __init__(
+        self,
+        std_coeff,
+        cov_coeff,
+        proj=None,
+        geometry="torusN",
+        cov="isotropic",
+        uniformity_coeff=1.0,
+        grid_size=12,
+        std_margin=None,
+        penalty="distance",
+        uniformity_samples=UNIFORMITY_SAMPLES,
+    ):
         super().__init__()
         self.std_coeff = std_coeff
         self.cov_coeff = cov_coeff
         self.proj = nn.Identity() if proj is None else proj
-        self.terms = TorusVCTerms(geometry, cov, uniformity_coeff, grid_size, std_margin, penalty,
-                                  uniformity_samples)
+        self.terms = TorusVCTerms(
+            geometry, cov, uniformity_coeff, grid_size, std_margin, penalty, uniformity_samples
+        )
         self.last_terms = {}
 
     def forward(self, x, actions=None):
@@ -211,14 +261,21 @@ class VCLoss(nn.Module):
             raise ValueError(f"x must be a [B, C, ...] tensor, got {getattr(x, 'shape', type(x))}")
         samples = x.transpose(0, 1).flatten(1).transpose(0, 1)  # [B*T*H*W, C]
         self.terms.check_rows(samples.shape[0])
-        _, q = self.terms.project(self.proj(samples))   # the unit-norm copy is not kept
+        _, q = self.terms.project(self.proj(samples))  # the unit-norm copy is not kept
         std_loss = hinge_std(q, self.terms.std_margin)
         cov_loss = self.terms.cov_term(q)
         unif = self.terms.uniformity_term(q, self.terms.circle_scale(q.shape[1]))
-        loss = self.std_coeff * std_loss + self.cov_coeff * cov_loss + self.terms.uniformity_coeff * unif
+        loss = (
+            self.std_coeff * std_loss
+            + self.cov_coeff * cov_loss
+            + self.terms.uniformity_coeff * unif
+        )
         unweighted = std_loss + cov_loss + unif
-        self.last_terms = {"std_loss": std_loss.detach(), "cov_loss": cov_loss.detach(),
-                           "uniformity_loss": unif.detach()}
+        self.last_terms = {
+            "std_loss": std_loss.detach(),
+            "cov_loss": cov_loss.detach(),
+            "uniformity_loss": unif.detach(),
+        }
         logs = {"std_loss": std_loss.item(), "cov_loss": cov_loss.item()}
         if self.terms.uniformity_coeff:
             logs["uniformity_loss"] = unif.item()
@@ -253,8 +310,14 @@ def patch(module, geometry="torusN", **options) -> Patch:
     if unknown:
         raise TypeError(f"unknown option(s) {sorted(unknown)}; known: {', '.join(known)}")
     # validate the options now rather than when the pipeline first builds a loss
-    TorusVCTerms(geometry, **{k: v for k, v in options.items() if k != "uniformity_coeff"}, uniformity_coeff=0.0)
+    TorusVCTerms(
+        geometry,
+        **{k: v for k, v in options.items() if k != "uniformity_coeff"},
+        uniformity_coeff=0.0,
+    )
     defaults = dict(options, geometry=geometry)
-    replacements = {"VICRegLoss": with_defaults(VICRegLoss, **defaults),
-                    "VCLoss": with_defaults(VCLoss, **defaults)}
+    replacements = {
+        "VICRegLoss": with_defaults(VICRegLoss, **defaults),
+        "VCLoss": with_defaults(VCLoss, **defaults),
+    }
     return Patch()._apply(module, replacements, {"adapter": "eb_jepa", "geometry": geometry})

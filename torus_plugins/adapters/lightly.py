@@ -18,15 +18,22 @@ For torusC the last block's output is read as turns and the head's output width 
 import torch
 from torch import nn
 
-from torus_plugins._optional import require
 from torus_plugins._deprecation import renamed_keywords
+from torus_plugins._optional import require
 from torus_plugins.geometry import embedding_geometry
 from torus_plugins.heads import make_projection
 
 _lightly_heads = require("lightly.models.modules.heads", "lightly")
 
-__all__ = ["TorusProjectionHead", "TorusSimCLRProjectionHead", "TorusVICRegProjectionHead", "TorusHead",
-           "torus_head", "VICRegLoss", "KoLeoLoss"]
+__all__ = [
+    "TorusProjectionHead",
+    "TorusSimCLRProjectionHead",
+    "TorusVICRegProjectionHead",
+    "TorusHead",
+    "torus_head",
+    "VICRegLoss",
+    "KoLeoLoss",
+]
 
 
 def _last_width(blocks) -> int:
@@ -74,8 +81,15 @@ class TorusSimCLRProjectionHead(_lightly_heads.SimCLRProjectionHead):
     """
 
     @renamed_keywords(projection="geometry")
-    def __init__(self, input_dim: int = 2048, hidden_dim: int = 2048, output_dim: int = 128,
-                 num_layers: int = 2, batch_norm: bool = True, geometry="torusN"):
+    def __init__(
+        self,
+        input_dim: int = 2048,
+        hidden_dim: int = 2048,
+        output_dim: int = 128,
+        num_layers: int = 2,
+        batch_norm: bool = True,
+        geometry="torusN",
+    ):
         geometry = embedding_geometry(geometry)
         super().__init__(input_dim, hidden_dim, output_dim, num_layers, batch_norm)
         TorusProjectionHead._init_torus(self, geometry, output_dim)
@@ -93,8 +107,14 @@ class TorusVICRegProjectionHead(_lightly_heads.VICRegProjectionHead):
     """
 
     @renamed_keywords(projection="geometry")
-    def __init__(self, input_dim: int = 2048, hidden_dim: int = 8192, output_dim: int = 8192,
-                 num_layers: int = 3, geometry="torusN"):
+    def __init__(
+        self,
+        input_dim: int = 2048,
+        hidden_dim: int = 8192,
+        output_dim: int = 8192,
+        num_layers: int = 3,
+        geometry="torusN",
+    ):
         geometry = embedding_geometry(geometry)
         super().__init__(input_dim, hidden_dim, output_dim, num_layers)
         TorusProjectionHead._init_torus(self, geometry, output_dim)
@@ -153,5 +173,6 @@ def __getattr__(name):
     # Re-exported lazily so that importing the heads never depends on the losses module.
     if name in ("VICRegLoss", "KoLeoLoss"):
         from torus_plugins import losses
+
         return getattr(losses, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -34,8 +34,18 @@ from torus_plugins._deprecation import deprecated_alias, renamed_keywords
 from torus_plugins.geometry import embedding_geometry
 from torus_plugins.heads import PROJECTION_NAMES, Clifford, L2p
 
-__all__ = ["MODES", "canonical_mode", "torus_normalize", "patch_normalize", "unpatch", "is_patched", "Patch",
-           "TorusFunctional", "check_patchable", "with_defaults"]
+__all__ = [
+    "MODES",
+    "canonical_mode",
+    "torus_normalize",
+    "patch_normalize",
+    "unpatch",
+    "is_patched",
+    "Patch",
+    "TorusFunctional",
+    "check_patchable",
+    "with_defaults",
+]
 
 #: 0.1.0's table of accepted names (case-insensitive) -> canonical geometry name.
 MODES = PROJECTION_NAMES
@@ -52,8 +62,9 @@ canonical_mode = deprecated_alias(_geometry_name, "canonical_mode")
 
 
 @renamed_keywords(mode="geometry")
-def torus_normalize(x: torch.Tensor, geometry="torusN", dim: int = 1, p: float = 2.0,
-                    eps: float = 1e-12, out=None) -> torch.Tensor:
+def torus_normalize(
+    x: torch.Tensor, geometry="torusN", dim: int = 1, p: float = 2.0, eps: float = 1e-12, out=None
+) -> torch.Tensor:
     """y = normalise_geometry(x) along ``dim``: ``F.normalize``'s arguments plus the geometry.
 
     Args:
@@ -88,8 +99,10 @@ def torus_normalize(x: torch.Tensor, geometry="torusN", dim: int = 1, p: float =
     width = moved.shape[-1]
     if mode == "torusN":
         if width % 2:
-            raise ValueError(f"torusN normalize needs an even width along dim {dim} (coordinates are read in "
-                             f"pairs), got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"torusN normalize needs an even width along dim {dim} (coordinates are read in "
+                f"pairs), got shape {tuple(x.shape)}"
+            )
         z = L2p(width, eps=eps)(moved)
     else:  # torusC: turns -> interleaved (cos, sin) / sqrt(k), width doubles
         z = Clifford(width)(moved)
@@ -102,7 +115,9 @@ class TorusFunctional(types.ModuleType):
 
     @renamed_keywords(mode="geometry")
     def __init__(self, geometry):
-        super().__init__("torch.nn.functional", "torch.nn.functional with a torus normalize (torus-plugins)")
+        super().__init__(
+            "torch.nn.functional", "torch.nn.functional with a torus normalize (torus-plugins)"
+        )
         self.geometry = _geometry_name(geometry)
 
     def normalize(self, input, p=2.0, dim=1, eps=1e-12, out=None):
@@ -129,8 +144,13 @@ class Patch:
         missing = object()
         originals = {name: getattr(module, name, missing) for name in replacements}
         item_originals = [(d, key, d.get(key, missing)) for d, key, _ in items]
-        record = {"originals": originals, "items": item_originals, "info": info, "missing": missing,
-                  "handle": self}
+        record = {
+            "originals": originals,
+            "items": item_originals,
+            "info": info,
+            "missing": missing,
+            "handle": self,
+        }
         for name, value in replacements.items():
             setattr(module, name, value)
         for d, key, value in items:
@@ -162,8 +182,10 @@ def check_patchable(module) -> None:
     if not isinstance(module, types.ModuleType):
         raise TypeError(f"expected a module, got {type(module).__name__}")
     if is_patched(module):
-        raise RuntimeError(f"module {module.__name__!r} is already patched by torus-plugins "
-                           f"({getattr(module, _MARK)['info']}); call unpatch() first")
+        raise RuntimeError(
+            f"module {module.__name__!r} is already patched by torus-plugins "
+            f"({getattr(module, _MARK)['info']}); call unpatch() first"
+        )
 
 
 def is_patched(module) -> bool:
@@ -174,7 +196,9 @@ def is_patched(module) -> bool:
 def unpatch(module) -> None:
     """Restore everything torus-plugins replaced in ``module``. Raises if the module is not patched."""
     if not is_patched(module):
-        raise RuntimeError(f"module {getattr(module, '__name__', module)!r} is not patched by torus-plugins")
+        raise RuntimeError(
+            f"module {getattr(module, '__name__', module)!r} is not patched by torus-plugins"
+        )
     record = module.__dict__.pop(_MARK)
     for name, value in record["originals"].items():
         if value is record["missing"]:
@@ -203,8 +227,10 @@ def normalize_replacements(module, geometry) -> dict:
     """
     names = functional_names(module)
     if not names:
-        raise ValueError(f"module {module.__name__!r} holds no reference to torch.nn.functional (expected "
-                         f"`import torch.nn.functional as F`); nothing to patch")
+        raise ValueError(
+            f"module {module.__name__!r} holds no reference to torch.nn.functional (expected "
+            f"`import torch.nn.functional as F`); nothing to patch"
+        )
     proxy = TorusFunctional(geometry)
     return {name: proxy for name in names}
 
@@ -248,5 +274,13 @@ def with_defaults(cls, **defaults):
                 kwargs[key] = value
         cls.__init__(self, *args, **kwargs)
 
-    return type(cls.__name__, (cls,), {"__init__": __init__, "__module__": cls.__module__,
-                                      "__qualname__": cls.__qualname__, "__doc__": cls.__doc__})
+    return type(
+        cls.__name__,
+        (cls,),
+        {
+            "__init__": __init__,
+            "__module__": cls.__module__,
+            "__qualname__": cls.__qualname__,
+            "__doc__": cls.__doc__,
+        },
+    )

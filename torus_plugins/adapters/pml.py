@@ -54,8 +54,9 @@ class CliffordCosine(BaseDistance):
             ValueError: ``embeddings`` is not [N, 2k] or ``dim`` is not its last axis.
         """
         if dim not in (1, -1) or embeddings.dim() != 2:
-            raise ValueError(f"CliffordCosine expects [N, 2k] embeddings, got shape "
-                             f"{tuple(embeddings.shape)}")
+            raise ValueError(
+                f"CliffordCosine expects [N, 2k] embeddings, got shape {tuple(embeddings.shape)}"
+            )
         return per_circle_unit(embeddings)
 
     def compute_mat(self, query_emb, ref_emb):
@@ -90,8 +91,9 @@ class ToroidalDistance(BaseDistance):
 
     def __init__(self, p: int = 1, normalize_embeddings: bool = False, **kwargs):
         if isinstance(p, bool) or not isinstance(p, int):
-            raise TypeError(f"ToroidalDistance p must be an int (1 or 2), got "
-                            f"{type(p).__name__} {p!r}")
+            raise TypeError(
+                f"ToroidalDistance p must be an int (1 or 2), got {type(p).__name__} {p!r}"
+            )
         if p not in (1, 2):
             raise ValueError(f"ToroidalDistance p must be 1 or 2, got {p!r}")
         super().__init__(p=p, normalize_embeddings=normalize_embeddings, **kwargs)
@@ -163,8 +165,9 @@ def torus_supcon_loss(temperature: float = 0.1, koleo_weight: float = 0.0, dista
     if koleo_weight < 0:
         raise ValueError(f"koleo_weight must be >= 0, got {koleo_weight}")
     if "embedding_regularizer" in kwargs:
-        raise ValueError("use koleo_weight to add the KoLeo regulariser "
-                         "(embedding_regularizer is set here)")
+        raise ValueError(
+            "use koleo_weight to add the KoLeo regulariser (embedding_regularizer is set here)"
+        )
     if distance is None:
         distance = CliffordCosine()
     if koleo_weight > 0:

@@ -30,8 +30,14 @@ from torch import nn
 from torus_plugins._deprecation import renamed_keywords
 from torus_plugins.geometry import embedding_geometry
 
-from .normalize import Patch, check_patchable, normalize_replacements, torus_normalize, \
-    unpatch, with_defaults
+from .normalize import (
+    Patch,
+    check_patchable,
+    normalize_replacements,
+    torus_normalize,
+    unpatch,
+    with_defaults,
+)
 
 __all__ = ["SupConLoss", "ProtoCLRLoss", "patch", "unpatch"]
 
@@ -39,12 +45,18 @@ __all__ = ["SupConLoss", "ProtoCLRLoss", "patch", "unpatch"]
 def _pair(z1, z2, geometry):
     for name, z in (("z1", z1), ("z2", z2)):
         if not isinstance(z, torch.Tensor) or not z.is_floating_point() or z.dim() != 2:
-            raise ValueError(f"{name} must be a floating-point [batch, dim] tensor, got "
-                             f"{getattr(z, 'shape', type(z).__name__)}")
+            raise ValueError(
+                f"{name} must be a floating-point [batch, dim] tensor, got "
+                f"{getattr(z, 'shape', type(z).__name__)}"
+            )
     if z1.shape != z2.shape:
-        raise ValueError(f"z1 and z2 must have the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
-    return (torus_normalize(z1, geometry=geometry, dim=1),
-            torus_normalize(z2, geometry=geometry, dim=1))
+        raise ValueError(
+            f"z1 and z2 must have the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}"
+        )
+    return (
+        torus_normalize(z1, geometry=geometry, dim=1),
+        torus_normalize(z2, geometry=geometry, dim=1),
+    )
 
 
 class SupConLoss(nn.Module):
@@ -67,8 +79,9 @@ class SupConLoss(nn.Module):
         self.tau = tau
         self.geometry = embedding_geometry(geometry).name
         # ProtoCLR's SupCon has no tau/base_tau rescaling of the loss: base_temperature = temperature
-        self.loss = _SupCon(temperature=tau, contrast_mode="all", base_temperature=tau,
-                             geometry="sphere")
+        self.loss = _SupCon(
+            temperature=tau, contrast_mode="all", base_temperature=tau, geometry="sphere"
+        )
 
     def forward(self, z1, z2, labels=None):
         z1, z2 = _pair(z1, z2, self.geometry)
@@ -120,7 +133,9 @@ def patch(losses_module, geometry="torusN") -> Patch:
     check_patchable(losses_module)
     missing = [name for name in ("SupConLoss", "ProtoCLRLoss") if not hasattr(losses_module, name)]
     if missing:
-        raise ValueError(f"{losses_module.__name__!r} has no {', '.join(missing)}; pass ProtoCLR's losses module")
+        raise ValueError(
+            f"{losses_module.__name__!r} has no {', '.join(missing)}; pass ProtoCLR's losses module"
+        )
     replacements = dict(normalize_replacements(losses_module, mode))
     replacements["SupConLoss"] = with_defaults(SupConLoss, geometry=mode)
     replacements["ProtoCLRLoss"] = with_defaults(ProtoCLRLoss, geometry=mode)

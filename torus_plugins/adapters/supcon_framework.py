@@ -51,29 +51,47 @@ import inspect
 
 from torus_plugins._deprecation import renamed_keywords
 
-from ._supcon_dropins import (KoLeoLoss, SupConLoss, SupConModel, geometry_of_projmode,
-                              project_features)
-from .normalize import Patch, check_patchable, torus_normalize
+from ._supcon_dropins import (
+    KoLeoLoss,
+    SupConLoss,
+    SupConModel,
+    geometry_of_projmode,
+    project_features,
+)
+from .normalize import (
+    Patch,
+    check_patchable,
+    torus_normalize,
+    unpatch,  # re-exported: unpatch(tools.models)
+)
 
-from .normalize import unpatch  # re-exported: unpatch(tools.models)
-
-__all__ = ["SupConModel", "SupConLoss", "KoLeoLoss", "geometry_of_projmode", "project_features", "patch",
-           "unpatch"]
+__all__ = [
+    "SupConModel",
+    "SupConLoss",
+    "KoLeoLoss",
+    "geometry_of_projmode",
+    "project_features",
+    "patch",
+    "unpatch",
+]
 
 
 def _check_config(config_projmode, mode, what):
     """Raise unless the config's projmode names the patch's torus ``mode`` (``mode`` None: anything valid)."""
     try:
         config = geometry_of_projmode(config_projmode)
-    except (TypeError, ValueError):     # a config without projmode gives None
-        raise ValueError(f"SupCon-Framework {what} built with projmode={config_projmode!r}; set `projmode:` in the "
-                         f"config to sphere, torusN or torusC") from None
+    except (TypeError, ValueError):  # a config without projmode gives None
+        raise ValueError(
+            f"SupCon-Framework {what} built with projmode={config_projmode!r}; set `projmode:` in the "
+            f"config to sphere, torusN or torusC"
+        ) from None
     if mode is not None and config != mode:
         raise ValueError(
             f"SupCon-Framework {what} built with the config's projmode={config_projmode!r}, but patch(..., "
             f"geometry={mode!r}): set `projmode: {mode}` in the config (train.py names the run and its weights/, "
             f"runs/, logs/ after the config's projmode, and removes them first, so a patched run left at "
-            f"{config_projmode!r} would overwrite that run's files), or patch with geometry={config!r}")
+            f"{config_projmode!r} would overwrite that run's files), or patch with geometry={config!r}"
+        )
     return config
 
 

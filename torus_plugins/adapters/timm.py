@@ -27,20 +27,34 @@ from typing import Any
 import torch
 from torch import nn
 
-from torus_plugins._optional import require
 from torus_plugins._deprecation import renamed_keywords
+from torus_plugins._optional import require
 from torus_plugins.geometry import embedding_geometry
 from torus_plugins.heads import ProjectionHead, TorusMLPHead, make_projection
 
 timm = require("timm", "timm")
 
 # timm's register_model appends every registered variant's name to this list
-__all__ = ["TorusTimmModel", "create_torus_model", "attach_head", "make_head",
-           "register_torus_model", "BACKBONES", "VARIANTS"]
+__all__ = [
+    "TorusTimmModel",
+    "create_torus_model",
+    "attach_head",
+    "make_head",
+    "register_torus_model",
+    "BACKBONES",
+    "VARIANTS",
+]
 
 #: backbones whose torus variants are registered on import
-BACKBONES = ("resnet10t", "resnet18", "resnet50", "convnext_tiny", "efficientnet_b0",
-             "vit_tiny_patch16_224", "vit_small_patch16_224")
+BACKBONES = (
+    "resnet10t",
+    "resnet18",
+    "resnet50",
+    "convnext_tiny",
+    "efficientnet_b0",
+    "vit_tiny_patch16_224",
+    "vit_small_patch16_224",
+)
 #: registered name suffix -> head
 VARIANTS = {"torusn": "torusN", "torusc": "torusC"}
 
@@ -48,12 +62,13 @@ HEADS = ("sphere", "torusN", "torusC", "l2p", "clifford", "hyprs", "torul", "tor
 
 #: the variants' pretrained cfgs, read by ``timm.models.register_model`` (timm's module convention)
 default_cfgs: dict[str, Any] = {}
-_VARIANT_OF: dict[str, tuple[str, str]] = {}        # registered name -> (backbone arch, head)
+_VARIANT_OF: dict[str, tuple[str, str]] = {}  # registered name -> (backbone arch, head)
 
 
 @renamed_keywords(head="geometry")
-def make_head(in_features: int, geometry="torusN", dim: int = 64, hidden_dim: int = 512,
-              n_layers: int = 2) -> nn.Module:
+def make_head(
+    in_features: int, geometry="torusN", dim: int = 64, hidden_dim: int = 512, n_layers: int = 2
+) -> nn.Module:
     """ProjectionHead(in_features, dim, geometry) (or the normalisation alone, or a TorusMLPHead).
 
     Args:
@@ -81,13 +96,14 @@ def make_head(in_features: int, geometry="torusN", dim: int = 64, hidden_dim: in
         raise ValueError(f"unknown geometry {geometry!r}; known: {', '.join(HEADS)}") from None
     if n_layers == 0:
         if dim != in_features:
-            raise ValueError(f"head with n_layers=0 projects the backbone features directly, so "
-                             f"dim must equal the backbone width {in_features}; got dim={dim}")
+            raise ValueError(
+                f"head with n_layers=0 projects the backbone features directly, so "
+                f"dim must equal the backbone width {in_features}; got dim={dim}"
+            )
         proj = make_projection(mode, dim)
         proj.in_features = in_features
         return proj
-    return ProjectionHead(in_features, dim, geometry=mode, hidden_dim=hidden_dim,
-                          n_layers=n_layers)
+    return ProjectionHead(in_features, dim, geometry=mode, hidden_dim=hidden_dim, n_layers=n_layers)
 
 
 def _pooled_width(backbone: nn.Module) -> int | None:
@@ -119,20 +135,26 @@ class TorusTimmModel(nn.Module):
         width = _pooled_width(backbone)
         expected = getattr(head, "in_features", None)
         if width is not None and expected is not None and width != expected:
-            raise ValueError(f"backbone width {width} (model.num_features) does not match the "
-                             f"head's input width {expected}")
+            raise ValueError(
+                f"backbone width {width} (model.num_features) does not match the "
+                f"head's input width {expected}"
+            )
         if getattr(backbone, "num_classes", 0):
-            raise ValueError(f"the backbone has a classifier (num_classes={backbone.num_classes}): "
-                             f"build it with num_classes=0 or call reset_classifier(0)")
+            raise ValueError(
+                f"the backbone has a classifier (num_classes={backbone.num_classes}): "
+                f"build it with num_classes=0 or call reset_classifier(0)"
+            )
         self.backbone = backbone
         self.head = head
         self.num_features = getattr(backbone, "num_features", width)
         self.head_hidden_size = width
         self.pretrained_cfg = dict(getattr(backbone, "pretrained_cfg", None) or {})
-        self.default_cfg = self.pretrained_cfg          # timm's alias
-        self.feature_info = [dict(info, module=f"backbone.{info['module']}")
-                             for info in getattr(backbone, "feature_info", None) or []
-                             if isinstance(info, dict) and "module" in info]
+        self.default_cfg = self.pretrained_cfg  # timm's alias
+        self.feature_info = [
+            dict(info, module=f"backbone.{info['module']}")
+            for info in getattr(backbone, "feature_info", None) or []
+            if isinstance(info, dict) and "module" in info
+        ]
 
     @property
     def num_classes(self) -> int:
@@ -170,9 +192,11 @@ class TorusTimmModel(nn.Module):
             return pooled
         expected = getattr(self.head, "in_features", None)
         if expected is not None and pooled.shape[-1] != expected:
-            raise ValueError(f"backbone returned features of width {pooled.shape[-1]} (shape "
-                             f"{tuple(pooled.shape)}) but the head expects {expected}; build the "
-                             f"backbone with num_classes=0")
+            raise ValueError(
+                f"backbone returned features of width {pooled.shape[-1]} (shape "
+                f"{tuple(pooled.shape)}) but the head expects {expected}; build the "
+                f"backbone with num_classes=0"
+            )
         return self.head(pooled)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -202,8 +226,10 @@ class TorusTimmModel(nn.Module):
         if isinstance(num_classes, bool) or not isinstance(num_classes, int):
             raise TypeError(f"num_classes must be an int, got {type(num_classes).__name__}")
         if num_classes < 0 or (num_classes and self.head_hidden_size is None):
-            raise ValueError(f"num_classes must be >= 0 (and > 0 needs a backbone with "
-                             f"num_features), got {num_classes}")
+            raise ValueError(
+                f"num_classes must be >= 0 (and > 0 needs a backbone with "
+                f"num_features), got {num_classes}"
+            )
         if global_pool is not None:
             self.backbone.reset_classifier(0, global_pool)
         self.head = nn.Linear(self.head_hidden_size, num_classes) if num_classes else nn.Identity()
@@ -219,9 +245,15 @@ class TorusTimmModel(nn.Module):
 
 
 @renamed_keywords(head="geometry")
-def create_torus_model(model_name: str, geometry="torusN", dim: int = 64, pretrained: bool = False,
-                       hidden_dim: int = 512, n_layers: int = 2,
-                       **timm_kwargs: Any) -> TorusTimmModel:
+def create_torus_model(
+    model_name: str,
+    geometry="torusN",
+    dim: int = 64,
+    pretrained: bool = False,
+    hidden_dim: int = 512,
+    n_layers: int = 2,
+    **timm_kwargs: Any,
+) -> TorusTimmModel:
     """``timm.create_model(model_name, num_classes=0, **timm_kwargs)`` followed by a torus head.
 
     Usage: ``create_torus_model("resnet18", geometry="torusN", dim=64)``  # [B, 3, H, W] -> [B, 64]
@@ -240,21 +272,31 @@ def create_torus_model(model_name: str, geometry="torusN", dim: int = 64, pretra
         ValueError: ``num_classes`` other than 0, ``features_only``, or a bad head.
     """
     if timm_kwargs.get("num_classes", 0) != 0:
-        raise ValueError(f"the torus head replaces the classifier: num_classes must be 0, got "
-                         f"{timm_kwargs['num_classes']!r}")
+        raise ValueError(
+            f"the torus head replaces the classifier: num_classes must be 0, got "
+            f"{timm_kwargs['num_classes']!r}"
+        )
     if timm_kwargs.get("features_only"):
-        raise ValueError(f"features_only=True builds feature maps without a head: call "
-                         f"timm.create_model({model_name!r}, features_only=True)")
+        raise ValueError(
+            f"features_only=True builds feature maps without a head: call "
+            f"timm.create_model({model_name!r}, features_only=True)"
+        )
     timm_kwargs["num_classes"] = 0
     backbone = timm.create_model(model_name, pretrained=pretrained, **timm_kwargs)
-    return TorusTimmModel(backbone, make_head(_pooled_width(backbone), geometry, dim, hidden_dim,
-                                              n_layers))
+    return TorusTimmModel(
+        backbone, make_head(_pooled_width(backbone), geometry, dim, hidden_dim, n_layers)
+    )
 
 
 @renamed_keywords(head="geometry")
-def attach_head(model: nn.Module, geometry="torusN", dim: int = 64,
-                in_features: int | None = None, hidden_dim: int = 512,
-                n_layers: int = 2) -> TorusTimmModel:
+def attach_head(
+    model: nn.Module,
+    geometry="torusN",
+    dim: int = 64,
+    in_features: int | None = None,
+    hidden_dim: int = 512,
+    n_layers: int = 2,
+) -> TorusTimmModel:
     """Put a torus head on a timm model, its classifier removed by ``reset_classifier(0)``.
 
     Usage: ``attach_head(timm.create_model("resnet18"), geometry="torusC", dim=32)``
@@ -273,21 +315,28 @@ def attach_head(model: nn.Module, geometry="torusN", dim: int = 64,
         ValueError: ``in_features`` differs from the model's width, or a bad head.
     """
     if not hasattr(model, "reset_classifier") or not hasattr(model, "num_features"):
-        raise TypeError(f"expected a timm model (with reset_classifier and num_features), got "
-                        f"{type(model).__name__}")
+        raise TypeError(
+            f"expected a timm model (with reset_classifier and num_features), got "
+            f"{type(model).__name__}"
+        )
     width = _pooled_width(model)
     if in_features is not None and in_features != width:
-        raise ValueError(f"in_features={in_features} does not match the backbone width {width} "
-                         f"(model.num_features)")
+        raise ValueError(
+            f"in_features={in_features} does not match the backbone width {width} "
+            f"(model.num_features)"
+        )
     model.reset_classifier(0)
     return TorusTimmModel(model, make_head(width, geometry, dim, hidden_dim, n_layers))
 
 
 def create_model(*args: Any, **kwargs: Any) -> TorusTimmModel:
     """Deprecated 0.1.0 name of :func:`create_torus_model` (it shadowed ``timm.create_model``)."""
-    warnings.warn("torus_plugins.adapters.timm.create_model is deprecated: use create_torus_model, "
-                  "or timm.create_model('<arch>_torusn', dim=...)", DeprecationWarning,
-                  stacklevel=2)
+    warnings.warn(
+        "torus_plugins.adapters.timm.create_model is deprecated: use create_torus_model, "
+        "or timm.create_model('<arch>_torusn', dim=...)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     return create_torus_model(*args, **kwargs)
 
 
@@ -296,23 +345,31 @@ def _variant_cfgs(arch: str, name: str) -> dict[str, Any]:
     default = timm.models.get_pretrained_cfg(arch)
     default_tag = None if default is None else (default.tag or "")
     cfgs = {}
-    for tagged in timm.list_models(arch, include_tags=True):      # 'arch.tag' (or 'arch')
+    for tagged in timm.list_models(arch, include_tags=True):  # 'arch.tag' (or 'arch')
         tag = tagged.partition(".")[2]
-        star = "*" if tag == default_tag else ""                  # generate_default_cfgs' default
+        star = "*" if tag == default_tag else ""  # generate_default_cfgs' default
         key = f"{name}.{tag}{star}" if tag or star else name
         cfgs[key] = timm.models.get_pretrained_cfg(tagged) or timm.models.PretrainedCfg()
     return timm.models.generate_default_cfgs(cfgs or {name: {}})
 
 
-def _create_torus(variant: str, pretrained: bool = False, pretrained_cfg: Any = None,
-                  pretrained_cfg_overlay: dict[str, Any] | None = None, dim: int = 64,
-                  hidden_dim: int = 512, n_layers: int = 2, num_classes: int | None = None,
-                  **kwargs: Any) -> nn.Module:
+def _create_torus(
+    variant: str,
+    pretrained: bool = False,
+    pretrained_cfg: Any = None,
+    pretrained_cfg_overlay: dict[str, Any] | None = None,
+    dim: int = 64,
+    hidden_dim: int = 512,
+    n_layers: int = 2,
+    num_classes: int | None = None,
+    **kwargs: Any,
+) -> nn.Module:
     """Build the registered ``variant``; arguments as in :func:`register_torus_model`."""
     arch, mode = _VARIANT_OF[variant]
     # timm's resolution: a tag without a cfg raises timm's "Invalid pretrained tag", overlay applied
-    cfg = timm.models.resolve_pretrained_cfg(variant, pretrained_cfg,
-                                             dict(pretrained_cfg_overlay or {}))
+    cfg = timm.models.resolve_pretrained_cfg(
+        variant, pretrained_cfg, dict(pretrained_cfg_overlay or {})
+    )
     backbone_cfg = dataclasses.replace(cfg, architecture=arch).to_dict()
     kwargs = {key: value for key, value in kwargs.items() if value is not None}
     if kwargs.get("features_only"):
@@ -320,17 +377,21 @@ def _create_torus(variant: str, pretrained: bool = False, pretrained_cfg: Any = 
         model.pretrained_cfg = model.default_cfg = dict(model.pretrained_cfg, architecture=variant)
         return model
     if num_classes == 0:
-        backbone = timm.create_model(arch, pretrained, pretrained_cfg=backbone_cfg, num_classes=0,
-                                     **kwargs)
+        backbone = timm.create_model(
+            arch, pretrained, pretrained_cfg=backbone_cfg, num_classes=0, **kwargs
+        )
         model = TorusTimmModel(backbone, nn.Identity())
     elif num_classes is None:
-        model = create_torus_model(arch, mode, dim, pretrained, hidden_dim, n_layers,
-                                   pretrained_cfg=backbone_cfg, **kwargs)
+        model = create_torus_model(
+            arch, mode, dim, pretrained, hidden_dim, n_layers, pretrained_cfg=backbone_cfg, **kwargs
+        )
     else:
-        raise ValueError(f"{variant}'s torus head replaces the classifier (its width is set by "
-                         f"dim): num_classes must be 0 (no head) or unset, got {num_classes!r}; "
-                         f"for an n-class classifier in the head's place call "
-                         f"model.reset_classifier(n)")
+        raise ValueError(
+            f"{variant}'s torus head replaces the classifier (its width is set by "
+            f"dim): num_classes must be 0 (no head) or unset, got {num_classes!r}; "
+            f"for an n-class classifier in the head's place call "
+            f"model.reset_classifier(n)"
+        )
     model.pretrained_cfg = model.default_cfg = cfg.to_dict()
     return model
 
@@ -363,24 +424,29 @@ def register_torus_model(arch: str, geometry="torusN") -> str:
         raise TypeError(f"arch must be a timm model name (str), got {type(arch).__name__}")
     mode = embedding_geometry(geometry).name
     if mode == "sphere":
-        raise ValueError("only torus variants are registered (geometry torusN or torusC); for a "
-                         "sphere head use create_torus_model(arch, geometry='sphere')")
+        raise ValueError(
+            "only torus variants are registered (geometry torusN or torusC); for a "
+            "sphere head use create_torus_model(arch, geometry='sphere')"
+        )
     if "." in arch or not timm.is_model(arch):
-        raise ValueError(f"timm has no model {arch!r} (see timm.list_models(); give the arch "
-                         f"without a pretrained tag)")
+        raise ValueError(
+            f"timm has no model {arch!r} (see timm.list_models(); give the arch "
+            f"without a pretrained tag)"
+        )
     name = f"{arch}_{mode.lower()}"
     if timm.is_model(name):
         if timm.models.model_entrypoint(name) is globals().get(name):
-            return name                                          # already ours
+            return name  # already ours
         raise ValueError(f"timm already has a model named {name!r}; not overwriting it")
 
     def entrypoint(pretrained: bool = False, **kwargs: Any) -> nn.Module:
         return _create_torus(name, pretrained, **kwargs)
 
     entrypoint.__name__ = entrypoint.__qualname__ = name
-    entrypoint.__doc__ = (f"timm {arch} (num_classes=0) -> MLP -> {mode} head; arguments as in "
-                          f"register_torus_model.")
-    globals()[name] = entrypoint                     # timm adds the name to __all__
+    entrypoint.__doc__ = (
+        f"timm {arch} (num_classes=0) -> MLP -> {mode} head; arguments as in register_torus_model."
+    )
+    globals()[name] = entrypoint  # timm adds the name to __all__
     _VARIANT_OF[name] = (arch, mode)
     default_cfgs.update(_variant_cfgs(arch, name))
     timm.models.register_model(entrypoint)
@@ -388,6 +454,6 @@ def register_torus_model(arch: str, geometry="torusN") -> str:
 
 
 for _arch in BACKBONES:
-    if timm.is_model(_arch):                         # skip a name an older timm does not know
+    if timm.is_model(_arch):  # skip a name an older timm does not know
         for _head in VARIANTS.values():
             register_torus_model(_arch, _head)

@@ -88,8 +88,13 @@ def remove_stale_temps(path) -> list:
     for name in names:
         full = os.path.join(directory, name)
         try:
-            fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) |
-                         getattr(os, "O_CLOEXEC", 0))
+            fd = os.open(
+                full,
+                os.O_RDONLY
+                | os.O_NONBLOCK
+                | getattr(os, "O_NOFOLLOW", 0)
+                | getattr(os, "O_CLOEXEC", 0),
+            )
         except OSError:
             continue
         try:

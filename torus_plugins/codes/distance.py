@@ -19,9 +19,13 @@ __all__ = ["circular_distance", "pairwise_circular_distance", "coordinate_distan
 
 def _check_p(p):
     if isinstance(p, bool) or not isinstance(p, (int, np.integer)):
-        raise TypeError(f"p must be the integer 1 (L1) or 2 (squared L2), got {p!r} ({type(p).__name__})")
+        raise TypeError(
+            f"p must be the integer 1 (L1) or 2 (squared L2), got {p!r} ({type(p).__name__})"
+        )
     if p not in (1, 2):
-        raise ValueError(f"p must be the integer 1 (L1) or 2 (squared L2), got {p!r} ({type(p).__name__})")
+        raise ValueError(
+            f"p must be the integer 1 (L1) or 2 (squared L2), got {p!r} ({type(p).__name__})"
+        )
 
 
 def coordinate_distance(a: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:
@@ -74,8 +78,9 @@ def circular_distance(a, b, bits: int = 8, p: int = 1) -> np.ndarray:
     _check_p(p)
     a, b = check_codes(a, bits, "a"), check_codes(b, bits, "b")
     if a.ndim == 0 or b.ndim == 0 or a.shape[-1] != b.shape[-1]:
-        raise ValueError(f"a and b must have the same number of angles, "
-                         f"got shapes {a.shape} and {b.shape}")
+        raise ValueError(
+            f"a and b must have the same number of angles, got shapes {a.shape} and {b.shape}"
+        )
     c = coordinate_distance(a, b, bits)
     return (c if p == 1 else c * c).sum(-1)
 
@@ -109,6 +114,6 @@ def pairwise_circular_distance(a, b, bits: int = 8, p: int = 1, chunk: int = 256
         raise ValueError(f"expected [n, k] and [m, k] codes, got shapes {a.shape} and {b.shape}")
     out = np.empty((a.shape[0], b.shape[0]), np.int64)
     for s in range(0, a.shape[0], chunk):
-        c = coordinate_distance(a[s:s + chunk, None, :], b[None, :, :], bits)
-        out[s:s + chunk] = (c if p == 1 else c * c).sum(-1)
+        c = coordinate_distance(a[s : s + chunk, None, :], b[None, :, :], bits)
+        out[s : s + chunk] = (c if p == 1 else c * c).sum(-1)
     return out

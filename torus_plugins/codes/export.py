@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..geometry import to_turns
 from .._checks import check_bool, check_float_tensor
+from ..geometry import to_turns
 from .quantize import _quantize_torch, check_bits, check_finite_turns
 
 __all__ = ["UInt8Encoder", "encode"]
@@ -43,8 +43,9 @@ class UInt8Encoder(nn.Module):
     def __init__(self, model: nn.Module, bits: int = 8):
         super().__init__()
         if not isinstance(model, nn.Module) and not callable(model):
-            raise TypeError(f"model must be a torch.nn.Module (or callable), "
-                            f"got {type(model).__name__}")
+            raise TypeError(
+                f"model must be a torch.nn.Module (or callable), got {type(model).__name__}"
+            )
         self.model = model
         self.bits = check_bits(bits)
 
@@ -74,7 +75,9 @@ def _model_device(model) -> torch.device:
     return torch.device("cpu")
 
 
-def encode(model: nn.Module, loader, bits: int = 8, progress: bool = True, device=None) -> np.ndarray:
+def encode(
+    model: nn.Module, loader, bits: int = 8, progress: bool = True, device=None
+) -> np.ndarray:
     """:class:`UInt8Encoder` (model, bits) over every batch of a loader: uint8 codes [N, k].
 
     Runs in eval mode under no_grad (the model's training flag is restored), with a tqdm progress
@@ -114,17 +117,22 @@ def encode(model: nn.Module, loader, bits: int = 8, progress: bool = True, devic
     try:
         device = _model_device(model) if device is None else torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device must be a torch device or its name ('cpu', 'cuda:0'), "
-                         f"got {device!r}: {exc}") from None
+        raise ValueError(
+            f"device must be a torch device or its name ('cpu', 'cuda:0'), got {device!r}: {exc}"
+        ) from None
     was_training = model.training
     model.eval()
     out = []
     try:
         with torch.no_grad():
-            for i, batch in enumerate(tqdm(loader, desc="encode", unit="batch", disable=not progress)):
+            for i, batch in enumerate(
+                tqdm(loader, desc="encode", unit="batch", disable=not progress)
+            ):
                 x = batch[0] if isinstance(batch, (tuple, list)) and batch else batch
                 if not isinstance(x, torch.Tensor):
-                    raise TypeError(f"batches must be tensors or (x, y) tuples, got {type(x).__name__}")
+                    raise TypeError(
+                        f"batches must be tensors or (x, y) tuples, got {type(x).__name__}"
+                    )
                 try:
                     out.append(enc(x.to(device, non_blocking=True)).cpu().numpy())
                 except ValueError as exc:

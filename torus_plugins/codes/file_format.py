@@ -40,8 +40,16 @@ from .atomic import atomic_write
 from .pack import pack_codes, packed_row_bytes, unpack_codes
 from .quantize import check_bits, check_codes
 
-__all__ = ["CodeFileError", "CodeFile", "save_codes", "load_codes", "atomic_write",
-           "open_regular_file", "MAGIC", "VERSION"]
+__all__ = [
+    "CodeFileError",
+    "CodeFile",
+    "save_codes",
+    "load_codes",
+    "atomic_write",
+    "open_regular_file",
+    "MAGIC",
+    "VERSION",
+]
 
 MAGIC = b"TORC"
 VERSION = 1
@@ -114,16 +122,24 @@ def save_codes(path, codes, bits: int, geometry="torusN", meta: dict | None = No
     try:
         m = json.dumps(meta, sort_keys=True, allow_nan=False).encode("utf-8") if meta else b""
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"meta must hold only JSON values (str, finite numbers, bools, None, "
-                         f"lists, dicts): {exc}") from None
-    body = _HEAD.pack(MAGIC, VERSION, bits, 0, codes.shape[1], codes.shape[0], len(g), len(m)) + g + m
+        raise ValueError(
+            f"meta must hold only JSON values (str, finite numbers, bools, None, "
+            f"lists, dicts): {exc}"
+        ) from None
+    body = (
+        _HEAD.pack(MAGIC, VERSION, bits, 0, codes.shape[1], codes.shape[0], len(g), len(m)) + g + m
+    )
     body += pack_codes(codes, bits).tobytes()
     atomic_write(path, body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF))
 
 
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
-          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-          (stat.S_ISSOCK, "a socket"))
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def open_regular_file(path):
@@ -149,8 +165,10 @@ def open_regular_file(path):
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             kind = next((what for test, what in _KINDS if test(mode)), "something else")
-            raise CodeFileError(f"{name}: not a regular file but {kind} "
-                                f"(mode {stat.filemode(mode)}); refusing to read")
+            raise CodeFileError(
+                f"{name}: not a regular file but {kind} "
+                f"(mode {stat.filemode(mode)}); refusing to read"
+            )
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
@@ -181,7 +199,9 @@ def load_codes(path) -> CodeFile:
         if len(head) == _HEAD.size:
             _, _, bits, _, k, n, glen, mlen = _HEAD.unpack(head)
             declared = _HEAD.size + glen + mlen + n * packed_row_bytes(k, max(1, min(bits, 8))) + 4
-            limit = min(limit, declared + 1)  # ...nor more than the header declares (+1 detects extra bytes)
+            limit = min(
+                limit, declared + 1
+            )  # ...nor more than the header declares (+1 detects extra bytes)
         data = head + fh.read(max(0, limit - len(head)))
     return parse_codes(data, name=name)
 
@@ -189,25 +209,35 @@ def load_codes(path) -> CodeFile:
 def parse_codes(data: bytes, name: str = "<bytes>") -> CodeFile:
     """Parse the bytes of a code file (see module docstring)."""
     if len(data) < _HEAD.size + 4:
-        raise CodeFileError(f"{name}: truncated ({len(data)} bytes, the header alone needs {_HEAD.size + 4})")
+        raise CodeFileError(
+            f"{name}: truncated ({len(data)} bytes, the header alone needs {_HEAD.size + 4})"
+        )
     magic, version, bits, reserved, k, n, glen, mlen = _HEAD.unpack_from(data)
     if magic != MAGIC:
-        raise CodeFileError(f"{name}: bad magic {magic!r}, not a torus code file (expected {MAGIC!r})")
+        raise CodeFileError(
+            f"{name}: bad magic {magic!r}, not a torus code file (expected {MAGIC!r})"
+        )
     body, (crc,) = data[:-4], struct.unpack("<I", data[-4:])
     if zlib.crc32(body) & 0xFFFFFFFF != crc:
         raise CodeFileError(f"{name}: checksum mismatch (file truncated or corrupt)")
     if version != VERSION:
-        raise CodeFileError(f"{name}: unsupported version {version} (this reader supports {VERSION})")
+        raise CodeFileError(
+            f"{name}: unsupported version {version} (this reader supports {VERSION})"
+        )
     if not 1 <= bits <= 8 or reserved != 0 or k == 0:
-        raise CodeFileError(f"{name}: invalid header (bits={bits}, reserved={reserved}, n_angles={k})")
+        raise CodeFileError(
+            f"{name}: invalid header (bits={bits}, reserved={reserved}, n_angles={k})"
+        )
     row = packed_row_bytes(k, bits)
     expected = _HEAD.size + glen + mlen + n * row + 4
     if len(data) != expected:
-        raise CodeFileError(f"{name}: size {len(data)} bytes does not match the header ({expected} expected)")
+        raise CodeFileError(
+            f"{name}: size {len(data)} bytes does not match the header ({expected} expected)"
+        )
     off = _HEAD.size
     try:
-        geometry = data[off:off + glen].decode("ascii")
-        meta = json.loads(data[off + glen:off + glen + mlen].decode("utf-8")) if mlen else {}
+        geometry = data[off : off + glen].decode("ascii")
+        meta = json.loads(data[off + glen : off + glen + mlen].decode("utf-8")) if mlen else {}
     except (UnicodeDecodeError, ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
         raise CodeFileError(f"{name}: unreadable geometry/metadata ({type(e).__name__})") from None
     if not isinstance(meta, dict):

@@ -64,12 +64,16 @@ def johnson_encode(codes, bits: int) -> np.ndarray:
     if codes.ndim == 0 or codes.shape[-1] == 0:
         raise ValueError(f"codes must be [..., k] with k >= 1 angles, got shape {codes.shape}")
     m, half = 1 << bits, 1 << (bits - 1)
-    table = (np.mod(np.arange(m)[:, None] - np.arange(half)[None, :], m) < half).astype(np.uint8)  # [2**b, L]
+    table = (np.mod(np.arange(m)[:, None] - np.arange(half)[None, :], m) < half).astype(
+        np.uint8
+    )  # [2**b, L]
     k = codes.shape[-1]
     flat = codes.reshape(-1, k)
     out = np.empty((flat.shape[0], johnson_bytes(k, bits)), np.uint8)
-    rows = max(1, CHUNK // max(1, k * half))  # rows per step: the [rows, k*L] bit matrix stays ~CHUNK bytes
+    rows = max(
+        1, CHUNK // max(1, k * half)
+    )  # rows per step: the [rows, k*L] bit matrix stays ~CHUNK bytes
     for s in range(0, flat.shape[0], rows):
-        chunk = table[flat[s:s + rows]].reshape(-1, k * half)
-        out[s:s + rows] = np.packbits(chunk, axis=-1, bitorder="little")
+        chunk = table[flat[s : s + rows]].reshape(-1, k * half)
+        out[s : s + rows] = np.packbits(chunk, axis=-1, bitorder="little")
     return out.reshape(*codes.shape[:-1], out.shape[-1])

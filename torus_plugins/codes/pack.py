@@ -58,9 +58,9 @@ def nibble_pack(codes: np.ndarray, width: int | None = None) -> np.ndarray:
     width = k if width is None else width
     out = np.zeros((n, (width + 1) // 2), np.uint8)
     even = codes[:, 0::2]
-    out[:, :even.shape[1]] = even
+    out[:, : even.shape[1]] = even
     odd = codes[:, 1::2]
-    out[:, :odd.shape[1]] |= odd << np.uint8(4)
+    out[:, : odd.shape[1]] |= odd << np.uint8(4)
     return out
 
 
@@ -111,7 +111,7 @@ def pack_codes(codes, bits: int) -> np.ndarray:
         return np.ascontiguousarray(codes)
     lead, k = codes.shape[:-1], codes.shape[-1]
     flat = codes.reshape(-1, k)
-    if bits == 4:   # two codes per byte, without an 8x bit temporary
+    if bits == 4:  # two codes per byte, without an 8x bit temporary
         return nibble_pack(flat).reshape(*lead, packed_row_bytes(k, bits))
     b = np.unpackbits(flat[..., None], axis=-1, bitorder="little")[..., :bits]  # [n, k, bits]
     packed = np.packbits(b.reshape(flat.shape[0], k * bits), axis=-1, bitorder="little")
@@ -145,8 +145,10 @@ def unpack_codes(packed, bits: int, n_angles: int) -> np.ndarray:
     packed = check_codes(packed, 8, "packed")
     row = packed_row_bytes(int(n_angles), bits)
     if packed.ndim == 0 or packed.shape[-1] != row:
-        raise ValueError(f"packed rows must have {row} bytes for {n_angles} angles of {bits} bits, "
-                         f"got shape {packed.shape}")
+        raise ValueError(
+            f"packed rows must have {row} bytes for {n_angles} angles of {bits} bits, "
+            f"got shape {packed.shape}"
+        )
     if bits == 8:
         return np.ascontiguousarray(packed)
     lead = packed.shape[:-1]

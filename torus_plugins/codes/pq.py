@@ -48,6 +48,7 @@ class ProductQuantizer:
 
     def __init__(self, d: int, M: int, nbits: int = 8):
         from .._optional import require
+
         faiss = require("faiss", "search")
 
         for v, what in ((d, "d"), (M, "M"), (nbits, "nbits")):

@@ -26,7 +26,11 @@ def check_bits(bits, lo: int = 1, hi: int = 8) -> int:
     Raises:
         ValueError: ``bits`` is not an integer in [lo, hi].
     """
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not lo <= int(bits) <= hi:
+    if (
+        isinstance(bits, bool)
+        or not isinstance(bits, (int, np.integer))
+        or not lo <= int(bits) <= hi
+    ):
         raise ValueError(f"bits must be an integer in [{lo}, {hi}], got {bits!r}")
     return int(bits)
 
@@ -53,12 +57,15 @@ def check_codes(codes, bits: int, name: str = "codes") -> np.ndarray:
     if isinstance(codes, np.generic):
         codes = np.asarray(codes)
     if not isinstance(codes, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array or torch tensor of uint8, "
-                        f"got {type(codes).__name__}")
+        raise TypeError(
+            f"{name} must be a numpy array or torch tensor of uint8, got {type(codes).__name__}"
+        )
     if codes.dtype != np.uint8:
         raise TypeError(f"{name} must have dtype uint8, got {codes.dtype}")
     if bits < 8 and codes.size and int(codes.max()) >= (1 << bits):
-        raise ValueError(f"{name} holds value {int(codes.max())} >= 2**bits = {1 << bits} (bits={bits})")
+        raise ValueError(
+            f"{name} holds value {int(codes.max())} >= 2**bits = {1 << bits} (bits={bits})"
+        )
     return codes
 
 
@@ -77,12 +84,14 @@ def _quantize_torch(turns: torch.Tensor, bits: int) -> torch.Tensor:
     multiple of 2**b, an even integer. (t - floor(t) is not exact for -1/2 < t < 0: 1 + t rounds.)
     """
     levels = 1 << bits
-    q = torch.round((turns - torch.trunc(turns)) * levels)     # an integer in [-levels, levels]
+    q = torch.round((turns - torch.trunc(turns)) * levels)  # an integer in [-levels, levels]
     return q.to(torch.int16).bitwise_and(levels - 1).to(torch.uint8)  # mod 2**b (two's complement)
 
 
 def _nonfinite_error(index: int, name: str = "turns") -> ValueError:
-    return ValueError(f"{name} contains NaN or inf (first at flat index {index}); expected finite values")
+    return ValueError(
+        f"{name} contains NaN or inf (first at flat index {index}); expected finite values"
+    )
 
 
 def check_finite_turns(turns: torch.Tensor, name: str = "turns") -> None:
@@ -106,7 +115,7 @@ def _quantize_numpy(turns: np.ndarray, bits: int) -> np.ndarray:
     out = np.empty(turns.shape, np.uint8)
     flat_in, flat_out = turns.reshape(-1), out.reshape(-1)
     for s in range(0, flat_in.size, CHUNK):
-        t = flat_in[s:s + CHUNK]
+        t = flat_in[s : s + CHUNK]
         finite = np.isfinite(t)
         if not finite.all():
             raise _nonfinite_error(s + int(np.argmin(finite)))
@@ -114,7 +123,7 @@ def _quantize_numpy(turns: np.ndarray, bits: int) -> np.ndarray:
         np.subtract(t, q, out=q)  # t - trunc(t), exact, in (-1, 1)
         q *= levels  # exact: |q| < 1 and levels is a power of two
         np.rint(q, out=q)  # half to even, as torch.round; an integer in [-levels, levels]
-        flat_out[s:s + CHUNK] = q.astype(np.int16) & (levels - 1)  # mod 2**b (two's complement)
+        flat_out[s : s + CHUNK] = q.astype(np.int16) & (levels - 1)  # mod 2**b (two's complement)
     return out
 
 
@@ -156,7 +165,7 @@ def quantize(turns, bits: int = 8):
         out = torch.empty(turns.shape, dtype=torch.uint8, device=turns.device)
         flat_in, flat_out = turns.reshape(-1), out.view(-1)
         for s in range(0, flat_in.numel(), CHUNK):
-            flat_out[s:s + CHUNK] = _quantize_torch(flat_in[s:s + CHUNK], bits)
+            flat_out[s : s + CHUNK] = _quantize_torch(flat_in[s : s + CHUNK], bits)
         return out
     if isinstance(turns, (list, tuple, float, int)) and not isinstance(turns, bool):
         turns = np.asarray(turns, dtype=np.float64)

@@ -56,8 +56,9 @@ class TorusProductQuantizer(ProductQuantizer):
         M = check_int(M, "M", 1, self.k)
         nbits = check_int(nbits, "nbits", 1, 16)
         if self.k % M:
-            raise ValueError(f"M={M} must divide the k={self.k} angles "
-                             f"(each sub-space holds whole circles)")
+            raise ValueError(
+                f"M={M} must divide the k={self.k} angles (each sub-space holds whole circles)"
+            )
         super().__init__(2 * self.k, M, nbits)
         self.index.pq.cp.seed = int(seed)
         self.index.pq.cp.min_points_per_centroid = 1  # small reference sets: no faiss warning spam
@@ -104,8 +105,10 @@ class TorusProductQuantizer(ProductQuantizer):
         codes = np.asarray(codes)
         width = self.index.sa_code_size()
         if codes.dtype != np.uint8 or codes.ndim != 2 or codes.shape[1] != width:
-            raise ValueError(f"codes must be uint8 of shape [n, {width}] (from encode()), "
-                             f"got dtype {codes.dtype} shape {codes.shape}")
+            raise ValueError(
+                f"codes must be uint8 of shape [n, {width}] (from encode()), "
+                f"got dtype {codes.dtype} shape {codes.shape}"
+            )
         z = self.index.sa_decode(np.ascontiguousarray(codes)).astype(np.float64)
         return np.mod(np.arctan2(z[:, 1::2], z[:, 0::2]) / (2 * np.pi), 1.0)
 
@@ -132,5 +135,7 @@ def unpack_pq_codes(packed: np.ndarray, M: int, nbits: int) -> np.ndarray:
     packed = np.asarray(packed, dtype=np.uint8)
     if nbits == 8:
         return packed[:, :M].astype(np.int64)
-    bits = np.unpackbits(packed, axis=1, bitorder="little")[:, :M * nbits].reshape(len(packed), M, nbits)
+    bits = np.unpackbits(packed, axis=1, bitorder="little")[:, : M * nbits].reshape(
+        len(packed), M, nbits
+    )
     return (bits.astype(np.int64) << np.arange(nbits)).sum(-1)

@@ -21,14 +21,40 @@ Usage::
 from .c_export import export_integer_head_c, integer_head_c_source
 from .export import export
 from .fidelity import code_agreement
-from .integer_head import (GEOMETRIES, ZERO_PAIR_CODE, IntegerHead, IntegerHeadFileError,
-                           angle_codes, fixed_point_multiplier, integer_head_from_linear,
-                           load_integer_head, save_integer_head, turn_codes)
+from .integer_head import (
+    GEOMETRIES,
+    ZERO_PAIR_CODE,
+    IntegerHead,
+    IntegerHeadFileError,
+    angle_codes,
+    fixed_point_multiplier,
+    integer_head_from_linear,
+    load_integer_head,
+    save_integer_head,
+    turn_codes,
+)
 from .runtime import ExportFileError, IntegerEncoder, load, set_runtime_threads
 from .split import ModelSplit, find_split
 
-__all__ = ["export", "load", "code_agreement", "IntegerEncoder", "ExportFileError",
-           "set_runtime_threads", "find_split", "ModelSplit", "IntegerHead", "IntegerHeadFileError",
-           "integer_head_from_linear", "save_integer_head", "load_integer_head", "angle_codes",
-           "turn_codes", "fixed_point_multiplier", "ZERO_PAIR_CODE", "GEOMETRIES",
-           "export_integer_head_c", "integer_head_c_source"]
+__all__ = [
+    "export",
+    "load",
+    "code_agreement",
+    "IntegerEncoder",
+    "ExportFileError",
+    "set_runtime_threads",
+    "find_split",
+    "ModelSplit",
+    "IntegerHead",
+    "IntegerHeadFileError",
+    "integer_head_from_linear",
+    "save_integer_head",
+    "load_integer_head",
+    "angle_codes",
+    "turn_codes",
+    "fixed_point_multiplier",
+    "ZERO_PAIR_CODE",
+    "GEOMETRIES",
+    "export_integer_head_c",
+    "integer_head_c_source",
+]

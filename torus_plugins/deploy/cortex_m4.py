@@ -39,25 +39,50 @@ from ..codes.quantize import check_codes
 from .c_export import export_integer_head_c
 from .integer_head import IntegerHead
 
-__all__ = ["DEBIAN_PACKAGES", "missing_packages", "M4Run", "build_firmware", "run_firmware",
-           "emulate", "check_emulation", "read_activations", "trace_instruction_count",
-           "emulator_command", "section_sizes", "NS_PER_TICK"]
+__all__ = [
+    "DEBIAN_PACKAGES",
+    "missing_packages",
+    "M4Run",
+    "build_firmware",
+    "run_firmware",
+    "emulate",
+    "check_emulation",
+    "read_activations",
+    "trace_instruction_count",
+    "emulator_command",
+    "section_sizes",
+    "NS_PER_TICK",
+]
 
 DEBIAN_PACKAGES = ("gcc-arm-none-eabi", "libnewlib-arm-none-eabi", "qemu-system-arm")
 #: SysTick runs on the 25 MHz processor clock of QEMU's MPS2 boards; with -icount shift=0 one
 #: instruction takes one virtual nanosecond, so one tick is 40 instructions.
 NS_PER_TICK = 40
-CFLAGS = ("-mcpu=cortex-m4", "-mthumb", "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror",
-          "-pedantic", "-ffreestanding", "--specs=nano.specs", "-nostartfiles")
+CFLAGS = (
+    "-mcpu=cortex-m4",
+    "-mthumb",
+    "-O2",
+    "-std=c99",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-pedantic",
+    "-ffreestanding",
+    "--specs=nano.specs",
+    "-nostartfiles",
+)
 _LINE = re.compile(r"^Q (\d+) C([ \d]*) K((?: -?\d+:\d+)*) T (\d+) (\d+)$")
 
 
 def _newlib_found() -> bool:
     """Whether arm-none-eabi-gcc finds newlib-nano's C library (what --specs=nano.specs links)."""
     try:
-        found = subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb",
-                                "-print-file-name=libc_nano.a"],
-                               capture_output=True, text=True, timeout=60)
+        found = subprocess.run(
+            ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-print-file-name=libc_nano.a"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except OSError:
         return False
     return os.path.isabs(found.stdout.strip()) and os.path.exists(found.stdout.strip())
@@ -82,8 +107,10 @@ def missing_packages() -> list:
 def _require_tools():
     missing = missing_packages()
     if missing:
-        raise RuntimeError(f"the Cortex-M4 toolchain is incomplete: install the Debian packages "
-                           f"{' '.join(missing)} (apt-get install {' '.join(DEBIAN_PACKAGES)})")
+        raise RuntimeError(
+            f"the Cortex-M4 toolchain is incomplete: install the Debian packages "
+            f"{' '.join(missing)} (apt-get install {' '.join(DEBIAN_PACKAGES)})"
+        )
 
 
 @dataclass
@@ -110,6 +137,7 @@ class M4Run:
         text, data, bss: section sizes in bytes (``arm-none-eabi-size``): flash = text + data,
             RAM = data + bss (bss includes the 8 KB stack).
     """
+
     codes: np.ndarray
     ids: np.ndarray
     distances: np.ndarray
@@ -139,8 +167,9 @@ def _check_queries(head: IntegerHead, queries) -> np.ndarray:
         kind = queries.dtype if isinstance(queries, np.ndarray) else type(queries).__name__
         raise TypeError(f"queries must be a numpy int8 array [n, {head.in_features}], got {kind}")
     if queries.ndim != 2 or queries.shape[1] != head.in_features or len(queries) == 0:
-        raise ValueError(f"queries must have shape [n >= 1, {head.in_features}], "
-                         f"got {queries.shape}")
+        raise ValueError(
+            f"queries must have shape [n >= 1, {head.in_features}], got {queries.shape}"
+        )
     return queries
 
 
@@ -167,8 +196,9 @@ def build_firmware(head: IntegerHead, stored_codes, queries, k: int, workdir) ->
     workdir = Path(workdir)
     queries = _check_queries(head, queries)
     k = check_int(k, "k", 1, 1 << 16)
-    export_integer_head_c(workdir / "head.h", head, name="head", codes=stored_codes,
-                          codes_name="head_db")
+    export_integer_head_c(
+        workdir / "head.h", head, name="head", codes=stored_codes, codes_name="head_db"
+    )
     (workdir / "queries.h").write_text(f"""/* Generated: {len(queries)} int8 activation vectors. */
 #define N_QUERIES {len(queries)}
 #define TOPK {k}
@@ -179,8 +209,18 @@ static const int8_t queries[N_QUERIES][HEAD_IN] = {{
     elf = workdir / "firmware.elf"
     with resources.as_file(resources.files("torus_plugins.deploy") / "m4") as m4:
         m4 = Path(m4)
-        cmd = ["arm-none-eabi-gcc", *CFLAGS, f"-I{workdir}", f"-I{m4}", "-T",
-               str(m4 / "mps2_an386.ld"), str(m4 / "startup.c"), str(m4 / "main.c"), "-o", str(elf)]
+        cmd = [
+            "arm-none-eabi-gcc",
+            *CFLAGS,
+            f"-I{workdir}",
+            f"-I{m4}",
+            "-T",
+            str(m4 / "mps2_an386.ld"),
+            str(m4 / "startup.c"),
+            str(m4 / "main.c"),
+            "-o",
+            str(elf),
+        ]
         subprocess.run(cmd, check=True, capture_output=True, text=True)
     return elf
 
@@ -197,8 +237,9 @@ def section_sizes(elf) -> tuple:
     Raises:
         subprocess.CalledProcessError: ``arm-none-eabi-size`` failed.
     """
-    out = subprocess.run(["arm-none-eabi-size", str(elf)], check=True, capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(
+        ["arm-none-eabi-size", str(elf)], check=True, capture_output=True, text=True
+    ).stdout
     text, data, bss = map(int, out.splitlines()[1].split()[:3])
     return text, data, bss
 
@@ -214,11 +255,24 @@ def emulator_command(elf, output) -> list:
     Returns:
         The command as a list of strings for ``subprocess``.
     """
-    return ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
-            "-serial", "none", "-icount", "shift=0",
-            "-chardev", f"file,id=semihosting,path={output}",
-            "-semihosting-config", "enable=on,target=native,chardev=semihosting",
-            "-kernel", str(elf)]
+    return [
+        "qemu-system-arm",
+        "-M",
+        "mps2-an386",
+        "-nographic",
+        "-monitor",
+        "none",
+        "-serial",
+        "none",
+        "-icount",
+        "shift=0",
+        "-chardev",
+        f"file,id=semihosting,path={output}",
+        "-semihosting-config",
+        "enable=on,target=native,chardev=semihosting",
+        "-kernel",
+        str(elf),
+    ]
 
 
 def run_firmware(elf, n_queries: int, n_angles: int, k: int, timeout: float = 600.0) -> M4Run:
@@ -244,16 +298,22 @@ def run_firmware(elf, n_queries: int, n_angles: int, k: int, timeout: float = 60
     out = Path(elf).with_suffix(".out")
     out.unlink(missing_ok=True)
     try:
-        done = subprocess.run(emulator_command(elf, out), capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            emulator_command(elf, out),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"the emulator did not finish within {timeout} s") from None
     printed = out.read_text() if out.exists() else ""
     lines = printed.splitlines()
     if done.returncode != 0 or not lines or lines[-1] != "END":
         tail = (printed[-300:] + done.stdout[-300:] + done.stderr[-300:]).strip()
-        raise RuntimeError(f"the emulated firmware failed (exit status {done.returncode}): "
-                           f"{tail!r}")
+        raise RuntimeError(
+            f"the emulated firmware failed (exit status {done.returncode}): {tail!r}"
+        )
     codes = np.zeros((n_queries, n_angles), np.uint8)
     ids = np.zeros((n_queries, k), np.int64)
     dist = np.zeros((n_queries, k), np.int64)
@@ -272,8 +332,9 @@ def run_firmware(elf, n_queries: int, n_angles: int, k: int, timeout: float = 60
     if len(seen) != n_queries:
         raise RuntimeError(f"the firmware answered {len(seen)} of {n_queries} queries")
     text, data, bss = section_sizes(elf)
-    return M4Run(codes, ids, dist, ticks[:, 0] * NS_PER_TICK, ticks[:, 1] * NS_PER_TICK,
-                 text, data, bss)
+    return M4Run(
+        codes, ids, dist, ticks[:, 0] * NS_PER_TICK, ticks[:, 1] * NS_PER_TICK, text, data, bss
+    )
 
 
 def trace_instruction_count(elf, timeout: float = 600.0) -> int:
@@ -298,8 +359,9 @@ def trace_instruction_count(elf, timeout: float = 600.0) -> int:
     cmd = emulator_command(elf, Path(elf).with_suffix(".trace.out"))
     cmd[1:1] = ["-singlestep", "-d", "exec,nochain", "-D", "/dev/stdout"]
     count, tail = 0, b""
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                          stdin=subprocess.DEVNULL) as proc:
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+    ) as proc:
         for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):
             data = tail + chunk  # a marker split between two chunks is whole here, once
             count += data.count(b"Trace ")
@@ -309,8 +371,9 @@ def trace_instruction_count(elf, timeout: float = 600.0) -> int:
     return count
 
 
-def emulate(head: IntegerHead, stored_codes, queries, k: int = 10, workdir=None,
-            timeout: float = 600.0) -> M4Run:
+def emulate(
+    head: IntegerHead, stored_codes, queries, k: int = 10, workdir=None, timeout: float = 600.0
+) -> M4Run:
     """Build and run the firmware for these stored codes and int8 queries.
 
     Args:
@@ -358,9 +421,11 @@ def check_emulation(head: IntegerHead, stored_codes, queries, k: int, run: M4Run
     index.add(stored_codes)
     dist, ids = index.search(codes, k)
     dist = np.where(ids < 0, (1 << 32) - 1, dist)
-    out = {"codes_equal": float((run.codes == codes).all(1).mean()),
-           "ids_equal": float((run.ids == ids).all(1).mean()),
-           "distances_equal": float((run.distances == dist).all(1).mean())}
+    out = {
+        "codes_equal": float((run.codes == codes).all(1).mean()),
+        "ids_equal": float((run.ids == ids).all(1).mean()),
+        "distances_equal": float((run.distances == dist).all(1).mean()),
+    }
     out["all_equal"] = out["codes_equal"] == out["ids_equal"] == out["distances_equal"] == 1.0
     return out
 
@@ -391,8 +456,9 @@ def read_activations(path, in_features: int) -> np.ndarray:
     else:
         array = np.fromfile(path, np.int8)
         if array.size % in_features:
-            raise ValueError(f"{path}: {array.size} bytes is not a multiple of "
-                             f"in_features={in_features}")
+            raise ValueError(
+                f"{path}: {array.size} bytes is not a multiple of in_features={in_features}"
+            )
     return array.reshape(-1, in_features) if array.ndim == 1 else array
 
 
@@ -409,18 +475,25 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", default=None, help="keep the generated sources and ELF here")
     args = parser.parse_args(argv)
     head = load_integer_head(args.head)
-    stored = (load_codes(args.codes).codes if args.codes.endswith(".torc")
-              else np.load(args.codes, allow_pickle=False))
+    stored = (
+        load_codes(args.codes).codes
+        if args.codes.endswith(".torc")
+        else np.load(args.codes, allow_pickle=False)
+    )
     queries = read_activations(args.activations, head.in_features)
     if args.workdir:
         os.makedirs(args.workdir, exist_ok=True)
     run = emulate(head, stored, queries, args.k, args.workdir)
     check = check_emulation(head, stored, queries, args.k, run)
     print(f"{len(queries)} queries, {len(stored)} stored codes, k={args.k}: {check}")
-    print(f"flash {run.flash_bytes} B (text {run.text}, data {run.data}), "
-          f"RAM {run.ram_bytes} B (bss {run.bss})")
-    print(f"instructions per query: head {run.head_instructions.mean():.0f}, "
-          f"search {run.search_instructions.mean():.0f}")
+    print(
+        f"flash {run.flash_bytes} B (text {run.text}, data {run.data}), "
+        f"RAM {run.ram_bytes} B (bss {run.bss})"
+    )
+    print(
+        f"instructions per query: head {run.head_instructions.mean():.0f}, "
+        f"search {run.search_instructions.mean():.0f}"
+    )
     return 0 if check["all_equal"] else 1
 
 

@@ -48,8 +48,17 @@ from .c_export import export_integer_head_c
 from .integer_head import integer_head_from_linear, save_integer_head
 from .split import find_split
 
-__all__ = ["export", "calibration_batches", "is_export", "FORMAT", "FORMAT_VERSION", "PROGRAM_FILE",
-           "HEAD_FILE", "HEADER_FILE", "MANIFEST_FILE"]
+__all__ = [
+    "export",
+    "calibration_batches",
+    "is_export",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "PROGRAM_FILE",
+    "HEAD_FILE",
+    "HEADER_FILE",
+    "MANIFEST_FILE",
+]
 
 FORMAT = "torus-plugins-int8-encoder"
 FORMAT_VERSION = 1
@@ -65,12 +74,20 @@ def _edge_modules() -> dict:
     require("torchao", "edge")
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-        XNNPACKQuantizer, get_symmetric_quantization_config)
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
     from executorch.exir import to_edge_transform_and_lower
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    return {"partitioner": XnnpackPartitioner, "quantizer": XNNPACKQuantizer,
-            "config": get_symmetric_quantization_config, "lower": to_edge_transform_and_lower,
-            "prepare": prepare_pt2e, "convert": convert_pt2e}
+
+    return {
+        "partitioner": XnnpackPartitioner,
+        "quantizer": XNNPACKQuantizer,
+        "config": get_symmetric_quantization_config,
+        "lower": to_edge_transform_and_lower,
+        "prepare": prepare_pt2e,
+        "convert": convert_pt2e,
+    }
 
 
 def is_export(path) -> bool:
@@ -93,27 +110,34 @@ def is_export(path) -> bool:
 def _check_target(path, overwrite: bool) -> str:
     """The export folder as an absolute path; refuses, before any work, what cannot be written."""
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or os.PathLike (the export folder), got "
-                        f"{type(path).__name__}")
+        raise TypeError(
+            f"path must be a str or os.PathLike (the export folder), got {type(path).__name__}"
+        )
     if not isinstance(overwrite, bool):
         raise TypeError(f"overwrite must be a bool, got {type(overwrite).__name__}")
     path = os.path.abspath(os.fspath(path))
     parent = os.path.dirname(path)
     if not os.path.isdir(parent):
         kind = "is not a folder" if os.path.exists(parent) else "does not exist"
-        raise FileNotFoundError(f"path: cannot write the export folder {path!r}: its parent "
-                                f"{parent!r} {kind}")
+        raise FileNotFoundError(
+            f"path: cannot write the export folder {path!r}: its parent {parent!r} {kind}"
+        )
     if os.path.lexists(path):
         if not overwrite:
-            raise FileExistsError(f"path: {path!r} already exists; choose a new folder or pass "
-                                  f"overwrite=True (which replaces only a previous export)")
+            raise FileExistsError(
+                f"path: {path!r} already exists; choose a new folder or pass "
+                f"overwrite=True (which replaces only a previous export)"
+            )
         if not (os.path.isdir(path) and not os.path.islink(path) and is_export(path)):
-            raise ValueError(f"path: {path!r} exists and is not a previous export (no "
-                             f"{MANIFEST_FILE} of format {FORMAT!r}); refusing to replace it even "
-                             f"with overwrite=True")
+            raise ValueError(
+                f"path: {path!r} exists and is not a previous export (no "
+                f"{MANIFEST_FILE} of format {FORMAT!r}); refusing to replace it even "
+                f"with overwrite=True"
+            )
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise PermissionError(f"path: cannot write the export folder {path!r}: no write permission "
-                              f"in {parent!r}")
+        raise PermissionError(
+            f"path: cannot write the export folder {path!r}: no write permission in {parent!r}"
+        )
     return path
 
 
@@ -121,16 +145,19 @@ def _as_batch(batch, index: int) -> torch.Tensor:
     x = batch[0] if isinstance(batch, (tuple, list)) and batch else batch
     where = f"calibration_loader batch {index}"
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{where}: expected a float tensor or a (tensor, ...) tuple, got "
-                        f"{type(batch).__name__}")
+        raise TypeError(
+            f"{where}: expected a float tensor or a (tensor, ...) tuple, got {type(batch).__name__}"
+        )
     if not x.is_floating_point():
         raise TypeError(f"{where}: expected a floating-point tensor, got dtype {x.dtype}")
     if x.dim() < 1 or x.shape[0] == 0:
         raise ValueError(f"{where}: expected [batch >= 1, ...], got shape {tuple(x.shape)}")
     bad = int(x.numel() - torch.isfinite(x).sum())
     if bad:
-        raise ValueError(f"{where} holds {bad} NaN or inf value(s); calibration data must be "
-                         f"finite (the int8 ranges are read from it)")
+        raise ValueError(
+            f"{where} holds {bad} NaN or inf value(s); calibration data must be "
+            f"finite (the int8 ranges are read from it)"
+        )
     return x.detach().to("cpu", torch.float32)
 
 
@@ -153,21 +180,25 @@ def calibration_batches(calibration_loader) -> list:
     try:
         iterator = iter(calibration_loader)
     except TypeError:
-        raise TypeError(f"calibration_loader must be an iterable of input batches (e.g. a "
-                        f"DataLoader), got {type(calibration_loader).__name__}") from None
+        raise TypeError(
+            f"calibration_loader must be an iterable of input batches (e.g. a "
+            f"DataLoader), got {type(calibration_loader).__name__}"
+        ) from None
     batches = [_as_batch(b, i) for i, b in enumerate(iterator)]
     if not batches:
         raise ValueError("calibration_loader yielded no batches; expected at least one batch")
     shape = batches[0].shape[1:]
     for i, b in enumerate(batches):
         if b.shape[1:] != shape:
-            raise ValueError(f"calibration_loader batch {i} has sample shape {tuple(b.shape[1:])}, "
-                             f"batch 0 has {tuple(shape)}; expected one shape")
+            raise ValueError(
+                f"calibration_loader batch {i} has sample shape {tuple(b.shape[1:])}, "
+                f"batch 0 has {tuple(shape)}; expected one shape"
+            )
     return batches
 
 
 def _chunks(x: torch.Tensor, size: int):
-    return (x[i:i + size] for i in range(0, len(x), size))
+    return (x[i : i + size] for i in range(0, len(x), size))
 
 
 def _module_path(node) -> str | None:
@@ -187,23 +218,34 @@ def _cut_before_linear(graph_module, linear_name: str):
     quantizer put on the Linear's output (what requantising the head's input would keep) or None.
     """
     graph = graph_module.graph
-    nodes = [n for n in graph.nodes
-             if _is_op(n, "aten::linear") and _module_path(n) == linear_name]
+    nodes = [n for n in graph.nodes if _is_op(n, "aten::linear") and _module_path(n) == linear_name]
     if len(nodes) != 1:
-        raise ValueError(f"model: found {len(nodes)} linear operations of {linear_name!r} in the "
-                         f"exported graph; expected exactly one")
+        raise ValueError(
+            f"model: found {len(nodes)} linear operations of {linear_name!r} in the "
+            f"exported graph; expected exactly one"
+        )
     linear = nodes[0]
     dequant = linear.args[0]
     quant = dequant.args[0] if _is_op(dequant, "dequantize_per_tensor") else None
     if quant is None or not _is_op(quant, "quantize_per_tensor"):
-        raise ValueError(f"model: the XNNPACK quantizer left the input of {linear_name!r} in float "
-                         f"(no per-tensor int8 quantisation in front of it)")
+        raise ValueError(
+            f"model: the XNNPACK quantizer left the input of {linear_name!r} in float "
+            f"(no per-tensor int8 quantisation in front of it)"
+        )
     scale, zero_point, qmin, qmax, dtype = quant.args[1:6]
     if dtype != torch.int8 or (qmin, qmax) != (-128, 127):
-        raise ValueError(f"model: the input of {linear_name!r} is quantised to {dtype} "
-                         f"[{qmin}, {qmax}], expected int8 [-128, 127]")
-    out_grid = next(((float(u.args[1]), int(u.args[2])) for u in linear.users
-                     if _is_op(u, "quantize_per_tensor")), None)
+        raise ValueError(
+            f"model: the input of {linear_name!r} is quantised to {dtype} "
+            f"[{qmin}, {qmax}], expected int8 [-128, 127]"
+        )
+    out_grid = next(
+        (
+            (float(u.args[1]), int(u.args[2]))
+            for u in linear.users
+            if _is_op(u, "quantize_per_tensor")
+        ),
+        None,
+    )
     graph.output_node().args = ((quant,),)
     graph.eliminate_dead_code()
     graph_module.recompile()
@@ -234,14 +276,17 @@ def _export_graph(module, example, max_batch):
     try:
         return torch.export.export(module, (example,), dynamic_shapes=dynamic)
     except Exception as exc:  # noqa: BLE001 - any tracing failure is reported with what to change
-        raise ValueError(f"model: torch.export could not capture the body (up to the last Linear) "
-                         f"with a batch of 1..{max_batch}: {type(exc).__name__}: "
-                         f"{str(exc)[:600]}; the body must be exportable (no data-dependent Python "
-                         f"control flow; max_batch=1 gives a fixed batch of one)") from exc
+        raise ValueError(
+            f"model: torch.export could not capture the body (up to the last Linear) "
+            f"with a batch of 1..{max_batch}: {type(exc).__name__}: "
+            f"{str(exc)[:600]}; the body must be exportable (no data-dependent Python "
+            f"control flow; max_batch=1 gives a fixed batch of one)"
+        ) from exc
 
 
-def _quantised_program(body: nn.Module, linear_name: str, batches: list, max_batch: int,
-                       per_channel: bool, edge: dict):
+def _quantised_program(
+    body: nn.Module, linear_name: str, batches: list, max_batch: int, per_channel: bool, edge: dict
+):
     """PT2E static int8 quantisation of ``body`` (calibrated on ``batches``), cut before the last
     Linear and lowered to XNNPACK.
 
@@ -261,8 +306,9 @@ def _quantised_program(body: nn.Module, linear_name: str, batches: list, max_bat
                 prepared(chunk)
     reference = edge["convert"](prepared)
     qparams, out_grid = _cut_before_linear(reference, linear_name)
-    lowered = edge["lower"](_export_graph(reference, example, max_batch),
-                            partitioner=[edge["partitioner"]()])
+    lowered = edge["lower"](
+        _export_graph(reference, example, max_batch), partitioner=[edge["partitioner"]()]
+    )
     program = lowered.to_executorch()
     return program.buffer, _program_batch_bound(program), reference, qparams, out_grid
 
@@ -284,7 +330,8 @@ def _checks(program: bytes, reference, model, split, qparams, batches, max_batch
     its int8 output against the PT2E reference graph's, and its dequantised output against the
     float model's input to the last Linear (in quantisation steps)."""
     from executorch.runtime import Runtime
-    loaded = Runtime.get().load_program(program)   # owns the bytes the method runs from: keep it
+
+    loaded = Runtime.get().load_program(program)  # owns the bytes the method runs from: keep it
     method = loaded.load_method("forward")
     x = torch.cat(batches)[:256]
     device = torch.cat([method.execute((c,))[0] for c in _chunks(x, max_batch)])
@@ -292,18 +339,24 @@ def _checks(program: bytes, reference, model, split, qparams, batches, max_batch
         ref = torch.cat([reference(c) for c in _chunks(x, max_batch)])
     width = split.linear.in_features
     if device.dtype != torch.int8 or tuple(device.shape) != (len(x), width):
-        raise RuntimeError(f"the ExecuTorch program returned {device.dtype} "
-                           f"{tuple(device.shape)}, expected int8 {(len(x), width)}")
+        raise RuntimeError(
+            f"the ExecuTorch program returned {device.dtype} "
+            f"{tuple(device.shape)}, expected int8 {(len(x), width)}"
+        )
     if not torch.equal(method.execute((x[:1],))[0], device[:1]):
-        raise RuntimeError("the ExecuTorch program gives different activations for a sample alone "
-                           "and in a batch")
+        raise RuntimeError(
+            "the ExecuTorch program gives different activations for a sample alone and in a batch"
+        )
     step = (device.long() - ref.long()).abs()
     scale, zero_point = qparams
     real = scale * (device.double() - zero_point)
     error = (real - _linear_inputs(model, split.linear, x).double()).abs() / scale
-    return {"samples": len(x), "equal_to_pt2e_reference": float((step == 0).double().mean()),
-            "max_step_from_pt2e_reference": int(step.max()),
-            "dequantised_error_steps": {"mean": float(error.mean()), "max": float(error.max())}}
+    return {
+        "samples": len(x),
+        "equal_to_pt2e_reference": float((step == 0).double().mean()),
+        "max_step_from_pt2e_reference": int(step.max()),
+        "dequantised_error_steps": {"mean": float(error.mean()), "max": float(error.max())},
+    }
 
 
 def _digest(path: str) -> dict:
@@ -352,8 +405,17 @@ def _write_folder(path: str, files: dict, manifest: dict, overwrite: bool) -> No
             shutil.rmtree(old, ignore_errors=True)
 
 
-def export(model: nn.Module, calibration_loader, path, *, bits: int = 8, max_batch: int = 64,
-           per_channel: bool = True, overwrite: bool = False, c_name: str = "torus_head") -> dict:
+def export(
+    model: nn.Module,
+    calibration_loader,
+    path,
+    *,
+    bits: int = 8,
+    max_batch: int = 64,
+    per_channel: bool = True,
+    overwrite: bool = False,
+    c_name: str = "torus_head",
+) -> dict:
     """Write ``model`` as an int8 ExecuTorch program + integer torus head into the folder ``path``.
 
     body(x) -> q int8 (real = scale * (q - zero_point)) -> IntegerHead(q) -> uint8 codes
@@ -402,35 +464,61 @@ def export(model: nn.Module, calibration_loader, path, *, bits: int = 8, max_bat
     c_name = check_c_identifier(c_name, "c_name")
     path = _check_target(path, overwrite)
     batches = calibration_batches(calibration_loader)
-    model = copy.deepcopy(model).to("cpu", torch.float32).eval()   # XNNPACK: CPU, float32 in
+    model = copy.deepcopy(model).to("cpu", torch.float32).eval()  # XNNPACK: CPU, float32 in
     split = find_split(model, batches[0][:max_batch])
     edge = _edge_modules()
     body = copy.deepcopy(model)
     body.set_submodule(split.head_name, nn.Identity())
     program, batch_bound, reference, (scale, zero_point), out_grid = _quantised_program(
-        body, split.linear_name, batches, max_batch, per_channel, edge)
-    head = integer_head_from_linear(split.linear, input_scale=scale, input_zero_point=zero_point,
-                                    geometry=split.geometry, bits=bits)
+        body, split.linear_name, batches, max_batch, per_channel, edge
+    )
+    head = integer_head_from_linear(
+        split.linear,
+        input_scale=scale,
+        input_zero_point=zero_point,
+        geometry=split.geometry,
+        bits=bits,
+    )
     requantised = None
     if out_grid is not None:
         turns = split.geometry == "torusC"
-        requantised = {"scale": out_grid[0], "zero_point": out_grid[1],
-                       "levels_per_turn": 1.0 / out_grid[0] if turns else None,
-                       "turns_spanned": 255 * out_grid[0] if turns else None}
+        requantised = {
+            "scale": out_grid[0],
+            "zero_point": out_grid[1],
+            "levels_per_turn": 1.0 / out_grid[0] if turns else None,
+            "turns_spanned": 255 * out_grid[0] if turns else None,
+        }
     manifest = {
-        "format": FORMAT, "version": FORMAT_VERSION, "geometry": split.geometry, "bits": bits,
-        "n_angles": split.n_angles, "sample_shape": list(batches[0].shape[1:]),
-        "input_dtype": "float32", "max_batch": batch_bound, "max_batch_requested": max_batch,
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "geometry": split.geometry,
+        "bits": bits,
+        "n_angles": split.n_angles,
+        "sample_shape": list(batches[0].shape[1:]),
+        "input_dtype": "float32",
+        "max_batch": batch_bound,
+        "max_batch_requested": max_batch,
         "c_name": c_name,
-        "activations": {"width": split.linear.in_features, "dtype": "int8", "scale": scale,
-                        "zero_point": zero_point},
-        "model": {"class": type(model).__name__, "head": split.head_name,
-                  "linear": split.linear_name},
-        "quantizer": {"name": "XNNPACKQuantizer (PT2E, static int8)", "per_channel": per_channel,
-                      "calibration_batches": len(batches),
-                      "calibration_samples": int(sum(len(b) for b in batches))},
-        "checks": _checks(program, reference, model, split, (scale, zero_point), batches,
-                          batch_bound),
+        "activations": {
+            "width": split.linear.in_features,
+            "dtype": "int8",
+            "scale": scale,
+            "zero_point": zero_point,
+        },
+        "model": {
+            "class": type(model).__name__,
+            "head": split.head_name,
+            "linear": split.linear_name,
+        },
+        "quantizer": {
+            "name": "XNNPACKQuantizer (PT2E, static int8)",
+            "per_channel": per_channel,
+            "calibration_batches": len(batches),
+            "calibration_samples": int(sum(len(b) for b in batches)),
+        },
+        "checks": _checks(
+            program, reference, model, split, (scale, zero_point), batches, batch_bound
+        ),
         "requantised_head_input": requantised,
         "versions": _versions(),
     }
@@ -439,7 +527,10 @@ def export(model: nn.Module, calibration_loader, path, *, bits: int = 8, max_bat
         with open(file_path, "wb") as fh:
             fh.write(program)
 
-    files = {PROGRAM_FILE: write_program, HEAD_FILE: lambda p: save_integer_head(p, head),
-             HEADER_FILE: lambda p: export_integer_head_c(p, head, name=c_name)}
+    files = {
+        PROGRAM_FILE: write_program,
+        HEAD_FILE: lambda p: save_integer_head(p, head),
+        HEADER_FILE: lambda p: export_integer_head_c(p, head, name=c_name),
+    }
     _write_folder(path, files, manifest, overwrite)
     return {**manifest, "path": path}

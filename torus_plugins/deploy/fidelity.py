@@ -35,10 +35,17 @@ def code_agreement(device, reference, bits: int = 8) -> dict:
     device = check_codes(device, bits, "device")
     reference = check_codes(reference, bits, "reference")
     if device.shape != reference.shape:
-        raise ValueError(f"device and reference must have the same shape, got {device.shape} and "
-                         f"{reference.shape}")
+        raise ValueError(
+            f"device and reference must have the same shape, got {device.shape} and "
+            f"{reference.shape}"
+        )
     if device.size == 0:
         raise ValueError("device and reference hold no codes; expected at least one")
     d = coordinate_distance(device, reference, bits)
-    return {"equal": float(np.mean(d == 0)), "within_one": float(np.mean(d <= 1)),
-            "mean_steps": float(d.mean()), "max_steps": int(d.max()), "n_codes": int(d.size)}
+    return {
+        "equal": float(np.mean(d == 0)),
+        "within_one": float(np.mean(d <= 1)),
+        "mean_steps": float(d.mean()),
+        "max_steps": int(d.max()),
+        "n_codes": int(d.size),
+    }

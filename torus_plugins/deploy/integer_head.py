@@ -45,9 +45,20 @@ from .._checks import check_choice, check_int, check_positive_float
 from ..codes.atomic import atomic_write
 from ..codes.quantize import check_bits
 
-__all__ = ["IntegerHead", "IntegerHeadFileError", "integer_head_from_linear", "save_integer_head",
-           "load_integer_head", "angle_codes", "turn_codes", "fixed_point_multiplier",
-           "boundary_tangents", "ZERO_PAIR_CODE", "TANGENT_FRACTION_BITS", "GEOMETRIES"]
+__all__ = [
+    "IntegerHead",
+    "IntegerHeadFileError",
+    "integer_head_from_linear",
+    "save_integer_head",
+    "load_integer_head",
+    "angle_codes",
+    "turn_codes",
+    "fixed_point_multiplier",
+    "boundary_tangents",
+    "ZERO_PAIR_CODE",
+    "TANGENT_FRACTION_BITS",
+    "GEOMETRIES",
+]
 
 GEOMETRIES = ("torusN", "torusC")
 #: Code of the pair (0, 0), whose angle is undefined (torusN).
@@ -62,6 +73,7 @@ _MASK32 = (1 << 32) - 1
 
 def _fixed_pi(p: int) -> int:
     """pi * 2**p within a few units (Machin: pi / 4 = 4 atan(1/5) - atan(1/239)), integers only."""
+
     def atan_inv(x: int) -> int:  # atan(1/x) * 2**p = sum_k (-1)**k / ((2k+1) x**(2k+1))
         total, power, k = 0, (1 << p) // x, 1
         while power:
@@ -69,6 +81,7 @@ def _fixed_pi(p: int) -> int:
             power //= x * x
             k += 2
         return total
+
     return 4 * (4 * atan_inv(5) - atan_inv(239))
 
 
@@ -89,7 +102,7 @@ def _fixed_tan(num: int, den: int, p: int) -> int:
     return (sin << p) // cos
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def boundary_tangents(bits: int) -> np.ndarray:
     """round(tan(2pi (j + 1/2) / 2**bits) * 2**96), j = 0 .. 2**bits / 8 - 1, as 32-bit limbs.
 
@@ -132,11 +145,14 @@ def _check_int32_array(values, name: str) -> np.ndarray:
     if not isinstance(values, np.ndarray):
         raise TypeError(f"{name} must be a numpy array of integers, got {type(values).__name__}")
     if values.dtype == np.bool_ or not np.issubdtype(values.dtype, np.integer):
-        raise TypeError(f"{name} must have an integer dtype (values in int32 range), "
-                        f"got dtype {values.dtype}")
+        raise TypeError(
+            f"{name} must have an integer dtype (values in int32 range), got dtype {values.dtype}"
+        )
     if values.size and (values.min() < INT32_MIN or values.max() > INT32_MAX):
-        raise ValueError(f"{name} must hold values in int32 range [{INT32_MIN}, {INT32_MAX}], "
-                         f"got [{values.min()}, {values.max()}]")
+        raise ValueError(
+            f"{name} must hold values in int32 range [{INT32_MIN}, {INT32_MAX}], "
+            f"got [{values.min()}, {values.max()}]"
+        )
     return values.astype(np.int64)
 
 
@@ -201,9 +217,11 @@ def fixed_point_multiplier(value: float) -> tuple[int, int]:
         ValueError: value outside [2**-32, 2**31 - 1) or not finite.
     """
     value = check_positive_float(value, "value")
-    if not 2.0 ** -32 <= value < 2.0 ** 31 - 1:
-        raise ValueError(f"value must be in [2**-32, 2**31 - 1) for a 31-bit multiplier with "
-                         f"shift 0..62, got {value!r}")
+    if not 2.0**-32 <= value < 2.0**31 - 1:
+        raise ValueError(
+            f"value must be in [2**-32, 2**31 - 1) for a 31-bit multiplier with "
+            f"shift 0..62, got {value!r}"
+        )
     _, exponent = math.frexp(value)  # value = f * 2**exponent, 0.5 <= f < 1
     shift = 31 - exponent
     multiplier = round(math.ldexp(value, shift))  # in [2**30, 2**31]
@@ -297,15 +315,19 @@ class IntegerHead:
                 kind = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
                 raise TypeError(f"{name} must be a numpy {np.dtype(dtype).name} array, got {kind}")
         if self.weight.ndim != 2 or 0 in self.weight.shape:
-            raise ValueError(f"weight must be 2-D [out, in] and non-empty, "
-                             f"got shape {self.weight.shape}")
+            raise ValueError(
+                f"weight must be 2-D [out, in] and non-empty, got shape {self.weight.shape}"
+            )
         out = self.weight.shape[0]
         if self.bias.shape != (out,):
-            raise ValueError(f"bias must have shape ({out},) (one per output of weight), "
-                             f"got {self.bias.shape}")
+            raise ValueError(
+                f"bias must have shape ({out},) (one per output of weight), got {self.bias.shape}"
+            )
         if self.geometry == "torusN" and out % 2:
-            raise ValueError(f"torusN reads outputs in (x, y) pairs: weight needs an even number "
-                             f"of rows, got {out}")
+            raise ValueError(
+                f"torusN reads outputs in (x, y) pairs: weight needs an even number "
+                f"of rows, got {out}"
+            )
         set_("input_scale", check_positive_float(self.input_scale, "input_scale"))
         set_("weight_scale", check_positive_float(self.weight_scale, "weight_scale"))
         set_("input_zero_point", check_int(self.input_zero_point, "input_zero_point", -128, 127))
@@ -314,13 +336,18 @@ class IntegerHead:
             for name in ("multiplier", "shift"):
                 value = getattr(self, name)
                 if value is not None and (isinstance(value, np.ndarray) or value != 0):
-                    raise ValueError(f"{name} is for torusC only: expected None or 0 for torusN, "
-                                     f"got {value!r}")
+                    raise ValueError(
+                        f"{name} is for torusC only: expected None or 0 for torusN, got {value!r}"
+                    )
             set_("multiplier", 0)
             set_("shift", 0)
         else:
-            set_("multiplier", None if self.multiplier is None else
-                 check_int(self.multiplier, "multiplier", 1, (1 << 31) - 1))
+            set_(
+                "multiplier",
+                None
+                if self.multiplier is None
+                else check_int(self.multiplier, "multiplier", 1, (1 << 31) - 1),
+            )
             set_("shift", None if self.shift is None else check_int(self.shift, "shift", 0, 62))
             self._set_fixed_point(set_)
         set_("weight", _frozen_copy(self.weight))
@@ -329,14 +356,17 @@ class IntegerHead:
     def _check_accumulator(self):
         """ValueError if some int8 input could take an accumulator outside int32."""
         spread = _spread(self.input_zero_point)
-        bound = (np.abs(self.weight.astype(np.int64)).sum(1) * spread
-                 + np.abs(self.bias.astype(np.int64)))
+        bound = np.abs(self.weight.astype(np.int64)).sum(1) * spread + np.abs(
+            self.bias.astype(np.int64)
+        )
         if bound.max() > INT32_MAX:
             o = int(bound.argmax())
-            raise ValueError(f"accumulator could overflow int32: output {o} reaches |acc| up to "
-                             f"{int(bound[o])} > 2**31 - 1 (in_features={self.weight.shape[1]}, "
-                             f"max |q - zero point| = {spread}); use fewer input features or "
-                             f"smaller weights")
+            raise ValueError(
+                f"accumulator could overflow int32: output {o} reaches |acc| up to "
+                f"{int(bound[o])} > 2**31 - 1 (in_features={self.weight.shape[1]}, "
+                f"max |q - zero point| = {spread}); use fewer input features or "
+                f"smaller weights"
+            )
 
     def _set_fixed_point(self, set_):
         """torusC: derive (multiplier, shift) from the scales, or check the given ones."""
@@ -344,18 +374,22 @@ class IntegerHead:
         try:
             derived = fixed_point_multiplier(scale)
         except ValueError:
-            raise ValueError(f"torusC needs input_scale * weight_scale * 2**bits in "
-                             f"[2**-32, 2**31 - 1), got {scale!r} (below: every int32 accumulator "
-                             f"would give code 0)") from None
+            raise ValueError(
+                f"torusC needs input_scale * weight_scale * 2**bits in "
+                f"[2**-32, 2**31 - 1), got {scale!r} (below: every int32 accumulator "
+                f"would give code 0)"
+            ) from None
         if self.multiplier is None and self.shift is None:
             set_("multiplier", derived[0])
             set_("shift", derived[1])
         elif self.multiplier is None or self.shift is None:
             raise ValueError("give both multiplier and shift, or neither (derived from the scales)")
-        elif abs(math.ldexp(self.multiplier, -self.shift) - scale) > scale * 2.0 ** -30:
+        elif abs(math.ldexp(self.multiplier, -self.shift) - scale) > scale * 2.0**-30:
             given = math.ldexp(self.multiplier, -self.shift)
-            raise ValueError(f"multiplier / 2**shift = {given!r} must be within relative 2**-30 "
-                             f"of input_scale * weight_scale * 2**bits = {scale!r}")
+            raise ValueError(
+                f"multiplier / 2**shift = {given!r} must be within relative 2**-30 "
+                f"of input_scale * weight_scale * 2**bits = {scale!r}"
+            )
 
     @property
     def in_features(self) -> int:
@@ -378,13 +412,15 @@ class IntegerHead:
                 raise TypeError(f"q must be int8 activations, got a tensor of dtype {q.dtype}")
             q = q.detach().cpu().numpy()
         if not isinstance(q, np.ndarray):
-            raise TypeError(f"q must be a numpy array or torch tensor of int8, "
-                            f"got {type(q).__name__}")
+            raise TypeError(
+                f"q must be a numpy array or torch tensor of int8, got {type(q).__name__}"
+            )
         if q.dtype != np.int8:
             raise TypeError(f"q must be int8 activations, got dtype {q.dtype}")
         if q.ndim == 0 or q.shape[-1] != self.in_features:
-            raise ValueError(f"q must have shape [..., {self.in_features}] (in_features), "
-                             f"got {q.shape}")
+            raise ValueError(
+                f"q must have shape [..., {self.in_features}] (in_features), got {q.shape}"
+            )
         return q
 
     def accumulate(self, q) -> np.ndarray:
@@ -446,8 +482,9 @@ class IntegerHead:
         return acc * (self.input_scale * self.weight_scale)
 
 
-def integer_head_from_linear(linear, *, input_scale, input_zero_point, geometry: str,
-                             bits: int = 8, weight_scale=None) -> IntegerHead:
+def integer_head_from_linear(
+    linear, *, input_scale, input_zero_point, geometry: str, bits: int = 8, weight_scale=None
+) -> IntegerHead:
     """Quantise an ``nn.Linear`` feeding a torus head: int8 symmetric weights, int32 bias.
 
     weight_scale = max|W| / 127 (unless given), weight = clamp(round(W / weight_scale), -127, 127),
@@ -471,8 +508,7 @@ def integer_head_from_linear(linear, *, input_scale, input_zero_point, geometry:
     if not isinstance(linear, torch.nn.Linear):
         raise TypeError(f"linear must be a torch.nn.Linear, got {type(linear).__name__}")
     w = linear.weight.detach().cpu().double().numpy()
-    b = (np.zeros(w.shape[0]) if linear.bias is None
-         else linear.bias.detach().cpu().double().numpy())
+    b = np.zeros(w.shape[0]) if linear.bias is None else linear.bias.detach().cpu().double().numpy()
     if not np.isfinite(w).all() or not np.isfinite(b).all():
         raise ValueError("linear holds NaN or inf weights or bias; expected finite values")
     input_scale = check_positive_float(input_scale, "input_scale")
@@ -485,12 +521,20 @@ def integer_head_from_linear(linear, *, input_scale, input_zero_point, geometry:
     weight = np.clip(np.rint(w / weight_scale), -127, 127).astype(np.int8)
     bias = np.rint(b / (input_scale * weight_scale))
     if np.abs(bias).max(initial=0) > INT32_MAX:
-        raise ValueError(f"bias / (input_scale * weight_scale) reaches {np.abs(bias).max():.4g}, "
-                         f"outside int32: the input scale ({input_scale!r}) is too small for this "
-                         f"bias")
-    return IntegerHead(geometry=geometry, bits=bits, weight=weight, bias=bias.astype(np.int32),
-                       input_scale=input_scale, input_zero_point=input_zero_point,
-                       weight_scale=weight_scale)
+        raise ValueError(
+            f"bias / (input_scale * weight_scale) reaches {np.abs(bias).max():.4g}, "
+            f"outside int32: the input scale ({input_scale!r}) is too small for this "
+            f"bias"
+        )
+    return IntegerHead(
+        geometry=geometry,
+        bits=bits,
+        weight=weight,
+        bias=bias.astype(np.int32),
+        input_scale=input_scale,
+        input_zero_point=input_zero_point,
+        weight_scale=weight_scale,
+    )
 
 
 # --------------------------------------------------------------------------------- file format
@@ -519,9 +563,19 @@ def save_integer_head(path, head: IntegerHead) -> None:
     """
     if not isinstance(head, IntegerHead):
         raise TypeError(f"head must be an IntegerHead, got {type(head).__name__}")
-    body = _HEAD_STRUCT.pack(HEAD_MAGIC, HEAD_VERSION, GEOMETRIES.index(head.geometry), head.bits,
-                             head.out_features, head.in_features, head.input_scale,
-                             head.weight_scale, head.input_zero_point, head.multiplier, head.shift)
+    body = _HEAD_STRUCT.pack(
+        HEAD_MAGIC,
+        HEAD_VERSION,
+        GEOMETRIES.index(head.geometry),
+        head.bits,
+        head.out_features,
+        head.in_features,
+        head.input_scale,
+        head.weight_scale,
+        head.input_zero_point,
+        head.multiplier,
+        head.shift,
+    )
     body += head.weight.tobytes() + head.bias.astype("<i4").tobytes()
     atomic_write(path, body + struct.pack("<I", zlib.crc32(body) & _MASK32))
 
@@ -533,8 +587,9 @@ def _read_regular_file(path, max_bytes: int) -> bytes:
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)
-        raise IntegerHeadFileError(f"{name}: not a regular file "
-                                   f"(mode {stat.filemode(info.st_mode)})")
+        raise IntegerHeadFileError(
+            f"{name}: not a regular file (mode {stat.filemode(info.st_mode)})"
+        )
     with os.fdopen(fd, "rb") as fh:
         return fh.read(max_bytes)
 
@@ -555,23 +610,27 @@ def load_integer_head(path) -> IntegerHead:
     name = os.fspath(path)
     data = _read_regular_file(name, _HEAD_STRUCT.size)
     if len(data) < _HEAD_STRUCT.size:
-        raise IntegerHeadFileError(f"{name}: truncated ({len(data)} bytes; the header alone has "
-                                   f"{_HEAD_STRUCT.size})")
-    magic, version, geometry, bits, out, inp, s_in, s_w, zp, mult, shift = \
-        _HEAD_STRUCT.unpack(data)
+        raise IntegerHeadFileError(
+            f"{name}: truncated ({len(data)} bytes; the header alone has {_HEAD_STRUCT.size})"
+        )
+    magic, version, geometry, bits, out, inp, s_in, s_w, zp, mult, shift = _HEAD_STRUCT.unpack(data)
     if magic != HEAD_MAGIC:
-        raise IntegerHeadFileError(f"{name}: bad magic {magic!r}, not an integer-head file "
-                                   f"({HEAD_MAGIC!r})")
+        raise IntegerHeadFileError(
+            f"{name}: bad magic {magic!r}, not an integer-head file ({HEAD_MAGIC!r})"
+        )
     if version != HEAD_VERSION:
-        raise IntegerHeadFileError(f"{name}: unsupported version {version} (this reader supports "
-                                   f"{HEAD_VERSION})")
+        raise IntegerHeadFileError(
+            f"{name}: unsupported version {version} (this reader supports {HEAD_VERSION})"
+        )
     if out * inp > 1 << 31:
         raise IntegerHeadFileError(f"{name}: implausible shape [{out}, {inp}]")
     expected = _HEAD_STRUCT.size + out * inp + 4 * out + 4
     data = _read_regular_file(name, expected + 1)
     if len(data) != expected:
-        raise IntegerHeadFileError(f"{name}: size {len(data)} bytes does not match its header "
-                                   f"({expected} expected for a [{out}, {inp}] head)")
+        raise IntegerHeadFileError(
+            f"{name}: size {len(data)} bytes does not match its header "
+            f"({expected} expected for a [{out}, {inp}] head)"
+        )
     if zlib.crc32(data[:-4]) & _MASK32 != struct.unpack("<I", data[-4:])[0]:
         raise IntegerHeadFileError(f"{name}: checksum mismatch (file corrupt)")
     if geometry >= len(GEOMETRIES):
@@ -581,7 +640,16 @@ def load_integer_head(path) -> IntegerHead:
     bias = np.frombuffer(data, "<i4", out, off + out * inp).astype(np.int32)
     torus_c = GEOMETRIES[geometry] == "torusC"
     try:
-        return IntegerHead(GEOMETRIES[geometry], bits, weight, bias, s_in, zp, s_w,
-                           mult if torus_c else 0, shift if torus_c else 0)
+        return IntegerHead(
+            GEOMETRIES[geometry],
+            bits,
+            weight,
+            bias,
+            s_in,
+            zp,
+            s_w,
+            mult if torus_c else 0,
+            shift if torus_c else 0,
+        )
     except (TypeError, ValueError) as exc:
         raise IntegerHeadFileError(f"{name}: invalid head ({exc})") from None

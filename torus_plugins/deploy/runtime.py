@@ -42,6 +42,7 @@ def set_runtime_threads(threads: int) -> None:
         raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
     require("executorch", "edge")
     from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+
     _unsafe_reset_threadpool(threads)
 
 
@@ -52,10 +53,12 @@ def _read(folder: str, name: str, digest: dict | None = None) -> bytes:
             data = fh.read(_MAX_FILE + 1)
     except FileNotFoundError:
         raise ExportFileError(f"{folder}: missing {name}; not a complete export") from None
-    if digest is not None and (len(data) != digest.get("bytes")
-                               or hashlib.sha256(data).hexdigest() != digest.get("sha256")):
-        raise ExportFileError(f"{path}: size or SHA-256 differs from the manifest (file corrupt "
-                              f"or replaced)")
+    if digest is not None and (
+        len(data) != digest.get("bytes") or hashlib.sha256(data).hexdigest() != digest.get("sha256")
+    ):
+        raise ExportFileError(
+            f"{path}: size or SHA-256 differs from the manifest (file corrupt or replaced)"
+        )
     return data
 
 
@@ -68,8 +71,10 @@ def _manifest(folder: str) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ExportFileError(f"{where}: not a {FORMAT!r} manifest")
     if manifest.get("version") != FORMAT_VERSION:
-        raise ExportFileError(f"{where}: unsupported version {manifest.get('version')!r} (this "
-                              f"reader supports {FORMAT_VERSION})")
+        raise ExportFileError(
+            f"{where}: unsupported version {manifest.get('version')!r} (this "
+            f"reader supports {FORMAT_VERSION})"
+        )
     needed = ("geometry", "bits", "n_angles", "sample_shape", "max_batch", "activations", "files")
     missing = [k for k in needed if k not in manifest]
     if missing:
@@ -102,6 +107,7 @@ class IntegerEncoder:
 
     def __init__(self, folder: str, manifest: dict, program: bytes, head: IntegerHead):
         from executorch.runtime import Runtime
+
         self.folder, self.manifest, self.head = folder, manifest, head
         self.geometry, self.bits, self.n_angles = head.geometry, head.bits, head.n_angles
         self.scale, self.zero_point = head.input_scale, head.input_zero_point
@@ -113,8 +119,10 @@ class IntegerEncoder:
 
     def __repr__(self) -> str:
         shape = ", ".join(map(str, self.sample_shape))
-        return (f"IntegerEncoder({self.folder!r}, geometry={self.geometry}, bits={self.bits}, "
-                f"n_angles={self.n_angles}, input [N, {shape}])")
+        return (
+            f"IntegerEncoder({self.folder!r}, geometry={self.geometry}, bits={self.bits}, "
+            f"n_angles={self.n_angles}, input [N, {shape}])"
+        )
 
     def _check_input(self, x) -> torch.Tensor:
         if isinstance(x, np.ndarray):
@@ -122,14 +130,16 @@ class IntegerEncoder:
                 raise TypeError(f"x must be floating point, got dtype {x.dtype}")
             x = torch.from_numpy(np.ascontiguousarray(x))
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x must be a torch tensor or numpy array of floats, got "
-                            f"{type(x).__name__}")
+            raise TypeError(
+                f"x must be a torch tensor or numpy array of floats, got {type(x).__name__}"
+            )
         if not x.is_floating_point():
             raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
         if x.dim() != len(self.sample_shape) + 1 or tuple(x.shape[1:]) != self.sample_shape:
             shape = ", ".join(map(str, self.sample_shape))
-            raise ValueError(f"x must have shape [N, {shape}] (the exported sample shape), got "
-                             f"{tuple(x.shape)}")
+            raise ValueError(
+                f"x must have shape [N, {shape}] (the exported sample shape), got {tuple(x.shape)}"
+            )
         bad = int(x.numel() - torch.isfinite(x).sum())
         if bad:
             raise ValueError(f"x holds {bad} NaN or inf value(s); expected finite inputs")
@@ -155,8 +165,9 @@ class IntegerEncoder:
         if len(x) == 0:
             return torch.empty(0, self.head.in_features, dtype=torch.int8)
         step = self.max_batch
-        return torch.cat([self._method.execute((x[i:i + step],))[0]
-                          for i in range(0, len(x), step)])
+        return torch.cat(
+            [self._method.execute((x[i : i + step],))[0] for i in range(0, len(x), step)]
+        )
 
     def __call__(self, x):
         """uint8 codes [N, n_angles] of float input ``x`` ``[N, *sample_shape]``; torch in -> torch
@@ -191,8 +202,9 @@ def load(path) -> IntegerEncoder:
         ImportError: executorch missing (``pip install 'torus-plugins[edge]'``).
     """
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or os.PathLike (an export folder), got "
-                        f"{type(path).__name__}")
+        raise TypeError(
+            f"path must be a str or os.PathLike (an export folder), got {type(path).__name__}"
+        )
     folder = os.fspath(path)
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"path: export folder {folder!r} does not exist or is not a folder")
@@ -201,10 +213,16 @@ def load(path) -> IntegerEncoder:
     program = _read(folder, PROGRAM_FILE, manifest["files"][PROGRAM_FILE])
     _read(folder, HEAD_FILE, manifest["files"][HEAD_FILE])
     head = load_integer_head(os.path.join(folder, HEAD_FILE))
-    expected = (manifest["geometry"], manifest["bits"], manifest["n_angles"],
-                manifest["activations"]["width"])
+    expected = (
+        manifest["geometry"],
+        manifest["bits"],
+        manifest["n_angles"],
+        manifest["activations"]["width"],
+    )
     if (head.geometry, head.bits, head.n_angles, head.in_features) != expected:
-        raise ExportFileError(f"{folder}: {HEAD_FILE} (geometry {head.geometry}, bits {head.bits}, "
-                              f"{head.n_angles} angles, {head.in_features} inputs) does not match "
-                              f"the manifest {expected}")
+        raise ExportFileError(
+            f"{folder}: {HEAD_FILE} (geometry {head.geometry}, bits {head.bits}, "
+            f"{head.n_angles} angles, {head.in_features} inputs) does not match "
+            f"the manifest {expected}"
+        )
     return IntegerEncoder(folder, manifest, program, head)

@@ -30,9 +30,11 @@ __all__ = ["ModelSplit", "find_split", "GEOMETRY_OF_HEAD", "SPHERE_REFUSAL"]
 GEOMETRY_OF_HEAD = {L2p: "torusN", Clifford: "torusC"}
 _HEAD_TYPES = (L2p, Clifford, Sphere)
 
-SPHERE_REFUSAL = ("the sphere head cannot be deployed on integers: its codes need a grid fitted to "
-                  "the data (per-coordinate ranges), not a fixed angle step; quantise sphere "
-                  "embeddings with torus_plugins.codes.SphereGridQuantizer on the float model")
+SPHERE_REFUSAL = (
+    "the sphere head cannot be deployed on integers: its codes need a grid fitted to "
+    "the data (per-coordinate ranges), not a fixed angle step; quantise sphere "
+    "embeddings with torus_plugins.codes.SphereGridQuantizer on the float model"
+)
 
 
 @dataclass(frozen=True)
@@ -65,10 +67,14 @@ def _trace_calls(model: nn.Module, example: torch.Tensor):
     Returns (events, model output)."""
     events, handles = [], []
     for module in model.modules():
-        handles.append(module.register_forward_pre_hook(
-            lambda m, args: events.append(("start", m, _first_tensor(args)))))
-        handles.append(module.register_forward_hook(
-            lambda m, args, out: events.append(("end", m, out))))
+        handles.append(
+            module.register_forward_pre_hook(
+                lambda m, args: events.append(("start", m, _first_tensor(args)))
+            )
+        )
+        handles.append(
+            module.register_forward_hook(lambda m, args, out: events.append(("end", m, out)))
+        )
     try:
         with torch.no_grad():
             out = model(example)
@@ -79,8 +85,12 @@ def _trace_calls(model: nn.Module, example: torch.Tensor):
 
 
 def _same_values(a, b) -> bool:
-    return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.numel() == b.numel()
-            and torch.equal(a.reshape(-1), b.reshape(-1)))
+    return (
+        isinstance(a, torch.Tensor)
+        and isinstance(b, torch.Tensor)
+        and a.numel() == b.numel()
+        and torch.equal(a.reshape(-1), b.reshape(-1))
+    )
 
 
 def find_split(model: nn.Module, example: torch.Tensor) -> ModelSplit:
@@ -110,46 +120,68 @@ def find_split(model: nn.Module, example: torch.Tensor) -> ModelSplit:
     for name, module in model.named_modules(remove_duplicate=False):
         names.setdefault(id(module), name)
     events, out = _trace_calls(model, example)
-    heads = [(i, m) for i, (kind, m, _) in enumerate(events) if kind == "start" and
-             isinstance(m, _HEAD_TYPES)]
+    heads = [
+        (i, m)
+        for i, (kind, m, _) in enumerate(events)
+        if kind == "start" and isinstance(m, _HEAD_TYPES)
+    ]
     if not heads:
         kinds = ", ".join(sorted({type(m).__name__ for m in model.modules()})[:12])
-        raise ValueError(f"model: no torus head is called in its forward (expected an L2p / "
-                         f"torusN or Clifford / torusC module, e.g. ProjectionHead(..., "
-                         f"projection='l2p')); modules found: {kinds}")
+        raise ValueError(
+            f"model: no torus head is called in its forward (expected an L2p / "
+            f"torusN or Clifford / torusC module, e.g. ProjectionHead(..., "
+            f"projection='l2p')); modules found: {kinds}"
+        )
     start, head = heads[-1]
     if isinstance(head, Sphere):
         raise ValueError(f"model: {SPHERE_REFUSAL}")
     head_name = names[id(head)]
     calls = sum(1 for _, m in heads if m is head)
     if calls != 1:
-        raise ValueError(f"model: the torus head {head_name!r} is called {calls} times in one "
-                         f"forward; expected once (one embedding per input)")
+        raise ValueError(
+            f"model: the torus head {head_name!r} is called {calls} times in one "
+            f"forward; expected once (one embedding per input)"
+        )
     head_out = next(t for kind, m, t in events[start:] if kind == "end" and m is head)
     if not isinstance(out, torch.Tensor):
-        raise ValueError(f"model must return the torus head's output (one tensor), got "
-                         f"{type(out).__name__}")
+        raise ValueError(
+            f"model must return the torus head's output (one tensor), got {type(out).__name__}"
+        )
     if out is not head_out and not (out.shape == head_out.shape and torch.equal(out, head_out)):
-        raise ValueError(f"model: its output is not the output of its torus head {head_name!r} "
-                         f"(something runs after the head); export a model that ends with the head")
-    linears = [(m, t) for kind, m, t in events[:start]
-               if kind == "end" and isinstance(m, nn.Linear)]
+        raise ValueError(
+            f"model: its output is not the output of its torus head {head_name!r} "
+            f"(something runs after the head); export a model that ends with the head"
+        )
+    linears = [
+        (m, t) for kind, m, t in events[:start] if kind == "end" and isinstance(m, nn.Linear)
+    ]
     if not linears:
-        raise ValueError(f"model has no nn.Linear layer before its torus head {head_name!r}: the "
-                         f"integer head is the last Linear layer in int8 followed by the angle "
-                         f"step, so the model needs ... -> nn.Linear -> head")
+        raise ValueError(
+            f"model has no nn.Linear layer before its torus head {head_name!r}: the "
+            f"integer head is the last Linear layer in int8 followed by the angle "
+            f"step, so the model needs ... -> nn.Linear -> head"
+        )
     linear, linear_out = linears[-1]
     linear_name = names[id(linear)]
     if not _same_values(events[start][2], linear_out):
-        raise ValueError(f"model: the input of the torus head {head_name!r} is not the output of "
-                         f"the last nn.Linear before it ({linear_name!r}); something in between "
-                         f"changes it (an activation, BatchNorm, a sigmoid angle map, a scale). "
-                         f"Expected ... -> nn.Linear -> head (fold a BatchNorm1d into the Linear "
-                         f"with torch.nn.utils.fusion.fuse_linear_bn_eval)")
+        raise ValueError(
+            f"model: the input of the torus head {head_name!r} is not the output of "
+            f"the last nn.Linear before it ({linear_name!r}); something in between "
+            f"changes it (an activation, BatchNorm, a sigmoid angle map, a scale). "
+            f"Expected ... -> nn.Linear -> head (fold a BatchNorm1d into the Linear "
+            f"with torch.nn.utils.fusion.fuse_linear_bn_eval)"
+        )
     if sum(1 for m, _ in linears if m is linear) != 1:
-        raise ValueError(f"model: the Linear {linear_name!r} feeding the head is called more than "
-                         f"once in one forward; expected a Linear used once, right before the head")
+        raise ValueError(
+            f"model: the Linear {linear_name!r} feeding the head is called more than "
+            f"once in one forward; expected a Linear used once, right before the head"
+        )
     geometry = next(g for cls, g in GEOMETRY_OF_HEAD.items() if isinstance(head, cls))
     width = linear.out_features
-    return ModelSplit(head_name=head_name, geometry=geometry, linear_name=linear_name,
-                      linear=linear, n_angles=width // 2 if geometry == "torusN" else width)
+    return ModelSplit(
+        head_name=head_name,
+        geometry=geometry,
+        linear_name=linear_name,
+        linear=linear,
+        n_angles=width // 2 if geometry == "torusN" else width,
+    )

@@ -6,5 +6,15 @@ from .mlp import TorusMLPHead
 from .projection import PROJECTION_NAMES, ProjectionHead, canonical_projection, make_projection
 from .sphere import Sphere
 
-__all__ = ["Sphere", "L2p", "TorusN", "Clifford", "TorusC", "TorusMLPHead", "ProjectionHead", "make_projection",
-           "canonical_projection", "PROJECTION_NAMES"]
+__all__ = [
+    "Sphere",
+    "L2p",
+    "TorusN",
+    "Clifford",
+    "TorusC",
+    "TorusMLPHead",
+    "ProjectionHead",
+    "make_projection",
+    "canonical_projection",
+    "PROJECTION_NAMES",
+]

@@ -36,8 +36,10 @@ def run_mlp(mlp: nn.Module, x: torch.Tensor, in_features: int, name: str) -> tor
     flat = x.reshape(-1, in_features)
     has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in mlp.modules())
     if has_bn and mlp.training and flat.shape[0] < 2:
-        raise ValueError(f"{name} in training mode needs at least 2 samples per batch (BatchNorm "
-                         f"statistics), got input shape {tuple(x.shape)}; call .eval() to embed a "
-                         f"single sample")
+        raise ValueError(
+            f"{name} in training mode needs at least 2 samples per batch (BatchNorm "
+            f"statistics), got input shape {tuple(x.shape)}; call .eval() to embed a "
+            f"single sample"
+        )
     out = mlp(flat)
     return out.reshape(*lead, out.shape[-1])

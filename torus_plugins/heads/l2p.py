@@ -66,9 +66,13 @@ def l2p_reference(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
 
 def _tracing_checks():
     compiler = getattr(torch, "compiler", None)
-    checks = [getattr(compiler, "is_compiling", None), getattr(compiler, "is_exporting", None),
-              torch.jit.is_tracing, torch.jit.is_scripting,
-              getattr(getattr(torch._C, "_functorch", None), "peek_interpreter_stack", None)]
+    checks = [
+        getattr(compiler, "is_compiling", None),
+        getattr(compiler, "is_exporting", None),
+        torch.jit.is_tracing,
+        torch.jit.is_scripting,
+        getattr(getattr(torch._C, "_functorch", None), "peek_interpreter_stack", None),
+    ]
     return tuple(c for c in checks if c is not None)
 
 
@@ -92,7 +96,9 @@ def _use_plain_formula() -> bool:
     return False
 
 
-def _project(x: torch.Tensor, inv: torch.Tensor, k_mask: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def _project(
+    x: torch.Tensor, inv: torch.Tensor, k_mask: torch.Tensor, t: torch.Tensor
+) -> torch.Tensor:
     """J t for the L2p Jacobian J (symmetric, so J^T g = J g is the backward).
 
     J t = (t - y * c) * inv with y = x * inv, c = k_mask * pair_sum(t * y), ``k_mask`` being k, or
@@ -122,7 +128,9 @@ class _PairNormalize(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         x, inv = ctx.saved_tensors
-        if torch.is_grad_enabled():  # create_graph=True: differentiate the plain formula so higher orders are exact
+        if (
+            torch.is_grad_enabled()
+        ):  # create_graph=True: differentiate the plain formula so higher orders are exact
             return torch.autograd.grad(l2p_reference(x, ctx.eps), x, g, create_graph=True)[0], None
         return _project(x, inv, ctx.k_mask, g), None
 
@@ -163,7 +171,9 @@ class L2p(nn.Module):
         self.out_dim = dim
         self.n_circles = dim // 2
         self.intrinsic_dim = dim // 2
-        self.eps = check_positive_float(eps, "L2p eps", MIN_EPS, "eps**2 must not underflow to 0 in float32")
+        self.eps = check_positive_float(
+            eps, "L2p eps", MIN_EPS, "eps**2 must not underflow to 0 in float32"
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise each pair of ``x`` onto a circle of radius 1/sqrt(k).

@@ -41,8 +41,9 @@ class TorusMLPHead(nn.Module):
         torch.Size([8, 4])
     """
 
-    def __init__(self, in_features: int, n_circles: int = 2, hidden_dim: int = 128,
-                 angle_map: str = "turns"):
+    def __init__(
+        self, in_features: int, n_circles: int = 2, hidden_dim: int = 128, angle_map: str = "turns"
+    ):
         super().__init__()
         in_features = check_positive_int(in_features, "TorusMLPHead in_features")
         n_circles = check_positive_int(n_circles, "TorusMLPHead n_circles")

@@ -85,8 +85,14 @@ class ProjectionHead(nn.Module):
     """
 
     @renamed_keywords(projection="geometry")
-    def __init__(self, in_features: int, dim: int, geometry="torusN", hidden_dim: int = 512,
-                 n_layers: int = 2):
+    def __init__(
+        self,
+        in_features: int,
+        dim: int,
+        geometry="torusN",
+        hidden_dim: int = 512,
+        n_layers: int = 2,
+    ):
         super().__init__()
         in_features = check_positive_int(in_features, "ProjectionHead in_features")
         dim = check_positive_int(dim, "ProjectionHead dim")
@@ -97,7 +103,11 @@ class ProjectionHead(nn.Module):
         self.projection = make_projection(self.geometry, dim)
         layers, width = [], in_features
         for _ in range(n_layers - 1):
-            layers += [nn.Linear(width, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Linear(width, hidden_dim),
+                nn.BatchNorm1d(hidden_dim),
+                nn.ReLU(inplace=True),
+            ]
             width = hidden_dim
         layers.append(nn.Linear(width, dim))
         self.mlp = nn.Sequential(*layers)

@@ -3,7 +3,13 @@
 import torch
 from torch import nn
 
-from .._checks import MIN_EPS, check_float_tensor, check_positive_float, check_positive_int, check_width
+from .._checks import (
+    MIN_EPS,
+    check_float_tensor,
+    check_positive_float,
+    check_positive_int,
+    check_width,
+)
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -51,7 +57,9 @@ class Sphere(nn.Module):
         """
         check_float_tensor(x)
         check_width(x, self.dim)
-        if x.dtype in _HALF:  # eps = 1e-12 rounds to 0 in fp16 (zero input -> NaN); compute in float32
+        if (
+            x.dtype in _HALF
+        ):  # eps = 1e-12 rounds to 0 in fp16 (zero input -> NaN); compute in float32
             return self.forward(x.float()).to(x.dtype)
         norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(self.eps)
         return x / norm

@@ -18,6 +18,16 @@ from .toroidal_covariance import ToroidalCovarianceLoss, torus_grid_penalty
 from .uniformity import UniformityLoss
 from .vicreg import VICRegLoss
 
-__all__ = ["KoLeoLoss", "SupConLoss", "ProtoCLRLoss", "UniformityLoss", "CircularSpreadLoss",
-           "ToroidalCovarianceLoss", "VICRegLoss", "clip_gradients", "torus_spectral_gap", "fisher_lee_matrix",
-           "torus_grid_penalty"]
+__all__ = [
+    "KoLeoLoss",
+    "SupConLoss",
+    "ProtoCLRLoss",
+    "UniformityLoss",
+    "CircularSpreadLoss",
+    "ToroidalCovarianceLoss",
+    "VICRegLoss",
+    "clip_gradients",
+    "torus_spectral_gap",
+    "fisher_lee_matrix",
+    "torus_grid_penalty",
+]

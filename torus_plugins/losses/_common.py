@@ -38,11 +38,15 @@ def check_embeddings(x, name: str, min_batch: int = 2, dims=(2,)) -> None:
         want = " or ".join(f"{d}-D" for d in dims)
         raise ValueError(f"{name} must be {want}, got shape {tuple(x.shape)}")
     if x.shape[0] < min_batch:
-        raise ValueError(f"{name} needs a batch of at least {min_batch} samples, got batch size {x.shape[0]}")
+        raise ValueError(
+            f"{name} needs a batch of at least {min_batch} samples, got batch size {x.shape[0]}"
+        )
     if x.shape[-1] == 0:
         raise ValueError(f"{name} has an empty feature dimension, shape {tuple(x.shape)}")
     if x.dim() == 3 and x.shape[1] == 0:
-        raise ValueError(f"{name} needs at least 1 view in [B, n_views, D], got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{name} needs at least 1 view in [B, n_views, D], got shape {tuple(x.shape)}"
+        )
     check_finite_values(x, name)
 
 
@@ -118,12 +122,17 @@ def check_labels(labels, n: int, name: str = "labels") -> torch.Tensor:
     """
     if not isinstance(labels, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(labels).__name__}")
-    labels = labels.reshape(-1) if labels.dim() > 1 and labels.numel() == labels.shape[0] else labels
+    labels = (
+        labels.reshape(-1) if labels.dim() > 1 and labels.numel() == labels.shape[0] else labels
+    )
     if labels.dim() != 1 or labels.shape[0] != n:
-        raise ValueError(f"{name} must have shape [{n}] (one per sample), got shape {tuple(labels.shape)}")
+        raise ValueError(
+            f"{name} must have shape [{n}] (one per sample), got shape {tuple(labels.shape)}"
+        )
     if labels.is_complex():
-        raise TypeError(f"{name} must hold integer (or integral real) class ids, "
-                        f"got dtype {labels.dtype}")
+        raise TypeError(
+            f"{name} must hold integer (or integral real) class ids, got dtype {labels.dtype}"
+        )
     if not labels.is_floating_point():
         return labels
     mode = check_mode(labels)
@@ -132,8 +141,10 @@ def check_labels(labels, n: int, name: str = "labels") -> torch.Tensor:
     elif mode == "device":
         torch._assert_async(all_finite(labels), f"{name} contains NaN or inf; expected class ids")
         integral = (labels == labels.round()).all()
-        torch._assert_async(integral, f"{name} must hold integer class ids, got non-integer "
-                            f"values of dtype {labels.dtype}")
+        torch._assert_async(
+            integral,
+            f"{name} must hold integer class ids, got non-integer values of dtype {labels.dtype}",
+        )
     return labels
 
 
@@ -180,13 +191,18 @@ def _check_normalisable(xs, how: str, name: str) -> None:
         norms = v.norm(dim=-1) if how == "row" else torch.hypot(v[..., 0::2], v[..., 1::2])
         smallest = norms.min()
         if mode == "device":
-            torch._assert_async(smallest >= limit, f"{name} has a {what} of norm < {limit:.3g}: "
-                                f"the gradient of normalising it (~1/norm) overflows {x.dtype}; "
-                                f"expected larger norms, or float32 input")
+            torch._assert_async(
+                smallest >= limit,
+                f"{name} has a {what} of norm < {limit:.3g}: "
+                f"the gradient of normalising it (~1/norm) overflows {x.dtype}; "
+                f"expected larger norms, or float32 input",
+            )
         elif float(smallest) < limit:
-            raise ValueError(f"{name} has a {what} of norm {float(smallest):.3g}: the gradient of "
-                             f"normalising it (~1/norm) overflows {x.dtype}; expected norms >= "
-                             f"{limit:.3g}, or float32 input")
+            raise ValueError(
+                f"{name} has a {what} of norm {float(smallest):.3g}: the gradient of "
+                f"normalising it (~1/norm) overflows {x.dtype}; expected norms >= "
+                f"{limit:.3g}, or float32 input"
+            )
 
 
 def full_precision(forward):
@@ -202,6 +218,7 @@ def full_precision(forward):
     Returns:
         The wrapped method.
     """
+
     @functools.wraps(forward)
     def wrapper(self, *args, **kwargs):
         first = next((a for a in args if isinstance(a, torch.Tensor)), None)
@@ -213,6 +230,7 @@ def full_precision(forward):
             out = forward(self, *args, **kwargs)
         _check_result(self, out, args)
         return out
+
     return wrapper
 
 
@@ -230,21 +248,30 @@ def _check_result(loss: nn.Module, out, inputs) -> None:
     if mode == "off":
         return
     if mode == "device":
-        stacked = values[0].detach() if len(values) == 1 else torch.stack([v.detach() for v in values])
+        stacked = (
+            values[0].detach() if len(values) == 1 else torch.stack([v.detach() for v in values])
+        )
         largest = stacked.abs().amax()
         finite = largest < math.inf  # False for NaN too; fewer kernels than isfinite
-        torch._assert_async(finite, f"{type(loss).__name__}: the loss overflowed on finite inputs; "
-                            f"expected embeddings of moderate scale (the package's heads give unit "
-                            f"norm), or float64")
+        torch._assert_async(
+            finite,
+            f"{type(loss).__name__}: the loss overflowed on finite inputs; "
+            f"expected embeddings of moderate scale (the package's heads give unit "
+            f"norm), or float64",
+        )
         return
     if all(math.isfinite(float(v.detach())) for v in values):  # 0-d: one read each, no tensor op
         return
-    floats = [t for t in inputs if isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel()]
+    floats = [
+        t for t in inputs if isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel()
+    ]
     biggest = max(float(t.detach().abs().max()) for t in floats) if floats else float("nan")
     dtype = floats[0].dtype if floats else None
-    raise ValueError(f"{type(loss).__name__}: the loss overflowed on finite inputs (largest |input| = {biggest:.3g}, "
-                     f"dtype {dtype}); expected embeddings of moderate scale (the package's heads give unit norm): "
-                     f"normalise or rescale them, or compute in float64")
+    raise ValueError(
+        f"{type(loss).__name__}: the loss overflowed on finite inputs (largest |input| = {biggest:.3g}, "
+        f"dtype {dtype}); expected embeddings of moderate scale (the package's heads give unit norm): "
+        f"normalise or rescale them, or compute in float64"
+    )
 
 
 def per_circle_unit(z: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:

@@ -31,8 +31,13 @@ def fisher_lee_matrix(z: torch.Tensor, eps: float = 1e-12, min_spread: float = 0
     Returns:
         A symmetric tensor of shape [k, k] and the dtype of ``z``, values in [-1, 1].
     """
-    pairs = per_circle_unit(z, eps).unflatten(-1, (-1, 2))  # rho is invariant to each circle's scale
-    c, s = pairs[..., 0], pairs[..., 1]  # [B, k]: cos and sin of each circle's angle (times 1/sqrt(k))
+    pairs = per_circle_unit(z, eps).unflatten(
+        -1, (-1, 2)
+    )  # rho is invariant to each circle's scale
+    c, s = (
+        pairs[..., 0],
+        pairs[..., 1],
+    )  # [B, k]: cos and sin of each circle's angle (times 1/sqrt(k))
     with torch.no_grad():  # rotation by the circular mean: rho does not depend on it
         mc, ms = c.mean(0), s.mean(0)
         r = torch.sqrt(mc * mc + ms * ms)
@@ -43,7 +48,9 @@ def fisher_lee_matrix(z: torch.Tensor, eps: float = 1e-12, min_spread: float = 0
     ss, cc, sc = s.t() @ s, c.t() @ c, s.t() @ c
     num = ss * cc - sc * sc.t()
     k = pairs.shape[-2]
-    floor = max(eps, min_spread * (z.shape[0] / k) ** 2)  # c, s carry 1/sqrt(k): num scales as (B/k)^2
+    floor = max(
+        eps, min_spread * (z.shape[0] / k) ** 2
+    )  # c, s carry 1/sqrt(k): num scales as (B/k)^2
     d = num.diagonal().clamp_min(floor)
     return (num / torch.sqrt(d[:, None] * d[None, :])).clamp(-1.0, 1.0)
 
@@ -73,7 +80,9 @@ class CircularSpreadLoss(nn.Module):
 
     def __init__(self, gather_distributed: bool = False, min_spread: float = 1e-4):
         super().__init__()
-        self.gather_distributed = check_bool(gather_distributed, "CircularSpreadLoss gather_distributed")
+        self.gather_distributed = check_bool(
+            gather_distributed, "CircularSpreadLoss gather_distributed"
+        )
         self.min_spread = check_non_negative_float(min_spread, "CircularSpreadLoss min_spread")
 
     @full_precision
@@ -96,8 +105,10 @@ class CircularSpreadLoss(nn.Module):
         check_embeddings(z, "CircularSpreadLoss input", min_batch=3)
         check_even(int(z.shape[-1]), "the last dimension of the CircularSpreadLoss input")
         if z.shape[-1] < 4:
-            raise ValueError(f"CircularSpreadLoss needs at least 2 circles (last dimension >= 4), "
-                             f"got {z.shape[-1]}")
+            raise ValueError(
+                f"CircularSpreadLoss needs at least 2 circles (last dimension >= 4), "
+                f"got {z.shape[-1]}"
+            )
         (z,) = maybe_gather(self.gather_distributed, z)
         (z,), out_dtype = compute_dtype(z, normalised="pair", name="CircularSpreadLoss input")
         rho = fisher_lee_matrix(z, min_spread=self.min_spread)

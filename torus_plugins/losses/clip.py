@@ -38,12 +38,16 @@ def _parameters(model) -> list:
     try:
         params = list(model)
     except TypeError:
-        raise TypeError(f"model must be an nn.Module, a tensor or an iterable of tensors, got "
-                        f"{type(model).__name__}") from None
+        raise TypeError(
+            f"model must be an nn.Module, a tensor or an iterable of tensors, got "
+            f"{type(model).__name__}"
+        ) from None
     bad = [type(p).__name__ for p in params if not isinstance(p, torch.Tensor)]
     if bad:
-        raise TypeError(f"model must be an nn.Module, a tensor or an iterable of tensors; the "
-                        f"iterable holds {bad[0]}")
+        raise TypeError(
+            f"model must be an nn.Module, a tensor or an iterable of tensors; the "
+            f"iterable holds {bad[0]}"
+        )
     return params
 
 
@@ -71,7 +75,12 @@ def clip_gradients(model, value: float = 100.0) -> _Handles:
         2
         >>> handle.remove()
     """
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, Real)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise ValueError(f"clip value must be a finite number > 0, got value={value!r}")
     params = _parameters(model)
     v = float(value)

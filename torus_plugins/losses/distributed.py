@@ -71,8 +71,10 @@ def gather(x: torch.Tensor) -> torch.Tensor:
     sizes = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(n)]
     dist.all_gather(sizes, torch.tensor([x.shape[0]], dtype=torch.long, device=x.device))
     if any(int(s) != x.shape[0] for s in sizes):
-        raise ValueError(f"gather_distributed needs the same batch size on every rank, "
-                         f"got {[int(s) for s in sizes]}")
+        raise ValueError(
+            f"gather_distributed needs the same batch size on every rank, "
+            f"got {[int(s) for s in sizes]}"
+        )
     return torch.cat(_AllGather.apply(x.contiguous()), dim=0)
 
 

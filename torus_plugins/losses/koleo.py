@@ -9,8 +9,9 @@ from ._common import check_embeddings, compute_dtype, full_precision
 from .distributed import maybe_gather
 
 
-def koleo_terms(x: torch.Tensor, eps: float = 1e-8, p: float = 2.0,
-                normalize: bool = True) -> torch.Tensor:
+def koleo_terms(
+    x: torch.Tensor, eps: float = 1e-8, p: float = 2.0, normalize: bool = True
+) -> torch.Tensor:
     """-log(||x_i - x_nn(i) + eps||_p + eps) per sample, neighbour by cosine (lightly's form).
 
     The input is not checked (:class:`KoLeoLoss` checks it).
@@ -64,8 +65,14 @@ class KoLeoLoss(nn.Module):
         >>> loss = KoLeoLoss()(L2p(128)(torch.randn(16, 128)))     # a 0-d tensor
     """
 
-    def __init__(self, p: float = 2.0, eps: float = 1e-8, *, gather_distributed: bool = False,
-                 normalize: bool = True):
+    def __init__(
+        self,
+        p: float = 2.0,
+        eps: float = 1e-8,
+        *,
+        gather_distributed: bool = False,
+        normalize: bool = True,
+    ):
         super().__init__()
         # eps = 0 gives log(0) = -inf on duplicates
         self.eps = check_positive_float(eps, "KoLeoLoss eps")
@@ -92,9 +99,12 @@ class KoLeoLoss(nn.Module):
         """
         check_embeddings(x, "KoLeoLoss input", dims=(2, 3))
         (x,) = maybe_gather(self.gather_distributed, x)
-        (x,), out_dtype = compute_dtype(x, normalised="row" if self.normalize else None,
-                                        name="KoLeoLoss input")
+        (x,), out_dtype = compute_dtype(
+            x, normalised="row" if self.normalize else None, name="KoLeoLoss input"
+        )
         if x.dim() == 2:
             return koleo_terms(x, self.eps, self.p, self.normalize).mean().to(out_dtype)
-        views = [koleo_terms(x[:, v], self.eps, self.p, self.normalize).mean() for v in range(x.shape[1])]
+        views = [
+            koleo_terms(x[:, v], self.eps, self.p, self.normalize).mean() for v in range(x.shape[1])
+        ]
         return torch.stack(views).mean().to(out_dtype)

@@ -5,9 +5,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_bool, check_positive_float
-from ._common import (check_embeddings, check_labels, compute_dtype, full_precision,
-                      per_circle_unit)
 from ..validation import host_reads_allowed
+from ._common import check_embeddings, check_labels, compute_dtype, full_precision, per_circle_unit
 from .distributed import maybe_gather
 
 
@@ -41,11 +40,14 @@ class ProtoCLRLoss(nn.Module):
         >>> loss = ProtoCLRLoss(tau=0.1)(head(torch.randn(4, 128)), head(torch.randn(4, 128)), y)
     """
 
-    def __init__(self, tau: float = 0.1, circular_prototypes: bool = False,
-                 gather_distributed: bool = False):
+    def __init__(
+        self, tau: float = 0.1, circular_prototypes: bool = False, gather_distributed: bool = False
+    ):
         super().__init__()
         self.tau = check_positive_float(tau, "ProtoCLRLoss tau")
-        self.circular_prototypes = check_bool(circular_prototypes, "ProtoCLRLoss circular_prototypes")
+        self.circular_prototypes = check_bool(
+            circular_prototypes, "ProtoCLRLoss circular_prototypes"
+        )
         self.gather_distributed = check_bool(gather_distributed, "ProtoCLRLoss gather_distributed")
 
     @full_precision
@@ -73,8 +75,10 @@ class ProtoCLRLoss(nn.Module):
         check_embeddings(z1, "ProtoCLRLoss z1")
         check_embeddings(z2, "ProtoCLRLoss z2")
         if z1.shape != z2.shape:
-            raise ValueError(f"ProtoCLRLoss z1 and z2 must have the same shape, got {tuple(z1.shape)} "
-                             f"and {tuple(z2.shape)}")
+            raise ValueError(
+                f"ProtoCLRLoss z1 and z2 must have the same shape, got {tuple(z1.shape)} "
+                f"and {tuple(z2.shape)}"
+            )
         y = check_labels(y, z1.shape[0], "y")
         z1, z2, y = maybe_gather(self.gather_distributed, z1, z2, y)
         (z1, z2), out_dtype = compute_dtype(z1, z2, normalised="row", name="ProtoCLRLoss input")

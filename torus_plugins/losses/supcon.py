@@ -4,13 +4,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..geometry import to_clifford
-from .._deprecation import deprecated_alias, renamed_keywords
-from ..geometry import embedding_geometry
 from .._checks import check_bool, check_choice, check_positive_float
-from ._common import (check_embeddings, check_labels, check_that, compute_dtype, full_precision,
-                      per_circle_unit)
+from .._deprecation import deprecated_alias, renamed_keywords
+from ..geometry import embedding_geometry, to_clifford
+from ._common import (
+    check_embeddings,
+    check_labels,
+    check_that,
+    compute_dtype,
+    full_precision,
+    per_circle_unit,
+)
 from .distributed import maybe_gather
+
 
 def supcon_geometry(geometry):
     """'sphere' | 'torusN' | 'torusC' | None: how SupConLoss reads its inputs (None: as they are).
@@ -96,12 +102,20 @@ class SupConLoss(nn.Module):
     """
 
     @renamed_keywords(projmode="geometry")
-    def __init__(self, temperature: float = 0.07, contrast_mode: str = "all", base_temperature: float = 0.07,
-                 geometry="sphere", gather_distributed: bool = False):
+    def __init__(
+        self,
+        temperature: float = 0.07,
+        contrast_mode: str = "all",
+        base_temperature: float = 0.07,
+        geometry="sphere",
+        gather_distributed: bool = False,
+    ):
         super().__init__()
         self.contrast_mode = check_choice(contrast_mode, "SupConLoss contrast_mode", ("all", "one"))
         self.temperature = check_positive_float(temperature, "SupConLoss temperature")
-        self.base_temperature = check_positive_float(base_temperature, "SupConLoss base_temperature")
+        self.base_temperature = check_positive_float(
+            base_temperature, "SupConLoss base_temperature"
+        )
         self.geometry = supcon_geometry(geometry)
         self.gather_distributed = check_bool(gather_distributed, "SupConLoss gather_distributed")
 
@@ -132,8 +146,10 @@ class SupConLoss(nn.Module):
         if labels is not None:
             labels = check_labels(labels, b)
         elif n_views < 2:
-            raise ValueError(f"SupConLoss without labels needs n_views >= 2 (positives are the "
-                             f"other views), got n_views={n_views}")
+            raise ValueError(
+                f"SupConLoss without labels needs n_views >= 2 (positives are the "
+                f"other views), got n_views={n_views}"
+            )
         features, labels = maybe_gather(self.gather_distributed, features, labels)
         b = features.shape[0]
         how = {"sphere": "row", "torusN": "pair"}.get(self.geometry)
@@ -154,8 +170,11 @@ class SupConLoss(nn.Module):
         log_prob = logits - torch.logsumexp(logits_others, dim=1, keepdim=True)
         n_pos = pos.sum(1)
         has_pos = n_pos > 0
-        check_that(lambda: has_pos.any(), "SupConLoss: no anchor has a positive (every label is "
-                   "unique and n_views == 1)", z)
+        check_that(
+            lambda: has_pos.any(),
+            "SupConLoss: no anchor has a positive (every label is unique and n_views == 1)",
+            z,
+        )
         # mean over the anchors with a positive: a masked sum (not indexing: a data-dependent shape)
         mean_log_prob_pos = (log_prob * pos).sum(1) / n_pos.clamp_min(1)
         mean_over_anchors = (mean_log_prob_pos * has_pos).sum() / has_pos.sum()

@@ -69,14 +69,22 @@ class ToroidalCovarianceLoss(nn.Module):
         >>> loss = ToroidalCovarianceLoss(grid_size=12, dim=256)(torch.randn(32, 256))
     """
 
-    def __init__(self, grid_size: int = 12, dim: int = 2048, penalty: str = "distance",
-                 gather_distributed: bool = False):
+    def __init__(
+        self,
+        grid_size: int = 12,
+        dim: int = 2048,
+        penalty: str = "distance",
+        gather_distributed: bool = False,
+    ):
         super().__init__()
         grid_size = check_int(grid_size, "ToroidalCovarianceLoss grid_size", minimum=2)
-        dim = check_int(dim, "ToroidalCovarianceLoss dim (>= 2: no off-diagonal covariance below)",
-                        minimum=2)
+        dim = check_int(
+            dim, "ToroidalCovarianceLoss dim (>= 2: no off-diagonal covariance below)", minimum=2
+        )
         check_choice(penalty, "ToroidalCovarianceLoss penalty", ("distance", "laplacian"))
-        gather_distributed = check_bool(gather_distributed, "ToroidalCovarianceLoss gather_distributed")
+        gather_distributed = check_bool(
+            gather_distributed, "ToroidalCovarianceLoss gather_distributed"
+        )
         w = torus_grid_penalty(grid_size, penalty)
         pos = torch.arange(dim) % (grid_size * grid_size)
         full = w[pos[:, None], pos[None, :]]
@@ -114,8 +122,10 @@ class ToroidalCovarianceLoss(nn.Module):
         """
         check_embeddings(z, "ToroidalCovarianceLoss input")
         if z.shape[1] != self.dim:
-            raise ValueError(f"ToroidalCovarianceLoss input must have last dimension {self.dim}, "
-                             f"got shape {tuple(z.shape)}")
+            raise ValueError(
+                f"ToroidalCovarianceLoss input must have last dimension {self.dim}, "
+                f"got shape {tuple(z.shape)}"
+            )
         (z,) = maybe_gather(self.gather_distributed, z)
         (z,), out_dtype = compute_dtype(z)
         zc = z - z.mean(0, keepdim=True)

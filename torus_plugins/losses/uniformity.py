@@ -49,7 +49,9 @@ class UniformityLoss(nn.Module):
     def __init__(self, t: float = 2.0, gather_distributed: bool = False):
         super().__init__()
         self.t = check_positive_float(t, "UniformityLoss t")  # t <= 0 would reward collapse
-        self.gather_distributed = check_bool(gather_distributed, "UniformityLoss gather_distributed")
+        self.gather_distributed = check_bool(
+            gather_distributed, "UniformityLoss gather_distributed"
+        )
 
     @full_precision
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -73,4 +75,8 @@ class UniformityLoss(nn.Module):
         (z,), out_dtype = compute_dtype(z)
         if z.dim() == 2:
             return uniformity(z, self.t).to(out_dtype)
-        return torch.stack([uniformity(z[:, v], self.t) for v in range(z.shape[1])]).mean().to(out_dtype)
+        return (
+            torch.stack([uniformity(z[:, v], self.t) for v in range(z.shape[1])])
+            .mean()
+            .to(out_dtype)
+        )

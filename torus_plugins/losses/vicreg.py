@@ -4,8 +4,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import (check_bool, check_choice, check_int, check_non_negative_float,
-                       check_positive_float)
+from .._checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_non_negative_float,
+    check_positive_float,
+)
 from ._common import check_embeddings, compute_dtype, full_precision
 from .distributed import maybe_gather
 from .toroidal_covariance import ToroidalCovarianceLoss
@@ -45,9 +50,18 @@ class VICRegLoss(nn.Module):
         >>> loss = vicreg(torch.randn(32, 256), torch.randn(32, 256))
     """
 
-    def __init__(self, lambda_param: float = 25.0, mu_param: float = 25.0, nu_param: float = 1.0,
-                 gather_distributed: bool = False, eps: float = 1e-4, *,
-                 covariance: str = "isotropic", grid_size: int = 12, penalty: str = "distance"):
+    def __init__(
+        self,
+        lambda_param: float = 25.0,
+        mu_param: float = 25.0,
+        nu_param: float = 1.0,
+        gather_distributed: bool = False,
+        eps: float = 1e-4,
+        *,
+        covariance: str = "isotropic",
+        grid_size: int = 12,
+        penalty: str = "distance",
+    ):
         super().__init__()
         check_choice(covariance, "VICRegLoss covariance", ("isotropic", "toroidal"))
         check_choice(penalty, "VICRegLoss penalty", ("distance", "laplacian"))
@@ -57,7 +71,12 @@ class VICRegLoss(nn.Module):
         grid_size = check_int(grid_size, "VICRegLoss grid_size", minimum=2)
         # eps < 0 gives the sqrt of a negative variance: NaN
         eps = check_positive_float(eps, "VICRegLoss eps")
-        self.covariance, self.grid_size, self.eps, self.penalty = covariance, grid_size, eps, penalty
+        self.covariance, self.grid_size, self.eps, self.penalty = (
+            covariance,
+            grid_size,
+            eps,
+            penalty,
+        )
         self.gather_distributed = check_bool(gather_distributed, "VICRegLoss gather_distributed")
         self._toroidal = {}
 
@@ -97,8 +116,10 @@ class VICRegLoss(nn.Module):
         check_embeddings(z_a, "VICRegLoss z_a")
         check_embeddings(z_b, "VICRegLoss z_b")
         if z_a.shape != z_b.shape:
-            raise ValueError(f"VICRegLoss z_a and z_b must have the same shape, got {tuple(z_a.shape)} "
-                             f"and {tuple(z_b.shape)}")
+            raise ValueError(
+                f"VICRegLoss z_a and z_b must have the same shape, got {tuple(z_a.shape)} "
+                f"and {tuple(z_b.shape)}"
+            )
         z_a, z_b = maybe_gather(self.gather_distributed, z_a, z_b)
         (z_a, z_b), out_dtype = compute_dtype(z_a, z_b)
         inv = F.mse_loss(z_a, z_b)

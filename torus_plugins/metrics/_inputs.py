@@ -28,4 +28,3 @@ def as_labels(y, n: int, name: str = "labels") -> np.ndarray:
 def turns_of(x, geometry, bits: int = 8) -> np.ndarray:
     """Angles in turns [n, k] of torus embeddings (interleaved Clifford layout) or of b-bit codes."""
     return get_geometry(geometry, bits).turns(x)
-

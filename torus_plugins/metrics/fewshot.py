@@ -40,11 +40,14 @@ __all__ = ["few_shot_accuracy", "nearest_prototype", "small_classes"]
 
 # ---------------------------------------------------------------------------------------------------- checks
 
+
 def _check_geometry(geometry, bits, centre) -> Geometry:
     g = get_geometry(geometry, check_bits(bits))
     if centre and isinstance(g, TorusGeometry):
-        raise ValueError(f"centre=True applies to geometry='sphere' only (a translation on the torus leaves "
-                         f"circular distances unchanged), got geometry={g.name!r}")
+        raise ValueError(
+            f"centre=True applies to geometry='sphere' only (a translation on the torus leaves "
+            f"circular distances unchanged), got geometry={g.name!r}"
+        )
     return g
 
 
@@ -65,6 +68,7 @@ def small_classes(labels, shot: int) -> dict:
 
 # ------------------------------------------------------------------------------------------- prototype rule
 
+
 def _prepare(x: np.ndarray, g: Geometry, name: str = "embeddings") -> np.ndarray:
     """Rows ready for prototypes, as the geometry prepares them (unit vectors; codes: the codes).
 
@@ -77,8 +81,9 @@ def _prepare(x: np.ndarray, g: Geometry, name: str = "embeddings") -> np.ndarray
     return g.prepare(x, name)
 
 
-def _nearest(s: np.ndarray, sy: np.ndarray, q: np.ndarray, n_classes: int, g: Geometry,
-             centre: bool) -> np.ndarray:
+def _nearest(
+    s: np.ndarray, sy: np.ndarray, q: np.ndarray, n_classes: int, g: Geometry, centre: bool
+) -> np.ndarray:
     """Index in range(n_classes) of the nearest prototype for each prepared query row."""
     onehot = np.eye(n_classes)[sy]
     if centre:
@@ -89,8 +94,9 @@ def _nearest(s: np.ndarray, sy: np.ndarray, q: np.ndarray, n_classes: int, g: Ge
     return g.scores(q, g.means(s, onehot)).argmax(1)
 
 
-def nearest_prototype(support, support_labels, queries, geometry="sphere", bits: int = 8,
-                      centre: bool = False) -> np.ndarray:
+def nearest_prototype(
+    support, support_labels, queries, geometry="sphere", bits: int = 8, centre: bool = False
+) -> np.ndarray:
     """Label of the nearest class prototype (rules in the module docstring) for each query row.
 
     Usage: ``pred = nearest_prototype(z[support], y[support], z[query], geometry="torusN")``
@@ -98,7 +104,9 @@ def nearest_prototype(support, support_labels, queries, geometry="sphere", bits:
     g = _check_geometry(geometry, bits, centre)
     s, q = as_array(support, "support"), as_array(queries, "queries")
     if s.shape[1] != q.shape[1]:
-        raise ValueError(f"support and queries must have the same width, got {s.shape[1]} and {q.shape[1]}")
+        raise ValueError(
+            f"support and queries must have the same width, got {s.shape[1]} and {q.shape[1]}"
+        )
     raw = _raw_labels(support_labels)
     sy = as_labels(raw, len(s), "support_labels")
     classes = np.unique(raw)
@@ -109,20 +117,35 @@ def nearest_prototype(support, support_labels, queries, geometry="sphere", bits:
 
 # ------------------------------------------------------------------------------------------------- episodes
 
+
 def _sample(by_class, shot, n_way, n_query, rng):
     """(support indices, query indices) of one episode."""
-    chosen = sorted(rng.choice(len(by_class), size=n_way, replace=False)) if n_way else range(len(by_class))
+    chosen = (
+        sorted(rng.choice(len(by_class), size=n_way, replace=False))
+        if n_way
+        else range(len(by_class))
+    )
     support, query = [], []
     for c in chosen:
         idx = rng.permutation(by_class[c])
         support.append(idx[:shot])
-        query.append(idx[shot:] if n_query is None else idx[shot:shot + n_query])
+        query.append(idx[shot:] if n_query is None else idx[shot : shot + n_query])
     return np.concatenate(support), np.concatenate(query)
 
 
-def few_shot_accuracy(embeddings, labels, shots=(1, 5), episodes: int = 10, seed: int = 0,
-                      geometry="sphere", bits: int = 8, n_way=None, n_query=None,
-                      centre: bool = False, return_episodes: bool = False) -> dict:
+def few_shot_accuracy(
+    embeddings,
+    labels,
+    shots=(1, 5),
+    episodes: int = 10,
+    seed: int = 0,
+    geometry="sphere",
+    bits: int = 8,
+    n_way=None,
+    n_query=None,
+    centre: bool = False,
+    return_episodes: bool = False,
+) -> dict:
     """Nearest-prototype few-shot accuracy: ``{shot: {"mean", "std", "accuracies"}}`` over ``episodes``.
 
     embeddings: [n, d] float (sphere | torusN | torusC) or uint8 codes (geometry="codes", ``bits``).
@@ -146,12 +169,16 @@ def few_shot_accuracy(embeddings, labels, shots=(1, 5), episodes: int = 10, seed
     if n_classes < 2:
         raise ValueError(f"few-shot evaluation needs at least 2 classes, labels have {n_classes}")
     if n_way is not None and not 2 <= check_int(n_way, "n_way", 2) <= n_classes:
-        raise ValueError(f"n_way must be between 2 and the number of classes ({n_classes}), got {n_way!r}")
+        raise ValueError(
+            f"n_way must be between 2 and the number of classes ({n_classes}), got {n_way!r}"
+        )
     need = max(shots) + (n_query or 1)
     small = small_classes(raw, need - 1)
     if small:
-        raise ValueError(f"{len(small)} class(es) have fewer than {need} items (max shot {max(shots)} + "
-                         f"{n_query or 1} query), as {{label: count}}: {small}; drop them first (small_classes)")
+        raise ValueError(
+            f"{len(small)} class(es) have fewer than {need} items (max shot {max(shots)} + "
+            f"{n_query or 1} query), as {{label: count}}: {small}; drop them first (small_classes)"
+        )
     x = _prepare(x, g)
     by_class = [np.flatnonzero(y == c) for c in range(n_classes)]
     out = {}

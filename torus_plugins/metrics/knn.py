@@ -24,8 +24,12 @@ def as_cloud(x, name: str = "x", min_points: int = 2) -> np.ndarray:
     try:
         x = np.asarray(x)
     except ValueError as e:  # ragged nested lists
-        raise ValueError(f"{name} must be a 2-D array [n, d], got a ragged sequence ({e})") from None
-    if x.dtype == bool or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise ValueError(
+            f"{name} must be a 2-D array [n, d], got a ragged sequence ({e})"
+        ) from None
+    if x.dtype == bool or not (
+        np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)
+    ):
         raise ValueError(f"{name} must be a real numeric array, got dtype {x.dtype}")
     if x.ndim != 2:
         raise ValueError(f"{name} must be 2-D [n points, d dims], got shape {x.shape}")
@@ -66,7 +70,9 @@ def check_k(k, n: int, name: str = "k", low: int = 1) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {k!r} ({type(k).__name__})")
     if not low <= k <= n - 1:
-        raise ValueError(f"{name} must be in [{low}, n - 1] = [{low}, {n - 1}] for n = {n} points, got {k}")
+        raise ValueError(
+            f"{name} must be in [{low}, n - 1] = [{low}, {n - 1}] for n = {n} points, got {k}"
+        )
     return int(k)
 
 
@@ -83,6 +89,7 @@ def subsample(x: np.ndarray, n: int | None, seed: int, name: str = "subsample") 
 def knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(distances [n, k] ascending, float64, input units; indices [n, k]): k nearest other rows."""
     from .._optional import require
+
     faiss = require("faiss", "search")
 
     x = np.asarray(x, dtype=np.float64)
@@ -102,7 +109,9 @@ def knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     dist = np.empty((n, k))
     rows = max(1, 4_000_000 // (k * centred.shape[1]))  # ~32 MB of float64 differences at a time
     for s in range(0, n, rows):
-        dist[s:s + rows] = np.linalg.norm(centred[idx[s:s + rows]] - centred[s:s + rows, None, :], axis=2)
+        dist[s : s + rows] = np.linalg.norm(
+            centred[idx[s : s + rows]] - centred[s : s + rows, None, :], axis=2
+        )
     order = np.argsort(dist, axis=1, kind="stable")
     dist = np.ldexp(np.take_along_axis(dist, order, 1), exponent)  # back to input units
     return dist, np.take_along_axis(idx, order, 1).astype(np.int64)

@@ -25,16 +25,32 @@ Usage::
 
 import numpy as np
 
-from ._inputs import as_labels
 from .._arrays import unit_rows
 from ..geometry import get_geometry, turns_circular_variance
-from .retrieval import (GeometryKNN, _check_defined, _split_labels, faiss_threads,
-                        require_retrieval, retrieval_from_knn)
+from ._inputs import as_labels
+from .retrieval import (
+    GeometryKNN,
+    _check_defined,
+    _split_labels,
+    faiss_threads,
+    require_retrieval,
+    retrieval_from_knn,
+)
 from .settings import PQ_SETTINGS, Setting, table_settings
 from .spread import code_entropy, unique_codes
 
-COLUMNS = ("setting", "bits_per_vector", "bits_per_value", "distance", "precision_at_1",
-           "mean_average_precision_at_r", "circular_variance", "entropy", "unique_codes", "reason")
+COLUMNS = (
+    "setting",
+    "bits_per_vector",
+    "bits_per_value",
+    "distance",
+    "precision_at_1",
+    "mean_average_precision_at_r",
+    "circular_variance",
+    "entropy",
+    "unique_codes",
+    "reason",
+)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -64,15 +80,20 @@ class _Table:
     # one method per setting kind: returns (retrieval dict, circular variance, stored codes or None)
     def eval_float(self, s):
         g = self.g
-        return self.run(g.unit_vectors(self.query), g.unit_vectors(self.ref), GeometryKNN("ip")), \
-            g.circular_variance(self.ref), None
+        return (
+            self.run(g.unit_vectors(self.query), g.unit_vectors(self.ref), GeometryKNN("ip")),
+            g.circular_variance(self.ref),
+            None,
+        )
 
     def eval_grid(self, s):
         from ..codes import SphereGridQuantizer, quantize
 
         if self.torus:
             r, q = quantize(self.tr, s.bits), quantize(self.tq, s.bits)
-            ret = self.run(q.astype(np.float32), r.astype(np.float32), GeometryKNN("circular", s.bits))
+            ret = self.run(
+                q.astype(np.float32), r.astype(np.float32), GeometryKNN("circular", s.bits)
+            )
             return ret, turns_circular_variance(r / float(1 << s.bits)), r
         # the min/max grid commutes with a uniform scale: fit it on the reference divided by a
         # power of two near its largest |value| (exact), so the float32 decoded values neither
@@ -88,8 +109,13 @@ class _Table:
     def eval_sign(self, s):
         from ..codes import quantize
 
-        if self.torus:  # quadrant = floor(4 * turn); quantize() rounds, so shift by half a cell (1/8 turn)
-            r, q = quantize(np.mod(self.tr - 0.125, 1.0), 2), quantize(np.mod(self.tq - 0.125, 1.0), 2)
+        if (
+            self.torus
+        ):  # quadrant = floor(4 * turn); quantize() rounds, so shift by half a cell (1/8 turn)
+            r, q = (
+                quantize(np.mod(self.tr - 0.125, 1.0), 2),
+                quantize(np.mod(self.tq - 0.125, 1.0), 2),
+            )
             ret = self.run(q.astype(np.float32), r.astype(np.float32), GeometryKNN("circular", 2))
             signs = (self.g.unit_vectors(self.ref) > 0).astype(np.uint8)
             return ret, turns_circular_variance((r + 0.5) / 4.0), signs
@@ -116,8 +142,11 @@ class _Table:
             tpq = TorusProductQuantizer(k, s.M, s.bits, seed=self.seed).train(self.tr).add(self.tr)
             knn = GeometryKNN(lambda qq, rr, kk: tpq.search(qq, kk))
             codes = tpq.encode(self.tr)
-            return self.run(self.tq, self.tr, knn), turns_circular_variance(tpq.decode(codes)), \
-                unpack_pq_codes(codes, s.M, s.bits)
+            return (
+                self.run(self.tq, self.tr, knn),
+                turns_circular_variance(tpq.decode(codes)),
+                unpack_pq_codes(codes, s.M, s.bits),
+            )
         u_r, u_q = self.g.unit_vectors(self.ref), self.g.unit_vectors(self.query)
         reason = self._need(s, u_r.shape[1], "dimensions")
         if reason:
@@ -139,8 +168,11 @@ class _Table:
         pq = _seeded(ProductQuantizer(r8.shape[1], s.M, s.bits), self.seed).train(r8).add(r8)
         codes = pq.index.sa_encode(r8)
         knn = GeometryKNN(lambda qq, rr, kk: pq.search(qq, kk))
-        return self.run(q8, r8, knn), turns_circular_variance(pq.index.sa_decode(codes) / 256.0), \
-            unpack_pq_codes(codes, s.M, s.bits)
+        return (
+            self.run(q8, r8, knn),
+            turns_circular_variance(pq.index.sa_decode(codes) / 256.0),
+            unpack_pq_codes(codes, s.M, s.bits),
+        )
 
 
 def _seeded(pq, seed):
@@ -149,8 +181,17 @@ def _seeded(pq, seed):
     return pq
 
 
-def quantisation_table(ref, query=None, ref_labels=None, query_labels=None, geometry="torusN",
-                       pq_settings=PQ_SETTINGS, seed: int = 0, settings=None, raw_baseline: bool = True) -> list:
+def quantisation_table(
+    ref,
+    query=None,
+    ref_labels=None,
+    query_labels=None,
+    geometry="torusN",
+    pq_settings=PQ_SETTINGS,
+    seed: int = 0,
+    settings=None,
+    raw_baseline: bool = True,
+) -> list:
     """One dict per setting with the columns in ``COLUMNS``. ``query=None``: the reference queries itself,
     each point's own row excluded. ``settings``: a list of :class:`Setting` (default ``table_settings``).
 
@@ -159,8 +200,10 @@ def quantisation_table(ref, query=None, ref_labels=None, query_labels=None, geom
     require_retrieval("quantisation_table")  # kNN, PQ: a missing extra is an error, not failed rows
     g = get_geometry(geometry)
     if g.name == "codes":
-        raise ValueError("quantisation_table needs float embeddings (geometry sphere, torusN or torusC), "
-                         "got geometry 'codes'")
+        raise ValueError(
+            "quantisation_table needs float embeddings (geometry sphere, torusN or torusC), "
+            "got geometry 'codes'"
+        )
     ref = g.check(ref, "reference")
     self_query = query is None
     if self_query:
@@ -169,8 +212,10 @@ def quantisation_table(ref, query=None, ref_labels=None, query_labels=None, geom
     else:
         query = g.check(query, "query")
         if query.shape[1] != ref.shape[1]:
-            raise ValueError(f"query has width {query.shape[1]} but reference has width {ref.shape[1]}; "
-                             f"expected equal widths")
+            raise ValueError(
+                f"query has width {query.shape[1]} but reference has width {ref.shape[1]}; "
+                f"expected equal widths"
+            )
         ql, rl = _split_labels(query_labels, len(query), ref_labels, len(ref))
     _check_defined(ql, None if self_query else rl, self_query)
     if g.stores == "coordinate":  # every sphere setting compares directions: a zero row has none
@@ -179,13 +224,21 @@ def quantisation_table(ref, query=None, ref_labels=None, query_labels=None, geom
     table = _Table(g, ref, query, rl, ql, self_query, seed)
     width = ref.shape[1]
     rows = []
-    for s in (table_settings(g, pq_settings, raw_baseline) if settings is None else settings):
+    for s in table_settings(g, pq_settings, raw_baseline) if settings is None else settings:
         if not isinstance(s, Setting):
             raise TypeError(f"settings must hold Setting objects, got {type(s).__name__}")
-        row = {"setting": s.name, "bits_per_vector": s.bits_per_vector(g, width),
-               "bits_per_value": s.bits_per_value(g), "distance": s.distance(g), "precision_at_1": None,
-               "mean_average_precision_at_r": None, "circular_variance": None, "entropy": None,
-               "unique_codes": None, "reason": None}
+        row = {
+            "setting": s.name,
+            "bits_per_vector": s.bits_per_vector(g, width),
+            "bits_per_value": s.bits_per_value(g),
+            "distance": s.distance(g),
+            "precision_at_1": None,
+            "mean_average_precision_at_r": None,
+            "circular_variance": None,
+            "entropy": None,
+            "unique_codes": None,
+            "reason": None,
+        }
         try:
             with faiss_threads(1):  # small training sets: one thread is fastest (see faiss_threads)
                 out = getattr(table, "eval_" + s.kind)(s)
@@ -195,8 +248,11 @@ def quantisation_table(ref, query=None, ref_labels=None, query_labels=None, geom
             row["reason"] = out
         else:
             ret, cv, codes = out
-            row.update(precision_at_1=ret["precision_at_1"],
-                       mean_average_precision_at_r=ret["mean_average_precision_at_r"], circular_variance=cv)
+            row.update(
+                precision_at_1=ret["precision_at_1"],
+                mean_average_precision_at_r=ret["mean_average_precision_at_r"],
+                circular_variance=cv,
+            )
             if codes is not None:
                 row.update(entropy=code_entropy(codes), unique_codes=unique_codes(codes))
         rows.append(row)
@@ -213,18 +269,26 @@ def format_table(rows, width: int = None, geometry=None) -> str:
         if not isinstance(r, dict) or "setting" not in r:
             raise TypeError(f"rows must be quantisation_table() dicts, got {type(r).__name__}")
     name_w = max([11] + [len(str(r["setting"])) for r in rows])
-    head = (f"{'setting':<{name_w}} {'bits/vec':>8} {'bits per value':<28} {'P@1':>6} {'mAP@R':>6} "
-            f"{'circvar':>7} {'entropy':>7} {'unique':>7}")
+    head = (
+        f"{'setting':<{name_w}} {'bits/vec':>8} {'bits per value':<28} {'P@1':>6} {'mAP@R':>6} "
+        f"{'circvar':>7} {'entropy':>7} {'unique':>7}"
+    )
     lines = []
     if width is not None and geometry is not None:
-        lines.append(f"{get_geometry(geometry).name}, width {width}: rows at this width; compare heads at equal "
-                     f"bits/vec")
+        lines.append(
+            f"{get_geometry(geometry).name}, width {width}: rows at this width; compare heads at equal "
+            f"bits/vec"
+        )
     lines += [head, "-" * len(head)]
-    f = lambda v, w, p: (f"{v:>{w}.{p}f}" if isinstance(v, float) else f"{'-' if v is None else v:>{w}}")  # noqa
+    f = lambda v, w, p: (
+        f"{v:>{w}.{p}f}" if isinstance(v, float) else f"{'-' if v is None else v:>{w}}"
+    )  # noqa
     for r in rows:
-        line = (f"{r['setting']:<{name_w}} {f(r['bits_per_vector'], 8, 0)} {str(r.get('bits_per_value') or '-'):<28} "
-                f"{f(r['precision_at_1'], 6, 3)} {f(r['mean_average_precision_at_r'], 6, 3)} "
-                f"{f(r['circular_variance'], 7, 3)} {f(r['entropy'], 7, 2)} {f(r['unique_codes'], 7, 0)}")
+        line = (
+            f"{r['setting']:<{name_w}} {f(r['bits_per_vector'], 8, 0)} {str(r.get('bits_per_value') or '-'):<28} "
+            f"{f(r['precision_at_1'], 6, 3)} {f(r['mean_average_precision_at_r'], 6, 3)} "
+            f"{f(r['circular_variance'], 7, 3)} {f(r['entropy'], 7, 2)} {f(r['unique_codes'], 7, 0)}"
+        )
         if r.get("reason"):
             line += f"  n/a: {r['reason']}"
         lines.append(line)

@@ -13,19 +13,22 @@ import contextlib
 import numpy as np
 import torch
 
-from ._inputs import as_labels
 from ..geometry import CodesGeometry, get_geometry
+from ._inputs import as_labels
 
 METRICS = ("precision_at_1", "mean_average_precision_at_r")
 #: what retrieval needs beyond the core: faiss (kNN), pytorch-metric-learning (AccuracyCalculator)
-RETRIEVAL_NEEDS = (("faiss", "search"),
-                   ("pytorch_metric_learning.utils.accuracy_calculator", "pml"))
+RETRIEVAL_NEEDS = (
+    ("faiss", "search"),
+    ("pytorch_metric_learning.utils.accuracy_calculator", "pml"),
+)
 
 
 def require_retrieval(what: str) -> None:
     """One ModuleNotFoundError naming every missing extra of ``RETRIEVAL_NEEDS`` (``what`` needs
     them)."""
     from .._optional import require_all
+
     require_all(RETRIEVAL_NEEDS, what)
 
 
@@ -37,6 +40,7 @@ def faiss_threads(n: int = 1):
     thread (two OpenMP pools spinning on a shared core); evaluation sets are small, one thread is fastest.
     """
     from .._optional import require
+
     faiss = require("faiss", "search")
 
     before = faiss.omp_get_max_threads()
@@ -61,6 +65,7 @@ def _drop_self(dist: np.ndarray, idx: np.ndarray, k: int):
 def ip_knn(query: np.ndarray, reference: np.ndarray, k: int):
     """(similarities, ids) of the k largest inner products (faiss IndexFlatIP), float32."""
     from .._optional import require
+
     faiss = require("faiss", "search")
 
     index = faiss.IndexFlatIP(reference.shape[1])
@@ -73,7 +78,9 @@ def circular_l1_knn(query: np.ndarray, reference: np.ndarray, k: int, bits: int)
     from ..search import TorusIndex
 
     if not 1 <= int(k) <= len(reference):
-        raise ValueError(f"k must be in [1, {len(reference)}] (the number of reference codes), got {k!r}")
+        raise ValueError(
+            f"k must be in [1, {len(reference)}] (the number of reference codes), got {k!r}"
+        )
     index = TorusIndex(reference.shape[1], bits=bits)
     index.add(np.ascontiguousarray(reference, dtype=np.uint8))
     return index.search(np.ascontiguousarray(query, dtype=np.uint8), int(k))
@@ -97,7 +104,9 @@ class GeometryKNN:
             d, i = ip_knn(q, r, kk)
             d = -d
         elif self.kind == "circular":
-            d, i = circular_l1_knn(np.rint(q).astype(np.uint8), np.rint(r).astype(np.uint8), kk, self.bits)
+            d, i = circular_l1_knn(
+                np.rint(q).astype(np.uint8), np.rint(r).astype(np.uint8), kk, self.bits
+            )
         else:
             d, i = self.kind(q, r, kk)
         d, i = np.asarray(d, np.float64), np.asarray(i, np.int64)
@@ -106,8 +115,15 @@ class GeometryKNN:
         return torch.from_numpy(d.astype(np.float32)), torch.from_numpy(i)
 
 
-def retrieval_from_knn(query, query_labels, reference=None, reference_labels=None, knn=None,
-                       ref_includes_query=False, threads: int = 1) -> dict:
+def retrieval_from_knn(
+    query,
+    query_labels,
+    reference=None,
+    reference_labels=None,
+    knn=None,
+    ref_includes_query=False,
+    threads: int = 1,
+) -> dict:
     """P@1 and mAP@R for prepared arrays and a :class:`GeometryKNN`. Returns floats; ValueError if undefined.
 
     Queries whose class has no other member in the reference are skipped (pytorch-metric-learning's rule); if
@@ -122,7 +138,10 @@ def retrieval_from_knn(query, query_labels, reference=None, reference_labels=Non
 
 def _accuracy(query, query_labels, reference, reference_labels, knn, ref_includes_query) -> dict:
     from .._optional import require
-    AccuracyCalculator = require("pytorch_metric_learning.utils.accuracy_calculator", "pml").AccuracyCalculator
+
+    AccuracyCalculator = require(
+        "pytorch_metric_learning.utils.accuracy_calculator", "pml"
+    ).AccuracyCalculator
 
     calc = AccuracyCalculator(include=METRICS, knn_func=knn, k="max_bin_count")
     q = torch.from_numpy(np.ascontiguousarray(query, dtype=np.float32))
@@ -131,9 +150,13 @@ def _accuracy(query, query_labels, reference, reference_labels, knn, ref_include
         res = calc.get_accuracy(q, ql)
     else:
         r = torch.from_numpy(np.ascontiguousarray(reference, dtype=np.float32))
-        res = calc.get_accuracy(q, ql, r, torch.from_numpy(reference_labels), ref_includes_query=ref_includes_query)
+        res = calc.get_accuracy(
+            q, ql, r, torch.from_numpy(reference_labels), ref_includes_query=ref_includes_query
+        )
     out = {m: float(res[m]) for m in METRICS}
-    if not all(np.isfinite(v) for v in out.values()):  # pragma: no cover - _check_defined catches these first
+    if not all(
+        np.isfinite(v) for v in out.values()
+    ):  # pragma: no cover - _check_defined catches these first
         raise ValueError(f"retrieval is undefined for these labels (got {out})")
     return out
 
@@ -144,17 +167,23 @@ def _check_defined(query_labels, reference_labels, self_excluded: bool):
     rl = ql if reference_labels is None else np.asarray(reference_labels)
     n_ref = len(rl)
     if n_ref < (2 if self_excluded else 1):
-        raise ValueError(f"retrieval needs at least 2 embeddings when each query is excluded from its own "
-                         f"neighbours, got {n_ref}")
+        raise ValueError(
+            f"retrieval needs at least 2 embeddings when each query is excluded from its own "
+            f"neighbours, got {n_ref}"
+        )
     classes = np.unique(np.concatenate([ql, rl]))
     if len(classes) < 2:
-        raise ValueError(f"labels hold a single class ({len(classes)} distinct value): every neighbour matches, so "
-                         f"P@1 and mAP@R are 1 by construction; expected at least 2 classes")
+        raise ValueError(
+            f"labels hold a single class ({len(classes)} distinct value): every neighbour matches, so "
+            f"P@1 and mAP@R are 1 by construction; expected at least 2 classes"
+        )
     counts = np.bincount(rl, minlength=int(classes.max()) + 1)
     have = counts[ql] - (1 if self_excluded else 0)
     if not (have > 0).any():
-        raise ValueError("no query has another embedding of its class in the reference set, so P@1 and mAP@R "
-                         "are undefined; expected at least one class with 2 or more members")
+        raise ValueError(
+            "no query has another embedding of its class in the reference set, so P@1 and mAP@R "
+            "are undefined; expected at least one class with 2 or more members"
+        )
 
 
 def _split_labels(query_labels, nq, reference_labels, nr):
@@ -162,19 +191,31 @@ def _split_labels(query_labels, nq, reference_labels, nr):
         raise ValueError("reference_labels are required with a reference set, got None")
     if query_labels is None:
         raise ValueError("query_labels are required (one label per query), got None")
-    ql = np.asarray(query_labels.detach().cpu() if hasattr(query_labels, "detach") else query_labels).reshape(-1)
-    rl = np.asarray(reference_labels.detach().cpu() if hasattr(reference_labels, "detach")
-                    else reference_labels).reshape(-1)
+    ql = np.asarray(
+        query_labels.detach().cpu() if hasattr(query_labels, "detach") else query_labels
+    ).reshape(-1)
+    rl = np.asarray(
+        reference_labels.detach().cpu() if hasattr(reference_labels, "detach") else reference_labels
+    ).reshape(-1)
     if len(ql) != nq:
         raise ValueError(f"query_labels has length {len(ql)} but there are {nq} queries")
     if len(rl) != nr:
-        raise ValueError(f"reference_labels has length {len(rl)} but there are {nr} reference embeddings")
+        raise ValueError(
+            f"reference_labels has length {len(rl)} but there are {nr} reference embeddings"
+        )
     both = as_labels(np.concatenate([ql, rl]), nq + nr, "labels")
     return both[:nq], both[nq:]
 
 
-def retrieval(query, query_labels, reference=None, reference_labels=None, geometry="sphere",
-              bits: int = 8, ref_includes_query: bool = False) -> dict:
+def retrieval(
+    query,
+    query_labels,
+    reference=None,
+    reference_labels=None,
+    geometry="sphere",
+    bits: int = 8,
+    ref_includes_query: bool = False,
+) -> dict:
     """P@1 and mAP@R of ``query`` against ``reference`` (default: the query set itself, self excluded).
 
     geometry: sphere | torusN | torusC (float embeddings, inner product on unit vectors) | codes (integer b-bit
@@ -190,8 +231,10 @@ def retrieval(query, query_labels, reference=None, reference_labels=None, geomet
     else:
         reference = g.check(reference, "reference")
         if reference.shape[1] != query.shape[1]:
-            raise ValueError(f"query has width {query.shape[1]} but reference has width {reference.shape[1]}; "
-                             f"expected equal widths")
+            raise ValueError(
+                f"query has width {query.shape[1]} but reference has width {reference.shape[1]}; "
+                f"expected equal widths"
+            )
         labels, rl = _split_labels(query_labels, len(query), reference_labels, len(reference))
     if isinstance(g, CodesGeometry):
         knn = GeometryKNN("circular", g.bits)
@@ -199,6 +242,11 @@ def retrieval(query, query_labels, reference=None, reference_labels=None, geomet
     else:
         knn = GeometryKNN("ip")
         prep = g.unit_vectors
-    return retrieval_from_knn(prep(query, "query"), labels,
-                              None if reference is None else prep(reference, "reference"), rl, knn,
-                              ref_includes_query)
+    return retrieval_from_knn(
+        prep(query, "query"),
+        labels,
+        None if reference is None else prep(reference, "reference"),
+        rl,
+        knn,
+        ref_includes_query,
+    )

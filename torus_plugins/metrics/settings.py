@@ -28,8 +28,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..codes.pq import PAPER_PQ_SETTINGS as PQ_SETTINGS  # (nbits, M): (8,16) (8,4) (8,2) (8,1) (4,4) (4,2)
+from ..codes.pq import (
+    PAPER_PQ_SETTINGS as PQ_SETTINGS,
+)  # (nbits, M): (8,16) (8,4) (8,2) (8,1) (4,4) (4,2)
 from ..geometry import Geometry, get_geometry
+
 KINDS = ("float", "grid", "sign", "pq", "raw_pq")
 _ALL = ("sphere", "torusN", "torusC")
 _TORI = ("torusN", "torusC")
@@ -56,7 +59,9 @@ class Setting:
     def _check(self, geometry) -> Geometry:
         g = get_geometry(geometry)
         if g.name not in self.geometries:
-            raise ValueError(f"setting {self.name!r} applies to {self.geometries}, got geometry {g.name!r}")
+            raise ValueError(
+                f"setting {self.name!r} applies to {self.geometries}, got geometry {g.name!r}"
+            )
         return g
 
     def unit(self, geometry) -> str:
@@ -92,18 +97,24 @@ class Setting:
         if self.kind == "float":
             return g.distance
         if self.kind == "grid":
-            return ("circular L1 on the angle codes" if g.stores == "angle"
-                    else "inner product on decoded, re-normalised vectors")
+            return (
+                "circular L1 on the angle codes"
+                if g.stores == "angle"
+                else "inner product on decoded, re-normalised vectors"
+            )
         if self.kind == "sign":
             return "Hamming on the signs (torus: = circular L1 on 2-bit quadrant codes)"
         if self.kind == "pq":
-            return "PQ asymmetric L2 on unit vectors" + (" (whole circles per sub-space)" if g.stores == "angle"
-                                                         else "")
+            return "PQ asymmetric L2 on unit vectors" + (
+                " (whole circles per sub-space)" if g.stores == "angle" else ""
+            )
         return "PQ asymmetric L2 on the 8-bit angle values (no wrap-around)"
 
     def describe(self, geometry, width: int) -> str:
-        return (f"{self.name}: {self.bits_per_value(geometry)}, {self.bits_per_vector(geometry, width)} "
-                f"bits/vector, {self.distance(geometry)}")
+        return (
+            f"{self.name}: {self.bits_per_value(geometry)}, {self.bits_per_vector(geometry, width)} "
+            f"bits/vector, {self.distance(geometry)}"
+        )
 
 
 NONE = Setting("none", "float", 32)
@@ -159,8 +170,10 @@ def get_setting(name: str) -> Setting:
     m = re.fullmatch(r"(raw )?PQ\((\d+),(\d+)\)", name)
     if m:
         return (raw_pq if m.group(1) else pq)(int(m.group(2)), int(m.group(3)))
-    raise ValueError(f"unknown setting {name!r}; expected 'none', 'sign', 'b-bit grid', 'PQ(b,M)' or "
-                     f"'raw PQ(b,M)'")
+    raise ValueError(
+        f"unknown setting {name!r}; expected 'none', 'sign', 'b-bit grid', 'PQ(b,M)' or "
+        f"'raw PQ(b,M)'"
+    )
 
 
 def grid_bits_at_budget(geometry, width: int, bits_per_vector: int):
@@ -169,8 +182,11 @@ def grid_bits_at_budget(geometry, width: int, bits_per_vector: int):
     Usage (equal-budget comparison): ``grid_bits_at_budget("sphere", 64, grid(8).bits_per_vector("torusN", 64))``
     -> 4.
     """
-    if isinstance(bits_per_vector, bool) or not isinstance(bits_per_vector, (int, np.integer)) \
-            or bits_per_vector < 1:
+    if (
+        isinstance(bits_per_vector, bool)
+        or not isinstance(bits_per_vector, (int, np.integer))
+        or bits_per_vector < 1
+    ):
         raise ValueError(f"bits_per_vector must be a positive integer, got {bits_per_vector!r}")
     n = get_geometry(geometry).values_per_vector(width)
     b, r = divmod(int(bits_per_vector), n)

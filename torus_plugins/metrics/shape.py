@@ -49,19 +49,27 @@ import numpy as np
 from .._checks import check_int
 from .._progress import check_progress, running
 from ..geometry import torus_spectral_gap
-from .knn import as_cloud, centred_unit, check_k, knn, subsample as take_subsample
+from .knn import as_cloud, centred_unit, check_k, knn
+from .knn import subsample as take_subsample
 
 TORUS_BETTI = (1, 2, 1)
-MIN_LIFE = (5.0, 1.8, 1.8)  # bar lifetimes, in landmark spacings s, that count in H0, H1, H2 (H3+: the last)
+MIN_LIFE = (
+    5.0,
+    1.8,
+    1.8,
+)  # bar lifetimes, in landmark spacings s, that count in H0, H1, H2 (H3+: the last)
 CAP = 6.5  # the Rips filtration stops at CAP * s (bars alive then are read as dying at CAP * s)
-SPACING_QUANTILE = 0.9  # s = this quantile of the landmarks' minimum-spanning-tree edges (H0 death values)
-GRAPH_NEEDS = [("faiss", "search"), ("scipy.sparse", "topology")]     # kNN graph and its Laplacian
+SPACING_QUANTILE = (
+    0.9  # s = this quantile of the landmarks' minimum-spanning-tree edges (H0 death values)
+)
+GRAPH_NEEDS = [("faiss", "search"), ("scipy.sparse", "topology")]  # kNN graph and its Laplacian
 TOPOLOGY_NEEDS = [("ripser", "topology"), ("scipy.sparse", "topology")]  # landmark persistence
 
 
 def _require(needs, what: str) -> None:
     """One ModuleNotFoundError naming every missing extra among ``needs`` (``what`` needs them)."""
     from .._optional import require_all
+
     require_all(needs, what)
 
 
@@ -93,8 +101,10 @@ def intrinsic_dimension(x, k: int = 10, subsample: int | None = 2000, seed: int 
     t, _ = knn(distinct, k)
     inv = np.log(t[:, -1:] / t[:, :-1]).mean(1)  # >= 0: distinct points have t[:, 0] > 0
     if not inv.mean() > 1e-9:  # (a dimension above 1e9 is rounding noise)
-        raise ValueError(f"x: every point's {k} nearest neighbours are equidistant (a regular simplex?), so the MLE "
-                         "intrinsic dimension is unbounded; use a different k or more points")
+        raise ValueError(
+            f"x: every point's {k} nearest neighbours are equidistant (a regular simplex?), so the MLE "
+            "intrinsic dimension is unbounded; use a different k or more points"
+        )
     return float(1.0 / inv.mean())
 
 
@@ -116,21 +126,36 @@ def greedy_landmarks(x: np.ndarray, n_landmarks: int, seed: int = 0) -> np.ndarr
 def bar_limits(n_dims: int, spacing: float, threshold=None, min_life=MIN_LIFE) -> list[float]:
     """Lifetime a bar of each dimension must exceed to count: ``min_life[p] * spacing``, or ``threshold``."""
     if threshold is not None:
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)) \
-                or not np.isfinite(threshold) or threshold < 0:
-            raise ValueError(f"threshold must be a finite number >= 0 (input units) or None, got {threshold!r}")
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, (int, float, np.number))
+            or not np.isfinite(threshold)
+            or threshold < 0
+        ):
+            raise ValueError(
+                f"threshold must be a finite number >= 0 (input units) or None, got {threshold!r}"
+            )
         return [float(threshold)] * n_dims
     try:
         life = np.atleast_1d(np.asarray(min_life, dtype=np.float64))
     except (TypeError, ValueError):
         life = np.array([np.nan])
     if life.ndim != 1 or not len(life) or not (np.isfinite(life) & (life > 0) & (life < CAP)).all():
-        raise ValueError(f"min_life must be numbers in (0, {CAP}) (landmark spacings), got {min_life!r}")
+        raise ValueError(
+            f"min_life must be numbers in (0, {CAP}) (landmark spacings), got {min_life!r}"
+        )
     return [float(life[min(p, len(life) - 1)]) * spacing for p in range(n_dims)]
 
 
-def persistence(x, landmarks: int = 300, seed: int = 0, maxdim: int = 2, threshold=None,
-                min_life=MIN_LIFE, progress=None) -> tuple[list, float]:
+def persistence(
+    x,
+    landmarks: int = 300,
+    seed: int = 0,
+    maxdim: int = 2,
+    threshold=None,
+    min_life=MIN_LIFE,
+    progress=None,
+) -> tuple[list, float]:
     """(ripser diagrams in input units, landmark spacing s) of the Rips filtration of ``landmarks`` greedy
     landmarks, computed up to CAP * s (bars alive there have death = inf).
 
@@ -152,21 +177,32 @@ def persistence(x, landmarks: int = 300, seed: int = 0, maxdim: int = 2, thresho
     xc, exponent = centred_unit(x)  # the cloud's units: input units = these * 2**exponent
     lm = xc[greedy_landmarks(xc, int(landmarks), seed)]
     dist = cdist(lm, lm)
-    mst = minimum_spanning_tree(dist).data  # the H0 death values (edges of length 0 are duplicates: none here)
+    mst = minimum_spanning_tree(
+        dist
+    ).data  # the H0 death values (edges of length 0 are duplicates: none here)
     spacing = float(np.quantile(mst, SPACING_QUANTILE))
-    longest = dist.max() - mst.min()  # no bar lives longer: born after the shortest edge, dead at the diameter
+    longest = (
+        dist.max() - mst.min()
+    )  # no bar lives longer: born after the shortest edge, dead at the diameter
     # limits are checked in input units (threshold), compared in the cloud's units
     limits = bar_limits(int(maxdim) + 1, float(np.ldexp(spacing, exponent)), threshold, min_life)
     limits = np.ldexp(limits, -exponent)
     computed = max([0] + [p for p in range(1, int(maxdim) + 1) if limits[p] < longest])
-    with running(f"ripser H0-H{computed}, {len(lm)} landmarks", progress):   # 1-20 s on a 2-D shape
+    with running(f"ripser H0-H{computed}, {len(lm)} landmarks", progress):  # 1-20 s on a 2-D shape
         dgms = ripser(dist, maxdim=computed, distance_matrix=True, thresh=CAP * spacing)["dgms"]
     dgms += [np.zeros((0, 2))] * (int(maxdim) - computed)
     return [np.ldexp(d, exponent) for d in dgms], float(np.ldexp(spacing, exponent))
 
 
-def betti_numbers(x, threshold: float | None = None, landmarks: int = 300, seed: int = 0, maxdim: int = 2,
-                  min_life: tuple = MIN_LIFE, progress=None):
+def betti_numbers(
+    x,
+    threshold: float | None = None,
+    landmarks: int = 300,
+    seed: int = 0,
+    maxdim: int = 2,
+    min_life: tuple = MIN_LIFE,
+    progress=None,
+):
     """((b_0, ..., b_maxdim), ripser diagrams): bars of the landmarks' Rips filtration that live long enough.
 
     Rule. Take L = ``landmarks`` greedy furthest-point landmarks (they cover the cloud evenly: a random subsample
@@ -198,7 +234,9 @@ def betti_numbers(x, threshold: float | None = None, landmarks: int = 300, seed:
     return count_bars(dgms, spacing, threshold, min_life), dgms
 
 
-def count_bars(dgms, spacing: float, threshold: float | None = None, min_life: tuple = MIN_LIFE) -> tuple:
+def count_bars(
+    dgms, spacing: float, threshold: float | None = None, min_life: tuple = MIN_LIFE
+) -> tuple:
     """Betti numbers of ``persistence`` output: bars with min(death, CAP * spacing) - birth > ``bar_limits``."""
     betti = []
     for dgm, limit in zip(dgms, bar_limits(len(dgms), spacing, threshold, min_life)):
@@ -210,6 +248,7 @@ def count_bars(dgms, spacing: float, threshold: float | None = None, min_life: t
 
 def _graph_laplacian(x: np.ndarray, k: int):
     from .._optional import require
+
     sparse = require("scipy.sparse", "topology")
 
     n = len(x)
@@ -230,7 +269,9 @@ def _second_eigenvalue(lap) -> float:
         ev = np.linalg.eigvalsh(lap.toarray())
     else:  # shift-invert around a small negative shift: the smallest eigenvalues of the PSD Laplacian
         v0 = np.random.default_rng(0).random(n)
-        ev = np.sort(eigsh(lap.tocsc(), k=3, sigma=-1e-3, which="LM", v0=v0, return_eigenvectors=False))
+        ev = np.sort(
+            eigsh(lap.tocsc(), k=3, sigma=-1e-3, which="LM", v0=v0, return_eigenvectors=False)
+        )
     return float(max(ev[1], 0.0))
 
 
@@ -276,9 +317,11 @@ def _gap_ratio(gap: float, n: int, k: int, name: str) -> float:
     """gap / reference_torus_gap(n, k); ValueError naming ``name`` if that reference is 0."""
     reference = reference_torus_gap(n, k)
     if reference <= 0.0:
-        raise ValueError(f"{name} = {k} neighbours leave the kNN graph of a uniform torus sample "
-                         f"of n = {n} points disconnected (lambda_2 = 0), so the spectral gap "
-                         f"ratio is undefined; expected a larger {name} (15 is the default)")
+        raise ValueError(
+            f"{name} = {k} neighbours leave the kNN graph of a uniform torus sample "
+            f"of n = {n} points disconnected (lambda_2 = 0), so the spectral gap "
+            f"ratio is undefined; expected a larger {name} (15 is the default)"
+        )
     return gap / reference
 
 
@@ -288,23 +331,36 @@ def torus_score(betti, gap_ratio: float) -> float:
     Usage: ``torus_score((1, 2, 1), 0.97)``  # 0.985
     """
     if isinstance(gap_ratio, bool) or not isinstance(gap_ratio, (int, float, np.number)):
-        raise TypeError(f"gap_ratio must be a finite number >= 0, got {type(gap_ratio).__name__} "
-                        f"{gap_ratio!r}")
+        raise TypeError(
+            f"gap_ratio must be a finite number >= 0, got {type(gap_ratio).__name__} {gap_ratio!r}"
+        )
     if not np.isfinite(gap_ratio) or gap_ratio < 0:
         raise ValueError(f"gap_ratio must be a finite number >= 0, got {gap_ratio!r}")
     if not isinstance(betti, (tuple, list, np.ndarray)):
-        raise TypeError(f"betti must be a sequence of Betti numbers (b0, b1, b2), got "
-                        f"{type(betti).__name__}")
+        raise TypeError(
+            f"betti must be a sequence of Betti numbers (b0, b1, b2), got {type(betti).__name__}"
+        )
     if len(betti) < 3:
-        raise ValueError(f"betti must be a sequence of at least 3 Betti numbers (b0, b1, b2), got {betti!r}")
+        raise ValueError(
+            f"betti must be a sequence of at least 3 Betti numbers (b0, b1, b2), got {betti!r}"
+        )
     match = float(tuple(int(b) for b in betti[:3]) == TORUS_BETTI)
     return 0.5 * match + 0.5 * max(0.0, 1.0 - abs(1.0 - gap_ratio))
 
 
-def shape_metrics(x, grid_size: int = 12, k_id: int = 10, k_graph: int = 15, threshold: float | None = None,
-                  betti_subsample: int = 300, seed: int = 0, topology: bool = True,
-                  graph_subsample: int | None = 1000, id_subsample: int | None = 2000,
-                  progress=None) -> dict:
+def shape_metrics(
+    x,
+    grid_size: int = 12,
+    k_id: int = 10,
+    k_graph: int = 15,
+    threshold: float | None = None,
+    betti_subsample: int = 300,
+    seed: int = 0,
+    topology: bool = True,
+    graph_subsample: int | None = 1000,
+    id_subsample: int | None = 2000,
+    progress=None,
+) -> dict:
     """All shape metrics of one cloud; ``topology=False`` skips ripser (betti = None, torus score
     None). ``progress``: the elapsed time of ripser on stderr (None: when stderr is a terminal; True
     / False).
@@ -319,18 +375,25 @@ def shape_metrics(x, grid_size: int = 12, k_id: int = 10, k_graph: int = 15, thr
     _require(GRAPH_NEEDS + (TOPOLOGY_NEEDS if topology else []), "shape_metrics")
     check_progress(progress)
     x = as_cloud(x)
-    out = {"effective_rank": effective_rank(x),
-           "intrinsic_dimension": intrinsic_dimension(x, k_id, id_subsample, seed)}
+    out = {
+        "effective_rank": effective_rank(x),
+        "intrinsic_dimension": intrinsic_dimension(x, k_id, id_subsample, seed),
+    }
     xg = take_subsample(x, graph_subsample, seed)
     k_graph = check_k(k_graph, len(xg), "k_graph")
     gap = _second_eigenvalue(_graph_laplacian(xg, k_graph))
     ratio = _gap_ratio(gap, len(xg), k_graph, "k_graph")
-    out.update(spectral_gap=gap, spectral_gap_ratio=ratio,
-               spectral_gap_grid_ratio=gap / torus_spectral_gap(grid_size))
+    out.update(
+        spectral_gap=gap,
+        spectral_gap_ratio=ratio,
+        spectral_gap_grid_ratio=gap / torus_spectral_gap(grid_size),
+    )
     if topology:
         dgms, spacing = persistence(x, betti_subsample, seed, 2, threshold, progress=progress)
         betti = count_bars(dgms, spacing, threshold)
-        out.update(betti=betti, diagrams=dgms, betti_scale=spacing, torus_score=torus_score(betti, ratio))
+        out.update(
+            betti=betti, diagrams=dgms, betti_scale=spacing, torus_score=torus_score(betti, ratio)
+        )
     else:
         out.update(betti=None, diagrams=None, betti_scale=None, torus_score=None)
     return out

@@ -35,6 +35,18 @@ from .io import read_index, write_index
 from .ivf import TorusIndexIVF
 from .params import SearchParameters, SearchParametersIVF, SearchParametersMilvus
 
-__all__ = ["TorusIndex", "TorusIndexFlat", "TorusIndexBinaryFlat", "TorusIndexIVF",
-           "SearchParameters", "SearchParametersIVF", "SearchParametersMilvus", "index_factory",
-           "read_index", "write_index", "train_torus_centroids", "PAD_DISTANCE", "PAD_ID"]
+__all__ = [
+    "TorusIndex",
+    "TorusIndexFlat",
+    "TorusIndexBinaryFlat",
+    "TorusIndexIVF",
+    "SearchParameters",
+    "SearchParametersIVF",
+    "SearchParametersMilvus",
+    "index_factory",
+    "read_index",
+    "write_index",
+    "train_torus_centroids",
+    "PAD_DISTANCE",
+    "PAD_ID",
+]

@@ -16,16 +16,18 @@ def check_int(value, name: str, lo: int = 1, hi: int | None = None, none_ok: boo
     ok = not isinstance(value, bool) and isinstance(value, (int, np.integer))
     if not ok or value < lo or (hi is not None and value > hi):
         rng = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise ValueError(f"{name} must be an integer {rng}{' or None' if none_ok else ''}, "
-                         f"got {value!r}")
+        raise ValueError(
+            f"{name} must be an integer {rng}{' or None' if none_ok else ''}, got {value!r}"
+        )
     return int(value)
 
 
 def check_geometry(geometry) -> str:
     """``geometry`` if it names a known geometry; ValueError naming the known ones otherwise."""
     if not isinstance(geometry, str) or geometry not in GEOMETRIES:
-        raise ValueError(f"geometry must be one of {', '.join(map(repr, GEOMETRIES))}, "
-                         f"got {geometry!r}")
+        raise ValueError(
+            f"geometry must be one of {', '.join(map(repr, GEOMETRIES))}, got {geometry!r}"
+        )
     return geometry
 
 

@@ -40,18 +40,22 @@ def accepts_legacy_search_args(method):
     @functools.wraps(method)
     def wrapper(self, x=_UNSET, second=_UNSET, *args, params=None, **kwargs):
         if second is not _UNSET and not args and not kwargs:
-            return method(self, x, second, params=params)   # today's form: nothing to translate
+            return method(self, x, second, params=params)  # today's form: nothing to translate
         args = tuple(a for a in (x, second) if a is not _UNSET) + args
         name = f"{type(self).__name__}.{method.__name__}"
         if "query_codes" in kwargs:
-            deprecated(f"{name}(query_codes=...) is deprecated: the queries are the first "
-                       f"argument, x (as in faiss)")
+            deprecated(
+                f"{name}(query_codes=...) is deprecated: the queries are the first "
+                f"argument, x (as in faiss)"
+            )
             kwargs["x"] = kwargs.pop("query_codes")
         names = self._legacy_params
         extra, args = args[2:], args[:2]
         if len(extra) > len(names):
-            raise TypeError(f"{name}() takes 2 positional arguments (x, k) and params=, got "
-                            f"{2 + len(extra)} positional arguments")
+            raise TypeError(
+                f"{name}() takes 2 positional arguments (x, k) and params=, got "
+                f"{2 + len(extra)} positional arguments"
+            )
         legacy = dict(zip(names, extra))
         for key in names:
             if key in kwargs:
@@ -197,8 +201,13 @@ class IndexBase:
         radius = self._check_radius(radius)
         with self._reading():
             view = self._snapshot("range_search")
-            return range_from_topk(lambda qq, kk: self._search_view(view, qq, kk, params), q,
-                                   self._range_limit(view), radius, self._beyond_limit)
+            return range_from_topk(
+                lambda qq, kk: self._search_view(view, qq, kk, params),
+                q,
+                self._range_limit(view),
+                radius,
+                self._beyond_limit,
+            )
 
     # ------------------------------------------------------------------ checks
     def _check_params(self, params):
@@ -206,12 +215,14 @@ class IndexBase:
         kind."""
         if params is None:
             defaults = _DEFAULTS.get(self.params_type)
-            if defaults is None:                       # one per class, never handed out
+            if defaults is None:  # one per class, never handed out
                 defaults = _DEFAULTS[self.params_type] = self.params_type()
             return defaults
         if not isinstance(params, self.params_type) or not self._params_fit(params):
-            raise TypeError(f"params must be a {self.params_type.__name__} for "
-                            f"{type(self).__name__}, got {type(params).__name__}")
+            raise TypeError(
+                f"params must be a {self.params_type.__name__} for "
+                f"{type(self).__name__}, got {type(params).__name__}"
+            )
         return params
 
     def _params_fit(self, params) -> bool:
@@ -222,16 +233,23 @@ class IndexBase:
     def _check_codes(self, codes, name: str) -> np.ndarray:
         """[n, n_angles] C-contiguous uint8 codes < 2**bits (one code may be given as
         [n_angles])."""
-        if (type(codes) is np.ndarray and codes.dtype == np.uint8 and codes.ndim == 2
-                and self.bits == 8 and codes.shape[1] == self.n_angles
-                and codes.flags.c_contiguous):
+        if (
+            type(codes) is np.ndarray
+            and codes.dtype == np.uint8
+            and codes.ndim == 2
+            and self.bits == 8
+            and codes.shape[1] == self.n_angles
+            and codes.flags.c_contiguous
+        ):
             return codes  # the common case, checked in ~1 us
         codes = check_codes(codes, self.bits, name)
         if codes.ndim == 1:
             codes = codes[None]
         if codes.ndim != 2 or codes.shape[1] != self.n_angles:
-            raise ValueError(f"{name} must have shape [n, {self.n_angles}] "
-                             f"(n_angles={self.n_angles}), got {codes.shape}")
+            raise ValueError(
+                f"{name} must have shape [n, {self.n_angles}] "
+                f"(n_angles={self.n_angles}), got {codes.shape}"
+            )
         return np.ascontiguousarray(codes)
 
     @staticmethod
@@ -239,13 +257,15 @@ class IndexBase:
         """``ids`` as int64 [n], each >= 0 (-1 marks padding in results)."""
         arr = np.asarray(ids)
         if arr.dtype.kind not in "iu" or arr.shape != (n,):
-            raise ValueError(f"ids must be {n} integers (one per code), got dtype {arr.dtype} "
-                             f"shape {arr.shape}")
+            raise ValueError(
+                f"ids must be {n} integers (one per code), got dtype {arr.dtype} shape {arr.shape}"
+            )
         if arr.size and (arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max):
             raise ValueError("ids must fit in int64")
         if arr.size and arr.dtype.kind == "i" and arr.min() < 0:
-            raise ValueError(f"ids must be >= 0 (-1 marks padding in results), "
-                             f"got {int(arr.min())}")
+            raise ValueError(
+                f"ids must be >= 0 (-1 marks padding in results), got {int(arr.min())}"
+            )
         return arr.astype(np.int64)
 
     @staticmethod

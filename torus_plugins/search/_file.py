@@ -25,8 +25,9 @@ KINDS = ("Flat", "BinaryFlat", "IVF")
 
 def b64(arr: np.ndarray) -> str:
     """Base64 of the array's little-endian bytes."""
-    return base64.b64encode(np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"))
-                            .tobytes()).decode()
+    return base64.b64encode(
+        np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<")).tobytes()
+    ).decode()
 
 
 class FileMeta:
@@ -36,8 +37,9 @@ class FileMeta:
         self.meta, self.name = meta, name
 
     def fail(self, field: str, expected: str, got):
-        raise CodeFileError(f"{self.name}: bad index metadata: {field} must be {expected}, "
-                            f"got {got!r:.80}")
+        raise CodeFileError(
+            f"{self.name}: bad index metadata: {field} must be {expected}, got {got!r:.80}"
+        )
 
     def get(self, field: str, kinds, expected: str, required: bool = True, default=None):
         if field not in self.meta:
@@ -50,8 +52,9 @@ class FileMeta:
             self.fail(field, expected, value)
         return value
 
-    def int(self, field: str, lo: int, hi: int | None = None, required: bool = True,
-            default=None) -> int:
+    def int(
+        self, field: str, lo: int, hi: int | None = None, required: bool = True, default=None
+    ) -> int:
         value = self.get(field, int, f"an integer >= {lo}", required, default)
         if value is not None and (value < lo or (hi is not None and value > hi)):
             expected = f"an integer in [{lo}, {hi}]" if hi is not None else f"an integer >= {lo}"
@@ -61,8 +64,7 @@ class FileMeta:
     def array(self, field: str, dtype, count: int, nullable: bool = True):
         """An array of ``count`` values of ``dtype`` (base64), or None where allowed."""
         name = np.dtype(dtype).name
-        value = self.get(field, (str, type(None)) if nullable else str,
-                         f"base64 of {count} {name}")
+        value = self.get(field, (str, type(None)) if nullable else str, f"base64 of {count} {name}")
         if value is None:
             return None
         try:
@@ -71,16 +73,20 @@ class FileMeta:
             self.fail(field, "base64 text", value)
         itemsize = np.dtype(dtype).itemsize
         if len(raw) != count * itemsize:
-            self.fail(field, f"{count} values of {name} ({count * itemsize} bytes)",
-                      f"{len(raw)} bytes")
+            self.fail(
+                field, f"{count} values of {name} ({count * itemsize} bytes)", f"{len(raw)} bytes"
+            )
         return np.frombuffer(raw, np.dtype(dtype).newbyteorder("<")).astype(dtype)
 
     def ids(self, field: str, count: int, nullable: bool = True):
         """An int64 id array (base64 of ``count`` values); ids are >= 0 (-1 marks no result)."""
         ids = self.array(field, np.int64, count, nullable)
         if ids is not None and ids.size and ids.min() < 0:
-            self.fail(field, "ids >= 0 (-1 marks a missing result in search results)",
-                      f"{int((ids < 0).sum())} negative ids, e.g. {int(ids.min())}")
+            self.fail(
+                field,
+                "ids >= 0 (-1 marks a missing result in search results)",
+                f"{int((ids < 0).sum())} negative ids, e.g. {int(ids.min())}",
+            )
         return ids
 
 
@@ -88,14 +94,17 @@ def open_index_file(path):
     """(code file, FileMeta or None for a plain code file) of ``path``."""
     f = load_codes(path)
     if f.geometry not in GEOMETRIES:
-        raise CodeFileError(f"{path}: an index holds codes of one of the geometries "
-                            f"{', '.join(GEOMETRIES)}; this file's geometry is {f.geometry!r}")
+        raise CodeFileError(
+            f"{path}: an index holds codes of one of the geometries "
+            f"{', '.join(GEOMETRIES)}; this file's geometry is {f.geometry!r}"
+        )
     meta = f.meta.get("torus_index") if isinstance(f.meta, dict) else None
     if meta is None:
         return f, None
     if not isinstance(meta, dict):
-        raise CodeFileError(f"{path}: bad index metadata: torus_index must be an object, "
-                            f"got {meta!r:.80}")
+        raise CodeFileError(
+            f"{path}: bad index metadata: torus_index must be an object, got {meta!r:.80}"
+        )
     m = FileMeta(meta, str(path))
     if "format" in meta:
         m.int("format", FORMAT, FORMAT)
@@ -144,8 +153,13 @@ class PersistentIndex(IndexBase):
             OSError: the file cannot be written (a previous file at ``path`` stays intact).
         """
         codes, meta = self._file_fields()
-        save_codes(path, codes, self.bits, geometry=self.geometry,
-                   meta={"torus_index": {"format": FORMAT, **meta}})
+        save_codes(
+            path,
+            codes,
+            self.bits,
+            geometry=self.geometry,
+            meta={"torus_index": {"format": FORMAT, **meta}},
+        )
 
     @classmethod
     def load(cls, path):
@@ -164,10 +178,14 @@ class PersistentIndex(IndexBase):
         f, m = open_index_file(path)
         kind = index_kind(f, m)
         if kind != cls.file_kind:
-            raise ValueError(f"{path} holds a {_CLASS_NAMES[kind]}, not a {cls.__name__}: use "
-                             f"read_index()")
+            raise ValueError(
+                f"{path} holds a {_CLASS_NAMES[kind]}, not a {cls.__name__}: use read_index()"
+            )
         return cls._from_file(f, m)
 
 
-_CLASS_NAMES = {"Flat": "TorusIndexFlat", "BinaryFlat": "TorusIndexBinaryFlat",
-                "IVF": "TorusIndexIVF"}
+_CLASS_NAMES = {
+    "Flat": "TorusIndexFlat",
+    "BinaryFlat": "TorusIndexBinaryFlat",
+    "IVF": "TorusIndexIVF",
+}

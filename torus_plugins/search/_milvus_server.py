@@ -14,19 +14,28 @@ from ..codes.johnson import johnson_bytes, johnson_encode
 from ._results import PAD_ID
 from .params import CONSISTENCY
 
-__all__ = ["MilvusError", "MilvusAddError", "require_pymilvus", "MilvusCollection", "CONSISTENCY",
-           "MAX_TOPK", "PK_CHUNK"]
+__all__ = [
+    "MilvusError",
+    "MilvusAddError",
+    "require_pymilvus",
+    "MilvusCollection",
+    "CONSISTENCY",
+    "MAX_TOPK",
+    "PK_CHUNK",
+]
 
-MAX_TOPK = 16384        # Milvus's largest limit per search
-MISSING = ("the Milvus backend needs the [milvus] extra: pip install 'torus-plugins[milvus]' "
-           "(pymilvus==2.5.18, milvus-lite==2.5.1, setuptools>=77,<81)")
-LAYOUT = 1              # version of the field layout; recorded in every collection's description
+MAX_TOPK = 16384  # Milvus's largest limit per search
+MISSING = (
+    "the Milvus backend needs the [milvus] extra: pip install 'torus-plugins[milvus]' "
+    "(pymilvus==2.5.18, milvus-lite==2.5.1, setuptools>=77,<81)"
+)
+LAYOUT = 1  # version of the field layout; recorded in every collection's description
 DESCRIPTION_TAG = "torus-plugins MilvusTorusIndex "
-ID_SUFFIX = "__ids"     # companion collection: its auto_id rows draw ids from Milvus's allocator
-ID_ROWS_TTL = 3600      # s: a drawn row means nothing once its id is read; Milvus then drops it
-ID_CHUNK = 10_000       # ids drawn per request
-PK_CHUNK = 8192         # ids per query or delete by primary key
-MIN_SERVER = (2, 3)     # upsert
+ID_SUFFIX = "__ids"  # companion collection: its auto_id rows draw ids from Milvus's allocator
+ID_ROWS_TTL = 3600  # s: a drawn row means nothing once its id is read; Milvus then drops it
+ID_CHUNK = 10_000  # ids drawn per request
+PK_CHUNK = 8192  # ids per query or delete by primary key
+MIN_SERVER = (2, 3)  # upsert
 TESTED = "Milvus 2.3.5 standalone and Milvus Lite 2.5.1"
 
 
@@ -76,9 +85,14 @@ def _is_local(uri) -> bool:
 def _layout(n_angles: int, bits: int) -> dict:
     """What a collection of these codes holds, as recorded in its description."""
     top = min(bits, 4)
-    return {"layout": LAYOUT, "n_angles": n_angles, "bits": bits, "johnson_bits": top,
-            "johnson_dim": 8 * johnson_bytes(n_angles, top),
-            "codes_chars": 4 * -(-n_angles // 3) if bits > 4 else 0}  # base64 of the code bytes
+    return {
+        "layout": LAYOUT,
+        "n_angles": n_angles,
+        "bits": bits,
+        "johnson_bits": top,
+        "johnson_dim": 8 * johnson_bytes(n_angles, top),
+        "codes_chars": 4 * -(-n_angles // 3) if bits > 4 else 0,
+    }  # base64 of the code bytes
 
 
 class MilvusCollection:
@@ -110,18 +124,22 @@ class MilvusCollection:
             if not _is_client_error(e):
                 raise
             if _reload and "not loaded" in _cause(e).lower():
-                self._call("load_collection", self.client.load_collection, self.collection,
-                           _reload=False)
+                self._call(
+                    "load_collection", self.client.load_collection, self.collection, _reload=False
+                )
                 return self._call(what, fn, *args, _reload=False, **kwargs)
-            raise MilvusError(f"Milvus at {self.uri}: {what} failed after "
-                              f"{time.monotonic() - t0:.1f} s (timeout {self.timeout} s)"
-                              f"{_hint(e)}: {_cause(e)}") from e
+            raise MilvusError(
+                f"Milvus at {self.uri}: {what} failed after "
+                f"{time.monotonic() - t0:.1f} s (timeout {self.timeout} s)"
+                f"{_hint(e)}: {_cause(e)}"
+            ) from e
 
     def _server_version(self) -> str:
         """The server's version (Milvus Lite 2.5 does not answer the call: its package version)."""
         if _is_local(self.uri):
             try:
                 import milvus_lite
+
                 return f"milvus_lite-{milvus_lite.__version__}"
             except ImportError:
                 return "Milvus Lite (version unknown)"
@@ -133,9 +151,11 @@ class MilvusCollection:
             return "unknown"
         m = re.match(r"^v?(\d+)\.(\d+)", version)
         if m and (int(m.group(1)), int(m.group(2))) < MIN_SERVER:
-            raise MilvusError(f"the Milvus server at {self.uri} is {version}; MilvusTorusIndex "
-                              f"needs Milvus >= {MIN_SERVER[0]}.{MIN_SERVER[1]} (upsert); "
-                              f"tested: {TESTED}")
+            raise MilvusError(
+                f"the Milvus server at {self.uri} is {version}; MilvusTorusIndex "
+                f"needs Milvus >= {MIN_SERVER[0]}.{MIN_SERVER[1]} (upsert); "
+                f"tested: {TESTED}"
+            )
         return version
 
     # ------------------------------------------------------------------ collections
@@ -143,36 +163,53 @@ class MilvusCollection:
         DataType = pymilvus.DataType
         layout = _layout(self.n_angles, self.bits)
         schema = self.client.create_schema(
-            auto_id=False, enable_dynamic_field=False,
-            description=DESCRIPTION_TAG + json.dumps(layout, sort_keys=True))
+            auto_id=False,
+            enable_dynamic_field=False,
+            description=DESCRIPTION_TAG + json.dumps(layout, sort_keys=True),
+        )
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("johnson", DataType.BINARY_VECTOR, dim=self.dim)
         if self.bits > 4:  # a scalar (Milvus < 2.4 allows one vector field), returned by search
             schema.add_field("codes", DataType.VARCHAR, max_length=layout["codes_chars"])
         schema.add_field("meta", DataType.JSON)
         params = self.client.prepare_index_params()
-        params.add_index(field_name="johnson", index_type=index_type, metric_type="HAMMING",
-                         params=index_params)
+        params.add_index(
+            field_name="johnson", index_type=index_type, metric_type="HAMMING", params=index_params
+        )
         try:
-            self._call("create_collection", self.client.create_collection, self.collection,
-                       schema=schema, index_params=params, consistency_level="Strong")
+            self._call(
+                "create_collection",
+                self.client.create_collection,
+                self.collection,
+                schema=schema,
+                index_params=params,
+                consistency_level="Strong",
+            )
         except MilvusError as e:
             if re.search(r"binary.?vector", str(e), re.IGNORECASE):
                 raise MilvusError(
                     f"the Milvus server at {self.uri} ({self.server_version}) does not support "
                     f"binary vectors, which MilvusTorusIndex needs (BINARY_VECTOR + HAMMING); "
-                    f"tested: {TESTED} (Milvus Lite 3.x has none): {e.__cause__ or e}") from None
+                    f"tested: {TESTED} (Milvus Lite 3.x has none): {e.__cause__ or e}"
+                ) from None
             raise
 
     def _create_id_collection(self, pymilvus) -> None:
         """The companion collection: one auto_id row per id drawn (never loaded; rows expire)."""
         schema = self.client.create_schema(
-            auto_id=True, enable_dynamic_field=False,
-            description=f"ids drawn for {self.collection} ({DESCRIPTION_TAG.strip()})")
+            auto_id=True,
+            enable_dynamic_field=False,
+            description=f"ids drawn for {self.collection} ({DESCRIPTION_TAG.strip()})",
+        )
         schema.add_field("id", pymilvus.DataType.INT64, is_primary=True)
         schema.add_field("one", pymilvus.DataType.BINARY_VECTOR, dim=8)  # Milvus needs a vector
-        self._call("create_collection", self.client.create_collection, self.id_collection,
-                   schema=schema, properties={"collection.ttl.seconds": ID_ROWS_TTL})
+        self._call(
+            "create_collection",
+            self.client.create_collection,
+            self.id_collection,
+            schema=schema,
+            properties={"collection.ttl.seconds": ID_ROWS_TTL},
+        )
 
     def _check_schema(self) -> None:
         """The collection must hold what this index was asked for: its description records
@@ -182,13 +219,15 @@ class MilvusCollection:
         held = None
         if description.startswith(DESCRIPTION_TAG):
             try:
-                held = json.loads(description[len(DESCRIPTION_TAG):])
+                held = json.loads(description[len(DESCRIPTION_TAG) :])
             except ValueError:
                 held = None
         if not isinstance(held, dict) or "n_angles" not in held or "bits" not in held:
-            raise ValueError(f"collection {self.collection!r} was not made by MilvusTorusIndex "
-                             f"(its description is {description[:120]!r}); use another collection "
-                             f"name or drop=True")
+            raise ValueError(
+                f"collection {self.collection!r} was not made by MilvusTorusIndex "
+                f"(its description is {description[:120]!r}); use another collection "
+                f"name or drop=True"
+            )
         want = _layout(self.n_angles, self.bits)
         if held != want:
             raise ValueError(
@@ -196,22 +235,28 @@ class MilvusCollection:
                 f"{held.get('bits')} bits (layout {held.get('layout')}), not the {self.n_angles} "
                 f"angles x {self.bits} bits (layout {LAYOUT}) asked for: open it with "
                 f"n_angles={held.get('n_angles')}, bits={held.get('bits')}, or use another "
-                f"collection name or drop=True")
+                f"collection name or drop=True"
+            )
         fields = {f["name"]: f for f in info["fields"]}
         dim = int(fields.get("johnson", {}).get("params", {}).get("dim", -1))
         chars = int(fields.get("codes", {}).get("params", {}).get("max_length", 0))
         if dim != want["johnson_dim"] or chars != want["codes_chars"] or "meta" not in fields:
-            raise ValueError(f"collection {self.collection!r} records {held} but its fields do "
-                             f"not match (johnson dim {dim}, codes max_length {chars}); use "
-                             f"another collection name or drop=True")
+            raise ValueError(
+                f"collection {self.collection!r} records {held} but its fields do "
+                f"not match (johnson dim {dim}, codes max_length {chars}); use "
+                f"another collection name or drop=True"
+            )
 
     def _rows(self, codes: np.ndarray, top: np.ndarray, ids: np.ndarray, metadata) -> list:
         """One batch as Milvus rows: id, Johnson vector, (full codes, base64), metadata."""
         jc = johnson_encode(top, self.top_bits)
         rows = []
         for i in range(codes.shape[0]):
-            row = {"id": int(ids[i]), "johnson": jc[i].tobytes(),
-                   "meta": metadata[i] if metadata is not None else {}}
+            row = {
+                "id": int(ids[i]),
+                "johnson": jc[i].tobytes(),
+                "meta": metadata[i] if metadata is not None else {},
+            }
             if self.bits > 4:
                 row["codes"] = base64.b64encode(codes[i].tobytes()).decode("ascii")
             rows.append(row)
@@ -221,17 +266,24 @@ class MilvusCollection:
     def _check_metadata(metadata, n: int):
         if metadata is None:
             return None
-        if not isinstance(metadata, (list, tuple)) or len(metadata) != n \
-                or not all(isinstance(m, dict) for m in metadata):
+        if (
+            not isinstance(metadata, (list, tuple))
+            or len(metadata) != n
+            or not all(isinstance(m, dict) for m in metadata)
+        ):
             size = len(metadata) if hasattr(metadata, "__len__") else "?"
-            raise ValueError(f"metadata must be a list of {n} dicts (one per code), got "
-                             f"{type(metadata).__name__} of length {size}")
+            raise ValueError(
+                f"metadata must be a list of {n} dicts (one per code), got "
+                f"{type(metadata).__name__} of length {size}"
+            )
         for i, m in enumerate(metadata):
             try:
                 json.dumps(m)
             except (TypeError, ValueError) as e:
-                raise ValueError(f"metadata[{i}] must be JSON-serialisable (str keys; str, int, "
-                                 f"float, bool, None, lists, dicts), got {m!r:.200}: {e}") from None
+                raise ValueError(
+                    f"metadata[{i}] must be JSON-serialisable (str keys; str, int, "
+                    f"float, bool, None, lists, dicts), got {m!r:.200}: {e}"
+                ) from None
         return metadata
 
     def flush(self) -> None:
@@ -251,9 +303,14 @@ class MilvusCollection:
         wanted = sorted({i for i in ids if i != PAD_ID})
         found = {}
         for s in range(0, len(wanted), PK_CHUNK):
-            for r in self._call("query", self.client.query, self.collection,
-                                ids=wanted[s:s + PK_CHUNK], output_fields=["meta"],
-                                consistency_level=self.consistency):
+            for r in self._call(
+                "query",
+                self.client.query,
+                self.collection,
+                ids=wanted[s : s + PK_CHUNK],
+                output_fields=["meta"],
+                consistency_level=self.consistency,
+            ):
                 found[int(r["id"])] = r["meta"]
         return [found.get(i) for i in ids]
 
@@ -263,12 +320,14 @@ class MilvusCollection:
         out = np.empty(n, np.int64)
         for s in range(0, n, ID_CHUNK):
             e = min(n, s + ID_CHUNK)
-            res = self._call("draw ids", self.client.insert, self.id_collection,
-                             [{"one": b"\0"}] * (e - s))
+            res = self._call(
+                "draw ids", self.client.insert, self.id_collection, [{"one": b"\0"}] * (e - s)
+            )
             drawn = np.asarray(list(res["ids"]), np.int64)
             if drawn.shape != (e - s,):
-                raise MilvusError(f"Milvus at {self.uri} returned {drawn.size} ids for "
-                                  f"{e - s} rows")
+                raise MilvusError(
+                    f"Milvus at {self.uri} returned {drawn.size} ids for {e - s} rows"
+                )
             out[s:e] = drawn
             bar.update(e - s)
         return out
@@ -277,8 +336,10 @@ class MilvusCollection:
 def _is_client_error(e: BaseException) -> bool:
     """An error of pymilvus or of its gRPC transport (as opposed to a bug on this side)."""
     from pymilvus.exceptions import MilvusException
+
     try:
         import grpc
+
         transport = (grpc.RpcError, grpc.FutureTimeoutError)
     except ImportError:
         transport = ()

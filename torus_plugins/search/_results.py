@@ -9,8 +9,14 @@ import numpy as np
 
 from .._memory import check_allocation
 
-__all__ = ["PAD_DISTANCE", "PAD_ID", "pad_results", "smallest_k", "check_result_memory",
-           "range_from_topk"]
+__all__ = [
+    "PAD_DISTANCE",
+    "PAD_ID",
+    "pad_results",
+    "smallest_k",
+    "check_result_memory",
+    "range_from_topk",
+]
 
 #: Distance of a missing result (k > ntotal), like faiss's largest-distance sentinel.
 PAD_DISTANCE = np.iinfo(np.int64).max

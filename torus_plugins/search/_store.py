@@ -20,17 +20,18 @@ from ._kernel import padded_width
 
 __all__ = ["Rows", "empty_rows", "append_rows", "keep_rows", "RowLayout", "FlatStore"]
 
-CHUNK_ROWS = 1 << 16   # rows converted at a time by append_rows (bounds its temporaries)
+CHUNK_ROWS = 1 << 16  # rows converted at a time by append_rows (bounds its temporaries)
 
 
 class Rows(NamedTuple):
     """One published state of a row store: rows ``buf[:n]`` and their ids (None: 0..n-1)."""
+
     buf: np.ndarray
     n: int
     ids: np.ndarray | None
 
     def id_array(self) -> np.ndarray:
-        return np.arange(self.n, dtype=np.int64) if self.ids is None else self.ids[:self.n]
+        return np.arange(self.n, dtype=np.int64) if self.ids is None else self.ids[: self.n]
 
 
 def empty_rows(row_bytes: int) -> Rows:
@@ -50,21 +51,21 @@ def append_rows(rows: Rows, codes: np.ndarray, ids: np.ndarray | None, convert=N
     if need > buf.shape[0]:
         cap = need if rows.n == 0 else max(need, rows.n + rows.n // 2)
         new = np.empty((cap, buf.shape[1]), np.uint8)
-        new[:rows.n] = buf[:rows.n]
+        new[: rows.n] = buf[: rows.n]
         buf = new
     if cur_ids is not None and cur_ids.shape[0] < buf.shape[0]:
         grown = np.empty(buf.shape[0], np.int64)
-        grown[:rows.n] = cur_ids[:rows.n]
+        grown[: rows.n] = cur_ids[: rows.n]
         cur_ids = grown
     if convert is not None:
         for s in range(0, m, CHUNK_ROWS):
-            buf[rows.n + s:rows.n + min(m, s + CHUNK_ROWS)] = convert(codes[s:s + CHUNK_ROWS])
+            buf[rows.n + s : rows.n + min(m, s + CHUNK_ROWS)] = convert(codes[s : s + CHUNK_ROWS])
     else:
-        buf[rows.n:need, :k] = codes
+        buf[rows.n : need, :k] = codes
         if buf.shape[1] > k:
-            buf[rows.n:need, k:] = 0
+            buf[rows.n : need, k:] = 0
     if cur_ids is not None:
-        cur_ids[rows.n:need] = ids if ids is not None else np.arange(rows.n, need)
+        cur_ids[rows.n : need] = ids if ids is not None else np.arange(rows.n, need)
     return Rows(buf, need, cur_ids)
 
 
@@ -72,8 +73,8 @@ def keep_rows(rows: Rows, keep: np.ndarray, renumber: bool) -> Rows:
     """A new state holding the rows where ``keep`` is True (a fresh buffer: snapshots in use stay
     valid). ``renumber``: sequential ids shift down like faiss ``IndexFlat.remove_ids``; explicit
     ids are kept."""
-    buf = np.ascontiguousarray(rows.buf[:rows.n][keep])
-    ids = None if (renumber or rows.ids is None) else np.ascontiguousarray(rows.ids[:rows.n][keep])
+    buf = np.ascontiguousarray(rows.buf[: rows.n][keep])
+    ids = None if (renumber or rows.ids is None) else np.ascontiguousarray(rows.ids[: rows.n][keep])
     return Rows(buf, int(buf.shape[0]), ids)
 
 
@@ -95,8 +96,8 @@ class RowLayout:
     def codes(self, rows: Rows) -> np.ndarray:
         """[rows.n, n_angles] codes of a row store (unpacked when held packed)."""
         if self.packed:
-            return nibble_unpack(rows.buf[:rows.n], self.n_angles)
-        return rows.buf[:rows.n, :self.n_angles]
+            return nibble_unpack(rows.buf[: rows.n], self.n_angles)
+        return rows.buf[: rows.n, : self.n_angles]
 
     def rows(self, codes: np.ndarray, ids) -> Rows:
         """A new row store holding ``codes`` (e.g. read from a file) in this layout."""
@@ -165,8 +166,10 @@ class FlatStore(PersistentIndex):
         codes = self._check_codes(x, "x")
         with self._lock:
             if self._state.ids is not None and codes.shape[0]:
-                raise ValueError("this index holds explicit ids (add_with_ids was used): add codes "
-                                 "with add_with_ids too")
+                raise ValueError(
+                    "this index holds explicit ids (add_with_ids was used): add codes "
+                    "with add_with_ids too"
+                )
             self._state = append_rows(self._state, codes, None, self.layout.convert())
 
     def add_with_ids(self, x, ids) -> None:
@@ -229,8 +232,11 @@ class FlatStore(PersistentIndex):
     # ------------------------------------------------------------------ files
     def _file_fields(self) -> tuple:
         st = self._state
-        return self.layout.codes(st), {"type": "Flat", "backend": self._file_backend,
-                                       "ids": None if st.ids is None else b64(st.ids[:st.n])}
+        return self.layout.codes(st), {
+            "type": "Flat",
+            "backend": self._file_backend,
+            "ids": None if st.ids is None else b64(st.ids[: st.n]),
+        }
 
     _file_backend = "kernel"
 
@@ -245,5 +251,7 @@ class FlatStore(PersistentIndex):
         return index
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(n_angles={self.n_angles}, bits={self.bits}, "
-                f"ntotal={self.ntotal})")
+        return (
+            f"{type(self).__name__}(n_angles={self.n_angles}, bits={self.bits}, "
+            f"ntotal={self.ntotal})"
+        )

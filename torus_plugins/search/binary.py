@@ -47,11 +47,13 @@ class TorusIndexBinaryFlat(FlatStore):
     def __init__(self, n_angles: int, bits: int = 4, geometry: str = "torusN"):
         super().__init__(n_angles, bits, geometry)
         if self.bits > 4:
-            raise ValueError(f"TorusIndexBinaryFlat needs bits <= 4 (the Johnson code of a "
-                             f"{self.bits}-bit angle takes {2 ** (self.bits - 1)} bits), got "
-                             f"bits={self.bits}: use TorusIndexFlat")
-        self._flat = None           # faiss IndexBinaryFlat over the Johnson codes, built lazily
-        self._flat_n = 0            # rows of _state it holds
+            raise ValueError(
+                f"TorusIndexBinaryFlat needs bits <= 4 (the Johnson code of a "
+                f"{self.bits}-bit angle takes {2 ** (self.bits - 1)} bits), got "
+                f"bits={self.bits}: use TorusIndexFlat"
+            )
+        self._flat = None  # faiss IndexBinaryFlat over the Johnson codes, built lazily
+        self._flat_n = 0  # rows of _state it holds
 
     @property
     def nbytes(self) -> int:
@@ -68,21 +70,24 @@ class TorusIndexBinaryFlat(FlatStore):
     def _check_params(self, params):
         params = super()._check_params(params)
         if params.threads is not None:
-            raise ValueError(f"TorusIndexBinaryFlat searches on faiss's OpenMP threads (set them "
-                             f"with faiss.omp_set_num_threads): params.threads must be None, got "
-                             f"{params.threads}")
+            raise ValueError(
+                f"TorusIndexBinaryFlat searches on faiss's OpenMP threads (set them "
+                f"with faiss.omp_set_num_threads): params.threads must be None, got "
+                f"{params.threads}"
+            )
         return params
 
     def _johnson_index(self, st: Rows):
         """faiss's index holding every row of ``st`` (called under the lock)."""
         from .._optional import require
+
         faiss = require("faiss", "search")
 
         if self._flat is None:
             bits = 8 * johnson_encode(np.zeros((1, self.n_angles), np.uint8), self.bits).shape[1]
             self._flat, self._flat_n = faiss.IndexBinaryFlat(bits), 0
         if self._flat_n < st.n:
-            self._flat.add(johnson_encode(self.layout.codes(st)[self._flat_n:], self.bits))
+            self._flat.add(johnson_encode(self.layout.codes(st)[self._flat_n :], self.bits))
             self._flat_n = st.n
         return self._flat
 

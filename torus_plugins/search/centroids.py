@@ -30,9 +30,15 @@ def clifford(codes: np.ndarray, bits: int) -> np.ndarray:
     return out / np.float32(math.sqrt(codes.shape[1]))
 
 
-def train_torus_centroids(codes: np.ndarray, bits: int, nlist: int, niter: int = 20,
-                          seed: int = 1234, max_points_per_centroid: int = 256,
-                          progress=None) -> np.ndarray:
+def train_torus_centroids(
+    codes: np.ndarray,
+    bits: int,
+    nlist: int,
+    niter: int = 20,
+    seed: int = 1234,
+    max_points_per_centroid: int = 256,
+    progress=None,
+) -> np.ndarray:
     """k-means (faiss) on the Clifford coordinates, centroids read back as angles and quantised.
 
     Args:
@@ -51,13 +57,19 @@ def train_torus_centroids(codes: np.ndarray, bits: int, nlist: int, niter: int =
     """
     from .._optional import require
     from .._progress import progress_bar
+
     faiss = require("faiss", "search")
 
     x = clifford(codes, bits)
     with progress_bar(niter, f"IVF k-means, {nlist} lists", progress, unit="iter") as bar:
-        steps = 1 if bar.disable else niter      # no bar: one faiss call (no per-call overhead)
-        km = faiss.Kmeans(x.shape[1], nlist, niter=niter // steps, seed=seed,
-                          max_points_per_centroid=max_points_per_centroid)
+        steps = 1 if bar.disable else niter  # no bar: one faiss call (no per-call overhead)
+        km = faiss.Kmeans(
+            x.shape[1],
+            nlist,
+            niter=niter // steps,
+            seed=seed,
+            max_points_per_centroid=max_points_per_centroid,
+        )
         km.train(x)
         bar.update(niter // steps)
         for _ in range(steps - 1):

@@ -51,13 +51,14 @@ def index_factory(d, description: str | None = None, geometry: str = "torusN"):
     """
     if isinstance(d, str) and (description is None or isinstance(description, str)):
         if description is not None:
-            raise ValueError(f"index_factory(d, description): d is the number of angles, got "
-                             f"{d!r}")
+            raise ValueError(f"index_factory(d, description): d is the number of angles, got {d!r}")
         return _old_form(d, geometry)
     m = _DESCRIPTION.match(description) if isinstance(description, str) else None
     if m is None:
-        raise ValueError(f"description must look like 'T8', 'Flat', 'IVF4096,T8' or 'BFlat,T4', "
-                         f"got {description!r}")
+        raise ValueError(
+            f"description must look like 'T8', 'Flat', 'IVF4096,T8' or 'BFlat,T4', "
+            f"got {description!r}"
+        )
     bits = 8 if m.group(4) else int(m.group(3))
     if m.group(2) is not None:
         return TorusIndexIVF(d, bits, nlist=int(m.group(2)), geometry=geometry)
@@ -70,9 +71,11 @@ def _old_form(spec: str, geometry: str):
     """``"T<angles>x<bits>,Flat"`` / ``",FlatJohnson"`` / ``",IVF<nlist>"``, deprecated."""
     m = _OLD.match(spec)
     if m is None:
-        raise ValueError(f"index_factory takes (d, description), e.g. (64, 'IVF4096,T8'); the "
-                         f"deprecated one-string form must look like 'T64x8,Flat', "
-                         f"'T64x4,FlatJohnson' or 'T64x8,IVF4096', got {spec!r}")
+        raise ValueError(
+            f"index_factory takes (d, description), e.g. (64, 'IVF4096,T8'); the "
+            f"deprecated one-string form must look like 'T64x8,Flat', "
+            f"'T64x4,FlatJohnson' or 'T64x8,IVF4096', got {spec!r}"
+        )
     n_angles, bits = int(m.group(1)), int(m.group(2))
     structure = f"IVF{m.group(4)}," if m.group(4) else ("" if m.group(3) else "BFlat,")
     new = f"index_factory({n_angles}, {structure + f'T{bits}'!r})"

@@ -52,23 +52,29 @@ class TorusIndexFlat(FlatStore):
         if backend not in _BACKENDS:
             raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
         if backend == "kernel":
-            deprecated("TorusIndexFlat(backend='kernel') is deprecated: TorusIndexFlat is the "
-                       "kernel index; drop the argument")
+            deprecated(
+                "TorusIndexFlat(backend='kernel') is deprecated: TorusIndexFlat is the "
+                "kernel index; drop the argument"
+            )
             return super().__new__(cls)
-        deprecated("TorusIndexFlat(backend='johnson') is deprecated: use "
-                   "TorusIndexBinaryFlat(n_angles, bits)")
+        deprecated(
+            "TorusIndexFlat(backend='johnson') is deprecated: use "
+            "TorusIndexBinaryFlat(n_angles, bits)"
+        )
         return TorusIndexBinaryFlat(n_angles, bits, geometry)
 
-    def __init__(self, n_angles: int, bits: int = 8, geometry: str = "torusN",
-                 backend: str | None = None):
+    def __init__(
+        self, n_angles: int, bits: int = 8, geometry: str = "torusN", backend: str | None = None
+    ):
         super().__init__(n_angles, bits, geometry)
 
     def _search_view(self, view: Rows, q: np.ndarray, k: int, params: SearchParameters):
         k = min(k, view.n)
         if k == 0 or q.shape[0] == 0:
             return np.zeros((q.shape[0], k), np.int64), np.zeros((q.shape[0], k), np.int64)
-        D, P = topk_l1(q, view.buf[:view.n], self.bits, k, threads=params.threads,
-                       packed=self.packed)
+        D, P = topk_l1(
+            q, view.buf[: view.n], self.bits, k, threads=params.threads, packed=self.packed
+        )
         return D, self._as_ids(view, P)
 
 

@@ -30,8 +30,10 @@ def write_index(index, path) -> None:
         TypeError: ``index`` is not one of those (a Milvus collection lives on its server).
     """
     if not isinstance(index, PersistentIndex):
-        raise TypeError(f"index must be a TorusIndexFlat, TorusIndexBinaryFlat or TorusIndexIVF, "
-                        f"got {type(index).__name__}")
+        raise TypeError(
+            f"index must be a TorusIndexFlat, TorusIndexBinaryFlat or TorusIndexIVF, "
+            f"got {type(index).__name__}"
+        )
     index.save(path)
 
 

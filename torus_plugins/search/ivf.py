@@ -49,11 +49,12 @@ MAX_NSEQ = 1 << 62
 class IVFState(NamedTuple):
     """One published snapshot: the lists AND the centroids they were assigned with, swapped in one
     assignment."""
-    lists: tuple                     # nlist Rows whose ids are insertion numbers
-    nseq: int                        # next insertion number
-    idmap: np.ndarray | None         # insertion number -> id, or None (ids are insertion numbers)
-    centroids: np.ndarray | None     # [nlist, n_angles] uint8 (read-only), None before train
-    refs: np.ndarray | None          # the centroids padded to the kernel width
+
+    lists: tuple  # nlist Rows whose ids are insertion numbers
+    nseq: int  # next insertion number
+    idmap: np.ndarray | None  # insertion number -> id, or None (ids are insertion numbers)
+    centroids: np.ndarray | None  # [nlist, n_angles] uint8 (read-only), None before train
+    refs: np.ndarray | None  # the centroids padded to the kernel width
 
 
 class TorusIndexIVF(PersistentIndex):
@@ -88,21 +89,34 @@ class TorusIndexIVF(PersistentIndex):
     file_kind = "IVF"
     _legacy_params = ("nprobe", "threads")
 
-    def __init__(self, n_angles: int, bits: int = 8, nlist: int = 1024, nprobe: int = 8,
-                 geometry: str = "torusN"):
+    def __init__(
+        self,
+        n_angles: int,
+        bits: int = 8,
+        nlist: int = 1024,
+        nprobe: int = 8,
+        geometry: str = "torusN",
+    ):
         super().__init__(n_angles, bits, geometry)
         self.layout = RowLayout(self.n_angles, self.bits <= 4)
         self.nlist = check_int(nlist, "nlist")
         per_list = self.n_angles + self.layout.width + LIST_OVERHEAD
-        check_allocation(self.nlist * per_list,
-                         f"TorusIndexIVF(nlist={self.nlist}) with n_angles={self.n_angles}: "
-                         f"{self.nlist} lists ({per_list} B each once trained: centroid code, "
-                         f"padded copy, list table)")
+        check_allocation(
+            self.nlist * per_list,
+            f"TorusIndexIVF(nlist={self.nlist}) with n_angles={self.n_angles}: "
+            f"{self.nlist} lists ({per_list} B each once trained: centroid code, "
+            f"padded copy, list table)",
+        )
         self.nprobe = nprobe
         self._state = self._new_state(None)
 
-    def _new_state(self, centroids: np.ndarray | None, lists: tuple | None = None, nseq: int = 0,
-                   idmap: np.ndarray | None = None) -> IVFState:
+    def _new_state(
+        self,
+        centroids: np.ndarray | None,
+        lists: tuple | None = None,
+        nseq: int = 0,
+        idmap: np.ndarray | None = None,
+    ) -> IVFState:
         """A snapshot with these centroids (read-only from now on) and lists (None: all empty)."""
         if lists is None:
             lists = self._empty_lists()
@@ -110,7 +124,7 @@ class TorusIndexIVF(PersistentIndex):
         if centroids is not None:
             centroids.flags.writeable = False
             refs = np.zeros((self.nlist, self.layout.width), np.uint8)
-            refs[:, :self.n_angles] = centroids
+            refs[:, : self.n_angles] = centroids
         return IVFState(lists, nseq, idmap, centroids, refs)
 
     def _empty_lists(self) -> tuple:
@@ -178,8 +192,9 @@ class TorusIndexIVF(PersistentIndex):
         codes = self._check_codes(x, "x")
         if codes.shape[0] < self.nlist:
             raise ValueError(f"train needs at least nlist={self.nlist} codes, got {codes.shape[0]}")
-        state = self._new_state(train_torus_centroids(codes, self.bits, self.nlist,
-                                                      progress=progress))
+        state = self._new_state(
+            train_torus_centroids(codes, self.bits, self.nlist, progress=progress)
+        )
         with self._lock:
             self._state = state
 
@@ -218,20 +233,23 @@ class TorusIndexIVF(PersistentIndex):
     def _add(self, codes: np.ndarray, ids) -> None:
         refs = self._state.refs
         if refs is None:
-            raise ValueError("the index is not trained: call train(codes) before add() (as with "
-                             "faiss IVF)")
+            raise ValueError(
+                "the index is not trained: call train(codes) before add() (as with faiss IVF)"
+            )
         if codes.shape[0] == 0:
             return
-        groups = self._group_by_list(refs, codes)     # outside the lock, against one snapshot
+        groups = self._group_by_list(refs, codes)  # outside the lock, against one snapshot
         with self._lock:
             st = self._state
             lists, nseq, idmap = st.lists, st.nseq, st.idmap
             if ids is None and idmap is not None:
-                raise ValueError("this index holds explicit ids (add_with_ids was used): add codes "
-                                 "with add_with_ids too")
-            if st.refs is not refs:                   # train published new centroids: re-assign
+                raise ValueError(
+                    "this index holds explicit ids (add_with_ids was used): add codes "
+                    "with add_with_ids too"
+                )
+            if st.refs is not refs:  # train published new centroids: re-assign
                 groups = self._group_by_list(st.refs, codes)
-            if ids is not None and idmap is None:     # first explicit ids: held codes keep theirs
+            if ids is not None and idmap is None:  # first explicit ids: held codes keep theirs
                 lists, idmap = self._renumbered(lists)
                 nseq = idmap.shape[0]
             seq = np.arange(nseq, nseq + codes.shape[0], dtype=np.int64)
@@ -241,17 +259,21 @@ class TorusIndexIVF(PersistentIndex):
                 new_lists[li] = append_rows(lists[li], codes[part], seq[part], convert)
             if ids is not None:
                 idmap = self._grow_idmap(idmap, nseq, ids)
-            self._state = st._replace(lists=tuple(new_lists), nseq=nseq + codes.shape[0],
-                                      idmap=idmap)
+            self._state = st._replace(
+                lists=tuple(new_lists), nseq=nseq + codes.shape[0], idmap=idmap
+            )
 
     @staticmethod
     def _renumbered(lists: tuple) -> tuple:
         """The held codes' insertion numbers renumbered 0..n-1 in the same order: (new lists, old
         numbers). The old numbers are the held codes' implicit ids: the id map built from them
         holds one entry per held code, however many insertions the counter ``nseq`` has seen."""
-        old = np.sort(np.concatenate([np.zeros(0, np.int64)] + [r.ids[:r.n] for r in lists if r.n]))
-        new = tuple(r if r.n == 0 else Rows(r.buf, r.n, np.searchsorted(old, r.ids[:r.n]))
-                    for r in lists)
+        old = np.sort(
+            np.concatenate([np.zeros(0, np.int64)] + [r.ids[: r.n] for r in lists if r.n])
+        )
+        new = tuple(
+            r if r.n == 0 else Rows(r.buf, r.n, np.searchsorted(old, r.ids[: r.n])) for r in lists
+        )
         return new, old
 
     @staticmethod
@@ -281,7 +303,7 @@ class TorusIndexIVF(PersistentIndex):
             for li, rows in enumerate(lists):
                 if rows.n == 0:
                     continue
-                seq = rows.ids[:rows.n]
+                seq = rows.ids[: rows.n]
                 mask = self._removal_mask(seq if idmap is None else idmap[seq], ids)
                 if mask.any():
                     removed += int(mask.sum())
@@ -298,13 +320,14 @@ class TorusIndexIVF(PersistentIndex):
 
     # ------------------------------------------------------------------ search
     def _params_fit(self, params) -> bool:
-        return True         # SearchParameters (threads only) or SearchParametersIVF
+        return True  # SearchParameters (threads only) or SearchParametersIVF
 
     def _snapshot(self, what: str) -> IVFState:
         state = self._state
         if state.refs is None:
-            raise ValueError(f"the index is not trained: call train(codes) and add(codes) before "
-                             f"{what}()")
+            raise ValueError(
+                f"the index is not trained: call train(codes) and add(codes) before {what}()"
+            )
         return state
 
     def _range_limit(self, view: IVFState) -> int:
@@ -314,12 +337,12 @@ class TorusIndexIVF(PersistentIndex):
         """(D, ids) [nq, <= k] over the ``nprobe`` nearest lists of one snapshot."""
         nprobe = getattr(params, "nprobe", None)
         nprobe = min(self.nprobe if nprobe is None else nprobe, self.nlist)
-        if k > LARGE_K:                                 # the rest is padding
+        if k > LARGE_K:  # the rest is padding
             k = min(k, self._range_limit(view))
         nq = q.shape[0]
         if k == 0 or nq == 0:
             return np.zeros((nq, k), np.int64), np.zeros((nq, k), np.int64)
-        probe = probe_lists(q, view.refs, self.bits, nprobe)           # the snapshot's centroids
+        probe = probe_lists(q, view.refs, self.bits, nprobe)  # the snapshot's centroids
         rows, seqs = self._typed_lists(view)
         D, S = lists_topk(q, probe, rows, seqs, self.bits, k, self.packed)
         D[S < 0] = PAD_DISTANCE
@@ -338,16 +361,22 @@ class TorusIndexIVF(PersistentIndex):
 
     # ------------------------------------------------------------------ files
     def _file_fields(self) -> tuple:
-        st = self._state                # one snapshot: centroids and the lists assigned by them
+        st = self._state  # one snapshot: centroids and the lists assigned by them
         lists, nseq, idmap = st.lists, st.nseq, st.idmap
         held = [r for r in lists if r.n]
-        meta = {"type": "IVF", "nlist": self.nlist, "nprobe": self.nprobe,
-                "centroids": None if st.centroids is None else b64(st.centroids),
-                "list_sizes": [r.n for r in lists], "nseq": nseq,
-                "seq": b64(np.concatenate([np.zeros(0, np.int64)] + [r.ids[:r.n] for r in held])),
-                "idmap": None if idmap is None else b64(idmap[:nseq])}
-        codes = np.concatenate([np.zeros((0, self.n_angles), np.uint8)]
-                               + [self.layout.codes(r) for r in held])
+        meta = {
+            "type": "IVF",
+            "nlist": self.nlist,
+            "nprobe": self.nprobe,
+            "centroids": None if st.centroids is None else b64(st.centroids),
+            "list_sizes": [r.n for r in lists],
+            "nseq": nseq,
+            "seq": b64(np.concatenate([np.zeros(0, np.int64)] + [r.ids[: r.n] for r in held])),
+            "idmap": None if idmap is None else b64(idmap[:nseq]),
+        }
+        codes = np.concatenate(
+            [np.zeros((0, self.n_angles), np.uint8)] + [self.layout.codes(r) for r in held]
+        )
         return codes, meta
 
     @classmethod
@@ -358,16 +387,23 @@ class TorusIndexIVF(PersistentIndex):
         n = len(f)
         nlist = m.int("nlist", 1)
         sizes = m.get("list_sizes", list, f"a list of {nlist} sizes")
-        if len(sizes) != nlist or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
-                                          for s in sizes) or sum(sizes) != n:
-            m.fail("list_sizes", f"{nlist} integers >= 0 summing to the {n} codes in the file",
-                   sizes)
+        if (
+            len(sizes) != nlist
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in sizes)
+            or sum(sizes) != n
+        ):
+            m.fail(
+                "list_sizes", f"{nlist} integers >= 0 summing to the {n} codes in the file", sizes
+            )
         nprobe = m.int("nprobe", 1)
         nseq = m.int("nseq", n, MAX_NSEQ)
         seq = m.array("seq", np.int64, n, nullable=False)
         if n and (seq.min() < 0 or seq.max() >= nseq or np.unique(seq).size != n):
-            m.fail("seq", f"distinct insertion numbers in [0, {nseq})",
-                   "out-of-range or repeated values")
+            m.fail(
+                "seq",
+                f"distinct insertion numbers in [0, {nseq})",
+                "out-of-range or repeated values",
+            )
         centroids = m.array("centroids", np.uint8, nlist * f.n_angles)
         idmap = m.ids("idmap", nseq)
         index = cls(f.n_angles, f.bits, nlist=nlist, nprobe=nprobe, geometry=f.geometry)
@@ -382,16 +418,19 @@ class TorusIndexIVF(PersistentIndex):
         for size in sizes:
             rows = empty_rows(index.layout.row_bytes)
             if size:
-                part = seq[start:start + size]
+                part = seq[start : start + size]
                 if np.any(np.diff(part) <= 0):
                     m.fail("seq", "increasing within each list", "a list out of insertion order")
-                rows = index.layout.rows(f.codes[start:start + size], part.copy())
+                rows = index.layout.rows(f.codes[start : start + size], part.copy())
             lists.append(rows)
             start += size
-        index._state = index._new_state(centroids, tuple(lists), nseq,
-                                        None if idmap is None else idmap.copy())
+        index._state = index._new_state(
+            centroids, tuple(lists), nseq, None if idmap is None else idmap.copy()
+        )
         return index
 
     def __repr__(self) -> str:
-        return (f"TorusIndexIVF(n_angles={self.n_angles}, bits={self.bits}, nlist={self.nlist}, "
-                f"nprobe={self.nprobe}, ntotal={self.ntotal}, trained={self.is_trained})")
+        return (
+            f"TorusIndexIVF(n_angles={self.n_angles}, bits={self.bits}, nlist={self.nlist}, "
+            f"nprobe={self.nprobe}, ntotal={self.ntotal}, trained={self.is_trained})"
+        )

@@ -70,14 +70,29 @@ from ..codes.distance import coordinate_distance
 from ..codes.johnson import johnson_encode
 from ._args import check_int, deprecated
 from ._base import IndexBase
-from ._milvus_server import (CONSISTENCY, ID_SUFFIX, MAX_TOPK, PK_CHUNK, MilvusAddError,
-                             MilvusCollection, MilvusError, _cause, _layout, require_pymilvus)
+from ._milvus_server import (
+    CONSISTENCY,
+    ID_SUFFIX,
+    MAX_TOPK,
+    PK_CHUNK,
+    MilvusAddError,
+    MilvusCollection,
+    MilvusError,
+    _cause,
+    _layout,
+    require_pymilvus,
+)
 from ._results import PAD_DISTANCE, PAD_ID, smallest_k
 from .params import SearchParametersMilvus
 from .selectors import explicit_ids, selector_bounds
 
-__all__ = ["MilvusTorusIndex", "MilvusError", "MilvusAddError", "require_pymilvus",
-           "SearchParametersMilvus"]
+__all__ = [
+    "MilvusTorusIndex",
+    "MilvusError",
+    "MilvusAddError",
+    "require_pymilvus",
+    "SearchParametersMilvus",
+]
 
 
 class MilvusTorusIndex(MilvusCollection, IndexBase):
@@ -109,23 +124,40 @@ class MilvusTorusIndex(MilvusCollection, IndexBase):
 
     params_type = SearchParametersMilvus
     _legacy_params = ("batch",)
-    _beyond_limit = (f"more than {MAX_TOPK} codes are within the radius of a query: Milvus returns "
-                     f"at most {MAX_TOPK} per query; use a smaller radius or TorusIndexFlat")
+    _beyond_limit = (
+        f"more than {MAX_TOPK} codes are within the radius of a query: Milvus returns "
+        f"at most {MAX_TOPK} per query; use a smaller radius or TorusIndexFlat"
+    )
 
-    def __init__(self, n_angles: int, bits: int = 4, uri: str = "torus_codes.db",
-                 collection: str = "torus_codes", token: str = "", rerank: int = 16,
-                 index_type: str = "BIN_FLAT", index_params: dict | None = None,
-                 search_params: dict | None = None, drop: bool = False, client=None,
-                 timeout: float = 60, consistency: str = "Strong"):
+    def __init__(
+        self,
+        n_angles: int,
+        bits: int = 4,
+        uri: str = "torus_codes.db",
+        collection: str = "torus_codes",
+        token: str = "",
+        rerank: int = 16,
+        index_type: str = "BIN_FLAT",
+        index_params: dict | None = None,
+        search_params: dict | None = None,
+        drop: bool = False,
+        client=None,
+        timeout: float = 60,
+        consistency: str = "Strong",
+    ):
         super().__init__(n_angles, bits)
         self.rerank = check_int(rerank, "rerank")
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
-                or not 0 < timeout < math.inf:
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not 0 < timeout < math.inf
+        ):
             raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
         self.timeout = max(1, math.ceil(timeout))
         if consistency not in CONSISTENCY:
-            raise ValueError(f"consistency must be one of {', '.join(CONSISTENCY)}, "
-                             f"got {consistency!r}")
+            raise ValueError(
+                f"consistency must be one of {', '.join(CONSISTENCY)}, got {consistency!r}"
+            )
         self.consistency = consistency
         pymilvus = require_pymilvus()
         self.collection = collection
@@ -142,7 +174,8 @@ class MilvusTorusIndex(MilvusCollection, IndexBase):
                 raise MilvusError(
                     f"cannot connect to Milvus at {uri} within {time.monotonic() - t0:.1f} s "
                     f"(timeout {self.timeout} s; is the server running and reachable?): "
-                    f"{_cause(e)}") from None
+                    f"{_cause(e)}"
+                ) from None
         self.client = client
         self.server_version = self._server_version()
         self._open(pymilvus, drop, index_type, index_params or {})
@@ -150,13 +183,27 @@ class MilvusTorusIndex(MilvusCollection, IndexBase):
     @property
     def ntotal(self) -> int:
         """Number of codes held (a count query at the index's consistency level)."""
-        rows = self._call("count", self.client.query, self.collection, filter="",
-                          output_fields=["count(*)"], consistency_level=self.consistency)
+        rows = self._call(
+            "count",
+            self.client.query,
+            self.collection,
+            filter="",
+            output_fields=["count(*)"],
+            consistency_level=self.consistency,
+        )
         return int(rows[0]["count(*)"])
 
     # ------------------------------------------------------------------ writes
-    def add(self, x, *legacy, metadata=None, batch_size: int = 500, progress: bool = True,
-            flush: bool = False, ids=None) -> np.ndarray:
+    def add(
+        self,
+        x,
+        *legacy,
+        metadata=None,
+        batch_size: int = 500,
+        progress: bool = True,
+        flush: bool = False,
+        ids=None,
+    ) -> np.ndarray:
         """Store codes under new ids from Milvus's allocator (unique across clients and restarts,
         never reused), with optional JSON metadata; returns the ids.
 
@@ -196,8 +243,12 @@ class MilvusTorusIndex(MilvusCollection, IndexBase):
         codes = self._check_codes(x, "x")
         args = self._write_args(codes, metadata, batch_size)
         with self._lock:
-            with tqdm(total=codes.shape[0], desc=f"milvus ids {self.collection}", unit="code",
-                      disable=not progress) as bar:
+            with tqdm(
+                total=codes.shape[0],
+                desc=f"milvus ids {self.collection}",
+                unit="code",
+                disable=not progress,
+            ) as bar:
                 ids = self._draw_ids(codes.shape[0], bar)
             self._upsert(codes, ids, *args, progress, flush)
         return ids
@@ -206,28 +257,49 @@ class MilvusTorusIndex(MilvusCollection, IndexBase):
         """``add`` called as in 0.1.0: ``(codes, ids, metadata, batch_size, progress, flush)``."""
         names = ("ids", "metadata", "batch_size", "progress", "flush")
         if len(legacy) > len(names):
-            raise TypeError(f"MilvusTorusIndex.add() takes at most {1 + len(names)} positional "
-                            f"arguments, got {1 + len(legacy)}")
+            raise TypeError(
+                f"MilvusTorusIndex.add() takes at most {1 + len(names)} positional "
+                f"arguments, got {1 + len(legacy)}"
+            )
         given = dict(zip(names, legacy))
         if "ids" in given and ids is not None:
             raise TypeError("MilvusTorusIndex.add() got multiple values for 'ids'")
-        kw = {"ids": ids, "metadata": metadata, "batch_size": batch_size, "progress": progress,
-              "flush": flush}
+        kw = {
+            "ids": ids,
+            "metadata": metadata,
+            "batch_size": batch_size,
+            "progress": progress,
+            "flush": flush,
+        }
         kw.update(given)
         if kw["ids"] is None:
-            deprecated("MilvusTorusIndex.add(codes, None, ...) is deprecated: pass metadata, "
-                       "batch_size, progress and flush by keyword", stacklevel=4)
+            deprecated(
+                "MilvusTorusIndex.add(codes, None, ...) is deprecated: pass metadata, "
+                "batch_size, progress and flush by keyword",
+                stacklevel=4,
+            )
             kw.pop("ids")
             return self.add(x, **kw)
-        deprecated("MilvusTorusIndex.add(codes, ids) is deprecated: use add_with_ids(codes, ids) "
-                   "(as in faiss)", stacklevel=4)
+        deprecated(
+            "MilvusTorusIndex.add(codes, ids) is deprecated: use add_with_ids(codes, ids) "
+            "(as in faiss)",
+            stacklevel=4,
+        )
         codes = self._check_codes(x, "x")
         checked = self._check_ids(kw.pop("ids"), codes.shape[0])
         self.add_with_ids(codes, checked, **kw)
         return checked
 
-    def add_with_ids(self, x, ids, *, metadata=None, batch_size: int = 500, progress: bool = True,
-                     flush: bool = False) -> None:
+    def add_with_ids(
+        self,
+        x,
+        ids,
+        *,
+        metadata=None,
+        batch_size: int = 500,
+        progress: bool = True,
+        flush: bool = False,
+    ) -> None:
         """Store codes under your own int64 ids >= 0 (a code whose id is held replaces it), as
         :meth:`add` does otherwise; returns None, as faiss's ``add_with_ids``.
 
@@ -250,29 +322,42 @@ class MilvusTorusIndex(MilvusCollection, IndexBase):
         """Checked (metadata, batch_size) of a write."""
         return self._check_metadata(metadata, codes.shape[0]), check_int(batch_size, "batch_size")
 
-    def _upsert(self, codes: np.ndarray, ids: np.ndarray, metadata, batch_size: int,
-                progress: bool, flush: bool) -> None:
+    def _upsert(
+        self,
+        codes: np.ndarray,
+        ids: np.ndarray,
+        metadata,
+        batch_size: int,
+        progress: bool,
+        flush: bool,
+    ) -> None:
         """Upsert in batches with a progress bar (the caller holds the lock)."""
         from tqdm.auto import tqdm
 
         n = codes.shape[0]
         top = codes if self.bits <= 4 else codes >> (self.bits - 4)
-        with tqdm(total=n, desc=f"milvus insert {self.collection}", unit="code",
-                  disable=not progress) as bar:
+        with tqdm(
+            total=n, desc=f"milvus insert {self.collection}", unit="code", disable=not progress
+        ) as bar:
             for s in range(0, n, batch_size):
                 e = min(n, s + batch_size)
-                rows = self._rows(codes[s:e], top[s:e], ids[s:e],
-                                  None if metadata is None else metadata[s:e])
+                rows = self._rows(
+                    codes[s:e], top[s:e], ids[s:e], None if metadata is None else metadata[s:e]
+                )
                 try:
-                    self._call(f"upsert of codes[{s}:{e}]", self.client.upsert, self.collection,
-                               rows)
+                    self._call(
+                        f"upsert of codes[{s}:{e}]", self.client.upsert, self.collection, rows
+                    )
                 except MilvusError as err:
                     meta = f", metadata=metadata[{s}:]" if metadata is not None else ""
                     raise MilvusAddError(
                         f"{err}\ncodes[:{s}] are stored (acknowledged); codes[{s}:{n}] may be "
                         f"partly stored: send them again with the same ids, "
                         f"index.add_with_ids(codes[{s}:], err.ids[{s}:]{meta}) (writes are "
-                        f"upserts: nothing is duplicated)", s, ids) from err.__cause__
+                        f"upserts: nothing is duplicated)",
+                        s,
+                        ids,
+                    ) from err.__cause__
                 bar.update(e - s)
         if flush:
             self.flush()
@@ -294,16 +379,28 @@ class MilvusTorusIndex(MilvusCollection, IndexBase):
         with self._lock:
             if bounds is not None:
                 where = f"id >= {int(bounds[0])} and id < {int(bounds[1])}"
-                held = self._call("query", self.client.query, self.collection, filter=where,
-                                  output_fields=["count(*)"], consistency_level="Strong")
+                held = self._call(
+                    "query",
+                    self.client.query,
+                    self.collection,
+                    filter=where,
+                    output_fields=["count(*)"],
+                    consistency_level="Strong",
+                )
                 self._call("delete", self.client.delete, self.collection, filter=where)
                 return int(held[0]["count(*)"])
             wanted = sorted({int(i) for i in explicit_ids(ids)})
             removed = 0
             for s in range(0, len(wanted), PK_CHUNK):
-                part = wanted[s:s + PK_CHUNK]
-                held = self._call("query", self.client.query, self.collection, ids=part,
-                                  output_fields=["id"], consistency_level="Strong")
+                part = wanted[s : s + PK_CHUNK]
+                held = self._call(
+                    "query",
+                    self.client.query,
+                    self.collection,
+                    ids=part,
+                    output_fields=["id"],
+                    consistency_level="Strong",
+                )
                 self._call("delete", self.client.delete, self.collection, ids=part)
                 removed += len(held)
         return removed
@@ -315,32 +412,41 @@ class MilvusTorusIndex(MilvusCollection, IndexBase):
 
     # ------------------------------------------------------------------ search
     def _snapshot(self, what: str):
-        return None                   # the server's state: read at each call
+        return None  # the server's state: read at each call
 
     def _range_limit(self, view) -> int:
         return MAX_TOPK
 
-    def _hamming(self, queries_jc: np.ndarray, limit: int, consistency: str,
-                 output_fields=None):
-        return self._call("search", self.client.search, self.collection,
-                          data=[row.tobytes() for row in queries_jc], limit=limit,
-                          anns_field="johnson", search_params=self.search_params,
-                          output_fields=output_fields or [], consistency_level=consistency)
+    def _hamming(self, queries_jc: np.ndarray, limit: int, consistency: str, output_fields=None):
+        return self._call(
+            "search",
+            self.client.search,
+            self.collection,
+            data=[row.tobytes() for row in queries_jc],
+            limit=limit,
+            anns_field="johnson",
+            search_params=self.search_params,
+            output_fields=output_fields or [],
+            consistency_level=consistency,
+        )
 
     def _search_view(self, view, q: np.ndarray, k: int, params: SearchParametersMilvus):
         """(D, I) [nq, k], ties -> smaller id first; k beyond the collection pads."""
         if k > MAX_TOPK:
-            raise ValueError(f"k must be <= {MAX_TOPK} (Milvus's largest limit per search), "
-                             f"got {k}")
+            raise ValueError(
+                f"k must be <= {MAX_TOPK} (Milvus's largest limit per search), got {k}"
+            )
         consistency = params.consistency or self.consistency
         rerank = params.rerank or self.rerank
         D = np.full((q.shape[0], k), PAD_DISTANCE, np.int64)
         I = np.full((q.shape[0], k), PAD_ID, np.int64)
         for s in range(0, q.shape[0], params.batch):
-            part = q[s:s + params.batch]
-            D[s:s + params.batch], I[s:s + params.batch] = \
-                self._search_exact(part, k, consistency) if self.bits <= 4 else \
-                self._search_rerank(part, k, consistency, rerank)
+            part = q[s : s + params.batch]
+            D[s : s + params.batch], I[s : s + params.batch] = (
+                self._search_exact(part, k, consistency)
+                if self.bits <= 4
+                else self._search_rerank(part, k, consistency, rerank)
+            )
         return D, I
 
     def _search_exact(self, q: np.ndarray, k: int, consistency: str):
@@ -358,13 +464,15 @@ class MilvusTorusIndex(MilvusCollection, IndexBase):
                 d = np.array([x["distance"] for x in h], np.float64).round().astype(np.int64)
                 i = np.array([x["id"] for x in h], np.int64)
                 if d.size == limit and limit < MAX_TOPK and d[-1] == d[k - 1]:
-                    continue                      # more may tie with the k-th: ask for more
+                    continue  # more may tie with the k-th: ask for more
                 if d.size == limit == MAX_TOPK and d[-1] == d[k - 1]:
-                    raise RuntimeError(f"more than {MAX_TOPK} codes may tie with the k-th "
-                                       "distance: Milvus cannot return them all; use "
-                                       "TorusIndexFlat")
+                    raise RuntimeError(
+                        f"more than {MAX_TOPK} codes may tie with the k-th "
+                        "distance: Milvus cannot return them all; use "
+                        "TorusIndexFlat"
+                    )
                 d, i = smallest_k(d[None], i[None], k)
-                out_d[r, :d.shape[1]], out_i[r, :d.shape[1]] = d[0], i[0]
+                out_d[r, : d.shape[1]], out_i[r, : d.shape[1]] = d[0], i[0]
                 done_rows.append(r)
             rows = np.setdiff1d(rows, done_rows)
             limit = min(MAX_TOPK, limit * 4)
@@ -374,8 +482,9 @@ class MilvusTorusIndex(MilvusCollection, IndexBase):
         """Shortlist of rerank * k by Hamming on the top 4 bits, returned with the full codes;
         exact circular L1 on those."""
         limit = min(MAX_TOPK, max(k, rerank * k))
-        hits = self._hamming(johnson_encode(q >> (self.bits - 4), 4), limit, consistency,
-                             output_fields=["codes"])
+        hits = self._hamming(
+            johnson_encode(q >> (self.bits - 4), 4), limit, consistency, output_fields=["codes"]
+        )
         out_d = np.full((q.shape[0], k), PAD_DISTANCE, np.int64)
         out_i = np.full((q.shape[0], k), PAD_ID, np.int64)
         for r, h in enumerate(hits):
@@ -384,7 +493,7 @@ class MilvusTorusIndex(MilvusCollection, IndexBase):
             cand = np.frombuffer(raw, np.uint8).reshape(ids.size, self.n_angles)
             d = coordinate_distance(q[r][None], cand, self.bits).sum(-1)
             d, ids = smallest_k(d[None], ids[None], k)
-            out_d[r, :d.shape[1]], out_i[r, :d.shape[1]] = d[0], ids[0]
+            out_d[r, : d.shape[1]], out_i[r, : d.shape[1]] = d[0], ids[0]
         return out_d, out_i
 
     def close(self) -> None:
@@ -392,7 +501,7 @@ class MilvusTorusIndex(MilvusCollection, IndexBase):
         self.client.close()
 
     def __repr__(self) -> str:
-        return (f"MilvusTorusIndex(n_angles={self.n_angles}, bits={self.bits}, "
-                f"collection={self.collection!r}, dim={self.dim})")
-
-
+        return (
+            f"MilvusTorusIndex(n_angles={self.n_angles}, bits={self.bits}, "
+            f"collection={self.collection!r}, dim={self.dim})"
+        )

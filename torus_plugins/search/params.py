@@ -38,8 +38,9 @@ def _rerank(value):
 
 def _consistency(value):
     if value is not None and value not in CONSISTENCY:
-        raise ValueError(f"consistency must be one of {', '.join(CONSISTENCY)} or None, "
-                         f"got {value!r}")
+        raise ValueError(
+            f"consistency must be one of {', '.join(CONSISTENCY)} or None, got {value!r}"
+        )
     return value
 
 

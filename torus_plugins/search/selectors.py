@@ -53,9 +53,11 @@ def selection_mask(ids_held: np.ndarray, selection) -> np.ndarray:
         return _selector_mask(ids_held, selection)
     arr = np.asarray(selection)
     if arr.dtype.kind not in "iu" or arr.ndim > 1:
-        raise ValueError(f"ids must be a 1-D array of integer ids or a faiss IDSelector "
-                         f"(IDSelectorRange, IDSelectorBatch, ...), got dtype {arr.dtype} "
-                         f"shape {arr.shape}")
+        raise ValueError(
+            f"ids must be a 1-D array of integer ids or a faiss IDSelector "
+            f"(IDSelectorRange, IDSelectorBatch, ...), got dtype {arr.dtype} "
+            f"shape {arr.shape}"
+        )
     return np.isin(ids_held, arr.astype(np.int64).ravel())
 
 
@@ -89,13 +91,17 @@ def explicit_ids(selection) -> np.ndarray:
     if is_selector(selection):
         if type(selection).__name__ == "IDSelectorArray" and hasattr(selection, "n"):
             return _swig_array(selection.ids, selection.n, np.int64)
-        raise ValueError(f"this index removes integer ids, an IDSelectorRange or an "
-                         f"IDSelectorArray, got a {type(selection).__name__}: pass the ids to "
-                         f"remove as an array")
+        raise ValueError(
+            f"this index removes integer ids, an IDSelectorRange or an "
+            f"IDSelectorArray, got a {type(selection).__name__}: pass the ids to "
+            f"remove as an array"
+        )
     arr = np.asarray(selection)
     if arr.dtype.kind not in "iu" or arr.ndim > 1:
-        raise ValueError(f"ids must be a 1-D array of integer ids or a faiss IDSelectorRange / "
-                         f"IDSelectorArray, got dtype {arr.dtype} shape {arr.shape}")
+        raise ValueError(
+            f"ids must be a 1-D array of integer ids or a faiss IDSelectorRange / "
+            f"IDSelectorArray, got dtype {arr.dtype} shape {arr.shape}"
+        )
     return arr.astype(np.int64).ravel()
 
 
@@ -115,12 +121,16 @@ def _selector_mask(ids: np.ndarray, sel) -> np.ndarray:
         return out
     if kind == "IDSelectorNot" and hasattr(sel, "sel"):
         return ~_selector_mask(ids, _typed(sel, sel.sel))
-    combine = {"IDSelectorAnd": np.logical_and, "IDSelectorOr": np.logical_or,
-               "IDSelectorXOr": np.logical_xor}.get(kind)
+    combine = {
+        "IDSelectorAnd": np.logical_and,
+        "IDSelectorOr": np.logical_or,
+        "IDSelectorXOr": np.logical_xor,
+    }.get(kind)
     if combine is not None and hasattr(sel, "lhs"):
-        return combine(_selector_mask(ids, _typed(sel, sel.lhs)),
-                       _selector_mask(ids, _typed(sel, sel.rhs)))
-    member = sel.is_member                       # faiss's own rule, one call per stored id
+        return combine(
+            _selector_mask(ids, _typed(sel, sel.lhs)), _selector_mask(ids, _typed(sel, sel.rhs))
+        )
+    member = sel.is_member  # faiss's own rule, one call per stored id
     return np.fromiter((bool(member(i)) for i in ids.tolist()), bool, ids.size)
 
 

@@ -7,12 +7,46 @@ it).
 * :mod:`.topk`: the entry points the indexes call.
 """
 
-from .cpu import (AVAILABLE_PATHS, AVX2, AVX512, BEST_PATH, BLOCK, PATH_NAMES, PORTABLE,
-                  USES_PSADBW, choose_threads, padded_width, query_order)
-from .topk import (lists_topk, nibble_pack, prepare_references, probe_lists, tiled_topk,
-                   topk_l1, typed_lists)
+from .cpu import (
+    AVAILABLE_PATHS,
+    AVX2,
+    AVX512,
+    BEST_PATH,
+    BLOCK,
+    PATH_NAMES,
+    PORTABLE,
+    USES_PSADBW,
+    choose_threads,
+    padded_width,
+    query_order,
+)
+from .topk import (
+    lists_topk,
+    nibble_pack,
+    prepare_references,
+    probe_lists,
+    tiled_topk,
+    topk_l1,
+    typed_lists,
+)
 
-__all__ = ["AVAILABLE_PATHS", "AVX2", "AVX512", "BEST_PATH", "BLOCK", "PATH_NAMES", "PORTABLE",
-           "USES_PSADBW", "choose_threads", "padded_width", "query_order", "lists_topk",
-           "nibble_pack", "prepare_references", "probe_lists", "tiled_topk", "topk_l1",
-           "typed_lists"]
+__all__ = [
+    "AVAILABLE_PATHS",
+    "AVX2",
+    "AVX512",
+    "BEST_PATH",
+    "BLOCK",
+    "PATH_NAMES",
+    "PORTABLE",
+    "USES_PSADBW",
+    "choose_threads",
+    "padded_width",
+    "query_order",
+    "lists_topk",
+    "nibble_pack",
+    "prepare_references",
+    "probe_lists",
+    "tiled_topk",
+    "topk_l1",
+    "typed_lists",
+]

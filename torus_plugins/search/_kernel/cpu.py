@@ -34,10 +34,10 @@ from numba import njit
 PORTABLE, AVX2, AVX512 = 0, 1, 2
 PATH_NAMES = {PORTABLE: "portable", AVX2: "avx2", AVX512: "avx512"}
 
-BLOCK = 256     # reference rows per block: tiled once per block and thread, kept in L1
-TILE = 8        # rows per tile: the 64-bit lanes of a 512-bit vector
-CHUNK = 32      # rows are padded to a multiple of this many angles (tile pieces of 64 or 32 angles)
-GROUP = 3       # queries per pass over a block's tiles (chunks held in registers); 1 if nq == 1
+BLOCK = 256  # reference rows per block: tiled once per block and thread, kept in L1
+TILE = 8  # rows per tile: the 64-bit lanes of a 512-bit vector
+CHUNK = 32  # rows are padded to a multiple of this many angles (tile pieces of 64 or 32 angles)
+GROUP = 3  # queries per pass over a block's tiles (chunks held in registers); 1 if nq == 1
 #: (query + 4) x row x byte operations (~5 ms) per thread before another thread pays off
 MIN_TASK_WORK = 1 << 29
 
@@ -74,11 +74,13 @@ def jit(parallel: bool):
     """numba ``njit`` as every kernel function uses it: cached on disk (saves seconds of compilation
     per process; without a writable cache location, compiled per process), no bounds checks, GIL
     released."""
+
     def wrap(fn):
         try:
             return njit(parallel=parallel, cache=True, boundscheck=False, nogil=True)(fn)
         except RuntimeError:  # pragma: no cover - no cache location
             return njit(parallel=parallel, cache=False, boundscheck=False, nogil=True)(fn)
+
     return wrap
 
 
@@ -120,6 +122,7 @@ def _threads_unsafe_after_fork() -> bool:
     if layer != "omp":
         return False
     from numba.np.ufunc import omppool
+
     return getattr(omppool, "openmp_vendor", "GNU") == "GNU"
 
 
@@ -151,7 +154,7 @@ def choose_threads(nq: int, n: int, width: int, threads: int | None = None) -> i
 def task_count(nq: int, n: int, width: int, threads: int | None) -> int:
     """Threads a search of nq queries over n rows of ``width`` angles runs on (1: the serial
     kernel)."""
-    small = (nq + 4) * n * width < 2 * MIN_TASK_WORK   # skips numba.get_num_threads (~1 us a call)
+    small = (nq + 4) * n * width < 2 * MIN_TASK_WORK  # skips numba.get_num_threads (~1 us a call)
     if threads == 1 or small or SERIAL_AFTER_FORK:
         return 1
     return choose_threads(nq, n, width, threads)

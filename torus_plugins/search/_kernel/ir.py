@@ -52,13 +52,14 @@ def make_transpose(packed: bool):
             row_bytes = cgutils.unpack_tuple(builder, sa.shape, 2)[1]
             width = builder.mul(row_bytes, ir.Constant(i64, 2)) if packed else row_bytes
             nch = builder.udiv(width, ir.Constant(i64, 8))
-            npieces = builder.udiv(width, ir.Constant(i64, 64))        # whole 64-angle pieces
-            tail = builder.urem(width, ir.Constant(i64, 64))            # 0 or 32 angles
+            npieces = builder.udiv(width, ir.Constant(i64, 64))  # whole 64-angle pieces
+            tail = builder.urem(width, ir.Constant(i64, 64))  # 0 or 32 angles
             shift = builder.trunc(shift_arg, i8)
 
             def splat(vt, value, lanes):
-                v = builder.insert_element(ir.Constant(vt, ir.Undefined), value,
-                                           ir.Constant(i32, 0))
+                v = builder.insert_element(
+                    ir.Constant(vt, ir.Undefined), value, ir.Constant(i32, 0)
+                )
                 zeros = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
                 return builder.shuffle_vector(v, v, zeros)
 
@@ -66,25 +67,31 @@ def make_transpose(packed: bool):
                 """``angles`` codes of one row (64 or 32) as bytes, shifted, in tile order."""
                 nbytes = angles // 2 if packed else angles
                 vt = ir.VectorType(i8, nbytes)
-                off = builder.add(builder.mul(row, row_bytes),
-                                  builder.mul(piece, ir.Constant(i64, 64 // 2 if packed else 64)))
+                off = builder.add(
+                    builder.mul(row, row_bytes),
+                    builder.mul(piece, ir.Constant(i64, 64 // 2 if packed else 64)),
+                )
                 ptr = builder.bitcast(builder.gep(sa.data, [off]), vt.as_pointer())
                 v = builder.load(ptr, align=1)
                 if packed:
                     lo = builder.and_(v, ir.Constant(vt, [15] * nbytes))
                     hi = builder.lshr(v, ir.Constant(vt, [4] * nbytes))
-                    v = builder.shuffle_vector(lo, hi, ir.Constant(ir.VectorType(i32, angles),
-                                                                   list(range(angles))))
+                    v = builder.shuffle_vector(
+                        lo, hi, ir.Constant(ir.VectorType(i32, angles), list(range(angles)))
+                    )
                 vt = ir.VectorType(i8, angles)
                 return builder.shl(v, splat(vt, shift, angles))
 
             def emit_piece(tile, piece, angles):
-                words = angles // 8                     # 64-bit words per row piece: 8 or 4
+                words = angles // 8  # 64-bit words per row piece: 8 or 4
                 wt = ir.VectorType(i64, words)
                 first = builder.add(row0, builder.mul(tile, ir.Constant(i64, TILE)))
-                rows = [builder.bitcast(load_piece(builder.add(first, ir.Constant(i64, r)), piece,
-                                                   angles), wt)
-                        for r in range(TILE)]
+                rows = [
+                    builder.bitcast(
+                        load_piece(builder.add(first, ir.Constant(i64, r)), piece, angles), wt
+                    )
+                    for r in range(TILE)
+                ]
 
                 # transpose [8 rows x words] of 64-bit words into [words chunks x 8 rows]: a
                 # butterfly of 2-input shuffles (3 * 8 for 8 words, each one vpunpck/vpermt2q/
@@ -94,7 +101,7 @@ def make_transpose(packed: bool):
                     return builder.shuffle_vector(x, y, mask)
 
                 n = words
-                evens = [x for w in range(0, n, 2) for x in (w, w + n)]    # [0, n, 2, n + 2, ...]
+                evens = [x for w in range(0, n, 2) for x in (w, w + n)]  # [0, n, 2, n + 2, ...]
                 odds = [w + 1 for w in evens]
                 pairs_a = {r: shuf(rows[r], rows[r + 1], evens) for r in (0, 2, 4, 6)}
                 pairs_b = {r: shuf(rows[r], rows[r + 1], odds) for r in (0, 2, 4, 6)}
@@ -102,13 +109,13 @@ def make_transpose(packed: bool):
                 lo = [q for h in range(0, n, 4) for q in (h, h + 1, h + n, h + n + 1)]
                 hi = [w + 2 for w in lo]
                 quads = {}
-                for h in (0, 4):        # rows h .. h + 3: words 0|4, 2|6 from a; 1|5, 3|7 from b
+                for h in (0, 4):  # rows h .. h + 3: words 0|4, 2|6 from a; 1|5, 3|7 from b
                     quads[h, 0] = shuf(pairs_a[h], pairs_a[h + 2], lo)
                     quads[h, 2] = shuf(pairs_a[h], pairs_a[h + 2], hi)
                     quads[h, 1] = shuf(pairs_b[h], pairs_b[h + 2], lo)
                     quads[h, 3] = shuf(pairs_b[h], pairs_b[h + 2], hi)
                 chunks = [None] * n
-                for w in range(4):              # rows 0-3 and 4-7 of word w (and of word w + 4)
+                for w in range(4):  # rows 0-3 and 4-7 of word w (and of word w + 4)
                     chunks[w] = shuf(quads[0, w], quads[4, w], [0, 1, 2, 3, n, n + 1, n + 2, n + 3])
                     if n == 8:
                         chunks[w + 4] = shuf(quads[0, w], quads[4, w], [4, 5, 6, 7, 12, 13, 14, 15])
@@ -157,28 +164,33 @@ def make_tile_sad(path: int, group: int):
             mod = builder.module
             vb, vq = ir.VectorType(i8, 64), ir.VectorType(i64, TILE)
             if path == AVX512:
-                sad = cgutils.get_or_insert_function(mod, ir.FunctionType(vq, [vb, vb]),
-                                                     "llvm.x86.avx512.psad.bw.512")
+                sad = cgutils.get_or_insert_function(
+                    mod, ir.FunctionType(vq, [vb, vb]), "llvm.x86.avx512.psad.bw.512"
+                )
                 mid = ir.Constant(vb, [128] * 64)
 
                 def lanes_sad(d):
                     return builder.call(sad, [d, mid])
             elif path == AVX2:
                 hb, hq = ir.VectorType(i8, 32), ir.VectorType(i64, 4)
-                sad = cgutils.get_or_insert_function(mod, ir.FunctionType(hq, [hb, hb]),
-                                                     "llvm.x86.avx2.psad.bw")
+                sad = cgutils.get_or_insert_function(
+                    mod, ir.FunctionType(hq, [hb, hb]), "llvm.x86.avx2.psad.bw"
+                )
                 mid = ir.Constant(hb, [128] * 32)
-                halves = [ir.Constant(ir.VectorType(i32, 32), list(range(h, h + 32)))
-                          for h in (0, 32)]
+                halves = [
+                    ir.Constant(ir.VectorType(i32, 32), list(range(h, h + 32))) for h in (0, 32)
+                ]
                 join = ir.Constant(ir.VectorType(i32, 8), list(range(8)))
 
                 def lanes_sad(d):
-                    lo, hi = (builder.call(sad, [builder.shuffle_vector(d, d, m), mid])
-                              for m in halves)
+                    lo, hi = (
+                        builder.call(sad, [builder.shuffle_vector(d, d, m), mid]) for m in halves
+                    )
                     return builder.shuffle_vector(lo, hi, join)
             else:
-                absf = cgutils.get_or_insert_function(mod, ir.FunctionType(vb, [vb, ir.IntType(1)]),
-                                                      "llvm.abs.v64i8")
+                absf = cgutils.get_or_insert_function(
+                    mod, ir.FunctionType(vb, [vb, ir.IntType(1)]), "llvm.abs.v64i8"
+                )
                 bytes_lo = ir.Constant(vq, [0x00FF00FF00FF00FF] * TILE)
 
                 def lanes_sad(d):
@@ -196,10 +208,12 @@ def make_tile_sad(path: int, group: int):
 
             qptr = builder.bitcast(qwa.data, i64.as_pointer())
             optr = builder.bitcast(outa.data, vq.as_pointer())
-            smin = cgutils.get_or_insert_function(mod, ir.FunctionType(vq, [vq, vq]),
-                                                  "llvm.smin.v8i64")
-            red = cgutils.get_or_insert_function(mod, ir.FunctionType(i64, [vq]),
-                                                 "llvm.vector.reduce.smin.v8i64")
+            smin = cgutils.get_or_insert_function(
+                mod, ir.FunctionType(vq, [vq, vq]), "llvm.smin.v8i64"
+            )
+            red = cgutils.get_or_insert_function(
+                mod, ir.FunctionType(i64, [vq]), "llvm.vector.reduce.smin.v8i64"
+            )
             lows = [cgutils.alloca_once(builder, vq) for _ in range(group)]
 
             def emit(nch_fixed):
@@ -209,8 +223,9 @@ def make_tile_sad(path: int, group: int):
                 def query_chunk(g, c):
                     off = builder.add(builder.mul(builder.add(q0, ir.Constant(i64, g)), nch), c)
                     w = builder.load(builder.gep(qptr, [off]))
-                    v = builder.insert_element(ir.Constant(vq, ir.Undefined), w,
-                                               ir.Constant(i32, 0))
+                    v = builder.insert_element(
+                        ir.Constant(vq, ir.Undefined), w, ir.Constant(i32, 0)
+                    )
                     zeros = ir.Constant(ir.VectorType(i32, TILE), [0] * TILE)
                     v = builder.shuffle_vector(v, v, zeros)
                     return builder.bitcast(v, vb)
@@ -221,8 +236,10 @@ def make_tile_sad(path: int, group: int):
                     return builder.load(ptr, align=8)
 
                 if nch_fixed:
-                    held = [[query_chunk(g, ir.Constant(i64, c)) for c in range(nch_fixed)]
-                            for g in range(group)]
+                    held = [
+                        [query_chunk(g, ir.Constant(i64, c)) for c in range(nch_fixed)]
+                        for g in range(group)
+                    ]
                 for low in lows:
                     builder.store(ir.Constant(vq, [1 << 62] * TILE), low)
                 with cgutils.for_range(builder, ntiles) as tl:
@@ -235,8 +252,10 @@ def make_tile_sad(path: int, group: int):
                                 s = lanes_sad(builder.sub(held[g][c], x))
                                 accs[g] = s if accs[g] is None else builder.add(accs[g], s)
                     else:
-                        slots = [cgutils.alloca_once_value(builder, ir.Constant(vq, [0] * TILE))
-                                 for _ in range(group)]
+                        slots = [
+                            cgutils.alloca_once_value(builder, ir.Constant(vq, [0] * TILE))
+                            for _ in range(group)
+                        ]
                         with cgutils.for_range(builder, nch) as cl:
                             x = tile_chunk(t, cl.index)
                             for g in range(group):
@@ -261,7 +280,7 @@ def make_tile_sad(path: int, group: int):
             emit(0)
             builder.branch(done)
             builder.position_at_end(done)
-            for g in range(group):   # the block's smallest distance per query, after its BLOCK
+            for g in range(group):  # the block's smallest distance per query, after its BLOCK
                 idx = ir.Constant(i64, g * (BLOCK + TILE) + BLOCK)
                 lowest = builder.call(red, [builder.load(lows[g])])
                 builder.store(lowest, builder.gep(outa.data, [idx]))
@@ -320,7 +339,7 @@ def to_tiles(refs, i0, m, shift, packed, tb, spare):  # pragma: no cover - compi
     rest = m - full * TILE
     if rest:
         spare[:] = 0
-        spare[:rest] = refs[i0 + full * TILE:i0 + m]
+        spare[:rest] = refs[i0 + full * TILE : i0 + m]
         if packed:
             _transpose_nibbles(spare, 0, 1, shift, tb, full)
         else:

@@ -18,8 +18,18 @@ from numba import prange
 from .cpu import BLOCK, GROUP, TILE, jit
 from .ir import tile_sad, to_tiles
 
-__all__ = ["make_push", "push_rows", "push_lists", "prepare_queries", "tiled_serial",
-           "tiled_parallel", "tiled_parallel_rows", "lists_scan", "probe_scan", "FAR"]
+__all__ = [
+    "make_push",
+    "push_rows",
+    "push_lists",
+    "prepare_queries",
+    "tiled_serial",
+    "tiled_parallel",
+    "tiled_parallel_rows",
+    "lists_scan",
+    "probe_scan",
+    "FAR",
+]
 
 #: Distance of an empty top-k slot inside the scans (larger than any scaled distance).
 FAR = np.int64(1) << 62
@@ -88,8 +98,9 @@ def prepare_queries(queries, shift, order, group):  # pragma: no cover - compile
 
 
 @jit(False)
-def tiled_scan(qw, nq, refs, shift, k, path, packed, group, g0, g1, out_d,
-               out_i):  # pragma: no cover - compiled
+def tiled_scan(
+    qw, nq, refs, shift, k, path, packed, group, g0, g1, out_d, out_i
+):  # pragma: no cover - compiled
     """Top-k of query groups g0 .. g1 - 1 (``group`` queries each) over every row of ``refs``, into
     out_d / out_i (scaled distances, row numbers)."""
     n = refs.shape[0]
@@ -109,12 +120,12 @@ def tiled_scan(qw, nq, refs, shift, k, path, packed, group, g0, g1, out_d,
                 c = cnt[qi]
                 thr = out_d[qi, k - 1] if c == k else FAR
                 row = buf[g]
-                if row[BLOCK] >= thr:      # the block's smallest distance: nothing to insert
+                if row[BLOCK] >= thr:  # the block's smallest distance: nothing to insert
                     continue
                 od = out_d[qi]
                 oi = out_i[qi]
                 for i in range(m):
-                    if row[i] < thr:       # rows come in increasing id: a tie never enters
+                    if row[i] < thr:  # rows come in increasing id: a tie never enters
                         c = push_rows(od, oi, c, k, row[i], i0 + i)
                         thr = od[k - 1] if c == k else FAR
                 cnt[qi] = c
@@ -136,8 +147,9 @@ def tiled_serial(queries, refs, shift, k, path, packed, order):  # pragma: no co
 
 
 @jit(True)
-def tiled_parallel(qw, nq, refs, shift, k, path, packed, group, ntask, out_d,
-                   out_i):  # pragma: no cover - compiled
+def tiled_parallel(
+    qw, nq, refs, shift, k, path, packed, group, ntask, out_d, out_i
+):  # pragma: no cover - compiled
     """Query groups split into ``ntask`` contiguous ranges, one per numba thread (each tiles every
     block)."""
     ngroups = qw.shape[0] // group
@@ -150,8 +162,9 @@ def tiled_parallel(qw, nq, refs, shift, k, path, packed, group, ntask, out_d,
 
 
 @jit(True)
-def tiled_parallel_rows(qw, nq, refs, shift, k, path, packed, group, ntask, out_d,
-                        out_i):  # pragma: no cover - compiled
+def tiled_parallel_rows(
+    qw, nq, refs, shift, k, path, packed, group, ntask, out_d, out_i
+):  # pragma: no cover - compiled
     """Rows split into ``ntask`` contiguous ranges, one per numba thread, each with its own top-k
     (out_d / out_i [ntask, nq, k], pre-filled with FAR / -1 where a range holds fewer than k
     rows)."""
@@ -162,16 +175,29 @@ def tiled_parallel_rows(qw, nq, refs, shift, k, path, packed, group, ntask, out_
         r1 = min(n, r0 + per)
         if r1 > r0:
             kk = min(k, r1 - r0)
-            tiled_scan(qw, nq, refs[r0:r1], shift, kk, path, packed, group, 0,
-                       qw.shape[0] // group, out_d[task, :, :kk], out_i[task, :, :kk])
+            tiled_scan(
+                qw,
+                nq,
+                refs[r0:r1],
+                shift,
+                kk,
+                path,
+                packed,
+                group,
+                0,
+                qw.shape[0] // group,
+                out_d[task, :, :kk],
+                out_i[task, :, :kk],
+            )
             for i in range(nq):
                 for j in range(kk):
                     out_i[task, i, j] += r0
 
 
 @jit(False)
-def lists_scan(queries, probe, lists, seqs, shift, k, path, packed, order, out_d,
-               out_s):  # pragma: no cover - compiled
+def lists_scan(
+    queries, probe, lists, seqs, shift, k, path, packed, order, out_d, out_s
+):  # pragma: no cover - compiled
     """Inverted lists: query i scans lists probe[i, :]; out_d / out_s [nq, k] get its k smallest
     (distance, insertion number) pairs over them (FAR / -1 where fewer), each insertion number once
     (a code held in several lists is counted once).
@@ -216,7 +242,7 @@ def lists_scan(queries, probe, lists, seqs, shift, k, path, packed, order, out_d
         for t in range(m):
             qw[t] = words[who[a + t]]
         for t in range(m, (m + group - 1) // group * group):
-            qw[t] = np.uint64(0x8080808080808080)   # padded query slots: never read back
+            qw[t] = np.uint64(0x8080808080808080)  # padded query slots: never read back
         seq = seqs[li]
         for i0 in range(0, n, BLOCK):
             rows = min(BLOCK, n - i0)
@@ -233,7 +259,7 @@ def lists_scan(queries, probe, lists, seqs, shift, k, path, packed, order, out_d
                     od = out_d[qi]
                     os_ = out_s[qi]
                     if c == k and row[BLOCK] > od[k - 1]:
-                        continue                 # nothing in this block can enter
+                        continue  # nothing in this block can enter
                     for r in range(rows):
                         v = row[r]
                         s = seq[i0 + r]
@@ -271,7 +297,7 @@ def probe_scan(queries, refs, shift, nprobe, path, order, out):  # pragma: no co
     for gr in range(qw.shape[0] // group):
         for t0 in range(0, ntiles_all, per_block):
             nt = min(per_block, ntiles_all - t0)
-            tile_sad(tb[t0 * nch * 64:], nt, qw, gr * group, buf, path, group)
+            tile_sad(tb[t0 * nch * 64 :], nt, qw, gr * group, buf, path, group)
             i0 = t0 * TILE
             rows = min(nt * TILE, n - i0)
             for g in range(group):
@@ -284,12 +310,12 @@ def probe_scan(queries, refs, shift, nprobe, path, order, out):  # pragma: no co
             d = dist[g]
             for r in range(n):
                 hist[d[r]] += 1
-            below = 0                      # rows strictly nearer than the threshold
+            below = 0  # rows strictly nearer than the threshold
             thr = 0
             while below + hist[thr] < nprobe:
                 below += hist[thr]
                 thr += 1
-            at = nprobe - below            # rows taken at distance == thr (the smallest rows)
+            at = nprobe - below  # rows taken at distance == thr (the smallest rows)
             j = 0
             for r in range(n):
                 v = d[r]

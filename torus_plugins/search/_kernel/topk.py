@@ -12,13 +12,34 @@ import numpy as np
 from ...codes import pack
 from .._results import smallest_k
 from . import cpu
-from .cpu import (AVAILABLE_PATHS, GROUP, PATH_NAMES, PORTABLE, cached_order, padded_width,
-                  task_count)
-from .scan import (FAR, lists_scan, prepare_queries, probe_scan, tiled_parallel,
-                   tiled_parallel_rows, tiled_serial)
+from .cpu import (
+    AVAILABLE_PATHS,
+    GROUP,
+    PATH_NAMES,
+    PORTABLE,
+    cached_order,
+    padded_width,
+    task_count,
+)
+from .scan import (
+    FAR,
+    lists_scan,
+    prepare_queries,
+    probe_scan,
+    tiled_parallel,
+    tiled_parallel_rows,
+    tiled_serial,
+)
 
-__all__ = ["prepare_references", "nibble_pack", "topk_l1", "tiled_topk", "lists_topk",
-           "probe_lists", "typed_lists"]
+__all__ = [
+    "prepare_references",
+    "nibble_pack",
+    "topk_l1",
+    "tiled_topk",
+    "lists_topk",
+    "probe_lists",
+    "typed_lists",
+]
 
 
 def prepare_references(codes: np.ndarray) -> np.ndarray:
@@ -43,8 +64,10 @@ def _check_arrays(queries, refs, bits: int, packed: bool) -> int:
     for arr, name in ((queries, "queries"), (refs, "refs")):
         if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8 or arr.ndim != 2:
             kind = getattr(arr, "dtype", type(arr).__name__)
-            raise TypeError(f"{name} must be a 2-D uint8 numpy array, got {kind} with shape "
-                            f"{getattr(arr, 'shape', None)}")
+            raise TypeError(
+                f"{name} must be a 2-D uint8 numpy array, got {kind} with shape "
+                f"{getattr(arr, 'shape', None)}"
+            )
     if not refs.flags.c_contiguous:
         raise ValueError("refs must be C-contiguous: build them with prepare_references(codes)")
     if packed and bits > 4:
@@ -52,13 +75,23 @@ def _check_arrays(queries, refs, bits: int, packed: bool) -> int:
     width = refs.shape[1] * (2 if packed else 1)
     n_angles = queries.shape[1]
     if width != padded_width(n_angles):
-        raise ValueError(f"references have width {width}{' (packed)' if packed else ''}, expected "
-                         f"{padded_width(n_angles)} for {n_angles} angles")
+        raise ValueError(
+            f"references have width {width}{' (packed)' if packed else ''}, expected "
+            f"{padded_width(n_angles)} for {n_angles} angles"
+        )
     return width
 
 
-def topk_l1(queries: np.ndarray, refs: np.ndarray, bits: int, k: int, portable: bool = False,
-            threads: int | None = None, path: int | None = None, packed: bool = False):
+def topk_l1(
+    queries: np.ndarray,
+    refs: np.ndarray,
+    bits: int,
+    k: int,
+    portable: bool = False,
+    threads: int | None = None,
+    path: int | None = None,
+    packed: bool = False,
+):
     """Exact top-k by circular L1: (distances int64 [nq, k], ids int64 [nq, k]), ties -> smaller id.
 
     Args:
@@ -76,24 +109,40 @@ def topk_l1(queries: np.ndarray, refs: np.ndarray, bits: int, k: int, portable: 
         TypeError: queries or refs not 2-D uint8 arrays.
         ValueError: refs not C-contiguous or of the wrong width, or a path this CPU lacks.
     """
-    common = (type(queries) is np.ndarray and type(refs) is np.ndarray and queries.ndim == 2
-              and refs.ndim == 2 and queries.dtype == np.uint8 and refs.dtype == np.uint8
-              and refs.flags.c_contiguous and not packed
-              and refs.shape[1] == padded_width(queries.shape[1]))
-    if not common:                    # the common case (checked in ~1 us) needs no more checks
+    common = (
+        type(queries) is np.ndarray
+        and type(refs) is np.ndarray
+        and queries.ndim == 2
+        and refs.ndim == 2
+        and queries.dtype == np.uint8
+        and refs.dtype == np.uint8
+        and refs.flags.c_contiguous
+        and not packed
+        and refs.shape[1] == padded_width(queries.shape[1])
+    )
+    if not common:  # the common case (checked in ~1 us) needs no more checks
         _check_arrays(queries, refs, bits, packed)
     if path is None:
         path = PORTABLE if portable else cpu.BEST_PATH
     elif path not in AVAILABLE_PATHS:
-        raise ValueError(f"path must be one of {[PATH_NAMES[p] for p in AVAILABLE_PATHS]} on this "
-                         f"CPU, got {PATH_NAMES.get(path, path)!r}")
+        raise ValueError(
+            f"path must be one of {[PATH_NAMES[p] for p in AVAILABLE_PATHS]} on this "
+            f"CPU, got {PATH_NAMES.get(path, path)!r}"
+        )
     width = refs.shape[1] * (2 if packed else 1)
     ntask = task_count(queries.shape[0], refs.shape[0], width, threads)
     return tiled_topk(queries, refs, bits, k, path, ntask, packed)
 
 
-def tiled_topk(queries: np.ndarray, refs: np.ndarray, bits: int, k: int, path: int | None = None,
-               ntask: int = 1, packed: bool = False):
+def tiled_topk(
+    queries: np.ndarray,
+    refs: np.ndarray,
+    bits: int,
+    k: int,
+    path: int | None = None,
+    ntask: int = 1,
+    packed: bool = False,
+):
     """:func:`topk_l1` on ``ntask`` threads, inputs assumed checked. Many queries split by query
     (each thread scans every row for its queries), few queries by rows (then one merge)."""
     path = cpu.BEST_PATH if path is None else path
@@ -115,8 +164,9 @@ def tiled_topk(queries: np.ndarray, refs: np.ndarray, bits: int, k: int, path: i
         with cpu.LAUNCH:
             tiled_parallel_rows(qw, nq, refs, shift, k, path, packed, group, ntask, part_d, part_i)
         # row ranges are in id order, so (distance, id) order keeps ties id-ordered
-        out_d, out_i = smallest_k(part_d.transpose(1, 0, 2).reshape(nq, -1),
-                                  part_i.transpose(1, 0, 2).reshape(nq, -1), k)
+        out_d, out_i = smallest_k(
+            part_d.transpose(1, 0, 2).reshape(nq, -1), part_i.transpose(1, 0, 2).reshape(nq, -1), k
+        )
     out_d >>= shift
     return out_d, out_i
 
@@ -136,13 +186,14 @@ def typed_lists(lists) -> tuple:
 
     rows, seqs = List(), List()
     for r in lists:
-        rows.append(r.buf[:r.n])
-        seqs.append(r.ids[:r.n] if r.ids is not None else np.zeros(0, np.int64))
+        rows.append(r.buf[: r.n])
+        seqs.append(r.ids[: r.n] if r.ids is not None else np.zeros(0, np.int64))
     return rows, seqs
 
 
-def lists_topk(queries: np.ndarray, probe: np.ndarray, lists, seqs, bits: int, k: int,
-               packed: bool = False):
+def lists_topk(
+    queries: np.ndarray, probe: np.ndarray, lists, seqs, bits: int, k: int, packed: bool = False
+):
     """Top-k over inverted lists: (distances int64 [nq, k], insertion numbers int64 [nq, k]), FAR /
     -1 where a query's probed lists hold fewer than k codes.
 
@@ -162,8 +213,19 @@ def lists_topk(queries: np.ndarray, probe: np.ndarray, lists, seqs, bits: int, k
     out_d = np.empty((queries.shape[0], k), np.int64)
     out_s = np.empty((queries.shape[0], k), np.int64)
     width = lists[0].shape[1] * (2 if packed else 1)
-    lists_scan(np.ascontiguousarray(queries), np.ascontiguousarray(probe, dtype=np.int64), lists,
-               seqs, 8 - bits, k, cpu.BEST_PATH, packed, cached_order(width, packed), out_d, out_s)
+    lists_scan(
+        np.ascontiguousarray(queries),
+        np.ascontiguousarray(probe, dtype=np.int64),
+        lists,
+        seqs,
+        8 - bits,
+        k,
+        cpu.BEST_PATH,
+        packed,
+        cached_order(width, packed),
+        out_d,
+        out_s,
+    )
     return out_d, out_s
 
 
@@ -185,6 +247,13 @@ def probe_lists(queries: np.ndarray, refs: np.ndarray, bits: int, nprobe: int) -
     """
     out = np.empty((queries.shape[0], nprobe), np.int64)
     if queries.shape[0]:
-        probe_scan(np.ascontiguousarray(queries), refs, 8 - bits, nprobe, cpu.BEST_PATH,
-                   cached_order(refs.shape[1], False), out)
+        probe_scan(
+            np.ascontiguousarray(queries),
+            refs,
+            8 - bits,
+            nprobe,
+            cpu.BEST_PATH,
+            cached_order(refs.shape[1], False),
+            out,
+        )
     return out
