@@ -1,6 +1,7 @@
-"""CIFAR-10 (python version) from disk for ebjepa_cifar.py. Every file is checked against torchvision's official md5
-list before any pickle is opened (unpickling an untrusted file can run code); pickles from Python 2 or 3 with str or
-bytes keys load, and a missing file or key is an error naming it.
+"""CIFAR-10 (python version) from disk for ebjepa_cifar.py. Every file is checked against
+torchvision's official md5 list before any pickle is opened (unpickling an untrusted file can run
+code); pickles from Python 2 or 3 with str or bytes keys load, and a missing file or key is an error
+naming it.
 
 Usage: ``train_x, train_y, test_x, test_y, classes = load_cifar10("/data/cifar")``
 """
@@ -16,8 +17,9 @@ from torchvision.datasets.utils import check_integrity
 
 
 def load_cifar10(data_dir: str, skip_md5: bool = False):
-    """(train_x, train_y, test_x, test_y, classes), x uint8 [N, 3, 32, 32]. Every file is checked against
-    torchvision's official md5 list before it is unpickled (unless ``skip_md5``); keys may be str or bytes."""
+    """(train_x, train_y, test_x, test_y, classes), x uint8 [N, 3, 32, 32]. Every file is checked
+    against torchvision's official md5 list before it is unpickled (unless ``skip_md5``); keys may
+    be str or bytes."""
     root = data_dir.rstrip("/")
     if os.path.basename(root) != CIFAR10.base_folder:
         root = os.path.join(root, CIFAR10.base_folder)

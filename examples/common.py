@@ -1,8 +1,9 @@
-"""Training plumbing shared by the examples: flags, seeding, threads, optimiser steps, early stopping, runs in
-parallel processes, writing results.json.
+"""Training plumbing shared by the examples: flags, seeding, threads, optimiser steps, early
+stopping, runs in parallel processes, writing results.json.
 
-Evaluation (P@1, quantisation tables, few-shot accuracy), aggregation over seeds, provenance and plots live in the
-package (``torus_plugins.metrics``, ``torus_plugins.report``, ``torus_plugins.plot``); nothing here evaluates.
+Evaluation (P@1, quantisation tables, few-shot accuracy), aggregation over seeds, provenance and
+plots live in the package (``torus_plugins.metrics``, ``torus_plugins.report``,
+``torus_plugins.plot``); nothing here evaluates.
 """
 
 import argparse
@@ -19,8 +20,8 @@ import torch
 
 
 class DataDirError(SystemExit):
-    """A --data-dir that is missing, has the wrong layout or fails its checksum: exits with status 1 and the
-    message on stderr."""
+    """A --data-dir that is missing, has the wrong layout or fails its checksum: exits with status 1
+    and the message on stderr."""
 
     def __init__(self, message: str):
         super().__init__(f"error: {message}")
@@ -71,8 +72,9 @@ def print_written(out: str, paths) -> None:
 
 
 def seed_everything(seed: int, threads: int = 1) -> torch.Generator:
-    """Seed python, numpy and torch, use ``threads`` intra-op threads; return a torch.Generator with the same seed
-    (draw augmentations and batch orders from it). Same seed + same thread count -> same run."""
+    """Seed python, numpy and torch, use ``threads`` intra-op threads; return a torch.Generator with
+    the same seed (draw augmentations and batch orders from it). Same seed + same thread count ->
+    same run."""
     torch.set_num_threads(int(threads))
     random.seed(seed)
     np.random.seed(seed % (2**32))
@@ -94,8 +96,8 @@ def progress(iterable, **kwargs):
 
 
 def optimise(opt: torch.optim.Optimizer, loss: torch.Tensor, what: str) -> float:
-    """One step: refuse a non-finite loss (naming ``what``), zero the gradients, backward, ``opt.step()``;
-    returns ``loss.item()``."""
+    """One step: refuse a non-finite loss (naming ``what``), zero the gradients, backward,
+    ``opt.step()``; returns ``loss.item()``."""
     if not torch.isfinite(loss):
         raise RuntimeError(f"{what}: loss became {loss.item()}")
     opt.zero_grad(set_to_none=True)
@@ -105,12 +107,14 @@ def optimise(opt: torch.optim.Optimizer, loss: torch.Tensor, what: str) -> float
 
 
 class EarlyStopping:
-    """Stop when a validation score (higher is better, e.g. P@1; pass -loss for a loss) has not improved by more
-    than ``min_delta`` for ``patience`` epochs, never before ``min_epochs`` (early SSL epochs can score below the
-    random initialisation); keep the best model's weights. ``reason`` says why training ended.
+    """Stop when a validation score (higher is better, e.g. P@1; pass -loss for a loss) has not
+    improved by more than ``min_delta`` for ``patience`` epochs, never before ``min_epochs`` (early
+    SSL epochs can score below the random initialisation); keep the best model's weights. ``reason``
+    says why training ended.
 
     Usage: ``stop = EarlyStopping(5, 0.005)``; per epoch ``if stop.step(val_p1, model): break``;
-    after training ``stop.finish(model, max_epochs)`` restores the best weights and returns the reason.
+    after training ``stop.finish(model, max_epochs)`` restores the best weights and returns the
+    reason.
     """
 
     def __init__(
@@ -140,8 +144,8 @@ class EarlyStopping:
             )
         if self.epoch - self.best_epoch >= self.patience and self.epoch >= self.min_epochs:
             self.reason = (
-                f"stopped early at epoch {self.epoch}: {self.what} plateau (no gain > {self.min_delta:g} "
-                f"for {self.patience} epochs; best epoch {self.best_epoch})"
+                f"stopped early at epoch {self.epoch}: {self.what} plateau (no gain > "
+                f"{self.min_delta:g} for {self.patience} epochs; best epoch {self.best_epoch})"
             )
             return True
         return False
@@ -158,7 +162,8 @@ class EarlyStopping:
 
 
 def timed(fn, *args):
-    """``fn(*args)``; a dict result gets ``seconds`` (wall) and ``cpu_seconds`` (this process) added."""
+    """``fn(*args)``; a dict result gets ``seconds`` (wall) and ``cpu_seconds`` (this process)
+    added."""
     t0, cpu0 = time.perf_counter(), time.process_time()
     out = fn(*args)
     if isinstance(out, dict):
@@ -170,8 +175,8 @@ def timed(fn, *args):
 
 
 def run_jobs(fn, tasks: list, jobs: int) -> list:
-    """``[timed(fn, *t) for t in tasks]``, in ``jobs`` spawned processes when jobs > 1 (each run sets its own
-    threads, so results do not depend on ``jobs``). Order is kept."""
+    """``[timed(fn, *t) for t in tasks]``, in ``jobs`` spawned processes when jobs > 1 (each run
+    sets its own threads, so results do not depend on ``jobs``). Order is kept."""
     if jobs <= 1 or len(tasks) <= 1:
         return [timed(fn, *t) for t in tasks]
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -181,8 +186,9 @@ def run_jobs(fn, tasks: list, jobs: int) -> list:
 def summarise_runs(
     runs: list, tables=("quantisation_table",), scalars=("epochs",), drop=()
 ) -> dict:
-    """Per-(head, seed) run dicts -> {head: {table: aggregate_rows over seeds, scalar: aggregate, "per_seed": runs
-    without the ``drop`` keys}}, printing one line per run: its stop reason, best validation score and time."""
+    """Per-(head, seed) run dicts -> {head: {table: aggregate_rows over seeds, scalar: aggregate,
+    "per_seed": runs without the ``drop`` keys}}, printing one line per run: its stop reason, best
+    validation score and time."""
     from torus_plugins import report
 
     out = {}
@@ -190,8 +196,8 @@ def summarise_runs(
         rs = [r for r in runs if r["head"] == head]
         for r in rs:
             print(
-                f"  {head} seed {r['seed']}: {r['stop_reason']}; best validation score {r['best_val']:.3f}; "
-                f"{r['seconds']:.0f} s ({r['cpu_seconds']:.0f} s CPU)"
+                f"  {head} seed {r['seed']}: {r['stop_reason']}; best validation score "
+                f"{r['best_val']:.3f}; {r['seconds']:.0f} s ({r['cpu_seconds']:.0f} s CPU)"
             )
         out[head] = {t: report.aggregate_rows([r[t] for r in rs]) for t in tables}
         out[head].update({s: report.aggregate([r[s] for r in rs]) for s in scalars})

@@ -1,8 +1,10 @@
-"""One DDP training step with a torus head and losses that gather the batch across ranks (gloo, CPU).
+"""One DDP training step with a torus head and losses that gather the batch across ranks (gloo,
+CPU).
 
-Each of the ``--world`` processes holds its own slice of the batch. ``SupConLoss(gather_distributed=True)`` and
-``KoLeoLoss(gather_distributed=True)`` see the whole batch (torch.distributed.nn.functional.all_gather, with
-gradients), DDP averages the parameter gradients, so the step equals one process training on the whole batch.
+Each of the ``--world`` processes holds its own slice of the batch.
+``SupConLoss(gather_distributed=True)`` and ``KoLeoLoss(gather_distributed=True)`` see the whole
+batch (torch.distributed.nn.functional.all_gather, with gradients), DDP averages the parameter
+gradients, so the step equals one process training on the whole batch.
 
 Run:  python examples/ddp_step.py --world 2          # prints each rank's loss and gradient norm
 """
@@ -32,7 +34,8 @@ def make_model() -> nn.Module:
 
 
 def make_batch(world: int):
-    """The whole batch: two views [world * PER_RANK, 16] and labels; rank r takes rows r*PER_RANK..."""
+    """The whole batch: two views [world * PER_RANK, 16] and labels; rank r takes rows
+    r*PER_RANK..."""
     g = torch.Generator().manual_seed(1)
     x = torch.randn(world * PER_RANK, 16, generator=g)
     return x, x + 0.1 * torch.randn(x.shape, generator=g), torch.arange(world * PER_RANK) % 4
@@ -81,7 +84,7 @@ def run(world: int = 2, out_dir: str | None = None) -> list:
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--world", type=int, default=2, help="number of processes (gloo ranks)")
     args = p.parse_args()
     results = run(args.world)

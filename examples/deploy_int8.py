@@ -101,7 +101,7 @@ def fidelity(model, encoder, geometry, x, ref_x, y, ref_y, linear) -> dict:
         float_q, float_ref = quantize(to_turns(z), bits).numpy(), quantize(to_turns(ref_z), bits)
         device = head.codes(q)
 
-        def p1(codes, ref_codes):
+        def p1(codes, ref_codes, bits=bits):
             return retrieval(codes, y, ref_codes, ref_y, geometry="codes", bits=bits)[
                 "precision_at_1"
             ]

@@ -1,17 +1,20 @@
-"""EB-JEPA-style self-supervised images on a torus (torusN, torusC) against the hypersphere, with the paper's recipe.
+"""EB-JEPA-style self-supervised images on a torus (torusN, torusC) against the hypersphere, with
+the paper's recipe.
 
-Two augmented views -> backbone -> MLP projector -> head -> VICReg (+ KoLeo on torus heads); every head: element-wise
-gradient clipping, Adam, one epoch budget with early stopping on a validation split. Heads at projector width --dim
-and torusN at twice the width (torusN-2x: as many circles as torusC). Evaluation: the package's quantisation_table
-(P@1 of test queries against the training set) and a linear probe, mean +- std over --seeds.
-Data: CIFAR-10 from --data-dir (cifar10.py: md5-checked before any pickle is opened), timm backbone (default
-resnet18); without it scikit-learn's bundled 8x8 digits (1797 real images) at 16x16 with a small CNN, as printed.
+Two augmented views -> backbone -> MLP projector -> head -> VICReg (+ KoLeo on torus heads); every
+head: element-wise gradient clipping, Adam, one epoch budget with early stopping on a validation
+split. Heads at projector width --dim and torusN at twice the width (torusN-2x: as many circles as
+torusC). Evaluation: the package's quantisation_table (P@1 of test queries against the training set)
+and a linear probe, mean +- std over --seeds.
+Data: CIFAR-10 from --data-dir (cifar10.py: md5-checked before any pickle is opened), timm backbone
+(default resnet18); without it scikit-learn's bundled 8x8 digits (1797 real images) at 16x16 with a
+small CNN, as printed.
 
 Usage::
 
-    python examples/ebjepa_cifar.py --out runs/demo                      # digits, 3 seeds x 4 heads (make demo)
+    python examples/ebjepa_cifar.py --out runs/demo  # digits, 3 seeds x 4 heads (make demo)
     python examples/ebjepa_cifar.py --data-dir ~/data/cifar --epochs 100 --out runs/cifar
-    python examples/ebjepa_cifar.py --quick --out /tmp/x                 # smoke test
+    python examples/ebjepa_cifar.py --quick --out /tmp/x  # smoke test
 """
 
 import argparse
@@ -34,7 +37,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 from cifar10 import load_cifar10  # noqa: E402
 
-# head label -> (projection, which is also the geometry for the metrics; projector width as a multiple of --dim)
+# head label -> (projection, which is also the geometry for the metrics; projector width as a
+# multiple of --dim)
 HEADS = {
     "sphere": ("sphere", 1),
     "torusN": ("torusN", 1),
@@ -134,10 +138,12 @@ def parse_args(argv=None):
 
 
 def load_data(args) -> dict:
-    """Images as float [N, 3, S, S] in [0, 1] at --image-size, labels, class names and the normalisation."""
+    """Images as float [N, 3, S, S] in [0, 1] at --image-size, labels, class names and the
+    normalisation."""
     if args.data_dir:
         xtr, ytr, xte, yte, classes = load_cifar10(args.data_dir, args.skip_md5)
-        note = f"CIFAR-10 from {args.data_dir} ({'md5 NOT verified' if args.skip_md5 else 'md5 verified'})"
+        md5 = "md5 NOT verified" if args.skip_md5 else "md5 verified"
+        note = f"CIFAR-10 from {args.data_dir} ({md5})"
     else:
         d = datasets.load_digits()
         x = (
@@ -151,7 +157,10 @@ def load_data(args) -> dict:
         )
         y = torch.from_numpy(d.target).long()
         xtr, ytr, xte, yte, classes = x[tr], y[tr], x[te], y[te], [str(c) for c in range(10)]
-        note = "EMBEDDED DEFAULT: scikit-learn's bundled 8x8 digits (1797 images, 10 classes), not CIFAR-10"
+        note = (
+            "EMBEDDED DEFAULT: scikit-learn's bundled 8x8 digits (1797 images, 10 classes), "
+            "not CIFAR-10"
+        )
     gen = torch.Generator().manual_seed(0)  # the same subsets for every seed
 
     def subset(x, y, n):  # at most n images (all if n is None), resized, in [0, 1]
@@ -180,8 +189,8 @@ def load_data(args) -> dict:
 
 
 def augment(x, data, gen):
-    """One random view: resized crop (scale 0.3-1, aspect 3/4-4/3), flip (CIFAR only), brightness/contrast
-    jitter (p=0.8), grayscale (p=0.2); all parameters drawn from ``gen``."""
+    """One random view: resized crop (scale 0.3-1, aspect 3/4-4/3), flip (CIFAR only),
+    brightness/contrast jitter (p=0.8), grayscale (p=0.2); all parameters drawn from ``gen``."""
     b = len(x)
     u = lambda lo, hi: lo + (hi - lo) * torch.rand(b, generator=gen)  # noqa: E731
     area, log_r = u(0.3, 1.0), u(np.log(3 / 4), np.log(4 / 3))
@@ -211,7 +220,8 @@ def augment(x, data, gen):
 
 
 class SmallCNN(nn.Sequential):
-    """Three 3x3 conv-BN-ReLU blocks (width w, 2w, 4w; the last two stride 2) and global average pooling."""
+    """Three 3x3 conv-BN-ReLU blocks (width w, 2w, 4w; the last two stride 2) and global average
+    pooling."""
 
     def __init__(self, w: int):
         blocks = [
@@ -246,7 +256,8 @@ def embed(model, x, data):  # -> (backbone features, head embeddings)
 
 
 def train(model, head, data, args, gen, tr, val):
-    """VICReg (+ KoLeo) with Adam and element-wise clipping; early stopping on the validation split's 1-NN P@1."""
+    """VICReg (+ KoLeo) with Adam and element-wise clipping; early stopping on the validation
+    split's 1-NN P@1."""
     vicreg, koleo = VICRegLoss(), KoLeoLoss()
     weight = args.koleo if common.is_torus(head) else 0.0
     scale = (
@@ -287,7 +298,8 @@ def train(model, head, data, args, gen, tr, val):
 def fit(head: str, seed: int, args):
     """Train one head with one seed (its own validation split, initialisation and augmentations).
 
-    Returns (model, data, training indices without the validation split, history, stop reason, best epoch)."""
+    Returns (model, data, training indices without the validation split, history, stop reason, best
+    epoch)."""
     gen = common.seed_everything(seed, args.threads)
     data = load_data(args)
     tr, val = model_selection.train_test_split(
@@ -340,7 +352,8 @@ def main(argv=None) -> dict:
         f"test {len(data['test_y'])}, {args.image_size}x{args.image_size}, backbone {args.backbone}"
     )
     print(
-        f"{report.describe(prov)}; {args.jobs} run(s) in parallel{'; QUICK smoke test' if args.quick else ''}",
+        f"{report.describe(prov)}; {args.jobs} run(s) in "
+        f"parallel{'; QUICK smoke test' if args.quick else ''}",
         flush=True,
     )
     runs = common.run_jobs(run, [(h, s, args) for h in args.heads for s in seeds], args.jobs)
@@ -379,8 +392,8 @@ def main(argv=None) -> dict:
     print(
         report.format_settings_table(
             {h: m["quantisation_table"] for h, m in metrics.items()},
-            title=f"\nP@1 of test queries against the training set, mean +- std over {len(seeds)} seed(s) "
-            "[bits per vector]",
+            title=f"\nP@1 of test queries against the training set, mean +- std over "
+            f"{len(seeds)} seed(s) [bits per vector]",
             columns={h: f"{h} (width {m['embedding_dim']})" for h, m in metrics.items()},
             extra={
                 "linear probe": {h: m["linear_probe_acc"] for h, m in metrics.items()},

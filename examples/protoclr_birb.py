@@ -1,11 +1,12 @@
-"""ProtoCLR few-shot bird song (the paper's BIRB experiment, small): torus heads vs the hypersphere, several seeds.
+"""ProtoCLR few-shot bird song (the paper's BIRB experiment, small): torus heads vs the hypersphere,
+several seeds.
 
-Mel spectrogram -> small CNN -> MLP -> head -> ProtoCLR loss on two augmented views; SGD, gradients clipped
-element-wise at 100, KoLeo on torus heads (--koleo), one budget for all heads, early stopping on the pow validation
-loss. Rows: heads at width --dim, plus torusN at 2*dim (the sphere's intrinsic dimension and uint8 bits). Without
---data-dir a SYNTHETIC bird-song set (synthetic_birb.py; not real recordings) is written in the BIRB layout and
-read back.
-Usage: python examples/protoclr_birb.py --out runs/birb     (--quick: smoke test; --data-dir /data/birb)
+Mel spectrogram -> small CNN -> MLP -> head -> ProtoCLR loss on two augmented views; SGD, gradients
+clipped element-wise at 100, KoLeo on torus heads (--koleo), one budget for all heads, early
+stopping on the pow validation loss. Rows: heads at width --dim, plus torusN at 2*dim (the sphere's
+intrinsic dimension and uint8 bits). Without --data-dir a SYNTHETIC bird-song set
+(synthetic_birb.py; not real recordings) is written in the BIRB layout and read back.
+Usage: python examples/protoclr_birb.py --out runs/birb (--quick: smoke test; --data-dir /data/birb)
 """
 
 import argparse
@@ -33,7 +34,10 @@ NORM_MEAN, NORM_STD = (
     0.5347,
     0.0772,
 )  # ProtoCLR's standardisation of min-max-normalised dB spectrograms
-LAYOUT = "expected train/<class>/*.pt (16 kHz), eval/pow.pt {'data', 'label'}, eval/<set>/<class>/*.pt (BIRB)"
+LAYOUT = (
+    "expected train/<class>/*.pt (16 kHz), eval/pow.pt {'data', 'label'}, "
+    "eval/<set>/<class>/*.pt (BIRB)"
+)
 HEADS = ["sphere", "torusN", "torusC"]
 
 
@@ -106,7 +110,8 @@ def fit_length(x: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def load_class_folders(root: str, n: int, what: str):
-    """ProtoCLR's PTDataset: sorted class folders ('????' skipped) of .pt waveforms -> (waves, labels, names)."""
+    """ProtoCLR's PTDataset: sorted class folders ('????' skipped) of .pt waveforms -> (waves,
+    labels, names)."""
     names = [
         d for d in sorted(os.listdir(root)) if os.path.isdir(os.path.join(root, d)) and d != "????"
     ]
@@ -129,7 +134,8 @@ def load_class_folders(root: str, n: int, what: str):
 
 
 def usable(name: str, x, y, names, verbose=True):
-    """Before training: drop (and name) classes with <= 5 clips (no 5-shot query); fail if < 2 classes remain."""
+    """Before training: drop (and name) classes with <= 5 clips (no 5-shot query); fail if < 2
+    classes remain."""
     keep = ~torch.isin(y, torch.tensor(list(small := small_classes(y, max(SHOTS))), dtype=y.dtype))
     small = {names[c] if names else c: k for c, k in small.items()}
     if small and verbose:
@@ -176,9 +182,10 @@ def load_data(a, verbose=True) -> dict:
 
 
 class MelFrontEnd(nn.Module):
-    """Waveform [B, samples] -> dB mel spectrogram. torch.stft (Hann 1024, hop 320, centred) -> |X|^2 -> librosa's
-    HTK mel filterbank (128 mels, 50-8000 Hz, no area norm, as torchaudio's MelSpectrogram defaults) -> dB.
-    torchaudio is not used: no torchaudio wheel installs against the torch that the package's install resolves."""
+    """Waveform [B, samples] -> dB mel spectrogram. torch.stft (Hann 1024, hop 320, centred) ->
+    |X|^2 -> librosa's HTK mel filterbank (128 mels, 50-8000 Hz, no area norm, as torchaudio's
+    MelSpectrogram defaults) -> dB. torchaudio is not used: no torchaudio wheel installs against the
+    torch that the package's install resolves."""
 
     def __init__(self):
         super().__init__()
@@ -203,8 +210,9 @@ class MelFrontEnd(nn.Module):
 
 
 def augment(x, gen):
-    """ProtoCLR's views of [B, 1, F, T] min-max spectrograms: circular time shift, mixing with another clip of
-    the batch (weight 0.6-1), 3 frequency masks (<= 10 bins), 5 time masks (<= 10% of frames), standardisation."""
+    """ProtoCLR's views of [B, 1, F, T] min-max spectrograms: circular time shift, mixing with
+    another clip of the batch (weight 0.6-1), 3 frequency masks (<= 10 bins), 5 time masks (<= 10%
+    of frames), standardisation."""
     b, _, nf, nt = x.shape
     x = torch.roll(x, int(torch.randint(0, nt, (1,), generator=gen)), dims=-1)
     alpha = 0.6 + 0.4 * float(torch.rand(1, generator=gen))
@@ -220,8 +228,9 @@ def augment(x, gen):
 
 
 def build_model(head: str, dim: int) -> nn.Module:
-    """4 x (conv3x3-BN-ReLU-maxpool), 16/32/64/128 channels, the first conv with stride 2 and pool 4 (CPU budget),
-    global average pool -> the package's ProjectionHead (MLP 128 -> dim, then sphere / torusN / torusC)."""
+    """4 x (conv3x3-BN-ReLU-maxpool), 16/32/64/128 channels, the first conv with stride 2 and pool 4
+    (CPU budget), global average pool -> the package's ProjectionHead (MLP 128 -> dim, then sphere /
+    torusN / torusC)."""
     c = (1, 16, 32, 64, 128)
     blocks = [
         [
@@ -247,7 +256,8 @@ def embed(model, front, x):
 
 
 def run(row: str, head: str, dim: int, seed: int, a) -> dict:
-    """Train one head with one seed (same budget for all), then few-shot evaluation on every eval set."""
+    """Train one head with one seed (same budget for all), then few-shot evaluation on every eval
+    set."""
     gen = common.seed_everything(seed, a.threads)
     data, front = load_data(a, verbose=False), MelFrontEnd()
     model, (xtr, ytr), pow_x, pow_y = build_model(head, dim), data["train"], *data["evals"]["pow"]
@@ -352,9 +362,10 @@ def main(argv=None) -> dict:
         else {f"torusN {2 * a.dim}": ("torusN", 2 * a.dim)}
     )
     print(
-        f"data: {data['note']}; {len(data['names'])} training classes; clips {len(data['train'][1])} train, "
-        f"{ {k: len(y) for k, (_, y) in data['evals'].items()} } eval\nrows {list(rows)}, seeds {a.seeds}, "
-        f"{a.threads} thread(s) x {a.jobs} job(s), {a.epochs} epochs max, KoLeo {a.koleo}, clip {CLIP}",
+        f"data: {data['note']}; {len(data['names'])} training classes; clips "
+        f"{len(data['train'][1])} train, { {k: len(y) for k, (_, y) in data['evals'].items()} } "
+        f"eval\nrows {list(rows)}, seeds {a.seeds}, {a.threads} thread(s) x {a.jobs} job(s), "
+        f"{a.epochs} epochs max, KoLeo {a.koleo}, clip {CLIP}",
         flush=True,
     )
     per_run = common.run_jobs(
@@ -362,7 +373,8 @@ def main(argv=None) -> dict:
     )
     for x in per_run:
         print(
-            f"{x['row']} seed {x['seed']}: {x['stop']}; final train loss {x['history']['train'][-1]:.3f}"
+            f"{x['row']} seed {x['seed']}: {x['stop']}; final train loss "
+            f"{x['history']['train'][-1]:.3f}"
         )
     runs = {r: [x for x in per_run if x["row"] == r] for r in rows}
     metrics = {"data_note": data["note"], "rows": {}}
@@ -382,8 +394,8 @@ def main(argv=None) -> dict:
     ]
     print(
         format_grid(
-            f"\nfew-shot accuracy, mean +- std over {a.seeds} seed(s) (each the mean of {a.episodes} "
-            "episodes); pow = validation, others = test",
+            f"\nfew-shot accuracy, mean +- std over {a.seeds} seed(s) (each the mean of "
+            f"{a.episodes} episodes); pow = validation, others = test",
             ["row", "input", "set", "1-shot", "5-shot"],
             table,
         )

@@ -1,7 +1,8 @@
-"""A SYNTHETIC bird-song set (generated, not real recordings) in the BIRB / ProtoCLR layout, the embedded default
-of protoclr_birb.py: 20 species of frequency-modulated calls with harmonics, noise and random offsets, written as
-train/<species>/*.pt, eval/pow.pt {"data", "label"} and eval/synth_test/<species>/*.pt (16 kHz waveforms), so that
-the example reads it back with the same loader as real BIRB data.
+"""A SYNTHETIC bird-song set (generated, not real recordings) in the BIRB / ProtoCLR layout, the
+embedded default of protoclr_birb.py: 20 species of frequency-modulated calls with harmonics, noise
+and random offsets, written as train/<species>/*.pt, eval/pow.pt {"data", "label"} and
+eval/synth_test/<species>/*.pt (16 kHz waveforms), so that the example reads it back with the same
+loader as real BIRB data.
 
 Usage: ``write_synthetic_birb("runs/birb/synthetic_birb", seconds=3.0)``
 """
@@ -16,8 +17,8 @@ SR = 16000  # BIRB's sample rate
 
 
 def synth_clip(sp: np.ndarray, seconds: float, rng) -> np.ndarray:
-    """A species sp = (f0, bandwidth, shape, syllable s, gap s, n syllables, 2nd harmonic): 1-2 bouts of FM
-    syllables at random offsets, per-clip pitch/tempo jitter, low-passed noise."""
+    """A species sp = (f0, bandwidth, shape, syllable s, gap s, n syllables, 2nd harmonic): 1-2
+    bouts of FM syllables at random offsets, per-clip pitch/tempo jitter, low-passed noise."""
     f0, bw, shape, syl, gap, n_syl, h2 = sp
     n, out = int(seconds * SR), np.zeros(int(seconds * SR))
     f0, syl = f0 * rng.uniform(0.96, 1.04), syl * rng.uniform(0.9, 1.1)
@@ -39,8 +40,9 @@ def synth_clip(sp: np.ndarray, seconds: float, rng) -> np.ndarray:
 
 
 def write_synthetic_birb(root: str, seconds: float, quick: bool = False) -> str:
-    """Write (once; SYNTHETIC.json marks it) the set to ``root``: 8 training species (24 clips each), 6 in
-    eval/pow.pt and 6 others in eval/synth_test (12 clips each); ``quick``: 4 / 3 / 3 species, 8 / 6 clips."""
+    """Write (once; SYNTHETIC.json marks it) the set to ``root``: 8 training species (24 clips
+    each), 6 in eval/pow.pt and 6 others in eval/synth_test (12 clips each); ``quick``: 4 / 3 / 3
+    species, 8 / 6 clips."""
     (n_tr, n_ev), (c_tr, c_ev) = ((4, 3), (8, 6)) if quick else ((8, 6), (24, 12))
     spec = {"synthetic": True, "seconds": seconds, "species": [n_tr, n_ev], "clips": [c_tr, c_ev]}
     if (

@@ -13,7 +13,8 @@ from .normalize import torus_normalize
 
 
 def geometry_of_projmode(projmode) -> str:
-    """SupCon-Framework's ``projmode`` -> the package's geometry name: the adapter's one translation.
+    """SupCon-Framework's ``projmode`` -> the package's geometry name: the adapter's one
+    translation.
 
     hyprs -> sphere, torul -> torusN, torus -> torusC (the branch's names); the package's own names
     and aliases (sphere, torusN, torusC, l2p, clifford) pass through, any case.
@@ -38,10 +39,11 @@ def geometry_of_projmode(projmode) -> str:
 
 
 def project_features(features: torch.Tensor, projmode: str) -> torch.Tensor:
-    """Unit-norm vectors the upstream loss effectively compares, from features given as upstream's model emits.
+    """Unit-norm vectors the upstream loss effectively compares, from features given as upstream's
+    model emits.
 
-    sphere: unchanged (upstream's loss assumes they are unit vectors); torusN: pairs normalised, total norm 1;
-    torusC: features are turns -> interleaved (cos, sin) / sqrt(D), width 2D.
+    sphere: unchanged (upstream's loss assumes they are unit vectors); torusN: pairs normalised,
+    total norm 1; torusC: features are turns -> interleaved (cos, sin) / sqrt(D), width 2D.
     """
     mode = geometry_of_projmode(projmode)
     if mode == "sphere":
@@ -63,8 +65,8 @@ def _check_features(features):
 
 
 def _mask_to_labels(mask, batch_size):
-    """Labels whose equality matrix is ``mask`` (a same-class mask). Other masks (asymmetric, not an equivalence
-    relation) are not supported by the package loss: NotImplementedError."""
+    """Labels whose equality matrix is ``mask`` (a same-class mask). Other masks (asymmetric, not an
+    equivalence relation) are not supported by the package loss: NotImplementedError."""
     mask = torch.as_tensor(mask).bool()
     if mask.shape != (batch_size, batch_size):
         raise ValueError(
@@ -80,7 +82,8 @@ def _mask_to_labels(mask, batch_size):
 
 
 class SupConLoss(nn.Module):
-    """Drop-in for SupCon-Framework's ``tools.losses.SupConLoss`` with torus projmodes (incl. legacy names)."""
+    """Drop-in for SupCon-Framework's ``tools.losses.SupConLoss`` with torus projmodes (incl. legacy
+    names)."""
 
     def __init__(
         self, temperature=0.07, contrast_mode="all", base_temperature=0.07, projmode="sphere"
@@ -94,7 +97,8 @@ class SupConLoss(nn.Module):
         self.contrast_mode = contrast_mode
         self.base_temperature = base_temperature
         self.projmode = geometry_of_projmode(projmode)
-        # features are projected here (sphere: left as given, as upstream); the package loss uses them as is
+        # features are projected here (sphere: left as given, as upstream); the package loss uses
+        # them as is
         self.loss = _SupCon(
             temperature=temperature,
             contrast_mode=contrast_mode,
@@ -118,7 +122,8 @@ class SupConLoss(nn.Module):
 
 
 class KoLeoLoss(nn.Module):
-    """Drop-in for SupCon-Framework's ``tools.losses.KoLeoLoss(projmode)``: KoLeo per view, summed over views."""
+    """Drop-in for SupCon-Framework's ``tools.losses.KoLeoLoss(projmode)``: KoLeo per view, summed
+    over views."""
 
     def __init__(self, projmode="sphere", eps=1e-6):
         super().__init__()
@@ -157,7 +162,8 @@ def _build_backbone(backbone, pretrained, features_dim):
 
 
 class SupConModel(nn.Module):
-    """Drop-in for SupCon-Framework's ``tools.models.SupConModel`` (torus branch), with torus projmodes."""
+    """Drop-in for SupCon-Framework's ``tools.models.SupConModel`` (torus branch), with torus
+    projmodes."""
 
     def __init__(
         self,
@@ -176,7 +182,8 @@ class SupConModel(nn.Module):
             raise ValueError(f"torusN needs an even projection_dim, got {projection_dim}")
         self.encoder, self.features_dim = _build_backbone(backbone, pretrained, features_dim)
         if grad_clip:
-            # upstream clamps every encoder gradient element-wise at 100 (torusC can jump across its circle)
+            # upstream clamps every encoder gradient element-wise at 100 (torusC can jump across its
+            # circle)
             from torus_plugins.losses import clip_gradients
 
             clip_gradients(self.encoder, value=grad_clip)

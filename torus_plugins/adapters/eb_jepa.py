@@ -1,4 +1,5 @@
-"""EB-JEPA: torus drop-ins for eb_jepa.losses.VICRegLoss and VCLoss (torus projection + uniformity/toroidal cov).
+"""EB-JEPA: torus drop-ins for eb_jepa.losses.VICRegLoss and VCLoss (torus projection +
+uniformity/toroidal cov).
 
 Two lines at the top of ``examples/image_jepa/main.py`` (or ``video_jepa/main.py``), before its
 ``from eb_jepa.losses import ...``::
@@ -6,22 +7,24 @@ Two lines at the top of ``examples/image_jepa/main.py`` (or ``video_jepa/main.py
     import eb_jepa.losses
     from torus_plugins.adapters.eb_jepa import patch; patch(eb_jepa.losses, geometry="torusN")
 
-After the patch, ``VICRegLoss(std_coeff, cov_coeff)`` and ``VCLoss(std_coeff, cov_coeff, proj)`` built by the
-script are the drop-ins below: same constructor arguments, same outputs, plus keyword options that ``patch``
-binds (``geometry``, ``cov``, ``uniformity_coeff``, ``grid_size``, ``std_margin``,
-``uniformity_samples``).
+After the patch, ``VICRegLoss(std_coeff, cov_coeff)`` and ``VCLoss(std_coeff, cov_coeff, proj)``
+built by the script are the drop-ins below: same constructor arguments, same outputs, plus keyword
+options that ``patch`` binds (``geometry``, ``cov``, ``uniformity_coeff``, ``grid_size``,
+``std_margin``, ``uniformity_samples``).
 
-What changes inside (everything else follows upstream: invariance = MSE between views, variance = hinge on each
-coordinate's std with eps 1e-4, covariance = mean squared off-diagonal covariance, summed over the two views):
+What changes inside (everything else follows upstream: invariance = MSE between views, variance =
+hinge on each coordinate's std with eps 1e-4, covariance = mean squared off-diagonal covariance,
+summed over the two views):
 
-* the embeddings are first put on the torus: ``geometry`` = torusN (pairs -> circles), torusC (read as turns),
-  sphere, or None (upstream exactly). The terms are computed on the circle coordinates (cos t_i, sin t_i), i.e.
-  the unit-norm projection times sqrt(k), so every circle has radius 1;
-* ``std_margin`` defaults to 1 without a torus and to sqrt(1/2) on it (the std of cos t for uniform t: the hinge
-  is met by evenly spread angles instead of pushing them to two antipodes);
-* ``cov="toroidal"`` replaces the isotropic covariance term with :class:`torus_plugins.losses.ToroidalCovarianceLoss`;
-* ``uniformity_coeff`` (default 1) adds ``torus_plugins.losses.UniformityLoss`` (t=2) on the unit-norm embeddings
-  of each view (VCLoss: on its B*T*H*W positions).
+* the embeddings are first put on the torus: ``geometry`` = torusN (pairs -> circles), torusC (read
+  as turns), sphere, or None (upstream exactly). The terms are computed on the circle coordinates
+  (cos t_i, sin t_i), i.e. the unit-norm projection times sqrt(k), so every circle has radius 1;
+* ``std_margin`` defaults to 1 without a torus and to sqrt(1/2) on it (the std of cos t for uniform
+  t: the hinge is met by evenly spread angles instead of pushing them to two antipodes);
+* ``cov="toroidal"`` replaces the isotropic covariance term with
+  :class:`torus_plugins.losses.ToroidalCovarianceLoss`;
+* ``uniformity_coeff`` (default 1) adds ``torus_plugins.losses.UniformityLoss`` (t=2) on the
+  unit-norm embeddings of each view (VCLoss: on its B*T*H*W positions).
 * ``uniformity_samples`` (default 4096) bounds that term's memory, which is quadratic in the
   number of rows it sees: when a view has more rows (VCLoss on a video, [64, 16, 10, 64, 64] ->
   2.6M positions at the video example's defaults), the term is computed on ``uniformity_samples``
@@ -32,16 +35,19 @@ coordinate's std with eps 1e-4, covariance = mean squared off-diagonal covarianc
   ``uniformity_samples=None`` asks for every pair always, and raises a ``ValueError`` above 8192
   rows (N x N float matrices, about 1.8 GiB at 8192 rows) instead of exhausting memory.
 
-``VICRegLoss.forward(z1, z2)`` -> dict with ``loss``, ``invariance_loss``, ``var_loss``, ``cov_loss`` and, when
-``uniformity_coeff`` != 0, ``uniformity_loss``. ``loss`` *includes* the uniformity term:
-``loss = invariance_loss + std_coeff * var_loss + cov_coeff * cov_loss + uniformity_coeff * uniformity_loss``.
-Uniformity is a log-mean-exp of negative squared distances (<= 0, about -3.5 when spread out on a 32-circle torus),
-so ``loss`` goes negative in training; log ``loss - uniformity_coeff * uniformity_loss`` to compare with an
-upstream run. ``VCLoss.forward(x[B, C, T, H, W], actions=None)`` -> ``(loss, unweighted_loss, dict)`` as upstream;
-the dict holds ``std_loss``, ``cov_loss`` and, when enabled, ``uniformity_loss`` (floats); both losses include it.
+``VICRegLoss.forward(z1, z2)`` -> dict with ``loss``, ``invariance_loss``, ``var_loss``,
+``cov_loss`` and, when ``uniformity_coeff`` != 0, ``uniformity_loss``. ``loss`` *includes* the
+uniformity term: ``loss = invariance_loss + std_coeff * var_loss + cov_coeff * cov_loss +
+uniformity_coeff * uniformity_loss``. Uniformity is a log-mean-exp of negative squared distances
+(<= 0, about -3.5 when spread out on a 32-circle torus), so ``loss`` goes negative in training; log
+``loss - uniformity_coeff * uniformity_loss`` to compare with an upstream run.
+``VCLoss.forward(x[B, C, T, H, W], actions=None)`` -> ``(loss, unweighted_loss, dict)`` as
+upstream; the dict holds ``std_loss``, ``cov_loss`` and, when enabled, ``uniformity_loss``
+(floats); both losses include it.
 
-Not covered: ``VC_IDM_Sim_Regularizer`` (the ``ac_video_jepa`` example's variance/covariance + temporal
-similarity + inverse-dynamics regulariser) and ``BCS`` (SIGReg) are left as upstream's, on Euclidean features.
+Not covered: ``VC_IDM_Sim_Regularizer`` (the ``ac_video_jepa`` example's variance/covariance +
+temporal similarity + inverse-dynamics regulariser) and ``BCS`` (SIGReg) are left as upstream's, on
+Euclidean features.
 """
 
 import math
@@ -81,7 +87,8 @@ def offdiag_cov(x: torch.Tensor) -> torch.Tensor:
 
 
 class TorusVCTerms(nn.Module):
-    """The shared part: projection onto the torus, then variance, covariance and uniformity terms of [N, D]."""
+    """The shared part: projection onto the torus, then variance, covariance and uniformity terms of
+    [N, D]."""
 
     @renamed_keywords(projection="geometry")
     def __init__(
@@ -127,7 +134,8 @@ class TorusVCTerms(nn.Module):
             self._uniformity = UniformityLoss(t=2.0)
 
     def project(self, z: torch.Tensor):
-        """(unit-norm embedding, circle coordinates) of [N, D]; both equal ``z`` with geometry=None."""
+        """(unit-norm embedding, circle coordinates) of [N, D]; both equal ``z`` with
+        geometry=None."""
         if self.geometry is None:
             return z, z
         unit = torus_normalize(z, geometry=self.geometry, dim=1)
@@ -230,8 +238,9 @@ class VICRegLoss(nn.Module):
 
 
 class VCLoss(nn.Module):
-    """Drop-in for ``eb_jepa.losses.VCLoss(std_coeff, cov_coeff, proj=None)`` with a torus projection after
-    ``proj``. ``forward(x[B, C, T, H, W])`` reads every (b, t, h, w) position as a sample of C features."""
+    """Drop-in for ``eb_jepa.losses.VCLoss(std_coeff, cov_coeff, proj=None)`` with a torus
+    projection after ``proj``. ``forward(x[B, C, T, H, W])`` reads every (b, t, h, w) position as a
+    sample of C features."""
 
     @renamed_keywords(projection="geometry")
     def __init__(
@@ -284,7 +293,8 @@ class VCLoss(nn.Module):
 
 @renamed_keywords(projection="geometry")
 def patch(module, geometry="torusN", **options) -> Patch:
-    """module.VICRegLoss, module.VCLoss -> the drop-ins, with ``geometry`` and ``options`` as defaults.
+    """module.VICRegLoss, module.VCLoss -> the drop-ins, with ``geometry`` and ``options`` as
+    defaults.
 
     Args:
         module: ``eb_jepa.losses`` (or a module with the same two classes).

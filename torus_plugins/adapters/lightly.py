@@ -3,16 +3,19 @@
 Usage (a lightly SimCLR / VICReg script; change the head line, keep the rest)::
 
     from torus_plugins.adapters.lightly import TorusSimCLRProjectionHead, TorusVICRegProjectionHead
-    self.projection_head = TorusSimCLRProjectionHead(512, 512, 128, geometry="torusN")  # was SimCLR...
-    criterion = lightly.loss.NTXentLoss()            # unchanged: the head output is unit-norm, lightly re-normalises
-                                                     # it to itself
+    # was SimCLRProjectionHead(512, 512, 128)
+    self.projection_head = TorusSimCLRProjectionHead(512, 512, 128, geometry="torusN")
+    # unchanged: the head output is unit-norm, lightly re-normalises it to itself
+    criterion = lightly.loss.NTXentLoss()
 
-    from torus_plugins.adapters.lightly import VICRegLoss, KoLeoLoss   # torus_plugins' own, re-exported
+    # torus_plugins' own losses, re-exported
+    from torus_plugins.adapters.lightly import VICRegLoss, KoLeoLoss
 
-The heads subclass ``lightly.models.modules.heads.ProjectionHead`` (same ``blocks`` API, same ``layers``
-attribute) and end in a torus projection (``geometry`` = sphere, torusN or torusC; legacy hyprs/torul/torus).
-For torusC the last block's output is read as turns and the head's output width is ``2 * output_dim``
-(``head.out_dim``). :func:`torus_head` puts the projection after any existing lightly head.
+The heads subclass ``lightly.models.modules.heads.ProjectionHead`` (same ``blocks`` API, same
+``layers`` attribute) and end in a torus projection (``geometry`` = sphere, torusN or torusC; legacy
+hyprs/torul/torus). For torusC the last block's output is read as turns and the head's output width
+is ``2 * output_dim`` (``head.out_dim``). :func:`torus_head` puts the projection after any existing
+lightly head.
 """
 
 import torch
@@ -43,7 +46,8 @@ def _last_width(blocks) -> int:
 
 
 class TorusProjectionHead(_lightly_heads.ProjectionHead):
-    """y = normalise_geometry(lightly ProjectionHead(blocks)(x)): lightly's head, ending on the torus.
+    """y = normalise_geometry(lightly ProjectionHead(blocks)(x)): lightly's head, ending on the
+    torus.
 
     Args:
         blocks: lightly's ``blocks`` list; the last block's output width is the projection's input.
@@ -153,7 +157,8 @@ class TorusHead(nn.Module):
 
 @renamed_keywords(projection="geometry")
 def torus_head(head: nn.Module, dim: int, geometry="torusN") -> TorusHead:
-    """TorusHead(head, dim, geometry): ``torus_head(BYOLProjectionHead(512, 1024, 256), 256, "torusN")``.
+    """TorusHead(head, dim, geometry):
+    ``torus_head(BYOLProjectionHead(512, 1024, 256), 256, "torusN")``.
 
     Args:
         head: the module to wrap.

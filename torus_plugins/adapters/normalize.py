@@ -1,10 +1,12 @@
-"""Redirect a module's ``F.normalize`` to a torus projection, reversibly: the mechanism behind the ProtoCLR and
-EB-JEPA adapters (SupCon-Framework's patch sets methods on its classes; see ``supcon_framework``).
+"""Redirect a module's ``F.normalize`` to a torus projection, reversibly: the mechanism behind the
+ProtoCLR and EB-JEPA adapters (SupCon-Framework's patch sets methods on its classes; see
+``supcon_framework``).
 
-A training script usually does ``import torch.nn.functional as F`` and normalises with ``F.normalize(x, dim=1)``.
-:func:`patch_normalize` replaces that module's ``F`` with a proxy whose ``normalize`` projects onto the torus and
-whose every other attribute is ``torch.nn.functional``'s own; ``torch.nn.functional`` itself is never changed, so
-other modules are unaffected. Undo with :func:`unpatch` or use the returned handle as a context manager::
+A training script usually does ``import torch.nn.functional as F`` and normalises with
+``F.normalize(x, dim=1)``. :func:`patch_normalize` replaces that module's ``F`` with a proxy whose
+``normalize`` projects onto the torus and whose every other attribute is ``torch.nn.functional``'s
+own; ``torch.nn.functional`` itself is never changed, so other modules are unaffected. Undo with
+:func:`unpatch` or use the returned handle as a context manager::
 
     from torus_plugins.adapters.normalize import patch_normalize, unpatch
     import my_pipeline.losses as losses
@@ -13,16 +15,19 @@ other modules are unaffected. Undo with :func:`unpatch` or use the returned hand
     with patch_normalize(losses, geometry="torusC"):
         ...
 
-What a patched ``normalize(x, dim=d)`` returns, along axis ``d`` (the package conventions, unit L2 norm):
+What a patched ``normalize(x, dim=d)`` returns, along axis ``d`` (the package conventions, unit L2
+norm):
 
 * ``sphere`` (legacy ``hyprs``): ``torch.nn.functional.normalize`` unchanged (a control).
-* ``torusN`` (legacy ``torul``, alias ``l2p``): same width; adjacent pairs normalised to circles, scaled by
-  1/sqrt(k) (k = width/2). The width must be even. Same shape in, same shape out: a true drop-in.
-* ``torusC`` (legacy ``torus``, alias ``clifford``): the input is read as *turns* (period 1) and the output is the
-  interleaved (cos, sin) Clifford layout, so the width along ``d`` doubles. Anything downstream that assumed the
-  width must accept ``2 * width``.
+* ``torusN`` (legacy ``torul``, alias ``l2p``): same width; adjacent pairs normalised to circles,
+  scaled by 1/sqrt(k) (k = width/2). The width must be even. Same shape in, same shape out: a true
+  drop-in.
+* ``torusC`` (legacy ``torus``, alias ``clifford``): the input is read as *turns* (period 1) and the
+  output is the interleaved (cos, sin) Clifford layout, so the width along ``d`` doubles. Anything
+  downstream that assumed the width must accept ``2 * width``.
 
-Unknown geometries, patching a module twice, and unpatching a module that is not patched raise clear errors.
+Unknown geometries, patching a module twice, and unpatching a module that is not patched raise clear
+errors.
 """
 
 import types
@@ -132,14 +137,16 @@ class TorusFunctional(types.ModuleType):
 
 
 class Patch:
-    """Handle of one or more patched modules. ``undo()`` (or leaving a ``with`` block) restores them all."""
+    """Handle of one or more patched modules. ``undo()`` (or leaving a ``with`` block) restores them
+    all."""
 
     def __init__(self):
         self._modules = []
 
     def _apply(self, module, replacements: dict, info: dict, items=()):
-        """Set ``module.<name> = value`` for each of ``replacements`` and ``d[key] = value`` for each
-        ``(d, key, value)`` of ``items`` (e.g. a registry dict other modules imported), remembering the originals."""
+        """Set ``module.<name> = value`` for each of ``replacements`` and ``d[key] = value`` for
+        each ``(d, key, value)`` of ``items`` (e.g. a registry dict other modules imported),
+        remembering the originals."""
         check_patchable(module)
         missing = object()
         originals = {name: getattr(module, name, missing) for name in replacements}
@@ -194,7 +201,8 @@ def is_patched(module) -> bool:
 
 
 def unpatch(module) -> None:
-    """Restore everything torus-plugins replaced in ``module``. Raises if the module is not patched."""
+    """Restore everything torus-plugins replaced in ``module``. Raises if the module is not
+    patched."""
     if not is_patched(module):
         raise RuntimeError(
             f"module {getattr(module, '__name__', module)!r} is not patched by torus-plugins"
@@ -220,7 +228,8 @@ def functional_names(module) -> list:
 
 @renamed_keywords(mode="geometry")
 def normalize_replacements(module, geometry) -> dict:
-    """``{name: TorusFunctional(geometry)}`` for every alias of ``torch.nn.functional`` in ``module``.
+    """``{name: TorusFunctional(geometry)}`` for every alias of ``torch.nn.functional`` in
+    ``module``.
 
     Raises:
         ValueError: ``module`` holds no reference to ``torch.nn.functional``; an unknown geometry.
@@ -258,10 +267,11 @@ def patch_normalize(module, geometry="torusN") -> Patch:
 
 
 def with_defaults(cls, **defaults):
-    """A subclass of ``cls`` whose constructor fills ``defaults`` for arguments the caller did not pass.
+    """A subclass of ``cls`` whose constructor fills ``defaults`` for arguments the caller did not
+    pass.
 
-    Lets a patch bind e.g. ``geometry="torusC"`` into a drop-in class that a pipeline constructs with its own
-    arguments (positional or keyword).
+    Lets a patch bind e.g. ``geometry="torusC"`` into a drop-in class that a pipeline constructs
+    with its own arguments (positional or keyword).
     """
     import inspect
 

@@ -1,25 +1,29 @@
-"""ProtoCLR: torus versions of its losses.SupConLoss and losses.ProtoCLRLoss, as drop-ins or by patching losses.py.
+"""ProtoCLR: torus versions of its losses.SupConLoss and losses.ProtoCLRLoss, as drop-ins or by
+patching losses.py.
 
-Two lines at the top of ``train_encoder.py``, before its ``from losses import SupConLoss, ProtoCLRLoss``::
+Two lines at the top of ``train_encoder.py``, before its
+``from losses import SupConLoss, ProtoCLRLoss``::
 
     import losses
     from torus_plugins.adapters.protoclr import patch; patch(losses, geometry="torusN")
 
-After the patch, ``losses.SupConLoss(tau)`` and ``losses.ProtoCLRLoss(tau)`` are the drop-ins below (bound to
-``geometry``) and ``losses.F.normalize`` projects onto the torus (see ``torus_plugins.adapters.normalize``). The
-encoder is unchanged; the embeddings it feeds the loss are placed on the torus inside the loss, as upstream places
-them on the sphere with ``F.normalize``.
+After the patch, ``losses.SupConLoss(tau)`` and ``losses.ProtoCLRLoss(tau)`` are the drop-ins below
+(bound to ``geometry``) and ``losses.F.normalize`` projects onto the torus (see
+``torus_plugins.adapters.normalize``). The encoder is unchanged; the embeddings it feeds the loss
+are placed on the torus inside the loss, as upstream places them on the sphere with ``F.normalize``.
 
-Few-shot evaluation is not patched: upstream evaluates the *encoder features* with its own normalisation, so its
-accuracies are those of the encoder on the sphere. To evaluate the torus embeddings, embed with
-``torus_normalize(encoder(x), geometry, dim=1)`` and classify by nearest prototype (README, "Adapters").
+Few-shot evaluation is not patched: upstream evaluates the *encoder features* with its own
+normalisation, so its accuracies are those of the encoder on the sphere. To evaluate the torus
+embeddings, embed with ``torus_normalize(encoder(x), geometry, dim=1)`` and classify by nearest
+prototype (README, "Adapters").
 
-Drop-ins (same constructor and forward as upstream, plus ``geometry``: sphere, torusN or torusC, legacy
-hyprs/torul/torus):
+Drop-ins (same constructor and forward as upstream, plus ``geometry``: sphere, torusN or torusC,
+legacy hyprs/torul/torus):
 
-* ``SupConLoss(tau=1.0, geometry="torusN")``, ``forward(z1, z2, labels=None)``: SimCLR when ``labels`` is None.
-* ``ProtoCLRLoss(tau, geometry="torusN")``, ``forward(z1, z2, y)``: cross-entropy against the batch's class
-  prototypes (means of both views' unit embeddings), logits = z . proto / tau.
+* ``SupConLoss(tau=1.0, geometry="torusN")``, ``forward(z1, z2, labels=None)``: SimCLR when
+  ``labels`` is None.
+* ``ProtoCLRLoss(tau, geometry="torusN")``, ``forward(z1, z2, y)``: cross-entropy against the
+  batch's class prototypes (means of both views' unit embeddings), logits = z . proto / tau.
 
 torusC reads the encoder output as turns (width D -> 2D on the torus); torusN needs an even width.
 """
@@ -78,7 +82,8 @@ class SupConLoss(nn.Module):
 
         self.tau = tau
         self.geometry = embedding_geometry(geometry).name
-        # ProtoCLR's SupCon has no tau/base_tau rescaling of the loss: base_temperature = temperature
+        # ProtoCLR's SupCon has no tau/base_tau rescaling of the loss: base_temperature =
+        # temperature
         self.loss = _SupCon(
             temperature=tau, contrast_mode="all", base_temperature=tau, geometry="sphere"
         )

@@ -1,17 +1,21 @@
-"""SupCon-Framework (``torus`` branch): torus geometry for its SupConModel and SupConLoss, by patch or drop-in.
+"""SupCon-Framework (``torus`` branch): torus geometry for its SupConModel and SupConLoss, by patch
+or drop-in.
 
-The one supported recipe: set the torus mode in the config (``projmode: torusN`` or ``torusC``; legacy
-``torul``/``torus`` work too) and add two lines at the top of ``train.py``, before ``from tools import utils``::
+The one supported recipe: set the torus mode in the config (``projmode: torusN`` or ``torusC``;
+legacy ``torul``/``torus`` work too) and add these lines at the top of ``train.py``, before
+``from tools import utils``::
 
     import tools.models, tools.losses
-    from torus_plugins.adapters.supcon_framework import patch; patch(tools.models, tools.losses, geometry="torusN")
+    from torus_plugins.adapters.supcon_framework import patch
+    patch(tools.models, tools.losses, geometry="torusN")
 
-train.py names the run after the config (``..._D128_torusN_koleo0``) and *removes* that run's ``weights/``,
-``runs/`` and ``logs/`` before training, so the config's projmode must name the geometry the run really uses.
-``patch`` therefore follows the config: a model or loss built with a config projmode other than the patch's
-raises a ``ValueError`` saying what to set, when ``utils.build_model``/``build_optim`` run -- before train.py
-touches any folder. (``geometry=None``: follow whatever the config says.) The upstream ``main`` branch has no
-projmode and its run names would not mark a torus run: patching it is refused at patch time.
+train.py names the run after the config (``..._D128_torusN_koleo0``) and *removes* that run's
+``weights/``, ``runs/`` and ``logs/`` before training, so the config's projmode must name the
+geometry the run really uses. ``patch`` therefore follows the config: a model or loss built with a
+config projmode other than the patch's raises a ``ValueError`` saying what to set, when
+``utils.build_model``/``build_optim`` run -- before train.py touches any folder. (``geometry=None``:
+follow whatever the config says.) The upstream ``main`` branch has no projmode and its run names
+would not mark a torus run: patching it is refused at patch time.
 
 How: the upstream classes themselves are patched in place -- ``SupConModel.__init__``/``forward``
 (plus a new ``embed``), ``SupConLoss`` and ``KoLeoLoss``'s ``__init__``/``forward`` -- and every
@@ -21,10 +25,12 @@ original is restored by ``unpatch``. No module name is rebound, so upstream's
 
 What the patch changes, per config projmode:
 
-* ``torusN``: ``SupConModel`` emits unit-norm embeddings (each circle scaled by 1/sqrt(k), the package
-  convention; upstream keeps each pair at norm 1, total norm sqrt(D/2)); width, ``model.embed_dim`` and upstream's
-  validation (inner-product kNN) unchanged; the cosine ranking is the same.
-* ``torusC``: the model is upstream's (raw head output read as turns; the loss and validation apply cos/sin).
+* ``torusN``: ``SupConModel`` emits unit-norm embeddings (each circle scaled by 1/sqrt(k), the
+  package convention; upstream keeps each pair at norm 1, total norm sqrt(D/2)); width,
+  ``model.embed_dim`` and upstream's validation (inner-product kNN) unchanged; the cosine ranking is
+  the same.
+* ``torusC``: the model is upstream's (raw head output read as turns; the loss and validation apply
+  cos/sin).
 * ``sphere``: nothing in the model.
 * ``tools.losses``: ``SupConLoss`` and ``KoLeoLoss`` still run upstream's ``__init__`` (its checks
   and attributes), then compute with the drop-ins below (held as ``loss.torus_loss``): identical
@@ -33,17 +39,19 @@ What the patch changes, per config projmode:
 
 Drop-ins with upstream's constructor and forward signatures:
 
-* ``SupConModel(backbone, projection_dim, second_stage, num_classes, projmode)``, ``forward(x, donormalise=True)``:
-  as on the ``torus`` branch, sphere -> unit vectors, torusN -> pairs on circles (here at unit total norm),
-  torusC -> the head's raw output, read as turns (the loss applies cos/sin). ``embed(x)`` always returns the
-  unit-norm Clifford-layout torus vector (for kNN/codes). ``backbone`` is a timm model name (built with
-  ``pretrained=False`` unless asked; needs the ``[timm]`` extra) or an ``nn.Module`` with ``num_features`` (or pass
-  ``features_dim``).
-* ``SupConLoss(temperature, contrast_mode, base_temperature, projmode)``, ``forward(features[B, n_views, D],
-  labels=None, mask=None)``: identical logits to the ``torus`` branch (it divides by tau*k on pair-normalised
-  features, or tau*D on raw cos/sin; unit-norm features with tau are the same numbers). Its torusC concatenates
-  [cos..., sin...] where the package interleaves; dot products, hence the loss, are the same.
-* ``KoLeoLoss(projmode)``, ``forward(features[B, n_views, D], labels)``: KoLeo per view, summed over views.
+* ``SupConModel(backbone, projection_dim, second_stage, num_classes, projmode)``,
+  ``forward(x, donormalise=True)``: as on the ``torus`` branch, sphere -> unit vectors, torusN ->
+  pairs on circles (here at unit total norm), torusC -> the head's raw output, read as turns (the
+  loss applies cos/sin). ``embed(x)`` always returns the unit-norm Clifford-layout torus vector (for
+  kNN/codes). ``backbone`` is a timm model name (built with ``pretrained=False`` unless asked; needs
+  the ``[timm]`` extra) or an ``nn.Module`` with ``num_features`` (or pass ``features_dim``).
+* ``SupConLoss(temperature, contrast_mode, base_temperature, projmode)``,
+  ``forward(features[B, n_views, D], labels=None, mask=None)``: identical logits to the ``torus``
+  branch (it divides by tau*k on pair-normalised features, or tau*D on raw cos/sin; unit-norm
+  features with tau are the same numbers). Its torusC concatenates [cos..., sin...] where the
+  package interleaves; dot products, hence the loss, are the same.
+* ``KoLeoLoss(projmode)``, ``forward(features[B, n_views, D], labels)``: KoLeo per view, summed over
+  views.
 """
 
 import functools
@@ -77,20 +85,22 @@ __all__ = [
 
 
 def _check_config(config_projmode, mode, what):
-    """Raise unless the config's projmode names the patch's torus ``mode`` (``mode`` None: anything valid)."""
+    """Raise unless the config's projmode names the patch's torus ``mode`` (``mode`` None: anything
+    valid)."""
     try:
         config = geometry_of_projmode(config_projmode)
     except (TypeError, ValueError):  # a config without projmode gives None
         raise ValueError(
-            f"SupCon-Framework {what} built with projmode={config_projmode!r}; set `projmode:` in the "
-            f"config to sphere, torusN or torusC"
+            f"SupCon-Framework {what} built with projmode={config_projmode!r}; set `projmode:` in "
+            "the config to sphere, torusN or torusC"
         ) from None
     if mode is not None and config != mode:
         raise ValueError(
-            f"SupCon-Framework {what} built with the config's projmode={config_projmode!r}, but patch(..., "
-            f"geometry={mode!r}): set `projmode: {mode}` in the config (train.py names the run and its weights/, "
-            f"runs/, logs/ after the config's projmode, and removes them first, so a patched run left at "
-            f"{config_projmode!r} would overwrite that run's files), or patch with geometry={config!r}"
+            f"SupCon-Framework {what} built with the config's projmode={config_projmode!r}, but "
+            f"patch(..., geometry={mode!r}): set `projmode: {mode}` in the config (train.py names "
+            "the run and its weights/, runs/, logs/ after the config's projmode, and removes them "
+            f"first, so a patched run left at {config_projmode!r} would overwrite that run's "
+            f"files), or patch with geometry={config!r}"
         )
     return config
 
@@ -257,10 +267,10 @@ def patch(models_module, losses_module=None, geometry=None) -> Patch:
         )
     if "projmode" not in inspect.signature(upstream.__init__).parameters:
         raise ValueError(
-            "this SupConModel has no projmode argument (SupCon-Framework's main branch): its run names would not "
-            "mark a torus run, so a patched run would overwrite the sphere run's weights/, runs/ and logs/. Use "
-            "the torus branch with `projmode: torusN` (or torusC) in the config, or the drop-in "
-            "torus_plugins.adapters.supcon_framework.SupConModel"
+            "this SupConModel has no projmode argument (SupCon-Framework's main branch): its run "
+            "names would not mark a torus run, so a patched run would overwrite the sphere run's "
+            "weights/, runs/ and logs/. Use the torus branch with `projmode: torusN` (or torusC) "
+            "in the config, or the drop-in torus_plugins.adapters.supcon_framework.SupConModel"
         )
     _check_unpatched_class(upstream)
     loss_items = []
