@@ -1,10 +1,8 @@
-"""One DDP training step with a torus head and losses that gather the batch across ranks (gloo,
-CPU).
+"""One DDP training step with a torus head and losses that gather the batch across ranks (gloo, CPU).
 
-Each of the ``--world`` processes holds its own slice of the batch.
-``SupConLoss(gather_distributed=True)`` and ``KoLeoLoss(gather_distributed=True)`` see the whole
-batch (torch.distributed.nn.functional.all_gather, with gradients), DDP averages the parameter
-gradients, so the step equals one process training on the whole batch.
+Each of the ``--world`` processes holds its own slice of the batch. ``SupConLoss(gather_distributed=True)`` and
+``KoLeoLoss(gather_distributed=True)`` see the whole batch (torch.distributed.nn.functional.all_gather, with
+gradients), DDP averages the parameter gradients, so the step equals one process training on the whole batch.
 
 Run:  python examples/ddp_step.py --world 2          # prints each rank's loss and gradient norm
 """
@@ -19,7 +17,6 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-
 from torus_plugins import L2p
 from torus_plugins.losses import KoLeoLoss, SupConLoss
 
@@ -28,14 +25,11 @@ PER_RANK = 8
 
 def make_model() -> nn.Module:
     torch.manual_seed(0)  # same initial weights on every rank (DDP also broadcasts rank 0's)
-    return nn.Sequential(
-        nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 8), L2p(8)
-    )  # 4 circles, unit norm
+    return nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 8), L2p(8))   # 4 circles, unit norm
 
 
 def make_batch(world: int):
-    """The whole batch: two views [world * PER_RANK, 16] and labels; rank r takes rows
-    r*PER_RANK..."""
+    """The whole batch: two views [world * PER_RANK, 16] and labels; rank r takes rows r*PER_RANK..."""
     g = torch.Generator().manual_seed(1)
     x = torch.randn(world * PER_RANK, 16, generator=g)
     return x, x + 0.1 * torch.randn(x.shape, generator=g), torch.arange(world * PER_RANK) % 4
@@ -43,8 +37,8 @@ def make_batch(world: int):
 
 def step(model, x1, x2, y, gather: bool):
     """Loss of one step: SupCon on the two views + 0.1 KoLeo, on this process's rows."""
-    z1, z2 = model(torch.cat([x1, x2])).chunk(2)  # one forward per step (as DDP expects)
-    z = torch.stack([z1, z2], dim=1)  # [B, 2, 8], unit norm
+    z1, z2 = model(torch.cat([x1, x2])).chunk(2)                     # one forward per step (as DDP expects)
+    z = torch.stack([z1, z2], dim=1)                                 # [B, 2, 8], unit norm
     supcon = SupConLoss(temperature=0.1, gather_distributed=gather)
     koleo = KoLeoLoss(gather_distributed=gather)
     loss = supcon(z, y) + 0.1 * koleo(z)
@@ -55,9 +49,7 @@ def step(model, x1, x2, y, gather: bool):
 def worker(rank: int, world: int, port: int, out: str):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     torch.set_num_threads(1)
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
-    )
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
         model = DistributedDataParallel(make_model())
         x1, x2, y = make_batch(world)
@@ -84,7 +76,7 @@ def run(world: int = 2, out_dir: str | None = None) -> list:
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--world", type=int, default=2, help="number of processes (gloo ranks)")
     args = p.parse_args()
     results = run(args.world)

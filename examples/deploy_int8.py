@@ -31,7 +31,6 @@ from importlib import metadata
 
 import numpy as np
 import torch
-
 from torus_plugins import deploy, report, to_turns
 from torus_plugins.codes import quantize, save_codes
 from torus_plugins.deploy import code_agreement
@@ -43,9 +42,8 @@ import ebjepa_cifar  # noqa: E402
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", default="runs/deploy_int8", help="output folder")
     p.add_argument("--heads", default="torusN,torusC", help="comma-separated torus heads")
     p.add_argument("--seeds", type=common.positive, default=3, help="seeds 0, 1, ...")
@@ -57,9 +55,8 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="1 seed, 2 epochs, small subsets")
     args = p.parse_args(argv)
     args.heads = [h.strip() for h in args.heads.split(",") if h.strip()]
-    if not args.heads or any(
-        h not in ebjepa_cifar.HEADS or not common.is_torus(h) for h in args.heads
-    ):
+    if not args.heads or any(h not in ebjepa_cifar.HEADS or not common.is_torus(h)
+                             for h in args.heads):
         p.error(f"--heads: expected torus heads of examples/ebjepa_cifar.py, got {args.heads}")
     if args.quick:
         args.seeds, args.calibration, args.repeats, args.jobs = 1, 64, 2, 1
@@ -102,40 +99,20 @@ def fidelity(model, encoder, geometry, x, ref_x, y, ref_y, linear) -> dict:
         device = head.codes(q)
 
         def p1(codes, ref_codes, bits=bits):
-            return retrieval(codes, y, ref_codes, ref_y, geometry="codes", bits=bits)[
-                "precision_at_1"
-            ]
+            return retrieval(codes, y, ref_codes, ref_y, geometry="codes", bits=bits)["precision_at_1"]
 
-        row = {
-            "agreement": code_agreement(device, float_q, bits),
-            "int8_activations_only": code_agreement(
-                float_codes_of_linear(
-                    h.input_scale * (ideal - h.input_zero_point),
-                    linear.weight,
-                    linear.bias,
-                    geometry,
-                    bits,
-                ),
-                float_q,
-                bits,
-            ),
-            "int8_weights_only": code_agreement(
-                float_codes_of_linear(
-                    a,
-                    h.weight_scale * h.weight.astype(np.float64),
-                    h.input_scale * h.weight_scale * h.bias.astype(np.float64),
-                    geometry,
-                    bits,
-                ),
-                float_q,
-                bits,
-            ),
-            "integer_head_on_ideal_activations": code_agreement(
-                head.codes(ideal.to(torch.int8).numpy()), float_q, bits
-            ),
-            "p1_float_codes": p1(float_q, float_ref.numpy()),
-            "p1_device_codes": p1(device, head.codes(ref_q)),
-        }
+        row = {"agreement": code_agreement(device, float_q, bits),
+               "int8_activations_only": code_agreement(float_codes_of_linear(
+                   h.input_scale * (ideal - h.input_zero_point), linear.weight, linear.bias,
+                   geometry, bits), float_q, bits),
+               "int8_weights_only": code_agreement(float_codes_of_linear(
+                   a, h.weight_scale * h.weight.astype(np.float64),
+                   h.input_scale * h.weight_scale * h.bias.astype(np.float64), geometry, bits),
+                   float_q, bits),
+               "integer_head_on_ideal_activations": code_agreement(
+                   head.codes(ideal.to(torch.int8).numpy()), float_q, bits),
+               "p1_float_codes": p1(float_q, float_ref.numpy()),
+               "p1_device_codes": p1(device, head.codes(ref_q))}
         row["p1_gap"] = row["p1_float_codes"] - row["p1_device_codes"]
         out[f"{bits}bit"] = row
     with torch.no_grad():
@@ -147,14 +124,11 @@ def fidelity(model, encoder, geometry, x, ref_x, y, ref_y, linear) -> dict:
         steps = np.abs(h.codes(q).astype(int) - quantize(to_turns(z), 8).numpy().astype(int))
         steps = np.minimum(steps, 256 - steps)
         small = norm <= np.quantile(norm, 0.25)
-        out["torusN_mean_steps_by_norm"] = {
-            "smallest_quarter": float(steps[small].mean()),
-            "other_pairs": float(steps[~small].mean()),
-        }
+        out["torusN_mean_steps_by_norm"] = {"smallest_quarter": float(steps[small].mean()),
+                                            "other_pairs": float(steps[~small].mean())}
         big = steps > 4
         out["torusN_moves_over_4_steps_in_smallest_quarter"] = (
-            float(small[big].mean()) if big.any() else None
-        )
+            float(small[big].mean()) if big.any() else None)
     return out
 
 
@@ -168,42 +142,25 @@ def run(head: str, seed: int, args) -> dict:
     pick = torch.randperm(len(x_ref), generator=torch.Generator().manual_seed(seed))
     folder = os.path.join(args.out, f"{head}_seed{seed}")
     t0 = time.perf_counter()
-    info = deploy.export(model, x_ref[pick[: args.calibration]].split(64), folder, overwrite=True)
+    info = deploy.export(model, x_ref[pick[:args.calibration]].split(64), folder, overwrite=True)
     export_seconds = time.perf_counter() - t0
     encoder = deploy.load(folder)
     linear = model.get_submodule(info["model"]["linear"])
     result = fidelity(model, encoder, geometry, x, x_ref, y, y_ref, linear)
-    np.save(
-        os.path.join(folder, "queries_int8.npy"), encoder.activations(x[: args.queries]).numpy()
-    )
-    np.save(os.path.join(folder, "query_labels.npy"), y[: args.queries].numpy())
-    save_codes(
-        os.path.join(folder, "stored_codes.torc"),
-        encoder(x_ref).numpy(),
-        8,
-        geometry,
-        meta={"what": "device codes of the training set", "seed": seed},
-    )
+    np.save(os.path.join(folder, "queries_int8.npy"), encoder.activations(x[:args.queries]).numpy())
+    np.save(os.path.join(folder, "query_labels.npy"), y[:args.queries].numpy())
+    save_codes(os.path.join(folder, "stored_codes.torc"), encoder(x_ref).numpy(), 8, geometry,
+               meta={"what": "device codes of the training set", "seed": seed})
     files, requant = info["files"], info["requantised_head_input"] or {}
     float_bytes = sum(4 * t.numel() for t in model.state_dict().values() if t.is_floating_point())
-    return {
-        **result,
-        "head": head,
-        "seed": seed,
-        "n_test": len(y),
-        "n_reference": len(y_ref),
-        "stop_reason": reason,
-        "best_val": max(history["val_p1"]),
-        "epochs": len(history["val_p1"]),
-        "export_seconds": round(export_seconds, 1),
-        "pte_bytes": files["encoder.pte"]["bytes"],
-        "head_bytes": files["head.torh"]["bytes"],
-        "c_header_bytes": files["head.h"]["bytes"],
-        "float32_model_bytes": float_bytes,
-        "pte_equal_to_pt2e_reference": info["checks"]["equal_to_pt2e_reference"],
-        "levels_per_turn_if_requantised": requant.get("levels_per_turn"),
-        "state_dict": {k: v.clone() for k, v in model.state_dict().items()},
-    }
+    return {**result, "head": head, "seed": seed, "n_test": len(y), "n_reference": len(y_ref),
+            "stop_reason": reason, "best_val": max(history["val_p1"]),
+            "epochs": len(history["val_p1"]), "export_seconds": round(export_seconds, 1),
+            "pte_bytes": files["encoder.pte"]["bytes"], "head_bytes": files["head.torh"]["bytes"],
+            "c_header_bytes": files["head.h"]["bytes"], "float32_model_bytes": float_bytes,
+            "pte_equal_to_pt2e_reference": info["checks"]["equal_to_pt2e_reference"],
+            "levels_per_turn_if_requantised": requant.get("levels_per_turn"),
+            "state_dict": {k: v.clone() for k, v in model.state_dict().items()}}
 
 
 def best_us(fn, batches, repeats: int) -> float:
@@ -254,12 +211,8 @@ def timings(runs, args) -> dict:
                     eager = best_us(model, xs, args.repeats)
                 program = best_us(encoder.activations, xs, args.repeats)
                 head = best_us(encoder.head.codes, qs, args.repeats)
-                row[key] = {
-                    "eager_float_us": eager,
-                    "executorch_program_us": program,
-                    "integer_head_us": head,
-                    "eager_over_program": eager / program,
-                }
+                row[key] = {"eager_float_us": eager, "executorch_program_us": program,
+                            "integer_head_us": head, "eager_over_program": eager / program}
             out[(r["head"], r["seed"])] = row
     torch.set_num_threads(threads)
     return out
@@ -270,11 +223,8 @@ ROWS = [  # label, path in a head's metrics, digits
     ("codes within one step (8-bit)", ("8bit", "agreement", "within_one"), 3),
     ("  equal: int8 activations only", ("8bit", "int8_activations_only", "equal"), 3),
     ("  equal: int8 last-layer weights only", ("8bit", "int8_weights_only", "equal"), 3),
-    (
-        "  equal: int head on ideal int8 act.",
-        ("8bit", "integer_head_on_ideal_activations", "equal"),
-        3,
-    ),
+    ("  equal: int head on ideal int8 act.", ("8bit", "integer_head_on_ideal_activations",
+                                              "equal"), 3),
     ("P@1 float32", ("p1_float32",), 3),
     ("P@1 float 8-bit codes", ("8bit", "p1_float_codes"), 3),
     ("P@1 device 8-bit codes", ("8bit", "p1_device_codes"), 3),
@@ -297,17 +247,11 @@ ROWS = [  # label, path in a head's metrics, digits
     ("  integer head (numpy)", ("timing", "batch_max", "integer_head_us"), 1),
     ("  eager / program", ("timing", "batch_max", "eager_over_program"), 2),
     ("program's largest batch", ("timing", "max_batch"), 0),
-    (
-        "torusN: mean steps, quarter of pairs nearest 0",
-        ("torusN_mean_steps_by_norm", "smallest_quarter"),
-        2,
-    ),
+    ("torusN: mean steps, quarter of pairs nearest 0", ("torusN_mean_steps_by_norm",
+                                                         "smallest_quarter"), 2),
     ("torusN: mean steps, other pairs", ("torusN_mean_steps_by_norm", "other_pairs"), 2),
-    (
-        "torusN: moves > 4 steps in that quarter",
-        ("torusN_moves_over_4_steps_in_smallest_quarter",),
-        2,
-    ),
+    ("torusN: moves > 4 steps in that quarter", ("torusN_moves_over_4_steps_in_smallest_quarter",),
+     2),
     ("torusC: turns spanned by the head input", ("torusC_turns_span_test",), 2),
     ("torusC: levels per turn if requantised", ("levels_per_turn_if_requantised",), 1),
 ]
@@ -319,9 +263,8 @@ def table(metrics: dict) -> str:
             m = m.get(key) if isinstance(m, dict) else None
         return report.format_leaf(m, digits)
 
-    rows = [
-        [label] + [cell(metrics[h], path, digits) for h in metrics] for label, path, digits in ROWS
-    ]
+    rows = [[label] + [cell(metrics[h], path, digits) for h in metrics]
+            for label, path, digits in ROWS]
     return report.format_grid("", ["mean +- std over seeds"] + list(metrics), rows)
 
 
@@ -331,30 +274,23 @@ def main(argv=None) -> dict:
     seeds = list(range(args.seeds))
     prov = report.provenance(args, seeds, 1)
     prov["versions"] = {d: metadata.version(d) for d in ("executorch", "torchao")}
-    print(
-        f"{report.describe(prov)}; {args.jobs} training run(s) in parallel"
-        f"{'; QUICK' if args.quick else ''}",
-        flush=True,
-    )
+    print(f"{report.describe(prov)}; {args.jobs} training run(s) in parallel"
+          f"{'; QUICK' if args.quick else ''}", flush=True)
     runs = common.run_jobs(run, [(h, s, args) for h in args.heads for s in seeds], args.jobs)
     times = timings(runs, args)
     metrics = {}
     for head in args.heads:
         per_seed = []
         for r in (r for r in runs if r["head"] == head):
-            print(
-                f"  {head} seed {r['seed']}: {r['stop_reason']}; export {r['export_seconds']:.0f} s"
-            )
+            print(f"  {head} seed {r['seed']}: {r['stop_reason']}; "
+                  f"export {r['export_seconds']:.0f} s")
             drop = ("state_dict", "stop_reason", "seconds", "cpu_seconds")
-            per_seed.append(
-                {k: v for k, v in r.items() if k not in drop} | {"timing": times[(head, r["seed"])]}
-            )
+            per_seed.append({k: v for k, v in r.items() if k not in drop}
+                            | {"timing": times[(head, r["seed"])]})
         metrics[head] = report.aggregate(per_seed) | {"per_seed": per_seed}
-    print(
-        f"\nInteger deployment against the float pipeline, {len(seeds)} seed(s): "
-        f"{runs[0]['n_test']} test queries against {runs[0]['n_reference']} training images; "
-        f"timings on one thread, best of {args.repeats}" + table(metrics)
-    )
+    print(f"\nInteger deployment against the float pipeline, {len(seeds)} seed(s): "
+          f"{runs[0]['n_test']} test queries against {runs[0]['n_reference']} training images; "
+          f"timings on one thread, best of {args.repeats}" + table(metrics))
     prov = common.write_results(args.out, prov, args, metrics, args.jobs)
     return {"provenance": prov, "metrics": metrics}
 
