@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DEV_STAMP := $(VENV)/.installed-dev
 EXAMPLES_STAMP := $(VENV)/.installed-examples
 
-.PHONY: demo test docs bench m4 upstream-check clean
+.PHONY: demo test lint docs bench m4 upstream-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,14 @@ $(EXAMPLES_STAMP): pyproject.toml | $(PY)
 demo: $(EXAMPLES_STAMP)
 	$(PY) examples/ebjepa_cifar.py --out runs/demo
 
-test: $(DEV_STAMP)
+# The suite runs after the lint: ruff (rules and format) and mypy on the package, configured in pyproject.toml.
+test: lint
 	$(PY) -m pytest -n 2 -q
+
+lint: $(DEV_STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 # The documentation site, strict: a warning, a broken link or an unresolved reference to the package fails it.
 # The test suite runs the same build (tests/test_docs.py). Open build/docs/html/index.html.
