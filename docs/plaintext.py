@@ -5,8 +5,8 @@ with formulas: ``|x|`` is an absolute value and ``||x||`` a norm, not a reStruct
 substitution, and a table is a Markdown pipe table; a bullet list may follow its paragraph without
 a blank line. Before napoleon reads a docstring, :func:`rst_lines` turns those tables into
 ``list-table`` directives, puts blank lines around such lists and escapes every other ``|``
-outside backquotes and literal blocks (and a ``*`` that opens no emphasis), so a formula never breaks the strict build and nobody has to
-write ``\\|x\\|`` in the source.
+outside backquotes and literal blocks (and a ``*`` that opens no emphasis), so a formula never
+breaks the strict build and nobody has to write ``\\|x\\|`` in the source.
 """
 
 from __future__ import annotations

@@ -15,16 +15,18 @@ import numbers
 import numpy as np
 import torch
 
-#: C99 and C++ keywords plus the macros/typedefs a generated header relies on (not valid as identifiers there).
+#: C99 and C++ keywords plus the macros/typedefs a generated header relies on (not valid as
+#: identifiers there).
 C_RESERVED = frozenset(
     """
-    auto break case char const continue default do double else enum extern float for goto if inline int long
-    register restrict return short signed sizeof static struct switch typedef union unsigned void volatile while
-    _Bool _Complex _Imaginary _Alignas _Alignof _Atomic _Generic _Noreturn _Static_assert _Thread_local
-    bool true false alignas alignof asm catch class const_cast constexpr decltype delete dynamic_cast explicit
-    export friend mutable namespace new noexcept nullptr operator private protected public reinterpret_cast
-    static_assert static_cast template this thread_local throw try typeid typename using virtual wchar_t
-    size_t uint8_t uint16_t uint32_t uint64_t int8_t int16_t int32_t int64_t NULL
+    auto break case char const continue default do double else enum extern float for goto if inline
+    int long register restrict return short signed sizeof static struct switch typedef union
+    unsigned void volatile while _Bool _Complex _Imaginary _Alignas _Alignof _Atomic _Generic
+    _Noreturn _Static_assert _Thread_local bool true false alignas alignof asm catch class
+    const_cast constexpr decltype delete dynamic_cast explicit export friend mutable namespace new
+    noexcept nullptr operator private protected public reinterpret_cast static_assert static_cast
+    template this thread_local throw try typeid typename using virtual wchar_t size_t uint8_t
+    uint16_t uint32_t uint64_t int8_t int16_t int32_t int64_t NULL
 """.split()
 )
 
@@ -80,7 +82,8 @@ def check_positive_int(value, what: str) -> int:
 
 
 def check_real(value, name: str) -> float:
-    """A finite real number (int or float, not bool, not a string, not a tensor); returned as float."""
+    """A finite real number (int or float, not bool, not a string, not a tensor); returned as
+    float."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(
         value, (numbers.Real, np.floating, np.integer)
     ):
@@ -91,13 +94,14 @@ def check_real(value, name: str) -> float:
     return value
 
 
-#: Smallest normalisation eps accepted by the heads: eps**2 (and k * eps**2) must not underflow to 0 in float32,
-#: or a zero input would give 0 / 0 = NaN.
+#: Smallest normalisation eps accepted by the heads: eps**2 (and k * eps**2) must not underflow to 0
+#: in float32, or a zero input would give 0 / 0 = NaN.
 MIN_EPS = 1e-18
 
 
 def check_positive_float(value, name: str, minimum: float | None = None, why: str = "") -> float:
-    """A finite real number > 0 (and >= ``minimum`` if given, ``why`` saying why); returned as float."""
+    """A finite real number > 0 (and >= ``minimum`` if given, ``why`` saying why); returned as
+    float."""
     value = check_real(value, name)
     if not value > 0:
         raise ValueError(f"{name} must be > 0, got {value}")
@@ -148,7 +152,8 @@ def check_float_tensor(x, name: str = "input") -> None:
 
 
 def check_min_dims(x: torch.Tensor, dims: int, name: str = "input", layout: str = "") -> None:
-    """Raise ValueError unless ``x`` has at least ``dims`` dimensions (``layout`` e.g. "[B, D]" for the message)."""
+    """Raise ValueError unless ``x`` has at least ``dims`` dimensions (``layout`` e.g. "[B, D]" for
+    the message)."""
     if x.dim() < dims:
         want = f" {layout}" if layout else ""
         raise ValueError(
@@ -164,7 +169,8 @@ def check_width(x: torch.Tensor, expected: int, name: str = "input") -> None:
 
 
 def check_even(dim, what: str) -> int:
-    """Raise ValueError unless ``dim`` is a positive even integer (torus layouts pair coordinates)."""
+    """Raise ValueError unless ``dim`` is a positive even integer (torus layouts pair
+    coordinates)."""
     dim = check_positive_int(dim, what)
     if dim % 2:
         raise ValueError(
@@ -174,7 +180,8 @@ def check_even(dim, what: str) -> int:
 
 
 def check_finite(x, name: str = "input") -> None:
-    """Raise ValueError if ``x`` (torch tensor or numpy array) holds NaN or inf (nothing downstream can repair it)."""
+    """Raise ValueError if ``x`` (torch tensor or numpy array) holds NaN or inf (nothing downstream
+    can repair it)."""
     if isinstance(x, torch.Tensor):
         if _sum_is_finite(x):  # one fast reduction; NaN/inf would make the sum NaN/inf
             return
@@ -198,17 +205,20 @@ def _sum_is_finite(x: torch.Tensor) -> bool:
 
 
 def check_labels_finite(labels: torch.Tensor, name: str = "labels") -> None:
-    """Class labels: floating labels must be finite and integral (NaN would silently become its own class)."""
+    """Class labels: floating labels must be finite and integral (NaN would silently become its own
+    class)."""
     if labels.is_floating_point() or labels.is_complex():
         check_finite(labels, name)
         if not bool((labels == labels.round()).all()):
             raise ValueError(
-                f"{name} must hold integer class ids, got non-integer values of dtype {labels.dtype}"
+                f"{name} must hold integer class ids, "
+                f"got non-integer values of dtype {labels.dtype}"
             )
 
 
 def check_c_identifier(name, what: str = "name") -> str:
-    """A C identifier ([A-Za-z_][A-Za-z0-9_]*) that is not a C/C++ keyword or a stdint/stddef name."""
+    """A C identifier ([A-Za-z_][A-Za-z0-9_]*) that is not a C/C++ keyword or a stdint/stddef
+    name."""
     if not isinstance(name, str):
         raise TypeError(f"{what} must be a string (a C identifier), got {_describe(name)}")
     if (

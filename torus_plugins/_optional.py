@@ -26,7 +26,10 @@ EXTRAS = {
     "lightly": "lightly: torus_plugins.adapters.lightly",
     "pml": "pytorch-metric-learning: adapters.pml, distances, regularizers, retrieval metrics",
     "milvus": "pymilvus + milvus-lite: torus_plugins.search.milvus (Milvus Lite or a cluster)",
-    "edge": "executorch + torchao: torus_plugins.deploy export/load (int8 ExecuTorch program + integer head)",
+    "edge": (
+        "executorch + torchao: torus_plugins.deploy export/load "
+        "(int8 ExecuTorch program + integer head)"
+    ),
     "examples": "scikit-learn, librosa, torchvision and the extras the examples use",
 }
 

@@ -147,7 +147,8 @@ OFF_TORUS_TOLERANCE = 1e-3
 
 
 def _check_geometry(x, geometry, path):
-    """InputError for an odd torus width; a warning on stderr when torus pairs are not of equal norm."""
+    """InputError for an odd torus width; a warning on stderr when torus pairs are not of equal
+    norm."""
     from .geometry import TorusGeometry, get_geometry
 
     g = get_geometry(geometry)
@@ -159,9 +160,10 @@ def _check_geometry(x, geometry, path):
         spread = g.pair_norm_spread(x, path)
         if spread > OFF_TORUS_TOLERANCE:
             print(
-                f"torus-plugins: warning: {path!r} is not on the torus: its (cos, sin) pairs differ in norm by up "
-                f"to {spread:.1%} within a row (a torus head output has equal pair norms); only the angles "
-                f"atan2(sin, cos) are used. Is it a {geometry} head output in the interleaved layout?",
+                f"torus-plugins: warning: {path!r} is not on the torus: its (cos, sin) pairs "
+                f"differ in norm by up to {spread:.1%} within a row (a torus head output has "
+                "equal pair norms); only the angles atan2(sin, cos) are used. Is it a "
+                f"{geometry} head output in the interleaved layout?",
                 file=sys.stderr,
             )
 
@@ -630,8 +632,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--geometry",
         choices=("sphere", "torusN", "torusC"),
-        help="how to read the embeddings: sphere (any vectors), torusN / torusC (torus head output, "
-        "interleaved (cos, sin) pairs); required for .npy/.npz/.pt, read from a "
+        help="how to read the embeddings: sphere (any vectors), torusN / torusC (torus head "
+        "output, interleaved (cos, sin) pairs); required for .npy/.npz/.pt, read from a "
         ".torc file",
     )
     e.add_argument(

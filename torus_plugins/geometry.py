@@ -7,14 +7,15 @@
 
 Every function and class of the package that needs to know how vectors are read takes ``geometry=``:
 a :class:`Geometry` object or one of its names (any case). :func:`get_geometry` is the one place
-a name becomes an object; an unknown name is a ValueError, anything else a TypeError.
+a name becomes an object; an unknown name is a ValueError, anything else a TypeError. Names and
+their aliases: sphere (hyprs), torusN (l2p, torul), torusC (clifford, torus), codes.
 
-| geometry | names | input | stored values per vector | unit vectors | distance |
+| geometry | name | input | stored values per vector | unit vectors | distance |
 |---|---|---|---|---|---|
-| ``SPHERE`` | sphere (hyprs) | any float [n, d] | d coordinates | x / ||x|| | inner product |
-| ``TORUS_N`` | torusN (l2p, torul) | interleaved Clifford [n, 2k] | k angles | unit Clifford | inner product |
-| ``TORUS_C`` | torusC (clifford, torus) | interleaved Clifford [n, 2k] | k angles | unit Clifford | inner product |
-| ``CodesGeometry(b)`` | codes | b-bit angle codes [n, k] | k angles | Clifford of code / 2**b | circular L1 |
+| ``SPHERE`` | sphere | any float [n, d] | d coordinates | x / ||x|| | inner product |
+| ``TORUS_N`` | torusN | interleaved Clifford [n, 2k] | k angles | unit Clifford | inner product |
+| ``TORUS_C`` | torusC | interleaved Clifford [n, 2k] | k angles | unit Clifford | inner product |
+| ``CodesGeometry(b)`` | codes | b-bit codes [n, k] | k angles | Clifford(code/2**b) | circular L1 |
 
 torusN and torusC embeddings are both in the Clifford layout; they differ in the head that produces
 them (:class:`~torus_plugins.heads.L2p` normalises pairs, :class:`~torus_plugins.heads.Clifford`

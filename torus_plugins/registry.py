@@ -36,8 +36,8 @@ GROUPS = {
     "adapters": "torus_plugins.adapters",
 }
 BUILTIN_DISTRIBUTION = "torus-plugins"
-#: What a plugin may raise at import and still only count as broken (a plugin calling sys.exit() must not end
-#: ``torus-plugins list``).
+#: What a plugin may raise at import and still only count as broken (a plugin calling sys.exit()
+#: must not end ``torus-plugins list``).
 _LOAD_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
 
 
@@ -121,8 +121,8 @@ def _scan(kind: str) -> _Scan:
             owner = scan.entries[key]
             for e in entries:
                 e.problem = (
-                    f"ignored: {e.name!r} from distribution {e.distribution!r} collides with the built-in "
-                    f"{owner.name!r} of {owner.distribution!r}; rename the entry point"
+                    f"ignored: {e.name!r} from distribution {e.distribution!r} collides with the "
+                    f"built-in {owner.name!r} of {owner.distribution!r}; rename the entry point"
                 )
                 scan.rejected.append(e)
         elif len({e.distribution for e in entries}) > 1:
@@ -182,7 +182,7 @@ def describe(kind: str) -> list:
     """
     scan = _scan(kind)
     rows = []
-    for key, entry in sorted(scan.entries.items()):
+    for _key, entry in sorted(scan.entries.items()):
         error = entry.problem or _try_load(entry)[1]
         rows.append(
             {

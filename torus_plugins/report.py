@@ -82,13 +82,13 @@ def git_commit(path: str | None = None) -> str | None:
         when git or the repository is unavailable.
     """
     where = path or os.path.dirname(os.path.abspath(__file__))
-    try:
-        run = lambda *cmd: subprocess.run(
-            ["git", "-C", where, *cmd],
-            capture_output=True,
-            text=True,  # noqa
-            timeout=10,
+
+    def run(*cmd):
+        return subprocess.run(
+            ["git", "-C", where, *cmd], capture_output=True, text=True, timeout=10
         )
+
+    try:
         head = run("rev-parse", "HEAD")
         if head.returncode != 0:
             return None

@@ -1,4 +1,5 @@
-"""Projection head: the usual "backbone -> MLP -> normalise", with the normalisation chosen by geometry."""
+"""Projection head: the usual "backbone -> MLP -> normalise", with the normalisation chosen by
+geometry."""
 
 import torch
 from torch import nn
@@ -61,8 +62,8 @@ class ProjectionHead(nn.Module):
     """x -> [Linear -> BatchNorm -> ReLU] * (n_layers - 1) -> Linear(., dim) -> normalise(geometry).
 
     ``dim`` is the width fed to the normalising layer, so the output width is ``dim`` (sphere,
-    torusN) or ``2 * dim`` (torusC); read it from ``out_dim``. Input [..., in_features] (a 1-D input is one
-    sample); training mode with n_layers >= 2 needs >= 2 samples (BatchNorm).
+    torusN) or ``2 * dim`` (torusC); read it from ``out_dim``. Input [..., in_features] (a 1-D input
+    is one sample); training mode with n_layers >= 2 needs >= 2 samples (BatchNorm).
 
     Args:
         in_features: width of the backbone features.

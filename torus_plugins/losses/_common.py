@@ -268,9 +268,9 @@ def _check_result(loss: nn.Module, out, inputs) -> None:
     biggest = max(float(t.detach().abs().max()) for t in floats) if floats else float("nan")
     dtype = floats[0].dtype if floats else None
     raise ValueError(
-        f"{type(loss).__name__}: the loss overflowed on finite inputs (largest |input| = {biggest:.3g}, "
-        f"dtype {dtype}); expected embeddings of moderate scale (the package's heads give unit norm): "
-        f"normalise or rescale them, or compute in float64"
+        f"{type(loss).__name__}: the loss overflowed on finite inputs (largest |input| = "
+        f"{biggest:.3g}, dtype {dtype}); expected embeddings of moderate scale (the package's "
+        "heads give unit norm): normalise or rescale them, or compute in float64"
     )
 
 

@@ -68,8 +68,9 @@ class SupConLoss(nn.Module):
     Z_a = sum_{c != a} exp(z_a.z_c/tau): the anchor's contrast set is every other view in the batch.
 
     ``features`` [B, n_views, D], ``labels`` [B] or None (SimCLR: the positives are the other
-    views). ``geometry`` (0.1.0 keyword: ``projmode``) says how the inputs are read, as in the paper's SupCon-Framework torus
-    branch, but always yielding unit vectors so tau keeps its usual meaning:
+    views). ``geometry`` (0.1.0 keyword: ``projmode``) says how the inputs are read, as in the
+    paper's SupCon-Framework torus branch, but always yielding unit vectors so tau keeps its usual
+    meaning:
 
     * 'sphere' (legacy 'hyprs'): ``F.normalize``. The default; a no-op on any unit-norm head output
       of this package (Sphere, L2p, Clifford), so it is safe for all of them.

@@ -2,10 +2,14 @@
 
 Usage::
 
-    from torus_plugins.metrics import retrieval, circular_variance, shape_metrics, quantisation_table
-    retrieval(z, y, geometry="torusN")            # {'precision_at_1': ..., 'mean_average_precision_at_r': ...}
+    from torus_plugins.metrics import (
+        retrieval, circular_variance, shape_metrics, quantisation_table
+    )
+    retrieval(z, y, geometry="torusN")
+    # {'precision_at_1': ..., 'mean_average_precision_at_r': ...}
     print(format_table(quantisation_table(z, None, y, None, geometry="torusN")))
-    few_shot_accuracy(z, y, shots=(1, 5), geometry="torusN")[1]   # {'mean': ..., 'std': ..., 'accuracies': [...]}
+    few_shot_accuracy(z, y, shots=(1, 5), geometry="torusN")[1]
+    # {'mean': ..., 'std': ..., 'accuracies': [...]}
 """
 
 # the geometry objects live in torus_plugins.geometry; re-exported here, where 0.1.0 had them

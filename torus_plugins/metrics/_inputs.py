@@ -1,4 +1,5 @@
-"""Labels as class indices, and angles of torus embeddings or codes (read by their geometry object)."""
+"""Labels as class indices, and angles of torus embeddings or codes (read by their geometry
+object)."""
 
 import numpy as np
 
@@ -6,7 +7,8 @@ from ..geometry import get_geometry
 
 
 def as_labels(y, n: int, name: str = "labels") -> np.ndarray:
-    """Labels of n points as int64 class indices 0..C-1; ValueError on wrong length, NaN or a non-1-D shape."""
+    """Labels of n points as int64 class indices 0..C-1; ValueError on wrong length, NaN or a
+    non-1-D shape."""
     if y is None:
         raise ValueError(f"{name} are required (one label per embedding), got None")
     if hasattr(y, "detach"):
@@ -26,5 +28,6 @@ def as_labels(y, n: int, name: str = "labels") -> np.ndarray:
 
 
 def turns_of(x, geometry, bits: int = 8) -> np.ndarray:
-    """Angles in turns [n, k] of torus embeddings (interleaved Clifford layout) or of b-bit codes."""
+    """Angles in turns [n, k] of torus embeddings (interleaved Clifford layout) or of b-bit
+    codes."""
     return get_geometry(geometry, bits).turns(x)

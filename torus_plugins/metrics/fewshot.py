@@ -1,24 +1,28 @@
 """Few-shot evaluation: n-way k-shot nearest-prototype episodes in the embedding's own geometry.
 
-One episode draws ``n_way`` classes (default: every class) and ``shot`` random support items per class; the rest
-of each class (or ``n_query`` of them) are the queries. A query gets the class of its nearest prototype:
+One episode draws ``n_way`` classes (default: every class) and ``shot`` random support items per
+class; the rest of each class (or ``n_query`` of them) are the queries. A query gets the class of
+its nearest prototype:
 
-* sphere:  u = x / ||x||,  P_c = normalise(mean_{i in S_c} u_i),  predict argmax_c u . P_c  (cosine).
-* torusN / torusC (interleaved Clifford layout, any scale):  on every circle j the prototype angle is the circular
-  mean  mu_cj = atan2(sum_{i in S_c} sin theta_ij, sum_{i in S_c} cos theta_ij);  predict
-  argmax_c (1/k) sum_j cos(theta_qj - mu_cj)  (the cosine of unit Clifford vectors).
+* sphere:  u = x / ||x||,  P_c = normalise(mean_{i in S_c} u_i),  predict argmax_c u . P_c
+  (cosine).
+* torusN / torusC (interleaved Clifford layout, any scale):  on every circle j the prototype angle
+  is the circular mean  mu_cj = atan2(sum_{i in S_c} sin theta_ij, sum_{i in S_c} cos theta_ij);
+  predict argmax_c (1/k) sum_j cos(theta_qj - mu_cj)  (the cosine of unit Clifford vectors).
 * Any uniform scale of the embeddings gives the same result (norms are taken after dividing each
   row by a power of two near its largest value: no overflow, no underflow). A row with no direction
   (all zeros on the sphere, a zero (cos, sin) pair on a torus) is refused as in ``retrieval``.
-* codes (uint8, ``bits``):  prototype codes = quantize(circular mean of the support angles, bits);  predict
-  argmin_c sum_j min(d_j, 2**b - d_j),  d_j = (q_j - P_cj) mod 2**b  (circular L1, integers only).
-* sphere with ``centre=True``: upstream ProtoCLR's rule (L2-normalise, subtract the support mean, Euclidean
-  nearest class mean). A translation on the torus leaves circular distances unchanged, so it is sphere-only.
+* codes (uint8, ``bits``):  prototype codes = quantize(circular mean of the support angles, bits);
+  predict argmin_c sum_j min(d_j, 2**b - d_j),  d_j = (q_j - P_cj) mod 2**b  (circular L1, integers
+  only).
+* sphere with ``centre=True``: upstream ProtoCLR's rule (L2-normalise, subtract the support mean,
+  Euclidean nearest class mean). A translation on the torus leaves circular distances unchanged, so
+  it is sphere-only.
 
-Ties go to the smaller class label. Episode accuracy = fraction of queries classified correctly; the result is the
-mean and std (ddof 0) over episodes. Episodes depend only on (labels, shot, episodes, n_way, n_query, seed), so
-several embeddings of the same items evaluated with the same seed (float, codes, encoder features) see identical
-episodes.
+Ties go to the smaller class label. Episode accuracy = fraction of queries classified correctly; the
+result is the mean and std (ddof 0) over episodes. Episodes depend only on (labels, shot, episodes,
+n_way, n_query, seed), so several embeddings of the same items evaluated with the same seed (float,
+codes, encoder features) see identical episodes.
 
 Usage::
 
@@ -38,7 +42,7 @@ from ._inputs import as_labels
 __all__ = ["few_shot_accuracy", "nearest_prototype", "small_classes"]
 
 
-# ---------------------------------------------------------------------------------------------------- checks
+# ------------------------------------------------------------------------------------------ checks
 
 
 def _check_geometry(geometry, bits, centre) -> Geometry:
@@ -58,7 +62,8 @@ def _raw_labels(labels) -> np.ndarray:
 
 
 def small_classes(labels, shot: int) -> dict:
-    """{class label: count} of the classes with fewer than ``shot + 1`` items (no query left after the support).
+    """{class label: count} of the classes with fewer than ``shot + 1`` items (no query left after
+    the support).
 
     Usage: ``small_classes(y, 5)  # e.g. {'sp_17': 3}`` -- check this before training, not after.
     """
@@ -66,7 +71,7 @@ def small_classes(labels, shot: int) -> dict:
     return {v.item(): int(c) for v, c in zip(values, counts) if c < shot + 1}
 
 
-# ------------------------------------------------------------------------------------------- prototype rule
+# ---------------------------------------------------------------------------------- prototype rule
 
 
 def _prepare(x: np.ndarray, g: Geometry, name: str = "embeddings") -> np.ndarray:
@@ -115,7 +120,7 @@ def nearest_prototype(
     return classes[idx]
 
 
-# ------------------------------------------------------------------------------------------------- episodes
+# ---------------------------------------------------------------------------------------- episodes
 
 
 def _sample(by_class, shot, n_way, n_query, rng):
@@ -146,12 +151,14 @@ def few_shot_accuracy(
     centre: bool = False,
     return_episodes: bool = False,
 ) -> dict:
-    """Nearest-prototype few-shot accuracy: ``{shot: {"mean", "std", "accuracies"}}`` over ``episodes``.
+    """Nearest-prototype few-shot accuracy: ``{shot: {"mean", "std", "accuracies"}}`` over
+    ``episodes``.
 
     embeddings: [n, d] float (sphere | torusN | torusC) or uint8 codes (geometry="codes", ``bits``).
-    n_way: classes per episode (None: all). n_query: queries per class (None: all items left after the support).
-    return_episodes: also return ``"episodes"``, a list of (support indices, query indices) per episode.
-    Raises ValueError naming the classes with fewer than max(shots) + 1 (or + n_query) items.
+    n_way: classes per episode (None: all). n_query: queries per class (None: all items left after
+    the support). return_episodes: also return ``"episodes"``, a list of (support indices, query
+    indices) per episode. Raises ValueError naming the classes with fewer than max(shots) + 1
+    (or + n_query) items.
 
     Usage: ``few_shot_accuracy(z, y, shots=(1, 5), geometry="torusN")[5]["mean"]``
     """

@@ -8,7 +8,7 @@ import warnings
 from .._arrays import as_array, scale_rows, unit_rows  # noqa: F401
 from ..geometry import (
     CodesGeometry,  # noqa: F401
-    )
+)
 
 warnings.warn(
     "torus_plugins.metrics.geometries is deprecated: import the geometry objects from "

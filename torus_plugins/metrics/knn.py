@@ -1,5 +1,5 @@
-"""Exact k nearest neighbours of a point cloud among its own points (faiss ``IndexFlatL2``), and the input
-checks shared by the shape metrics.
+"""Exact k nearest neighbours of a point cloud among its own points (faiss ``IndexFlatL2``), and the
+input checks shared by the shape metrics.
 
 faiss ranks the neighbours in float32 (memory O(n * k), not O(n^2 * d)) on the cloud centred
 and divided by a power of two near its extent (:func:`centred_unit`): float32 squared distances
@@ -16,9 +16,9 @@ import numpy as np
 
 
 def as_cloud(x, name: str = "x", min_points: int = 2) -> np.ndarray:
-    """float64 [n, d] array of a numpy array / torch tensor / nested list, with a ValueError naming ``name``,
-    the expected and the actual value for: wrong rank, fewer than ``min_points`` rows, zero width, NaN/inf,
-    non-numeric dtype, and all rows identical."""
+    """float64 [n, d] array of a numpy array / torch tensor / nested list, with a ValueError naming
+    ``name``, the expected and the actual value for: wrong rank, fewer than ``min_points`` rows,
+    zero width, NaN/inf, non-numeric dtype, and all rows identical."""
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     try:
@@ -61,7 +61,8 @@ def centred_unit(x: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def check_k(k, n: int, name: str = "k", low: int = 1) -> int:
-    """k as an int in [low, n - 1] (a point's neighbours exclude itself), naming ``name`` in the error.
+    """k as an int in [low, n - 1] (a point's neighbours exclude itself), naming ``name`` in the
+    error.
 
     Raises:
         TypeError: ``k`` is not an integer.
@@ -77,7 +78,8 @@ def check_k(k, n: int, name: str = "k", low: int = 1) -> int:
 
 
 def subsample(x: np.ndarray, n: int | None, seed: int, name: str = "subsample") -> np.ndarray:
-    """``n`` rows drawn without replacement (kept in input order), or ``x`` itself if it has at most ``n`` rows."""
+    """``n`` rows drawn without replacement (kept in input order), or ``x`` itself if it has at most
+    ``n`` rows."""
     if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2):
         raise ValueError(f"{name} must be None or an integer >= 2, got {n!r}")
     if n is None or len(x) <= n:
@@ -102,7 +104,8 @@ def knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     index = faiss.IndexFlatL2(xs.shape[1])
     index.add(xs)
     _, idx = index.search(xs, k + 1)
-    # drop self (by index: with duplicates, self need not come first); if self is missing, drop the last column
+    # drop self (by index: with duplicates, self need not come first); if self is missing, drop the
+    # last column
     is_self = idx == np.arange(n)[:, None]
     is_self[~is_self.any(1), -1] = True
     idx = idx[~is_self].reshape(n, k)

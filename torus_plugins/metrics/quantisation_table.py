@@ -1,21 +1,24 @@
 """The paper's quantisation table: retrieval and spread of embeddings stored at several bit budgets.
 
-Rows are :mod:`.settings` objects (one definition of "n-bit": bits per angle on a torus, per coordinate on the
-sphere; bits per vector always reported): none, 8-bit grid, sign (the paper's "1-bit"), PQ(nbits, M) for (8,16)
-(8,4) (8,2) (8,1) (4,4) (4,2) and, for tori, the paper's raw-value PQ as labelled baseline rows ``raw PQ(...)``.
+Rows are :mod:`.settings` objects (one definition of "n-bit": bits per angle on a torus, per
+coordinate on the sphere; bits per vector always reported): none, 8-bit grid, sign (the paper's
+"1-bit"), PQ(nbits, M) for (8,16) (8,4) (8,2) (8,1) (4,4) (4,2) and, for tori, the paper's raw-value
+PQ as labelled baseline rows ``raw PQ(...)``.
 
 * torus grid: ``quantize(turns, b)`` searched by circular L1 (no fitted parameters).
-* sphere grid: per-dimension min/max grid fitted on the reference (``SphereGridQuantizer``), inner product on the
-  decoded, re-normalised vectors.
-* sign: sphere sign(x_i); torus signs of (cos, sin) = the quadrant floor(4 * turn) = ``quantize(turn - 1/8, 2)``,
-  searched by circular L1 (== Hamming on the sign bits).
-* PQ: faiss ``IndexPQ``; tori: :class:`~torus_plugins.codes.TorusProductQuantizer` (Clifford coordinates, whole
-  circles per sub-space); sphere: on the unit vectors. raw PQ: ``ProductQuantizer`` on the 8-bit angle values.
+* sphere grid: per-dimension min/max grid fitted on the reference (``SphereGridQuantizer``), inner
+  product on the decoded, re-normalised vectors.
+* sign: sphere sign(x_i); torus signs of (cos, sin) = the quadrant floor(4 * turn) =
+  ``quantize(turn - 1/8, 2)``, searched by circular L1 (== Hamming on the sign bits).
+* PQ: faiss ``IndexPQ``; tori: :class:`~torus_plugins.codes.TorusProductQuantizer` (Clifford
+  coordinates, whole circles per sub-space); sphere: on the unit vectors. raw PQ:
+  ``ProductQuantizer`` on the 8-bit angle values.
 
-Spread columns are computed on the (reconstructed) reference set; entropy is the mean per-column entropy (bits) of
-the stored code columns and unique the number of distinct stored code rows. A setting that cannot run gets a row
-with ``reason`` set and the metric columns None. Undefined input (1 point, one class, no query with a same-class
-reference, NaN, mismatched widths) raises ValueError.
+Spread columns are computed on the (reconstructed) reference set; entropy is the mean per-column
+entropy (bits) of the stored code columns and unique the number of distinct stored code rows. A
+setting that cannot run gets a row with ``reason`` set and the metric columns None. Undefined input
+(1 point, one class, no query with a same-class reference, NaN, mismatched widths) raises
+ValueError.
 
 Usage::
 
@@ -192,8 +195,9 @@ def quantisation_table(
     settings=None,
     raw_baseline: bool = True,
 ) -> list:
-    """One dict per setting with the columns in ``COLUMNS``. ``query=None``: the reference queries itself,
-    each point's own row excluded. ``settings``: a list of :class:`Setting` (default ``table_settings``).
+    """One dict per setting with the columns in ``COLUMNS``. ``query=None``: the reference queries
+    itself, each point's own row excluded. ``settings``: a list of :class:`Setting` (default
+    ``table_settings``).
 
     Usage: ``quantisation_table(z, None, y, None, "torusN")``
     """
@@ -276,18 +280,21 @@ def format_table(rows, width: int = None, geometry=None) -> str:
     lines = []
     if width is not None and geometry is not None:
         lines.append(
-            f"{get_geometry(geometry).name}, width {width}: rows at this width; compare heads at equal "
-            f"bits/vec"
+            f"{get_geometry(geometry).name}, width {width}: rows at this width; compare heads at "
+            "equal bits/vec"
         )
     lines += [head, "-" * len(head)]
-    f = lambda v, w, p: (
-        f"{v:>{w}.{p}f}" if isinstance(v, float) else f"{'-' if v is None else v:>{w}}"
-    )  # noqa
+
+    def f(v, w, p):
+        return f"{v:>{w}.{p}f}" if isinstance(v, float) else f"{'-' if v is None else v:>{w}}"
+
     for r in rows:
         line = (
-            f"{r['setting']:<{name_w}} {f(r['bits_per_vector'], 8, 0)} {str(r.get('bits_per_value') or '-'):<28} "
+            f"{r['setting']:<{name_w}} {f(r['bits_per_vector'], 8, 0)} "
+            f"{str(r.get('bits_per_value') or '-'):<28} "
             f"{f(r['precision_at_1'], 6, 3)} {f(r['mean_average_precision_at_r'], 6, 3)} "
-            f"{f(r['circular_variance'], 7, 3)} {f(r['entropy'], 7, 2)} {f(r['unique_codes'], 7, 0)}"
+            f"{f(r['circular_variance'], 7, 3)} {f(r['entropy'], 7, 2)} "
+            f"{f(r['unique_codes'], 7, 0)}"
         )
         if r.get("reason"):
             line += f"  n/a: {r['reason']}"

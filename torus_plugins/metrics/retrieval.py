@@ -1,11 +1,12 @@
 """Retrieval metrics: precision@1 and mAP@R via pytorch-metric-learning's ``AccuracyCalculator``.
 
-Distances by geometry: faiss inner product on unit vectors (sphere: L2-normalised; torusN/torusC: unit Clifford
-layout of the angles); b-bit codes: circular L1, sum_i min(d_i, 2**b - d_i), d_i = (a_i - b_i) mod 2**b.
-With ``ref_includes_query`` (or no separate reference) each query's own row is removed from its neighbours
-(by index, so duplicates of the query still count as neighbours).
+Distances by geometry: faiss inner product on unit vectors (sphere: L2-normalised; torusN/torusC:
+unit Clifford layout of the angles); b-bit codes: circular L1, sum_i min(d_i, 2**b - d_i),
+d_i = (a_i - b_i) mod 2**b. With ``ref_includes_query`` (or no separate reference) each query's own
+row is removed from its neighbours (by index, so duplicates of the query still count as neighbours).
 
-Usage: ``retrieval(emb, labels, geometry="torusN")  # {'precision_at_1': ..., 'mean_average_precision_at_r': ...}``
+Usage: ``retrieval(emb, labels, geometry="torusN")``, a dict
+``{'precision_at_1': ..., 'mean_average_precision_at_r': ...}``.
 """
 
 import contextlib
@@ -36,8 +37,9 @@ def require_retrieval(what: str) -> None:
 def faiss_threads(n: int = 1):
     """Run faiss with ``n`` OpenMP threads inside the block, then restore the previous count.
 
-    Why: after torch is imported, faiss' multi-threaded k-means / search on small sets can be ~50x slower than one
-    thread (two OpenMP pools spinning on a shared core); evaluation sets are small, one thread is fastest.
+    Why: after torch is imported, faiss' multi-threaded k-means / search on small sets can be ~50x
+    slower than one thread (two OpenMP pools spinning on a shared core); evaluation sets are small,
+    one thread is fastest.
     """
     from .._optional import require
 
@@ -74,7 +76,8 @@ def ip_knn(query: np.ndarray, reference: np.ndarray, k: int):
 
 
 def circular_l1_knn(query: np.ndarray, reference: np.ndarray, k: int, bits: int):
-    """(distances, ids) of the k nearest codes by circular L1: exact :class:`TorusIndex` (ties by smaller id)."""
+    """(distances, ids) of the k nearest codes by circular L1: exact :class:`TorusIndex` (ties by
+    smaller id)."""
     from ..search import TorusIndex
 
     if not 1 <= int(k) <= len(reference):
@@ -87,10 +90,11 @@ def circular_l1_knn(query: np.ndarray, reference: np.ndarray, k: int, bits: int)
 
 
 class GeometryKNN:
-    """kNN function for ``AccuracyCalculator(knn_func=...)``: ``(query, k, reference, ref_includes_query)``.
+    """kNN function for ``AccuracyCalculator(knn_func=...)``:
+    ``(query, k, reference, ref_includes_query)``.
 
-    ``kind``: "ip" (vectors already unit) or "circular" (uint8 codes passed as floats, ``bits``), or a callable
-    ``search(query_np, reference_np, k) -> (dist, ids)`` whose distances sort ascending.
+    ``kind``: "ip" (vectors already unit) or "circular" (uint8 codes passed as floats, ``bits``), or
+    a callable ``search(query_np, reference_np, k) -> (dist, ids)`` whose distances sort ascending.
     """
 
     def __init__(self, kind="ip", bits: int = 8):
@@ -124,11 +128,12 @@ def retrieval_from_knn(
     ref_includes_query=False,
     threads: int = 1,
 ) -> dict:
-    """P@1 and mAP@R for prepared arrays and a :class:`GeometryKNN`. Returns floats; ValueError if undefined.
+    """P@1 and mAP@R for prepared arrays and a :class:`GeometryKNN`. Returns floats; ValueError if
+    undefined.
 
-    Queries whose class has no other member in the reference are skipped (pytorch-metric-learning's rule); if
-    that leaves none, or there are fewer than 2 points / a single class, the metric is undefined: ValueError.
-    faiss runs with ``threads`` threads (see :func:`faiss_threads`).
+    Queries whose class has no other member in the reference are skipped (pytorch-metric-learning's
+    rule); if that leaves none, or there are fewer than 2 points / a single class, the metric is
+    undefined: ValueError. faiss runs with ``threads`` threads (see :func:`faiss_threads`).
     """
     require_retrieval("retrieval_from_knn")
     _check_defined(query_labels, reference_labels, reference is None or ref_includes_query)
@@ -162,7 +167,8 @@ def _accuracy(query, query_labels, reference, reference_labels, knn, ref_include
 
 
 def _check_defined(query_labels, reference_labels, self_excluded: bool):
-    """ValueError unless some query has a same-class reference other than itself, and labels have >= 2 classes."""
+    """ValueError unless some query has a same-class reference other than itself, and labels have
+    >= 2 classes."""
     ql = np.asarray(query_labels)
     rl = ql if reference_labels is None else np.asarray(reference_labels)
     n_ref = len(rl)
@@ -174,8 +180,8 @@ def _check_defined(query_labels, reference_labels, self_excluded: bool):
     classes = np.unique(np.concatenate([ql, rl]))
     if len(classes) < 2:
         raise ValueError(
-            f"labels hold a single class ({len(classes)} distinct value): every neighbour matches, so "
-            f"P@1 and mAP@R are 1 by construction; expected at least 2 classes"
+            f"labels hold a single class ({len(classes)} distinct value): every neighbour matches, "
+            "so P@1 and mAP@R are 1 by construction; expected at least 2 classes"
         )
     counts = np.bincount(rl, minlength=int(classes.max()) + 1)
     have = counts[ql] - (1 if self_excluded else 0)
@@ -216,12 +222,13 @@ def retrieval(
     bits: int = 8,
     ref_includes_query: bool = False,
 ) -> dict:
-    """P@1 and mAP@R of ``query`` against ``reference`` (default: the query set itself, self excluded).
+    """P@1 and mAP@R of ``query`` against ``reference`` (default: the query set itself, self
+    excluded).
 
-    geometry: sphere | torusN | torusC (float embeddings, inner product on unit vectors) | codes (integer b-bit
-    codes, ``bits``, circular L1), or a :class:`~torus_plugins.geometry.Geometry`.
-    Undefined cases (fewer than 2 points, one class, no query with a same-class reference) raise ValueError.
-    Usage: ``retrieval(z, y, geometry="torusN")["precision_at_1"]``
+    geometry: sphere | torusN | torusC (float embeddings, inner product on unit vectors) | codes
+    (integer b-bit codes, ``bits``, circular L1), or a :class:`~torus_plugins.geometry.Geometry`.
+    Undefined cases (fewer than 2 points, one class, no query with a same-class reference) raise
+    ValueError. Usage: ``retrieval(z, y, geometry="torusN")["precision_at_1"]``
     """
     require_retrieval("retrieval")
     g = get_geometry(geometry, bits)

@@ -1,27 +1,39 @@
 """The quantisation settings, defined once: what "n-bit" means and what a vector costs in bits.
 
-**"n-bit" = n bits per stored value**: per *angle* on a torus (torusN / torusC: k = width / 2 angles), per
-*coordinate* on the sphere (width coordinates). Bits per vector is always reported and is the axis on which heads
-are compared (the paper's x axis); a comparison at equal embedding width is labelled as such.
+**"n-bit" = n bits per stored value**: per *angle* on a torus (torusN / torusC: k = width / 2
+angles), per *coordinate* on the sphere (width coordinates). Bits per vector is always reported and
+is the axis on which heads are compared (the paper's x axis); a comparison at equal embedding width
+is labelled as such.
 
 | setting | stored value | bits per vector (output width D) | distance used |
 |---|---|---|---|
 | ``none`` | float32 output coordinate | 32 D | inner product on unit vectors |
-| ``b-bit grid`` (torus) | angle, ``round(turn * 2**b) mod 2**b`` | b D / 2 | circular L1 on the codes |
-| ``b-bit grid`` (sphere) | coordinate, per-dimension min/max grid fitted on the reference | b D | inner product on decoded, re-normalised vectors |
-| ``sign`` (the paper's "1-bit") | 1 bit per output coordinate: sphere sign(x_i); torus signs of (cos, sin) = quadrant of each angle = a 2-bit angle grid | D | Hamming (= circular L1 on the 2-bit quadrant codes) |
-| ``PQ(nbits,M)`` | faiss ``IndexPQ``: M sub-codes of nbits; tori: on the Clifford (cos, sin) vectors, each sub-space whole circles (torus-aware); sphere: on the unit vectors | M nbits | PQ asymmetric L2 (= chordal for unit vectors) |
-| ``raw PQ(nbits,M)`` (tori; the paper's baseline) | faiss ``IndexPQ`` on the 8-bit angle values read as numbers 0..255 (ignores the wrap-around) | M nbits | PQ asymmetric L2 on the values |
+| ``b-bit grid`` (torus) | angle, ``round(turn * 2**b) mod 2**b`` | b D / 2 | circular L1 on codes |
+| ``b-bit grid`` (sphere) | coordinate on a min/max grid | b D | inner product, decoded |
+| ``sign`` (the paper's "1-bit") | 1 bit per output coordinate | D | Hamming |
+| ``PQ(nbits,M)`` | faiss ``IndexPQ``: M sub-codes of nbits | M nbits | PQ asymmetric L2 |
+| ``raw PQ(nbits,M)`` (tori) | faiss ``IndexPQ`` on 8-bit angles | M nbits | PQ asymmetric L2 |
 
-So at equal width D a torus 8-bit grid costs 4 D bits and the sphere 8-bit grid 8 D bits: equal bits per vector
-means torus b-bit grid vs sphere b/2-bit grid, or the same ``sign`` / ``PQ`` setting (which cost the same).
+* ``b-bit grid`` (sphere): a per-dimension min/max grid fitted on the reference; the distance is the
+  inner product on the decoded, re-normalised vectors.
+* ``sign``: sphere sign(x_i); torus signs of (cos, sin) = quadrant of each angle = a 2-bit angle
+  grid, so Hamming = circular L1 on the 2-bit quadrant codes.
+* ``PQ(nbits,M)``: tori: on the Clifford (cos, sin) vectors, each sub-space whole circles
+  (torus-aware); sphere: on the unit vectors. PQ asymmetric L2 = chordal for unit vectors.
+* ``raw PQ(nbits,M)`` (tori; the paper's baseline): faiss ``IndexPQ`` on the 8-bit angle values read
+  as numbers 0..255 (ignores the wrap-around); PQ asymmetric L2 on the values.
+
+So at equal width D a torus 8-bit grid costs 4 D bits and the sphere 8-bit grid 8 D bits: equal bits
+per vector means torus b-bit grid vs sphere b/2-bit grid, or the same ``sign`` / ``PQ`` setting
+(which cost the same).
 
 Usage::
 
     from torus_plugins.metrics import grid, SIGN, pq, table_settings
     grid(8).bits_per_vector("torusN", 64)          # 256 (32 angles x 8 bits)
     grid(8).bits_per_vector("sphere", 64)          # 512
-    [s.name for s in table_settings("torusN")]     # none, 8-bit grid, sign, PQ(8,16) ..., raw PQ(8,16) ...
+    [s.name for s in table_settings("torusN")]
+    # none, 8-bit grid, sign, PQ(8,16) ..., raw PQ(8,16) ...
 """
 
 from dataclasses import dataclass
@@ -42,9 +54,9 @@ _TORI = ("torusN", "torusC")
 class Setting:
     """One quantisation setting.
 
-    ``kind``: float | grid | sign | pq | raw_pq; ``bits``: bits per stored value (float: 32 per output
-    coordinate; grid: per angle / coordinate; sign: 1 per output coordinate; PQ: nbits per sub-code); ``M``: PQ
-    sub-quantisers; ``geometries``: where it applies.
+    ``kind``: float | grid | sign | pq | raw_pq; ``bits``: bits per stored value (float: 32 per
+    output coordinate; grid: per angle / coordinate; sign: 1 per output coordinate; PQ: nbits per
+    sub-code); ``M``: PQ sub-quantisers; ``geometries``: where it applies.
     """
 
     name: str
@@ -112,8 +124,8 @@ class Setting:
 
     def describe(self, geometry, width: int) -> str:
         return (
-            f"{self.name}: {self.bits_per_value(geometry)}, {self.bits_per_vector(geometry, width)} "
-            f"bits/vector, {self.distance(geometry)}"
+            f"{self.name}: {self.bits_per_value(geometry)}, "
+            f"{self.bits_per_vector(geometry, width)} bits/vector, {self.distance(geometry)}"
         )
 
 
@@ -122,7 +134,8 @@ SIGN = Setting("sign", "sign", 1)
 
 
 def grid(bits: int) -> Setting:
-    """b bits per angle (tori) / per coordinate (sphere). Usage: ``grid(4).bits_per_vector("torusN", 64)``"""
+    """b bits per angle (tori) / per coordinate (sphere). Usage:
+    ``grid(4).bits_per_vector("torusN", 64)``"""
     from ..codes.quantize import check_bits
 
     b = check_bits(bits)
@@ -148,7 +161,8 @@ def _check_pq(nbits, M):
 
 
 def table_settings(geometry, pq_settings=PQ_SETTINGS, raw_baseline: bool = True) -> list:
-    """The rows of ``quantisation_table`` for ``geometry``: none, 8-bit grid, sign, PQ..., raw PQ... (tori)."""
+    """The rows of ``quantisation_table`` for ``geometry``: none, 8-bit grid, sign, PQ..., raw PQ...
+    (tori)."""
     g = get_geometry(geometry)
     rows = [NONE, grid(8), SIGN] + [pq(int(b), int(m)) for b, m in pq_settings]
     if raw_baseline and g.stores == "angle":
@@ -157,7 +171,8 @@ def table_settings(geometry, pq_settings=PQ_SETTINGS, raw_baseline: bool = True)
 
 
 def get_setting(name: str) -> Setting:
-    """Setting from its name: 'none', 'sign' (legacy '1-bit'), 'b-bit grid', 'PQ(b,M)', 'raw PQ(b,M)'."""
+    """Setting from its name: 'none', 'sign' (legacy '1-bit'), 'b-bit grid', 'PQ(b,M)',
+    'raw PQ(b,M)'."""
     import re
 
     if name == "none":
@@ -177,10 +192,11 @@ def get_setting(name: str) -> Setting:
 
 
 def grid_bits_at_budget(geometry, width: int, bits_per_vector: int):
-    """Grid bits b (1..8) whose ``grid(b)`` costs exactly ``bits_per_vector`` for ``geometry``; None if none.
+    """Grid bits b (1..8) whose ``grid(b)`` costs exactly ``bits_per_vector`` for ``geometry``; None
+    if none.
 
-    Usage (equal-budget comparison): ``grid_bits_at_budget("sphere", 64, grid(8).bits_per_vector("torusN", 64))``
-    -> 4.
+    Usage (equal-budget comparison):
+    ``grid_bits_at_budget("sphere", 64, grid(8).bits_per_vector("torusN", 64))`` -> 4.
     """
     if (
         isinstance(bits_per_vector, bool)

@@ -2,7 +2,8 @@
 
 * circular variance: sphere: 1 - ||mean_i x_i / ||x_i|| ||; tori / codes: for each circle c,
   1 - |mean_i exp(2*pi*j*turn_ic)|, averaged over the k circles. 0 = collapsed, ~1 = uniform.
-* code entropy: per code column, H = -sum_v p_v log2 p_v of its value histogram, averaged over columns (bits).
+* code entropy: per code column, H = -sum_v p_v log2 p_v of its value histogram, averaged over
+  columns (bits).
 * unique codes: number of distinct code rows.
 
 Usage: ``circular_variance(z, "torusN"); code_entropy(codes); unique_codes(codes)``

@@ -230,7 +230,8 @@ def lists_topk(
 
 
 def probe_lists(queries: np.ndarray, refs: np.ndarray, bits: int, nprobe: int) -> np.ndarray:
-    """The ``nprobe`` rows of ``refs`` nearest to each query by circular L1, in increasing row order.
+    """The ``nprobe`` rows of ``refs`` nearest to each query by circular L1, in increasing row
+    order.
 
     One pass over every row's distance and a counting selection, no sort: the probe step of an
     inverted file, whose scan visits lists in list order anyway. Among rows tied at the boundary
