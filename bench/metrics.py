@@ -1,11 +1,12 @@
-"""Time and peak memory of each shape metric at 2000 x 64 and 2000 x 512 (points on a torus, unit norm).
+"""Time and peak memory of each shape metric at 2000 x 64 and 2000 x 512 (points on a torus, unit
+norm).
 
-Clouds: a random 2-torus (Clifford, R^4) rotated into R^d, and the Clifford embedding of a random (d/2)-torus
-(what a torusN head of width d outputs). Time: best of ``--repeats`` runs, wall clock and process CPU time (all
-threads; on a loaded machine CPU time is the comparable number). Memory: peak of Python
-allocations (tracemalloc, numpy included; faiss / ripser C++ buffers are not seen) and the process' peak RSS
-above its level after imports (ru_maxrss only grows: read it against the row order; importing torch alone
-takes most of the baseline).
+Clouds: a random 2-torus (Clifford, R^4) rotated into R^d, and the Clifford embedding of a random
+(d/2)-torus (what a torusN head of width d outputs). Time: best of ``--repeats`` runs, wall clock
+and process CPU time (all threads; on a loaded machine CPU time is the comparable number). Memory:
+peak of Python allocations (tracemalloc, numpy included; faiss / ripser C++ buffers are not seen)
+and the process' peak RSS above its level after imports (ru_maxrss only grows: read it against the
+row order; importing torch alone takes most of the baseline).
 
 Usage: ``nice python bench/metrics.py [--repeats 3] [--n 2000]``
 """
@@ -92,15 +93,18 @@ def main():
 
     print(
         f"# CPU: {cpu_model()}, {os.cpu_count()} logical CPUs, load avg {os.getloadavg()[0]:.1f}; "
-        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, faiss threads {faiss.omp_get_max_threads()}; "
-        f"numpy {np.__version__}, faiss {faiss.__version__}, ripser {ripser.__version__}"
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, faiss threads "
+        f"{faiss.omp_get_max_threads()}; numpy {np.__version__}, faiss {faiss.__version__}, ripser "
+        f"{ripser.__version__}"
     )
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        f"# n = {args.n}, best of {args.repeats}; RSS after imports {base:.0f} MB, column = peak above that so far"
+        f"# n = {args.n}, best of {args.repeats}; RSS after imports {base:.0f} MB, column = peak "
+        "above that so far"
     )
     print(
-        f"{'cloud':16s} {'metric':20s} {'wall s':>8s} {'CPU s':>7s} {'tracemalloc MB':>15s} {'+RSS MB':>8s}  value"
+        f"{'cloud':16s} {'metric':20s} {'wall s':>8s} {'CPU s':>7s} {'tracemalloc MB':>15s} "
+        f"{'+RSS MB':>8s}  value"
     )
     for d in args.dims:
         for name, x in clouds(args.n, d).items():
@@ -109,7 +113,8 @@ def main():
                 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
                 value = f"{out:.3f}" if isinstance(out, float) else str(out)
                 print(
-                    f"{name:16s} {metric:20s} {best:8.2f} {cpu:7.2f} {peak / 2**20:15.1f} {rss:8.0f}  {value}",
+                    f"{name:16s} {metric:20s} {best:8.2f} {cpu:7.2f} {peak / 2**20:15.1f} "
+                    f"{rss:8.0f}  {value}",
                     flush=True,
                 )
 

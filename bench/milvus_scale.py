@@ -132,8 +132,8 @@ def main():
                 t = time.perf_counter()
                 flat.add(c)
                 flat_add = args.n / (time.perf_counter() - t)
-                (Dr, Ir), tf = best_time(lambda: flat.search(q, K), args.repeat)
-                flat_lat = latency(lambda x: flat.search(x, K), q, args.repeat)
+                (Dr, Ir), tf = best_time(lambda flat=flat, q=q: flat.search(q, K), args.repeat)
+                flat_lat = latency(lambda x, flat=flat: flat.search(x, K), q, args.repeat)
                 rows.append(
                     {
                         "name": "TorusIndexFlat",
@@ -155,7 +155,7 @@ def main():
                     ("Milvus Lite 2.5.1", {"uri": lite_path}, None),
                 ):
 
-                    def make(kw=kw):
+                    def make(kw=kw, bits=bits):
                         return MilvusTorusIndex(
                             ANGLES, bits, collection=f"bench{bits}", drop=True, **kw
                         )

@@ -1,18 +1,23 @@
-"""PQ that respects the circle: raw-value PQ (the paper) vs torus-aware PQ vs sphere PQ, at equal bits per vector.
+"""PQ that respects the circle: raw-value PQ (the paper) vs torus-aware PQ vs sphere PQ, at equal
+bits per vector.
 
 For every paper setting PQ(nbits, M) (bits per vector = M * nbits, the same for all three):
-* raw PQ:    faiss IndexPQ(k, M, nbits) on the 8-bit angle codes read as numbers 0..255 (the paper's baseline).
-* torus PQ:  ``TorusProductQuantizer``: faiss IndexPQ(2k, M, nbits) on the (cos, sin) coordinates, whole circles
-             per sub-space (the package default for torus geometries).
-* sphere PQ: faiss IndexPQ(D, M, nbits) on unit vectors of a sphere embedding of the same width D = 2k.
-Metrics on held-out queries: P@1 (label of the first PQ neighbour) and recall@10 (Jegou et al.'s 1-recall@10: the
-fraction of queries whose exact nearest neighbour, by inner product on the float unit vectors of the same
-embedding, is among the PQ top 10). Both are averaged over the order of tied PQ distances (see ``scores``).
+* raw PQ:    faiss IndexPQ(k, M, nbits) on the 8-bit angle codes read as numbers 0..255 (the
+             paper's baseline).
+* torus PQ:  ``TorusProductQuantizer``: faiss IndexPQ(2k, M, nbits) on the (cos, sin)
+             coordinates, whole circles per sub-space (the package default for torus geometries).
+* sphere PQ: faiss IndexPQ(D, M, nbits) on unit vectors of a sphere embedding of the same width
+             D = 2k.
+Metrics on held-out queries: P@1 (label of the first PQ neighbour) and recall@10 (Jegou et al.'s
+1-recall@10: the fraction of queries whose exact nearest neighbour, by inner product on the float
+unit vectors of the same embedding, is among the PQ top 10). Both are averaged over the order of
+tied PQ distances (see ``scores``).
 
-Data: (a) synthetic: 100 classes, centres uniform on T^k (k = 16, 32), each angle + N(0, noise) turns, wrapped;
-the sphere counterpart has 100 centres uniform on S^(2k-1) and Gaussian noise scaled to the same float P@1 range.
-(b) trained: scikit-learn digits (1797 x 64, real images), MLP 64-128-32 + L2p(32) (16 angles) or Sphere(32),
-SupCon with noise/dropout views, a few epochs; 1200 reference / 597 query.
+Data: (a) synthetic: 100 classes, centres uniform on T^k (k = 16, 32), each angle + N(0, noise)
+turns, wrapped; the sphere counterpart has 100 centres uniform on S^(2k-1) and Gaussian noise scaled
+to the same float P@1 range.
+(b) trained: scikit-learn digits (1797 x 64, real images), MLP 64-128-32 + L2p(32) (16 angles) or
+Sphere(32), SupCon with noise/dropout views, a few epochs; 1200 reference / 597 query.
 mean +- std over seeds (data, training and PQ k-means seed). One thread (faiss, torch).
 
 Usage: ``nice .venv/bin/python bench/pq.py [--seeds 5] [--quick]``
@@ -44,7 +49,8 @@ def torus_data(k, n_ref, n_query, seed, classes=100, noise=0.05):
 
 
 def sphere_data(d, n_ref, n_query, seed, classes=100, noise=0.05):
-    """Centres uniform on S^(d-1); per-coordinate noise = the torus' chord per coordinate (2 pi noise / sqrt(d))."""
+    """Centres uniform on S^(d-1); per-coordinate noise = the torus' chord per coordinate (2 pi
+    noise / sqrt(d))."""
     rng = np.random.default_rng(seed + 10_000)
     c = rng.normal(size=(classes, d))
     c /= np.linalg.norm(c, axis=1, keepdims=True)
@@ -65,10 +71,10 @@ def exact_top(q, r, k=1):
 
 
 def scores(dist, ids, exact, y_ref, y_q, tol=1e-6):
-    """(P@1, recall@10), both averaged over the order of tied PQ distances (many vectors share a code at 8-32
-    bits, and faiss' order among them is arbitrary): P@1 = share of same-class vectors among those at the smallest
-    distance; recall@10 = P(exact nearest neighbour ranks in the top 10) = clip((10 - #closer) / #tied, 0, 1).
-    ``dist``/``ids``: the full PQ ranking [n_query, n_ref]."""
+    """(P@1, recall@10), both averaged over the order of tied PQ distances (many vectors share a
+    code at 8-32 bits, and faiss' order among them is arbitrary): P@1 = share of same-class vectors
+    among those at the smallest distance; recall@10 = P(exact nearest neighbour ranks in the top 10)
+    = clip((10 - #closer) / #tied, 0, 1). ``dist``/``ids``: the full PQ ranking [n_query, n_ref]."""
     p1, rec = [], []
     for d, i, e, y in zip(dist, ids, exact[:, 0], y_q):
         first = np.abs(d - d[0]) <= tol
@@ -86,8 +92,8 @@ def seeded(pq, seed):
 
 
 def run_pq(method, nbits, M, ref, q, seed):
-    """(distances, ids) [n_query, n_ref]: the full ranking of one PQ method; ``ref``/``q`` are turns (raw, torus)
-    or unit vectors (sphere)."""
+    """(distances, ids) [n_query, n_ref]: the full ranking of one PQ method; ``ref``/``q`` are turns
+    (raw, torus) or unit vectors (sphere)."""
     n = len(ref)
     if method == "raw PQ":
         r8, q8 = quantize(ref, 8).astype(np.float32), quantize(q, 8).astype(np.float32)
@@ -101,7 +107,8 @@ def run_pq(method, nbits, M, ref, q, seed):
 
 
 def one_dataset(tor, sph, seed, settings):
-    """{(method, setting): (P@1, recall@10)} plus float P@1 per geometry. tor = turns, sph = unit vectors."""
+    """{(method, setting): (P@1, recall@10)} plus float P@1 per geometry. tor = turns, sph = unit
+    vectors."""
     tr, tyr, tq, tyq = tor
     sr, syr, sq, syq = sph
     cr, cq = clifford(tr), clifford(tq)
@@ -121,7 +128,7 @@ def one_dataset(tor, sph, seed, settings):
     return out
 
 
-# ---------------------------------------------------------------- trained embeddings (scikit-learn digits)
+# --------------------------------------------------------- trained embeddings (scikit-learn digits)
 def train_digits(head_name, seed, epochs=30, width=32):
     from sklearn.datasets import load_digits
 
@@ -172,12 +179,12 @@ def summarise(name, results, settings):
         return f"{v.mean():.3f} +- {v.std():.3f}"
 
     print(
-        f"\n### {name} ({len(results)} seeds; float P@1: torus {ms(('float', 'torus'), 0)}, "
-        f"sphere {ms(('float', 'sphere'), 0)})\n"
+        f"\n### {name} ({len(results)} seeds; float P@1: torus {ms(('float', 'torus'), 0)}, sphere "
+        f"{ms(('float', 'sphere'), 0)})\n"
     )
     print(
-        "| setting | bits/vector | raw PQ P@1 | torus PQ P@1 | sphere PQ P@1 | raw PQ R@10 | torus PQ R@10 | "
-        "sphere PQ R@10 |"
+        "| setting | bits/vector | raw PQ P@1 | torus PQ P@1 | sphere PQ P@1 | raw PQ R@10 | "
+        "torus PQ R@10 | sphere PQ R@10 |"
     )
     print("|---|---|---|---|---|---|---|---|")
     wins = []
@@ -212,7 +219,8 @@ def main():
     settings = PAPER_PQ_SETTINGS
     print(
         f"machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, "
-        f"{platform.python_version()}, faiss {faiss.__version__}, torch {torch.__version__}, 1 thread"
+        f"{platform.python_version()}, faiss {faiss.__version__}, torch {torch.__version__}, 1 "
+        "thread"
     )
     t0 = time.perf_counter()
     all_wins = []
@@ -227,8 +235,8 @@ def main():
             for s in seeds
         ]
         all_wins += summarise(
-            f"synthetic: 100 classes on T^{k} (width {2 * k}), noise {args.noise} turns, "
-            f"{n_ref} reference / {n_q} queries",
+            f"synthetic: 100 classes on T^{k} (width {2 * k}), noise {args.noise} turns, {n_ref} "
+            f"reference / {n_q} queries",
             res,
             settings,
         )
@@ -236,14 +244,14 @@ def main():
     epochs = 5 if args.quick else args.epochs
     res = [one_dataset(*digits_dataset(s, epochs), s, settings) for s in seeds]
     summarise(
-        f"trained: digits, L2p(32) = 16 angles vs Sphere(32), SupCon {epochs} epochs, "
-        f"1200 reference / 597 queries",
+        f"trained: digits, L2p(32) = 16 angles vs Sphere(32), SupCon {epochs} epochs, 1200 "
+        "reference / 597 queries",
         res,
         settings,
     )
     print(
-        f"\ntorus PQ beats raw PQ on the synthetic torus at every setting: P@1 {all(w[0] for w in all_wins)}, "
-        f"R@10 {all(w[1] for w in all_wins)}"
+        "\ntorus PQ beats raw PQ on the synthetic torus at every setting: P@1 "
+        f"{all(w[0] for w in all_wins)}, R@10 {all(w[1] for w in all_wins)}"
     )
     print(f"wall time: synthetic {synth_time:.0f} s, total {time.perf_counter() - t0:.0f} s")
 

@@ -1,35 +1,40 @@
-"""Benchmark of torus code search: exact scan, latency, threads, approximate search vs faiss ANN, Milvus, memory.
+"""Benchmark of torus code search: exact scan, latency, threads, approximate search vs faiss ANN,
+Milvus, memory.
 
 Every ratio is measured in one process, at the same thread count (faiss.omp_set_num_threads,
-numba.set_num_threads); contenders are timed in interleaved rounds (round r times every contender once, best of
-``--repeat`` rounds, at every size) after a warm-up call, always through the public ``search``. The CPU model,
-its vector flags and the kernel path are detected at run time and printed first: ratios depend on the CPU.
-``--lock FILE`` holds an flock on FILE while a section is timed (released between sections and data sets), so
-benchmarks sharing a machine do not overlap.
+numba.set_num_threads); contenders are timed in interleaved rounds (round r times every contender
+once, best of ``--repeat`` rounds, at every size) after a warm-up call, always through the public
+``search``. The CPU model, its vector flags and the kernel path are detected at run time and printed
+first: ratios depend on the CPU. ``--lock FILE`` holds an flock on FILE while a section is timed
+(released between sections and data sets), so benchmarks sharing a machine do not overlap.
 
-Data (``bench/search_data.py``, seeded): *realistic* (10,000 Zipf-sized clusters of varied anisotropic noise plus
-30% of points near a curved 8-dimensional manifold; queries fresh from the same mixture), *readme* (1000 centres,
-noise 0.02 turns: easy) and *uniform* angles; 64 angles; the relative contrast of each set is printed.
+Data (``bench/search_data.py``, seeded): *realistic* (10,000 Zipf-sized clusters of varied
+anisotropic noise plus 30% of points near a curved 8-dimensional manifold; queries fresh from the
+same mixture), *readme* (1000 centres, noise 0.02 turns: easy) and *uniform* angles; 64 angles; the
+relative contrast of each set is printed.
 
 Tables:
- 1. exact k=10, 1 thread, uniform codes: like-for-like bits. 8-bit TorusIndexFlat vs faiss IndexFlatIP on the
-    float32 Clifford vectors of the same 8-bit codes, 4-bit TorusIndexFlat (two codes per byte) vs faiss
-    IndexBinaryFlat on the same 4-bit codes' Johnson codes; nq = 100 with faiss's default BLAS threshold (nq x d <
-    faiss.cvar.distance_compute_blas_threshold: faiss's non-BLAS path) and with BLAS forced (threshold 0), and
-    nq = 1000 (BLAS at the default threshold).
- 2. latency: one query against 1k / 100k vectors (8-bit, 4-bit), fixed cost per call (one query, 4 vectors).
+ 1. exact k=10, 1 thread, uniform codes: like-for-like bits. 8-bit TorusIndexFlat vs faiss
+    IndexFlatIP on the float32 Clifford vectors of the same 8-bit codes, 4-bit TorusIndexFlat (two
+    codes per byte) vs faiss IndexBinaryFlat on the same 4-bit codes' Johnson codes; nq = 100 with
+    faiss's default BLAS threshold (nq x d < faiss.cvar.distance_compute_blas_threshold: faiss's
+    non-BLAS path) and with BLAS forced (threshold 0), and nq = 1000 (BLAS at the default
+    threshold).
+ 2. latency: one query against 1k / 100k vectors (8-bit, 4-bit), fixed cost per call (one query, 4
+    vectors).
  3. threads: QPS at 1 and 2 threads for nq = 1, 16, 1000.
- 4. ANN, nq = 1000, searches 1 thread, builds every core: for each data set and size, recall@10 against the
-    8-bit exact neighbours, tie-aware (a returned code counts if its distance is <= the 10th exact distance), for
-    TorusIndexIVF (nprobe sweep), faiss IndexBinaryIVF on 4-bit Johnson codes (4-bit: its ceiling is the 4-bit
-    exact scan's recall, also shown), faiss IndexHNSWFlat on float Clifford vectors (efSearch sweep); the QPS at
-    recall 0.90 and 0.95 and its ratio to the exact TorusIndexFlat scan of the same data in the same run.
+ 4. ANN, nq = 1000, searches 1 thread, builds every core: for each data set and size, recall@10
+    against the 8-bit exact neighbours, tie-aware (a returned code counts if its distance is <= the
+    10th exact distance), for TorusIndexIVF (nprobe sweep), faiss IndexBinaryIVF on 4-bit Johnson
+    codes (4-bit: its ceiling is the 4-bit exact scan's recall, also shown), faiss IndexHNSWFlat on
+    float Clifford vectors (efSearch sweep); the QPS at recall 0.90 and 0.95 and its ratio to the
+    exact TorusIndexFlat scan of the same data in the same run.
  5. Milvus Lite (embedded): insert rate and QPS vs TorusIndexFlat (--milvus-n codes).
- 6. peak memory of quantize, johnson_encode, TorusIndexFlat.add and search (tracemalloc) at --memory-n x 64
-    angles (default 10M), relative to what each step produces.
+ 6. peak memory of quantize, johnson_encode, TorusIndexFlat.add and search (tracemalloc) at
+    --memory-n x 64 angles (default 10M), relative to what each step produces.
 
-Usage: nice python bench/search.py [--n 100000] [--n-large 1000000] [--repeat 3] [--skip-milvus] [--skip-ann]
-       [--lock /tmp/torus-bench.lock] [--plot docs/ann_recall_qps.png]
+Usage: nice python bench/search.py [--n 100000] [--n-large 1000000] [--repeat 3]
+       [--skip-milvus] [--skip-ann] [--lock /tmp/torus-bench.lock] [--plot docs/ann_recall_qps.png]
 """
 
 import argparse
@@ -80,8 +85,9 @@ def best_time(fn, repeat: int) -> tuple:
 
 
 def machine() -> str:
-    """The CPU as the OS reports it at run time (model name, family/model numbers, vector flags), the libraries'
-    versions, the kernel paths this CPU runs and the load average when the run starts."""
+    """The CPU as the OS reports it at run time (model name, family/model numbers, vector flags),
+    the libraries' versions, the kernel paths this CPU runs and the load average when the run
+    starts."""
     info, flags = {}, set()
     try:
         with open("/proc/cpuinfo") as fh:
@@ -96,13 +102,16 @@ def machine() -> str:
     except OSError:
         pass
     model = info.get("model name") or platform.processor() or "?"
-    ident = f" ({info.get('vendor_id', '?')} family {info.get('cpu family', '?')} model {info.get('model', '?')})"
+    ident = (
+        f" ({info.get('vendor_id', '?')} family {info.get('cpu family', '?')} model "
+        f"{info.get('model', '?')})"
+    )
     keep = [
         f for f in ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx512_vpopcntdq") if f in flags
     ]
     return (
-        f"{model}{ident}, {os.cpu_count()} cores visible, flags: {' '.join(keep) or 'n/a'}; "
-        f"numba {numba.__version__}, faiss {faiss.__version__}; kernel paths: "
+        f"{model}{ident}, {os.cpu_count()} cores visible, flags: {' '.join(keep) or 'n/a'}; numba "
+        f"{numba.__version__}, faiss {faiss.__version__}; kernel paths: "
         f"{', '.join(kernel.PATH_NAMES[p] for p in kernel.AVAILABLE_PATHS)} (best: "
         f"{kernel.PATH_NAMES[kernel.BEST_PATH]}); load average at start "
         f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}"
@@ -149,17 +158,18 @@ def table(title: str, head: list, rows: list) -> None:
 
 
 def bandwidth_probe(gb: float = 1.0, repeat: int = 5) -> float:
-    """Read bandwidth of one thread, GB/s: numpy's float64 sum over a buffer far larger than the caches (1 GiB,
-    best of ``repeat``: other jobs on the machine only ever lower it)."""
+    """Read bandwidth of one thread, GB/s: numpy's float64 sum over a buffer far larger than the
+    caches (1 GiB, best of ``repeat``: other jobs on the machine only ever lower it)."""
     a = np.ones(int(gb * 2**30) // 8, np.float64)
     _, dt = best_time(lambda: a.sum(), repeat)
     return a.nbytes / dt / 1e9
 
 
-# ------------------------------------------------------------------------------------------------ 1. exact
+# ----------------------------------------------------------------------------------------- 1. exact
 def interleaved(fns: dict, repeat: int) -> tuple:
-    """({name: result}, {name: best seconds}): every fn called once to warm up, then ``repeat`` rounds in each of
-    which every fn is timed once (so a slow spell of the machine hits all contenders alike)."""
+    """({name: result}, {name: best seconds}): every fn called once to warm up, then ``repeat``
+    rounds in each of which every fn is timed once (so a slow spell of the machine hits all
+    contenders alike)."""
     out = {name: fn() for name, fn in fns.items()}
     best = dict.fromkeys(fns, float("inf"))
     for _ in range(repeat):
@@ -171,7 +181,8 @@ def interleaved(fns: dict, repeat: int) -> tuple:
 
 
 def forced_blas(fn):
-    """``fn`` run with faiss's BLAS threshold at 0 (faiss uses BLAS for any nq), the default restored after."""
+    """``fn`` run with faiss's BLAS threshold at 0 (faiss uses BLAS for any nq), the default
+    restored after."""
 
     def run():
         old = faiss.cvar.distance_compute_blas_threshold
@@ -202,11 +213,11 @@ def exact_table(sizes, repeat, bw):
             q8, q4 = qa8[:nq], qa4[:nq]
             qf, jq = clifford(q8, 8), johnson_encode(q4, 4)
             fns = {
-                "ip": lambda: ip.search(qf, K),
-                "ip_blas": forced_blas(lambda: ip.search(qf, K)),
-                "t8": lambda: flat8.search(q8, K),
-                "bf": lambda: bf.search(jq, K),
-                "t4": lambda: flat4.search(q4, K),
+                "ip": lambda ip=ip, qf=qf: ip.search(qf, K),
+                "ip_blas": forced_blas(lambda ip=ip, qf=qf: ip.search(qf, K)),
+                "t8": lambda flat8=flat8, q8=q8: flat8.search(q8, K),
+                "bf": lambda bf=bf, jq=jq: bf.search(jq, K),
+                "t4": lambda flat4=flat4, q4=q4: flat4.search(q4, K),
             }
             if nq * 2 * ANGLES >= threshold:
                 del fns["ip_blas"]  # BLAS is faiss's own choice here
@@ -262,19 +273,20 @@ def exact_table(sizes, repeat, bw):
                 )
             )
             print("  ..", n, nq, "done", flush=True)
-        del ip, bf, flat8, flat4
+        del ip, bf, flat8, flat4, fns  # fns: its lambdas hold the indexes too
         gc.collect()
     table(
-        f"Exact search through search(), k={K}, {ANGLES} uniform angles, 1 thread, best of {repeat} interleaved "
-        f"rounds (one-thread memory read bandwidth probe: {bw:.1f} GB/s). 'x faiss' = QPS over the faiss index "
-        f"of the same bits on the same codes (8-bit: over IndexFlatIP at the default threshold / with BLAS "
-        f"forced; faiss's BLAS threshold is nq x d >= {threshold})",
+        f"Exact search through search(), k={K}, {ANGLES} uniform angles, 1 thread, best of "
+        f"{repeat} interleaved rounds (one-thread memory read bandwidth probe: {bw:.1f} GB/s). 'x "
+        "faiss' = QPS over the faiss index of the same bits on the same codes (8-bit: over "
+        "IndexFlatIP at the default threshold / with BLAS forced; faiss's BLAS threshold is nq x "
+        f"d >= {threshold})",
         ["n", "nq", "bits", "method", "B/vector", "QPS", "x faiss"],
         rows,
     )
 
 
-# ------------------------------------------------------------------------------------------------ 2./3.
+# -------------------------------------------------------------------------------------------- 2./3.
 def latency_and_threads(rng, repeat):
     rows = []
     for n in (1000, 100_000):
@@ -286,8 +298,12 @@ def latency_and_threads(rng, repeat):
         q = codes[:1].copy()
         qf = clifford(q, 8)
         calls = 2000 if n == 1000 else 50
-        _, t = best_time(lambda: [index.search(q, K) for _ in range(calls)], repeat)
-        _, t_ip = best_time(lambda: [ip.search(qf, K) for _ in range(calls)], repeat)
+        _, t = best_time(
+            lambda index=index, q=q, calls=calls: [index.search(q, K) for _ in range(calls)], repeat
+        )
+        _, t_ip = best_time(
+            lambda ip=ip, qf=qf, calls=calls: [ip.search(qf, K) for _ in range(calls)], repeat
+        )
         rows.append(
             (
                 f"1 query vs {n} vectors",
@@ -298,7 +314,10 @@ def latency_and_threads(rng, repeat):
         )
         index4 = filled(TorusIndexFlat(ANGLES, 4), codes >> 4)
         q4 = q >> 4
-        _, t4 = best_time(lambda: [index4.search(q4, K) for _ in range(calls)], repeat)
+        _, t4 = best_time(
+            lambda index4=index4, q4=q4, calls=calls: [index4.search(q4, K) for _ in range(calls)],
+            repeat,
+        )
         rows.append(
             (
                 f"1 query vs {n} vectors, 4-bit packed",
@@ -338,8 +357,12 @@ def latency_and_threads(rng, repeat):
         res = []
         for t in (1, 2):
             set_threads(t)
-            _, a = best_time(lambda: [index.search(q, K) for _ in range(calls)], repeat)
-            _, b = best_time(lambda: [ip.search(qf, K) for _ in range(calls)], repeat)
+            _, a = best_time(
+                lambda q=q, calls=calls: [index.search(q, K) for _ in range(calls)], repeat
+            )
+            _, b = best_time(
+                lambda qf=qf, calls=calls: [ip.search(qf, K) for _ in range(calls)], repeat
+            )
             res.append((nq * calls / a, nq * calls / b))
         set_threads(1)
         rows.append(
@@ -354,13 +377,14 @@ def latency_and_threads(rng, repeat):
             )
         )
     table(
-        "Threads: QPS at 1 and 2 threads, 100k x 64 8-bit codes, k=10 (the 2 cores are shared with other jobs)",
+        "Threads: QPS at 1 and 2 threads, 100k x 64 8-bit codes, k=10 (the 2 cores are shared "
+        "with other jobs)",
         ["nq", "Torus 1t", "Torus 2t", "2t/1t", "FlatIP 1t", "FlatIP 2t", "2t/1t"],
         rows,
     )
 
 
-# ------------------------------------------------------------------------------------------------ 4. ANN
+# ------------------------------------------------------------------------------------------- 4. ANN
 BUILD_THREADS = (
     os.cpu_count() or 1
 )  # index builds (k-means, HNSW graphs) use every core; searches use 1
@@ -369,8 +393,9 @@ TARGETS = (0.90, 0.95)
 
 
 def tie_recall(I: np.ndarray, q8: np.ndarray, c8: np.ndarray, kth: np.ndarray) -> float:
-    """Tie-aware recall@K against the 8-bit circular-L1 truth: the share of the K returned slots holding a
-    distinct code whose 8-bit distance to the query is <= the K-th exact distance ``kth`` [nq]."""
+    """Tie-aware recall@K against the 8-bit circular-L1 truth: the share of the K returned slots
+    holding a distinct code whose 8-bit distance to the query is <= the K-th exact distance ``kth``
+    [nq]."""
     I = np.asarray(I, np.int64)[:, :K]
     valid = I >= 0
     srt = np.sort(np.where(valid, I, -1), axis=1)
@@ -386,7 +411,8 @@ def tie_recall(I: np.ndarray, q8: np.ndarray, c8: np.ndarray, kth: np.ndarray) -
 
 
 class Contender:
-    """One method of the ANN table: a built index, the settings of its sweep and how to search at one."""
+    """One method of the ANN table: a built index, the settings of its sweep and how to search at
+    one."""
 
     def __init__(self, name, bits, build, search_at, settings, bytes_per_vector):
         self.name, self.bits, self.settings, self.bpv = name, bits, settings, bytes_per_vector
@@ -400,7 +426,8 @@ class Contender:
 
 
 def ann_group(data, n, x_t, q_t, repeat, hnsw_max, rows, nlists):
-    """Build every contender on one data set at one size, sweep them in interleaved rounds, add table rows."""
+    """Build every contender on one data set at one size, sweep them in interleaved rounds, add
+    table rows."""
     nq = q_t.shape[0]
     c8, q8, c4, q4 = quantize(x_t, 8), quantize(q_t, 8), quantize(x_t, 4), quantize(q_t, 4)
     del x_t, q_t
@@ -416,7 +443,7 @@ def ann_group(data, n, x_t, q_t, repeat, hnsw_max, rows, nlists):
         Contender(
             "TorusIndexFlat 8-bit (exact)",
             8,
-            lambda: flat8,
+            lambda flat8=flat8: flat8,
             lambda ix, s: ix.search(q8, K)[1],
             (None,),
             64,
@@ -424,7 +451,7 @@ def ann_group(data, n, x_t, q_t, repeat, hnsw_max, rows, nlists):
         Contender(
             "TorusIndexFlat 4-bit (exact 4-bit scan)",
             4,
-            lambda: flat4,
+            lambda flat4=flat4: flat4,
             lambda ix, s: ix.search(q4, K)[1],
             (None,),
             32,
@@ -437,7 +464,9 @@ def ann_group(data, n, x_t, q_t, repeat, hnsw_max, rows, nlists):
             Contender(
                 f"TorusIndexIVF 8-bit nlist={nlist} (nprobe)",
                 8,
-                lambda: filled(TorusIndexIVF(ANGLES, 8, nlist=nlist), c8, c8[sample]),
+                lambda nlist=nlist, sample=sample: filled(
+                    TorusIndexIVF(ANGLES, 8, nlist=nlist), c8, c8[sample]
+                ),
                 lambda ix, s: ix.search(q8, K, params=SearchParametersIVF(nprobe=s))[1],
                 [p for p in probes if p <= nlist],
                 64 + 8,
@@ -478,7 +507,7 @@ def ann_group(data, n, x_t, q_t, repeat, hnsw_max, rows, nlists):
         Contender(
             "faiss IndexFlatIP float Clifford of the 8-bit codes (exact in its metric)",
             8,
-            lambda: ipx,
+            lambda ipx=ipx: ipx,
             lambda ix, s: ix.search(qf, K)[1],
             (None,),
             512,
@@ -560,11 +589,11 @@ def ann_table(sizes, repeat, hnsw_max, lock, sets, nlists):
             for n, (x_t, q_t) in zip(ns, made):
                 ann_group(data, n, x_t, q_t, repeat, hnsw_max, rows, nlists)
     table(
-        f"Approximate search, k={K}, nq={nq}, {ANGLES} angles, searches 1 thread, builds {BUILD_THREADS} threads; "
-        f"recall@10 tie-aware, against the 8-bit exact neighbours (every row, 4-bit ones included); QPS best of "
-        f"{repeat} interleaved rounds; 'x exact' = over the exact TorusIndexFlat 8-bit scan of the same data in "
-        f"the same run; RC = relative contrast; a cell is the fastest setting reaching the recall: QPS (setting: "
-        f"recall)",
+        f"Approximate search, k={K}, nq={nq}, {ANGLES} angles, searches 1 thread, builds "
+        f"{BUILD_THREADS} threads; recall@10 tie-aware, against the 8-bit exact neighbours (every "
+        f"row, 4-bit ones included); QPS best of {repeat} interleaved rounds; 'x exact' = over the "
+        "exact TorusIndexFlat 8-bit scan of the same data in the same run; RC = relative "
+        "contrast; a cell is the fastest setting reaching the recall: QPS (setting: recall)",
         [
             "data",
             "n",
@@ -584,8 +613,9 @@ def ann_table(sizes, repeat, hnsw_max, lock, sets, nlists):
 
 
 def plot_curves(path) -> None:
-    """Recall@10 against QPS (log), one panel per data set and size; a line joins the settings of ONE method
-    (its nprobe / efSearch sweep), the exact scan is a dashed vertical line, recall 0.95 a dotted one."""
+    """Recall@10 against QPS (log), one panel per data set and size; a line joins the settings of
+    ONE method (its nprobe / efSearch sweep), the exact scan is a dashed vertical line, recall 0.95
+    a dotted one."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -599,7 +629,7 @@ def plot_curves(path) -> None:
     colours = {m: plt.get_cmap("tab10")(i) for i, m in enumerate(methods)}
     for ax, (data, n) in zip(axes[0], panels):
         lowest = 1.0
-        for d, nn, method, points, exact_qps in CURVES:
+        for d, nn, method, points, _ in CURVES:
             if (d, nn) != (data, n) or "(exact" in method:
                 continue
             _, rec, qps = zip(*points)
@@ -624,7 +654,7 @@ def plot_curves(path) -> None:
     print(f"\n(plot: {path})")
 
 
-# ------------------------------------------------------------------------------------------------ 5. Milvus
+# ---------------------------------------------------------------------------------------- 5. Milvus
 def milvus_table(rng, n, repeat):
     from torus_plugins.search.milvus import MilvusTorusIndex
 
@@ -642,12 +672,12 @@ def milvus_table(rng, n, repeat):
                 c, np.arange(n), progress=False
             )  # ids 0..n-1, as TorusIndexFlat numbers them
             t_ins = time.perf_counter() - t0
-            (D, I), t = best_time(lambda: m.search(q, K), repeat)
+            (D, I), t = best_time(lambda m=m, q=q: m.search(q, K), repeat)
             flat = TorusIndexFlat(ANGLES, bits)
             t1 = time.perf_counter()
             flat.add(c)
             t_add = time.perf_counter() - t1
-            (Dr, Ir), tf = best_time(lambda: flat.search(q, K), repeat)
+            (Dr, Ir), tf = best_time(lambda flat=flat, q=q: flat.search(q, K), repeat)
             how = (
                 "exact (Johnson + HAMMING, BIN_FLAT)"
                 if bits <= 4
@@ -666,8 +696,8 @@ def milvus_table(rng, n, repeat):
             )
             m.close()
     table(
-        f"Milvus Lite 2.5.1 (embedded, same machine) vs TorusIndexFlat: {n} x {ANGLES} uniform angles, nq={nq}, "
-        f"k={K}",
+        f"Milvus Lite 2.5.1 (embedded, same machine) vs TorusIndexFlat: {n} x {ANGLES} uniform "
+        f"angles, nq={nq}, k={K}",
         [
             "bits",
             "Milvus search",
@@ -681,9 +711,10 @@ def milvus_table(rng, n, repeat):
     )
 
 
-# ------------------------------------------------------------------------------------------------ 6. memory
+# ---------------------------------------------------------------------------------------- 6. memory
 def traced_peak(fn):
-    """(result, peak bytes allocated while ``fn`` ran: tracemalloc, which numpy reports its buffers to)."""
+    """(result, peak bytes allocated while ``fn`` ran: tracemalloc, which numpy reports its buffers
+    to)."""
     gc.collect()
     tracemalloc.start()
     out = fn()
@@ -693,7 +724,8 @@ def traced_peak(fn):
 
 
 def memory_table(rng, n):
-    """Peak memory of each streaming step at n x 64 angles, relative to the size of what the step produces."""
+    """Peak memory of each streaming step at n x 64 angles, relative to the size of what the step
+    produces."""
     turns = np.empty(
         (n, ANGLES), np.float32
     )  # made before tracing, in slices (the input is not the step's cost)
@@ -701,12 +733,12 @@ def memory_table(rng, n):
         turns[s : s + (1 << 20)] = uniform(rng, min(1 << 20, n - s))
     rows = []
     t0 = time.perf_counter()
-    codes, peak = traced_peak(lambda: quantize(turns, 8))
+    codes, peak = traced_peak(lambda turns=turns: quantize(turns, 8))
     rows.append(("quantize(float32 turns, 8)", codes.nbytes, peak, time.perf_counter() - t0))
     del turns
     four = codes >> 4
     t0 = time.perf_counter()
-    john, peak = traced_peak(lambda: johnson_encode(four, 4))
+    john, peak = traced_peak(lambda four=four: johnson_encode(four, 4))
     rows.append(("johnson_encode(4-bit codes)", john.nbytes, peak, time.perf_counter() - t0))
     del john, four
     t0 = time.perf_counter()
@@ -714,7 +746,7 @@ def memory_table(rng, n):
     rows.append(("TorusIndexFlat.add(8-bit codes)", codes.nbytes, peak, time.perf_counter() - t0))
     four = codes >> 4
     t0 = time.perf_counter()
-    index4, peak = traced_peak(lambda: filled(TorusIndexFlat(ANGLES, 4), four))
+    index4, peak = traced_peak(lambda four=four: filled(TorusIndexFlat(ANGLES, 4), four))
     rows.append(
         (
             "TorusIndexFlat.add(4-bit codes, held 2 per byte)",
@@ -728,8 +760,8 @@ def memory_table(rng, n):
     _, peak = traced_peak(lambda: index.search(codes[:10], K))
     rows.append(("TorusIndexFlat.search(10 queries)", codes.nbytes, peak, 0.0))
     table(
-        f"Peak memory of the streaming steps, {n} x {ANGLES} angles (tracemalloc; output = what the step "
-        f"produces; search: relative to the codes held)",
+        f"Peak memory of the streaming steps, {n} x {ANGLES} angles (tracemalloc; output = what "
+        "the step produces; search: relative to the codes held)",
         ["step", "output MiB", "peak MiB", "peak / output", "s"],
         [
             (name, f"{out / 2**20:.0f}", f"{peak / 2**20:.0f}", f"{peak / out:.2f}", f"{sec:.1f}")

@@ -2,24 +2,26 @@
 
 * :func:`realistic`: embedding-like data. A mixture of
 
-  - 70% of points in 10,000 clusters with Zipf-distributed sizes (cluster i has weight 1 / (i + 1)): centres
-    uniform on T^64; each cluster has its own noise level s uniform in [0.02, 0.15] turns, scaled per angle by a
-    factor uniform in [0.5, 1.5] (so a cluster is an axis-aligned ellipsoid of wrapped Gaussian noise);
+  - 70% of points in 10,000 clusters with Zipf-distributed sizes (cluster i has weight 1 / (i + 1)):
+    centres uniform on T^64; each cluster has its own noise level s uniform in [0.02, 0.15] turns,
+    scaled per angle by a factor uniform in [0.5, 1.5] (so a cluster is an axis-aligned ellipsoid of
+    wrapped Gaussian noise);
   - 30% of points near a curved 8-dimensional manifold: u uniform on T^8 mapped by
-    theta_a(u) = c_a + sum_{f=1..3} sum_j A_ajf sin(2 pi (f u_j + phi_ajf)) (A_ajf ~ N(0, 0.15 / f) turns: three
-    harmonics, phi uniform), plus wrapped Gaussian noise of 0.02 turns per angle;
+    theta_a(u) = c_a + sum_{f=1..3} sum_j A_ajf sin(2 pi (f u_j + phi_ajf)) (A_ajf ~ N(0, 0.15 / f)
+    turns: three harmonics, phi uniform), plus wrapped Gaussian noise of 0.02 turns per angle;
 
-  queries are fresh draws from the same mixture (same centres, noise levels and manifold). Its relative contrast
-  (mean circular L1 on 8-bit codes to a random point / to the nearest one) is printed by the benchmark: 2.8 at 1M
-  points, 3.7 for the cluster queries and 1.9 for the manifold ones. An inverted file of 1024 lists needs
-  nprobe 128 for recall@10 0.90 on it, the manifold queries reaching only 0.76 there: the coarse partition cuts
-  the manifold, and its neighbourhoods span many cells.
-* :func:`readme_set`: 1000 centres uniform on T^64, every point a centre plus Gaussian noise of ``noise`` turns per
-  angle (the README's clustered set: easy, relative contrast ~14).
+  queries are fresh draws from the same mixture (same centres, noise levels and manifold). Its
+  relative contrast (mean circular L1 on 8-bit codes to a random point / to the nearest one) is
+  printed by the benchmark: 2.8 at 1M points, 3.7 for the cluster queries and 1.9 for the manifold
+  ones. An inverted file of 1024 lists needs nprobe 128 for recall@10 0.90 on it, the manifold
+  queries reaching only 0.76 there: the coarse partition cuts the manifold, and its neighbourhoods
+  span many cells.
+* :func:`readme_set`: 1000 centres uniform on T^64, every point a centre plus Gaussian noise of
+  ``noise`` turns per angle (the README's clustered set: easy, relative contrast ~14).
 * :func:`uniform`: independent uniform angles (no structure at all).
 
-Every function takes a seed and returns (database turns [n, 64] float32, query turns [nq, 64] float32); the
-database and the queries come from separate streams, so n does not change the queries.
+Every function takes a seed and returns (database turns [n, 64] float32, query turns [nq, 64]
+float32); the database and the queries come from separate streams, so n does not change the queries.
 """
 
 import numpy as np
@@ -44,7 +46,8 @@ def realistic(
     manifold_noise: float = 0.02,
     angle_spread=(0.5, 1.5),
 ):
-    """Zipf-sized clusters of varied, anisotropic noise plus a curved 8-d manifold (see the module doc)."""
+    """Zipf-sized clusters of varied, anisotropic noise plus a curved 8-d manifold (see the module
+    doc)."""
     rng = np.random.default_rng(seed)
     centres = rng.random((n_clusters, angles))
     weights = 1.0 / np.arange(1, n_clusters + 1)
@@ -104,7 +107,8 @@ def uniform(n: int, nq: int, seed: int = 0, angles: int = ANGLES):
 def relative_contrast(
     codes: np.ndarray, queries: np.ndarray, bits: int = 8, sample: int = 2000, seed: int = 0
 ) -> float:
-    """(mean circular L1 from the queries to ``sample`` random codes) / (mean distance to the nearest)."""
+    """(mean circular L1 from the queries to ``sample`` random codes) / (mean distance to the
+    nearest)."""
     from torus_plugins.search._kernel import topk_l1
 
     rng = np.random.default_rng(seed)

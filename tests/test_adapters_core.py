@@ -1,4 +1,5 @@
-"""Adapters for installed libraries: normalize (the patch mechanism), lightly, pml, and the registry entries."""
+"""Adapters for installed libraries: normalize (the patch mechanism), lightly, pml, and the registry
+entries."""
 
 import importlib
 import types
@@ -14,7 +15,8 @@ torch.manual_seed(0)
 
 
 def make_module(name="user_pipeline"):
-    """A module written like a user's training code: `import torch.nn.functional as F`, then F.normalize."""
+    """A module written like a user's training code: `import torch.nn.functional as F`, then
+    F.normalize."""
     mod = types.ModuleType(name)
     exec(
         "import torch\nimport torch.nn.functional as F\n"

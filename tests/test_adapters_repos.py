@@ -1,6 +1,7 @@
-"""Repository adapters (SupCon-Framework, ProtoCLR, EB-JEPA) against small fixture modules that follow upstream's
-module layout and signatures (tests/fixtures, written for these tests). Each patched pipeline is checked
-numerically against an independent computation of the torus version of its loss."""
+"""Repository adapters (SupCon-Framework, ProtoCLR, EB-JEPA) against small fixture modules that
+follow upstream's module layout and signatures (tests/fixtures, written for these tests). Each
+patched pipeline is checked numerically against an independent computation of the torus version of
+its loss."""
 
 import importlib
 import math
@@ -45,7 +46,8 @@ def pairs_on_circles(z):
 
 
 def reference_supcon(feats, labels, scale, temperature, base_temperature):
-    """SupCon (all anchors) written from the formula: feats [B, V, D], logits = <f_a, f_p> / scale."""
+    """SupCon (all anchors) written from the formula: feats [B, V, D], logits = <f_a, f_p> /
+    scale."""
     b, v, _ = feats.shape
     f = feats.transpose(0, 1).reshape(b * v, -1)
     lab = labels.repeat(v)
@@ -204,12 +206,13 @@ def _hyperparams(projmode):
 
 
 @pytest.mark.parametrize("patch_mode", ["sphere", "torusN", "torusC", None])
-def test_supcon_framework_every_config_and_patch_pair_runs_an_epoch_or_refuses_before_touching_files(
+def test_supcon_framework_each_config_and_patch_pair_trains_or_refuses_before_touching_files(
     fx, tmp_path, patch_mode
 ):
-    """Upstream-style train.py (fixture): each (config projmode, patch mode) pair either trains one epoch and
-    validates (projection head and encoder features, through `model.embed_dim`-wide buffers), or raises a
-    ValueError saying what to set before any folder is touched; a sphere baseline's files are never changed."""
+    """Upstream-style train.py (fixture): each (config projmode, patch mode) pair either trains one
+    epoch and validates (projection head and encoder features, through `model.embed_dim`-wide
+    buffers), or raises a ValueError saying what to set before any folder is touched; a sphere
+    baseline's files are never changed."""
     sphere_name, _ = fx("fx_supcon_framework.train").run(
         _hyperparams("sphere"), str(tmp_path)
     )  # unpatched
@@ -244,7 +247,9 @@ def test_supcon_framework_every_config_and_patch_pair_runs_an_epoch_or_refuses_b
             for path, data in baseline.items():  # the sphere run is intact
                 assert (tmp_path / path).read_bytes() == data, (config, patch_mode, path)
             assert f"weights/{name}/epoch0" in _tree(tmp_path)
-        else:  # a sphere config with a sphere (or no) patch is a sphere run: it may rewrite its own files
+        else:
+            # a sphere config with a sphere (or no) patch is a sphere run: it may rewrite its own
+            # files
             baseline = _tree(tmp_path)
 
 
@@ -421,8 +426,8 @@ def test_protoclr_patch_computes_the_torus_losses(fx, mode):
             )
         )
     )
-    # independent: upstream's own (unpatched) classes on embeddings already on the torus, where F.normalize is
-    # a no-op
+    # independent: upstream's own (unpatched) classes on embeddings already on the torus, where
+    # F.normalize is a no-op
     expected = (
         original_supcon(0.2)(proj(z1), proj(z2), y),
         original_supcon(0.2)(proj(z1), proj(z2)),
@@ -562,7 +567,8 @@ def test_eb_jepa_vcloss_torus_and_toroidal_cov(fx):
         )
         assert unweighted.item() == pytest.approx(sum(logs.values()), abs=1e-5)
         loss.backward()
-        # independent: the same loss through torch.func.grad of the documented formula on the projected samples
+        # independent: the same loss through torch.func.grad of the documented formula on the
+        # projected samples
         samples = x.detach().transpose(0, 1).flatten(1).transpose(0, 1)
 
         def by_hand(xs):

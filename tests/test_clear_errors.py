@@ -1,4 +1,5 @@
-"""Clear errors on inputs found in review: crafted file metadata, budgets, code widths, ids, scores, extras."""
+"""Clear errors on inputs found in review: crafted file metadata, budgets, code widths, ids, scores,
+extras."""
 
 import struct
 import sys
@@ -14,7 +15,8 @@ from torus_plugins.search import TorusIndex
 
 
 def crafted(meta: bytes) -> bytes:
-    """A code file with a valid header and CRC whose metadata bytes are ``meta`` (one 4-angle 8-bit row)."""
+    """A code file with a valid header and CRC whose metadata bytes are ``meta`` (one 4-angle 8-bit
+    row)."""
     g = b"torusN"
     body = _HEAD.pack(MAGIC, VERSION, 8, 0, 4, 1, len(g), len(meta)) + g + meta + bytes(4)
     return body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)

@@ -295,8 +295,8 @@ def test_eval_code_file_with_query_codes(tmp_path, capsys):
 
 
 def docs_cli_lines() -> list:
-    """The ``torus-plugins ...`` lines of the export-and-search page's CLI block (optional ``[...]`` parts and
-    comments removed)."""
+    """The ``torus-plugins ...`` lines of the export-and-search page's CLI block (optional ``[...]``
+    parts and comments removed)."""
     blocks = re.findall(r"```bash\n(.*?)```", CLI_PAGE.read_text(), re.S)
     block = next(b for b in blocks if "torus-plugins search" in b)
     lines = []

@@ -1,4 +1,5 @@
-"""Integer codes: quantisation, packing, circular distance, Johnson codes, baselines, file format, export."""
+"""Integer codes: quantisation, packing, circular distance, Johnson codes, baselines, file format,
+export."""
 
 import itertools
 import math
@@ -198,7 +199,8 @@ def test_johnson_vectors_match_distance():
 
 
 def test_one_bit_clifford_is_two_bit_johnson():
-    # signs of (cos, sin) of the 2-bit angle <-> its Johnson code, up to a fixed relabelling of the bits
+    # signs of (cos, sin) of the 2-bit angle <-> its Johnson code, up to a fixed relabelling of the
+    # bits
     codes = np.arange(4, dtype=np.uint8)[:, None]
     J = np.unpackbits(johnson_encode(codes, 2), axis=-1, bitorder="little")[:, :2]
     theta = 2 * np.pi * (codes[:, 0] + 0.5) / 4
@@ -356,7 +358,8 @@ def test_c_header_compiles_and_matches(tmp_path, bits):
     export_c_header(tmp_path / "emb.h", codes, bits, name="emb")
     (tmp_path / "main.c").write_text(
         '#include <stdio.h>\n#include "emb.h"\n'
-        "int main(void) {\n  for (int i = 0; i < EMB_N; ++i) {\n    for (int j = 0; j < EMB_N; ++j) {\n"
+        "int main(void) {\n  for (int i = 0; i < EMB_N; ++i) {\n"
+        "    for (int j = 0; j < EMB_N; ++j) {\n"
         '      printf("%u\\n", (unsigned)emb_l1(emb[i], emb[j], EMB_K));\n    }\n  }\n'
         "  return EMB_BITS == BITS ? 0 : 3;\n}\n".replace("BITS ?", f"{bits} ?")
     )

@@ -1,5 +1,6 @@
-"""gather_distributed=True on 2 gloo CPU ranks gives the single-process loss of the whole batch, and after DDP's
-averaging the single-process gradients; clip_gradients validates its arguments and clamps during backward."""
+"""gather_distributed=True on 2 gloo CPU ranks gives the single-process loss of the whole batch, and
+after DDP's averaging the single-process gradients; clip_gradients validates its arguments and
+clamps during backward."""
 
 import socket
 from pathlib import Path
@@ -106,8 +107,9 @@ def test_gather_distributed_matches_single_process(tmp_path):
                 if full is None:
                     assert part is None or torch.count_nonzero(part) == 0, name
                 else:
-                    # every rank computes the same loss, so each slice's gradient is summed over WORLD ranks
-                    # (lightly's semantics); DDP's average over ranks then gives the single-process gradient
+                    # every rank computes the same loss, so each slice's gradient is summed over
+                    # WORLD ranks (lightly's semantics); DDP's average over ranks then gives the
+                    # single-process gradient
                     assert torch.allclose(part, WORLD * full[sl], rtol=1e-8, atol=1e-12), name
 
 
@@ -119,7 +121,8 @@ def test_gather_without_process_group_is_identity():
 
 
 def test_ddp_example_step_equals_one_process_on_the_whole_batch(tmp_path, monkeypatch):
-    """examples/ddp_step.py: DDP + L2p head + SupCon/KoLeo with gather_distributed=True on 2 gloo ranks."""
+    """examples/ddp_step.py: DDP + L2p head + SupCon/KoLeo with gather_distributed=True on 2 gloo
+    ranks."""
     monkeypatch.syspath_prepend(
         str(Path(__file__).resolve().parents[1] / "examples")
     )  # spawned ranks import it
@@ -163,7 +166,8 @@ def test_clip_gradients_clamps_each_element_during_backward_like_clip_grad_value
     handle = clip_gradients(w, 10.0)
     (x @ w).pow(2).sum().backward()
     torch.testing.assert_close(w.grad, reference)
-    # during backward: each backward pass is clamped before it accumulates into .grad (not the sum after)
+    # during backward: each backward pass is clamped before it accumulates into .grad (not the sum
+    # after)
     (x @ w).pow(2).sum().backward()
     torch.testing.assert_close(w.grad, 2 * reference)
     handle.remove()

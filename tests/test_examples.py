@@ -1,6 +1,7 @@
-"""The ebjepa example: --quick end to end (results.json with provenance and per-seed aggregates, plots, code
-files), determinism for a seed and thread count, early stopping, and the CIFAR-10 path: md5 verified before any
-pickle is opened, Python-3 (str or bytes keys) pickles, clear errors for missing files and keys."""
+"""The ebjepa example: --quick end to end (results.json with provenance and per-seed aggregates,
+plots, code files), determinism for a seed and thread count, early stopping, and the CIFAR-10 path:
+md5 verified before any pickle is opened, Python-3 (str or bytes keys) pickles, clear errors for
+missing files and keys."""
 
 import hashlib
 import json
@@ -55,7 +56,7 @@ def test_ebjepa_quick_end_to_end(tmp_path, capsys):
     assert set(doc["metrics"]) == {"sphere", "torusN", "torusC", "torusN-2x"}
     widths = {h: m["embedding_dim"] for h, m in doc["metrics"].items()}
     assert widths == {"sphere": 64, "torusN": 64, "torusC": 128, "torusN-2x": 128}
-    for head, m in doc["metrics"].items():
+    for _head, m in doc["metrics"].items():
         rows = {r["setting"]: r for r in m["quantisation_table"]}
         assert {"none", "8-bit grid", "sign"} <= set(rows)
         p1 = rows["none"]["precision_at_1"]
@@ -64,7 +65,8 @@ def test_ebjepa_quick_end_to_end(tmp_path, capsys):
         )
         assert 0 <= m["linear_probe_acc"]["mean"] <= 1
         assert m["per_seed"][0]["epochs"] == 2 and len(m["per_seed"][0]["history"]["val_p1"]) == 2
-    # the torus heads' 8-bit rows use one byte per angle: torusN has dim/2 circles, torusC dim circles
+    # the torus heads' 8-bit rows use one byte per angle: torusN has dim/2 circles, torusC dim
+    # circles
     assert doc["metrics"]["torusN"]["quantisation_table"][1]["bits_per_vector"]["mean"] == 8 * 32
     assert doc["metrics"]["torusC"]["quantisation_table"][1]["bits_per_vector"]["mean"] == 8 * 64
     for png in (
@@ -158,15 +160,16 @@ def test_bad_arguments_name_the_flag(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-# ------------------------------------------------------------------------------------------------- CIFAR-10 path
+# ------------------------------------------------------------------------------------ CIFAR-10 path
 
 NAMES = [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch", "batches.meta"]
 LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 def write_fake_cifar(root, n=40, keys=str):
-    """A tiny CIFAR-10 copy in the real layout, pickled by Python 3: dicts with 'data' uint8 [n, 3072] rows
-    (channel-major 32x32) and 'labels', and batches.meta with 'label_names'. ``keys=bytes`` writes bytes keys."""
+    """A tiny CIFAR-10 copy in the real layout, pickled by Python 3: dicts with 'data' uint8 [n,
+    3072] rows (channel-major 32x32) and 'labels', and batches.meta with 'label_names'.
+    ``keys=bytes`` writes bytes keys."""
     d = root / "cifar-10-batches-py"
     d.mkdir(parents=True)
     rng = np.random.default_rng(0)

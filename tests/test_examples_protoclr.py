@@ -1,6 +1,6 @@
-"""The ProtoCLR bird-song example end to end in --quick mode (few-shot metrics finite, provenance, plots written),
-determinism with a seed, its --data-dir errors, eval sets with too few clips per class (checked before training),
-and the mel front end against librosa."""
+"""The ProtoCLR bird-song example end to end in --quick mode (few-shot metrics finite, provenance,
+plots written), determinism with a seed, its --data-dir errors, eval sets with too few clips per
+class (checked before training), and the mel front end against librosa."""
 
 import json
 import math
@@ -62,7 +62,7 @@ def test_protoclr_quick_end_to_end(tmp_path, capsys):
         "torusN": 8 * 16,
         "torusN 64": 8 * 32,
     }  # the wide row: equal bits
-    for row, m in metrics["rows"].items():
+    for _row, m in metrics["rows"].items():
         assert set(m["few_shot"]) == {"pow", "synth_test"}
         for per_kind in m["few_shot"].values():
             assert set(per_kind) == {"float", "uint8", "encoder"}
@@ -107,8 +107,9 @@ def test_protoclr_quick_end_to_end(tmp_path, capsys):
 
 
 def write_birb(root, eval_counts, pow_counts=(7, 7)):
-    """A tiny BIRB-layout folder: 2 training classes, pow with ``pow_counts`` clips per class, and a test set
-    'tiny' whose class folders wren, kite, dove, owl hold ``eval_counts`` clips (1 s, 16 kHz, noise)."""
+    """A tiny BIRB-layout folder: 2 training classes, pow with ``pow_counts`` clips per class, and a
+    test set 'tiny' whose class folders wren, kite, dove, owl hold ``eval_counts`` clips (1 s, 16
+    kHz, noise)."""
     gen = torch.Generator().manual_seed(0)
     for c in ("a", "b"):
         (root / "train" / c).mkdir(parents=True)
@@ -188,7 +189,8 @@ def test_protoclr_bad_data_dir_is_a_clear_error(tmp_path, layout):
 
 
 def test_mel_front_end_matches_librosa():
-    """torch.stft + librosa's filterbank vs librosa.feature.melspectrogram + power_to_db (numpy STFT)."""
+    """torch.stft + librosa's filterbank vs librosa.feature.melspectrogram + power_to_db (numpy
+    STFT)."""
     import librosa
 
     rng = np.random.default_rng(0)
@@ -216,7 +218,8 @@ def test_mel_front_end_matches_librosa():
     ours_db = front.db(torch.from_numpy(y)[None])[0].numpy()
     assert ours_db.shape == ref_db.shape == (128, 1 + len(y) // 320)
     np.testing.assert_allclose(ours_db, ref_db, atol=0.02)
-    # min-max to [0, 1] per clip, then ProtoCLR's standardisation; the 6 s upstream clip gives 301 frames
+    # min-max to [0, 1] per clip, then ProtoCLR's standardisation; the 6 s upstream clip gives 301
+    # frames
     spec01 = front(torch.from_numpy(y)[None], standardise=False)
     assert (
         spec01.shape == (1, 1, 128, 36)

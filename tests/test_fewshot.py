@@ -1,5 +1,6 @@
-"""Few-shot nearest-prototype evaluation (torus_plugins.metrics.fewshot) against independent computations
-(sklearn NearestCentroid, scipy circular means, brute-force loops), with hypothesis properties and input errors."""
+"""Few-shot nearest-prototype evaluation (torus_plugins.metrics.fewshot) against independent
+computations (sklearn NearestCentroid, scipy circular means, brute-force loops), with hypothesis
+properties and input errors."""
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from torus_plugins.metrics import few_shot_accuracy, nearest_prototype, small_cl
 GEOMETRIES = ("sphere", "torusN", "codes")
 
 
-# ------------------------------------------------------------------------------- independent reference rules
+# ---------------------------------------------------------------------- independent reference rules
 
 
 def ref_sphere(s, sy, q):
@@ -29,13 +30,15 @@ def ref_sphere(s, sy, q):
 
 
 def ref_centred(s, sy, q):
-    """Upstream ProtoCLR: normalise, centre, Euclidean nearest class mean == NearestCentroid (translation-free)."""
+    """Upstream ProtoCLR: normalise, centre, Euclidean nearest class mean == NearestCentroid
+    (translation-free)."""
     unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
     return NearestCentroid().fit(unit(s), sy).predict(unit(q))
 
 
 def ref_torus(s_turns, sy, q_turns):
-    """Circular mean per circle (scipy), then the largest mean cosine of angle differences (loops)."""
+    """Circular mean per circle (scipy), then the largest mean cosine of angle differences
+    (loops)."""
     classes = np.unique(sy)
     protos = np.stack([circmean(s_turns[sy == c], high=1.0, low=0.0, axis=0) for c in classes])
     score = np.array([[np.cos(2 * np.pi * (qq - p)).mean() for p in protos] for qq in q_turns])
@@ -58,7 +61,8 @@ def ref_codes(s_codes, sy, q_codes, bits):
 
 
 def clustered(n_classes, per_class, k, noise, seed):
-    """Turns [n, k]: class c sits at c / n_classes turns on every circle (+ a random offset per circle)."""
+    """Turns [n, k]: class c sits at c / n_classes turns on every circle (+ a random offset per
+    circle)."""
     rng = np.random.default_rng(seed)
     y = np.repeat(np.arange(n_classes), per_class)
     turns = (
@@ -76,7 +80,7 @@ def as_geometry(turns, geometry, bits=8):
     )  # sphere: the Clifford vector, any scale (normalised inside)
 
 
-# ----------------------------------------------------------------------------------------------------- tests
+# -------------------------------------------------------------------------------------------- tests
 
 
 @pytest.mark.filterwarnings(
@@ -121,11 +125,13 @@ def test_nearest_prototype_by_hand():
     s = np.array([[2.0, 0.0], [0.6, 0.8], [0.0, -3.0]])
     q = np.array([[1.0, 0.3], [0.2, -1.0], [-1.0, 0.9]])
     assert nearest_prototype(s, ["a", "a", "b"], q).tolist() == ["a", "b", "a"]
-    # torus, one circle: support angles 0.95 and 0.05 turns -> circular mean 0.0 (an arithmetic mean says 0.5)
+    # torus, one circle: support angles 0.95 and 0.05 turns -> circular mean 0.0 (an arithmetic mean
+    # says 0.5)
     s_t = to_clifford(torch.tensor([[0.95], [0.05], [0.5]], dtype=torch.float64)).numpy()
     q_t = to_clifford(torch.tensor([[0.02], [0.45]], dtype=torch.float64)).numpy()
     assert nearest_prototype(s_t, [0, 0, 1], q_t, geometry="torusN").tolist() == [0, 1]
-    # 8-bit codes: prototype code of (250, 6) is 0 (not 128); query 10 is 10 from 0, query 150 is 22 from 128
+    # 8-bit codes: prototype code of (250, 6) is 0 (not 128); query 10 is 10 from 0, query 150 is 22
+    # from 128
     codes = np.array([[250], [6], [128]], np.uint8)
     queries = np.array([[10], [150], [200]], np.uint8)
     assert nearest_prototype(codes, [0, 0, 1], queries, geometry="codes").tolist() == [0, 1, 0]
@@ -173,7 +179,8 @@ def test_random_labels_give_chance_level(geometry, seed, n_classes):
 @settings(max_examples=25, deadline=None)
 @given(geometry=st.sampled_from(GEOMETRIES), seed=st.integers(0, 2**16), shift=st.floats(0, 1))
 def test_nearest_prototype_invariances(geometry, seed, shift):
-    """Permuting support rows, renaming labels, and (torus, codes) rotating every circle change nothing."""
+    """Permuting support rows, renaming labels, and (torus, codes) rotating every circle change
+    nothing."""
     rng = np.random.default_rng(seed)
     turns, y = clustered(4, 5, 3, noise=0.15, seed=seed)
     sup = rng.permutation(len(y))[:12]
@@ -184,8 +191,8 @@ def test_nearest_prototype_invariances(geometry, seed, shift):
     assert (
         nearest_prototype(emb[sup][perm], y[sup][perm], emb[qry], geometry=geometry) == base
     ).all()
-    # a non-monotone renaming; integer code distances tie often and ties go to the smaller label, so the codes
-    # geometry gets an order-preserving renaming
+    # a non-monotone renaming; integer code distances tie often and ties go to the smaller label, so
+    # the codes geometry gets an order-preserving renaming
     names = np.array(
         ["dove", "kite", "rook", "wren"]
         if geometry == "codes"
@@ -206,9 +213,10 @@ def test_nearest_prototype_invariances(geometry, seed, shift):
                 nearest_prototype(rot_emb[sup], y[sup], rot_emb[qry], geometry=geometry) == base
             ).all()
         else:
-            # code prototypes are circular means rounded to whole codes. On tight classes (noise 0.03 turns:
-            # the mean is well defined) an exact integer rotation may still move a rounding tie by one code per
-            # angle, so a label may change only where the two prototypes' distances are within k codes
+            # code prototypes are circular means rounded to whole codes. On tight classes (noise
+            # 0.03 turns: the mean is well defined) an exact integer rotation may still move a
+            # rounding tie by one code per angle, so a label may change only where the two
+            # prototypes' distances are within k codes
             turns, y = clustered(4, 5, 3, noise=0.03, seed=seed)
             emb = as_geometry(turns, geometry)
             base = nearest_prototype(emb[sup], y[sup], emb[qry], geometry=geometry)
@@ -243,8 +251,8 @@ def test_same_seed_same_episodes_and_row_permutation_keeps_the_result_set(seed, 
         emb, y, shots=(1, 5), episodes=5, seed=seed, geometry=geometry, return_episodes=True
     )
     assert a == b
-    # row order does not matter once the same items form the episodes: evaluate the permuted copy on the
-    # episodes mapped through the permutation
+    # row order does not matter once the same items form the episodes: evaluate the permuted copy on
+    # the episodes mapped through the permutation
     perm = np.random.default_rng(seed).permutation(len(y))
     inv = np.argsort(perm)
     for shot in (1, 5):
@@ -331,7 +339,8 @@ def test_bad_inputs_are_clear_errors():
 
 
 def test_a_trained_like_torus_head_output_works_as_is():
-    """L2p head output (unit norm, float32 torch) goes in directly; its 8-bit codes give close accuracy."""
+    """L2p head output (unit norm, float32 torch) goes in directly; its 8-bit codes give close
+    accuracy."""
     gen = torch.Generator().manual_seed(0)
     y = torch.arange(4).repeat_interleave(12)
     feats = torch.nn.functional.one_hot(y, 16).float() * 3 + 0.3 * torch.randn(

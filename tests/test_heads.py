@@ -1,4 +1,5 @@
-"""Heads: geometry checked against independent computations, properties with hypothesis, bad input, export."""
+"""Heads: geometry checked against independent computations, properties with hypothesis, bad input,
+export."""
 
 import math
 
@@ -129,7 +130,8 @@ def test_torus_mlp_head_lands_on_torus(angle_map):
 
 
 def test_sigmoid_map_squashes_the_seam_and_turns_map_does_not():
-    """d turn / d raw value near the seam, through the head's own angle map: vanishing for sigmoid, 1 for turns."""
+    """d turn / d raw value near the seam, through the head's own angle map: vanishing for sigmoid,
+    1 for turns."""
     grads = {}
     for angle_map, raw in (
         ("sigmoid", 12.0),
@@ -166,7 +168,7 @@ def test_head_attributes():
     assert torus_plugins.TorusN is L2p and torus_plugins.TorusC is Clifford
 
 
-# ---- bad input ------------------------------------------------------------------------------------------------
+# ---- bad input -----------------------------------------------------------------------------------
 
 
 def test_l2p_odd_dim_is_rejected_with_the_number():
@@ -209,15 +211,15 @@ def test_unknown_projection_and_angle_map():
         TorusMLPHead(8, angle_map="tanh")
 
 
-# ---- numerics: zero pairs, gradients, dtypes, autocast, export -------------------------------------------------
+# ---- numerics: zero pairs, gradients, dtypes, autocast, export -----------------------------------
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
 @pytest.mark.parametrize("autocast", [False, True])
 def test_zero_pair_gives_finite_output_and_gradients(dtype, autocast):
-    """A zero pair next to a (3, 4) pair, in every dtype: zeros and (3, 4)/(5 sqrt 2) out, never NaN/inf; the
-    gradient is finite where the dtype can hold it (g / (sqrt(k) eps) = 7e11 g saturates to inf in float16, which
-    F.normalize does too) and never NaN."""
+    """A zero pair next to a (3, 4) pair, in every dtype: zeros and (3, 4)/(5 sqrt 2) out, never
+    NaN/inf; the gradient is finite where the dtype can hold it (g / (sqrt(k) eps) = 7e11 g
+    saturates to inf in float16, which F.normalize does too) and never NaN."""
     x = torch.tensor([[0.0, 0.0, 3.0, 4.0]], dtype=dtype, requires_grad=True)
     with torch.autocast("cpu", enabled=autocast):
         z = L2p(4)(x)
@@ -233,7 +235,8 @@ def test_zero_pair_gives_finite_output_and_gradients(dtype, autocast):
         torch.tensor([[0.0, 0.0, 1.0, 1.0]], dtype=dtype)
     )  # no gradient into the zero pair itself
     assert torch.isfinite(x.grad).all()
-    # free pair: d/dx of (x / (sqrt(2) |x|)) . (1, 1) = ((1, 1) - y (y . (1, 1))) / (sqrt(2) |x|), y = (0.6, 0.8)
+    # free pair: d/dx of (x / (sqrt(2) |x|)) . (1, 1) = ((1, 1) - y (y . (1, 1))) / (sqrt(2) |x|),
+    # y = (0.6, 0.8)
     y = torch.tensor([0.6, 0.8], dtype=torch.float64)
     want = (torch.ones(2, dtype=torch.float64) - y * y.sum()) / (math.sqrt(2) * 5.0)
     torch.testing.assert_close(
@@ -291,7 +294,8 @@ def test_l2p_zero_pair_gradient_is_scaled_gradient_like_f_normalize():
     x = torch.tensor([[0.0, 0.0, 3.0, 4.0]], dtype=torch.float64, requires_grad=True)
     g = torch.tensor([[1.0, -2.0, 0.5, 0.25]], dtype=torch.float64)
     (grad,) = torch.autograd.grad(L2p(4, eps=1e-6)(x), x, g)
-    # F.normalize on the zero pair alone: clamped norm eps, so d/dx = g / eps; here also divided by sqrt(k) = sqrt(2)
+    # F.normalize on the zero pair alone: clamped norm eps, so d/dx = g / eps; here also divided by
+    # sqrt(k) = sqrt(2)
     torch.testing.assert_close(grad[0, :2], g[0, :2] / (1e-6 * math.sqrt(2)))
 
 

@@ -201,7 +201,7 @@ def four_gib(monkeypatch):
 def test_nlist_that_cannot_fit_names_nlist_and_the_bytes(four_gib):
     makers = (lambda: TorusIndexIVF(64, nlist=10**8), lambda: index_factory(64, "IVF100000000,T8"))
     for make in makers:
-        (_, peak) = _peak(lambda: pytest.raises(AllocationError, make))
+        (_, peak) = _peak(lambda make=make: pytest.raises(AllocationError, make))
         assert peak < 1 << 20
         message = (
             r"nlist=100000000.* need 60\.3 GiB \(64800000000 bytes\), more than the "

@@ -39,7 +39,8 @@ def test_vicreg_isotropic_equals_lightly(shape):
 
 
 def _pml_batch(views, labels):
-    """pml takes a flat [n_views * B, D] batch and one label per row: positives are rows with equal labels."""
+    """pml takes a flat [n_views * B, D] batch and one label per row: positives are rows with equal
+    labels."""
     return torch.cat(torch.unbind(views, dim=1), dim=0), labels.repeat(views.shape[1])
 
 

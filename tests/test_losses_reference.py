@@ -23,8 +23,10 @@ from torus_plugins.losses import (
 from torus_plugins.losses.circular_spread import fisher_lee_matrix
 from torus_plugins.validation import validation_mode
 
-#: "host": eager CPU default (value checks read the host, ProtoCLR sizes its logits by the classes present);
-#: "device": what a GPU or a compiled step gets (no host read: device-side asserts, static-shape ProtoCLR).
+#: "host": eager CPU default (value checks read the host, ProtoCLR sizes its logits by the
+#: classes present);
+#: "device": what a GPU or a compiled step gets (no host read: device-side asserts, static-shape
+#: ProtoCLR).
 MODES = ["host", "device"]
 
 
@@ -81,8 +83,9 @@ def test_supcon_sphere_matches_loop(mode, with_labels, validation):
 def test_supcon_leaves_anchors_without_positive_out_of_the_mean(
     labels, views, mode, validation, seed
 ):
-    """Singleton classes with one view have no positive: the mean runs over the other anchors (a masked sum, so
-    that the shape does not depend on the labels); if no anchor has one, it is an error."""
+    """Singleton classes with one view have no positive: the mean runs over the other anchors (a
+    masked sum, so that the shape does not depend on the labels); if no anchor has one, it is an
+    error."""
     y = np.array(labels)
     x = torch.randn(len(y), views, 4, generator=torch.Generator().manual_seed(seed))
     xn = (x / x.norm(dim=-1, keepdim=True)).numpy()
@@ -102,7 +105,8 @@ def test_supcon_leaves_anchors_without_positive_out_of_the_mean(
 
 
 def test_supcon_torusN_equals_paper_pair_unit_convention():
-    """(a) raw features: paper keeps every pair at unit norm (total norm sqrt(D/2)), logits / (tau * D/2)."""
+    """(a) raw features: paper keeps every pair at unit norm (total norm sqrt(D/2)), logits / (tau *
+    D/2)."""
     g = torch.Generator().manual_seed(1)
     b, v, d, tau = 9, 3, 8, 0.1
     raw = torch.randn(b, v, d, generator=g)
@@ -126,7 +130,8 @@ def test_supcon_torusN_equals_paper_pair_unit_convention():
 
 
 def test_supcon_torusC_equals_paper_cos_then_sin_convention():
-    """(b) raw turns: paper uses [cos..., sin...] (not interleaved), logits / (tau * k), k = number of turns."""
+    """(b) raw turns: paper uses [cos..., sin...] (not interleaved), logits / (tau * k), k = number
+    of turns."""
     g = torch.Generator().manual_seed(2)
     b, v, k, tau = 8, 2, 5, 0.07
     turns = torch.rand(b, v, k, generator=g) * 3 - 1  # period 1: any real value is a turn
@@ -239,7 +244,8 @@ def test_fisher_lee_matches_numpy_formula_and_spread_loss():
 def test_circular_spread_detects_collapse_onto_a_curve():
     torch.manual_seed(0)
     t = torch.rand(50, 1)
-    # rotational dependence on a 1-D curve: rho = +1 / -1 (Fisher-Lee only sees (1, +-1) windings, not (1, 3))
+    # rotational dependence on a 1-D curve: rho = +1 / -1 (Fisher-Lee only sees (1, +-1) windings,
+    # not (1, 3))
     for curve in (torch.cat([t, t + 0.1], dim=1), torch.cat([t, 0.3 - t], dim=1)):
         assert float(CircularSpreadLoss()(Clifford(2)(curve))) == pytest.approx(1.0)
     spread = Clifford(2)(torch.rand(50, 2))
@@ -275,12 +281,18 @@ def test_toroidal_covariance_matches_loop(penalty):
         return min(abs(xi - xj), n - abs(xi - xj)) + min(abs(yi - yj), n - abs(yi - yj))
 
     if penalty == "distance":
-        w = lambda i, j: tdist(i, j) / 2.0  # max torus Manhattan distance on a 3x3 grid is 1 + 1
+
+        def w(i, j):  # max torus Manhattan distance on a 3x3 grid is 1 + 1
+            return tdist(i, j) / 2.0
     else:
-        # |Laplacian|: adjacent cells 1, same cell 4 (diagonal); off-diagonal rescaled to mean 1 over n^2 cells
+        # |Laplacian|: adjacent cells 1, same cell 4 (diagonal); off-diagonal rescaled to mean 1
+        # over n^2 cells
         # each cell has 4 neighbours -> off-diag sum = 4 n^2, mean = 4 / (n^2 - 1)
         scale = (n * n - 1) / 4.0
-        w = lambda i, j: 4.0 if i % 9 == j % 9 else (scale if tdist(i, j) == 1 else 0.0)
+
+        def w(i, j):
+            return 4.0 if i % 9 == j % 9 else (scale if tdist(i, j) == 1 else 0.0)
+
     ref = sum(w(i, j) * cov[i, j] ** 2 for i in range(d) for j in range(d) if i != j) / (
         d * (d - 1)
     )

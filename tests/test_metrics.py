@@ -4,8 +4,20 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
-from torus_plugins.metrics import circular_variance, code_entropy, retrieval, unique_codes
+from torus_plugins.metrics import (
+    NONE,
+    SIGN,
+    circular_variance,
+    code_entropy,
+    grid,
+    quantisation_table,
+    retrieval,
+    unique_codes,
+)
 
 
 def clifford(turns, unit=True):
@@ -21,7 +33,8 @@ def clustered_turns(n=200, k=4, classes=5, noise=0.08, seed=0):
 
 
 def brute_force(dist, ql, rl, self_mask=None):
-    """P@1 and mAP@R from a full distance matrix (smaller = closer; ties broken by smaller index)."""
+    """P@1 and mAP@R from a full distance matrix (smaller = closer; ties broken by smaller
+    index)."""
     p1, aps = [], []
     for i in range(len(dist)):
         d = dist[i].astype(float).copy()
@@ -113,12 +126,7 @@ def test_entropy_and_unique():
     assert unique_codes(codes) == 4
 
 
-# ---------------------------------------------------------------- degenerate and invalid input (issue 14 classes 2, 7, 8)
-from hypothesis import HealthCheck, given  # noqa: E402
-from hypothesis import settings as hsettings
-from hypothesis import strategies as st
-
-from torus_plugins.metrics import NONE, SIGN, grid, quantisation_table  # noqa: E402
+# ---------------------------------------------------------------- degenerate and invalid input
 
 FLOAT_GEOMETRIES = ("sphere", "torusN", "torusC")
 FAST = [NONE, grid(4), SIGN]  # the table without PQ training: property tests stay quick
@@ -156,7 +164,7 @@ def test_degenerate_statistics_raise(geometry):
     t, y = clustered_turns(n=40, k=3)
     z = clifford(t)
     one = _entry_points(z[:1], y[:1], geometry)
-    for name, call in one.items():
+    for _name, call in one.items():
         with pytest.raises(ValueError, match="at least 2"):
             call()
     for name, call in _entry_points(z[:2], np.array([0, 1]), geometry).items():
@@ -169,7 +177,8 @@ def test_degenerate_statistics_raise(geometry):
         if name != "circular_variance":
             with pytest.raises(ValueError, match="single class"):
                 call()
-    # two points of one class + one of another: defined (P@1 over the queries that have a same-class reference)
+    # two points of one class + one of another: defined (P@1 over the queries that have a same-class
+    # reference)
     three = clifford(
         np.array([[0.0, 0.0], [0.01, 0.0], [0.5, 0.5]])
     )  # the class-1 point has no same-class ref
@@ -219,8 +228,8 @@ SPECIAL = st.sampled_from([np.nan, np.inf, -np.inf])
     seed=st.integers(0, 10**6),
 )
 def test_metrics_finite_or_clear_error(n, k, geometry, dtype, special, where, seed):
-    """Over shapes, dtypes and special values: every entry point returns finite numbers in range or raises a
-    ValueError that names the problem; never NaN, never a raw numpy/faiss/torch error."""
+    """Over shapes, dtypes and special values: every entry point returns finite numbers in range or
+    raises a ValueError that names the problem; never NaN, never a raw numpy/faiss/torch error."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 3, n)
     z = clifford((rng.random((3, k))[y] + 0.05 * rng.normal(size=(n, k))) % 1.0).astype(dtype)

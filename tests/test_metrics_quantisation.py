@@ -1,10 +1,29 @@
 """The quantisation table: all settings reported, numbers checked against direct computations."""
 
+import faiss
 import numpy as np
 import pytest
 
-from torus_plugins.codes import quantize
-from torus_plugins.metrics import COLUMNS, format_table, quantisation_table, retrieval
+from torus_plugins.codes import ProductQuantizer, TorusProductQuantizer, quantize
+from torus_plugins.codes.torus_pq import unpack_pq_codes
+from torus_plugins.metrics import (
+    COLUMNS,
+    NONE,
+    SIGN,
+    SPHERE,
+    TORUS_N,
+    CodesGeometry,
+    format_table,
+    get_geometry,
+    get_setting,
+    grid,
+    grid_bits_at_budget,
+    pq,
+    quantisation_table,
+    raw_pq,
+    retrieval,
+    table_settings,
+)
 
 PQS = ["PQ(8,16)", "PQ(8,4)", "PQ(8,2)", "PQ(8,1)", "PQ(4,4)", "PQ(4,2)"]
 SETTINGS = ["none", "8-bit grid", "sign"] + PQS + ["raw " + s for s in PQS]
@@ -88,7 +107,8 @@ def test_sphere_table_and_separate_query():
 
 
 def test_sign_is_hamming(torus_rows):
-    """sign row == P@1 of Hamming distance on the sign bits of the Clifford vector (independent brute force)."""
+    """sign row == P@1 of Hamming distance on the sign bits of the Clifford vector (independent
+    brute force)."""
     rows, z, t, y = torus_rows
     s = (z > 0).astype(int)
     ham = (s[:, None, :] != s[None, :, :]).sum(-1)
@@ -99,20 +119,6 @@ def test_sign_is_hamming(torus_rows):
 
 
 # ---------------------------------------------------------------- one meaning of "n-bit"
-from torus_plugins.metrics import (
-    NONE,
-    SIGN,
-    SPHERE,
-    TORUS_N,
-    CodesGeometry,
-    get_geometry,  # noqa: E402
-    get_setting,
-    grid,
-    grid_bits_at_budget,
-    pq,
-    raw_pq,
-    table_settings,
-)
 
 
 @pytest.mark.parametrize("width", [2, 8, 64, 512])
@@ -181,11 +187,7 @@ def test_table_rows_follow_settings_definition():
     )
 
 
-# ---------------------------------------------------------------- PQ against independent numpy computations
-import faiss  # noqa: E402
-
-from torus_plugins.codes import ProductQuantizer, TorusProductQuantizer  # noqa: E402
-from torus_plugins.codes.torus_pq import unpack_pq_codes  # noqa: E402
+# -------------------------------------------------------- PQ against independent numpy computations
 
 
 def _centroids(index):
@@ -245,8 +247,8 @@ def test_pq_codes_and_distances_match_numpy(nbits, M):
 
 
 def test_torus_pq_respects_wrap_around_raw_pq_does_not():
-    """Two classes whose angles straddle the seam (0.98 / 0.02 turns) vs a class at 0.5: on the circle classes 0
-    and 1 are the same cluster, on the 0..255 line raw PQ splits it."""
+    """Two classes whose angles straddle the seam (0.98 / 0.02 turns) vs a class at 0.5: on the
+    circle classes 0 and 1 are the same cluster, on the 0..255 line raw PQ splits it."""
     rng = np.random.default_rng(0)
     n = 600
     y = rng.integers(0, 2, n)
@@ -267,7 +269,8 @@ def test_torus_pq_respects_wrap_around_raw_pq_does_not():
 
 
 def test_pq_rows_match_independent_adc():
-    """The table's torus PQ row == P@1 of the nearest decoded vector (numpy ADC), up to tie-breaking."""
+    """The table's torus PQ row == P@1 of the nearest decoded vector (numpy ADC), up to
+    tie-breaking."""
     z, t, y = data(n=300, k=8, seed=5)
     s = pq(4, 2)
     row = quantisation_table(z, None, y, None, geometry="torusN", settings=[s], seed=3)[0]

@@ -1,5 +1,5 @@
-"""Shape metrics on clouds whose answer is known (sampled tori, spheres, circles, blobs), at several scales and
-sizes, against independent numpy / scipy computations, and on degenerate input."""
+"""Shape metrics on clouds whose answer is known (sampled tori, spheres, circles, blobs), at several
+scales and sizes, against independent numpy / scipy computations, and on degenerate input."""
 
 import math
 
@@ -74,7 +74,8 @@ SHAPES = {  # name: (sampler(n, rng), Betti numbers)
         (2, 2, 0),
     ),
     "gaussian_blob": (lambda n, rng: rng.normal(size=(n, 3)), (1, 0, 0)),
-    # turns jittered by N(0, 0.05^2) around a 32 x 32 grid: points stay on the torus, density is uneven
+    # turns jittered by N(0, 0.05^2) around a 32 x 32 grid: points stay on the torus, density is
+    # uneven
     "jittered_torus": (
         lambda n, rng: clifford(
             (
@@ -101,7 +102,8 @@ def sample(name, n=1000, seed=0):
 
 @pytest.fixture(scope="module")
 def at_defaults():
-    """shape_metrics of every shape above (n = 1000, scale 1), computed once: ripser dominates the file's time."""
+    """shape_metrics of every shape above (n = 1000, scale 1), computed once: ripser dominates the
+    file's time."""
     return {name: shape_metrics(sample(name)) for name in SHAPES}
 
 
@@ -116,7 +118,8 @@ def test_betti_numbers_of_known_shapes_at_defaults(at_defaults, name):
     "name", ["torus_R4", "sphere", "circle", "circle_x_point", "two_circles", "gaussian_blob"]
 )
 def test_betti_numbers_of_known_shapes_at_other_scales(name, scale):
-    # with scale 1 above: three scales (the R^8 torus is randomly scaled already; the noisy tori run once)
+    # with scale 1 above: three scales (the R^8 torus is randomly scaled already; the noisy tori run
+    # once)
     betti, dgms = betti_numbers(scale * sample(name))
     assert betti == SHAPES[name][1]
 
@@ -130,8 +133,8 @@ def test_betti_diagrams_scale_with_the_cloud():
 
 
 def test_betti_landmarks_beat_random_subsample():
-    # the issue's failure: a 200-point random subsample of a torus gave (166, 19, 1) with the absolute rule;
-    # 200 greedy landmarks and the relative rule give the torus
+    # the issue's failure: a 200-point random subsample of a torus gave (166, 19, 1) with the
+    # absolute rule; 200 greedy landmarks and the relative rule give the torus
     assert betti_numbers(sample("torus_R4", 1000, seed=3), landmarks=200)[0] == (1, 2, 1)
 
 
@@ -149,7 +152,8 @@ def test_betti_high_dimensional_cloud_skips_h1_h2_exactly():
     x = clifford(np.random.default_rng(0).random((600, 32)))
     b, dgms = betti_numbers(x, landmarks=100)
     assert b == (1, 0, 0) and len(dgms[1]) == len(dgms[2]) == 0
-    # independent check: ripser on the same landmarks, no shortcut, finds H1 bars but none longer than 1.8 s
+    # independent check: ripser on the same landmarks, no shortcut, finds H1 bars but none longer
+    # than 1.8 s
     from ripser import ripser
 
     spacing = persistence(x, landmarks=100)[1]
@@ -184,7 +188,8 @@ def test_spectral_gap_ratio_separates_shapes():
 
 
 def test_spectral_gap_ring_graph_independent():
-    # k=2 neighbours of equally spaced points on a circle: the union graph is the n-cycle, lambda_2 = 2-2cos(2pi/n)
+    # k=2 neighbours of equally spaced points on a circle: the union graph is the n-cycle,
+    # lambda_2 = 2-2cos(2pi/n)
     n = 40
     t = 2 * np.pi * np.arange(n) / n
     assert spectral_gap(np.c_[np.cos(t), np.sin(t)], k=2) == pytest.approx(
@@ -241,7 +246,7 @@ def test_shape_metrics_keys_and_consistency(at_defaults):
     )
 
 
-# ---------------------------------------------------------------- effective rank, intrinsic dimension, kNN
+# --------------------------------------------------------- effective rank, intrinsic dimension, kNN
 
 
 def test_effective_rank_against_eigvalsh():
@@ -274,7 +279,8 @@ def test_effective_rank_and_intrinsic_dimension_invariant_under_rotation_scale_t
 
 
 def levina_bickel(x, k):
-    """Independent MLE: scipy cKDTree neighbours, per-point (k-1) / sum log(T_k / T_j), pooled by inverse mean."""
+    """Independent MLE: scipy cKDTree neighbours, per-point (k-1) / sum log(T_k / T_j), pooled by
+    inverse mean."""
     t = cKDTree(x).query(x, k + 1)[0][:, 1:]
     inv = np.log(t[:, -1:] / t[:, :-1]).sum(1) / (k - 1)
     return 1.0 / inv.mean()
@@ -308,7 +314,7 @@ def test_knn_matches_brute_force_with_duplicates():
     assert np.allclose(full[np.arange(len(x))[:, None], idx], dist)
 
 
-# ---------------------------------------------------------------- degenerate input: clear errors, never NaN
+# -------------------------------------------------------- degenerate input: clear errors, never NaN
 
 ALL = {
     "effective_rank": effective_rank,

@@ -1,5 +1,5 @@
-"""Packaging: wheel and sdist contents, metadata (license, version, extras), optional dependencies that name
-their extra when missing, and a core-only import of the heads and losses."""
+"""Packaging: wheel and sdist contents, metadata (license, version, extras), optional dependencies
+that name their extra when missing, and a core-only import of the heads and losses."""
 
 import importlib
 import importlib.abc
@@ -147,8 +147,8 @@ def test_wheel_installs_in_fresh_venv_and_imports_adapters(built, tmp_path):
         check=True,
         cwd=tmp_path,
     )
-    # Dependencies (torch, ...) come from the dev venv, appended after the fresh site-packages, so the
-    # installed wheel, not the editable checkout, provides torus_plugins.
+    # Dependencies (torch, ...) come from the dev venv, appended after the fresh site-packages, so
+    # the installed wheel, not the editable checkout, provides torus_plugins.
     fresh_site = subprocess.run(
         [str(fresh_python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         check=True,
@@ -186,11 +186,13 @@ CORE_ONLY = textwrap.dedent("""
     import torch
     import torus_plugins
     from torus_plugins import L2p, Clifford, Sphere, TorusMLPHead, ProjectionHead, to_turns
-    from torus_plugins.losses import (SupConLoss, KoLeoLoss, ProtoCLRLoss, UniformityLoss, VICRegLoss,
-                                      CircularSpreadLoss, ToroidalCovarianceLoss, clip_gradients)
+    from torus_plugins.losses import (SupConLoss, KoLeoLoss, ProtoCLRLoss, UniformityLoss,
+                                      VICRegLoss, CircularSpreadLoss, ToroidalCovarianceLoss,
+                                      clip_gradients)
     from torus_plugins.codes import quantize, save_codes, load_codes
     from torus_plugins.search import TorusIndex
-    import torus_plugins.metrics, torus_plugins.plot, torus_plugins.adapters.normalize, torus_plugins.deploy
+    import torus_plugins.metrics, torus_plugins.plot
+    import torus_plugins.adapters.normalize, torus_plugins.deploy
     z = L2p(8)(torch.randn(6, 8))
     loss = SupConLoss(0.1)(torch.stack([z, z], 1), torch.arange(6) % 3) + KoLeoLoss()(z)
     codes = quantize(to_turns(z), bits=8)
@@ -208,7 +210,8 @@ CORE_ONLY = textwrap.dedent("""
 
 
 def test_core_imports_heads_losses_codes_and_search_without_any_extra():
-    """A core-only install simulated by blocking every optional package's import in a fresh interpreter."""
+    """A core-only install simulated by blocking every optional package's import in a fresh
+    interpreter."""
     out = subprocess.run(
         [sys.executable, "-c", CORE_ONLY, ",".join(OPTIONAL)],
         capture_output=True,
@@ -238,7 +241,8 @@ class _Blocker(importlib.abc.MetaPathFinder):
 
 
 def _block(monkeypatch, *names):
-    """Make ``import name`` fail as if it were not installed (its loaded modules are hidden for the test)."""
+    """Make ``import name`` fail as if it were not installed (its loaded modules are hidden for the
+    test)."""
     for name in list(sys.modules):
         if name.split(".")[0] in names:
             monkeypatch.delitem(sys.modules, name)

@@ -1,5 +1,5 @@
-"""Every ```python block of README.md runs verbatim (fresh namespace, temporary working directory), and the
-ten-line example does what its comments say."""
+"""Every ```python block of README.md runs verbatim (fresh namespace, temporary working directory),
+and the ten-line example does what its comments say."""
 
 import math
 import re
@@ -46,7 +46,8 @@ def test_ten_line_example_runs_and_its_comments_hold(tmp_path):
 
 
 def _table_rows(text: str, header_start: str) -> dict:
-    """{first cell: other cells} of the Markdown table whose header row starts with ``header_start``."""
+    """{first cell: other cells} of the Markdown table whose header row starts with
+    ``header_start``."""
     lines = text[text.index(header_start) :].splitlines()
     rows = {}
     for line in lines[2:]:

@@ -40,7 +40,8 @@ def test_unknown_name_lists_known_ones():
 
 @pytest.fixture
 def third_party(tmp_path, monkeypatch):
-    """A distribution installed only as a dist-info with entry_points.txt on sys.path, plus its module."""
+    """A distribution installed only as a dist-info with entry_points.txt on sys.path, plus its
+    module."""
     (tmp_path / "my_torus_plugin.py").write_text(
         textwrap.dedent("""
         import torch
@@ -92,12 +93,13 @@ def test_broken_plugin_is_reported_and_does_not_break_the_others(third_party):
         registry.warn_broken()
 
 
-# ---- robustness: fake distributions (a *.dist-info with METADATA and entry_points.txt) on sys.path ----------------
+# ---- robustness: fake distributions (a *.dist-info with METADATA and entry_points.txt) on sys.path
 
 
 @pytest.fixture
 def install(tmp_path, monkeypatch):
-    """install(dist_name, entry_points_text, modules={name: source}) puts a fake distribution on sys.path."""
+    """install(dist_name, entry_points_text, modules={name: source}) puts a fake distribution on
+    sys.path."""
     monkeypatch.syspath_prepend(str(tmp_path))
     added = []
 

@@ -1,5 +1,6 @@
-"""Issue 14 class 3: every head, quantiser and loss in float16, bfloat16, float32 and float64, plain and under
-``torch.autocast("cpu")``, against an independent float64 computation on the same (rounded) input values."""
+"""Issue 14 class 3: every head, quantiser and loss in float16, bfloat16, float32 and float64, plain
+and under ``torch.autocast("cpu")``, against an independent float64 computation on the same
+(rounded) input values."""
 
 import copy
 import math
@@ -49,8 +50,8 @@ def clifford_ref(t: np.ndarray) -> np.ndarray:
 
 
 def magnitudes(dtype, seed=0):
-    """[6, 8] inputs spanning the dtype's awkward range: tiny (squares underflow fp16), unit, large (squares
-    overflow fp16), exact zero pairs, and one pair mixing a huge and a tiny coordinate."""
+    """[6, 8] inputs spanning the dtype's awkward range: tiny (squares underflow fp16), unit, large
+    (squares overflow fp16), exact zero pairs, and one pair mixing a huge and a tiny coordinate."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(6, 8, generator=g, dtype=torch.float64)
     x[0] *= 1e-3
@@ -78,8 +79,9 @@ def test_normalising_heads_against_float64(head, ref, dtype, autocast):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("head,ref", [(L2p(8), l2p_ref), (Sphere(8), sphere_ref)])
 def test_zero_input_gives_zeros_and_finite_gradient_in_every_dtype(head, ref, dtype):
-    """A zero pair (L2p) / zero vector (Sphere): zeros out, never NaN, gradient g / (sqrt(k) eps) like F.normalize
-    in float32/float64 (in half precision that gradient is not representable: it saturates to +-inf, never NaN)."""
+    """A zero pair (L2p) / zero vector (Sphere): zeros out, never NaN, gradient g / (sqrt(k) eps)
+    like F.normalize in float32/float64 (in half precision that gradient is not representable: it
+    saturates to +-inf, never NaN)."""
     x = torch.zeros(3, 8, dtype=dtype)
     x[1] = torch.arange(1, 9, dtype=dtype)
     x[1, 4:6] = 0.0  # a zero pair inside a non-zero vector
@@ -136,7 +138,8 @@ def test_mlp_heads_in_every_dtype_match_their_float64_copy(head_fn, dtype):
     ref = copy.deepcopy(head).double()(x.to(dtype).double())
     z = head.to(dtype)(x.to(dtype))
     assert z.dtype == dtype and bool(torch.isfinite(z).all())
-    # the MLP runs in the dtype itself (its rounding grows with depth): a looser bound than a single op
+    # the MLP runs in the dtype itself (its rounding grows with depth): a looser bound than a single
+    # op
     np.testing.assert_allclose(
         z.double().detach().numpy(), ref.detach().numpy(), atol=8 * ATOL[dtype]
     )
@@ -162,7 +165,7 @@ def test_mlp_heads_under_autocast_train_and_backward(head_fn):
     assert all(bool(torch.isfinite(p.grad).all()) for p in head.parameters())
 
 
-# ---- quantisers -------------------------------------------------------------------------------------------------
+# ---- quantisers ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -216,14 +219,15 @@ def test_uint8_encoder_in_every_dtype(dtype, autocast):
         np.arctan2(ref[:, 1::2].detach().numpy(), ref[:, 0::2].detach().numpy()) / (2 * np.pi), 1
     )
     diff = np.abs(codes.numpy().astype(np.int64) - np.round(angles * 256).astype(np.int64)) % 256
-    # one code step is 1/256 turn; half precision (and autocast's bf16 Linear) may move a point across one step
+    # one code step is 1/256 turn; half precision (and autocast's bf16 Linear) may move a point
+    # across one step
     assert np.minimum(diff, 256 - diff).max() <= (
         1 if dtype in (torch.float32, torch.float64) and not autocast else 3
     )
     assert dequantize(codes).dtype == torch.float32
 
 
-# ---- losses -------------------------------------------------------------------------------------------------------
+# ---- losses --------------------------------------------------------------------------------------
 
 
 def _unit(g, *shape):

@@ -1,5 +1,6 @@
-"""Issue 14 class 6 and issue 15 section 6 for the code files: bounded reads of regular files only, no leftovers
-after a failed write, C headers that compile for every accepted name, and streaming memory of the encoders."""
+"""Issue 14 class 6 and issue 15 section 6 for the code files: bounded reads of regular files only,
+no leftovers after a failed write, C headers that compile for every accepted name, and streaming
+memory of the encoders."""
 
 import os
 import shutil
@@ -30,7 +31,7 @@ from torus_plugins.heads import L2p
 CODES = np.random.default_rng(0).integers(0, 256, size=(20, 6), dtype=np.uint8)
 
 
-# ---- reads ---------------------------------------------------------------------------------------------------------
+# ---- reads ---------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("path", ["/dev/zero", "/dev/null", "/dev/urandom"])
@@ -67,7 +68,8 @@ def _header(n, k=4, bits=8, glen=0, mlen=0):
 
 @pytest.mark.parametrize("n", [10**6, 2**40, 2**64 - 1])
 def test_crafted_counts_are_rejected_without_reading_or_allocating(tmp_path, n, monkeypatch):
-    """A header declaring a huge count over a small file: the read is capped by the file's real size."""
+    """A header declaring a huge count over a small file: the read is capped by the file's real
+    size."""
     body = _header(n) + bytes(64)
     path = tmp_path / "crafted.torc"
     path.write_bytes(body + struct.pack("<I", zlib.crc32(body)))
@@ -82,7 +84,8 @@ def test_crafted_counts_are_rejected_without_reading_or_allocating(tmp_path, n, 
 
 
 def test_reads_are_capped_by_the_declared_size(tmp_path, monkeypatch):
-    """A valid file followed by 50 MB of garbage: rejected after reading at most declared size + 1 bytes."""
+    """A valid file followed by 50 MB of garbage: rejected after reading at most declared size + 1
+    bytes."""
     path = tmp_path / "long.torc"
     save_codes(path, CODES, bits=8)
     declared = path.stat().st_size
@@ -115,7 +118,7 @@ def test_reads_are_capped_by_the_declared_size(tmp_path, monkeypatch):
     assert sum(read_sizes) == declared + 1
 
 
-# ---- writes leave no temporary file --------------------------------------------------------------------------------
+# ---- writes leave no temporary file --------------------------------------------------------------
 
 
 def _leftovers(folder):
@@ -184,7 +187,7 @@ def test_invalid_arguments_create_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-# ---- C header ------------------------------------------------------------------------------------------------------
+# ---- C header ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -261,7 +264,7 @@ def test_c_header_compiles_for_accepted_names_and_matches_python(tmp_path, name,
         np.testing.assert_array_equal(np.array(out, dtype=np.int64), expected)
 
 
-# ---- streaming memory ----------------------------------------------------------------------------------------------
+# ---- streaming memory ----------------------------------------------------------------------------
 
 
 def _peak(fn):

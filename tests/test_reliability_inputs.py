@@ -1,6 +1,7 @@
-"""Issue 14 classes 2, 4, 7, 8 over the public API: every constructor parameter and every tensor input, fed bad
-values generated per kind, gives a TypeError/ValueError raised by this package (not from deep inside torch or
-numpy) that names the argument and the value; good inputs of any shape give finite, correct output."""
+"""Issue 14 classes 2, 4, 7, 8 over the public API: every constructor parameter and every tensor
+input, fed bad values generated per kind, gives a TypeError/ValueError raised by this package (not
+from deep inside torch or numpy) that names the argument and the value; good inputs of any shape
+give finite, correct output."""
 
 import math
 import traceback
@@ -43,7 +44,8 @@ FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthChe
 
 
 def raised_here(exc: BaseException) -> bool:
-    """The error was raised by torus_plugins code (its innermost frame is in the package), not by torch/numpy."""
+    """The error was raised by torus_plugins code (its innermost frame is in the package), not by
+    torch/numpy."""
     frames = traceback.extract_tb(exc.__traceback__)
     return "torus_plugins" in frames[-1].filename
 
@@ -60,7 +62,7 @@ def assert_clear_error(fn, *words):
     return msg
 
 
-# ---- constructor parameters ----------------------------------------------------------------------------------------
+# ---- constructor parameters ----------------------------------------------------------------------
 
 BAD = {
     "pos_float": [0, 0.0, -1, -2.5, float("nan"), float("inf"), "0.1", True, None, [0.1]],
@@ -212,7 +214,7 @@ def test_integer_arguments_are_never_truncated(fn, word, bad):
     assert_clear_error(lambda: fn(bad), word)
 
 
-# ---- tensor inputs: shapes, dtypes and special values ------------------------------------------------------------
+# ---- tensor inputs: shapes, dtypes and special values --------------------------------------------
 
 SPECIAL = [float("nan"), float("inf"), -float("inf")]
 FLOAT_DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
@@ -263,7 +265,9 @@ def test_heads_reject_bad_inputs(make, width):
     )
     assert_clear_error(lambda: head(np.zeros((2, width), np.float32)), "torch.Tensor", "ndarray")
     for dtype in BAD_DTYPES:
-        assert_clear_error(lambda: head(torch.zeros(2, width, dtype=dtype)), "floating", str(dtype))
+        assert_clear_error(
+            lambda dtype=dtype: head(torch.zeros(2, width, dtype=dtype)), "floating", str(dtype)
+        )
 
 
 @pytest.mark.parametrize(
@@ -298,7 +302,7 @@ def test_geometry_degenerate_shapes():
     assert to_clifford(torch.zeros(0, 3)).shape == (0, 6)
 
 
-# ---- losses ------------------------------------------------------------------------------------------------------
+# ---- losses --------------------------------------------------------------------------------------
 
 
 def loss_cases():
@@ -325,11 +329,11 @@ def loss_cases():
 @pytest.mark.parametrize("bad", SPECIAL)
 def test_losses_reject_non_finite_inputs_in_every_dtype(bad):
     cases, u, v, y = loss_cases()
-    for name, fn, _ in cases:
+    for _name, fn, _ in cases:
         for dtype in FLOAT_DTYPES:
             a = u.clone().to(dtype)
             a[3, 1] = bad
-            assert_clear_error(lambda: fn(a, v.to(dtype), y), "NaN or inf")
+            assert_clear_error(lambda fn=fn, a=a, dtype=dtype: fn(a, v.to(dtype), y), "NaN or inf")
 
 
 @pytest.mark.parametrize(
@@ -342,9 +346,9 @@ def test_losses_reject_non_finite_inputs_in_every_dtype(bad):
 )
 def test_nan_and_fractional_labels_raise(labels, word):
     cases, u, v, _ = loss_cases()
-    for name, fn, uses_labels in cases:
+    for _name, fn, uses_labels in cases:
         if uses_labels:
-            assert_clear_error(lambda: fn(u, v, labels), word)
+            assert_clear_error(lambda fn=fn: fn(u, v, labels), word)
     # integral float labels are class ids like any other
     ok = torch.tensor([0.0, 1, 2, 1, 0, 2, 2, 0])
     assert float(SupConLoss()(torch.stack([u, v], 1), ok)) == pytest.approx(
@@ -389,7 +393,7 @@ def test_circular_spread_is_in_unit_interval_for_any_batch(n, k, seed, spread):
     assert 0.0 <= float(loss) <= 1.0 and bool(torch.isfinite(z.grad).all())
 
 
-# ---- codes: NaN on every path to quantize, wrong kinds ----------------------------------------------------------
+# ---- codes: NaN on every path to quantize, wrong kinds -------------------------------------------
 
 
 @pytest.mark.parametrize("bad", SPECIAL)
@@ -488,8 +492,8 @@ LOSS_CALLS = {  # name -> (loss, how many float tensors, needs labels, expected 
 @FAST
 @given(data=st.data())
 def test_losses_on_any_shape_dtype_and_value_give_a_finite_loss_or_a_clear_error(name, data):
-    """Never NaN, never a raw torch error: either a finite loss (and finite gradient) or a ValueError/TypeError
-    raised by the package."""
+    """Never NaN, never a raw torch error: either a finite loss (and finite gradient) or a
+    ValueError/TypeError raised by the package."""
     loss, n_tensors, labelled, rank = LOSS_CALLS[name]
     if data.draw(st.booleans()):  # a well-formed shape half of the time: [B, 4] or [B, 2, 4]
         shape = (
@@ -548,8 +552,8 @@ def test_loss_overflow_on_finite_inputs_is_a_clear_error():
     bits=st.integers(1, 8),
 )
 def test_quantize_is_exact_for_any_finite_turn_in_any_width(values, width, bits):
-    """round(turn * 2**b) mod 2**b in exact rational arithmetic (half to even), for every finite float incl. huge,
-    tiny and subnormal values, in float16 / float32 / float64, numpy and torch."""
+    """round(turn * 2**b) mod 2**b in exact rational arithmetic (half to even), for every finite
+    float incl. huge, tiny and subnormal values, in float16 / float32 / float64, numpy and torch."""
     from fractions import Fraction
 
     np_dtype = {16: np.float16, 32: np.float32, 64: np.float64}[width]
@@ -595,7 +599,8 @@ def test_zero_views_is_a_clear_error(loss):
     ],
 )
 def test_zero_row_in_float16_is_a_clear_error_not_an_infinite_gradient(make, call):
-    """Found by the generated loss test: a zero row's normalisation gradient (~1/eps) overflowed float16 to inf."""
+    """Found by the generated loss test: a zero row's normalisation gradient (~1/eps) overflowed
+    float16 to inf."""
     import torus_plugins.losses as L
 
     x = torch.tensor([[0.0], [-0.2935]], dtype=torch.float16, requires_grad=True)

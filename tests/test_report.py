@@ -1,4 +1,5 @@
-"""report: mean +- std against numpy/statistics, aggregation over seeds, provenance fields, JSON writing."""
+"""report: mean +- std against numpy/statistics, aggregation over seeds, provenance fields, JSON
+writing."""
 
 import json
 import math

@@ -1,6 +1,6 @@
-"""TorusIndexFlat (TorusIndex) and TorusIndexBinaryFlat: exact search equals a brute-force reference (ties:
-smaller id first) on every kernel path; faiss-style methods behave like faiss's; concurrent add + search loses
-nothing; whole-index I/O."""
+"""TorusIndexFlat (TorusIndex) and TorusIndexBinaryFlat: exact search equals a brute-force reference
+(ties: smaller id first) on every kernel path; faiss-style methods behave like faiss's; concurrent
+add + search loses nothing; whole-index I/O."""
 
 import json
 import struct
@@ -34,7 +34,8 @@ CLASSES = {"kernel": TorusIndexFlat, "johnson": TorusIndexBinaryFlat}
 
 
 def run_interleaved(workers) -> None:
-    """Start and join these threads with the interpreter switching threads every microsecond (races show up)."""
+    """Start and join these threads with the interpreter switching threads every microsecond (races
+    show up)."""
     old = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)
     try:
@@ -47,7 +48,8 @@ def run_interleaved(workers) -> None:
 
 
 def filled(index, x, ids=None, train=None):
-    """``index`` after train(train) (if given) and add(x) / add_with_ids(x, ids): faiss's add returns None."""
+    """``index`` after train(train) (if given) and add(x) / add_with_ids(x, ids): faiss's add
+    returns None."""
     if train is not None:
         index.train(train)
     if ids is None:
@@ -135,8 +137,9 @@ def test_kernel_wide_codes_keep_exact_distances(portable, n_angles):
 @pytest.mark.parametrize("bits", [1, 3, 4, 5, 8])
 @pytest.mark.parametrize("n_angles", [1, 31, 32, 33, 64, 224])
 def test_kernel_paths_equal_brute_force_across_blocks_and_query_groups(portable, bits, n_angles):
-    """Both code paths (psadbw where the CPU has it, and the portable vector code), padded widths, reference
-    blocks of BLOCK rows with a ragged tail, and query counts that are not a multiple of the query group."""
+    """Both code paths (psadbw where the CPU has it, and the portable vector code), padded widths,
+    reference blocks of BLOCK rows with a ragged tail, and query counts that are not a multiple of
+    the query group."""
     rng = np.random.default_rng(bits * 1000 + n_angles)
     n = 2 * BLOCK + 37
     x = rng.integers(0, 1 << bits, (n, n_angles), dtype=np.uint8)
@@ -148,7 +151,8 @@ def test_kernel_paths_equal_brute_force_across_blocks_and_query_groups(portable,
     Dr, Ir = brute_knn(q, x, bits, 12)
     assert np.array_equal(D, Dr) and np.array_equal(I, Ir)
     assert I[0, 0] == 0 and D[0, 0] == 0
-    # the largest distance a row can have (half a turn on every angle) is still ranked, last, exactly
+    # the largest distance a row can have (half a turn on every angle) is still ranked, last,
+    # exactly
     x[-1] = (x[0].astype(np.int64) + (1 << (bits - 1))) % (1 << bits)
     D, I = topk_l1(x[:1], prepare_references(x), bits, n, portable=portable)
     assert D[0, -1] == n_angles << (bits - 1) and I[0, -1] == n - 1
@@ -231,7 +235,8 @@ def test_save_load_round_trip(tmp_path):
 
 
 def _rewrite_meta(src, dst, edit):
-    """Re-encode a code file with edited metadata and a valid CRC (a crafted, self-consistent file)."""
+    """Re-encode a code file with edited metadata and a valid CRC (a crafted, self-consistent
+    file)."""
     data = src.read_bytes()
     head = struct.Struct("<4sHBBIQHI")
     magic, ver, bits, res, k, n, glen, mlen = head.unpack_from(data)
@@ -298,8 +303,8 @@ def test_load_rejects_metadata_that_is_not_an_object(tmp_path):
 
 
 def test_numba_kernel_is_compiled_and_used():
-    """numba is a dependency: the compiled kernel runs (it gains a compiled signature), the CPU's best path is
-    picked from its features, and its results equal the brute-force reference."""
+    """numba is a dependency: the compiled kernel runs (it gains a compiled signature), the CPU's
+    best path is picked from its features, and its results equal the brute-force reference."""
     import llvmlite.binding as llvm
 
     feats = llvm.get_host_cpu_features()
@@ -315,8 +320,8 @@ def test_numba_kernel_is_compiled_and_used():
 
 
 class _AdversarialFlat:
-    """Stand-in for faiss.IndexBinaryFlat that returns exact top-kk but orders ties by *larger* id first,
-    which faiss is free to do; the index must still answer smaller-id-first."""
+    """Stand-in for faiss.IndexBinaryFlat that returns exact top-kk but orders ties by *larger* id
+    first, which faiss is free to do; the index must still answer smaller-id-first."""
 
     def __init__(self, jc):
         self.jc = jc
@@ -393,8 +398,8 @@ def test_topk_l1_rejects_references_it_cannot_read_row_by_row():
 @pytest.mark.parametrize("path", [p for p in (kernel.PORTABLE, kernel.AVX2, kernel.AVX512)])
 @pytest.mark.parametrize("n_angles", [64, 96, 128, 256])
 def test_every_kernel_path_equals_brute_force_with_ties(path, n_angles):
-    """AVX-512 (512-bit vpsadbw, rows of 64k angles), AVX2 and portable: the same answer, ties included. A path the
-    CPU lacks must be refused with a clear error, never run."""
+    """AVX-512 (512-bit vpsadbw, rows of 64k angles), AVX2 and portable: the same answer, ties
+    included. A path the CPU lacks must be refused with a clear error, never run."""
     rng = np.random.default_rng(n_angles)
     x = rng.integers(0, 4, (BLOCK + 70, n_angles), dtype=np.uint8)  # 2-bit values: many ties
     x[BLOCK + 3] = x[1]
@@ -425,7 +430,8 @@ def test_threads_argument_gives_the_same_answer(monkeypatch):
 
 # ---------------------------------------------------------------------------- faiss-style behaviour
 def _faiss_binary(x, bits, ids=None):
-    """faiss on Johnson codes: Hamming == circular L1, so faiss's answers are the reference semantics."""
+    """faiss on Johnson codes: Hamming == circular L1, so faiss's answers are the reference
+    semantics."""
     jc = johnson_encode(x, bits)
     flat = faiss.IndexBinaryFlat(8 * jc.shape[1])
     if ids is None:
@@ -453,7 +459,8 @@ def test_remove_ids_reset_and_ntotal_behave_like_faiss():
     x = rng.integers(0, 16, (200, 8), dtype=np.uint8)
     q = rng.integers(0, 16, (30, 8), dtype=np.uint8)
     jq = johnson_encode(q, 4)
-    # sequential ids: faiss IndexBinaryFlat (like IndexFlat) renumbers the rows that follow a removed one
+    # sequential ids: faiss IndexBinaryFlat (like IndexFlat) renumbers the rows that follow a
+    # removed one
     ours, ref = filled(TorusIndexFlat(8, 4), x), _faiss_binary(x, 4)
     gone = np.array([0, 3, 150, 199, 500])
     assert ours.remove_ids(gone) == ref.remove_ids(gone) == 4
@@ -498,7 +505,8 @@ def test_range_search_equals_faiss(radius):
 
 
 def test_index_factory_builds_each_type():
-    """faiss's shape: index_factory(d, description), the structure first and the T<bits> encoding last."""
+    """faiss's shape: index_factory(d, description), the structure first and the T<bits> encoding
+    last."""
     ix = index_factory(64, "T8")
     assert type(ix) is TorusIndexFlat and (ix.n_angles, ix.bits) == (64, 8)
     assert type(index_factory(64, "Flat")) is TorusIndexFlat and index_factory(64, "Flat").bits == 8
@@ -545,9 +553,9 @@ def test_index_factory_old_string_form_is_deprecated_and_builds_the_same():
 # ---------------------------------------------------------------------------- concurrency
 @pytest.mark.parametrize("cls", ["flat", "johnson", "ivf"])
 def test_concurrent_add_and_search_loses_nothing(cls):
-    """Several threads add while others search, with thread switches forced every microsecond: every code
-    added is held, every search answers exactly over some published prefix, and the final index equals brute
-    force."""
+    """Several threads add while others search, with thread switches forced every microsecond: every
+    code added is held, every search answers exactly over some published prefix, and the final index
+    equals brute force."""
     rng = np.random.default_rng(19)
     bits = 4 if cls == "johnson" else 8
     x = rng.integers(0, 1 << bits, (4000, 16), dtype=np.uint8)

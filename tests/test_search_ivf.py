@@ -1,5 +1,5 @@
-"""TorusIndexIVF: probing every list equals exact search (ties included), recall on clustered data, faiss-style
-methods, persistence, and train racing add, search, remove, reset and write_index."""
+"""TorusIndexIVF: probing every list equals exact search (ties included), recall on clustered data,
+faiss-style methods, persistence, and train racing add, search, remove, reset and write_index."""
 
 import threading
 import time
@@ -140,8 +140,8 @@ def test_errors_are_clear():
 
 
 def test_centroids_are_circular_means():
-    """Points around a centre that straddles the seam (turn 0 == 1): the centroid lands on the centre, not on
-    the linear mean half a turn away."""
+    """Points around a centre that straddles the seam (turn 0 == 1): the centroid lands on the
+    centre, not on the linear mean half a turn away."""
     rng = np.random.default_rng(5)
     x = ((np.array([0, 128, 250]) + rng.integers(-3, 4, (300, 3))) % 256).astype(np.uint8)
     c = train_torus_centroids(x, 8, 1)
@@ -151,8 +151,8 @@ def test_centroids_are_circular_means():
 
 
 def test_wide_codes_use_the_list_by_list_path_with_the_same_answer():
-    """Past 224 angles the compiled list scan (16-bit fields) hands over to one kernel call per list (32-bit
-    fields): still exact with every list probed."""
+    """Past 224 angles the compiled list scan (16-bit fields) hands over to one kernel call per list
+    (32-bit fields): still exact with every list probed."""
     rng = np.random.default_rng(6)
     x = clustered(rng, 300, 230, 8, centres=6, noise=3)
     q = np.concatenate([x[:2], rng.integers(0, 256, (5, 230), dtype=np.uint8)])
@@ -183,8 +183,8 @@ _OPS = st.lists(
     kind=st.sampled_from(["flat", "ivf"]),
 )
 def test_any_add_remove_sequence_searches_like_brute_force(ops, bits, seed, kind):
-    """After any sequence of add_with_ids / remove_ids, search (every list probed) and range_search equal a brute
-    force over the codes still held, ties by insertion order; ntotal and ids agree."""
+    """After any sequence of add_with_ids / remove_ids, search (every list probed) and range_search
+    equal a brute force over the codes still held, ties by insertion order; ntotal and ids agree."""
     rng = np.random.default_rng(seed)
     n_angles = 5
     train = rng.integers(0, 1 << bits, (40, n_angles), dtype=np.uint8)
@@ -231,12 +231,12 @@ def test_any_add_remove_sequence_searches_like_brute_force(ops, bits, seed, kind
     assert (I[:, len(held_ids) :] == -1).all() and (D[:, len(held_ids) :] == PAD_DISTANCE).all()
 
 
-# ---------------------------------------------------------------------------- train racing the other methods
+# ------------------------------------------------------------------- train racing the other methods
 
 
 def _pause_in(index, name, after=False):
-    """Replace index.<name> by a wrapper whose first call in every thread named "paused..." releases ``entered``
-    and waits for ``go`` (before or after the real call)."""
+    """Replace index.<name> by a wrapper whose first call in every thread named "paused..." releases
+    ``entered`` and waits for ``go`` (before or after the real call)."""
     real, entered, go, seen = getattr(index, name), threading.Semaphore(0), threading.Event(), set()
 
     def wrapper(*args, **kwargs):
@@ -257,8 +257,9 @@ def _pause_in(index, name, after=False):
 
 
 def test_search_on_a_snapshot_taken_before_train_answers_with_its_own_centroids():
-    """A search that took its snapshot before a re-train (paused right after taking it) probes the OLD centroids
-    over the OLD lists: the same answer as before the train, never new centroids over old lists."""
+    """A search that took its snapshot before a re-train (paused right after taking it) probes the
+    OLD centroids over the OLD lists: the same answer as before the train, never new centroids over
+    old lists."""
     x = clustered(np.random.default_rng(7), 600, 16, 8, centres=8, noise=2)
     y = clustered(np.random.default_rng(8), 600, 16, 8, centres=8, noise=2)
     index = filled(TorusIndexIVF(16, 8, nlist=8, nprobe=1), x, train=x)
@@ -277,7 +278,7 @@ def test_search_on_a_snapshot_taken_before_train_answers_with_its_own_centroids(
     ]
     for t in threads:
         t.start()
-    for t in threads:
+    for _ in threads:
         assert entered.acquire(timeout=10)  # both hold their snapshot
     index.train(y)  # new centroids, new lists, while the searches hold the old ones
     index.add(y)
@@ -292,9 +293,10 @@ def test_search_on_a_snapshot_taken_before_train_answers_with_its_own_centroids(
 
 
 def test_add_racing_train_lands_under_the_new_centroids():
-    """An add whose codes were assigned against the old centroids, when train publishes new ones before it
-    takes the lock, re-assigns them: each code sits in the list of its nearest NEW centroid and is found with
-    one list probed. An add that finished before train is emptied by it, as by reset."""
+    """An add whose codes were assigned against the old centroids, when train publishes new ones
+    before it takes the lock, re-assigns them: each code sits in the list of its nearest NEW
+    centroid and is found with one list probed. An add that finished before train is emptied by it,
+    as by reset."""
     x = clustered(np.random.default_rng(9), 600, 16, 8, centres=8, noise=2)
     y = clustered(np.random.default_rng(10), 600, 16, 8, centres=8, noise=2)
     batch = np.unique(y, axis=0)[:200]
@@ -320,12 +322,13 @@ def test_add_racing_train_lands_under_the_new_centroids():
 
 
 def test_train_racing_add_search_remove_reset_and_write_never_mixes_or_misplaces(tmp_path):
-    """Threads add distinct batches, search, range-search, remove, write the index and check every published
-    snapshot while one thread re-trains (and resets) several times, with thread switches forced every
-    microsecond. Every snapshot holds each code in the list of its nearest centroid of THAT snapshot; every
-    result names a code that was added, at its true distance; every add lands whole or is emptied whole by a
-    later train/reset; an add started after the last train/reset is held; afterwards every held code is found
-    at distance 0 of itself with one list probed and with all lists probed."""
+    """Threads add distinct batches, search, range-search, remove, write the index and check every
+    published snapshot while one thread re-trains (and resets) several times, with thread switches
+    forced every microsecond. Every snapshot holds each code in the list of its nearest centroid of
+    THAT snapshot; every result names a code that was added, at its true distance; every add lands
+    whole or is emptied whole by a later train/reset; an add started after the last train/reset is
+    held; afterwards every held code is found at distance 0 of itself with one list probed and with
+    all lists probed."""
     rng = np.random.default_rng(11)
     nlist, m = 8, 256
     x = np.unique(rng.integers(0, m, (2000, 16), dtype=np.uint8), axis=0)[
@@ -356,7 +359,8 @@ def test_train_racing_add_search_remove_reset_and_write_never_mixes_or_misplaces
             time.sleep(1e-4)
 
     def wait_for(n_finished):
-        """Spread the other writers over the adds: wait until n_finished adds returned (or all did)."""
+        """Spread the other writers over the adds: wait until n_finished adds returned (or all
+        did)."""
         wait_until(lambda: len(finished) >= n_finished or not adding[0])
 
     def dist(q, ids):
@@ -376,7 +380,7 @@ def test_train_racing_add_search_remove_reset_and_write_never_mixes_or_misplaces
     def adder(which):
         for b in which:
             wait_until(
-                lambda: ops_started[0] >= b // 15
+                lambda b=b: ops_started[0] >= b // 15
             )  # batches 15p.. overlap train/reset number p
             with log_lock:
                 started[b] = generation[0]

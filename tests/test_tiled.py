@@ -1,5 +1,6 @@
-"""The tiled exact scan (torus_plugins.search._kernel): every path, unrolled and generic widths, one query and query
-groups, nibble-packed rows, threads; against an independent brute force (python sort on (distance, id))."""
+"""The tiled exact scan (torus_plugins.search._kernel): every path, unrolled and generic widths, one
+query and query groups, nibble-packed rows, threads; against an independent brute force (python sort
+on (distance, id))."""
 
 import numpy as np
 import pytest
@@ -41,8 +42,9 @@ def test_query_order_is_a_permutation_matching_the_unpacked_tiles(width):
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("n_angles", [1, 31, 32, 33, 64, 96, 128, 130, 250])
 def test_every_path_and_width_equals_brute_force(path, n_angles):
-    """Widths with an unrolled variant (32 / 64 / 128 angles) and without (96, 130, 250: a loop over chunks),
-    rows packed or not, a ragged last tile and block, one query (the one-query variant) and several."""
+    """Widths with an unrolled variant (32 / 64 / 128 angles) and without (96, 130, 250: a loop over
+    chunks), rows packed or not, a ragged last tile and block, one query (the one-query variant) and
+    several."""
     rng = np.random.default_rng(n_angles)
     n = BLOCK + 13
     for bits in (1, 4, 8):
@@ -74,8 +76,8 @@ def test_threads_split_queries_without_changing_the_answer(ntask):
 
 @pytest.mark.parametrize("n", [5, 40, 2 * BLOCK + 3])
 def test_few_queries_split_rows_over_threads_and_merge_ties_in_id_order(n):
-    """1-2 queries with 3 threads: each thread scans a range of rows (some hold fewer than k rows), the merge
-    keeps ties in id order."""
+    """1-2 queries with 3 threads: each thread scans a range of rows (some hold fewer than k rows),
+    the merge keeps ties in id order."""
     rng = np.random.default_rng(n)
     x = rng.integers(0, 2, (n, 8), dtype=np.uint8)  # 1-bit codes on 8 angles: ties everywhere
     for nq in (1, 2):
@@ -98,7 +100,8 @@ def test_choose_threads_follows_the_work_size():
 
 
 def test_largest_distances_are_exact_at_every_width():
-    """Half a turn on every angle: 128 * 600 = 76800 per row does not fit 16 bits; 64-bit lanes keep it."""
+    """Half a turn on every angle: 128 * 600 = 76800 per row does not fit 16 bits; 64-bit lanes keep
+    it."""
     rng = np.random.default_rng(1)
     x = rng.integers(0, 256, (40, 600), dtype=np.uint8)
     x[7] = x[3] ^ 0x80
@@ -127,8 +130,8 @@ def test_packed_refs_are_refused_above_four_bits_and_at_a_wrong_width():
 def test_tiled_property_brute_force_and_rotation_invariance(
     bits, n, n_angles, nq, shift, seed, data
 ):
-    """Equal to brute force; turning every code of queries and references by the same amount (mod 2**bits)
-    changes nothing."""
+    """Equal to brute force; turning every code of queries and references by the same amount (mod
+    2**bits) changes nothing."""
     rng = np.random.default_rng(seed)
     m = 1 << bits
     x = rng.integers(0, m, (n, n_angles), dtype=np.uint8)
@@ -170,9 +173,9 @@ def test_packed_flat_index_equals_the_binary_index_and_survives_a_file(bits, tmp
 
 @pytest.mark.parametrize("n_angles", [64, 250])
 def test_inverted_lists_scan_equals_brute_force_over_the_probed_lists(n_angles):
-    """kernel.lists_topk: per query, the k nearest over the rows of its probed lists, ties by insertion number
-    (rows of one list are in insertion order; lists interleave insertion numbers). 250 angles: past the old
-    16-bit field limit."""
+    """kernel.lists_topk: per query, the k nearest over the rows of its probed lists, ties by
+    insertion number (rows of one list are in insertion order; lists interleave insertion numbers).
+    250 angles: past the old 16-bit field limit."""
     from numba.typed import List
 
     rng = np.random.default_rng(n_angles)
@@ -203,8 +206,9 @@ def test_inverted_lists_scan_equals_brute_force_over_the_probed_lists(n_angles):
     nq=st.integers(1, 8),
 )
 def test_probe_lists_is_the_set_of_the_nprobe_nearest_rows(seed, bits, n_angles, nlist, nq):
-    """kernel.probe_lists: per query the nprobe rows of smallest (distance, row), in increasing row order (the
-    same set as a python sort, ties at the boundary included: few bits make many ties)."""
+    """kernel.probe_lists: per query the nprobe rows of smallest (distance, row), in increasing row
+    order (the same set as a python sort, ties at the boundary included: few bits make many
+    ties)."""
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 1 << bits, (nlist, n_angles), dtype=np.uint8)
     q = rng.integers(0, 1 << bits, (nq, n_angles), dtype=np.uint8)
@@ -218,8 +222,8 @@ def test_probe_lists_is_the_set_of_the_nprobe_nearest_rows(seed, bits, n_angles,
 
 @pytest.mark.parametrize("packed", [False, True])
 def test_inverted_lists_scan_returns_a_code_held_in_several_lists_once(packed):
-    """A code assigned to several lists (same insertion number in each) is returned once, and the result is the
-    brute-force top-k over the distinct codes of the probed lists."""
+    """A code assigned to several lists (same insertion number in each) is returned once, and the
+    result is the brute-force top-k over the distinct codes of the probed lists."""
     from numba.typed import List
 
     rng = np.random.default_rng(7)

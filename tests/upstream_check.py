@@ -498,9 +498,9 @@ def worker_eb_jepa_image(root, commit):
                 calls, seen = [], {}
 
                 class Recording(main.VICRegLoss):
-                    def forward(self, z1, z2):
+                    def forward(self, z1, z2, _calls=calls):
                         out = super().forward(z1, z2)
-                        calls.append(
+                        _calls.append(
                             (
                                 self,
                                 z1.detach(),
@@ -513,19 +513,20 @@ def worker_eb_jepa_image(root, commit):
                 main.VICRegLoss = Recording
                 train_epoch, evaluate = main.train_epoch, main.evaluate_linear_probe
 
-                def recording_train_epoch(*args, **kwargs):
-                    seen["train"] = train_epoch(*args, **kwargs)
-                    return seen["train"]
+                # the loop's objects bound as keyword-only defaults: each run records its own
+                def recording_train_epoch(*args, _seen=seen, _train_epoch=train_epoch, **kwargs):
+                    _seen["train"] = _train_epoch(*args, **kwargs)
+                    return _seen["train"]
 
-                def recording_evaluate(model, *args, **kwargs):
+                def recording_evaluate(model, *args, _seen=seen, _evaluate=evaluate, **kwargs):
                     hook = model.register_forward_hook(
-                        lambda m, i, o: seen.setdefault("rows", []).append(o[0].shape)
+                        lambda m, i, o: _seen.setdefault("rows", []).append(o[0].shape)
                     )
                     try:
-                        seen["val"] = evaluate(model, *args, **kwargs)
+                        _seen["val"] = _evaluate(model, *args, **kwargs)
                     finally:
                         hook.remove()
-                    return seen["val"]
+                    return _seen["val"]
 
                 main.train_epoch, main.evaluate_linear_probe = (
                     recording_train_epoch,
