@@ -54,6 +54,7 @@ STRICT_DOCSTRINGS = (
     "torus_plugins.report",
     "torus_plugins.plot",
     "torus_plugins.search",
+    "torus_plugins.adapters",
 )
 #: modules inside a strict package whose docstrings do not comply yet
 NOT_YET_STRICT: tuple = ()

@@ -44,6 +44,17 @@ def project_features(features: torch.Tensor, projmode: str) -> torch.Tensor:
 
     sphere: unchanged (upstream's loss assumes they are unit vectors); torusN: pairs normalised,
     total norm 1; torusC: features are turns -> interleaved (cos, sin) / sqrt(D), width 2D.
+
+    Args:
+        features: [..., D] features as upstream's model emits them (torusN: D even).
+        projmode: the geometry, any name :func:`geometry_of_projmode` accepts.
+
+    Returns:
+        [..., D] (torusC: [..., 2D]) vectors, unit-norm on the torus.
+
+    Raises:
+        TypeError, ValueError: a bad ``projmode`` (see :func:`geometry_of_projmode`), or torusN
+            with an odd D.
     """
     mode = geometry_of_projmode(projmode)
     if mode == "sphere":
@@ -83,7 +94,19 @@ def _mask_to_labels(mask, batch_size):
 
 class SupConLoss(nn.Module):
     """Drop-in for SupCon-Framework's ``tools.losses.SupConLoss`` with torus projmodes (incl. legacy
-    names)."""
+    names).
+
+    Args:
+        temperature: the softmax temperature tau.
+        contrast_mode: ``"all"`` (every view is an anchor) or ``"one"`` (the first view only).
+        base_temperature: the loss is scaled by ``temperature / base_temperature``.
+        projmode: sphere, torusN or torusC, or SupCon-Framework's hyprs, torul, torus.
+
+    Raises:
+        TypeError: a ``projmode`` that is not a string (nor a Geometry), a temperature that is not
+            a real number.
+        ValueError: an unknown ``contrast_mode`` or ``projmode``, a temperature not > 0.
+    """
 
     def __init__(
         self, temperature=0.07, contrast_mode="all", base_temperature=0.07, projmode="sphere"
@@ -107,6 +130,24 @@ class SupConLoss(nn.Module):
         )
 
     def forward(self, features, labels=None, mask=None):
+        """SupCon over the views of ``features`` projected as ``projmode`` says (SimCLR without
+        ``labels`` and ``mask``).
+
+        Args:
+            features: [B, n_views, D] as upstream's model emits them (more dimensions are
+                flattened into D).
+            labels: class labels [B], or None.
+            mask: a [B, B] same-class mask (instead of ``labels``), or None.
+
+        Returns:
+            The loss, a scalar tensor.
+
+        Raises:
+            TypeError: ``features`` is not a floating-point tensor.
+            ValueError: ``features`` has fewer than 3 dimensions, both ``labels`` and ``mask`` are
+                given, the number of labels is not B, or ``mask`` is not [B, B].
+            NotImplementedError: a ``mask`` that is not a same-class (equivalence) mask.
+        """
         features = _check_features(features)
         if labels is not None and mask is not None:
             raise ValueError("Cannot define both `labels` and `mask`")
@@ -123,7 +164,15 @@ class SupConLoss(nn.Module):
 
 class KoLeoLoss(nn.Module):
     """Drop-in for SupCon-Framework's ``tools.losses.KoLeoLoss(projmode)``: KoLeo per view, summed
-    over views."""
+    over views.
+
+    Args:
+        projmode: sphere, torusN or torusC, or SupCon-Framework's hyprs, torul, torus.
+        eps: added to each nearest-neighbour distance.
+
+    Raises:
+        TypeError, ValueError: a bad ``projmode`` (see :func:`geometry_of_projmode`) or ``eps``.
+    """
 
     def __init__(self, projmode="sphere", eps=1e-6):
         super().__init__()
@@ -133,6 +182,20 @@ class KoLeoLoss(nn.Module):
         self.klo = _KoLeo(eps=eps)
 
     def forward(self, features, labels=None):
+        """sum_v KoLeo(z[:, v]), z = :func:`project_features` (features, projmode).
+
+        Args:
+            features: [B, n_views, D] as upstream's model emits them (more dimensions are
+                flattened into D), B >= 2.
+            labels: ignored (upstream's signature).
+
+        Returns:
+            The loss, a scalar tensor.
+
+        Raises:
+            TypeError: ``features`` is not a floating-point tensor.
+            ValueError: ``features`` has fewer than 3 dimensions or fewer than 2 rows.
+        """
         features = _check_features(features)
         z = project_features(features, self.projmode)
         return sum(self.klo(z[:, v, :]) for v in range(z.shape[1]))
@@ -163,7 +226,32 @@ def _build_backbone(backbone, pretrained, features_dim):
 
 class SupConModel(nn.Module):
     """Drop-in for SupCon-Framework's ``tools.models.SupConModel`` (torus branch), with torus
-    projmodes."""
+    projmodes.
+
+    ``encoder`` -> ``head`` (Linear(features_dim, 4 * projection_dim), ReLU,
+    Linear(4 * projection_dim, projection_dim)) -> the projmode's normalisation; in the second
+    stage the encoder is frozen and ``classifier`` (Linear(features_dim, num_classes)) replaces
+    the head.
+
+    Args:
+        backbone: a timm model name (an optional ``timm_`` prefix is dropped; needs the
+            ``[timm]`` extra) or an ``nn.Module`` returning [B, features_dim] features.
+        projection_dim: the head's output width (torusN: even).
+        second_stage: build the frozen-encoder classifier instead of the projection head.
+        num_classes: the classifier's classes (needed with ``second_stage=True``).
+        projmode: sphere, torusN or torusC, or SupCon-Framework's hyprs, torul, torus.
+        pretrained: load the timm backbone's weights (a download).
+        features_dim: the module backbone's output width, when it has no ``num_features``.
+        grad_clip: clamp every encoder gradient element-wise at this value, as upstream does
+            (0 or None: no clamping).
+
+    Raises:
+        TypeError: ``backbone`` neither a string nor an ``nn.Module``; a ``projmode`` that is not
+            a string.
+        ValueError: an unknown ``projmode``, torusN with an odd ``projection_dim``,
+            ``second_stage=True`` without ``num_classes``, or a module backbone without
+            ``num_features`` and no ``features_dim``.
+    """
 
     def __init__(
         self,
@@ -205,6 +293,12 @@ class SupConModel(nn.Module):
             )
 
     def use_projection_head(self, mode):
+        """Switch the projection head on or off (upstream's API).
+
+        Args:
+            mode: True: ``forward`` goes through the head (``embed_dim = projection_dim``); False:
+                it returns the encoder features (``embed_dim = features_dim``).
+        """
         self.projection_head = mode
         self.embed_dim = self.projection_dim if mode else self.features_dim
 
@@ -215,6 +309,17 @@ class SupConModel(nn.Module):
         return feat
 
     def forward(self, x, donormalise=True):
+        """Upstream's forward: sphere -> unit vectors, torusN -> pairs on circles at unit total
+        norm, torusC -> the raw output, read as turns (the loss applies cos/sin).
+
+        Args:
+            x: the input batch, e.g. images [B, 3, H, W].
+            donormalise: apply the projmode's normalisation (False: the raw features).
+
+        Returns:
+            Second stage: logits [B, num_classes]; else [B, projection_dim] (with the projection
+            head switched off: the encoder features [B, features_dim]).
+        """
         if self.second_stage:
             return self.classifier(self.encoder(x).flatten(1))
         feat = self._features(x)
@@ -223,7 +328,17 @@ class SupConModel(nn.Module):
         return feat
 
     def embed(self, x):
-        """Unit-norm torus (or sphere) embedding in the Clifford layout, whatever the projmode."""
+        """Unit-norm torus (or sphere) embedding in the Clifford layout, whatever the projmode.
+
+        Args:
+            x: the input batch, e.g. images [B, 3, H, W].
+
+        Returns:
+            [B, projection_dim] unit-norm vectors (torusC: [B, 2 * projection_dim]).
+
+        Raises:
+            RuntimeError: a second-stage model (it has no projection head).
+        """
         if self.second_stage:
             raise RuntimeError("embed() needs the first-stage model (second_stage=False)")
         return torus_normalize(self._features(x), geometry=self.projmode, dim=1)

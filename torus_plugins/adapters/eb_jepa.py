@@ -88,7 +88,26 @@ def offdiag_cov(x: torch.Tensor) -> torch.Tensor:
 
 class TorusVCTerms(nn.Module):
     """The shared part: projection onto the torus, then variance, covariance and uniformity terms of
-    [N, D]."""
+    [N, D].
+
+    Args:
+        geometry: sphere, torusN or torusC (any alias), a Geometry object, or None (no projection,
+            upstream exactly); 0.1.0's keyword ``projection=`` still works, with a
+            DeprecationWarning.
+        cov: ``"isotropic"`` (upstream's mean squared off-diagonal covariance) or ``"toroidal"``
+            (:class:`torus_plugins.losses.ToroidalCovarianceLoss`; needs a geometry).
+        uniformity_coeff: weight of the uniformity term (0: the term is not built).
+        grid_size: the toroidal covariance's grid size.
+        std_margin: the variance hinge's target std; None: sqrt(1/2) on a torus, else 1.
+        penalty: the toroidal covariance's penalty, ``"distance"`` or ``"laplacian"``.
+        uniformity_samples: most rows the uniformity term sees (a random subset beyond that), or
+            None for every pair always (at most ``MAX_EXACT_UNIFORMITY_ROWS`` rows).
+
+    Raises:
+        TypeError: ``uniformity_samples`` neither an int nor None; a geometry of the wrong kind.
+        ValueError: ``uniformity_samples`` < 2, an unknown geometry or ``cov``, or
+            ``cov="toroidal"`` with ``geometry=None``.
+    """
 
     @renamed_keywords(projection="geometry")
     def __init__(
@@ -135,7 +154,15 @@ class TorusVCTerms(nn.Module):
 
     def project(self, z: torch.Tensor):
         """(unit-norm embedding, circle coordinates) of [N, D]; both equal ``z`` with
-        geometry=None."""
+        geometry=None.
+
+        Args:
+            z: embeddings [N, D] (torusN: D even; torusC: read as turns).
+
+        Returns:
+            ``(unit, circles)``, each [N, D'] (D' = D, torusC: 2D): the unit-norm projection and
+            ``unit * circle_scale(D')``, whose every circle has radius 1.
+        """
         if self.geometry is None:
             return z, z
         unit = torus_normalize(z, geometry=self.geometry, dim=1)
@@ -143,11 +170,26 @@ class TorusVCTerms(nn.Module):
 
     def circle_scale(self, width: int) -> float:
         """Circle coordinates = unit-norm embedding * this: sqrt(width / 2) on a torus (every
-        circle at radius 1), else 1."""
+        circle at radius 1), else 1.
+
+        Args:
+            width: the projected width D' (twice the number of circles on a torus).
+
+        Returns:
+            The scale, a float.
+        """
         return math.sqrt(width / 2) if self.geometry in ("torusN", "torusC") else 1.0
 
     def check_rows(self, n: int) -> None:
-        """Raise before any work if the uniformity term would need every pair of too many rows."""
+        """Raise before any work if the uniformity term would need every pair of too many rows.
+
+        Args:
+            n: the number of rows the uniformity term would see.
+
+        Raises:
+            ValueError: ``uniformity_samples=None`` and ``n > MAX_EXACT_UNIFORMITY_ROWS``, with a
+                uniformity term.
+        """
         exact = self._uniformity is not None and self.uniformity_samples is None
         if exact and n > MAX_EXACT_UNIFORMITY_ROWS:
             raise ValueError(
@@ -158,6 +200,16 @@ class TorusVCTerms(nn.Module):
             )
 
     def cov_term(self, q: torch.Tensor) -> torch.Tensor:
+        """Covariance term of [N, D] circle coordinates: mean of the squared off-diagonal
+        covariances (isotropic), or :class:`~torus_plugins.losses.ToroidalCovarianceLoss`
+        (toroidal).
+
+        Args:
+            q: circle coordinates [N, D] (from :meth:`project`), N >= 2.
+
+        Returns:
+            The term, a scalar tensor.
+        """
         if self.cov == "isotropic":
             return offdiag_cov(q)
         dim = q.shape[1]
@@ -172,7 +224,19 @@ class TorusVCTerms(nn.Module):
     def uniformity_term(self, unit: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         """Uniformity of the rows of ``unit / scale`` [N, D] (pass circle coordinates and their
         :meth:`circle_scale` to skip a full-size copy); on ``uniformity_samples`` random rows when
-        N is larger."""
+        N is larger.
+
+        Args:
+            unit: unit-norm embeddings [N, D], or circle coordinates with ``scale``.
+            scale: what ``unit`` is divided by to get unit-norm rows.
+
+        Returns:
+            log mean_{i != j} exp(-2 ||u_i - u_j||^2), a scalar tensor (<= 0); zero without a
+            uniformity term (``uniformity_coeff=0``).
+
+        Raises:
+            ValueError: too many rows for ``uniformity_samples=None`` (see :meth:`check_rows`).
+        """
         if self._uniformity is None:
             return unit.new_zeros(())
         n = unit.shape[0]
@@ -184,7 +248,17 @@ class TorusVCTerms(nn.Module):
 
 
 class VICRegLoss(nn.Module):
-    """Drop-in for ``eb_jepa.losses.VICRegLoss(std_coeff, cov_coeff)`` with a torus projection."""
+    """Drop-in for ``eb_jepa.losses.VICRegLoss(std_coeff, cov_coeff)`` with a torus projection.
+
+    Args:
+        std_coeff: weight of the variance (std hinge) term.
+        cov_coeff: weight of the covariance term.
+        geometry, cov, uniformity_coeff, grid_size, std_margin, penalty, uniformity_samples: as in
+            :class:`TorusVCTerms`.
+
+    Raises:
+        TypeError, ValueError: a bad option, as in :class:`TorusVCTerms`.
+    """
 
     @renamed_keywords(projection="geometry")
     def __init__(
@@ -208,6 +282,23 @@ class VICRegLoss(nn.Module):
         self.last_terms = {}
 
     def forward(self, z1, z2):
+        """loss = invariance + std_coeff * var + cov_coeff * cov + uniformity_coeff * uniformity.
+
+        Invariance is the MSE between the two views' circle coordinates; var, cov and uniformity
+        are summed over the two views. The detached terms are also kept in ``self.last_terms``.
+
+        Args:
+            z1: the first view's embeddings [B, D] (torusN: D even).
+            z2: the second view's embeddings [B, D].
+
+        Returns:
+            A dict of scalar tensors: ``loss``, ``invariance_loss``, ``var_loss``, ``cov_loss``
+            and, when ``uniformity_coeff`` != 0, ``uniformity_loss``.
+
+        Raises:
+            ValueError: ``z1`` or ``z2`` is not a 2-D tensor, or too many rows for
+                ``uniformity_samples=None``.
+        """
         for name, z in (("z1", z1), ("z2", z2)):
             if not isinstance(z, torch.Tensor) or z.dim() != 2:
                 raise ValueError(
@@ -240,7 +331,19 @@ class VICRegLoss(nn.Module):
 class VCLoss(nn.Module):
     """Drop-in for ``eb_jepa.losses.VCLoss(std_coeff, cov_coeff, proj=None)`` with a torus
     projection after ``proj``. ``forward(x[B, C, T, H, W])`` reads every (b, t, h, w) position as a
-    sample of C features."""
+    sample of C features.
+
+    Args:
+        std_coeff: weight of the variance (std hinge) term.
+        cov_coeff: weight of the covariance term.
+        proj: a module applied to the [B*T*H*W, C] samples before the torus projection (None:
+            identity).
+        geometry, cov, uniformity_coeff, grid_size, std_margin, penalty, uniformity_samples: as in
+            :class:`TorusVCTerms`.
+
+    Raises:
+        TypeError, ValueError: a bad option, as in :class:`TorusVCTerms`.
+    """
 
     @renamed_keywords(projection="geometry")
     def __init__(
@@ -266,6 +369,23 @@ class VCLoss(nn.Module):
         self.last_terms = {}
 
     def forward(self, x, actions=None):
+        """loss = std_coeff * std + cov_coeff * cov + uniformity_coeff * uniformity of the samples.
+
+        The detached terms are also kept in ``self.last_terms``.
+
+        Args:
+            x: features [B, C, ...] (e.g. [B, C, T, H, W]); each position is a sample of C.
+            actions: ignored (upstream's signature).
+
+        Returns:
+            ``(loss, unweighted_loss, logs)``: the weighted and the unweighted sum (scalar
+            tensors, both including the uniformity term), and a dict of floats ``std_loss``,
+            ``cov_loss`` and, when ``uniformity_coeff`` != 0, ``uniformity_loss``.
+
+        Raises:
+            ValueError: ``x`` is not a tensor of at least 2 dimensions, or too many rows for
+                ``uniformity_samples=None``.
+        """
         if not isinstance(x, torch.Tensor) or x.dim() < 2:
             raise ValueError(f"x must be a [B, C, ...] tensor, got {getattr(x, 'shape', type(x))}")
         samples = x.transpose(0, 1).flatten(1).transpose(0, 1)  # [B*T*H*W, C]
@@ -306,8 +426,9 @@ def patch(module, geometry="torusN", **options) -> Patch:
         A :class:`~torus_plugins.adapters.normalize.Patch`; undo with ``unpatch``.
 
     Raises:
-        TypeError: an unknown option, a wrong kind of geometry.
+        TypeError: an unknown option, a wrong kind of geometry, ``module`` not a module.
         ValueError: an unknown geometry, a module without the classes, a bad option value.
+        RuntimeError: ``module`` is already patched.
     """
     if geometry is not None:
         geometry = embedding_geometry(geometry).name

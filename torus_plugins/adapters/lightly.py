@@ -71,13 +71,30 @@ class TorusProjectionHead(_lightly_heads.ProjectionHead):
         self.n_circles = self.projection.n_circles
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, input width] -> [B, out_dim] unit vectors of the geometry."""
+        """[B, input width] -> [B, out_dim] unit vectors of the geometry.
+
+        Args:
+            x: features [B, input width] (the first block's input width).
+
+        Returns:
+            Unit-norm embeddings [B, out_dim] (torusC: out_dim is twice the last block's width).
+        """
         return self.projection(self.layers(x))
 
 
 class TorusSimCLRProjectionHead(_lightly_heads.SimCLRProjectionHead):
     """lightly's ``SimCLRProjectionHead(input_dim, hidden_dim, output_dim, num_layers, batch_norm)``
     (same positional arguments and defaults), ending in the ``geometry`` normalisation.
+
+    Args:
+        input_dim: width of the backbone features.
+        hidden_dim: width of the hidden layers.
+        output_dim: width before the projection (torusN: even; torusC: read as turns, the head's
+            output is ``2 * output_dim`` wide).
+        num_layers: number of linear layers.
+        batch_norm: batch normalisation after the hidden linear layers, as lightly's.
+        geometry: sphere, torusN or torusC (any alias), or a Geometry object; 0.1.0's keyword
+            ``projection=`` still works, with a DeprecationWarning.
 
     Raises:
         TypeError: a geometry that is neither a string nor a Geometry.
@@ -104,6 +121,15 @@ class TorusSimCLRProjectionHead(_lightly_heads.SimCLRProjectionHead):
 class TorusVICRegProjectionHead(_lightly_heads.VICRegProjectionHead):
     """lightly's ``VICRegProjectionHead(input_dim, hidden_dim, output_dim, num_layers)`` (same
     positional arguments and defaults), ending in the ``geometry`` normalisation.
+
+    Args:
+        input_dim: width of the backbone features.
+        hidden_dim: width of the hidden layers.
+        output_dim: width before the projection (torusN: even; torusC: read as turns, the head's
+            output is ``2 * output_dim`` wide).
+        num_layers: number of linear layers.
+        geometry: sphere, torusN or torusC (any alias), or a Geometry object; 0.1.0's keyword
+            ``projection=`` still works, with a DeprecationWarning.
 
     Raises:
         TypeError: a geometry that is neither a string nor a Geometry.
@@ -151,7 +177,14 @@ class TorusHead(nn.Module):
         self.n_circles = self.projection.n_circles
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x -> normalise_geometry(head(x))."""
+        """x -> normalise_geometry(head(x)).
+
+        Args:
+            x: the wrapped head's input, e.g. features [B, input width].
+
+        Returns:
+            Unit-norm embeddings [B, out_dim] (torusC: out_dim = 2 * dim).
+        """
         return self.projection(self.head(x))
 
 

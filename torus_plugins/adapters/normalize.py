@@ -59,6 +59,18 @@ _MARK = "_torus_plugins_patch"
 
 
 def _geometry_name(geometry) -> str:
+    """The canonical name of a geometry given by any accepted name or as a Geometry object.
+
+    Args:
+        geometry: sphere, torusN or torusC, an alias or legacy name (any case), or a Geometry.
+
+    Returns:
+        "sphere", "torusN" or "torusC".
+
+    Raises:
+        TypeError: a geometry that is neither a string nor a Geometry.
+        ValueError: an unknown name.
+    """
     return embedding_geometry(geometry).name
 
 
@@ -116,7 +128,16 @@ def torus_normalize(
 
 class TorusFunctional(types.ModuleType):
     """Stand-in for ``torch.nn.functional`` whose ``normalize`` is :func:`torus_normalize` in one
-    geometry; every other attribute is ``torch.nn.functional``'s own."""
+    geometry; every other attribute is ``torch.nn.functional``'s own.
+
+    Args:
+        geometry: sphere, torusN or torusC (any alias), or a Geometry object; 0.1.0's keyword
+            ``mode=`` still works, with a DeprecationWarning.
+
+    Raises:
+        TypeError: a geometry that is neither a string nor a Geometry.
+        ValueError: an unknown geometry.
+    """
 
     @renamed_keywords(mode="geometry")
     def __init__(self, geometry):
@@ -126,7 +147,21 @@ class TorusFunctional(types.ModuleType):
         self.geometry = _geometry_name(geometry)
 
     def normalize(self, input, p=2.0, dim=1, eps=1e-12, out=None):
-        """``F.normalize``'s signature: :func:`torus_normalize` in this geometry."""
+        """``F.normalize``'s signature: :func:`torus_normalize` in this geometry.
+
+        Args:
+            input: floating-point tensor.
+            p: 2 on a torus (the sphere passes it to ``F.normalize``).
+            dim: the axis to normalise.
+            eps: as in ``F.normalize``.
+            out: sphere only, as in ``F.normalize``.
+
+        Returns:
+            The projected tensor (torusC: twice the width along ``dim``).
+
+        Raises:
+            TypeError, ValueError: as :func:`torus_normalize`.
+        """
         return torus_normalize(input, geometry=self.geometry, dim=dim, p=p, eps=eps, out=out)
 
     def __getattr__(self, name):
@@ -168,9 +203,15 @@ class Patch:
 
     @property
     def modules(self) -> list:
+        """The modules this handle patched, in the order it patched them (empty after undo)."""
         return list(self._modules)
 
     def undo(self) -> None:
+        """Unpatch every module this handle patched and that is still patched by it, last first.
+
+        A module already unpatched (or re-patched by another handle) is left alone, so calling
+        ``undo`` twice is harmless.
+        """
         for module in reversed(self._modules):
             if is_patched(module) and getattr(module, _MARK)["handle"] is self:
                 unpatch(module)
@@ -185,7 +226,15 @@ class Patch:
 
 
 def check_patchable(module) -> None:
-    """Raise unless ``module`` is a module that torus-plugins has not patched yet."""
+    """Raise unless ``module`` is a module that torus-plugins has not patched yet.
+
+    Args:
+        module: the module about to be patched.
+
+    Raises:
+        TypeError: ``module`` is not a module.
+        RuntimeError: ``module`` is already patched by torus-plugins.
+    """
     if not isinstance(module, types.ModuleType):
         raise TypeError(f"expected a module, got {type(module).__name__}")
     if is_patched(module):
@@ -196,13 +245,27 @@ def check_patchable(module) -> None:
 
 
 def is_patched(module) -> bool:
-    """True if torus-plugins has patched ``module`` (and not yet unpatched it)."""
+    """True if torus-plugins has patched ``module`` (and not yet unpatched it).
+
+    Args:
+        module: any object (a module, usually).
+
+    Returns:
+        Whether ``module`` carries a torus-plugins patch.
+    """
     return _MARK in getattr(module, "__dict__", {})
 
 
 def unpatch(module) -> None:
-    """Restore everything torus-plugins replaced in ``module``. Raises if the module is not
-    patched."""
+    """Restore everything torus-plugins replaced in ``module``: its names, and the dict entries and
+    class attributes the patch set (a name or entry that did not exist before is removed).
+
+    Args:
+        module: a module patched by torus-plugins.
+
+    Raises:
+        RuntimeError: ``module`` is not patched by torus-plugins.
+    """
     if not is_patched(module):
         raise RuntimeError(
             f"module {getattr(module, '__name__', module)!r} is not patched by torus-plugins"
@@ -258,7 +321,8 @@ def patch_normalize(module, geometry="torusN") -> Patch:
 
     Raises:
         TypeError: a geometry that is neither a string nor a Geometry.
-        ValueError: an unknown geometry, a module already patched or without ``F``.
+        ValueError: an unknown geometry, a module without ``F``.
+        RuntimeError: ``module`` is already patched.
     """
     geometry = _geometry_name(geometry)
     check_patchable(module)
@@ -272,6 +336,14 @@ def with_defaults(cls, **defaults):
 
     Lets a patch bind e.g. ``geometry="torusC"`` into a drop-in class that a pipeline constructs
     with its own arguments (positional or keyword).
+
+    Args:
+        cls: the class.
+        **defaults: constructor keyword arguments and their default values.
+
+    Returns:
+        A subclass with ``cls``'s name, qualified name, module and docstring; its constructor
+        raises what ``cls``'s does (TypeError for an argument ``cls`` does not take).
     """
     import inspect
 

@@ -50,6 +50,14 @@ class CliffordCosine(BaseDistance):
     def normalize(self, embeddings, dim=1, **kwargs):
         """Per-circle unit pairs of [N, 2k] ``embeddings``.
 
+        Args:
+            embeddings: interleaved (cos, sin) torus outputs [N, 2k], of any scale.
+            dim: the feature axis: 1 (or -1).
+            **kwargs: ignored (pml's ``normalize`` signature).
+
+        Returns:
+            [N, 2k] with every (cos, sin) pair at norm 1/sqrt(k): unit-norm rows.
+
         Raises:
             ValueError: ``embeddings`` is not [N, 2k] or ``dim`` is not its last axis.
         """
@@ -60,11 +68,27 @@ class CliffordCosine(BaseDistance):
         return per_circle_unit(embeddings)
 
     def compute_mat(self, query_emb, ref_emb):
-        """[Nq, Nr] dot products of normalised rows."""
+        """[Nq, Nr] dot products of normalised rows.
+
+        Args:
+            query_emb: [Nq, 2k] normalised query embeddings.
+            ref_emb: [Nr, 2k] normalised reference embeddings.
+
+        Returns:
+            The [Nq, Nr] similarity matrix, (1/k) sum_i cos(theta_i - theta'_i).
+        """
         return query_emb @ ref_emb.t()
 
     def pairwise_distance(self, query_emb, ref_emb):
-        """[N] dot products of matching rows."""
+        """[N] dot products of matching rows.
+
+        Args:
+            query_emb: [N, 2k] normalised embeddings.
+            ref_emb: [N, 2k] normalised embeddings.
+
+        Returns:
+            The [N] similarities of row i with row i.
+        """
         return (query_emb * ref_emb).sum(dim=1)
 
 
@@ -104,11 +128,27 @@ class ToroidalDistance(BaseDistance):
         return d.pow(2).sum(-1).sqrt()
 
     def compute_mat(self, query_emb, ref_emb):
-        """[Nq, Nr] toroidal distances."""
+        """[Nq, Nr] toroidal distances.
+
+        Args:
+            query_emb: [Nq, k] angles in turns.
+            ref_emb: [Nr, k] angles in turns.
+
+        Returns:
+            The [Nq, Nr] distance matrix (p=1: circular L1; p=2: flat-torus Euclidean).
+        """
         return self._reduce(_circular(query_emb[:, None, :] - ref_emb[None, :, :]))
 
     def pairwise_distance(self, query_emb, ref_emb):
-        """[N] toroidal distances of matching rows."""
+        """[N] toroidal distances of matching rows.
+
+        Args:
+            query_emb: [N, k] angles in turns.
+            ref_emb: [N, k] angles in turns.
+
+        Returns:
+            The [N] distances of row i to row i.
+        """
         return self._reduce(_circular(query_emb - ref_emb))
 
 
@@ -136,7 +176,19 @@ class KoLeoRegularizer(BaseRegularizer):
         self.normalize = check_bool(normalize, "KoLeoRegularizer normalize")
 
     def compute_loss(self, embeddings):
-        """pml's loss dict of the per-embedding KoLeo terms (reduction type ``element``)."""
+        """pml's loss dict of the per-embedding KoLeo terms (reduction type ``element``).
+
+        Args:
+            embeddings: [N, D] floating-point embeddings, N >= 2.
+
+        Returns:
+            ``{"loss": {"losses": [N] terms, "indices": arange(N), "reduction_type": "element"}}``.
+
+        Raises:
+            TypeError: ``embeddings`` is not a floating-point tensor.
+            ValueError: ``embeddings`` is not 2-D, has fewer than 2 rows or no feature, or (in
+                the default host check mode) holds NaN/inf.
+        """
         check_embeddings(embeddings, "KoLeoRegularizer embeddings")
         return {
             "loss": {

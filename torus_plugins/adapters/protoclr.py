@@ -89,6 +89,20 @@ class SupConLoss(nn.Module):
         )
 
     def forward(self, z1, z2, labels=None):
+        """SupCon (SimCLR when ``labels`` is None) of the two views normalised in ``geometry``.
+
+        Args:
+            z1: the first view's encoder outputs [B, D] (torusN: D even; torusC: read as turns).
+            z2: the second view's encoder outputs [B, D].
+            labels: class labels [B], or None.
+
+        Returns:
+            The loss, a scalar tensor.
+
+        Raises:
+            ValueError: ``z1`` or ``z2`` is not a floating-point [batch, dim] tensor, their shapes
+                differ, or torusN with an odd ``dim``.
+        """
         z1, z2 = _pair(z1, z2, self.geometry)
         return self.loss(torch.stack((z1, z2), dim=1), labels)
 
@@ -115,6 +129,20 @@ class ProtoCLRLoss(nn.Module):
         self.loss = _ProtoCLR(tau=tau)
 
     def forward(self, z1, z2, y):
+        """Cross-entropy against the batch's class prototypes: logits = z . proto / tau.
+
+        Args:
+            z1: the first view's encoder outputs [B, D] (torusN: D even; torusC: read as turns).
+            z2: the second view's encoder outputs [B, D].
+            y: class labels [B].
+
+        Returns:
+            The loss, a scalar tensor.
+
+        Raises:
+            ValueError: ``z1`` or ``z2`` is not a floating-point [batch, dim] tensor, their shapes
+                differ, or torusN with an odd ``dim``.
+        """
         z1, z2 = _pair(z1, z2, self.geometry)
         return self.loss(z1, z2, y)
 
@@ -132,7 +160,9 @@ def patch(losses_module, geometry="torusN") -> Patch:
         A :class:`~torus_plugins.adapters.normalize.Patch`; undo with ``unpatch``.
 
     Raises:
-        TypeError, ValueError: a wrong kind or an unknown geometry; a module without the classes.
+        TypeError, ValueError: a wrong kind or an unknown geometry; a module without the classes
+            or without ``torch.nn.functional`` (``F``); ``losses_module`` not a module.
+        RuntimeError: ``losses_module`` is already patched.
     """
     mode = embedding_geometry(geometry).name
     check_patchable(losses_module)

@@ -169,7 +169,15 @@ class TorusTimmModel(nn.Module):
         return self.num_classes or self.head_hidden_size
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The backbone's ``forward_features(x)`` (e.g. [B, C, H, W]), or ``backbone(x)``."""
+        """The backbone's ``forward_features(x)`` (e.g. [B, C, H, W]), or ``backbone(x)``.
+
+        Args:
+            x: the input batch, e.g. images [B, 3, H, W].
+
+        Returns:
+            The backbone's unpooled features (a backbone without ``forward_features``: its output,
+            the pooled features [B, head_hidden_size]).
+        """
         features = getattr(self.backbone, "forward_features", None)
         return features(x) if features is not None else self.backbone(x)
 
@@ -200,11 +208,28 @@ class TorusTimmModel(nn.Module):
         return self.head(pooled)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``forward_head(forward_features(x))``: [B, 3, H, W] -> [B, out_dim]."""
+        """``forward_head(forward_features(x))``: [B, 3, H, W] -> [B, out_dim].
+
+        Args:
+            x: the input batch, e.g. images [B, 3, H, W].
+
+        Returns:
+            The head's output [B, num_classes] (the unit-norm torus embedding, or a classifier's
+            logits after ``reset_classifier(n)``), or without a head the pooled features
+            [B, head_hidden_size].
+
+        Raises:
+            ValueError: the pooled width is not the head's input width (see :meth:`forward_head`).
+        """
         return self.forward_head(self.forward_features(x))
 
     def get_classifier(self) -> nn.Module:
-        """The module in timm's classifier slot: the torus head (or what replaced it)."""
+        """The module in timm's classifier slot: the torus head (or what replaced it).
+
+        Returns:
+            ``self.head``: the torus head, an ``nn.Linear`` after ``reset_classifier(n)``, or
+            ``nn.Identity()`` after ``reset_classifier(0)``.
+        """
         return self.head
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
@@ -235,11 +260,21 @@ class TorusTimmModel(nn.Module):
         self.head = nn.Linear(self.head_hidden_size, num_classes) if num_classes else nn.Identity()
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Gradient checkpointing in the backbone (timm's ``set_grad_checkpointing``)."""
+        """Gradient checkpointing in the backbone (timm's ``set_grad_checkpointing``).
+
+        Args:
+            enable: switch it on (True) or off (False); passed to the backbone's method (a backbone
+                without one raises AttributeError).
+        """
         self.backbone.set_grad_checkpointing(enable)
 
     def no_weight_decay(self) -> set[str]:
-        """The backbone's ``no_weight_decay`` names as parameter names of this model."""
+        """The backbone's ``no_weight_decay`` names as parameter names of this model.
+
+        Returns:
+            ``{"backbone." + name}`` for each name the backbone's ``no_weight_decay()`` returns; an
+            empty set for a backbone without that method.
+        """
         names = getattr(self.backbone, "no_weight_decay", None)
         return {f"backbone.{name}" for name in names()} if names is not None else set()
 
@@ -444,7 +479,21 @@ def register_torus_model(arch: str, geometry="torusN") -> str:
 
     entrypoint.__name__ = entrypoint.__qualname__ = name
     entrypoint.__doc__ = (
-        f"timm {arch} (num_classes=0) -> MLP -> {mode} head; arguments as in register_torus_model."
+        f"timm {arch} (num_classes=0) -> MLP -> {mode} head; arguments as in "
+        f"register_torus_model.\n\n"
+        f"Args:\n"
+        f"    pretrained: load {arch}'s timm weights for the tag (a download, or\n"
+        f"        ``pretrained_cfg_overlay=dict(file=...)``); the head starts fresh.\n"
+        f"    **kwargs: ``pretrained_cfg``, ``pretrained_cfg_overlay``, ``dim`` (64),\n"
+        f"        ``hidden_dim`` (512), ``n_layers`` (2), ``num_classes`` (None; 0: no head),\n"
+        f"        ``features_only`` and the backbone's own keyword arguments.\n\n"
+        f"Returns:\n"
+        f"    A TorusTimmModel: [B, 3, H, W] -> [B, out_dim] unit-norm {mode} embeddings\n"
+        f"    (torusN: out_dim = dim, dim / 2 circles; torusC: out_dim = 2 * dim, dim circles),\n"
+        f"    or {arch}'s feature extractor with ``features_only=True``.\n\n"
+        f"Raises:\n"
+        f"    ValueError: ``num_classes`` other than 0 or None, or a bad head argument;\n"
+        f"        timm's own error for a pretrained tag {arch} lacks.\n"
     )
     globals()[name] = entrypoint  # timm adds the name to __all__
     _VARIANT_OF[name] = (arch, mode)
