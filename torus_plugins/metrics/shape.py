@@ -223,6 +223,7 @@ def persistence(
     whose limit (``bar_limits``) is above that bound is not computed (its count is exactly 0) and
     gets an empty diagram. This is what keeps high-dimensional clouds (a 32-torus in R^64: every
     landmark about equally far from every other) from a minutes-long H1/H2 computation.
+
     Args:
         x: [n, d] point cloud (numpy array, torch tensor or nested list).
         landmarks: landmarks L, an integer >= 2.
