@@ -47,13 +47,26 @@ def scale_rows(x: np.ndarray) -> np.ndarray:
 
     Dividing by a power of two is exact (inputs that differ by a power-of-two scale give the same
     output), and afterwards squares and norms neither overflow nor underflow; zero rows stay zero.
+
+    Args:
+        x: finite float [n, d] array (not checked).
+
+    Returns:
+        [n, d] array of ``x``'s dtype.
     """
     _, e = np.frexp(np.abs(x).max(1))
     return np.ldexp(x, -e[:, None])
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
-    """x_i / ||x_i|| at any scale (the norm is taken on :func:`scale_rows`); zero rows stay zero."""
+    """x_i / ||x_i|| at any scale (the norm is taken on :func:`scale_rows`); zero rows stay zero.
+
+    Args:
+        x: finite [n, d] array-like (not checked).
+
+    Returns:
+        float64 [n, d] rows of norm 1 (or 0).
+    """
     x = scale_rows(np.asarray(x, dtype=np.float64))
     norm = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.where(norm > 0, norm, 1.0)
@@ -77,6 +90,13 @@ def circular_mean_turns(turns: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def turns_circular_variance(turns: np.ndarray) -> float:
-    """mean over circles c of 1 - |mean_i exp(2*pi*j*turn_ic)| for angles in turns [n, k]."""
+    """mean over circles c of 1 - |mean_i exp(2*pi*j*turn_ic)| for angles in turns [n, k].
+
+    Args:
+        turns: [n, k] array-like of angles in turns (period 1).
+
+    Returns:
+        The circular variance in [0, 1] as a float (0: every circle concentrated on one angle).
+    """
     th = TWO_PI * np.asarray(turns, dtype=np.float64)
     return float(np.mean(1.0 - np.hypot(np.cos(th).mean(0), np.sin(th).mean(0))))

@@ -70,6 +70,13 @@ def check_int(value, name: str, minimum: int | None = None, maximum: int | None 
 def check_positive_int(value, what: str) -> int:
     """``check_int(value, what, minimum=1)``: an integer >= 1.
 
+    Args:
+        value: the argument.
+        what: its name, for messages.
+
+    Returns:
+        ``value`` as a Python int.
+
     Raises:
         TypeError: not an integer (bools, floats, strings refused).
         ValueError: < 1.
@@ -83,7 +90,19 @@ def check_positive_int(value, what: str) -> int:
 
 def check_real(value, name: str) -> float:
     """A finite real number (int or float, not bool, not a string, not a tensor); returned as
-    float."""
+    float.
+
+    Args:
+        value: the argument.
+        name: its name, for messages.
+
+    Returns:
+        ``float(value)``.
+
+    Raises:
+        TypeError: not a real number (bools, strings, tensors refused).
+        ValueError: NaN or inf.
+    """
     if isinstance(value, (bool, np.bool_)) or not isinstance(
         value, (numbers.Real, np.floating, np.integer)
     ):
@@ -101,7 +120,21 @@ MIN_EPS = 1e-18
 
 def check_positive_float(value, name: str, minimum: float | None = None, why: str = "") -> float:
     """A finite real number > 0 (and >= ``minimum`` if given, ``why`` saying why); returned as
-    float."""
+    float.
+
+    Args:
+        value: the argument.
+        name: its name, for messages.
+        minimum: smallest accepted value (None: any value > 0).
+        why: the reason for ``minimum``, added to the message.
+
+    Returns:
+        ``float(value)``.
+
+    Raises:
+        TypeError: not a real number (bools, strings, tensors refused).
+        ValueError: NaN, inf, <= 0, or below ``minimum``.
+    """
     value = check_real(value, name)
     if not value > 0:
         raise ValueError(f"{name} must be > 0, got {value}")
@@ -113,7 +146,19 @@ def check_positive_float(value, name: str, minimum: float | None = None, why: st
 
 
 def check_non_negative_float(value, name: str) -> float:
-    """A finite real number >= 0; returned as float."""
+    """A finite real number >= 0; returned as float.
+
+    Args:
+        value: the argument.
+        name: its name, for messages.
+
+    Returns:
+        ``float(value)``.
+
+    Raises:
+        TypeError: not a real number (bools, strings, tensors refused).
+        ValueError: NaN, inf or negative.
+    """
     value = check_real(value, name)
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
@@ -121,7 +166,18 @@ def check_non_negative_float(value, name: str) -> float:
 
 
 def check_bool(value, name: str) -> bool:
-    """A bool (or numpy bool); 0/1, strings and None refused."""
+    """A bool (or numpy bool); 0/1, strings and None refused.
+
+    Args:
+        value: the argument.
+        name: its name, for messages.
+
+    Returns:
+        ``bool(value)``.
+
+    Raises:
+        TypeError: not a bool or numpy bool.
+    """
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {_describe(value)}")
     return bool(value)
@@ -129,6 +185,14 @@ def check_bool(value, name: str) -> bool:
 
 def check_choice(value, name: str, choices) -> str:
     """One of ``choices`` (exact match).
+
+    Args:
+        value: the argument.
+        name: its name, for messages.
+        choices: the accepted strings.
+
+    Returns:
+        ``value`` unchanged.
 
     Raises:
         TypeError: not a string.
@@ -144,7 +208,15 @@ def check_choice(value, name: str, choices) -> str:
 
 
 def check_float_tensor(x, name: str = "input") -> None:
-    """Raise TypeError unless ``x`` is a floating-point torch tensor."""
+    """Raise TypeError unless ``x`` is a floating-point torch tensor.
+
+    Args:
+        x: the argument.
+        name: its name, for messages.
+
+    Raises:
+        TypeError: not a torch.Tensor, or not of a floating-point dtype.
+    """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
@@ -153,7 +225,17 @@ def check_float_tensor(x, name: str = "input") -> None:
 
 def check_min_dims(x: torch.Tensor, dims: int, name: str = "input", layout: str = "") -> None:
     """Raise ValueError unless ``x`` has at least ``dims`` dimensions (``layout`` e.g. "[B, D]" for
-    the message)."""
+    the message).
+
+    Args:
+        x: a tensor.
+        dims: fewest dimensions accepted.
+        name: its name, for messages.
+        layout: the expected layout, for messages.
+
+    Raises:
+        ValueError: ``x.dim() < dims``.
+    """
     if x.dim() < dims:
         want = f" {layout}" if layout else ""
         raise ValueError(
@@ -162,7 +244,16 @@ def check_min_dims(x: torch.Tensor, dims: int, name: str = "input", layout: str 
 
 
 def check_width(x: torch.Tensor, expected: int, name: str = "input") -> None:
-    """Raise ValueError unless the last dimension of ``x`` is ``expected``."""
+    """Raise ValueError unless the last dimension of ``x`` is ``expected``.
+
+    Args:
+        x: a tensor.
+        expected: the required size of its last dimension.
+        name: its name, for messages.
+
+    Raises:
+        ValueError: ``x`` is 0-d or its last dimension differs.
+    """
     if x.dim() == 0 or x.shape[-1] != expected:
         shape = tuple(x.shape)
         raise ValueError(f"{name} must have last dimension {expected}, got shape {shape}")
@@ -170,7 +261,19 @@ def check_width(x: torch.Tensor, expected: int, name: str = "input") -> None:
 
 def check_even(dim, what: str) -> int:
     """Raise ValueError unless ``dim`` is a positive even integer (torus layouts pair
-    coordinates)."""
+    coordinates).
+
+    Args:
+        dim: the size to check.
+        what: its name, for messages.
+
+    Returns:
+        ``dim`` as a Python int.
+
+    Raises:
+        TypeError: not an integer (bools, floats, strings refused).
+        ValueError: < 1, or odd.
+    """
     dim = check_positive_int(dim, what)
     if dim % 2:
         raise ValueError(
@@ -181,7 +284,15 @@ def check_even(dim, what: str) -> int:
 
 def check_finite(x, name: str = "input") -> None:
     """Raise ValueError if ``x`` (torch tensor or numpy array) holds NaN or inf (nothing downstream
-    can repair it)."""
+    can repair it).
+
+    Args:
+        x: a torch tensor or numpy array (any shape; empty passes).
+        name: its name, for messages.
+
+    Raises:
+        ValueError: some element is NaN or inf (the message counts them).
+    """
     if isinstance(x, torch.Tensor):
         if _sum_is_finite(x):  # one fast reduction; NaN/inf would make the sum NaN/inf
             return
@@ -206,7 +317,15 @@ def _sum_is_finite(x: torch.Tensor) -> bool:
 
 def check_labels_finite(labels: torch.Tensor, name: str = "labels") -> None:
     """Class labels: floating labels must be finite and integral (NaN would silently become its own
-    class)."""
+    class).
+
+    Args:
+        labels: a tensor of class labels (integer dtypes always pass).
+        name: its name, for messages.
+
+    Raises:
+        ValueError: floating or complex labels holding NaN, inf or a non-integer value.
+    """
     if labels.is_floating_point() or labels.is_complex():
         check_finite(labels, name)
         if not bool((labels == labels.round()).all()):
@@ -218,7 +337,20 @@ def check_labels_finite(labels: torch.Tensor, name: str = "labels") -> None:
 
 def check_c_identifier(name, what: str = "name") -> str:
     """A C identifier ([A-Za-z_][A-Za-z0-9_]*) that is not a C/C++ keyword or a stdint/stddef
-    name."""
+    name.
+
+    Args:
+        name: the identifier to check.
+        what: its role, for messages.
+
+    Returns:
+        ``name`` unchanged.
+
+    Raises:
+        TypeError: not a string.
+        ValueError: not an ASCII C identifier, a reserved word (:data:`C_RESERVED`), or starting
+            with '_'.
+    """
     if not isinstance(name, str):
         raise TypeError(f"{what} must be a string (a C identifier), got {_describe(name)}")
     if (

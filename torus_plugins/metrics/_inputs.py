@@ -8,7 +8,22 @@ from ..geometry import get_geometry
 
 def as_labels(y, n: int, name: str = "labels") -> np.ndarray:
     """Labels of n points as int64 class indices 0..C-1; ValueError on wrong length, NaN or a
-    non-1-D shape."""
+    non-1-D shape.
+
+    Index c is the rank of the label among the sorted distinct labels.
+
+    Args:
+        y: n labels (numbers or strings; numpy array, torch tensor or list; [n, 1] accepted).
+        n: number of embeddings they label.
+        name: the argument's name, for messages.
+
+    Returns:
+        int64 [n] class indices.
+
+    Raises:
+        ValueError: None, more than one non-trivial dimension, a length other than n, an object
+            dtype, or NaN / inf.
+    """
     if y is None:
         raise ValueError(f"{name} are required (one label per embedding), got None")
     if hasattr(y, "detach"):
@@ -29,5 +44,18 @@ def as_labels(y, n: int, name: str = "labels") -> np.ndarray:
 
 def turns_of(x, geometry, bits: int = 8) -> np.ndarray:
     """Angles in turns [n, k] of torus embeddings (interleaved Clifford layout) or of b-bit
-    codes."""
+    codes.
+
+    Args:
+        x: [n, 2k] float Clifford rows, or [n, k] integer codes.
+        geometry: torusN | torusC | codes, or a :class:`~torus_plugins.geometry.Geometry`.
+        bits: code width for ``geometry="codes"``.
+
+    Returns:
+        float64 [n, k] angles in [0, 1).
+
+    Raises:
+        TypeError: ``geometry`` neither a name nor a Geometry, or a dtype it does not read.
+        ValueError: an unknown or angle-less geometry (sphere), or rows it refuses.
+    """
     return get_geometry(geometry, bits).turns(x)

@@ -66,6 +66,14 @@ def small_classes(labels, shot: int) -> dict:
     the support).
 
     Usage: ``small_classes(y, 5)  # e.g. {'sp_17': 3}`` -- check this before training, not after.
+
+    Args:
+        labels: [n] class labels (numbers or strings; numpy array, torch tensor or list).
+        shot: support items per class an episode draws.
+
+    Returns:
+        ``{label: count}`` of the classes with at most ``shot`` items (labels as Python scalars);
+        empty when every class can give ``shot`` support items and a query.
     """
     values, counts = np.unique(_raw_labels(labels), return_counts=True)
     return {v.item(): int(c) for v, c in zip(values, counts) if c < shot + 1}
@@ -105,6 +113,26 @@ def nearest_prototype(
     """Label of the nearest class prototype (rules in the module docstring) for each query row.
 
     Usage: ``pred = nearest_prototype(z[support], y[support], z[query], geometry="torusN")``
+
+    Args:
+        support: [ns, d] float embeddings, or [ns, k] integer codes for ``geometry="codes"``.
+        support_labels: [ns] class labels (numbers or strings).
+        queries: [nq, d] rows of the same geometry and width.
+        geometry: sphere | torusN | torusC | codes, or a
+            :class:`~torus_plugins.geometry.Geometry`.
+        bits: code width for ``geometry="codes"``, 1..8.
+        centre: ProtoCLR's centred Euclidean rule (sphere only).
+
+    Returns:
+        [nq] array of the predicted labels (values of ``support_labels``); ties go to the smaller
+        label.
+
+    Raises:
+        TypeError: ``geometry`` is neither a name nor a Geometry, or a dtype the geometry does not
+            read (floats for codes).
+        ValueError: an unknown geometry, ``bits`` not in 1..8, ``centre`` on a torus, bad rows
+            (not 2-D, empty, NaN or inf, a zero row or pair, a code out of range), widths that
+            differ, or labels of the wrong length or with NaN.
     """
     g = _check_geometry(geometry, bits, centre)
     s, q = as_array(support, "support"), as_array(queries, "queries")
@@ -154,13 +182,35 @@ def few_shot_accuracy(
     """Nearest-prototype few-shot accuracy: ``{shot: {"mean", "std", "accuracies"}}`` over
     ``episodes``.
 
-    embeddings: [n, d] float (sphere | torusN | torusC) or uint8 codes (geometry="codes", ``bits``).
-    n_way: classes per episode (None: all). n_query: queries per class (None: all items left after
-    the support). return_episodes: also return ``"episodes"``, a list of (support indices, query
-    indices) per episode. Raises ValueError naming the classes with fewer than max(shots) + 1
-    (or + n_query) items.
-
     Usage: ``few_shot_accuracy(z, y, shots=(1, 5), geometry="torusN")[5]["mean"]``
+
+    Args:
+        embeddings: [n, d] float (sphere | torusN | torusC) or uint8 codes (geometry="codes",
+            ``bits``).
+        labels: [n] class labels (numbers or strings), at least 2 classes.
+        shots: a support size, or a non-empty sequence of them (integers >= 1).
+        episodes: episodes per shot, an integer >= 1.
+        seed: seed of the episodes, an integer >= 0 (episode draws depend on labels and seed only).
+        geometry: sphere | torusN | torusC | codes, or a
+            :class:`~torus_plugins.geometry.Geometry`.
+        bits: code width for ``geometry="codes"``, 1..8.
+        n_way: classes per episode, an integer in [2, number of classes] (None: all).
+        n_query: queries per class, an integer >= 1 (None: all items left after the support).
+        centre: ProtoCLR's centred Euclidean rule (sphere only).
+        return_episodes: also return ``"episodes"``, a list of (support indices, query indices)
+            per episode.
+
+    Returns:
+        ``{shot: {"mean": float, "std": float, "accuracies": [float per episode]}}`` (plus
+        ``"episodes"`` with ``return_episodes``); std has ddof 0.
+
+    Raises:
+        TypeError: ``geometry`` is neither a name nor a Geometry, a dtype the geometry does not
+            read, or ``shots``, ``episodes``, ``seed``, ``n_way``, ``n_query`` not integers.
+        ValueError: an unknown geometry, ``bits`` not in 1..8, ``centre`` on a torus, bad rows
+            (not 2-D, empty, NaN or inf, a zero row or pair, a code out of range), labels of the
+            wrong length or with NaN, no shots, a number out of range, fewer than 2 classes, or
+            classes with fewer than max(shots) + (n_query or 1) items (named in the message).
     """
     g = _check_geometry(geometry, bits, centre)
     x = as_array(embeddings, "embeddings")

@@ -16,9 +16,21 @@ import numpy as np
 
 
 def as_cloud(x, name: str = "x", min_points: int = 2) -> np.ndarray:
-    """float64 [n, d] array of a numpy array / torch tensor / nested list, with a ValueError naming
-    ``name``, the expected and the actual value for: wrong rank, fewer than ``min_points`` rows,
-    zero width, NaN/inf, non-numeric dtype, and all rows identical."""
+    """float64 [n, d] array of a numpy array / torch tensor / nested list: a point cloud to measure.
+
+    Args:
+        x: the points, one per row.
+        name: the argument's name, for messages.
+        min_points: fewest rows accepted.
+
+    Returns:
+        float64 [n, d] array.
+
+    Raises:
+        ValueError: (naming ``name``, the expected and the actual value) a ragged sequence, a
+            non-numeric or bool dtype, a rank other than 2, fewer than ``min_points`` rows, zero
+            width, NaN or inf, or all rows identical.
+    """
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     try:
@@ -52,6 +64,12 @@ def centred_unit(x: np.ndarray) -> tuple[np.ndarray, int]:
     Both divisions are by powers of two (exact) and the centring runs on values below 1, so
     nothing overflows however large x is, and nothing underflows however small. Input: a finite
     float64 cloud of at least two distinct rows (:func:`as_cloud`).
+
+    Args:
+        x: finite float64 [n, d] cloud, not all rows identical (not checked).
+
+    Returns:
+        ``(c, e)``: float64 [n, d] centred cloud with max |c| in [0.5, 1), and the int exponent.
     """
     _, e_max = np.frexp(np.abs(x).max())
     c = np.ldexp(x, -e_max)
@@ -63,6 +81,15 @@ def centred_unit(x: np.ndarray) -> tuple[np.ndarray, int]:
 def check_k(k, n: int, name: str = "k", low: int = 1) -> int:
     """k as an int in [low, n - 1] (a point's neighbours exclude itself), naming ``name`` in the
     error.
+
+    Args:
+        k: the number of neighbours asked for.
+        n: number of points.
+        name: the argument's name, for messages.
+        low: smallest accepted ``k``.
+
+    Returns:
+        ``k`` as a Python int.
 
     Raises:
         TypeError: ``k`` is not an integer.
@@ -79,7 +106,20 @@ def check_k(k, n: int, name: str = "k", low: int = 1) -> int:
 
 def subsample(x: np.ndarray, n: int | None, seed: int, name: str = "subsample") -> np.ndarray:
     """``n`` rows drawn without replacement (kept in input order), or ``x`` itself if it has at most
-    ``n`` rows."""
+    ``n`` rows.
+
+    Args:
+        x: [N, d] array.
+        n: rows to keep, an integer >= 2, or None to keep all.
+        seed: seed of the numpy generator that draws the rows.
+        name: the argument's name, for messages.
+
+    Returns:
+        [min(N, n), d] array (``x`` itself when nothing is dropped).
+
+    Raises:
+        ValueError: ``n`` is neither None nor an integer >= 2 (bools refused).
+    """
     if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2):
         raise ValueError(f"{name} must be None or an integer >= 2, got {n!r}")
     if n is None or len(x) <= n:
@@ -89,7 +129,21 @@ def subsample(x: np.ndarray, n: int | None, seed: int, name: str = "subsample") 
 
 
 def knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(distances [n, k] ascending, float64, input units; indices [n, k]): k nearest other rows."""
+    """(distances [n, k] ascending, float64, input units; indices [n, k]): k nearest other rows.
+
+    Args:
+        x: finite [n, d] cloud of at least two distinct rows (see :func:`as_cloud`).
+        k: neighbours per point, an integer in [1, n - 1].
+
+    Returns:
+        ``(dist, idx)``: float64 [n, k] Euclidean distances, ascending, and int64 [n, k] indices of
+        the neighbours (self excluded).
+
+    Raises:
+        ModuleNotFoundError: faiss is not installed (the ``search`` extra).
+        TypeError: ``k`` is not an integer.
+        ValueError: ``k`` outside [1, n - 1].
+    """
     from .._optional import require
 
     faiss = require("faiss", "search")

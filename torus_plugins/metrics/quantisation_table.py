@@ -200,6 +200,33 @@ def quantisation_table(
     ``table_settings``).
 
     Usage: ``quantisation_table(z, None, y, None, "torusN")``
+
+    Args:
+        ref: [n, d] float reference embeddings (numpy array, torch tensor or nested list).
+        query: [nq, d] float query embeddings of the same width, or None (the reference queries
+            itself).
+        ref_labels: [n] class labels (numbers or strings).
+        query_labels: [nq] class labels; required with ``query``.
+        geometry: sphere | torusN | torusC, or a float :class:`~torus_plugins.geometry.Geometry`.
+        pq_settings: (nbits, M) pairs of the PQ rows (default: the paper's).
+        seed: seed of the PQ k-means.
+        settings: the rows to compute, a list of :class:`Setting` (None: :func:`table_settings`).
+        raw_baseline: add the raw-PQ baseline rows on the tori.
+
+    Returns:
+        A list with one dict per setting, keys :data:`COLUMNS`; a setting that cannot run (M does
+        not divide the width, too few vectors to train, a faiss RuntimeError) has ``reason`` set
+        and its metric columns None.
+
+    Raises:
+        ModuleNotFoundError: faiss (``search`` extra) or pytorch-metric-learning (``pml`` extra)
+            is not installed.
+        TypeError: ``geometry`` neither a name nor a Geometry, integer embeddings, or a
+            ``settings`` item that is not a :class:`Setting`.
+        ValueError: geometry "codes" or an unknown name, bad rows (not 2-D, empty, NaN or inf, a
+            zero row or pair, an odd torus width), widths that differ, missing labels or labels of
+            the wrong length, undefined retrieval (fewer than 2 points, one class, no query with a
+            same-class reference), or a setting that does not apply to the geometry.
     """
     require_retrieval("quantisation_table")  # kNN, PQ: a missing extra is an error, not failed rows
     g = get_geometry(geometry)
@@ -267,6 +294,19 @@ def format_table(rows, width: int = None, geometry=None) -> str:
     """Fixed-width text of ``quantisation_table`` rows (bits per vector always shown).
 
     With ``width`` and ``geometry`` a header line states the embedding width the rows share.
+
+    Args:
+        rows: the dicts :func:`quantisation_table` returns (any iterable of them).
+        width: the embedding width of the rows, for the header line (with ``geometry``).
+        geometry: their geometry (name or object), for the header line (with ``width``).
+
+    Returns:
+        The table as one string, a line per row (a row with ``reason`` ends in "n/a: reason").
+
+    Raises:
+        TypeError: a row that is not a dict with a "setting" key, or ``geometry`` neither a name
+            nor a Geometry.
+        ValueError: an unknown geometry name.
     """
     rows = list(rows)
     for r in rows:

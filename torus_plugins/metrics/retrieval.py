@@ -27,7 +27,15 @@ RETRIEVAL_NEEDS = (
 
 def require_retrieval(what: str) -> None:
     """One ModuleNotFoundError naming every missing extra of ``RETRIEVAL_NEEDS`` (``what`` needs
-    them)."""
+    them).
+
+    Args:
+        what: the feature that needs them, named in the message.
+
+    Raises:
+        ModuleNotFoundError: faiss (``search`` extra) or pytorch-metric-learning (``pml`` extra) is
+            not installed.
+    """
     from .._optional import require_all
 
     require_all(RETRIEVAL_NEEDS, what)
@@ -40,6 +48,15 @@ def faiss_threads(n: int = 1):
     Why: after torch is imported, faiss' multi-threaded k-means / search on small sets can be ~50x
     slower than one thread (two OpenMP pools spinning on a shared core); evaluation sets are small,
     one thread is fastest.
+
+    Args:
+        n: OpenMP threads faiss uses inside the block.
+
+    Returns:
+        A context manager (yields None).
+
+    Raises:
+        ModuleNotFoundError: faiss is not installed (the ``search`` extra).
     """
     from .._optional import require
 
@@ -65,7 +82,20 @@ def _drop_self(dist: np.ndarray, idx: np.ndarray, k: int):
 
 
 def ip_knn(query: np.ndarray, reference: np.ndarray, k: int):
-    """(similarities, ids) of the k largest inner products (faiss IndexFlatIP), float32."""
+    """(similarities, ids) of the k largest inner products (faiss IndexFlatIP), float32.
+
+    Args:
+        query: [nq, d] vectors (cast to float32).
+        reference: [n, d] vectors (cast to float32).
+        k: neighbours per query.
+
+    Returns:
+        ``(sims, ids)``: float32 [nq, k] inner products, descending, and int64 [nq, k] row indices
+        of ``reference`` (-1 where fewer than k exist).
+
+    Raises:
+        ModuleNotFoundError: faiss is not installed (the ``search`` extra).
+    """
     from .._optional import require
 
     faiss = require("faiss", "search")
@@ -77,7 +107,23 @@ def ip_knn(query: np.ndarray, reference: np.ndarray, k: int):
 
 def circular_l1_knn(query: np.ndarray, reference: np.ndarray, k: int, bits: int):
     """(distances, ids) of the k nearest codes by circular L1: exact :class:`TorusIndex` (ties by
-    smaller id)."""
+    smaller id).
+
+    d(a, b) = sum_i min(d_i, 2**b - d_i), d_i = (a_i - b_i) mod 2**b.
+
+    Args:
+        query: [nq, k_codes] codes (cast to uint8).
+        reference: [n, k_codes] codes (cast to uint8).
+        k: neighbours per query, in [1, n].
+        bits: bits per code, 1..8.
+
+    Returns:
+        ``(dist, ids)`` as :meth:`TorusIndex.search <torus_plugins.search.TorusIndex.search>`
+        returns them: [nq, k] distances, ascending, and [nq, k] int64 row indices of ``reference``.
+
+    Raises:
+        ValueError: ``k`` outside [1, n], or what :class:`TorusIndex` refuses (``bits``).
+    """
     from ..search import TorusIndex
 
     if not 1 <= int(k) <= len(reference):
@@ -93,8 +139,14 @@ class GeometryKNN:
     """kNN function for ``AccuracyCalculator(knn_func=...)``:
     ``(query, k, reference, ref_includes_query)``.
 
-    ``kind``: "ip" (vectors already unit) or "circular" (uint8 codes passed as floats, ``bits``), or
-    a callable ``search(query_np, reference_np, k) -> (dist, ids)`` whose distances sort ascending.
+    Called with torch tensors, it returns ``(distances, ids)`` as float32 and int64 [nq, k] tensors,
+    distances ascending; with ``ref_includes_query`` each query's own row is removed (by index).
+
+    Args:
+        kind: "ip" (vectors already unit; distance = minus the inner product) or "circular" (uint8
+            codes passed as floats, ``bits``), or a callable
+            ``search(query_np, reference_np, k) -> (dist, ids)`` whose distances sort ascending.
+        bits: bits per code for "circular".
     """
 
     def __init__(self, kind="ip", bits: int = 8):
@@ -134,6 +186,23 @@ def retrieval_from_knn(
     Queries whose class has no other member in the reference are skipped (pytorch-metric-learning's
     rule); if that leaves none, or there are fewer than 2 points / a single class, the metric is
     undefined: ValueError. faiss runs with ``threads`` threads (see :func:`faiss_threads`).
+
+    Args:
+        query: [nq, d] prepared rows (unit vectors, or codes as floats for "circular").
+        query_labels: int64 [nq] class indices (as ``as_labels`` returns them).
+        reference: [n, d] prepared rows, or None: the queries are their own reference.
+        reference_labels: int64 [n] class indices (None with no reference).
+        knn: the :class:`GeometryKNN` that ranks neighbours.
+        ref_includes_query: the reference holds the queries (each query's own row is excluded).
+        threads: OpenMP threads of faiss.
+
+    Returns:
+        ``{"precision_at_1": float, "mean_average_precision_at_r": float}``, each in [0, 1].
+
+    Raises:
+        ModuleNotFoundError: faiss or pytorch-metric-learning is not installed.
+        ValueError: the metrics are undefined (fewer than 2 points, a single class, or no query
+            with a same-class reference).
     """
     require_retrieval("retrieval_from_knn")
     _check_defined(query_labels, reference_labels, reference is None or ref_includes_query)
@@ -225,10 +294,33 @@ def retrieval(
     """P@1 and mAP@R of ``query`` against ``reference`` (default: the query set itself, self
     excluded).
 
-    geometry: sphere | torusN | torusC (float embeddings, inner product on unit vectors) | codes
-    (integer b-bit codes, ``bits``, circular L1), or a :class:`~torus_plugins.geometry.Geometry`.
-    Undefined cases (fewer than 2 points, one class, no query with a same-class reference) raise
-    ValueError. Usage: ``retrieval(z, y, geometry="torusN")["precision_at_1"]``
+    Usage: ``retrieval(z, y, geometry="torusN")["precision_at_1"]``
+
+    Args:
+        query: [nq, d] float embeddings (numpy array, torch tensor or nested list), or [nq, k]
+            integer codes for ``geometry="codes"``.
+        query_labels: [nq] class labels (numbers or strings).
+        reference: [n, d] rows of the same geometry and width, or None: the queries themselves,
+            each excluded from its own neighbours.
+        reference_labels: [n] class labels; required with ``reference``.
+        geometry: sphere | torusN | torusC (float embeddings, inner product on unit vectors) |
+            codes (integer b-bit codes, ``bits``, circular L1), or a
+            :class:`~torus_plugins.geometry.Geometry`.
+        bits: code width for ``geometry="codes"``.
+        ref_includes_query: ``reference`` holds the queries too (each query's own row is excluded).
+
+    Returns:
+        ``{"precision_at_1": float, "mean_average_precision_at_r": float}``, each in [0, 1].
+
+    Raises:
+        ModuleNotFoundError: faiss (``search`` extra) or pytorch-metric-learning (``pml`` extra)
+            is not installed.
+        TypeError: ``geometry`` is neither a name nor a Geometry, or a dtype the geometry does not
+            read (floats for codes, integers for embeddings).
+        ValueError: an unknown geometry, bad rows (not 2-D, empty, NaN or inf, a zero row or
+            pair, a code out of range), widths that differ, missing labels or labels of the wrong
+            length, or undefined metrics (fewer than 2 points, one class, no query with a
+            same-class reference).
     """
     require_retrieval("retrieval")
     g = get_geometry(geometry, bits)

@@ -54,9 +54,16 @@ _TORI = ("torusN", "torusC")
 class Setting:
     """One quantisation setting.
 
-    ``kind``: float | grid | sign | pq | raw_pq; ``bits``: bits per stored value (float: 32 per
-    output coordinate; grid: per angle / coordinate; sign: 1 per output coordinate; PQ: nbits per
-    sub-code); ``M``: PQ sub-quantisers; ``geometries``: where it applies.
+    Build one with :func:`grid`, :func:`pq`, :func:`raw_pq` or :func:`get_setting` (they check the
+    numbers), or use :data:`NONE` and :data:`SIGN`.
+
+    Args:
+        name: display name, e.g. "8-bit grid", "PQ(8,4)".
+        kind: float | grid | sign | pq | raw_pq.
+        bits: bits per stored value (float: 32 per output coordinate; grid: per angle /
+            coordinate; sign: 1 per output coordinate; PQ: nbits per sub-code).
+        M: PQ sub-quantisers (0 for the other kinds).
+        geometries: canonical names of the geometries it applies to.
     """
 
     name: str
@@ -66,6 +73,18 @@ class Setting:
     geometries: tuple = _ALL
 
     def applies_to(self, geometry) -> bool:
+        """Whether this setting is defined for ``geometry`` (raw PQ: tori only).
+
+        Args:
+            geometry: a name or a :class:`~torus_plugins.geometry.Geometry`.
+
+        Returns:
+            True if the geometry's canonical name is in :attr:`geometries`.
+
+        Raises:
+            TypeError: ``geometry`` is neither a name nor a Geometry.
+            ValueError: an unknown geometry name.
+        """
         return get_geometry(geometry).name in self.geometries
 
     def _check(self, geometry) -> Geometry:
@@ -77,7 +96,18 @@ class Setting:
         return g
 
     def unit(self, geometry) -> str:
-        """What one ``bits``-bit stored value is for ``geometry``."""
+        """What one ``bits``-bit stored value is for ``geometry``.
+
+        Args:
+            geometry: a name or a :class:`~torus_plugins.geometry.Geometry`.
+
+        Returns:
+            "angle" or "coordinate" (grid), "sub-vector" (PQ), "output coordinate" (float, sign).
+
+        Raises:
+            TypeError: ``geometry`` is neither a name nor a Geometry.
+            ValueError: an unknown geometry, or one this setting does not apply to.
+        """
         g = self._check(geometry)
         if self.kind == "grid":
             return g.stores
@@ -86,12 +116,38 @@ class Setting:
         return "output coordinate"
 
     def bits_per_value(self, geometry) -> str:
-        """e.g. '8 per angle', '1 per output coordinate', '8 per sub-vector (M=4)'."""
+        """e.g. '8 per angle', '1 per output coordinate', '8 per sub-vector (M=4)'.
+
+        Args:
+            geometry: a name or a :class:`~torus_plugins.geometry.Geometry`.
+
+        Returns:
+            The bits per stored value, in words.
+
+        Raises:
+            TypeError: ``geometry`` is neither a name nor a Geometry.
+            ValueError: an unknown geometry, or one this setting does not apply to.
+        """
         extra = f" (M={self.M})" if self.M else ""
         return f"{self.bits} per {self.unit(geometry)}{extra}"
 
     def bits_per_vector(self, geometry, width: int) -> int:
-        """Storage cost of one vector of output ``width`` (head output width D; torus: D = 2k)."""
+        """Storage cost of one vector of output ``width`` (head output width D; torus: D = 2k).
+
+        float: 32 D; grid: b D (sphere) or b D / 2 (tori); sign: D; PQ and raw PQ: M nbits.
+
+        Args:
+            geometry: a name or a :class:`~torus_plugins.geometry.Geometry`.
+            width: the head's output width D, a positive int (even on the tori).
+
+        Returns:
+            Bits per vector.
+
+        Raises:
+            TypeError: ``geometry`` is neither a name nor a Geometry.
+            ValueError: an unknown geometry or one this setting does not apply to, ``width`` not a
+                positive int, or an odd ``width`` on a torus (grid, sign).
+        """
         g = self._check(geometry)
         if isinstance(width, bool) or not isinstance(width, int) or width <= 0:
             raise ValueError(f"width must be a positive integer, got {width!r}")
@@ -105,6 +161,18 @@ class Setting:
         return self.M * self.bits
 
     def distance(self, geometry) -> str:
+        """The distance search uses under this setting for ``geometry``, in words.
+
+        Args:
+            geometry: a name or a :class:`~torus_plugins.geometry.Geometry`.
+
+        Returns:
+            e.g. "circular L1 on the angle codes".
+
+        Raises:
+            TypeError: ``geometry`` is neither a name nor a Geometry.
+            ValueError: an unknown geometry, or one this setting does not apply to.
+        """
         g = self._check(geometry)
         if self.kind == "float":
             return g.distance
@@ -123,6 +191,19 @@ class Setting:
         return "PQ asymmetric L2 on the 8-bit angle values (no wrap-around)"
 
     def describe(self, geometry, width: int) -> str:
+        """One line: name, bits per value, bits per vector and distance for ``geometry``.
+
+        Args:
+            geometry: a name or a :class:`~torus_plugins.geometry.Geometry`.
+            width: the head's output width D.
+
+        Returns:
+            e.g. "8-bit grid: 8 per angle, 256 bits/vector, circular L1 on the angle codes".
+
+        Raises:
+            TypeError: ``geometry`` is neither a name nor a Geometry.
+            ValueError: as :meth:`bits_per_vector`.
+        """
         return (
             f"{self.name}: {self.bits_per_value(geometry)}, "
             f"{self.bits_per_vector(geometry, width)} bits/vector, {self.distance(geometry)}"
@@ -135,7 +216,17 @@ SIGN = Setting("sign", "sign", 1)
 
 def grid(bits: int) -> Setting:
     """b bits per angle (tori) / per coordinate (sphere). Usage:
-    ``grid(4).bits_per_vector("torusN", 64)``"""
+    ``grid(4).bits_per_vector("torusN", 64)``
+
+    Args:
+        bits: bits per stored value, an integer in 1..8.
+
+    Returns:
+        The "b-bit grid" :class:`Setting`.
+
+    Raises:
+        ValueError: ``bits`` is not an integer in 1..8.
+    """
     from ..codes.quantize import check_bits
 
     b = check_bits(bits)
@@ -143,13 +234,35 @@ def grid(bits: int) -> Setting:
 
 
 def pq(nbits: int, M: int) -> Setting:
-    """faiss IndexPQ with M sub-codes of nbits, torus-aware on tori. Usage: ``pq(8, 4)``"""
+    """faiss IndexPQ with M sub-codes of nbits, torus-aware on tori. Usage: ``pq(8, 4)``
+
+    Args:
+        nbits: bits per sub-code, an int in [1, 16].
+        M: sub-quantisers, an int in [1, 65536].
+
+    Returns:
+        The "PQ(nbits,M)" :class:`Setting`.
+
+    Raises:
+        ValueError: ``nbits`` or ``M`` is not an int in its range (bools refused).
+    """
     _check_pq(nbits, M)
     return Setting(f"PQ({nbits},{M})", "pq", int(nbits), int(M))
 
 
 def raw_pq(nbits: int, M: int) -> Setting:
-    """The paper's PQ on raw 8-bit angle values (tori only; baseline). Usage: ``raw_pq(8, 4)``"""
+    """The paper's PQ on raw 8-bit angle values (tori only; baseline). Usage: ``raw_pq(8, 4)``
+
+    Args:
+        nbits: bits per sub-code, an int in [1, 16].
+        M: sub-quantisers, an int in [1, 65536].
+
+    Returns:
+        The "raw PQ(nbits,M)" :class:`Setting` (applies to torusN and torusC).
+
+    Raises:
+        ValueError: ``nbits`` or ``M`` is not an int in its range (bools refused).
+    """
     _check_pq(nbits, M)
     return Setting(f"raw PQ({nbits},{M})", "raw_pq", int(nbits), int(M), _TORI)
 
@@ -162,7 +275,20 @@ def _check_pq(nbits, M):
 
 def table_settings(geometry, pq_settings=PQ_SETTINGS, raw_baseline: bool = True) -> list:
     """The rows of ``quantisation_table`` for ``geometry``: none, 8-bit grid, sign, PQ..., raw PQ...
-    (tori)."""
+    (tori).
+
+    Args:
+        geometry: a name or a :class:`~torus_plugins.geometry.Geometry`.
+        pq_settings: (nbits, M) pairs of the PQ rows (default: the paper's).
+        raw_baseline: add the raw-PQ rows on the tori.
+
+    Returns:
+        A list of :class:`Setting`, in table order.
+
+    Raises:
+        TypeError: ``geometry`` is neither a name nor a Geometry.
+        ValueError: an unknown geometry name, or a PQ pair out of range.
+    """
     g = get_geometry(geometry)
     rows = [NONE, grid(8), SIGN] + [pq(int(b), int(m)) for b, m in pq_settings]
     if raw_baseline and g.stores == "angle":
@@ -172,7 +298,17 @@ def table_settings(geometry, pq_settings=PQ_SETTINGS, raw_baseline: bool = True)
 
 def get_setting(name: str) -> Setting:
     """Setting from its name: 'none', 'sign' (legacy '1-bit'), 'b-bit grid', 'PQ(b,M)',
-    'raw PQ(b,M)'."""
+    'raw PQ(b,M)'.
+
+    Args:
+        name: the setting's name, exactly as :attr:`Setting.name` spells it.
+
+    Returns:
+        The :class:`Setting`.
+
+    Raises:
+        ValueError: an unknown name, or numbers out of range (grid bits 1..8, PQ nbits 1..16).
+    """
     import re
 
     if name == "none":
@@ -197,6 +333,19 @@ def grid_bits_at_budget(geometry, width: int, bits_per_vector: int):
 
     Usage (equal-budget comparison):
     ``grid_bits_at_budget("sphere", 64, grid(8).bits_per_vector("torusN", 64))`` -> 4.
+
+    Args:
+        geometry: a name or a :class:`~torus_plugins.geometry.Geometry`.
+        width: the head's output width D.
+        bits_per_vector: the budget, a positive integer.
+
+    Returns:
+        b = bits_per_vector / values per vector when that is an integer in 1..8, else None.
+
+    Raises:
+        TypeError: ``geometry`` is neither a name nor a Geometry, or ``width`` not an integer.
+        ValueError: ``bits_per_vector`` not a positive integer, an unknown geometry, ``width`` < 1,
+            or an odd ``width`` on a torus.
     """
     if (
         isinstance(bits_per_vector, bool)

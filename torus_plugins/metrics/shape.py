@@ -85,6 +85,16 @@ def effective_rank(x) -> float:
     """exp(entropy of the normalised covariance eigenvalues), in [1, min(n - 1, d)].
 
     Usage: ``effective_rank(z)``  # ~5 for isotropic noise in R^5
+
+    Args:
+        x: [n, d] point cloud (numpy array, torch tensor or nested list), n >= 2.
+
+    Returns:
+        The effective rank as a float.
+
+    Raises:
+        ValueError: ``x`` is not a 2-D finite real array of at least 2 rows and 1 column, or all
+            its rows are identical.
     """
     xc, _ = centred_unit(as_cloud(x))  # eigenvalue ratios do not depend on the unit
     gram = xc.T @ xc if xc.shape[1] <= xc.shape[0] else xc @ xc.T  # same non-zero eigenvalues
@@ -103,6 +113,22 @@ def intrinsic_dimension(x, k: int = 10, subsample: int | None = 2000, seed: int 
     n ~ 1000.
 
     Usage: ``intrinsic_dimension(z, k=10)``  # ~2 for a sampled 2-torus
+
+    Args:
+        x: [n, d] point cloud (numpy array, torch tensor or nested list).
+        k: neighbours per point, an integer in [2, distinct points - 1].
+        subsample: rows drawn (seeded) before estimating, an integer >= 2; None: all.
+        seed: seed of the subsample.
+
+    Returns:
+        The intrinsic dimension as a float > 0.
+
+    Raises:
+        ModuleNotFoundError: faiss is not installed (the ``search`` extra).
+        TypeError: ``k`` is not an integer.
+        ValueError: a bad cloud (as :func:`effective_rank`), ``subsample`` not None or >= 2, ``k``
+            out of range among the distinct points, or every point's neighbours equidistant (the
+            estimate is unbounded).
     """
     x, _ = centred_unit(take_subsample(as_cloud(x), subsample, seed))  # only distance ratios count
     distinct = np.unique(x, axis=0)
@@ -120,7 +146,16 @@ def intrinsic_dimension(x, k: int = 10, subsample: int | None = 2000, seed: int 
 def greedy_landmarks(x: np.ndarray, n_landmarks: int, seed: int = 0) -> np.ndarray:
     """Indices of up to ``n_landmarks`` furthest-point (greedy permutation) landmarks, starting at a
     seeded random point; stops early when every point is covered (duplicates). Same construction as
-    ripser's ``n_perm``."""
+    ripser's ``n_perm``.
+
+    Args:
+        x: [n, d] float cloud (not checked).
+        n_landmarks: most landmarks to pick.
+        seed: seed of the first landmark.
+
+    Returns:
+        int [L] row indices of ``x``, L <= ``n_landmarks``, in the order picked.
+    """
     rng = np.random.default_rng(seed)
     idx = [int(rng.integers(len(x)))]
     d = np.linalg.norm(x - x[idx[0]], axis=1)
@@ -135,7 +170,21 @@ def greedy_landmarks(x: np.ndarray, n_landmarks: int, seed: int = 0) -> np.ndarr
 
 def bar_limits(n_dims: int, spacing: float, threshold=None, min_life=MIN_LIFE) -> list[float]:
     """Lifetime a bar of each dimension must exceed to count: ``min_life[p] * spacing``, or
-    ``threshold``."""
+    ``threshold``.
+
+    Args:
+        n_dims: number of homology dimensions (H0 .. H{n_dims - 1}).
+        spacing: the landmark spacing s, in input units.
+        threshold: an absolute lifetime (input units) for every dimension, or None.
+        min_life: lifetimes in units of s per dimension (the last one repeats for higher ones).
+
+    Returns:
+        ``n_dims`` limits as floats, in input units.
+
+    Raises:
+        ValueError: ``threshold`` not None nor a finite number >= 0, or ``min_life`` not a
+            non-empty sequence of numbers in (0, CAP).
+    """
     if threshold is not None:
         if (
             isinstance(threshold, bool)
@@ -174,8 +223,26 @@ def persistence(
     whose limit (``bar_limits``) is above that bound is not computed (its count is exactly 0) and
     gets an empty diagram. This is what keeps high-dimensional clouds (a 32-torus in R^64: every
     landmark about equally far from every other) from a minutes-long H1/H2 computation.
-    ``progress``: the elapsed time of ripser on stderr (None: when stderr is a terminal, after 1 s;
-    True / False).
+
+    Args:
+        x: [n, d] point cloud (numpy array, torch tensor or nested list).
+        landmarks: landmarks L, an integer >= 2.
+        seed: seed of the first landmark.
+        maxdim: highest homology dimension, an integer in 0..3.
+        threshold: absolute lifetime (input units) instead of the relative rule, or None.
+        min_life: lifetimes in landmark spacings per dimension (see :func:`bar_limits`).
+        progress: the elapsed time of ripser on stderr (None: when stderr is a terminal, after
+            1 s; True / False).
+
+    Returns:
+        ``(dgms, s)``: ``maxdim + 1`` ripser diagrams, [m, 2] float arrays of (birth, death) in
+        input units, and the landmark spacing s (input units).
+
+    Raises:
+        ModuleNotFoundError: ripser or scipy is not installed (the ``topology`` extra).
+        TypeError: ``landmarks`` or ``maxdim`` not an integer, ``progress`` not None or a bool.
+        ValueError: a bad cloud (as :func:`effective_rank`), ``landmarks`` or ``maxdim`` out of
+            range, or a bad ``threshold`` / ``min_life`` (as :func:`bar_limits`).
     """
     _require(TOPOLOGY_NEEDS, "persistence")
     from ripser import ripser
@@ -222,10 +289,9 @@ def betti_numbers(
     percentile of their minimum-spanning-tree edge lengths (= H0 death values: the scale at which
     the landmarks connect; a high quantile, so that the gaps of a randomly sampled curve do not
     count as holes, and a few large gaps between components do not set the scale). A bar of
-    dimension p counts if min(death, 6.5 s)
-    - birth > ``min_life[p]`` * s (default 5 s for H0, 1.8 s for H1 and H2); the Rips filtration
-      stops at 6.5
-    s, so a feature born after ~4.7 s is missed. ``threshold`` (input units) replaces the rule with
+    dimension p counts if min(death, 6.5 s) minus birth > ``min_life[p]`` * s (default 5 s for H0,
+    1.8 s for H1 and H2); the Rips filtration stops at 6.5 s, so a feature born after ~4.7 s is
+    missed. ``threshold`` (input units) replaces the rule with
     jepa-torus' absolute one (same landmarks, same cap). Defaults give, at any scale and rotation:
     flat 2-torus (1,2,1), S^2 (1,0,1), S^1 (1,1,0), two circles (2,2,0), Gaussian blob (1,0,0)
     (tested). Landmarks that exhaust a small random sample (L >= n) are the noisiest case: S^2 with
@@ -245,6 +311,25 @@ def betti_numbers(
     skip H1/H2 exactly (see ``persistence``).
 
     Usage: ``betti, diagrams = betti_numbers(z)``  # (1, 2, 1) for a sampled torus
+
+    Args:
+        x: [n, d] point cloud (numpy array, torch tensor or nested list).
+        threshold: absolute lifetime (input units) instead of the relative rule, or None.
+        landmarks: landmarks L, an integer >= 2.
+        seed: seed of the first landmark.
+        maxdim: highest homology dimension, an integer in 0..3.
+        min_life: lifetimes in landmark spacings per dimension (see :func:`bar_limits`).
+        progress: the elapsed time of ripser on stderr (None: when stderr is a terminal; True /
+            False).
+
+    Returns:
+        ``(betti, dgms)``: a tuple of ``maxdim + 1`` ints (b_0 >= 1), and the ripser diagrams as
+        :func:`persistence` returns them.
+
+    Raises:
+        ModuleNotFoundError: ripser or scipy is not installed (the ``topology`` extra).
+        TypeError: ``landmarks`` or ``maxdim`` not an integer, ``progress`` not None or a bool.
+        ValueError: as :func:`persistence`.
     """
     _require(TOPOLOGY_NEEDS, "betti_numbers")
     dgms, spacing = persistence(x, landmarks, seed, maxdim, threshold, min_life, progress)
@@ -255,7 +340,20 @@ def count_bars(
     dgms, spacing: float, threshold: float | None = None, min_life: tuple = MIN_LIFE
 ) -> tuple:
     """Betti numbers of ``persistence`` output: bars with min(death, CAP * spacing) - birth >
-    ``bar_limits``."""
+    ``bar_limits``.
+
+    Args:
+        dgms: ripser diagrams, one [m, 2] (birth, death) array per dimension, input units.
+        spacing: the landmark spacing s, input units.
+        threshold: absolute lifetime (input units) instead of the relative rule, or None.
+        min_life: lifetimes in landmark spacings per dimension.
+
+    Returns:
+        A tuple of one int per diagram; b_0 is at least 1 (the essential component).
+
+    Raises:
+        ValueError: a bad ``threshold`` or ``min_life`` (as :func:`bar_limits`).
+    """
     betti = []
     for dgm, limit in zip(dgms, bar_limits(len(dgms), spacing, threshold, min_life)):
         life = np.minimum(dgm[:, 1], CAP * spacing) - dgm[:, 0]
@@ -302,6 +400,21 @@ def spectral_gap(x, k: int = 15, subsample: int | None = 1000, seed: int = 0) ->
     ``spectral_gap_ratio``.
 
     Usage: ``spectral_gap(z, k=15)``
+
+    Args:
+        x: [n, d] point cloud (numpy array, torch tensor or nested list).
+        k: neighbours per point, an integer in [1, n - 1] (n after subsampling).
+        subsample: rows drawn (seeded) first, an integer >= 2; None: all.
+        seed: seed of the subsample.
+
+    Returns:
+        lambda_2 as a float >= 0.
+
+    Raises:
+        ModuleNotFoundError: faiss (``search`` extra) or scipy (``topology`` extra) is missing.
+        TypeError: ``k`` is not an integer.
+        ValueError: a bad cloud (as :func:`effective_rank`), a bad ``subsample``, ``k`` out of
+            range.
     """
     _require(GRAPH_NEEDS, "spectral_gap")
     x = take_subsample(as_cloud(x), subsample, seed)
@@ -311,7 +424,18 @@ def spectral_gap(x, k: int = 15, subsample: int | None = 1000, seed: int = 0) ->
 @lru_cache(maxsize=64)
 def reference_torus_gap(n: int, k: int, repeats: int = 3) -> float:
     """Mean lambda_2 of the kNN graph of ``repeats`` uniform samples of n points on the flat
-    (Clifford) 2-torus."""
+    (Clifford) 2-torus.
+
+    Fixed seed and cached: the same (n, k, repeats) always gives the same number.
+
+    Args:
+        n: points per sample, >= 2.
+        k: neighbours per point, in [1, n - 1].
+        repeats: samples averaged.
+
+    Returns:
+        The mean lambda_2 as a float >= 0 (0 if the graphs are disconnected).
+    """
     rng = np.random.default_rng(12345)
     gaps = []
     for _ in range(repeats):
@@ -330,6 +454,21 @@ def spectral_gap_ratio(x, k: int = 15, subsample: int | None = 1000, seed: int =
     n-free for 2-D manifolds).
 
     Usage: ``spectral_gap_ratio(z)``  # ~1 for a sampled torus
+
+    Args:
+        x: [n, d] point cloud (numpy array, torch tensor or nested list).
+        k: neighbours per point, an integer in [1, n - 1] (n after subsampling).
+        subsample: rows drawn (seeded) first, an integer >= 2; None: all.
+        seed: seed of the subsample (the reference sample has its own fixed seed).
+
+    Returns:
+        The ratio as a float >= 0.
+
+    Raises:
+        ModuleNotFoundError: faiss (``search`` extra) or scipy (``topology`` extra) is missing.
+        TypeError: ``k`` is not an integer.
+        ValueError: a bad cloud (as :func:`effective_rank`), a bad ``subsample``, ``k`` out of
+            range, or a ``k`` so small that the reference torus graph is disconnected.
     """
     _require(GRAPH_NEEDS, "spectral_gap_ratio")
     x = take_subsample(as_cloud(x), subsample, seed)
@@ -353,6 +492,17 @@ def torus_score(betti, gap_ratio: float) -> float:
     """0.5 * [betti == (1,2,1)] + 0.5 * max(0, 1 - |1 - gap_ratio|), in [0, 1].
 
     Usage: ``torus_score((1, 2, 1), 0.97)``  # 0.985
+
+    Args:
+        betti: Betti numbers (b0, b1, b2, ...), a tuple, list or array of at least 3.
+        gap_ratio: the spectral gap ratio, a finite number >= 0.
+
+    Returns:
+        The score as a float in [0, 1].
+
+    Raises:
+        TypeError: ``gap_ratio`` is not a number (bools refused), ``betti`` not a sequence.
+        ValueError: ``gap_ratio`` negative, NaN or inf; fewer than 3 Betti numbers.
     """
     if isinstance(gap_ratio, bool) or not isinstance(gap_ratio, (int, float, np.number)):
         raise TypeError(
@@ -389,13 +539,34 @@ def shape_metrics(
     None). ``progress``: the elapsed time of ripser on stderr (None: when stderr is a terminal; True
     / False).
 
-    ``betti_subsample`` is the number of greedy landmarks for the Betti numbers; ``threshold``
-    (input units) switches to jepa-torus' absolute lifetime rule. Keys: effective_rank,
-    intrinsic_dimension, spectral_gap, spectral_gap_ratio (vs a reference torus sample),
-    spectral_gap_grid_ratio (jepa-torus': lambda_2 / torus_spectral_gap(grid_size)), betti,
-    diagrams, betti_scale (landmark spacing s), torus_score.
-
     Usage: ``shape_metrics(z, seed=0)["torus_score"]``
+
+    Args:
+        x: [n, d] point cloud (numpy array, torch tensor or nested list).
+        grid_size: N of the N x N grid whose gap jepa-torus divides by (an integer >= 3).
+        k_id: neighbours of :func:`intrinsic_dimension`.
+        k_graph: neighbours of the kNN graph of the spectral gap.
+        threshold: absolute lifetime (input units) for the Betti numbers instead of the relative
+            rule (jepa-torus'), or None.
+        betti_subsample: number of greedy landmarks for the Betti numbers.
+        seed: seed of the subsamples and landmarks.
+        topology: compute the Betti numbers and the torus score (needs ripser).
+        graph_subsample: rows of the spectral-gap graph (None: all).
+        id_subsample: rows of the intrinsic dimension (None: all).
+        progress: the elapsed time of ripser on stderr (None: when stderr is a terminal; True /
+            False).
+
+    Returns:
+        A dict with keys effective_rank, intrinsic_dimension, spectral_gap, spectral_gap_ratio (vs
+        a reference torus sample), spectral_gap_grid_ratio (jepa-torus': lambda_2 /
+        torus_spectral_gap(grid_size)), betti, diagrams, betti_scale (landmark spacing s) and
+        torus_score (the last four None without ``topology``).
+
+    Raises:
+        ModuleNotFoundError: faiss, scipy or (with ``topology``) ripser is not installed.
+        TypeError: ``progress`` not None or a bool, or a non-integer ``k_id``, ``k_graph``,
+            ``grid_size``.
+        ValueError: as the metrics above (a bad cloud, a count out of range, a bad threshold).
     """
     _require(GRAPH_NEEDS + (TOPOLOGY_NEEDS if topology else []), "shape_metrics")
     check_progress(progress)

@@ -18,7 +18,21 @@ from ..geometry import get_geometry
 def circular_variance(x, geometry="sphere", bits: int = 8) -> float:
     """1 - ||mean of unit vectors|| (sphere), or its per-circle mean (torusN, torusC, codes).
 
-    ``geometry``: a name or a :class:`~torus_plugins.geometry.Geometry`. Needs >= 2 points.
+    Args:
+        x: [n, d] embeddings (numpy array, torch tensor or nested list), n >= 2; integer codes
+            [n, k] for ``geometry="codes"``.
+        geometry: a name or a :class:`~torus_plugins.geometry.Geometry`.
+        bits: code width when ``geometry`` is ``"codes"``.
+
+    Returns:
+        The circular variance in [0, 1] as a float: 0 = collapsed, ~1 = uniform.
+
+    Raises:
+        TypeError: ``geometry`` neither a name nor a Geometry, or a dtype the geometry does not
+            read (floats for codes, integers for embeddings).
+        ValueError: an unknown geometry name, ``bits`` not an integer in 1..8 for codes, not
+            2-D, empty, NaN or inf, fewer than 2 rows, or what the geometry refuses (an all-zero
+            row, an odd width, a zero pair, a code out of range).
     """
     g = get_geometry(geometry, bits)
     x = as_array(x)
@@ -35,7 +49,17 @@ def _codes(codes) -> np.ndarray:
 
 
 def code_entropy(codes) -> float:
-    """Mean over columns of the Shannon entropy (bits) of each column's code histogram."""
+    """mean over columns j of H_j = -sum_v p_jv log2 p_jv, p_jv = frequency of value v in column j.
+
+    Args:
+        codes: [n, k] integer (or bool) codes.
+
+    Returns:
+        The mean entropy in bits as a float (0: every column constant; b: uniform b-bit codes).
+
+    Raises:
+        ValueError: not an integer or bool dtype, not 2-D, or empty.
+    """
     codes = _codes(codes)
     hs = []
     for col in codes.T:
@@ -46,6 +70,16 @@ def code_entropy(codes) -> float:
 
 
 def unique_codes(codes) -> int:
-    """Number of distinct code rows."""
+    """Number of distinct code rows.
+
+    Args:
+        codes: [n, k] integer (or bool) codes.
+
+    Returns:
+        The count, in [1, n].
+
+    Raises:
+        ValueError: not an integer or bool dtype, not 2-D, or empty.
+    """
     codes = np.ascontiguousarray(_codes(codes))
     return int(len(np.unique(codes, axis=0)))
