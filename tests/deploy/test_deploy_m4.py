@@ -155,7 +155,8 @@ def test_make_m4_example_quick(tmp_path, capsys):
     import os
     import sys
 
-    examples = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    examples = os.path.join(repo, "examples")
     sys.path.insert(0, examples)
     try:
         import deploy_m4

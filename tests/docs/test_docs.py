@@ -13,7 +13,7 @@ import tomllib
 import torch
 from markdown_blocks import count_openings, python_blocks, run_block
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
 PAGES = sorted(
     p for p in DOCS.rglob("*.md") if not {"_build", "api"} & set(p.relative_to(DOCS).parts)

@@ -121,7 +121,7 @@ def test_gather_without_process_group_is_identity():
 def test_ddp_example_step_equals_one_process_on_the_whole_batch(tmp_path, monkeypatch):
     """examples/ddp_step.py: DDP + L2p head + SupCon/KoLeo with gather_distributed=True on 2 gloo ranks."""
     monkeypatch.syspath_prepend(
-        str(Path(__file__).resolve().parents[1] / "examples")
+        str(Path(__file__).resolve().parents[2] / "examples")
     )  # spawned ranks import it
     import ddp_step
 
