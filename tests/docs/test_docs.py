@@ -103,6 +103,7 @@ def test_norun_block_compiles_and_needs_what_a_test_cannot_have(page, line, code
     assert any(need in code for need in UNAVAILABLE), f"{page}:{line} can run: drop 'norun'"
 
 
+@pytest.mark.slow
 def test_docs_build_strict_and_document_every_public_object(tmp_path):
     src = copy_docs(tmp_path)
     index = (src / "index.md").read_text()
@@ -128,6 +129,7 @@ def test_docs_build_strict_and_document_every_public_object(tmp_path):
     assert "Unreleased" in (out / "changelog.html").read_text()  # CHANGELOG.md, included
 
 
+@pytest.mark.slow
 def test_strict_build_fails_on_an_unresolved_reference_and_a_broken_link(tmp_path):
     src = copy_docs(tmp_path)
     for page in src.rglob("*.md"):
