@@ -29,7 +29,7 @@ test: $(DEV_STAMP)
 	$(PY) -m pytest -n 2 -q
 
 # The documentation site, strict: a warning, a broken link or an unresolved reference to the package fails it.
-# The test suite runs the same build (tests/test_docs.py). Open build/docs/html/index.html.
+# The test suite runs the same build (tests/docs/test_docs.py). Open build/docs/html/index.html.
 docs: $(DEV_STAMP)
 	$(PY) -m sphinx -W --keep-going -n -q -b html docs build/docs/html
 
