@@ -35,7 +35,7 @@ lint: $(DEV_STAMP)
 	$(PY) -m mypy
 
 # The documentation site, strict: a warning, a broken link or an unresolved reference to the package fails it.
-# The test suite runs the same build (tests/test_docs.py). Open build/docs/html/index.html.
+# The test suite runs the same build (tests/docs/test_docs.py). Open build/docs/html/index.html.
 docs: $(DEV_STAMP)
 	$(PY) -m sphinx -W --keep-going -n -q -b html docs build/docs/html
 

@@ -164,6 +164,7 @@ def test_export_roundtrip(tmp_path, capsys):
     assert "torus" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_console_script(tmp_path):
     make(tmp_path, n=60)
     exe = os.path.join(os.path.dirname(sys.executable), "torus-plugins")

@@ -133,6 +133,7 @@ def test_largest_seed_runs(tmp_path, capsys):
     assert main(argv) == 0
 
 
+@pytest.mark.slow
 def test_console_script_seed_overflow_exit_2(tmp_path):
     z, y = _embeddings(tmp_path)
     exe = os.path.join(os.path.dirname(sys.executable), "torus-plugins")

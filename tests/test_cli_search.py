@@ -42,6 +42,7 @@ def run(*argv) -> int:
     return main([str(a) for a in argv])
 
 
+@pytest.mark.slow
 def test_round_trip_export_search_eval_through_the_console_script(tmp_path):
     z, y, _ = torus_data()
     np.save(tmp_path / "emb.npy", z)

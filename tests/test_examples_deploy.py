@@ -69,6 +69,7 @@ def test_quick_run_writes_results_and_handoff_files(quick_run, capsys):
     assert stored.bits == 8 and stored.codes.shape[1] == head.n_angles
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     bool(missing_packages()),
     reason=f"the Cortex-M4 toolchain is missing: apt-get install {' '.join(DEBIAN_PACKAGES)}",

@@ -157,6 +157,7 @@ CLI_WITHOUT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_cli_eval_without_extras_is_one_error_line_exit_2(tmp_path):
     """A core-only install (faiss and pytorch-metric-learning absent) runs eval: one line naming
     both, before any data is read (the embeddings file does not even exist)."""

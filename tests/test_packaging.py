@@ -95,6 +95,7 @@ def test_metadata_license_version_and_extras():
         install_hint("gpu")
 
 
+@pytest.mark.slow
 def test_wheel_contents(built):
     wheel, _ = built
     names = zipfile.ZipFile(wheel).namelist()
@@ -114,6 +115,7 @@ def test_wheel_contents(built):
     assert 'Requires-Dist: faiss-cpu>=1.7.4; extra == "search"' in meta
 
 
+@pytest.mark.slow
 def test_sdist_carries_the_tests_and_what_they_read(built):
     _, sdist = built
     root = sdist.name[: -len(".tar.gz")]
@@ -127,6 +129,7 @@ def test_sdist_carries_the_tests_and_what_they_read(built):
     assert any("/tests/fixtures/fx_supcon_framework/" in n for n in names)
 
 
+@pytest.mark.slow
 def test_wheel_installs_in_fresh_venv_and_imports_adapters(built, tmp_path):
     wheel, _ = built
     venv = tmp_path / "fresh"
@@ -209,6 +212,7 @@ CORE_ONLY = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_core_imports_heads_losses_codes_and_search_without_any_extra():
     """A core-only install simulated by blocking every optional package's import in a fresh
     interpreter."""
@@ -309,6 +313,7 @@ def test_require_returns_the_module_and_passes_other_import_errors_through(monke
         require("numpy", "numpy")
 
 
+@pytest.mark.slow
 def test_version_falls_back_when_the_distribution_is_not_installed():
     code = (
         "import importlib.metadata as m\n"

@@ -12,8 +12,8 @@ initialised process group (or world size 1) it is a no-op.
 Why not torch's ``torch.distributed.nn.functional.all_gather``: it is deprecated in torch 2.14 (its
 successor is in the private ``_functional_collectives``), and on gloo it scatters non-contiguous
 gradients (e.g. of SupCon's view-major reshape) into buffers with the wrong strides, giving wrong
-gradients (tests/test_distributed.py shows it). lightly's ``gather`` is not a core dependency. So:
-all_gather forward, all_reduce(sum) backward, own slice.
+gradients (tests/losses/test_distributed.py shows it). lightly's ``gather`` is not a core
+dependency. So: all_gather forward, all_reduce(sum) backward, own slice.
 
 Usage: ``z_all = gather(z)``  (inside a loss built with ``gather_distributed=True``)
 """

@@ -17,7 +17,7 @@ from torus_plugins.adapters import normalize as tn
 from torus_plugins.adapters import protoclr as tpc
 from torus_plugins.adapters import supcon_framework as tsf
 
-FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures"
 SGD = {"name": "SGD", "params": {"lr": 0.01}}
 
 

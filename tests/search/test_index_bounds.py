@@ -274,6 +274,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc are Linux's")
 def test_real_memory_bound_under_an_address_space_limit(tmp_path):
     """A process limited to 3 GiB more address space: every case fails with the package's error

@@ -23,13 +23,16 @@ from torus_plugins.deploy.cortex_m4 import (
 )
 
 MISSING = missing_packages()
-pytestmark = pytest.mark.skipif(
-    bool(MISSING),
-    reason=(
-        f"the Cortex-M4 toolchain is missing: apt-get install {' '.join(DEBIAN_PACKAGES)} "
-        f"(not found: {' '.join(MISSING)})"
+pytestmark = [
+    pytest.mark.slow,  # cross-compiles and runs firmware in QEMU
+    pytest.mark.skipif(
+        bool(MISSING),
+        reason=(
+            f"the Cortex-M4 toolchain is missing: apt-get install {' '.join(DEBIAN_PACKAGES)} "
+            f"(not found: {' '.join(MISSING)})"
+        ),
     ),
-)
+]
 
 
 def make_case(geometry: str, bits: int, n_stored: int = 1000, n_queries: int = 100, seed: int = 0):
@@ -155,7 +158,8 @@ def test_make_m4_example_quick(tmp_path, capsys):
     import os
     import sys
 
-    examples = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    examples = os.path.join(repo, "examples")
     sys.path.insert(0, examples)
     try:
         import deploy_m4

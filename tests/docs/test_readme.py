@@ -9,7 +9,7 @@ import pytest
 import torch
 from markdown_blocks import count_openings, python_blocks, run_block
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_readme_has_python_blocks():

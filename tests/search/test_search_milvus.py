@@ -53,7 +53,7 @@ def server(tmp_path_factory):
     srv.kill()  # its data is thrown away: no need to wait for a graceful shutdown (up to 10 s)
 
 
-@pytest.fixture(scope="module", params=["lite", "server"])
+@pytest.fixture(scope="module", params=["lite", pytest.param("server", marks=pytest.mark.slow)])
 def backend(request, tmp_path_factory):
     """kwargs that put an index on Milvus Lite (one shared client, a local file) or the server."""
     pymilvus = pymilvus_or_fail()
@@ -301,6 +301,7 @@ def assert_down_error_is_quick(call, what):
     return err.value
 
 
+@pytest.mark.slow
 def test_acknowledged_adds_survive_sigkill_and_a_dead_server_answers_in_bounded_time(server):
     rng = np.random.default_rng(24)
     x = ties_data(rng, 3000, 16, 8)
@@ -358,6 +359,7 @@ class KillDuringUpsert:
         return getattr(self.client, name)
 
 
+@pytest.mark.slow
 def test_kill_during_a_batch_then_resend_what_the_error_names(server):
     pymilvus = pymilvus_or_fail()
     rng = np.random.default_rng(25)
@@ -416,6 +418,7 @@ def add_and_search(uri, proc, n):
     return np.concatenate(ids), x
 
 
+@pytest.mark.slow
 def test_four_client_processes_lose_nothing_and_share_no_id(server):
     from concurrent.futures import ProcessPoolExecutor
 

@@ -96,6 +96,7 @@ def test_concurrent_write_index_on_one_path(tmp_path):
     assert _temps(tmp_path) == []
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "fork") or fcntl is None, reason="needs fork and flock (POSIX)")
 def test_writer_killed_at_random_points_leaves_the_previous_file(tmp_path):
     target = tmp_path / "codes.torc"

@@ -70,6 +70,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
 @pytest.mark.parametrize("layer", ["default", "workqueue"])
 def test_search_in_forked_children_after_a_threaded_search(layer):

@@ -13,7 +13,7 @@ import tomllib
 import torch
 from markdown_blocks import count_openings, python_blocks, run_block
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
 PAGES = sorted(
     p for p in DOCS.rglob("*.md") if not {"_build", "api"} & set(p.relative_to(DOCS).parts)
@@ -92,6 +92,7 @@ def test_norun_block_compiles_and_needs_what_a_test_cannot_have(page, line, code
     assert any(need in code for need in UNAVAILABLE), f"{page}:{line} can run: drop 'norun'"
 
 
+@pytest.mark.slow
 def test_docs_build_strict_and_document_every_public_object(tmp_path):
     src = copy_docs(tmp_path)
     index = (src / "index.md").read_text()
@@ -117,6 +118,7 @@ def test_docs_build_strict_and_document_every_public_object(tmp_path):
     assert "Unreleased" in (out / "changelog.html").read_text()  # CHANGELOG.md, included
 
 
+@pytest.mark.slow
 def test_strict_build_fails_on_an_unresolved_reference_and_a_broken_link(tmp_path):
     src = copy_docs(tmp_path)
     for page in src.rglob("*.md"):
