@@ -36,8 +36,8 @@ def clifford_ref(t: np.ndarray) -> np.ndarray:
 
 
 def magnitudes(dtype, seed=0):
-    """[6, 8] inputs spanning the dtype's awkward range: tiny (squares underflow fp16), unit, large (squares
-    overflow fp16), exact zero pairs, and one pair mixing a huge and a tiny coordinate."""
+    """[6, 8] inputs spanning the dtype's awkward range: tiny (squares underflow fp16), unit, large
+    (squares overflow fp16), exact zero pairs, and one pair mixing a huge and a tiny coordinate."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(6, 8, generator=g, dtype=torch.float64)
     x[0] *= 1e-3
@@ -65,8 +65,9 @@ def test_normalising_heads_against_float64(head, ref, dtype, autocast):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("head,ref", [(L2p(8), l2p_ref), (Sphere(8), sphere_ref)])
 def test_zero_input_gives_zeros_and_finite_gradient_in_every_dtype(head, ref, dtype):
-    """A zero pair (L2p) / zero vector (Sphere): zeros out, never NaN, gradient g / (sqrt(k) eps) like F.normalize
-    in float32/float64 (in half precision that gradient is not representable: it saturates to +-inf, never NaN)."""
+    """A zero pair (L2p) / zero vector (Sphere): zeros out, never NaN, gradient g / (sqrt(k) eps)
+    like F.normalize in float32/float64 (in half precision that gradient is not representable: it
+    saturates to +-inf, never NaN)."""
     x = torch.zeros(3, 8, dtype=dtype)
     x[1] = torch.arange(1, 9, dtype=dtype)
     x[1, 4:6] = 0.0  # a zero pair inside a non-zero vector
@@ -123,7 +124,7 @@ def test_mlp_heads_in_every_dtype_match_their_float64_copy(head_fn, dtype):
     ref = copy.deepcopy(head).double()(x.to(dtype).double())
     z = head.to(dtype)(x.to(dtype))
     assert z.dtype == dtype and bool(torch.isfinite(z).all())
-    # the MLP runs in the dtype itself (its rounding grows with depth): a looser bound than a single op
+    # the MLP runs in the dtype itself (its rounding grows with depth): a looser bound than one op
     np.testing.assert_allclose(
         z.double().detach().numpy(), ref.detach().numpy(), atol=8 * ATOL[dtype]
     )
