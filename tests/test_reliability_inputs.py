@@ -1,4 +1,4 @@
-"""Issue 14 classes 2, 4, 7, 8 over the public API: every constructor parameter and every tensor
+"""Bad input over the public API: every constructor parameter and every tensor
 input, fed bad values generated per kind, gives a TypeError/ValueError raised by this package (not
 from deep inside torch or numpy) that names the argument and the value; good inputs of any shape
 give finite, correct output."""

@@ -1,4 +1,4 @@
-"""Issue 14 class 6 and issue 15 section 6 for the code files: bounded reads of regular files only,
+"""Code files: bounded reads of regular files only,
 no leftovers after a failed write, C headers that compile for every accepted name, and streaming
 memory of the encoders."""
 
