@@ -15,6 +15,8 @@ For torusC the last block's output is read as turns and the head's output width 
 (``head.out_dim``). :func:`torus_head` puts the projection after any existing lightly head.
 """
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -23,7 +25,8 @@ from torus_plugins._optional import require
 from torus_plugins.geometry import embedding_geometry
 from torus_plugins.heads import make_projection
 
-_lightly_heads = require("lightly.models.modules.heads", "lightly")
+# Any: lightly is an optional import, its head classes the bases below
+_lightly_heads: Any = require("lightly.models.modules.heads", "lightly")
 
 __all__ = [
     "TorusProjectionHead",
