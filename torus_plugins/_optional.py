@@ -14,6 +14,7 @@ Usage::
 """
 
 import importlib
+from types import ModuleType
 
 __all__ = ["EXTRAS", "DISTRIBUTIONS", "require", "require_all", "install_hint"]
 
@@ -114,7 +115,8 @@ def require_all(needs, what: str | None = None) -> list:
     needs = list(needs)
     for _, extra in needs:
         install_hint(extra)  # ValueError for an unknown extra
-    modules, missing = [], []  # missing: (top-level name, extra)
+    modules: list[ModuleType | None] = []
+    missing: list[tuple[str, str]] = []  # missing: (top-level name, extra)
     for module, extra in needs:
         try:
             modules.append(importlib.import_module(module))

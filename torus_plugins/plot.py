@@ -306,7 +306,7 @@ def plot_few_shot(
     cmap = plt.get_cmap("tab10")
     heads = list(dict.fromkeys(h for per_head in results.values() for h in per_head))
     for ax, (split, per_head) in zip(axes[0], results.items()):
-        shots_all = set()
+        shots_all: set[int] = set()
         for h, head in enumerate(heads):
             if head not in per_head:
                 continue

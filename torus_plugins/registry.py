@@ -50,7 +50,7 @@ class _Entry:
     name: str  # as declared
     target: str  # module:attr
     distribution: str
-    entry_point: object  # importlib.metadata.EntryPoint
+    entry_point: importlib.metadata.EntryPoint
     problem: str | None = None
 
 
@@ -93,7 +93,8 @@ def _distributions():
 
 def _scan(kind: str) -> _Scan:
     group, scan = _group(kind), _Scan()
-    builtin, third_party = {}, {}
+    builtin: dict[str, list[_Entry]] = {}
+    third_party: dict[str, list[_Entry]] = {}
     for dist_name, dist in _distributions():
         if dist_name is None:
             where = getattr(dist, "_path", "?")

@@ -49,7 +49,9 @@ MODES = ("auto", "host", "device", "off")
 ENV_VAR = "TORUS_PLUGINS_VALIDATE"
 
 _process_mode = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"  # checked when used
-_block_mode = contextvars.ContextVar("torus_plugins_validation", default=None)
+_block_mode: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "torus_plugins_validation", default=None
+)
 
 
 def _checked(mode, name: str) -> str:

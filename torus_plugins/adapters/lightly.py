@@ -18,6 +18,8 @@ is ``2 * output_dim`` (``head.out_dim``). :func:`torus_head` puts the projection
 lightly head.
 """
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -26,7 +28,8 @@ from torus_plugins._optional import require
 from torus_plugins.geometry import embedding_geometry
 from torus_plugins.heads import make_projection
 
-_lightly_heads = require("lightly.models.modules.heads", "lightly")
+# Any: lightly is an optional import, its head classes the bases below
+_lightly_heads: Any = require("lightly.models.modules.heads", "lightly")
 
 __all__ = [
     "TorusProjectionHead",

@@ -17,6 +17,8 @@ or pass the pieces to any pml loss::
 unit Clifford vectors) and ``ToroidalDistance`` a pml ``BaseDistance`` on angles in turns.
 """
 
+from typing import Any
+
 import torch
 
 from torus_plugins._checks import check_bool, check_positive_float
@@ -24,9 +26,10 @@ from torus_plugins._optional import require
 from torus_plugins.losses._common import check_embeddings, per_circle_unit
 from torus_plugins.losses.koleo import koleo_terms
 
+# Any: the bases come from an optional import (mypy cannot follow a module chosen at run time)
 _pml_losses = require("pytorch_metric_learning.losses", "pml")
-BaseDistance = require("pytorch_metric_learning.distances", "pml").BaseDistance
-BaseRegularizer = require("pytorch_metric_learning.regularizers", "pml").BaseRegularizer
+BaseDistance: Any = require("pytorch_metric_learning.distances", "pml").BaseDistance
+BaseRegularizer: Any = require("pytorch_metric_learning.regularizers", "pml").BaseRegularizer
 c_f = require("pytorch_metric_learning.utils.common_functions", "pml")
 
 __all__ = ["CliffordCosine", "ToroidalDistance", "KoLeoRegularizer", "torus_supcon_loss"]

@@ -265,7 +265,7 @@ def patch(models_module, losses_module=None, geometry=None) -> Patch:
             f"{models_module.__name__!r} has no SupConModel class; pass SupCon-Framework's "
             f"tools.models"
         )
-    if "projmode" not in inspect.signature(upstream.__init__).parameters:
+    if "projmode" not in inspect.signature(upstream).parameters:
         raise ValueError(
             "this SupConModel has no projmode argument (SupCon-Framework's main branch): its run "
             "names would not mark a torus run, so a patched run would overwrite the sphere run's "

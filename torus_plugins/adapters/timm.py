@@ -101,7 +101,7 @@ def make_head(
                 f"dim must equal the backbone width {in_features}; got dim={dim}"
             )
         proj = make_projection(mode, dim)
-        proj.in_features = in_features
+        proj.in_features = in_features  # type: ignore[assignment] # torch types Module attributes as Tensor | Module
         return proj
     return ProjectionHead(in_features, dim, geometry=mode, hidden_dim=hidden_dim, n_layers=n_layers)
 
@@ -161,7 +161,8 @@ class TorusTimmModel(nn.Module):
         """Output width of the head; 0 without one (``forward`` then returns pooled features)."""
         if isinstance(self.head, nn.Identity):
             return 0
-        return int(getattr(self.head, "out_dim", None) or self.head.out_features)
+        width = getattr(self.head, "out_dim", None) or self.head.out_features
+        return int(width)  # type: ignore[arg-type] # torch types Module attributes as Tensor | Module
 
     @property
     def out_dim(self) -> int | None:
@@ -250,14 +251,15 @@ class TorusTimmModel(nn.Module):
         """
         if isinstance(num_classes, bool) or not isinstance(num_classes, int):
             raise TypeError(f"num_classes must be an int, got {type(num_classes).__name__}")
-        if num_classes < 0 or (num_classes and self.head_hidden_size is None):
+        width = self.head_hidden_size
+        if num_classes < 0 or (num_classes and width is None):
             raise ValueError(
                 f"num_classes must be >= 0 (and > 0 needs a backbone with "
                 f"num_features), got {num_classes}"
             )
         if global_pool is not None:
-            self.backbone.reset_classifier(0, global_pool)
-        self.head = nn.Linear(self.head_hidden_size, num_classes) if num_classes else nn.Identity()
+            self.backbone.reset_classifier(0, global_pool)  # type: ignore[operator] # torch types Module attributes as Tensor | Module
+        self.head = nn.Linear(width, num_classes) if num_classes and width else nn.Identity()
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Gradient checkpointing in the backbone (timm's ``set_grad_checkpointing``).
@@ -266,7 +268,7 @@ class TorusTimmModel(nn.Module):
             enable: switch it on (True) or off (False); passed to the backbone's method (a backbone
                 without one raises AttributeError).
         """
-        self.backbone.set_grad_checkpointing(enable)
+        self.backbone.set_grad_checkpointing(enable)  # type: ignore[operator] # torch types Module attributes as Tensor | Module
 
     def no_weight_decay(self) -> set[str]:
         """The backbone's ``no_weight_decay`` names as parameter names of this model.
@@ -360,7 +362,7 @@ def attach_head(
             f"in_features={in_features} does not match the backbone width {width} "
             f"(model.num_features)"
         )
-    model.reset_classifier(0)
+    model.reset_classifier(0)  # type: ignore[operator] # torch types Module attributes as Tensor | Module
     return TorusTimmModel(model, make_head(width, geometry, dim, hidden_dim, n_layers))
 
 

@@ -21,7 +21,9 @@ Usage::
 import os
 import re
 import secrets
+from types import ModuleType
 
+fcntl: ModuleType | None  # None where flock is missing (Windows)
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -78,7 +80,7 @@ def remove_stale_temps(path) -> list:
     path = os.fspath(path)
     directory = os.path.dirname(path) or "."
     pattern = temp_name_pattern(path)
-    removed = []
+    removed: list[str] = []
     if fcntl is None:
         return removed
     try:

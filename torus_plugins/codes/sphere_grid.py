@@ -37,7 +37,8 @@ class SphereGridQuantizer:
 
     def __init__(self, bits: int = 8):
         self.bits = check_bits(bits)
-        self.lo = self.hi = None
+        self.lo: np.ndarray | None = None
+        self.hi: np.ndarray | None = None
 
     @staticmethod
     def _as_2d_float(x, name="x"):
@@ -72,11 +73,13 @@ class SphereGridQuantizer:
         self.lo, self.hi = x.min(0), x.max(0)
         return self
 
-    def _check_fitted(self, d):
-        if self.lo is None:
+    def _check_fitted(self, d: int) -> tuple[np.ndarray, np.ndarray]:
+        """The fitted (lo, hi), once checked to be there and of dimension ``d``."""
+        if self.lo is None or self.hi is None:
             raise RuntimeError("SphereGridQuantizer is not fitted: call fit(reference) first")
         if d != self.lo.shape[0]:
             raise ValueError(f"expected {self.lo.shape[0]} dimensions, got {d}")
+        return self.lo, self.hi
 
     def encode(self, x) -> np.ndarray:
         """Codes of vectors on the fitted grid.
@@ -93,10 +96,10 @@ class SphereGridQuantizer:
             RuntimeError: :meth:`fit` was not called.
         """
         x = self._as_2d_float(x)
-        self._check_fitted(x.shape[1])
+        lo, hi = self._check_fitted(x.shape[1])
         top = (1 << self.bits) - 1
-        span = np.where(self.hi > self.lo, self.hi - self.lo, 1.0)
-        return np.clip(np.round((x - self.lo) / span * top), 0, top).astype(np.uint8)
+        span = np.where(hi > lo, hi - lo, 1.0)
+        return np.clip(np.round((x - lo) / span * top), 0, top).astype(np.uint8)
 
     def decode(self, codes) -> np.ndarray:
         """Vectors of codes: lo + code / (2**b - 1) * (hi - lo).
@@ -116,6 +119,6 @@ class SphereGridQuantizer:
         codes = check_codes(codes, self.bits)
         if codes.ndim != 2:
             raise ValueError(f"codes must be 2-D [n, d], got shape {codes.shape}")
-        self._check_fitted(codes.shape[1])
+        lo, hi = self._check_fitted(codes.shape[1])
         top = (1 << self.bits) - 1
-        return (self.lo + codes.astype(np.float64) / top * (self.hi - self.lo)).astype(np.float32)
+        return (lo + codes.astype(np.float64) / top * (hi - lo)).astype(np.float32)

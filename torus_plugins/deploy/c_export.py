@@ -107,6 +107,7 @@ static inline uint8_t {name}_angle_code(int32_t x, int32_t y)
 def _turn_source(head: IntegerHead, name: str, up: str) -> str:
     """torusC: ``<name>_turn_code(acc)``, the fixed-point multiply rounded half up, mod 2**bits."""
     bits, shift, mask = head.bits, head.shift, (1 << head.bits) - 1
+    assert shift is not None  # IntegerHead sets it for torusC (from the scales when not given)
     if shift == 0:
         floor = "    uint64_t u = (uint64_t)p; /* p mod 2^64: the same residue mod 2^bits */\n"
     else:

@@ -362,7 +362,9 @@ def trace_instruction_count(elf, timeout: float = 600.0) -> int:
     with subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
     ) as proc:
-        for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):
+        stdout = proc.stdout
+        assert stdout is not None  # stdout=PIPE
+        for chunk in iter(lambda: stdout.read(1 << 20), b""):
             data = tail + chunk  # a marker split between two chunks is whole here, once
             count += data.count(b"Trace ")
             tail = data[-5:]

@@ -365,8 +365,8 @@ def _digest(path: str) -> dict:
     return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def _versions() -> dict:
-    out = {"python": platform.python_version()}
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
     for dist in ("torus-plugins", "torch", "executorch", "torchao", "numpy"):
         try:
             out[dist] = metadata.version(dist)

@@ -460,6 +460,8 @@ class IntegerHead:
         acc = self.accumulate(q)
         if self.geometry == "torusN":
             return angle_codes(acc[..., 0::2], acc[..., 1::2], self.bits)
+        # __post_init__ sets both for torusC (from the scales when not given)
+        assert self.multiplier is not None and self.shift is not None
         return turn_codes(acc, self.multiplier, self.shift, self.bits)
 
     def turns(self, q) -> np.ndarray:

@@ -116,7 +116,7 @@ def find_split(model: nn.Module, example: torch.Tensor) -> ModelSplit:
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    names = {}
+    names: dict[int, str] = {}
     for name, module in model.named_modules(remove_duplicate=False):
         names.setdefault(id(module), name)
     events, out = _trace_calls(model, example)

@@ -34,7 +34,7 @@ def _inverse_norms(x: torch.Tensor, eps: float, with_mask: bool = False):
     k = x.shape[-1] // 2
     limit = k * eps * eps
     r2k = _pair_sum(x * x).mul_(k)
-    k_mask = k
+    k_mask: int | torch.Tensor = k
     if with_mask and r2k.numel() and (not host_reads_allowed(x) or bool(r2k.amin() < limit)):
         k_mask = torch.where(r2k >= limit, float(k), 0.0).to(x.dtype)
     inv = _repeat_pairs(r2k.clamp_min_(limit).rsqrt_())
@@ -97,7 +97,7 @@ def _use_plain_formula() -> bool:
 
 
 def _project(
-    x: torch.Tensor, inv: torch.Tensor, k_mask: torch.Tensor, t: torch.Tensor
+    x: torch.Tensor, inv: torch.Tensor, k_mask: int | torch.Tensor, t: torch.Tensor
 ) -> torch.Tensor:
     """J t for the L2p Jacobian J (symmetric, so J^T g = J g is the backward).
 

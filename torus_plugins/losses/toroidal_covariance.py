@@ -69,6 +69,8 @@ class ToroidalCovarianceLoss(nn.Module):
         >>> loss = ToroidalCovarianceLoss(grid_size=12, dim=256)(torch.randn(32, 256))
     """
 
+    weight: torch.Tensor  # buffer [dim, dim]
+
     def __init__(
         self,
         grid_size: int = 12,
@@ -92,7 +94,8 @@ class ToroidalCovarianceLoss(nn.Module):
         self.register_buffer("weight", full.float(), persistent=False)
         self.grid_size, self.dim, self.penalty = grid_size, dim, penalty
         self.gather_distributed = gather_distributed
-        self._weights = {}  # (device, dtype) -> weight: one copy, not a blocking copy every step
+        self._weights: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+        # (device, dtype) -> weight: one copy, not a blocking copy every step
 
     def _weight_like(self, z: torch.Tensor) -> torch.Tensor:
         w = self.weight

@@ -78,7 +78,7 @@ class VICRegLoss(nn.Module):
             penalty,
         )
         self.gather_distributed = check_bool(gather_distributed, "VICRegLoss gather_distributed")
-        self._toroidal = {}
+        self._toroidal: dict[int, ToroidalCovarianceLoss] = {}
 
     def _cov(self, z: torch.Tensor) -> torch.Tensor:
         d = z.shape[1]

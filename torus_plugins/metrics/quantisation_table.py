@@ -290,7 +290,7 @@ def quantisation_table(
     return rows
 
 
-def format_table(rows, width: int = None, geometry=None) -> str:
+def format_table(rows, width: int | None = None, geometry=None) -> str:
     """Fixed-width text of ``quantisation_table`` rows (bits per vector always shown).
 
     With ``width`` and ``geometry`` a header line states the embedding width the rows share.

@@ -51,6 +51,7 @@ Usage: ``shape_metrics(z, seed=0)``  # dict of all of the above
 """
 
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -263,8 +264,8 @@ def persistence(
         dist.max() - mst.min()
     )  # no bar lives longer: born after the shortest edge, dead at the diameter
     # limits are checked in input units (threshold), compared in the cloud's units
-    limits = bar_limits(int(maxdim) + 1, float(np.ldexp(spacing, exponent)), threshold, min_life)
-    limits = np.ldexp(limits, -exponent)
+    limits_in = bar_limits(int(maxdim) + 1, float(np.ldexp(spacing, exponent)), threshold, min_life)
+    limits = np.ldexp(limits_in, -exponent)
     computed = max([0] + [p for p in range(1, int(maxdim) + 1) if limits[p] < longest])
     with running(f"ripser H0-H{computed}, {len(lm)} landmarks", progress):  # 1-20 s on a 2-D shape
         dgms = ripser(dist, maxdim=computed, distance_matrix=True, thresh=CAP * spacing)["dgms"]
@@ -571,7 +572,7 @@ def shape_metrics(
     _require(GRAPH_NEEDS + (TOPOLOGY_NEEDS if topology else []), "shape_metrics")
     check_progress(progress)
     x = as_cloud(x)
-    out = {
+    out: dict[str, Any] = {
         "effective_rank": effective_rank(x),
         "intrinsic_dimension": intrinsic_dimension(x, k_id, id_subsample, seed),
     }

@@ -72,8 +72,8 @@ def format_settings_table(
     tables: dict,
     metric: str = "precision_at_1",
     title: str = "",
-    extra: dict = None,
-    columns: dict = None,
+    extra: dict | None = None,
+    columns: dict | None = None,
 ) -> str:
     """One line per setting (first-seen order), one column per head, cells ``"0.912 +- 0.004 [256
     b]"`` (bits per vector in brackets; one seed: no std). Empty cells say why: a setting that did

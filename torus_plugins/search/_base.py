@@ -16,7 +16,7 @@ import numpy as np
 from ..codes.quantize import check_bits, check_codes
 from ._args import check_geometry, check_int, deprecated
 from ._results import check_result_memory, pad_results, range_from_topk
-from .params import SearchParameters
+from .params import SearchParameters, _Checked
 from .selectors import selection_mask
 
 __all__ = ["IndexBase"]
@@ -88,7 +88,7 @@ class IndexBase:
     """
 
     #: The search parameter class this index takes (``params=``).
-    params_type = SearchParameters
+    params_type: type[_Checked] = SearchParameters
     #: Search parameters that used to be positional / keyword arguments of search (deprecated).
     _legacy_params: tuple = ("threads",)
 

@@ -10,6 +10,7 @@ its class by :func:`index_kind`.
 """
 
 import base64
+import builtins
 
 import numpy as np
 
@@ -61,7 +62,7 @@ class FileMeta:
             self.fail(field, expected, value)
         return value
 
-    def array(self, field: str, dtype, count: int, nullable: bool = True):
+    def array(self, field: str, dtype, count: builtins.int, nullable: bool = True):
         """An array of ``count`` values of ``dtype`` (base64), or None where allowed."""
         name = np.dtype(dtype).name
         value = self.get(field, (str, type(None)) if nullable else str, f"base64 of {count} {name}")
@@ -78,7 +79,7 @@ class FileMeta:
             )
         return np.frombuffer(raw, np.dtype(dtype).newbyteorder("<")).astype(dtype)
 
-    def ids(self, field: str, count: int, nullable: bool = True):
+    def ids(self, field: str, count: builtins.int, nullable: bool = True):
         """An int64 id array (base64 of ``count`` values); ids are >= 0 (-1 marks no result)."""
         ids = self.array(field, np.int64, count, nullable)
         if ids is not None and ids.size and ids.min() < 0:

@@ -7,6 +7,7 @@ import base64
 import json
 import re
 import time
+from typing import Any
 
 import numpy as np
 
@@ -98,6 +99,18 @@ def _layout(n_angles: int, bits: int) -> dict:
 class MilvusCollection:
     """Server plumbing of a Milvus-backed index: expects ``client``, ``uri``, ``timeout``,
     ``collection``, ``id_collection``, ``n_angles``, ``bits``, ``dim`` and ``server_version``."""
+
+    client: Any  # a pymilvus.MilvusClient (pymilvus ships no type information)
+    uri: str
+    timeout: int
+    consistency: str
+    collection: str
+    id_collection: str
+    n_angles: int
+    bits: int
+    top_bits: int
+    dim: int
+    server_version: str
 
     def _open(self, pymilvus, drop: bool, index_type: str, index_params: dict) -> None:
         """Open (or create, or with ``drop`` re-create) the collection and its id companion,
@@ -340,7 +353,7 @@ def _is_client_error(e: BaseException) -> bool:
     try:
         import grpc
 
-        transport = (grpc.RpcError, grpc.FutureTimeoutError)
+        transport: tuple[type[BaseException], ...] = (grpc.RpcError, grpc.FutureTimeoutError)
     except ImportError:
         transport = ()
     return isinstance(e, (MilvusException, *transport))

@@ -60,7 +60,8 @@ def range_from_topk(topk, q: np.ndarray, limit: int, radius, beyond_limit: str |
     still has ``limit`` results inside the radius (a server's largest k).
     """
     nq = q.shape[0]
-    found_d, found_i = [None] * nq, [None] * nq
+    found_d: list[np.ndarray | None] = [None] * nq
+    found_i: list[np.ndarray | None] = [None] * nq
     rows = np.arange(nq)
     k = min(limit, 32)
     while rows.size and k:
@@ -77,8 +78,8 @@ def range_from_topk(topk, q: np.ndarray, limit: int, radius, beyond_limit: str |
         rows = rows[more]
         k = min(limit, 4 * k)
     empty = np.zeros(0, np.int64)
-    found_d = [empty if f is None else f for f in found_d]
-    found_i = [empty if f is None else f for f in found_i]
+    dists = [empty if f is None else f for f in found_d]
+    idx = [empty if f is None else f for f in found_i]
     lims = np.zeros(nq + 1, np.int64)
-    lims[1:] = np.cumsum([len(f) for f in found_d])
-    return lims, np.concatenate([empty, *found_d]), np.concatenate([empty, *found_i])
+    lims[1:] = np.cumsum([len(f) for f in dists])
+    return lims, np.concatenate([empty, *dists]), np.concatenate([empty, *idx])

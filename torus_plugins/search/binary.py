@@ -12,6 +12,8 @@ Usage::
     D, I = index.search(query_codes, 10)
 """
 
+from typing import Any
+
 import numpy as np
 
 from ..codes.johnson import johnson_encode
@@ -52,7 +54,7 @@ class TorusIndexBinaryFlat(FlatStore):
                 f"{self.bits}-bit angle takes {2 ** (self.bits - 1)} bits), got "
                 f"bits={self.bits}: use TorusIndexFlat"
             )
-        self._flat = None  # faiss IndexBinaryFlat over the Johnson codes, built lazily
+        self._flat: Any = None  # faiss IndexBinaryFlat over the Johnson codes, built lazily
         self._flat_n = 0  # rows of _state it holds
 
     @property

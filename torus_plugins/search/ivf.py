@@ -248,6 +248,7 @@ class TorusIndexIVF(PersistentIndex):
                     "with add_with_ids too"
                 )
             if st.refs is not refs:  # train published new centroids: re-assign
+                assert st.refs is not None  # once trained, an index stays trained
                 groups = self._group_by_list(st.refs, codes)
             if ids is not None and idmap is None:  # first explicit ids: held codes keep theirs
                 lists, idmap = self._renumbered(lists)
@@ -258,6 +259,7 @@ class TorusIndexIVF(PersistentIndex):
             for li, part in groups:
                 new_lists[li] = append_rows(lists[li], codes[part], seq[part], convert)
             if ids is not None:
+                assert idmap is not None  # held, or built above by _renumbered
                 idmap = self._grow_idmap(idmap, nseq, ids)
             self._state = st._replace(
                 lists=tuple(new_lists), nseq=nseq + codes.shape[0], idmap=idmap
@@ -342,6 +344,7 @@ class TorusIndexIVF(PersistentIndex):
         nq = q.shape[0]
         if k == 0 or nq == 0:
             return np.zeros((nq, k), np.int64), np.zeros((nq, k), np.int64)
+        assert view.refs is not None  # _snapshot checked that the index is trained
         probe = probe_lists(q, view.refs, self.bits, nprobe)  # the snapshot's centroids
         rows, seqs = self._typed_lists(view)
         D, S = lists_topk(q, probe, rows, seqs, self.bits, k, self.packed)
@@ -380,10 +383,11 @@ class TorusIndexIVF(PersistentIndex):
         return codes, meta
 
     @classmethod
-    def _from_file(cls, f, m: FileMeta):
+    def _from_file(cls, f, m: FileMeta | None):
         """Every size is checked against data the file holds before anything is allocated: nlist
         against the list sizes, the centroids and the id map against their bytes; nseq with no id
         map is only a counter (the next implicit id)."""
+        assert m is not None  # index_kind says "IVF" only for a file with metadata
         n = len(f)
         nlist = m.int("nlist", 1)
         sizes = m.get("list_sizes", list, f"a list of {nlist} sizes")

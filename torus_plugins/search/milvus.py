@@ -63,6 +63,7 @@ Usage::
 import base64
 import math
 import time
+from typing import Any
 
 import numpy as np
 
@@ -318,7 +319,7 @@ class MilvusTorusIndex(MilvusCollection, IndexBase):
         with self._lock:
             self._upsert(codes, ids, *args, progress, flush)
 
-    def _write_args(self, codes: np.ndarray, metadata, batch_size) -> tuple:
+    def _write_args(self, codes: np.ndarray, metadata, batch_size) -> tuple[Any, int]:
         """Checked (metadata, batch_size) of a write."""
         return self._check_metadata(metadata, codes.shape[0]), check_int(batch_size, "batch_size")
 

@@ -49,7 +49,8 @@ LAUNCH = threading.Lock()
 def _host_paths() -> tuple:
     """Paths this host runs: portable always; AVX2 / AVX-512BW on an x86 host whose CPU has them,
     with numba compiling for the host (not a generic or pinned CPU)."""
-    if numba.config.CPU_NAME not in (None, "host") or numba.config.CPU_FEATURES:
+    config = numba.config  # its settings are set at import from the environment: not typed
+    if config.CPU_NAME not in (None, "host") or config.CPU_FEATURES:  # type: ignore[attr-defined]
         return (PORTABLE,)
     try:
         if not llvm.get_process_triple().startswith(("x86_64", "i686")):
@@ -121,7 +122,7 @@ def _threads_unsafe_after_fork() -> bool:
         return False
     if layer != "omp":
         return False
-    from numba.np.ufunc import omppool
+    from numba.np.ufunc import omppool  # type: ignore[attr-defined]  # compiled, no stub
 
     return getattr(omppool, "openmp_vendor", "GNU") == "GNU"
 
