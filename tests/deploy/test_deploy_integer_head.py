@@ -32,7 +32,7 @@ from torus_plugins.deploy import (
     save_integer_head,
     turn_codes,
 )
-from torus_plugins.deploy.integer_head import TANGENT_FRACTION_BITS, boundary_tangents
+from torus_plugins.deploy.integer_ops import TANGENT_FRACTION_BITS, boundary_tangents
 from torus_plugins.search import TorusIndexFlat
 
 CC = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")

@@ -21,18 +21,9 @@ Usage::
 from .c_export import export_integer_head_c, integer_head_c_source
 from .export import export
 from .fidelity import code_agreement
-from .integer_head import (
-    GEOMETRIES,
-    ZERO_PAIR_CODE,
-    IntegerHead,
-    IntegerHeadFileError,
-    angle_codes,
-    fixed_point_multiplier,
-    integer_head_from_linear,
-    load_integer_head,
-    save_integer_head,
-    turn_codes,
-)
+from .head_file import IntegerHeadFileError, load_integer_head, save_integer_head
+from .integer_head import GEOMETRIES, IntegerHead, integer_head_from_linear
+from .integer_ops import ZERO_PAIR_CODE, angle_codes, fixed_point_multiplier, turn_codes
 from .runtime import ExportFileError, IntegerEncoder, load, set_runtime_threads
 from .split import ModelSplit, find_split
 

@@ -17,7 +17,8 @@ from .._checks import check_c_identifier
 from ..codes.atomic import atomic_write
 from ..codes.c_export import codes_c_source
 from ..codes.quantize import check_codes
-from .integer_head import TANGENT_FRACTION_BITS, IntegerHead, boundary_tangents
+from .integer_head import IntegerHead
+from .integer_ops import TANGENT_FRACTION_BITS, boundary_tangents
 
 __all__ = ["export_integer_head_c", "integer_head_c_source"]
 

@@ -467,7 +467,7 @@ def read_activations(path, in_features: int) -> np.ndarray:
 def main(argv=None) -> int:
     """Command line: emulate a saved head on stored codes and activations; 1 on any mismatch."""
     from ..codes.file_format import load_codes
-    from .integer_head import load_integer_head
+    from .head_file import load_integer_head
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--head", required=True, help="integer head file (save_integer_head)")

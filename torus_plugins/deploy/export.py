@@ -45,7 +45,8 @@ from torch import nn
 from .._checks import check_c_identifier, check_int
 from .._optional import require
 from .c_export import export_integer_head_c
-from .integer_head import integer_head_from_linear, save_integer_head
+from .head_file import save_integer_head
+from .integer_head import integer_head_from_linear
 from .split import find_split
 
 __all__ = [

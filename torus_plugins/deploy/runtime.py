@@ -17,7 +17,8 @@ import torch
 
 from .._optional import require
 from .export import FORMAT, FORMAT_VERSION, HEAD_FILE, MANIFEST_FILE, PROGRAM_FILE
-from .integer_head import IntegerHead, load_integer_head
+from .head_file import load_integer_head
+from .integer_head import IntegerHead
 
 __all__ = ["load", "IntegerEncoder", "ExportFileError", "set_runtime_threads"]
 
