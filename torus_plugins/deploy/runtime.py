@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .._optional import require
-from .export import FORMAT, FORMAT_VERSION, HEAD_FILE, MANIFEST_FILE, PROGRAM_FILE
+from .export_folder import FORMAT, FORMAT_VERSION, HEAD_FILE, MANIFEST_FILE, PROGRAM_FILE
 from .head_file import load_integer_head
 from .integer_head import IntegerHead
 
