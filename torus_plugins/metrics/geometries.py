@@ -6,8 +6,17 @@ Importing this module warns; its names are those of :mod:`torus_plugins.geometry
 import warnings
 
 from .._arrays import as_array, scale_rows, unit_rows  # noqa: F401
-from ..geometry import (
-    CodesGeometry,  # noqa: F401
+from ..geometry import (  # noqa: F401
+    GEOMETRIES,
+    SPHERE,
+    TORUS_C,
+    TORUS_N,
+    CodesGeometry,
+    Geometry,
+    TorusGeometry,
+    clifford_of_turns,
+    get_geometry,
+    turns_circular_variance,
 )
 
 warnings.warn(
