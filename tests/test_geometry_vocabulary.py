@@ -148,3 +148,38 @@ def test_deprecated_modules_and_names_warn():
 
     with pytest.warns(DeprecationWarning, match="canonical_projection is deprecated"):
         assert canonical_projection("l2p") == "torusN"
+
+
+@pytest.mark.parametrize(
+    "module,names",
+    [
+        (
+            "torus_plugins.metrics.geometries",
+            [
+                "GEOMETRIES",
+                "SPHERE",
+                "TORUS_N",
+                "TORUS_C",
+                "Geometry",
+                "TorusGeometry",
+                "CodesGeometry",
+                "get_geometry",
+                "clifford_of_turns",
+                "turns_circular_variance",
+            ],
+        ),
+        (
+            "torus_plugins.cli",
+            ["main", "build_parser", "cmd_eval", "cmd_export", "cmd_list", "cmd_search"],
+        ),
+    ],
+)
+def test_moved_names_stay_importable_from_their_0_1_0_module(module, names):
+    import importlib
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        mod = importlib.import_module(module)
+    missing = [name for name in names if not hasattr(mod, name)]
+    assert not missing, f"{module} lost {missing}"

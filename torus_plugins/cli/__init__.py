@@ -18,9 +18,10 @@ extra: one ``error:`` line on stderr, exit 2; never a table with NaN, never a tr
 and bits per vector: ``torus_plugins.metrics.settings`` (one meaning of "n-bit").
 """
 
+from ._commands import cmd_eval, cmd_export, cmd_list
 from ._inputs import CODE_FILE_EXTENSIONS, OFF_TORUS_TOLERANCE, InputError, load_array
 from ._parser import SEED_MAX, OneLineErrorParser, build_parser, int_in, main
-from ._search import SEARCH_OUTPUTS
+from ._search import SEARCH_OUTPUTS, cmd_search
 
 __all__ = [
     "CODE_FILE_EXTENSIONS",
@@ -30,6 +31,10 @@ __all__ = [
     "InputError",
     "OneLineErrorParser",
     "build_parser",
+    "cmd_eval",
+    "cmd_export",
+    "cmd_list",
+    "cmd_search",
     "int_in",
     "load_array",
     "main",
