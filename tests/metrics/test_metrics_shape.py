@@ -165,8 +165,13 @@ def test_betti_high_dimensional_cloud_skips_h1_h2_exactly():
 @given(seed=st.integers(0, 2**16), scale=st.floats(1e-3, 1e3), dim=st.integers(2, 9))
 def test_betti_invariant_under_rotation_and_scale(seed, scale, dim):
     rng = np.random.default_rng(seed)
-    x = circle(150, rng)
-    assert betti_numbers(scale * rotate_into(x, dim, rng) + rng.normal(size=dim))[0] == (1, 1, 0)
+    # stratified angles: one point per 1/150 of the circle, so no gap is wider than 2/150 turn
+    # (uniform angles leave a gap of up to ~7% of the circle for some seeds, and a hole that is
+    # born that late is missed: the limitation is stated in betti_numbers' docstring)
+    t = 2 * np.pi * (np.arange(150) + rng.random(150)) / 150
+    x = np.c_[np.cos(t), np.sin(t)]
+    moved = scale * rotate_into(x, dim, rng) + rng.normal(size=dim)
+    assert betti_numbers(moved)[0] == betti_numbers(x)[0] == (1, 1, 0)
 
 
 # ---------------------------------------------------------------- spectral gap
