@@ -2,7 +2,6 @@
 one ``pip install 'torus-plugins[a,b]'`` for all of them (not one extra per retry), and in the CLI
 one ``error:`` line with exit code 2 and no traceback."""
 
-import importlib.abc
 import subprocess
 import sys
 import textwrap
@@ -11,29 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tomllib
+from import_blocker import block
 
 from torus_plugins._optional import DISTRIBUTIONS, EXTRAS, install_hint, require, require_all
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-class _Blocker(importlib.abc.MetaPathFinder):
-    def __init__(self, names):
-        self.names = set(names)
-
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in self.names:
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-
-def block(monkeypatch, *names):
-    """``import name`` fails as if the package were not installed (its loaded modules hidden for the
-    test)."""
-    for name in list(sys.modules):
-        if name.split(".")[0] in names:
-            monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setattr(sys, "meta_path", [_Blocker(names)] + sys.meta_path)
 
 
 def torus_cloud(n=60):

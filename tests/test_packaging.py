@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tomllib
+from import_blocker import block
 
 import torus_plugins
 from torus_plugins._optional import EXTRAS, install_hint, require
@@ -232,27 +233,6 @@ def test_core_imports_heads_losses_codes_and_search_without_any_extra():
     assert lines[2] == "LOADED []"
 
 
-class _Blocker(importlib.abc.MetaPathFinder):
-    """Finds nothing for the blocked top-level names, as when they are not installed."""
-
-    def __init__(self, names):
-        self.names = set(names)
-
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in self.names:
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-
-def _block(monkeypatch, *names):
-    """Make ``import name`` fail as if it were not installed (its loaded modules are hidden for the
-    test)."""
-    for name in list(sys.modules):
-        if name.split(".")[0] in names:
-            monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setattr(sys, "meta_path", [_Blocker(names)] + sys.meta_path)
-
-
 def _fresh_import(monkeypatch, module):
     monkeypatch.delitem(sys.modules, module, raising=False)
     return importlib.import_module(module)
@@ -293,7 +273,7 @@ def _fresh_import(monkeypatch, module):
 )
 def test_missing_optional_package_names_its_extra(monkeypatch, case):
     package, extra, use = case
-    _block(monkeypatch, package)
+    block(monkeypatch, package)
     with pytest.raises(
         ModuleNotFoundError,
         match=rf"No module named '{package}'.*\[{extra}\] extra.*"
